@@ -1,0 +1,26 @@
+//! mailgate configuration: main.cf and master.cf in Postfix syntax, lookup tables,
+//! domain and network lists, next-hop routing, and the `mailgate check` logic.
+//!
+//! Every configuration error is reported with its file and line, and loading collects
+//! all errors rather than stopping at the first.
+
+mod address;
+mod check;
+mod error;
+mod lines;
+mod lists;
+mod main_cf;
+mod master_cf;
+mod net;
+mod params;
+mod route;
+mod table;
+
+pub use address::split_address;
+pub use check::check;
+pub use error::{ConfigError, Diagnostic};
+pub use lists::{DomainList, NetworkList};
+pub use main_cf::{MainConfig, Override};
+pub use master_cf::{MasterConfig, ServiceEntry, ServiceKind};
+pub use route::{Route, Router};
+pub use table::{AddressLookup, Table, lookup_address, open_tables};

@@ -1,0 +1,358 @@
+//! The table of known main.cf parameters: name, default and value kind.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// How a parameter's value is interpreted and validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Str,
+    Bool,
+    Int,
+    /// A time value; the char is the unit assumed when the value has none.
+    Time(char),
+    /// A byte count.
+    Size,
+    List,
+}
+
+#[derive(Debug)]
+pub(crate) struct Param {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub kind: Kind,
+}
+
+const fn p(name: &'static str, default: &'static str, kind: Kind) -> Param {
+    Param {
+        name,
+        default,
+        kind,
+    }
+}
+
+use Kind::{Bool, Int, List, Size, Str, Time};
+
+/// `myhostname` and `mydomain` have computed defaults (see `MainConfig`); their entries
+/// here carry an empty placeholder.
+static PARAMS: &[Param] = &[
+    // Identity.
+    p("myhostname", "", Str),
+    p("mydomain", "", Str),
+    p("myorigin", "$myhostname", Str),
+    p("mail_name", "mailgate", Str),
+    p("mail_owner", "mailgate", Str),
+    p("syslog_name", "mailgate", Str),
+    p("maillog_file", "", Str),
+    p("compatibility_level", "3.6", Str),
+    p("biff", "no", Bool),
+    // Directories and Postfix install paths (accepted so existing main.cf files load).
+    p("queue_directory", "/var/spool/mailgate", Str),
+    p("daemon_directory", "", Str),
+    p("data_directory", "/var/lib/mailgate", Str),
+    p("command_directory", "/usr/sbin", Str),
+    p("config_directory", "/etc/mailgate", Str),
+    p("html_directory", "no", Str),
+    p("manpage_directory", "/usr/share/man", Str),
+    p("readme_directory", "no", Str),
+    p("sample_directory", "/etc/mailgate", Str),
+    p("sendmail_path", "/usr/sbin/sendmail", Str),
+    p("newaliases_path", "/usr/bin/newaliases", Str),
+    p("mailq_path", "/usr/bin/mailq", Str),
+    p("setgid_group", "postdrop", Str),
+    // Destinations and routing.
+    // Empty on purpose: a gateway delivers nothing locally.
+    p("mydestination", "", List),
+    p("mynetworks", "127.0.0.0/8 [::1]/128", List),
+    p("mynetworks_style", "host", Str),
+    p("inet_interfaces", "all", List),
+    p("inet_protocols", "all", List),
+    p("relay_domains", "", List),
+    p("relay_recipient_maps", "", List),
+    p("transport_maps", "", List),
+    p("relayhost", "", Str),
+    p("default_transport", "smtp", Str),
+    p("relay_transport", "relay", Str),
+    p(
+        "local_transport",
+        "error:local mail delivery is disabled",
+        Str,
+    ),
+    p("defer_transports", "", List),
+    p(
+        "parent_domain_matches_subdomains",
+        "debug_peer_list,fast_flush_domains,mynetworks,permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains,smtpd_access_maps",
+        List,
+    ),
+    p("local_recipient_maps", "", List),
+    p("alias_maps", "", List),
+    p("alias_database", "", List),
+    p("virtual_alias_maps", "", List),
+    p("canonical_maps", "", List),
+    p("sender_canonical_maps", "", List),
+    p("recipient_canonical_maps", "", List),
+    p("recipient_delimiter", "", Str),
+    p("content_filter", "", Str),
+    p("receive_override_options", "", List),
+    p("dns_nameservers", "", List),
+    p("disable_dns_lookups", "no", Bool),
+    p("smtp_host_lookup", "dns", List),
+    // Message limits.
+    p("message_size_limit", "10240000", Size),
+    p("header_size_limit", "102400", Size),
+    p("line_length_limit", "2048", Int),
+    p("hopcount_limit", "50", Int),
+    p("always_add_missing_headers", "no", Bool),
+    p("strict_rfc821_envelopes", "no", Bool),
+    p("allow_percent_hack", "no", Bool),
+    p("swap_bangpath", "no", Bool),
+    p("resolve_dequoted_address", "yes", Bool),
+    p("smtputf8_enable", "yes", Bool),
+    p("header_checks", "", List),
+    p("body_checks", "", List),
+    p("mime_header_checks", "$header_checks", List),
+    p("nested_header_checks", "$header_checks", List),
+    // SMTP server.
+    p("smtpd_banner", "$myhostname ESMTP $mail_name", Str),
+    p(
+        "smtpd_relay_restrictions",
+        "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination",
+        List,
+    ),
+    p("smtpd_recipient_restrictions", "", List),
+    p("smtpd_client_restrictions", "", List),
+    p("smtpd_helo_restrictions", "", List),
+    p("smtpd_sender_restrictions", "", List),
+    p("smtpd_data_restrictions", "", List),
+    p("smtpd_end_of_data_restrictions", "", List),
+    p("smtpd_etrn_restrictions", "", List),
+    p("smtpd_restriction_classes", "", List),
+    p("smtpd_null_access_lookup_key", "<>", Str),
+    p("smtpd_sender_login_maps", "", List),
+    p("smtpd_helo_required", "no", Bool),
+    p("smtpd_delay_reject", "yes", Bool),
+    p("disable_vrfy_command", "no", Bool),
+    p("smtpd_timeout", "300s", Time('s')),
+    p("smtpd_hard_error_limit", "20", Int),
+    p("smtpd_soft_error_limit", "10", Int),
+    p("smtpd_error_sleep_time", "1s", Time('s')),
+    p("smtpd_junk_command_limit", "100", Int),
+    p("smtpd_recipient_limit", "1000", Int),
+    p("smtpd_client_connection_count_limit", "50", Int),
+    p("smtpd_client_connection_rate_limit", "0", Int),
+    p("smtpd_forbid_bare_newline", "normalize", Str),
+    p("smtpd_reject_unlisted_recipient", "yes", Bool),
+    p("smtpd_milters", "", List),
+    p("non_smtpd_milters", "", List),
+    p(
+        "local_header_rewrite_clients",
+        "permit_inet_interfaces",
+        List,
+    ),
+    p("unknown_relay_recipient_reject_code", "550", Int),
+    p("unknown_local_recipient_reject_code", "550", Int),
+    p("unverified_recipient_reject_code", "450", Int),
+    p("relay_domains_reject_code", "554", Int),
+    p("access_map_reject_code", "554", Int),
+    p("defer_code", "450", Int),
+    p("reject_code", "554", Int),
+    p("address_verify_map", "", Str),
+    p("debug_peer_list", "", List),
+    p("debug_peer_level", "2", Int),
+    // SMTP AUTH and TLS (accepted now, implemented by the services that use them).
+    p("smtpd_sasl_auth_enable", "no", Bool),
+    p("smtpd_sasl_type", "cyrus", Str),
+    p("smtpd_sasl_path", "smtpd", Str),
+    p("smtpd_sasl_security_options", "noanonymous", List),
+    p("smtpd_sasl_local_domain", "", Str),
+    p("smtpd_sasl_authenticated_header", "no", Bool),
+    p("broken_sasl_auth_clients", "no", Bool),
+    p("smtpd_tls_security_level", "", Str),
+    p("smtpd_tls_cert_file", "", Str),
+    p("smtpd_tls_key_file", "$smtpd_tls_cert_file", Str),
+    p("smtpd_tls_CAfile", "", Str),
+    p("smtpd_tls_CApath", "", Str),
+    p("smtpd_tls_loglevel", "0", Int),
+    p("smtpd_tls_received_header", "no", Bool),
+    p("smtpd_tls_auth_only", "no", Bool),
+    p("smtpd_tls_session_cache_database", "", Str),
+    p("smtpd_use_tls", "no", Bool),
+    p("smtp_tls_security_level", "", Str),
+    p("smtp_tls_CAfile", "", Str),
+    p("smtp_tls_CApath", "", Str),
+    p("smtp_tls_loglevel", "0", Int),
+    p("smtp_tls_session_cache_database", "", Str),
+    p("smtp_use_tls", "no", Bool),
+    p("tls_random_source", "dev:/dev/urandom", Str),
+    // Queue manager.
+    p("minimal_backoff_time", "300s", Time('s')),
+    p("maximal_backoff_time", "4000s", Time('s')),
+    p("queue_run_delay", "300s", Time('s')),
+    p("maximal_queue_lifetime", "5d", Time('d')),
+    p("bounce_queue_lifetime", "5d", Time('d')),
+    p("delay_warning_time", "0h", Time('h')),
+    p("default_destination_concurrency_limit", "20", Int),
+    // SMTP client.
+    p("smtp_connect_timeout", "30s", Time('s')),
+    p("smtp_helo_timeout", "300s", Time('s')),
+    p("smtp_mail_timeout", "300s", Time('s')),
+    p("smtp_rcpt_timeout", "300s", Time('s')),
+    p("smtp_data_init_timeout", "120s", Time('s')),
+    p("smtp_data_xfer_timeout", "180s", Time('s')),
+    p("smtp_data_done_timeout", "600s", Time('s')),
+    p("smtp_quit_timeout", "300s", Time('s')),
+    p("smtp_helo_name", "$myhostname", Str),
+    p("smtp_send_xforward_command", "no", Bool),
+    // Master and process management.
+    p("default_process_limit", "100", Int),
+    p("service_throttle_time", "60s", Time('s')),
+    p("daemon_timeout", "18000s", Time('s')),
+    p("ipc_timeout", "3600s", Time('s')),
+    p("max_idle", "100s", Time('s')),
+    p("max_use", "100", Int),
+    p("command_time_limit", "1000s", Time('s')),
+    p("in_flow_delay", "1s", Time('s')),
+    p("master_drain_time", "30s", Time('s')),
+    p("table_check_interval", "5s", Time('s')),
+];
+
+/// Looks up a parameter in the table.
+pub(crate) fn find(name: &str) -> Option<&'static Param> {
+    static INDEX: OnceLock<HashMap<&'static str, &'static Param>> = OnceLock::new();
+    INDEX
+        .get_or_init(|| PARAMS.iter().map(|p| (p.name, p)).collect())
+        .get(name)
+        .copied()
+}
+
+pub(crate) fn all() -> &'static [Param] {
+    PARAMS
+}
+
+/// Postfix booleans: yes or no, any case.
+pub(crate) fn parse_bool(value: &str) -> Option<bool> {
+    if value.eq_ignore_ascii_case("yes") {
+        Some(true)
+    } else if value.eq_ignore_ascii_case("no") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+pub(crate) fn parse_int(value: &str) -> Option<i64> {
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
+pub(crate) fn parse_size(value: &str) -> Option<u64> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
+/// A Postfix time value: a number with an optional unit s, m, h, d or w;
+/// without a unit, `default_unit` applies.
+pub(crate) fn parse_time(value: &str, default_unit: char) -> Option<Duration> {
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let unit = match unit {
+        "" => default_unit,
+        u if u.len() == 1 => u.chars().next()?.to_ascii_lowercase(),
+        _ => return None,
+    };
+    let factor = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86400,
+        'w' => 604_800,
+        _ => return None,
+    };
+    number.checked_mul(factor).map(Duration::from_secs)
+}
+
+/// Checks a value against its kind; the error explains the expected form.
+pub(crate) fn validate(kind: Kind, value: &str) -> Result<(), String> {
+    let ok = match kind {
+        Kind::Str | Kind::List => true,
+        Kind::Bool => parse_bool(value).is_some(),
+        Kind::Int => parse_int(value).is_some(),
+        Kind::Size => parse_size(value).is_some(),
+        Kind::Time(unit) => parse_time(value, unit).is_some(),
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(match kind {
+        Kind::Bool => format!("invalid boolean value \"{value}\" (use yes or no)"),
+        Kind::Int => format!("invalid number \"{value}\" (expected an integer)"),
+        Kind::Size => format!("invalid size \"{value}\" (expected a byte count)"),
+        Kind::Time(unit) => format!(
+            "invalid time value \"{value}\" (expected a number with an optional unit s, m, h, d or w; the default unit is {unit})"
+        ),
+        Kind::Str | Kind::List => String::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_is_valid_and_names_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for param in all() {
+            assert!(seen.insert(param.name), "duplicate {}", param.name);
+            if !param.default.contains('$') {
+                assert!(
+                    validate(param.kind, param.default).is_ok(),
+                    "bad default for {}",
+                    param.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn time_values() {
+        assert_eq!(parse_time("30s", 's'), Some(Duration::from_secs(30)));
+        assert_eq!(parse_time("5m", 's'), Some(Duration::from_secs(300)));
+        assert_eq!(parse_time("1h", 's'), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_time("2d", 's'), Some(Duration::from_secs(172_800)));
+        assert_eq!(parse_time("1w", 's'), Some(Duration::from_secs(604_800)));
+        assert_eq!(parse_time("5", 'd'), Some(Duration::from_secs(432_000)));
+        assert_eq!(parse_time("1200", 's'), Some(Duration::from_secs(1200)));
+        assert_eq!(parse_time("0", 'h'), Some(Duration::ZERO));
+        assert_eq!(parse_time("", 's'), None);
+        assert_eq!(parse_time("5x", 's'), None);
+        assert_eq!(parse_time("5ms", 's'), None);
+        assert_eq!(parse_time("-5s", 's'), None);
+        assert_eq!(parse_time("99999999999999999999s", 's'), None);
+    }
+
+    #[test]
+    fn scalar_values() {
+        assert_eq!(parse_bool("YES"), Some(true));
+        assert_eq!(parse_bool("no"), Some(false));
+        assert_eq!(parse_bool("true"), None);
+        assert_eq!(parse_int("-3"), Some(-3));
+        assert_eq!(parse_int("+3"), None);
+        assert_eq!(parse_int("3k"), None);
+        assert_eq!(parse_size("10240000"), Some(10_240_000));
+        assert_eq!(parse_size("-1"), None);
+        assert!(
+            validate(Kind::Bool, "maybe")
+                .unwrap_err()
+                .contains("yes or no")
+        );
+    }
+}

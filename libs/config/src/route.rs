@@ -1,0 +1,342 @@
+//! Next-hop routing, as Postfix's trivial-rewrite resolves it.
+
+use std::path::PathBuf;
+
+use crate::address::split_address;
+use crate::error::{ConfigError, Diagnostic};
+use crate::lists::DomainList;
+use crate::main_cf::MainConfig;
+use crate::table::{Table, open_tables, parent_keys, strip_extension};
+
+/// Where a recipient's mail goes: a master.cf transport and its next hop.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Route {
+    pub transport: String,
+    /// Such as "[10.0.0.5]:25", "[10.0.0.5]", "mx.example.com:2525", "example.com";
+    /// for the error transport, the error text.
+    pub nexthop: String,
+}
+
+/// A "transport:nexthop" value; either part may be empty.
+#[derive(Clone, Debug)]
+struct TransportValue {
+    transport: String,
+    nexthop: String,
+}
+
+impl TransportValue {
+    fn parse(value: &str) -> TransportValue {
+        let value = value.trim();
+        let (transport, nexthop) = value.split_once(':').unwrap_or((value, ""));
+        TransportValue {
+            transport: transport.trim().to_string(),
+            nexthop: nexthop.trim().to_string(),
+        }
+    }
+}
+
+/// Resolves recipients to routes.
+#[derive(Clone, Debug)]
+pub struct Router {
+    transport_maps: Vec<Table>,
+    relay_domains: DomainList,
+    mydestination: DomainList,
+    default_transport: TransportValue,
+    relay_transport: TransportValue,
+    local_transport: TransportValue,
+    relayhost: String,
+    recipient_delimiter: Option<char>,
+    transport_parent_bare: bool,
+    myorigin: String,
+}
+
+impl Router {
+    /// Opens transport_maps, relay_domains and mydestination.
+    pub fn new(config: &MainConfig) -> Result<Router, ConfigError> {
+        let dir = config.config_dir();
+        let parents = config.list("parent_domain_matches_subdomains");
+        let listed = |name: &str| parents.iter().any(|p| p == name);
+        let mut diagnostics = Vec::new();
+        let mut place = |name: &str, e: ConfigError| {
+            let (file, line) = config
+                .origin(name)
+                .map_or_else(|| (dir.join("main.cf"), 0), |(f, l)| (f.to_path_buf(), l));
+            diagnostics.extend(
+                e.into_diagnostics()
+                    .into_iter()
+                    .map(|d: Diagnostic| d.place(&file, line, name)),
+            );
+        };
+        let transport_maps = open_tables(&config.list("transport_maps"), dir)
+            .map_err(|e| place("transport_maps", e))
+            .unwrap_or_default();
+        let relay_domains =
+            DomainList::parse(&config.list("relay_domains"), dir, listed("relay_domains"))
+                .map_err(|e| place("relay_domains", e));
+        let mydestination =
+            DomainList::parse(&config.list("mydestination"), dir, listed("mydestination"))
+                .map_err(|e| place("mydestination", e));
+        let (Ok(relay_domains), Ok(mydestination), true) =
+            (relay_domains, mydestination, diagnostics.is_empty())
+        else {
+            return Err(ConfigError::Invalid(diagnostics));
+        };
+        Ok(Router {
+            transport_maps,
+            relay_domains,
+            mydestination,
+            default_transport: TransportValue::parse(&config.get("default_transport")),
+            relay_transport: TransportValue::parse(&config.get("relay_transport")),
+            local_transport: TransportValue::parse(&config.get("local_transport")),
+            relayhost: config.get("relayhost"),
+            recipient_delimiter: config.get("recipient_delimiter").chars().next(),
+            transport_parent_bare: listed("transport_maps"),
+            myorigin: config.get("myorigin").to_lowercase(),
+        })
+    }
+
+    /// The route for one recipient: transport_maps first (transport(5) order), then the
+    /// domain's class: mydestination (local_transport), relay_domains (relay_transport)
+    /// or anything else (default_transport).
+    pub fn route(&self, recipient: &str) -> Route {
+        let (local, domain) = match split_address(recipient) {
+            Some((local, domain)) => (local, domain.trim_end_matches('.').to_string()),
+            // An unqualified address belongs to $myorigin, as Postfix appends it.
+            None => (recipient, self.myorigin.clone()),
+        };
+        let class_default = self.class_route(&domain);
+        let Some(found) = self.lookup_transport(recipient, local, &domain) else {
+            return class_default;
+        };
+        let value = TransportValue::parse(&found);
+        match (value.transport.is_empty(), value.nexthop.is_empty()) {
+            // ":" means "change nothing": the class's own transport and next hop.
+            (true, true) => class_default,
+            (true, false) => Route {
+                transport: class_default.transport,
+                nexthop: value.nexthop,
+            },
+            (false, true) => Route {
+                transport: value.transport,
+                nexthop: domain,
+            },
+            (false, false) => Route {
+                transport: value.transport,
+                nexthop: value.nexthop,
+            },
+        }
+    }
+
+    fn class_route(&self, domain: &str) -> Route {
+        let (class, use_relayhost) = if self.mydestination.matches(domain) {
+            (&self.local_transport, false)
+        } else if self.relay_domains.matches(domain) {
+            (&self.relay_transport, true)
+        } else {
+            (&self.default_transport, true)
+        };
+        // Postfix: the transport's own next hop, then relayhost, then the domain.
+        let nexthop = if !class.nexthop.is_empty() {
+            class.nexthop.clone()
+        } else if use_relayhost && !self.relayhost.is_empty() {
+            self.relayhost.clone()
+        } else {
+            domain.to_string()
+        };
+        Route {
+            transport: class.transport.clone(),
+            nexthop,
+        }
+    }
+
+    /// transport(5) search order: the full address (with, then without the extension),
+    /// the domain, its parents, then "*". Pattern tables see only the full address.
+    fn lookup_transport(&self, recipient: &str, local: &str, domain: &str) -> Option<String> {
+        if self.transport_maps.is_empty() {
+            return None;
+        }
+        let mut keys = vec![format!("{local}@{domain}")];
+        if let Some(base) = strip_extension(local, self.recipient_delimiter) {
+            keys.push(format!("{base}@{domain}"));
+        }
+        keys.push(domain.to_string());
+        keys.extend(parent_keys(domain, self.transport_parent_bare));
+        keys.push("*".to_string());
+        for (i, key) in keys.iter().enumerate() {
+            for table in &self.transport_maps {
+                let found = if table.is_pattern_table() {
+                    if i == 0 {
+                        table.lookup(recipient)
+                    } else {
+                        None
+                    }
+                } else {
+                    table.lookup(key)
+                };
+                if found.is_some() {
+                    return found;
+                }
+            }
+        }
+        None
+    }
+
+    /// Files whose change should rebuild the router.
+    pub fn source_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self
+            .transport_maps
+            .iter()
+            .flat_map(Table::source_files)
+            .collect();
+        files.extend(self.relay_domains.source_files());
+        files.extend(self.mydestination.source_files());
+        files
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn router(dir: &Path, main_cf: &str) -> Router {
+        let config = MainConfig::parse(main_cf, &dir.join("main.cf"), dir, &[]).unwrap();
+        Router::new(&config).unwrap()
+    }
+
+    fn route(transport: &str, nexthop: &str) -> Route {
+        Route {
+            transport: transport.into(),
+            nexthop: nexthop.into(),
+        }
+    }
+
+    #[test]
+    fn defaults_without_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = router(dir.path(), "relay_domains = example.com\n");
+        assert_eq!(r.route("a@example.com"), route("relay", "example.com"));
+        assert_eq!(
+            r.route("a@sub.example.com"),
+            route("relay", "sub.example.com")
+        );
+        assert_eq!(r.route("a@Other.ORG"), route("smtp", "other.org"));
+        let r = router(
+            dir.path(),
+            "relay_domains = example.com\nrelayhost = [mail.isp.tld]\nmydestination = localhost\n",
+        );
+        assert_eq!(r.route("a@other.org"), route("smtp", "[mail.isp.tld]"));
+        assert_eq!(r.route("a@example.com"), route("relay", "[mail.isp.tld]"));
+        assert_eq!(
+            r.route("root@localhost"),
+            route("error", "local mail delivery is disabled")
+        );
+        let r = router(
+            dir.path(),
+            "default_transport = smtp:[10.0.0.9]:2525\nrelayhost = ignored\nmyorigin = example.net\n",
+        );
+        assert_eq!(r.route("a@other.org"), route("smtp", "[10.0.0.9]:2525"));
+        assert_eq!(r.route("postmaster"), route("smtp", "[10.0.0.9]:2525"));
+        assert!(r.source_files().is_empty());
+    }
+
+    #[test]
+    fn transport_maps_order_and_values() {
+        let dir = tempfile::tempdir().unwrap();
+        // Seed 002's transport table plus the transport(5) forms.
+        std::fs::write(
+            dir.path().join("transport"),
+            "example.com smtp:[mail.example.com]\n\
+             boss@example.com smtp:[10.0.0.5]:25\n\
+             list@example.com discard:\n\
+             .example.com relay:[sub-mx.example.com]\n\
+             old.example.org error:5.1.1 domain retired\n\
+             keep.example.org :\n\
+             hop.example.org :[10.1.1.1]\n\
+             bare.example.org lmtp\n\
+             joor.net smtp:10.138.0.2:25\n",
+        )
+        .unwrap();
+        let r = router(
+            dir.path(),
+            "transport_maps = hash:transport\nrelay_domains = example.com example.org\nrecipient_delimiter = +\nrelayhost = [isp]\n",
+        );
+        assert_eq!(
+            r.route("u@example.com"),
+            route("smtp", "[mail.example.com]")
+        );
+        assert_eq!(r.route("Boss@Example.com"), route("smtp", "[10.0.0.5]:25"));
+        assert_eq!(
+            r.route("boss+x@example.com"),
+            route("smtp", "[10.0.0.5]:25")
+        );
+        assert_eq!(r.route("list@example.com"), route("discard", "example.com"));
+        assert_eq!(
+            r.route("u@a.b.example.com"),
+            route("relay", "[sub-mx.example.com]")
+        );
+        assert_eq!(
+            r.route("u@old.example.org"),
+            route("error", "5.1.1 domain retired")
+        );
+        assert_eq!(r.route("u@keep.example.org"), route("relay", "[isp]"));
+        assert_eq!(r.route("u@hop.example.org"), route("relay", "[10.1.1.1]"));
+        assert_eq!(
+            r.route("u@bare.example.org"),
+            route("lmtp", "bare.example.org")
+        );
+        assert_eq!(r.route("u@joor.net"), route("smtp", "10.138.0.2:25"));
+        assert_eq!(r.route("u@elsewhere.net"), route("smtp", "[isp]"));
+        assert_eq!(r.source_files(), vec![dir.path().join("transport")]);
+    }
+
+    #[test]
+    fn wildcard_pattern_tables_and_bare_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("t"),
+            "* smtp:[outbound.example.com]\nexample.com :\nparent.org smtp:[p]\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("re"), "/^vip@/ smtp:[vip.example.com]\n").unwrap();
+        let r = router(dir.path(), "transport_maps = regexp:re, hash:t\n");
+        assert_eq!(r.route("u@example.com"), route("smtp", "example.com"));
+        assert_eq!(
+            r.route("u@any.net"),
+            route("smtp", "[outbound.example.com]")
+        );
+        assert_eq!(r.route("vip@any.net"), route("smtp", "[vip.example.com]"));
+        assert_eq!(
+            r.route("u@x.parent.org"),
+            route("smtp", "[outbound.example.com]")
+        );
+        let r = router(
+            dir.path(),
+            "transport_maps = hash:t\nparent_domain_matches_subdomains = transport_maps\n",
+        );
+        assert_eq!(r.route("u@x.parent.org"), route("smtp", "[p]"));
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = MainConfig::parse(
+            "\ntransport_maps = nis:transport\nrelay_domains = bad@domain\n",
+            Path::new("main.cf"),
+            dir.path(),
+            &[],
+        )
+        .unwrap();
+        let errs: Vec<String> = Router::new(&config)
+            .unwrap_err()
+            .into_diagnostics()
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].starts_with("main.cf:2: transport_maps: unsupported table type \"nis\""));
+        assert!(
+            errs[1].starts_with("main.cf:3: relay_domains: \"bad@domain\" is not a domain name")
+        );
+    }
+}

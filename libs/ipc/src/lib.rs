@@ -1,0 +1,12 @@
+//! How mailgate's processes talk: framed messages with descriptors over Unix
+//! sockets, the protocol of each pair of processes, what the master hands a
+//! worker, and the spool with its queue file format.
+
+pub mod channel;
+pub mod envelope;
+pub mod handoff;
+pub mod protocol;
+pub mod queue_file;
+pub mod spool;
+
+pub use channel::{Channel, IpcError};

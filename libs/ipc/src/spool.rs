@@ -1,0 +1,200 @@
+//! The spool: queue directories, queue IDs and the durable commit.
+//!
+//! Every worker runs with its current directory at the top of the spool
+//! (chrooted there, or chdir'ed there without chroot), so all paths here are
+//! relative.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+pub const INCOMING: &str = "incoming";
+pub const ACTIVE: &str = "active";
+pub const DEFERRED: &str = "deferred";
+pub const HOLD: &str = "hold";
+pub const QUARANTINE: &str = "quarantine";
+pub const CORRUPT: &str = "corrupt";
+pub const PRIVATE: &str = "private";
+pub const PUBLIC: &str = "public";
+pub const PID: &str = "pid";
+pub const DATA: &str = "data";
+
+/// The queues that hold messages, in the order a message passes them.
+pub const MESSAGE_QUEUES: [&str; 6] = [INCOMING, ACTIVE, DEFERRED, HOLD, QUARANTINE, CORRUPT];
+
+/// Every directory of the spool with its mode; owned by mail_owner except
+/// pid/ (root's). private/ is closed to others: only mailgate's own
+/// processes may connect to its sockets.
+pub const LAYOUT: [(&str, u32); 10] = [
+    (INCOMING, 0o700),
+    (ACTIVE, 0o700),
+    (DEFERRED, 0o700),
+    (HOLD, 0o700),
+    (QUARANTINE, 0o700),
+    (CORRUPT, 0o700),
+    (PRIVATE, 0o700),
+    (PUBLIC, 0o710),
+    (PID, 0o755),
+    (DATA, 0o700),
+];
+
+/// The socket a service listens on, relative to the spool.
+pub fn service_socket(service: &str) -> PathBuf {
+    Path::new(PRIVATE).join(service)
+}
+
+pub fn queue_path(queue: &str, queue_id: &str) -> PathBuf {
+    Path::new(queue).join(queue_id)
+}
+
+/// Queue IDs are the arrival time in microseconds as 14 hex digits, so they
+/// are unique within one generator and sort by arrival as strings.
+#[derive(Default)]
+pub struct QueueIdGenerator {
+    last: u64,
+}
+
+impl QueueIdGenerator {
+    pub fn next_id(&mut self) -> String {
+        let now = crate::envelope::now_micros();
+        // Strictly increasing even when the clock stands still or steps back.
+        self.last = now.max(self.last + 1);
+        format!("{:014X}", self.last)
+    }
+}
+
+/// True for names that are queue IDs (and not temporary files).
+pub fn is_queue_id(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 32 && name.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// A queue file being written: it lives under a temporary name in its
+/// queue directory and becomes visible to qmgr only at [`commit`](Self::commit).
+pub struct PendingFile {
+    /// None once committed.
+    file: Option<File>,
+    temp: PathBuf,
+    dir: PathBuf,
+    final_path: PathBuf,
+}
+
+impl PendingFile {
+    pub fn create(queue: &str, queue_id: &str) -> io::Result<PendingFile> {
+        let dir = PathBuf::from(queue);
+        let temp = dir.join(format!("{queue_id}.tmp"));
+        let file = OpenOptions::new()
+            .write(true)
+            .read(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        Ok(PendingFile {
+            file: Some(file),
+            temp,
+            final_path: dir.join(queue_id),
+            dir,
+        })
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        self.file
+            .as_mut()
+            .expect("a PendingFile holds its file until commit")
+    }
+
+    /// Makes the file durable and visible: fsync the file, rename it into
+    /// place (never over an existing file), fsync the directory.
+    /// Invariant: when this returns Ok, the message survives a crash or a
+    /// power loss; this is what a 250 after DATA stands on.
+    pub fn commit(mut self) -> io::Result<File> {
+        let file = self
+            .file
+            .take()
+            .expect("a PendingFile holds its file until commit");
+        file.sync_all()?;
+        nix::fcntl::renameat2(
+            nix::fcntl::AT_FDCWD,
+            &self.temp,
+            nix::fcntl::AT_FDCWD,
+            &self.final_path,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        )
+        .map_err(io::Error::from)?;
+        sync_dir(&self.dir)?;
+        Ok(file)
+    }
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        // Not committed, or the commit failed: the temporary file is garbage.
+        // After a successful rename the name is gone and this fails harmlessly.
+        let _ = std::fs::remove_file(&self.temp);
+    }
+}
+
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Replaces a queue file with new content atomically: write a temporary
+/// file, fsync, rename over the old one, fsync the directory.
+pub fn replace_file(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad queue file name"))?;
+    let temp = dir.join(format!("{name}.tmp"));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)?;
+    let result = write(&mut file).and_then(|()| file.sync_all());
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
+    std::fs::rename(&temp, path)?;
+    sync_dir(dir)
+}
+
+/// Removes temporary files that a crash left behind in a queue directory.
+pub fn remove_stale_temporaries(queue: &str, older_than: std::time::Duration) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(queue)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if !name.to_string_lossy().ends_with(".tmp") {
+            continue;
+        }
+        let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
+        if age >= older_than && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_increase_and_sort() {
+        let mut generator = QueueIdGenerator::default();
+        let ids: Vec<String> = (0..1000).map(|_| generator.next_id()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(ids, sorted);
+        assert!(ids.iter().all(|id| is_queue_id(id)));
+        assert!(!is_queue_id("X.tmp"));
+    }
+}

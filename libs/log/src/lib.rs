@@ -1,0 +1,147 @@
+//! Log lines in Postfix's syslog form:
+//! `Nov 23 06:04:04 gw mailgate/smtpd[1234]: connect from host[ip]`.
+//!
+//! Every process writes whole lines to its standard error with one `write(2)`
+//! each. The master points the children's stderr at `maillog_file` (opened
+//! with O_APPEND, so concurrent lines never interleave) or leaves it on its
+//! own stderr. Nothing here opens a file after start-up, so logging keeps
+//! working inside a chroot and under seccomp.
+
+use std::fmt::Arguments;
+use std::io::Write;
+use std::sync::OnceLock;
+
+struct Identity {
+    host: String,
+    program: String,
+    pid: u32,
+}
+
+static IDENTITY: OnceLock<Identity> = OnceLock::new();
+
+unsafe extern "C" {
+    /// POSIX tzset(3); the libc crate does not bind it.
+    fn tzset();
+}
+
+/// Sets the program name (`mailgate/smtpd`) and the host name shown on each
+/// line, and reads the time zone while /etc/localtime is still reachable.
+/// Call once, before chroot.
+pub fn init(syslog_name: &str, service: &str) {
+    // SAFETY: tzset only reads TZ and /etc/localtime into libc's globals; it
+    // is called before any thread exists in the process that could race it.
+    unsafe { tzset() };
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .map(|h| h.split('.').next().unwrap_or("").to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    let _ = IDENTITY.set(Identity {
+        host,
+        program: format!("{syslog_name}/{service}"),
+        pid: std::process::id(),
+    });
+}
+
+/// Severity prefixes as Postfix writes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warning,
+    Error,
+    Fatal,
+}
+
+impl Level {
+    fn prefix(self) -> &'static str {
+        match self {
+            Level::Info => "",
+            Level::Warning => "warning: ",
+            Level::Error => "error: ",
+            Level::Fatal => "fatal: ",
+        }
+    }
+}
+
+/// Formats one log line (without the trailing newline).
+pub fn format_line(level: Level, args: Arguments<'_>) -> String {
+    let (host, program, pid) = match IDENTITY.get() {
+        Some(id) => (id.host.as_str(), id.program.as_str(), id.pid),
+        None => ("localhost", "mailgate", std::process::id()),
+    };
+    format!(
+        "{} {host} {program}[{pid}]: {}{args}",
+        timestamp(),
+        level.prefix()
+    )
+}
+
+/// Writes one line to stderr in a single write.
+pub fn write(level: Level, args: Arguments<'_>) {
+    let mut line = format_line(level, args);
+    // A line is one record: a newline inside it (from a hostile peer's text)
+    // would forge a second record, so it is shown escaped.
+    if line.contains(['\n', '\r']) {
+        line = line.replace('\n', "\\n").replace('\r', "\\r");
+    }
+    line.push('\n');
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// `Mmm dd hh:mm:ss` in local time, as syslog writes it.
+fn timestamp() -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    // SAFETY: time(NULL) has no preconditions.
+    let now = unsafe { libc::time(std::ptr::null_mut()) };
+    // SAFETY: an all-zero tm is a valid value for localtime_r to overwrite.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; localtime_r is the
+    // thread-safe variant and uses the zone loaded by tzset in init().
+    if unsafe { libc::localtime_r(&now, &mut tm) }.is_null() {
+        return "Jan  1 00:00:00".to_string();
+    }
+    let month = MONTHS[tm.tm_mon.clamp(0, 11) as usize];
+    format!(
+        "{month} {:>2} {:02}:{:02}:{:02}",
+        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec
+    )
+}
+
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)*) => { $crate::write($crate::Level::Info, format_args!($($arg)*)) };
+}
+
+#[macro_export]
+macro_rules! warning {
+    ($($arg:tt)*) => { $crate::write($crate::Level::Warning, format_args!($($arg)*)) };
+}
+
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)*) => { $crate::write($crate::Level::Error, format_args!($($arg)*)) };
+}
+
+#[macro_export]
+macro_rules! fatal {
+    ($($arg:tt)*) => { $crate::write($crate::Level::Fatal, format_args!($($arg)*)) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_has_postfix_shape() {
+        init("mailgate", "smtpd");
+        let line = format_line(Level::Warning, format_args!("hello {}", 42));
+        let re_ok = line.contains(" mailgate/smtpd[")
+            && line.ends_with("]: warning: hello 42")
+            && line.as_bytes()[3] == b' '
+            && line[7..15].chars().filter(|c| *c == ':').count() == 2;
+        assert!(re_ok, "unexpected shape: {line}");
+    }
+}

@@ -15,9 +15,7 @@ pub mod cleanup {
     pub enum Request {
         Begin,
         /// Carries one descriptor: the content, CRLF line ends, not dot-stuffed.
-        Commit {
-            envelope: Envelope,
-        },
+        Commit { envelope: Box<Envelope> },
     }
 
     #[derive(Debug, Serialize, Deserialize)]

@@ -1,1 +1,10 @@
+//! Privilege separation: what each service may do (profiles), how a process
+//! gives up privilege, and the start-up sequence every worker shares.
 
+pub mod privileges;
+pub mod profiles;
+pub mod worker;
+
+pub use privileges::{Identity, SandboxError, lookup_user};
+pub use profiles::Profile;
+pub use worker::{Shutdown, Worker, die};

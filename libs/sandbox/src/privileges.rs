@@ -1,0 +1,123 @@
+//! Giving up privilege, in the order that leaves no way back: chroot while
+//! still root, drop every capability set, then the groups, gid and uid, then
+//! forbid regaining privilege through exec.
+
+use std::path::Path;
+
+use caps::CapSet;
+use nix::unistd::{Gid, Uid, User};
+
+#[derive(Debug)]
+pub enum SandboxError {
+    NoSuchUser { parameter: &'static str, user: String },
+    UserLookup { user: String, reason: String },
+    RootUser { parameter: &'static str, user: String },
+    Step { step: &'static str, reason: String },
+}
+
+impl std::fmt::Display for SandboxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SandboxError::NoSuchUser { parameter, user } => write!(
+                f,
+                "{parameter} = {user}: no such user; create it with \
+                 `useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin {user}` \
+                 or set {parameter} to an existing unprivileged user"
+            ),
+            SandboxError::UserLookup { user, reason } => {
+                write!(f, "cannot look up user {user}: {reason}")
+            }
+            SandboxError::RootUser { parameter, user } => write!(
+                f,
+                "{parameter} = {user}: that user has uid 0 or gid 0; it must be an unprivileged user"
+            ),
+            SandboxError::Step { step, reason } => {
+                write!(f, "cannot confine the process ({step}): {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SandboxError {}
+
+/// A numeric identity, looked up before chroot (NSS is not reachable inside).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    pub uid: Uid,
+    pub gid: Gid,
+}
+
+pub fn lookup_user(parameter: &'static str, name: &str) -> Result<Identity, SandboxError> {
+    let user = User::from_name(name)
+        .map_err(|e| SandboxError::UserLookup {
+            user: name.to_string(),
+            reason: e.to_string(),
+        })?
+        .ok_or_else(|| SandboxError::NoSuchUser {
+            parameter,
+            user: name.to_string(),
+        })?;
+    if user.uid.is_root() || user.gid.as_raw() == 0 {
+        return Err(SandboxError::RootUser {
+            parameter,
+            user: name.to_string(),
+        });
+    }
+    Ok(Identity {
+        name: name.to_string(),
+        uid: user.uid,
+        gid: user.gid,
+    })
+}
+
+fn step<T, E: std::fmt::Display>(step: &'static str, r: Result<T, E>) -> Result<T, SandboxError> {
+    r.map_err(|e| SandboxError::Step {
+        step,
+        reason: e.to_string(),
+    })
+}
+
+/// Confines a process that runs as root. Must run while the process is
+/// still single-threaded: capability sets and ids are per thread.
+pub fn confine(root: Option<&Path>, chdir_to: &Path, identity: &Identity) -> Result<(), SandboxError> {
+    match root {
+        Some(root) => {
+            step("chroot", nix::unistd::chroot(root))?;
+            step("chdir", nix::unistd::chdir("/"))?;
+        }
+        None => step("chdir", nix::unistd::chdir(chdir_to))?,
+    }
+    step("clear bounding set", caps::clear(None, CapSet::Bounding))?;
+    step("clear ambient set", caps::clear(None, CapSet::Ambient))?;
+    step("clear inheritable set", caps::clear(None, CapSet::Inheritable))?;
+    step("setgroups", nix::unistd::setgroups(&[identity.gid]))?;
+    step(
+        "setresgid",
+        nix::unistd::setresgid(identity.gid, identity.gid, identity.gid),
+    )?;
+    step(
+        "setresuid",
+        nix::unistd::setresuid(identity.uid, identity.uid, identity.uid),
+    )?;
+    step("clear effective set", caps::clear(None, CapSet::Effective))?;
+    step("clear permitted set", caps::clear(None, CapSet::Permitted))?;
+    if nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
+        return Err(SandboxError::Step {
+            step: "verify",
+            reason: "setuid(0) still succeeds after dropping privileges".into(),
+        });
+    }
+    no_new_privs()
+}
+
+/// For a process that is not root: there is nothing to drop, but it still
+/// forbids gaining privilege through exec.
+pub fn confine_unprivileged(chdir_to: &Path) -> Result<(), SandboxError> {
+    step("chdir", nix::unistd::chdir(chdir_to))?;
+    no_new_privs()
+}
+
+fn no_new_privs() -> Result<(), SandboxError> {
+    step("no_new_privs", nix::sys::prctl::set_no_new_privs())
+}

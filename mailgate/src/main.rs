@@ -1,1 +1,163 @@
-fn main() {}
+//! `mailgate`: the administrator's command, like Postfix's postfix(1) and postconf(1).
+//!
+//! Exit status: 0 on success, 1 when the command failed (including "not running" and
+//! configuration errors), 2 for a usage error.
+
+mod check;
+mod config;
+mod control;
+mod error;
+mod locate;
+#[cfg(test)]
+mod testdir;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Source;
+use crate::locate::{Invocation, Setting};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mailgate",
+    version,
+    about = "Control the mailgate mail gateway and inspect its configuration",
+    long_about = "Control the mailgate mail gateway and inspect its configuration.\n\n\
+        mailgate reads main.cf and master.cf (Postfix syntax) from the configuration \
+        directory. Messages go to stderr as \"mailgate: ...\", like Postfix's.",
+    after_help = "Exit status: 0 success; 1 failure, including \"not running\" and \
+        configuration errors; 2 usage error."
+)]
+struct Cli {
+    /// The configuration directory, holding main.cf and master.cf.
+    #[arg(short = 'c', value_name = "DIR", default_value = locate::DEFAULT_CONFIG_DIR)]
+    config_dir: PathBuf,
+
+    /// Override a main.cf parameter for this command; repeatable. `start` passes the
+    /// overrides on to the master.
+    #[arg(short = 'o', value_name = "NAME=VALUE", value_parser = Setting::parse)]
+    overrides: Vec<Setting>,
+
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+/// The administrator's commands. `queue`, `scan`, `learn`, `quarantine` and
+/// `sendmail` are to come.
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Check the configuration, then run the master in the foreground.
+    ///
+    /// Refuses to start when the configuration has errors, when the mail system
+    /// already runs, or (as root) when mail_owner does not exist. The master is
+    /// DAEMON_DIR/master, where DAEMON_DIR is main.cf's daemon_directory or, when that
+    /// is empty, the directory holding this program.
+    Start,
+    /// Stop the mail system: SIGTERM to the master, then wait for it to drain.
+    ///
+    /// Waits up to master_drain_time plus 10 seconds for the master to exit.
+    Stop,
+    /// Tell whether the mail system is running (exit status 0) or not (1).
+    Status,
+    /// Make the running master reread its configuration (SIGHUP).
+    ///
+    /// A configuration with errors is refused, and the running gateway keeps its old
+    /// one.
+    Reload,
+    /// Check main.cf, master.cf and every table and list they name.
+    ///
+    /// Prints every error as "mailgate: error: FILE:LINE: message" and exits 1 if
+    /// there is any; prints nothing and exits 0 for a good configuration. Services
+    /// that run without chroot get a warning.
+    Check,
+    /// Show main.cf parameters as "name = value" lines, like postconf.
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// Show only parameters set explicitly (in main.cf or with -o).
+    #[arg(short = 'n', conflicts_with = "defaults")]
+    explicit: bool,
+
+    /// Show built-in default values instead of the values in effect.
+    #[arg(short = 'd')]
+    defaults: bool,
+
+    /// Parameters to show, in this order; all when none is given.
+    #[arg(value_name = "NAME")]
+    names: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let invocation = Invocation {
+        config_dir: cli.config_dir,
+        settings: cli.overrides,
+    };
+    let result = match &cli.command {
+        Cmd::Start => control::start(&invocation),
+        Cmd::Stop => control::stop(&invocation),
+        Cmd::Status => control::status(&invocation),
+        Cmd::Reload => control::reload(&invocation),
+        Cmd::Check => check::run(&invocation),
+        Cmd::Config(args) => {
+            let source = if args.defaults {
+                Source::Defaults
+            } else if args.explicit {
+                Source::Explicit
+            } else {
+                Source::Effective
+            };
+            config::run(&invocation, source, &args.names)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            e.report();
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_come_before_the_command() {
+        let cli = Cli::try_parse_from([
+            "mailgate",
+            "-c",
+            "/tmp/x",
+            "-o",
+            "a=1",
+            "-o",
+            "b = 2",
+            "config",
+            "-n",
+            "relayhost",
+        ])
+        .unwrap();
+        assert_eq!(cli.config_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(cli.overrides.len(), 2);
+        assert_eq!(cli.overrides[1].to_arg(), "b=2");
+        assert!(matches!(&cli.command, Cmd::Config(a) if a.explicit && a.names == ["relayhost"]));
+
+        let cli = Cli::try_parse_from(["mailgate", "status"]).unwrap();
+        assert_eq!(cli.config_dir, PathBuf::from("/etc/mailgate"));
+        assert!(Cli::try_parse_from(["mailgate", "-o", "novalue", "status"]).is_err());
+        assert!(Cli::try_parse_from(["mailgate", "config", "-n", "-d"]).is_err());
+        assert!(Cli::try_parse_from(["mailgate"]).is_err());
+        assert!(Cli::try_parse_from(["mailgate", "frobnicate"]).is_err());
+    }
+}

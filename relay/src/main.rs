@@ -1,1 +1,209 @@
-fn main() {}
+//! relay: the SMTP delivery agent, as Postfix's smtp(8).
+//!
+//! qmgr hands it one message (the queue file descriptor and an envelope
+//! slice) for one next hop; relay finds the servers, runs the SMTP dialogue
+//! and answers with a result for each recipient, logging each as Postfix
+//! does. The same binary serves master.cf's `smtp` and `relay` services.
+//!
+//! A delivery, in reading order: serve.rs (the request) -> deliver.rs
+//! (transport, servers, results) -> nexthop.rs (MX and address lookup) ->
+//! client.rs (the SMTP session, using reply.rs and content.rs) -> status.rs
+//! (the result and its log line).
+
+mod client;
+mod content;
+mod deliver;
+mod nexthop;
+mod reply;
+mod serve;
+mod settings;
+mod status;
+
+use std::process::ExitCode;
+
+use mailgate_sandbox::{Worker, die};
+
+use crate::serve::serve;
+use crate::settings::Settings;
+
+fn main() -> ExitCode {
+    let mut worker = Worker::start("relay");
+    // Everything from files (main.cf, /etc/resolv.conf) is read before the
+    // chroot takes them out of reach.
+    let settings = Settings::load(&worker.config).unwrap_or_else(|e| die(e));
+    let listener = worker.take_listener();
+    worker.enter_sandbox(&mailgate_sandbox::profiles::RELAY);
+    let shutdown = worker.shutdown();
+    let runtime = worker.runtime(2);
+    runtime.block_on(serve(
+        listener,
+        settings,
+        worker.handoff.maxproc,
+        shutdown.wait(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Helpers shared by the tests of several modules: settings without a
+    //! main.cf, and a tiny SMTP server on a real TCP socket.
+
+    use std::time::Duration;
+
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+    use tokio::task::JoinHandle;
+
+    use crate::nexthop::Dns;
+    use crate::settings::{Settings, Timeouts};
+
+    pub fn settings() -> Settings {
+        let t = Duration::from_secs(5);
+        Settings {
+            helo_name: "gw.example.org".into(),
+            timeouts: Timeouts {
+                connect: t,
+                helo: t,
+                mail: t,
+                rcpt: t,
+                data_init: t,
+                data_xfer: t,
+                data_done: t,
+                quit: t,
+            },
+            dns: Dns::Disabled,
+        }
+    }
+
+    /// An SMTP server on 127.0.0.1 that accepts `sessions` sessions, takes
+    /// every command (PIPELINING offered) and returns what each client
+    /// wrote.
+    pub async fn smtp_sink(sessions: usize) -> (u16, JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = tokio::spawn(async move {
+            let mut transcripts = Vec::new();
+            for _ in 0..sessions {
+                let (stream, _) = listener.accept().await.unwrap();
+                transcripts.push(sink_session(stream).await);
+            }
+            transcripts
+        });
+        (port, handle)
+    }
+
+    async fn sink_session(stream: tokio::net::TcpStream) -> String {
+        let (read, mut write) = stream.into_split();
+        let mut read = BufReader::new(read);
+        let mut transcript = String::new();
+        write.write_all(b"220 sink ESMTP\r\n").await.unwrap();
+        let mut in_data = false;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                break;
+            }
+            transcript.push_str(&line);
+            let reply: &[u8] = if in_data {
+                if line != ".\r\n" {
+                    continue;
+                }
+                in_data = false;
+                b"250 2.0.0 Ok: queued as SINK1\r\n"
+            } else {
+                let upper = line.to_ascii_uppercase();
+                if upper.starts_with("EHLO") {
+                    b"250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 100000\r\n"
+                } else if upper.starts_with("DATA") {
+                    in_data = true;
+                    b"354 End data with <CR><LF>.<CR><LF>\r\n"
+                } else if upper.starts_with("QUIT") {
+                    write.write_all(b"221 2.0.0 Bye\r\n").await.unwrap();
+                    break;
+                } else {
+                    b"250 2.1.0 Ok\r\n"
+                }
+            };
+            write.write_all(reply).await.unwrap();
+        }
+        transcript
+    }
+
+    /// A tiny authoritative DNS server on a real UDP socket:
+    /// `mx.test` has three MX hosts (one without an address), `plain.test`
+    /// has no MX but an address, `null.test` has a null MX, `broken.test`
+    /// fails (SERVFAIL), `fallback.test` prefers an MX host where nothing
+    /// listens over 127.0.0.1, and anything else does not exist.
+    pub async fn dns_server() -> u16 {
+        use hickory_resolver::proto::op::{Message, OpCode, ResponseCode};
+        use hickory_resolver::proto::rr::rdata::{A, MX};
+        use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let name = |s: &str| Name::from_ascii(s).unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            loop {
+                let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+                    return;
+                };
+                let Ok(query) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                let mut answer = Message::response(query.metadata.id, OpCode::Query);
+                answer.metadata.recursion_desired = query.metadata.recursion_desired;
+                answer.metadata.recursion_available = true;
+                answer.metadata.authoritative = true;
+                let Some(q) = query.queries.first().cloned() else {
+                    continue;
+                };
+                let owner = q.name().to_ascii().to_ascii_lowercase();
+                let mx = |pref, host: &str| RData::MX(MX::new(pref, name(host)));
+                let a = |ip: [u8; 4]| RData::A(A(ip.into()));
+                let records: Option<Vec<RData>> = match (owner.as_str(), q.query_type()) {
+                    ("mx.test.", RecordType::MX) => Some(vec![
+                        mx(20, "c.mx.test."),
+                        mx(10, "b.mx.test."),
+                        mx(10, "a.mx.test."),
+                    ]),
+                    ("a.mx.test.", RecordType::A) => Some(vec![a([127, 0, 0, 2])]),
+                    ("b.mx.test.", RecordType::A) => Some(vec![a([127, 0, 0, 3])]),
+                    ("plain.test.", RecordType::A) => Some(vec![a([127, 0, 0, 4])]),
+                    ("fallback.test.", RecordType::MX) => {
+                        Some(vec![mx(20, "live.test."), mx(10, "dead.test.")])
+                    }
+                    // Nothing listens on 127.0.0.2; the in-test SMTP server
+                    // binds 127.0.0.1 only.
+                    ("dead.test.", RecordType::A) => Some(vec![a([127, 0, 0, 2])]),
+                    ("live.test.", RecordType::A) => Some(vec![a([127, 0, 0, 1])]),
+                    ("null.test.", RecordType::MX) => Some(vec![mx(0, ".")]),
+                    (
+                        "mx.test." | "a.mx.test." | "b.mx.test." | "plain.test." | "null.test."
+                        | "fallback.test." | "dead.test." | "live.test.",
+                        _,
+                    ) => Some(Vec::new()),
+                    ("broken.test.", _) => {
+                        answer.metadata.response_code = ResponseCode::ServFail;
+                        Some(Vec::new())
+                    }
+                    _ => None,
+                };
+                match records {
+                    Some(records) => {
+                        for data in records {
+                            answer.add_answer(Record::from_rdata(q.name().clone(), 60, data));
+                        }
+                    }
+                    None => answer.metadata.response_code = ResponseCode::NXDomain,
+                }
+                answer.add_query(q);
+                if let Ok(bytes) = answer.to_vec() {
+                    let _ = socket.send_to(&bytes, peer).await;
+                }
+            }
+        });
+        port
+    }
+}

@@ -1,1 +1,116 @@
-fn main() {}
+//! smtpd: the SMTP server. Accepts on the socket the master hands over,
+//! applies the restrictions, passes each message to cleanup, and answers
+//! 250 only once cleanup has the message on stable storage.
+
+mod address;
+mod cleanup_client;
+mod command;
+mod data;
+mod reply;
+mod restrictions;
+mod session;
+mod settings;
+
+use std::future::Future;
+use std::os::fd::OwnedFd;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailgate_log::{error, fatal, warning};
+use mailgate_sandbox::{Worker, die, profiles};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::settings::Settings;
+
+fn main() -> ExitCode {
+    let mut worker = Worker::start("smtpd");
+    let settings = Settings::load(&worker.config).unwrap_or_else(|e| die(e));
+    let listener = worker.take_listener();
+    worker.enter_sandbox(&profiles::SMTPD);
+    let runtime = worker.runtime(2);
+    let shutdown = worker.shutdown();
+    runtime.block_on(serve(
+        listener,
+        settings,
+        worker.handoff.maxproc,
+        shutdown.wait(),
+    ))
+}
+
+/// How long to pause after accept fails (out of descriptors, say) before
+/// trying again, rather than spinning.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// Serves up to `maxproc` sessions at once until `shutdown` resolves, then
+/// lets the sessions in progress finish (the master kills the process after
+/// master_drain_time if they do not).
+async fn serve(
+    listener: OwnedFd,
+    settings: Settings,
+    maxproc: u32,
+    shutdown: impl Future<Output = ()>,
+) -> ExitCode {
+    let listener = std::net::TcpListener::from(listener);
+    let listener = match listener
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::TcpListener::from_std(listener))
+    {
+        Ok(listener) => listener,
+        Err(e) => {
+            fatal!("cannot use the listening socket: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let settings = Arc::new(settings);
+    // The permit is taken before accept, so connections beyond maxproc wait
+    // in the listen backlog (or go to another smtpd process), as with
+    // Postfix's process limit.
+    let slots = Arc::new(Semaphore::new(maxproc.max(1) as usize));
+    let mut sessions = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    warning!("accept: {e}");
+                    tokio::time::sleep(ACCEPT_RETRY).await;
+                    continue;
+                }
+            },
+        };
+        let settings = Arc::clone(&settings);
+        sessions.spawn(async move {
+            let _slot = permit;
+            session::run(stream, peer, &settings).await;
+        });
+        while let Some(done) = sessions.try_join_next() {
+            report_panic(done);
+        }
+    }
+    drop(listener);
+    while let Some(done) = sessions.join_next().await {
+        report_panic(done);
+    }
+    ExitCode::SUCCESS
+}
+
+/// A session that panicked is a bug; the other sessions go on (invariant 4).
+fn report_panic(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        error!("session ended abnormally: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,530 @@
+//! The end-to-end test harness: a real gateway (the master from
+//! target/, on a temporary configuration and spool), a real backend
+//! (Postfix's smtp-sink, recording every message it receives), and an SMTP
+//! client that can connect from any loopback address.
 
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// How long any wait in a test may take before it fails.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The directory holding the workspace's binaries (target/debug or
+/// target/release): the test executable lives in its deps/ subdirectory.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .expect("deps dir")
+        .parent()
+        .expect("profile dir");
+    let dir = dir.to_path_buf();
+    assert!(
+        dir.join("master").is_file(),
+        "{} has no master binary: build the workspace first (cargo build --workspace --bins)",
+        dir.display()
+    );
+    dir
+}
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Polls `condition` until it holds or PATIENCE runs out.
+pub fn wait_for<T>(what: &str, mut condition: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = condition() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Postfix's smtp-sink, writing each message it accepts to a file.
+pub struct Backend {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+/// One message as the backend received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    /// The message with smtp-sink's own Received header removed, LF line ends.
+    pub message: String,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Vec<String> {
+        let mut values = Vec::new();
+        let mut current: Option<String> = None;
+        for line in self.message.lines() {
+            if line.is_empty() {
+                break;
+            }
+            if line.starts_with([' ', '\t']) {
+                if let Some(value) = current.as_mut() {
+                    value.push('\n');
+                    value.push_str(line);
+                }
+                continue;
+            }
+            if let Some(value) = current.take() {
+                values.push(value);
+            }
+            if let Some((n, v)) = line.split_once(':')
+                && n.eq_ignore_ascii_case(name)
+            {
+                current = Some(v.trim_start().to_string());
+            }
+        }
+        values.extend(current);
+        values
+    }
+
+    pub fn body(&self) -> &str {
+        self.message
+            .split_once("\n\n")
+            .map(|(_, b)| b)
+            .unwrap_or("")
+    }
+}
+
+impl Backend {
+    pub fn start() -> Backend {
+        Backend::start_on(free_port())
+    }
+
+    /// A backend on a given port (to bring one back after a test took it
+    /// away).
+    pub fn start_on(port: u16) -> Backend {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut command = Command::new("smtp-sink");
+        if is_root() {
+            // smtp-sink refuses to run as root without a user to become.
+            nix::unistd::chown(dir.path(), Some(nobody().0), Some(nobody().1)).expect("chown");
+            command.args(["-u", "nobody"]);
+        }
+        let template = format!("{}/%H%M%S.", dir.path().display());
+        let child = command
+            .args(["-d", &template, &format!("127.0.0.1:{port}"), "100"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("smtp-sink (Debian package postfix) must be installed");
+        wait_for("smtp-sink to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Backend { port, dir, child }
+    }
+
+    /// Every complete message received so far.
+    pub fn messages(&self) -> Vec<Received> {
+        let mut out = Vec::new();
+        let Ok(entries) = fs::read_dir(self.dir.path()) else {
+            return out;
+        };
+        for entry in entries.flatten() {
+            let Ok(text) = fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            if let Some(received) = parse_dump(&text) {
+                out.push(received);
+            }
+        }
+        out
+    }
+
+    /// Waits until a message whose text contains `marker` has arrived.
+    pub fn wait_for_message(&self, marker: &str) -> Received {
+        wait_for(
+            &format!("a message containing {marker:?} at the backend"),
+            || {
+                self.messages()
+                    .into_iter()
+                    .find(|m| m.message.contains(marker))
+            },
+        )
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nobody() -> (nix::unistd::Uid, nix::unistd::Gid) {
+    let user = nix::unistd::User::from_name("nobody")
+        .ok()
+        .flatten()
+        .expect("user nobody");
+    (user.uid, user.gid)
+}
+
+/// smtp-sink's dump: X-Client-*, X-Helo-Args, X-Mail-Args and X-Rcpt-Args
+/// lines, its own Received header, then the message. A dump is complete
+/// once the message's last line ("." excluded) is written; tests look for a
+/// marker at the end of the body, so a partial file never passes.
+fn parse_dump(text: &str) -> Option<Received> {
+    let mut mail_from = None;
+    let mut rcpt_to = Vec::new();
+    let mut lines = text.split_inclusive('\n').peekable();
+    while let Some(line) = lines.peek() {
+        if let Some(v) = line.strip_prefix("X-Mail-Args: ") {
+            mail_from = Some(v.trim_end().to_string());
+        } else if let Some(v) = line.strip_prefix("X-Rcpt-Args: ") {
+            rcpt_to.push(v.trim_end().to_string());
+        } else if !line.starts_with("X-") {
+            break;
+        }
+        lines.next();
+    }
+    // smtp-sink's own Received header: the first header and its folds.
+    let first = lines.next()?;
+    if !first.starts_with("Received: ") {
+        return None;
+    }
+    while lines.peek().is_some_and(|l| l.starts_with([' ', '\t'])) {
+        lines.next();
+    }
+    let mut message: String = lines.collect();
+    // smtp-sink ends each dump with an empty line of its own.
+    if message.ends_with("\n\n") {
+        message.pop();
+    }
+    Some(Received {
+        mail_from: mail_from?,
+        rcpt_to,
+        message,
+    })
+}
+
+/// A gateway on a temporary configuration directory and spool.
+pub struct Gateway {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    master: Option<Child>,
+}
+
+/// The main.cf every test starts from; tests add lines to it.
+pub fn base_main_cf(dir: &Path, backend_port: u16) -> String {
+    format!(
+        "myhostname = gw.example.com\n\
+         queue_directory = {spool}\n\
+         mail_owner = {owner}\n\
+         maillog_file = {log}\n\
+         inet_interfaces = 127.0.0.1\n\
+         mynetworks = 127.0.0.1/32\n\
+         relay_domains = example.com\n\
+         transport_maps = inline:{{ example.com=smtp:[127.0.0.1]:{backend_port} }}\n\
+         smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n\
+         queue_run_delay = 2s\n\
+         minimal_backoff_time = 2s\n\
+         maximal_backoff_time = 4s\n\
+         master_drain_time = 5s\n\
+         table_check_interval = 1s\n\
+         smtpd_error_sleep_time = 0\n",
+        spool = dir.join("spool").display(),
+        log = dir.join("maillog").display(),
+        owner = test_mail_owner(),
+    )
+}
+
+/// The unprivileged user the tests' gateways run as (created by the test
+/// script when the tests run as root).
+pub fn test_mail_owner() -> String {
+    "mailgate".to_string()
+}
+
+pub fn master_cf(smtpd_port: u16) -> String {
+    format!(
+        "127.0.0.1:{smtpd_port} inet n - y - 100 smtpd\n\
+         cleanup unix n - y - 0 cleanup\n\
+         qmgr unix n - y 300 1 qmgr\n\
+         smtp unix - - y - - relay\n\
+         relay unix - - y - - relay\n\
+         error unix - - y - - relay\n\
+         discard unix - - y - - relay\n"
+    )
+}
+
+impl Gateway {
+    /// Writes main.cf (the base plus `extra` lines) and master.cf, starts
+    /// `mailgate start`, and waits until smtpd answers.
+    pub fn start(backend: &Backend, extra: &str) -> Gateway {
+        let gateway = Gateway::configure(backend, extra);
+        gateway.launch()
+    }
+
+    pub fn configure(backend: &Backend, extra: &str) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        if is_root() {
+            // The chrooted workers, as mail_owner, must be able to reach
+            // the spool through this directory.
+            fs::set_permissions(
+                dir.path(),
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .expect("chmod");
+        }
+        let port = free_port();
+        let main_cf = format!("{}{extra}\n", base_main_cf(dir.path(), backend.port));
+        fs::write(dir.path().join("main.cf"), main_cf).expect("main.cf");
+        fs::write(dir.path().join("master.cf"), master_cf(port)).expect("master.cf");
+        Gateway {
+            dir,
+            port,
+            master: None,
+        }
+    }
+
+    pub fn launch(mut self) -> Gateway {
+        let child = Command::new(bin_dir().join("mailgate"))
+            .arg("-c")
+            .arg(self.dir.path())
+            .arg("start")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start mailgate");
+        self.master = Some(child);
+        wait_for("smtpd to greet", || {
+            let mut client = Client::connect(self.port, "127.0.0.1").ok()?;
+            let greeting = client.greeting.clone();
+            client.send("QUIT");
+            greeting.starts_with("220").then_some(())
+        });
+        self
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn spool(&self, queue: &str) -> PathBuf {
+        self.dir.path().join("spool").join(queue)
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.path("maillog")).unwrap_or_default()
+    }
+
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        wait_for(&format!("log line containing {needle:?}"), || {
+            self.log()
+                .lines()
+                .find(|l| l.contains(needle))
+                .map(str::to_string)
+        })
+    }
+
+    pub fn master_pid(&self) -> Pid {
+        Pid::from_raw(self.master.as_ref().expect("started").id() as i32)
+    }
+
+    /// Pids of the running worker processes whose command is `program`.
+    pub fn worker_pids(&self, program: &str) -> Vec<Pid> {
+        children_of(self.master_pid())
+            .into_iter()
+            .filter(|pid| {
+                fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .map(|c| c.trim() == program)
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+
+    pub fn signal_master(&self, signal: Signal) {
+        kill(self.master_pid(), signal).expect("signal master");
+    }
+
+    /// `mailgate -c DIR ARGS...`, returning (exit status, stdout, stderr).
+    pub fn admin(&self, args: &[&str]) -> (i32, String, String) {
+        let output = Command::new(bin_dir().join("mailgate"))
+            .arg("-c")
+            .arg(self.dir.path())
+            .args(args)
+            .output()
+            .expect("run mailgate");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// Stops the gateway with SIGTERM and waits for the master to exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.master.take().expect("started");
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        child.wait().expect("wait master")
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.master.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn children_of(parent: Pid) -> Vec<Pid> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let after = stat.rsplit_once(')')?.1;
+                    after.split_whitespace().nth(1)?.parse::<i32>().ok()
+                })
+                == Some(parent.as_raw())
+        })
+        .map(Pid::from_raw)
+        .collect()
+}
+
+/// A line-oriented SMTP client over a real TCP connection.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+    pub greeting: String,
+}
+
+impl Client {
+    /// Connects to 127.0.0.1:`port` from the loopback address `from`
+    /// (127.0.0.2, ... make distinct clients).
+    pub fn connect(port: u16, from: &str) -> std::io::Result<Client> {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        let local: IpAddr = from.parse().expect("loopback address");
+        socket.bind(&SocketAddr::new(local, 0).into())?;
+        socket.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())?;
+        let stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(PATIENCE))?;
+        let mut client = Client {
+            reader: BufReader::new(stream),
+            greeting: String::new(),
+        };
+        client.greeting = client.reply();
+        Ok(client)
+    }
+
+    /// Sends one command line and returns the (possibly multi-line) reply.
+    pub fn send(&mut self, line: &str) -> String {
+        self.write_raw(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+
+    pub fn write_raw(&mut self, bytes: &[u8]) {
+        let stream = self.reader.get_mut();
+        stream.write_all(bytes).expect("write to smtpd");
+        stream.flush().expect("flush");
+    }
+
+    /// Reads one reply; multi-line replies are joined with '\n'. Empty on
+    /// end-of-file.
+    pub fn reply(&mut self) -> String {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return lines.join("\n"),
+                Ok(_) => {}
+            }
+            let line = line.trim_end_matches(['\r', '\n']).to_string();
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            lines.push(line);
+            if last {
+                return lines.join("\n");
+            }
+        }
+    }
+
+    /// True once the server has closed the connection.
+    pub fn is_closed(&mut self) -> bool {
+        let mut buf = [0u8; 1];
+        matches!(self.reader.read(&mut buf), Ok(0))
+    }
+
+    /// EHLO, MAIL, RCPT..., DATA, the message, ".": returns the final reply.
+    pub fn send_message(&mut self, from: &str, to: &[&str], message: &str) -> String {
+        let ehlo = self.send("EHLO client.example.org");
+        assert!(ehlo.starts_with("250"), "EHLO: {ehlo}");
+        self.transaction(from, to, message)
+    }
+
+    /// MAIL, RCPT..., DATA, the message, ".": returns the first refusal or
+    /// the final reply.
+    pub fn transaction(&mut self, from: &str, to: &[&str], message: &str) -> String {
+        let reply = self.send(&format!("MAIL FROM:<{from}>"));
+        if !reply.starts_with("250") {
+            return reply;
+        }
+        for rcpt in to {
+            let reply = self.send(&format!("RCPT TO:<{rcpt}>"));
+            if !reply.starts_with("250") {
+                return reply;
+            }
+        }
+        let reply = self.send("DATA");
+        if !reply.starts_with("354") {
+            return reply;
+        }
+        let mut data = message.replace("\r\n", "\n").replace('\n', "\r\n");
+        if !data.ends_with("\r\n") {
+            data.push_str("\r\n");
+        }
+        // Dot-stuffing, as every SMTP client does.
+        let stuffed = data
+            .split_inclusive("\r\n")
+            .map(|line| {
+                if line.starts_with('.') {
+                    format!(".{line}")
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect::<String>();
+        self.write_raw(stuffed.as_bytes());
+        self.send(".")
+    }
+}
+
+/// A minimal message with a unique marker at the end of the body.
+pub fn message(subject: &str, marker: &str) -> String {
+    format!("From: a@sender.example\nTo: b@example.com\nSubject: {subject}\n\nHello.\n{marker}\n")
+}

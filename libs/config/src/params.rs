@@ -155,6 +155,7 @@ static PARAMS: &[Param] = &[
     p("unverified_recipient_reject_code", "450", Int),
     p("relay_domains_reject_code", "554", Int),
     p("access_map_reject_code", "554", Int),
+    p("access_map_defer_code", "450", Int),
     p("defer_code", "450", Int),
     p("reject_code", "554", Int),
     p("address_verify_map", "", Str),
@@ -193,6 +194,8 @@ static PARAMS: &[Param] = &[
     p("bounce_queue_lifetime", "5d", Time('d')),
     p("delay_warning_time", "0h", Time('h')),
     p("default_destination_concurrency_limit", "20", Int),
+    p("default_destination_recipient_limit", "50", Int),
+    p("qmgr_message_active_limit", "20000", Int),
     // SMTP client.
     p("smtp_connect_timeout", "30s", Time('s')),
     p("smtp_helo_timeout", "300s", Time('s')),

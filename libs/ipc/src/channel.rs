@@ -61,6 +61,9 @@ impl From<nix::Error> for IpcError {
 pub struct Channel {
     stream: UnixStream,
     inbuf: Vec<u8>,
+    /// Where recvmsg reads to; on the heap so futures holding a Channel
+    /// stay small.
+    scratch: Vec<u8>,
     fds: VecDeque<OwnedFd>,
 }
 
@@ -69,6 +72,7 @@ impl Channel {
         Channel {
             stream,
             inbuf: Vec::new(),
+            scratch: vec![0; 64 * 1024],
             fds: VecDeque::new(),
         }
     }
@@ -130,12 +134,11 @@ impl Channel {
                 let fds = self.fds.drain(..nfds).collect();
                 return Ok((message, fds));
             }
-            let mut buf = [0u8; 64 * 1024];
+            let socket = self.stream.as_raw_fd();
+            let scratch = &mut self.scratch;
             let (n, fds) = self
                 .stream
-                .async_io(Interest::READABLE, || {
-                    recv_with_fds(self.stream.as_raw_fd(), &mut buf)
-                })
+                .async_io(Interest::READABLE, || recv_with_fds(socket, scratch))
                 .await?;
             self.fds.extend(fds);
             if n == 0 {
@@ -145,7 +148,7 @@ impl Channel {
                     IpcError::Protocol("connection closed inside a frame".into())
                 });
             }
-            self.inbuf.extend_from_slice(&buf[..n]);
+            self.inbuf.extend_from_slice(&self.scratch[..n]);
         }
     }
 

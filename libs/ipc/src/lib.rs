@@ -7,6 +7,7 @@ pub mod envelope;
 pub mod handoff;
 pub mod protocol;
 pub mod queue_file;
+pub mod server;
 pub mod spool;
 
 pub use channel::{Channel, IpcError};

@@ -15,7 +15,9 @@ pub mod cleanup {
     pub enum Request {
         Begin,
         /// Carries one descriptor: the content, CRLF line ends, not dot-stuffed.
-        Commit { envelope: Box<Envelope> },
+        Commit {
+            envelope: Box<Envelope>,
+        },
     }
 
     #[derive(Debug, Serialize, Deserialize)]
@@ -100,5 +102,20 @@ pub mod delivery {
     #[derive(Debug, Serialize, Deserialize)]
     pub struct Reply {
         pub results: Vec<RecipientResult>,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cleanup::Request;
+    use crate::Channel;
+
+    #[tokio::test]
+    async fn begin_crosses() {
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        let (mut a, mut b) = (Channel::new(a), Channel::new(b));
+        a.send(&Request::Begin, &[]).await.unwrap();
+        let (got, _) = b.recv::<Request>().await.unwrap();
+        assert!(matches!(got, Request::Begin));
     }
 }

@@ -39,9 +39,15 @@ pub const LAYOUT: [(&str, u32); 10] = [
     (DATA, 0o700),
 ];
 
-/// The socket a service listens on, relative to the spool.
+/// The socket a service listens on, relative to the spool: in private/,
+/// or in public/ when master.cf's private column says n.
 pub fn service_socket(service: &str) -> PathBuf {
-    Path::new(PRIVATE).join(service)
+    let private = Path::new(PRIVATE).join(service);
+    if private.exists() {
+        private
+    } else {
+        Path::new(PUBLIC).join(service)
+    }
 }
 
 pub fn queue_path(queue: &str, queue_id: &str) -> PathBuf {

@@ -89,25 +89,42 @@ pub fn write(level: Level, args: Arguments<'_>) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
-/// `Mmm dd hh:mm:ss` in local time, as syslog writes it.
-fn timestamp() -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    // SAFETY: time(NULL) has no preconditions.
-    let now = unsafe { libc::time(std::ptr::null_mut()) };
+/// Broken-down local time for a Unix timestamp, in the zone read by
+/// [`init`]; also used for the dates in mail headers.
+pub fn local_time(unix_seconds: i64) -> Option<libc::tm> {
+    let t = unix_seconds as libc::time_t;
     // SAFETY: an all-zero tm is a valid value for localtime_r to overwrite.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: both pointers are valid for the call; localtime_r is the
     // thread-safe variant and uses the zone loaded by tzset in init().
-    if unsafe { libc::localtime_r(&now, &mut tm) }.is_null() {
-        return "Jan  1 00:00:00".to_string();
+    let result = unsafe { libc::localtime_r(&t, &mut tm) };
+    (!result.is_null()).then_some(tm)
+}
+
+pub const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `Mmm dd hh:mm:ss` in local time, as syslog writes it.
+fn timestamp() -> String {
+    match local_time(unix_now()) {
+        Some(tm) => format!(
+            "{} {:>2} {:02}:{:02}:{:02}",
+            MONTHS[tm.tm_mon.clamp(0, 11) as usize],
+            tm.tm_mday,
+            tm.tm_hour,
+            tm.tm_min,
+            tm.tm_sec
+        ),
+        None => "Jan  1 00:00:00".to_string(),
     }
-    let month = MONTHS[tm.tm_mon.clamp(0, 11) as usize];
-    format!(
-        "{month} {:>2} {:02}:{:02}:{:02}",
-        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec
-    )
 }
 
 #[macro_export]

@@ -9,10 +9,22 @@ use nix::unistd::{Gid, Uid, User};
 
 #[derive(Debug)]
 pub enum SandboxError {
-    NoSuchUser { parameter: &'static str, user: String },
-    UserLookup { user: String, reason: String },
-    RootUser { parameter: &'static str, user: String },
-    Step { step: &'static str, reason: String },
+    NoSuchUser {
+        parameter: &'static str,
+        user: String,
+    },
+    UserLookup {
+        user: String,
+        reason: String,
+    },
+    RootUser {
+        parameter: &'static str,
+        user: String,
+    },
+    Step {
+        step: &'static str,
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for SandboxError {
@@ -80,7 +92,11 @@ fn step<T, E: std::fmt::Display>(step: &'static str, r: Result<T, E>) -> Result<
 
 /// Confines a process that runs as root. Must run while the process is
 /// still single-threaded: capability sets and ids are per thread.
-pub fn confine(root: Option<&Path>, chdir_to: &Path, identity: &Identity) -> Result<(), SandboxError> {
+pub fn confine(
+    root: Option<&Path>,
+    chdir_to: &Path,
+    identity: &Identity,
+) -> Result<(), SandboxError> {
     match root {
         Some(root) => {
             step("chroot", nix::unistd::chroot(root))?;
@@ -90,7 +106,10 @@ pub fn confine(root: Option<&Path>, chdir_to: &Path, identity: &Identity) -> Res
     }
     step("clear bounding set", caps::clear(None, CapSet::Bounding))?;
     step("clear ambient set", caps::clear(None, CapSet::Ambient))?;
-    step("clear inheritable set", caps::clear(None, CapSet::Inheritable))?;
+    step(
+        "clear inheritable set",
+        caps::clear(None, CapSet::Inheritable),
+    )?;
     step("setgroups", nix::unistd::setgroups(&[identity.gid]))?;
     step(
         "setresgid",

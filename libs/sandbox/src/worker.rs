@@ -114,8 +114,9 @@ impl Worker {
 
 fn load_config(handoff: &Handoff) -> Result<MainConfig, String> {
     let master = MasterConfig::load(&handoff.config_dir).map_err(|e| e.to_string())?;
-    let config = MainConfig::load_with_references(&handoff.config_dir, &master.parameter_references())
-        .map_err(|e| e.to_string())?;
+    let config =
+        MainConfig::load_with_references(&handoff.config_dir, &master.parameter_references())
+            .map_err(|e| e.to_string())?;
     let origin = handoff.config_dir.join("master.cf");
     let overrides: Vec<Override> = handoff
         .overrides

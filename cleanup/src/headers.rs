@@ -1,0 +1,189 @@
+//! What cleanup reads from and adds to the message header.
+
+use mailgate_ipc::envelope::Envelope;
+
+use crate::Settings;
+
+/// What cleanup needs to know about the header the client sent.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct HeaderFacts {
+    pub message_id: Option<String>,
+    pub has_date: bool,
+}
+
+/// Reads the header section (up to the first empty line, or all of a
+/// message that has no body). Header names are matched case-insensitively;
+/// folded values are unfolded.
+pub fn scan(content: &[u8]) -> HeaderFacts {
+    let mut facts = HeaderFacts::default();
+    let mut current: Option<(String, String)> = None;
+    let finish = |field: Option<(String, String)>, facts: &mut HeaderFacts| {
+        if let Some((name, value)) = field {
+            match name.as_str() {
+                "message-id" if facts.message_id.is_none() => {
+                    facts.message_id = Some(value.trim().to_string())
+                }
+                "date" => facts.has_date = true,
+                _ => {}
+            }
+        }
+    };
+    for line in content.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        let text = String::from_utf8_lossy(line);
+        if line[0] == b' ' || line[0] == b'\t' {
+            if let Some((_, value)) = current.as_mut() {
+                value.push_str(&text);
+            }
+            continue;
+        }
+        finish(current.take(), &mut facts);
+        match text.split_once(':') {
+            Some((name, value)) if !name.is_empty() && !name.contains(' ') => {
+                current = Some((name.to_ascii_lowercase(), value.to_string()));
+            }
+            // Not a header line: the header section has ended (a message
+            // without the empty separator line).
+            _ => break,
+        }
+    }
+    finish(current.take(), &mut facts);
+    facts
+}
+
+/// The Received header in Postfix's form:
+/// `from HELO (NAME [ADDR])\r\n\tby MYHOSTNAME (MAIL_NAME) with PROTO id ID\r\n\tfor <RCPT>; DATE`
+/// ("for" only when there is exactly one recipient, as Postfix does, so a
+/// header never lists the other recipients of a message).
+pub fn received(settings: &Settings, envelope: &Envelope, queue_id: &str, unix_now: i64) -> String {
+    let client = &envelope.client;
+    let mut header = format!(
+        "Received: from {} ({} [{}])\r\n\tby {} ({}) with {} id {}",
+        if client.helo.is_empty() {
+            "unknown"
+        } else {
+            &client.helo
+        },
+        client.name,
+        client.addr,
+        settings.myhostname,
+        settings.mail_name,
+        client.protocol,
+        queue_id
+    );
+    if let [only] = envelope.recipients.as_slice() {
+        header.push_str(&format!("\r\n\tfor <{}>", only.address));
+    }
+    header.push_str(&format!("; {}\r\n", rfc5322_date(unix_now)));
+    header
+}
+
+/// A Message-ID in Postfix's form, unique because queue IDs are.
+pub fn message_id(settings: &Settings, queue_id: &str, unix_now: i64) -> String {
+    let stamp = mailgate_log::local_time(unix_now)
+        .map(|tm| {
+            format!(
+                "{:04}{:02}{:02}{:02}{:02}{:02}",
+                tm.tm_year + 1900,
+                tm.tm_mon + 1,
+                tm.tm_mday,
+                tm.tm_hour,
+                tm.tm_min,
+                tm.tm_sec
+            )
+        })
+        .unwrap_or_default();
+    format!("<{stamp}.{queue_id}@{}>", settings.myorigin)
+}
+
+/// `Mon, 23 Nov 2026 06:29:05 +0000 (UTC)` in local time.
+pub fn rfc5322_date(unix: i64) -> String {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    let Some(tm) = mailgate_log::local_time(unix) else {
+        return "Thu, 1 Jan 1970 00:00:00 +0000".to_string();
+    };
+    let offset = tm.tm_gmtoff / 60;
+    let sign = if offset < 0 { '-' } else { '+' };
+    let zone = if tm.tm_zone.is_null() {
+        String::new()
+    } else {
+        // SAFETY: localtime_r set tm_zone to a NUL-terminated string owned
+        // by libc's time zone data, which lives as long as the process.
+        let name = unsafe { std::ffi::CStr::from_ptr(tm.tm_zone) };
+        format!(" ({})", name.to_string_lossy())
+    };
+    format!(
+        "{}, {:>2} {} {:04} {:02}:{:02}:{:02} {sign}{:02}{:02}{zone}",
+        DAYS[tm.tm_wday.clamp(0, 6) as usize],
+        tm.tm_mday,
+        mailgate_log::MONTHS[tm.tm_mon.clamp(0, 11) as usize],
+        tm.tm_year + 1900,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        offset.abs() / 60,
+        offset.abs() % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailgate_ipc::envelope::{ClientInfo, Recipient};
+
+    #[test]
+    fn scan_finds_folded_message_id_and_date() {
+        let facts =
+            scan(b"Subject: x\r\nMessage-ID:\r\n <a@b>\r\nDATE: now\r\n\r\nMessage-ID: <no>\r\n");
+        assert_eq!(facts.message_id.as_deref(), Some("<a@b>"));
+        assert!(facts.has_date);
+        assert_eq!(
+            scan(b"\r\nMessage-ID: <body@x>\r\n"),
+            HeaderFacts::default()
+        );
+        assert_eq!(
+            scan(b"no header here\r\nDate: x\r\n"),
+            HeaderFacts::default()
+        );
+    }
+
+    #[test]
+    fn received_has_postfix_shape() {
+        mailgate_log::init("mailgate", "cleanup");
+        let settings = Settings {
+            myhostname: "gw.example.com".into(),
+            mail_name: "mailgate".into(),
+            myorigin: "example.com".into(),
+        };
+        let mut envelope = Envelope {
+            sender: "a@example.org".into(),
+            recipients: vec![Recipient::new("b@example.com".into(), None)],
+            client: ClientInfo {
+                name: "unknown".into(),
+                addr: "192.0.2.1".into(),
+                port: 4000,
+                helo: "client.example.org".into(),
+                protocol: "ESMTP".into(),
+            },
+            body_type: None,
+            smtputf8: false,
+            dsn_ret: None,
+            dsn_envid: None,
+            arrival: 0,
+        };
+        let header = received(&settings, &envelope, "0123ABC", 0);
+        assert!(header.starts_with(
+            "Received: from client.example.org (unknown [192.0.2.1])\r\n\tby gw.example.com (mailgate) with ESMTP id 0123ABC\r\n\tfor <b@example.com>; "
+        ));
+        assert!(header.ends_with("\r\n"));
+        envelope
+            .recipients
+            .push(Recipient::new("c@example.com".into(), None));
+        assert!(!received(&settings, &envelope, "X", 0).contains("for <"));
+        let date = rfc5322_date(0);
+        assert!(date.contains(" 1970 ") || date.contains(" 1969 "), "{date}");
+    }
+}

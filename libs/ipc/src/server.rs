@@ -1,0 +1,64 @@
+//! The accept loop of a service that listens on its inherited Unix socket:
+//! at most `limit` connections at once (excess ones wait in the listen
+//! backlog, like Postfix's process limit), and on shutdown it stops
+//! accepting and lets the connections in progress finish.
+
+use std::future::Future;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use tokio::net::UnixListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::channel::Channel;
+
+pub fn unix_listener(fd: OwnedFd) -> std::io::Result<UnixListener> {
+    let listener = std::os::unix::net::UnixListener::from(fd);
+    listener.set_nonblocking(true)?;
+    UnixListener::from_std(listener)
+}
+
+/// Serves connections until `shutdown` resolves, then waits for the
+/// connections in progress.
+pub async fn serve_unix<H, F>(
+    listener: UnixListener,
+    limit: usize,
+    shutdown: impl Future<Output = ()>,
+    handler: H,
+) where
+    H: Fn(Channel) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(limit.max(1)));
+    let mut sessions = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    mailgate_log::warning!("accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let session = handler(Channel::new(stream));
+        sessions.spawn(async move {
+            session.await;
+            drop(permit);
+        });
+        // Reap finished sessions so the set does not grow without bound.
+        while sessions.try_join_next().is_some() {}
+    }
+    while sessions.join_next().await.is_some() {}
+}

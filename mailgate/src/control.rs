@@ -1,0 +1,332 @@
+//! `start`, `stop`, `status` and `reload`: control the master, like `postfix start`.
+//!
+//! The master writes its pid (decimal, newline) to QUEUE_DIR/pid/master.pid and holds
+//! an exclusive flock(2) on that file while it runs. The lock is the authority on
+//! whether a master runs; the pid only says which process to signal.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::{Pid, User, geteuid};
+
+use crate::check;
+use crate::error::{Error, say};
+use crate::locate::{self, Invocation};
+
+/// How often `stop` looks whether the master is gone.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How long `stop` waits beyond master_drain_time.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// How long to wait for a master that holds the lock but has not yet written its pid.
+const PID_WRITE_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether a master runs, according to its pid file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MasterState {
+    Running(Pid),
+    Stopped,
+}
+
+/// What the pid file's lock says.
+#[derive(Debug)]
+enum LockState {
+    /// No pid file: no master ever ran with this spool, or the spool does not exist.
+    Missing,
+    /// Nobody holds the lock: no master runs (a leftover pid file is stale).
+    Free,
+    /// A process holds the lock.
+    Held(File),
+    /// The file system does not support flock(2): only the pid can tell.
+    Unsupported(File),
+}
+
+fn lock_state(path: &Path) -> Result<LockState, Error> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LockState::Missing),
+        Err(source) => {
+            return Err(Error::PidFile {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    // flock(2) locks do not care whether the file is open for reading or writing.
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        // Dropping the lock releases it at once, so a starting master is not kept out.
+        Ok(_lock) => Ok(LockState::Free),
+        Err((file, Errno::EWOULDBLOCK)) => Ok(LockState::Held(file)),
+        Err((file, _)) => Ok(LockState::Unsupported(file)),
+    }
+}
+
+/// The pid in the file's text: decimal digits, a positive number.
+fn parse_pid(text: &str) -> Option<Pid> {
+    let digits = text.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits
+        .parse::<i32>()
+        .ok()
+        .filter(|&n| n > 0)
+        .map(Pid::from_raw)
+}
+
+fn read_pid(path: &Path) -> Result<Pid, Error> {
+    let bytes = std::fs::read(path).map_err(|source| Error::PidFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    parse_pid(&text).ok_or_else(|| Error::BadPid {
+        path: path.to_path_buf(),
+        content: text.chars().take(40).collect(),
+    })
+}
+
+/// Reads the pid of a master that holds the lock, giving one that has just taken the
+/// lock a moment to write its pid.
+fn read_pid_of_holder(path: &Path) -> Result<Pid, Error> {
+    let deadline = Instant::now() + PID_WRITE_WAIT;
+    loop {
+        match read_pid(path) {
+            Err(Error::BadPid { .. }) if Instant::now() < deadline => sleep(POLL_INTERVAL),
+            result => return result,
+        }
+    }
+}
+
+/// True when the process exists (EPERM: it exists, but belongs to someone else).
+fn alive(pid: Pid) -> bool {
+    matches!(kill(pid, None), Ok(()) | Err(Errno::EPERM))
+}
+
+/// Whether a master runs with the spool whose pid file is `path`.
+pub fn master_state(path: &Path) -> Result<MasterState, Error> {
+    match lock_state(path)? {
+        LockState::Missing | LockState::Free => Ok(MasterState::Stopped),
+        LockState::Held(_file) => {
+            let pid = read_pid_of_holder(path)?;
+            if alive(pid) {
+                Ok(MasterState::Running(pid))
+            } else {
+                Err(Error::StalePid {
+                    path: path.to_path_buf(),
+                    pid,
+                })
+            }
+        }
+        LockState::Unsupported(_file) => {
+            let pid = read_pid(path)?;
+            Ok(if alive(pid) {
+                MasterState::Running(pid)
+            } else {
+                MasterState::Stopped
+            })
+        }
+    }
+}
+
+fn send(pid: Pid, signal: Signal) -> Result<(), Error> {
+    kill(pid, signal).map_err(|errno| Error::Signal { pid, signal, errno })
+}
+
+/// The master is gone when its process is, or when it has let go of the pid file's
+/// lock (a master that exited but was not yet reaped still answers kill(2)).
+fn has_exited(pid: Pid, path: &Path) -> bool {
+    !alive(pid) || matches!(lock_state(path), Ok(LockState::Missing | LockState::Free))
+}
+
+fn wait_for_exit(pid: Pid, path: &Path, limit: Duration) -> Result<(), Error> {
+    let started = Instant::now();
+    loop {
+        if has_exited(pid, path) {
+            return Ok(());
+        }
+        if started.elapsed() >= limit {
+            return Err(Error::StopTimeout { pid, waited: limit });
+        }
+        sleep(POLL_INTERVAL);
+    }
+}
+
+/// `mailgate start`: check the configuration, then become the master (exec), so the
+/// gateway runs in the foreground under whoever started this command. Returns only
+/// when it cannot start.
+pub fn start(invocation: &Invocation) -> Result<(), Error> {
+    check::run(invocation)?;
+    let config = invocation.load()?;
+    if let MasterState::Running(pid) = master_state(&locate::pid_file(&config))? {
+        return Err(Error::AlreadyRunning(pid));
+    }
+    if geteuid().is_root() {
+        let owner = config.get("mail_owner");
+        match User::from_name(&owner) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(Error::NoSuchUser(owner)),
+            Err(errno) => return Err(Error::UserLookup { name: owner, errno }),
+        }
+    } else {
+        say("warning: not running as root: the gateway runs unprivileged, without chroot");
+    }
+    let master = locate::daemon_directory(&config)?.join("master");
+    let mut command = Command::new(&master);
+    command.arg("-c").arg(&invocation.config_dir);
+    for setting in &invocation.settings {
+        command.arg("-o").arg(setting.to_arg());
+    }
+    // exec(2) returns only when it fails.
+    let source = command.exec();
+    Err(Error::Exec {
+        path: master,
+        source,
+    })
+}
+
+/// `mailgate stop`: SIGTERM to the master, then wait until it has drained and exited.
+pub fn stop(invocation: &Invocation) -> Result<(), Error> {
+    let config = invocation.load()?;
+    let path = locate::pid_file(&config);
+    let MasterState::Running(pid) = master_state(&path)? else {
+        return Err(Error::NotRunning);
+    };
+    say("stopping the mail system");
+    match kill(pid, Signal::SIGTERM) {
+        Ok(()) => {}
+        // It exited by itself since we looked.
+        Err(Errno::ESRCH) => return Ok(()),
+        Err(errno) => {
+            return Err(Error::Signal {
+                pid,
+                signal: Signal::SIGTERM,
+                errno,
+            });
+        }
+    }
+    wait_for_exit(pid, &path, config.time("master_drain_time") + STOP_GRACE)
+}
+
+/// `mailgate status`: succeeds when the master runs.
+pub fn status(invocation: &Invocation) -> Result<(), Error> {
+    let config = invocation.load()?;
+    match master_state(&locate::pid_file(&config))? {
+        MasterState::Running(pid) => {
+            say(format_args!("the mail system is running: PID: {pid}"));
+            Ok(())
+        }
+        MasterState::Stopped => Err(Error::NotRunning),
+    }
+}
+
+/// `mailgate reload`: SIGHUP to the master, which rereads its configuration. A
+/// configuration with errors is refused, so the running gateway keeps its old one.
+pub fn reload(invocation: &Invocation) -> Result<(), Error> {
+    let config = invocation.load()?;
+    let MasterState::Running(pid) = master_state(&locate::pid_file(&config))? else {
+        return Err(Error::NotRunning);
+    };
+    check::run(invocation)?;
+    say("refreshing the mail system");
+    match send(pid, Signal::SIGHUP) {
+        Err(Error::Signal {
+            errno: Errno::ESRCH,
+            ..
+        }) => Err(Error::NotRunning),
+        result => result,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdir::TestDir;
+    use std::process::Child;
+
+    fn locked(path: &Path) -> Flock<File> {
+        Flock::lock(File::open(path).unwrap(), FlockArg::LockExclusiveNonblock).unwrap()
+    }
+
+    fn sleeper() -> Child {
+        Command::new("sleep").arg("30").spawn().unwrap()
+    }
+
+    fn pid_of(child: &Child) -> Pid {
+        Pid::from_raw(i32::try_from(child.id()).unwrap())
+    }
+
+    #[test]
+    fn pids_parse() {
+        assert_eq!(parse_pid("1234\n"), Some(Pid::from_raw(1234)));
+        assert_eq!(parse_pid(" 1\n"), Some(Pid::from_raw(1)));
+        for bad in ["", "\n", "0", "-1", "+5", "12a", "99999999999", "1 2"] {
+            assert_eq!(parse_pid(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_lock_decides() {
+        let dir = TestDir::new();
+        let path = dir.path().join("master.pid");
+        assert_eq!(master_state(&path).unwrap(), MasterState::Stopped);
+
+        let me = Pid::this();
+        std::fs::write(&path, format!("{me}\n")).unwrap();
+        // A pid file nobody locks is stale, even though the process exists.
+        assert_eq!(master_state(&path).unwrap(), MasterState::Stopped);
+
+        let lock = locked(&path);
+        assert_eq!(master_state(&path).unwrap(), MasterState::Running(me));
+
+        std::fs::write(&path, "garbage").unwrap();
+        assert!(
+            matches!(master_state(&path), Err(Error::BadPid { content, .. }) if content == "garbage")
+        );
+
+        let mut child = Command::new("true").spawn().unwrap();
+        let dead = pid_of(&child);
+        child.wait().unwrap();
+        std::fs::write(&path, format!("{dead}\n")).unwrap();
+        assert!(matches!(master_state(&path), Err(Error::StalePid { pid, .. }) if pid == dead));
+        drop(lock);
+        assert_eq!(master_state(&path).unwrap(), MasterState::Stopped);
+    }
+
+    #[test]
+    fn waiting_for_the_master_to_exit() {
+        let dir = TestDir::new();
+        let path = dir.path().join("master.pid");
+        let mut child = sleeper();
+        let pid = pid_of(&child);
+        std::fs::write(&path, format!("{pid}\n")).unwrap();
+        let lock = locked(&path);
+        assert!(matches!(
+            wait_for_exit(pid, &path, Duration::from_millis(250)),
+            Err(Error::StopTimeout { .. })
+        ));
+        send(pid, Signal::SIGTERM).unwrap();
+        // Reap it, as the master's parent would.
+        let reaper = std::thread::spawn(move || child.wait());
+        wait_for_exit(pid, &path, Duration::from_secs(10)).unwrap();
+        reaper.join().unwrap().unwrap();
+        drop(lock);
+
+        // A master that let go of its lock counts as gone, even before it is reaped.
+        let mut child = sleeper();
+        let pid = pid_of(&child);
+        std::fs::write(&path, format!("{pid}\n")).unwrap();
+        wait_for_exit(pid, &path, Duration::from_secs(1)).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}

@@ -1,0 +1,317 @@
+//! Runs the `mailgate` program against configurations in temporary directories.
+
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+
+use nix::fcntl::{Flock, FlockArg};
+
+struct TestDir(tempfile::TempDir);
+
+impl TestDir {
+    fn new() -> TestDir {
+        TestDir(tempfile::tempdir().unwrap())
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.0.path().join(name), text).unwrap();
+    }
+
+    /// A good configuration whose spool is inside this directory.
+    fn configure(&self, extra_main_cf: &str) {
+        self.write(
+            "master.cf",
+            "smtp inet n - - - - smtpd\ncleanup unix n - - - 0 cleanup\n",
+        );
+        self.write(
+            "main.cf",
+            &format!(
+                "queue_directory = {}/spool\nmaster_drain_time = 1s\n{extra_main_cf}",
+                self.path().display()
+            ),
+        );
+        std::fs::create_dir_all(self.path().join("spool/pid")).unwrap();
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.path().join("spool/pid/master.pid")
+    }
+}
+
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn mailgate(dir: &TestDir, args: &[&str]) -> Outcome {
+    let output = Command::new(env!("CARGO_BIN_EXE_mailgate"))
+        .arg("-c")
+        .arg(dir.path())
+        .args(args)
+        .output()
+        .unwrap();
+    Outcome {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn check_reports_errors_and_warnings() {
+    let dir = TestDir::new();
+    dir.configure("");
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (0, "", "")
+    );
+
+    dir.write(
+        "master.cf",
+        "smtp inet n - - - - smtpd\ncleanup unix n - n - 0 cleanup\n",
+    );
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 0);
+    let master = dir.path().join("master.cf");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "mailgate: warning: {}:2: service cleanup runs without chroot\n",
+            master.display()
+        )
+    );
+
+    dir.write("main.cf", "smtpd_timeout = soon\nrelay_domains = a@b\n");
+    let out = mailgate(&dir, &["-o", "relayhost_typo=x", "check"]);
+    assert_eq!(out.code, 1);
+    let main = dir.path().join("main.cf");
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("mailgate: error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", out.stderr);
+    assert!(errors[0].starts_with(&format!(
+        "mailgate: error: {}:1: smtpd_timeout: invalid time value",
+        main.display()
+    )));
+
+    dir.write("main.cf", "");
+    let out = mailgate(&dir, &["-o", "relayhost_typo=x", "check"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("mailgate: error: command line: unknown parameter \"relayhost_typo\""),
+        "{}",
+        out.stderr
+    );
+
+    let empty = TestDir::new();
+    let out = mailgate(&empty, &["check"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("master.cf: cannot read"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn config_shows_parameters() {
+    let dir = TestDir::new();
+    dir.write("master.cf", "smtp inet n - - - - smtpd\n");
+    dir.write("main.cf", "relayhost = [10.0.0.1]\n");
+    let out = mailgate(&dir, &["-o", "myorigin=example.com", "config", "-n"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "myorigin = example.com\nrelayhost = [10.0.0.1]\n"
+    );
+
+    let out = mailgate(&dir, &["config", "-d", "relayhost", "mail_owner"]);
+    assert_eq!(out.stdout, "relayhost =\nmail_owner = mailgate\n");
+
+    let out = mailgate(&dir, &["config", "relayhost", "no_such_param"]);
+    assert_eq!(out.code, 1);
+    assert_eq!(out.stdout, "relayhost = [10.0.0.1]\n");
+    assert_eq!(
+        out.stderr,
+        "mailgate: warning: no_such_param: unknown parameter\n"
+    );
+
+    let out = mailgate(&dir, &["config"]);
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.lines().count() > 50);
+    assert!(
+        out.stdout
+            .contains("\nqueue_directory = /var/spool/mailgate\n")
+    );
+
+    dir.write("main.cf", "relayhost = \"\nsmtpd_timeout = x\n");
+    let out = mailgate(&dir, &["config"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("smtpd_timeout: invalid time value"));
+}
+
+fn sleeper() -> Child {
+    Command::new("sleep").arg("30").spawn().unwrap()
+}
+
+/// Stands in for a running master: a process whose pid is in the pid file, with the
+/// file locked (by this test process, which works the same for `mailgate`).
+fn fake_master(dir: &TestDir) -> (Child, Flock<File>) {
+    let child = sleeper();
+    std::fs::write(dir.pid_file(), format!("{}\n", child.id())).unwrap();
+    let lock = Flock::lock(
+        File::open(dir.pid_file()).unwrap(),
+        FlockArg::LockExclusiveNonblock,
+    )
+    .unwrap();
+    (child, lock)
+}
+
+#[test]
+fn status_stop_and_reload() {
+    let dir = TestDir::new();
+    dir.configure("");
+    let not_running = "mailgate: the mail system is not running\n";
+    for command in ["status", "stop", "reload"] {
+        let out = mailgate(&dir, &[command]);
+        assert_eq!(
+            (out.code, out.stderr.as_str()),
+            (1, not_running),
+            "{command}"
+        );
+    }
+
+    let (mut child, lock) = fake_master(&dir);
+    let out = mailgate(&dir, &["status"]);
+    assert_eq!(out.code, 0);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "mailgate: the mail system is running: PID: {}\n",
+            child.id()
+        )
+    );
+
+    // SIGHUP ends `sleep`, which is how the test sees that it was sent.
+    let out = mailgate(&dir, &["reload"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (0, "mailgate: refreshing the mail system\n")
+    );
+    child.wait().unwrap();
+    drop(lock);
+
+    let (child, lock) = fake_master(&dir);
+    let reaper = std::thread::spawn(move || {
+        let mut child = child;
+        child.wait()
+    });
+    let out = mailgate(&dir, &["stop"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (0, "mailgate: stopping the mail system\n")
+    );
+    reaper.join().unwrap().unwrap();
+    drop(lock);
+
+    // A pid file that nobody locks is stale.
+    let out = mailgate(&dir, &["status"]);
+    assert_eq!((out.code, out.stderr.as_str()), (1, not_running));
+}
+
+#[test]
+fn start_execs_the_master() {
+    let dir = TestDir::new();
+    let daemons = dir.path().join("daemons");
+    std::fs::create_dir_all(&daemons).unwrap();
+    let script = daemons.join("master");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$(dirname \"$0\")/args\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir.configure(&format!(
+        "daemon_directory = {}\nmail_owner = mailgate-test-no-such-user\n",
+        daemons.display()
+    ));
+    let root = nix::unistd::geteuid().is_root();
+
+    let out = mailgate(&dir, &["start"]);
+    if root {
+        assert_eq!(out.code, 1);
+        assert_eq!(
+            out.stderr,
+            "mailgate: fatal: mail_owner = mailgate-test-no-such-user: no such user; create it \
+             with \"useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin \
+             mailgate-test-no-such-user\"\n"
+        );
+        assert!(!daemons.join("args").exists());
+    }
+
+    let owner = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .unwrap()
+        .unwrap()
+        .name;
+    let setting = format!("mail_owner={owner}");
+    let out = mailgate(&dir, &["-o", &setting, "start"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    if !root {
+        assert_eq!(
+            out.stderr,
+            "mailgate: warning: not running as root: the gateway runs unprivileged, without chroot\n"
+        );
+    }
+    let args = std::fs::read_to_string(daemons.join("args")).unwrap();
+    assert_eq!(
+        args,
+        format!("-c\n{}\n-o\n{setting}\n", dir.path().display())
+    );
+
+    // Errors in the configuration keep it from starting.
+    std::fs::remove_file(daemons.join("args")).unwrap();
+    let out = mailgate(&dir, &["-o", &setting, "-o", "smtpd_timeout=x", "start"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .starts_with("mailgate: error: command line: smtpd_timeout")
+    );
+    assert!(!daemons.join("args").exists());
+
+    // So does a running master.
+    let (mut child, lock) = fake_master(&dir);
+    let out = mailgate(&dir, &["-o", &setting, "start"]);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "mailgate: fatal: the mail system is already running: PID: {}\n",
+            child.id()
+        )
+    );
+    drop(lock);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // And a missing master program is named.
+    std::fs::remove_file(&script).unwrap();
+    let out = mailgate(&dir, &["-o", &setting, "start"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "mailgate: fatal: cannot run {}: ",
+            script.display()
+        )),
+        "{}",
+        out.stderr
+    );
+}

@@ -1,0 +1,837 @@
+//! One SMTP client session (RFC 5321) with one server: greeting, EHLO, one
+//! mail transaction, QUIT.
+//!
+//! Generic over the stream so tests can drive it; in production it is a TCP
+//! connection. Everything the server sends is checked: a reply that is late,
+//! malformed or missing ends the session with a deferral, never a panic.
+
+use std::fmt;
+use std::fs::File;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailgate_ipc::envelope::{Micros, now_micros};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+
+use crate::content::{ContentReader, DotStuffer};
+use crate::reply::{MAX_LINE, Reply, ReplyBuilder, ReplyError};
+use crate::settings::Timeouts;
+use crate::status::Status;
+
+/// At most this many commands go out in one pipelined write before their
+/// replies are read (RFC 2920 §3.1: a client that writes without reading
+/// can deadlock with a server whose replies fill the socket buffers).
+const PIPELINE_GROUP: usize = 100;
+
+/// The message to transfer. Recipients are in the order of the request.
+pub struct Message<'a> {
+    pub sender: &'a str,
+    pub recipients: Vec<&'a str>,
+    pub eight_bit: bool,
+    pub smtputf8: bool,
+    pub content: Arc<File>,
+    pub offset: u64,
+    pub length: u64,
+}
+
+/// How a session ended.
+#[derive(Debug)]
+pub enum SessionResult {
+    /// No mail transaction was started (greeting or EHLO failed, or the
+    /// connection broke before MAIL FROM): another server may be tried.
+    Setup(Status),
+    /// The transaction ran: one final status per recipient, in order.
+    Transaction {
+        setup_done: Micros,
+        statuses: Vec<Status>,
+    },
+}
+
+/// What the server offered in its EHLO reply.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Extensions {
+    pipelining: bool,
+    /// SIZE was advertised (with or without a limit).
+    size: bool,
+    /// The advertised limit; none, or 0, means no fixed limit (RFC 1870).
+    size_limit: Option<u64>,
+    eight_bit_mime: bool,
+    smtputf8: bool,
+}
+
+impl Extensions {
+    fn parse(reply: &Reply) -> Extensions {
+        let mut ext = Extensions::default();
+        // The first line is the server's greeting to us, not a keyword.
+        for line in reply.lines.iter().skip(1) {
+            let mut words = line.split_ascii_whitespace();
+            let Some(keyword) = words.next() else {
+                continue;
+            };
+            match keyword.to_ascii_uppercase().as_str() {
+                "PIPELINING" => ext.pipelining = true,
+                "8BITMIME" => ext.eight_bit_mime = true,
+                "SMTPUTF8" => ext.smtputf8 = true,
+                "SIZE" => {
+                    ext.size = true;
+                    ext.size_limit = words
+                        .next()
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .filter(|n| *n > 0);
+                }
+                _ => {}
+            }
+        }
+        ext
+    }
+}
+
+/// Where in the dialogue a session broke, in Postfix's words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Greeting,
+    Ehlo,
+    Helo,
+    Mail,
+    Rcpt,
+    Data,
+    Body,
+    Dot,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Greeting => "receiving the initial server greeting",
+            Stage::Ehlo => "performing the EHLO handshake",
+            Stage::Helo => "performing the HELO handshake",
+            Stage::Mail => "sending MAIL FROM",
+            Stage::Rcpt => "sending RCPT TO",
+            Stage::Data => "sending DATA command",
+            Stage::Body => "sending message body",
+            Stage::Dot => "sending end of data -- message may be sent more than once",
+        })
+    }
+}
+
+/// Why talking to the server stopped.
+#[derive(Debug)]
+enum Fail {
+    Timeout,
+    /// End of file or a socket error.
+    Lost,
+    Malformed(ReplyError),
+}
+
+/// A command of the mail transaction, for pipelining.
+#[derive(Clone, Copy, Debug)]
+enum Command {
+    Mail,
+    Rcpt(usize),
+    Data,
+}
+
+struct Session<'a, S> {
+    stream: BufReader<S>,
+    /// `host[ip]`, for the texts.
+    host: &'a str,
+    timeouts: Timeouts,
+}
+
+/// Runs one session on a connected stream.
+pub async fn run<S>(
+    stream: S,
+    host: &str,
+    helo_name: &str,
+    timeouts: Timeouts,
+    message: &Message<'_>,
+) -> SessionResult
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut session = Session {
+        stream: BufReader::new(stream),
+        host,
+        timeouts,
+    };
+    let ext = match session.setup(helo_name).await {
+        Ok(ext) => ext,
+        Err(status) => return SessionResult::Setup(status),
+    };
+    let setup_done = now_micros();
+    let statuses = session.transaction(ext, message).await;
+    SessionResult::Transaction {
+        setup_done,
+        statuses,
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
+    /// Greeting and EHLO (HELO if EHLO is refused).
+    async fn setup(&mut self, helo_name: &str) -> Result<Extensions, Status> {
+        let greeting = self
+            .read_reply(self.timeouts.helo)
+            .await
+            .map_err(|f| self.broken(f, Stage::Greeting))?;
+        if !greeting.is_positive() {
+            self.quit().await;
+            // As Postfix's smtp_skip_5xx_greeting: a server that will not
+            // talk to us is a reason to try another one, not to bounce.
+            let dsn = format!("4{}", &greeting.dsn()[1..]);
+            return Err(Status::deferred(
+                dsn,
+                format!("host {} refused to talk to me: {greeting}", self.host),
+            ));
+        }
+        let ehlo = self
+            .command(
+                format!("EHLO {helo_name}\r\n").as_bytes(),
+                self.timeouts.helo,
+            )
+            .await
+            .map_err(|f| self.broken(f, Stage::Ehlo))?;
+        if ehlo.is_positive() {
+            return Ok(Extensions::parse(&ehlo));
+        }
+        if ehlo.class() != 5 {
+            self.quit().await;
+            return Err(self.rejected(&ehlo, "EHLO"));
+        }
+        // An old server that does not know EHLO (RFC 5321 §3.2).
+        let helo = self
+            .command(
+                format!("HELO {helo_name}\r\n").as_bytes(),
+                self.timeouts.helo,
+            )
+            .await
+            .map_err(|f| self.broken(f, Stage::Helo))?;
+        if helo.is_positive() {
+            return Ok(Extensions::default());
+        }
+        self.quit().await;
+        Err(self.rejected(&helo, "HELO"))
+    }
+
+    /// MAIL, RCPT, DATA, the content and the final dot; then QUIT.
+    async fn transaction(&mut self, ext: Extensions, message: &Message<'_>) -> Vec<Status> {
+        let all = |status: Status| vec![status; message.recipients.len()];
+        if let Some(limit) = ext.size_limit
+            && message.length > limit
+        {
+            self.quit().await;
+            return all(Status::bounced(
+                "5.3.4",
+                format!(
+                    "message size {} exceeds size limit {limit} of server {}",
+                    message.length, self.host
+                ),
+            ));
+        }
+        if message.smtputf8 && !ext.smtputf8 {
+            self.quit().await;
+            return all(Status::bounced(
+                "5.6.7",
+                format!(
+                    "SMTPUTF8 is required, but was not offered by host {}",
+                    self.host
+                ),
+            ));
+        }
+
+        // Per recipient: None while accepted (or not yet answered).
+        let mut outcome: Vec<Option<Status>> = vec![None; message.recipients.len()];
+        let mut commands = vec![Command::Mail];
+        commands.extend((0..message.recipients.len()).map(Command::Rcpt));
+        commands.push(Command::Data);
+        let group = if ext.pipelining { PIPELINE_GROUP } else { 1 };
+        for batch in commands.chunks(group) {
+            // Without pipelining, DATA is only sent once a recipient is
+            // accepted; with it, the server answers DATA with 5xx itself.
+            if matches!(batch[0], Command::Data) && outcome.iter().all(Option::is_some) {
+                self.quit().await;
+                return finish(outcome, None);
+            }
+            let mut text = Vec::new();
+            for command in batch {
+                text.extend_from_slice(self.command_line(*command, &ext, message).as_bytes());
+            }
+            let (first_stage, first_timeout) = self.step(batch[0]);
+            if let Err(f) = self.send(&text, first_timeout).await {
+                return finish(outcome, Some(self.broken(f, first_stage)));
+            }
+            for command in batch {
+                let (stage, timeout) = self.step(*command);
+                let reply = match self.read_reply(timeout).await {
+                    Ok(reply) => reply,
+                    Err(f) => return finish(outcome, Some(self.broken(f, stage))),
+                };
+                match command {
+                    Command::Mail if !reply.is_positive() => {
+                        self.quit().await;
+                        return all(self.rejected(&reply, "MAIL FROM"));
+                    }
+                    Command::Mail => {}
+                    Command::Rcpt(i) if !reply.is_positive() => {
+                        outcome[*i] = Some(self.rejected(&reply, "RCPT TO"));
+                    }
+                    Command::Rcpt(_) => {}
+                    Command::Data if reply.code != 354 => {
+                        self.quit().await;
+                        let status = self.rejected(&reply, "DATA");
+                        return finish(outcome, Some(status));
+                    }
+                    Command::Data => {}
+                }
+            }
+        }
+        if outcome.iter().all(Option::is_some) {
+            // Pipelined DATA that a server accepted although it accepted no
+            // recipient: end the empty message at once (RFC 2920 §3.1).
+            let _ = self.send(b".\r\n", self.timeouts.data_done).await;
+            let _ = self.read_reply(self.timeouts.data_done).await;
+            self.quit().await;
+            return finish(outcome, None);
+        }
+        let status = self.send_content(message).await;
+        finish(outcome, Some(status))
+    }
+
+    /// The content, the final dot and its reply: the status of every
+    /// recipient the server accepted.
+    async fn send_content(&mut self, message: &Message<'_>) -> Status {
+        let mut reader =
+            ContentReader::new(Arc::clone(&message.content), message.offset, message.length);
+        let mut stuffer = DotStuffer::default();
+        let mut out = Vec::new();
+        loop {
+            out.clear();
+            match reader.next_chunk().await {
+                Ok(Some(chunk)) => stuffer.push(&chunk, &mut out),
+                Ok(None) => break,
+                // The connection is dropped without the final dot, so the
+                // server throws the partial message away.
+                Err(e) => return Status::deferred("4.3.0", e.to_string()),
+            }
+            if let Err(f) = self.send(&out, self.timeouts.data_xfer).await {
+                return self.broken(f, Stage::Body);
+            }
+        }
+        out.clear();
+        stuffer.finish(&mut out);
+        if let Err(f) = self.send(&out, self.timeouts.data_xfer).await {
+            return self.broken(f, Stage::Body);
+        }
+        let reply = match self.read_reply(self.timeouts.data_done).await {
+            Ok(reply) => reply,
+            Err(f) => return self.broken(f, Stage::Dot),
+        };
+        self.quit().await;
+        if reply.is_positive() {
+            Status::sent(reply.dsn(), reply.to_string())
+        } else {
+            self.rejected(&reply, "end of DATA")
+        }
+    }
+
+    fn command_line(&self, command: Command, ext: &Extensions, message: &Message<'_>) -> String {
+        match command {
+            Command::Mail => {
+                let mut line = format!("MAIL FROM:<{}>", message.sender);
+                if message.eight_bit && ext.eight_bit_mime {
+                    line.push_str(" BODY=8BITMIME");
+                }
+                if ext.size {
+                    line.push_str(&format!(" SIZE={}", message.length));
+                }
+                if message.smtputf8 {
+                    line.push_str(" SMTPUTF8");
+                }
+                line + "\r\n"
+            }
+            Command::Rcpt(i) => format!("RCPT TO:<{}>\r\n", message.recipients[i]),
+            Command::Data => "DATA\r\n".to_string(),
+        }
+    }
+
+    fn step(&self, command: Command) -> (Stage, Duration) {
+        match command {
+            Command::Mail => (Stage::Mail, self.timeouts.mail),
+            Command::Rcpt(_) => (Stage::Rcpt, self.timeouts.rcpt),
+            Command::Data => (Stage::Data, self.timeouts.data_init),
+        }
+    }
+
+    /// `host X said: 550 5.1.1 ... (in reply to RCPT TO command)`, deferred
+    /// or bounced by the reply's class.
+    fn rejected(&self, reply: &Reply, command: &str) -> Status {
+        let reason = format!(
+            "host {} said: {reply} (in reply to {command} command)",
+            self.host
+        );
+        match reply.class() {
+            5 => Status::bounced(reply.dsn(), reason),
+            4 => Status::deferred(reply.dsn(), reason),
+            // A success or intermediate reply where it makes no sense.
+            _ => Status::deferred("4.5.0", reason),
+        }
+    }
+
+    fn broken(&self, fail: Fail, stage: Stage) -> Status {
+        match fail {
+            Fail::Timeout => Status::deferred(
+                "4.4.2",
+                format!("conversation with {} timed out while {stage}", self.host),
+            ),
+            Fail::Lost => Status::deferred(
+                "4.4.2",
+                format!("lost connection with {} while {stage}", self.host),
+            ),
+            Fail::Malformed(e) => Status::deferred(
+                "4.5.0",
+                format!(
+                    "host {} sent a malformed reply while {stage}: {e}",
+                    self.host
+                ),
+            ),
+        }
+    }
+
+    async fn command(&mut self, line: &[u8], timeout: Duration) -> Result<Reply, Fail> {
+        self.send(line, timeout).await?;
+        self.read_reply(timeout).await
+    }
+
+    async fn send(&mut self, data: &[u8], timeout: Duration) -> Result<(), Fail> {
+        let write = async {
+            self.stream.write_all(data).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Fail::Lost),
+            Err(_) => Err(Fail::Timeout),
+        }
+    }
+
+    async fn read_reply(&mut self, timeout: Duration) -> Result<Reply, Fail> {
+        let read = async {
+            let mut builder = ReplyBuilder::default();
+            loop {
+                let line = self.read_line().await?;
+                if let Some(reply) = builder.push(&line).map_err(Fail::Malformed)? {
+                    return Ok(reply);
+                }
+            }
+        };
+        tokio::time::timeout(timeout, read)
+            .await
+            .unwrap_or(Err(Fail::Timeout))
+    }
+
+    /// One line without its CRLF (or bare LF), at most [`MAX_LINE`] bytes.
+    async fn read_line(&mut self) -> Result<Vec<u8>, Fail> {
+        let mut line = Vec::new();
+        loop {
+            let buf = self.stream.fill_buf().await.map_err(|_| Fail::Lost)?;
+            if buf.is_empty() {
+                return Err(Fail::Lost);
+            }
+            match buf.iter().position(|b| *b == b'\n') {
+                Some(end) => {
+                    line.extend_from_slice(&buf[..end]);
+                    self.stream.consume(end + 1);
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                    if line.len() > MAX_LINE {
+                        return Err(Fail::Malformed(ReplyError::LineTooLong));
+                    }
+                    return Ok(line);
+                }
+                None => {
+                    let n = buf.len();
+                    line.extend_from_slice(buf);
+                    self.stream.consume(n);
+                    if line.len() > MAX_LINE {
+                        return Err(Fail::Malformed(ReplyError::LineTooLong));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the session politely; the answer does not matter.
+    async fn quit(&mut self) {
+        if self.send(b"QUIT\r\n", self.timeouts.quit).await.is_ok() {
+            let _ = self.read_reply(self.timeouts.quit).await;
+        }
+    }
+}
+
+/// Each recipient's final status: its own RCPT rejection, or `rest`.
+/// `rest` is None only when no recipient is without a status.
+fn finish(outcome: Vec<Option<Status>>, rest: Option<Status>) -> Vec<Status> {
+    outcome
+        .into_iter()
+        .map(|status| {
+            status
+                .or_else(|| rest.clone())
+                .unwrap_or_else(|| Status::deferred("4.3.0", "internal error: no result"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailgate_ipc::protocol::delivery::Outcome;
+    use std::io::Write;
+    use tokio::io::{AsyncReadExt, DuplexStream};
+
+    fn timeouts(t: Duration) -> Timeouts {
+        Timeouts {
+            connect: t,
+            helo: t,
+            mail: t,
+            rcpt: t,
+            data_init: t,
+            data_xfer: t,
+            data_done: t,
+            quit: t,
+        }
+    }
+
+    fn content(text: &[u8]) -> Arc<File> {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"RECORD").unwrap();
+        file.write_all(text).unwrap();
+        Arc::new(file)
+    }
+
+    fn message<'a>(recipients: Vec<&'a str>, body: &[u8]) -> Message<'a> {
+        Message {
+            sender: "alice@example.org",
+            recipients,
+            eight_bit: true,
+            smtputf8: false,
+            content: content(body),
+            offset: 6,
+            length: body.len() as u64,
+        }
+    }
+
+    /// A scripted server: sends each reply after reading what the client
+    /// wrote up to then, and returns everything the client wrote.
+    async fn scripted(mut server: DuplexStream, replies: Vec<&'static str>) -> String {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        for (i, reply) in replies.iter().enumerate() {
+            if i > 0 {
+                // Wait for at least one more line from the client.
+                let before = seen.iter().filter(|b| **b == b'\n').count();
+                while seen.iter().filter(|b| **b == b'\n').count() == before {
+                    let n = server.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        return String::from_utf8_lossy(&seen).into_owned();
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                }
+            }
+            server.write_all(reply.as_bytes()).await.unwrap();
+        }
+        // The script is over: the server hangs up (the client sees EOF).
+        let _ = server.shutdown().await;
+        loop {
+            match server.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    }
+
+    async fn session(replies: Vec<&'static str>, message: Message<'_>) -> (SessionResult, String) {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let server = tokio::spawn(scripted(server, replies));
+        let result = run(
+            client,
+            "mx.example.com[192.0.2.1]",
+            "gw.example.org",
+            timeouts(Duration::from_secs(5)),
+            &message,
+        )
+        .await;
+        (result, server.await.unwrap())
+    }
+
+    fn statuses(result: SessionResult) -> Vec<Status> {
+        match result {
+            SessionResult::Transaction { statuses, .. } => statuses,
+            SessionResult::Setup(status) => panic!("setup failed: {status:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn mixed_recipients_without_pipelining() {
+        let (result, dialogue) = session(
+            vec![
+                "220 mx ESMTP\r\n",
+                "250-mx\r\n250-8BITMIME\r\n250 SIZE\r\n",
+                "250 2.1.0 Ok\r\n",
+                "250 2.1.5 Ok\r\n",
+                "550 5.1.1 <nobody@example.com>: User unknown\r\n",
+                "450 4.2.0 Greylisted\r\n",
+                "354 go\r\n",
+                "250 2.0.0 Ok: queued as ABC\r\n",
+                "221 bye\r\n",
+            ],
+            message(
+                vec!["bob@example.com", "nobody@example.com", "carol@example.com"],
+                b"Subject: hi\r\n\r\n.dot\r\nlast",
+            ),
+        )
+        .await;
+        let s = statuses(result);
+        assert_eq!(s[0], Status::sent("2.0.0", "250 2.0.0 Ok: queued as ABC"));
+        assert_eq!(s[1].outcome, Outcome::Bounced);
+        assert_eq!(s[1].dsn, "5.1.1");
+        assert_eq!(
+            s[1].reason,
+            "host mx.example.com[192.0.2.1] said: 550 5.1.1 <nobody@example.com>: \
+             User unknown (in reply to RCPT TO command)"
+        );
+        assert_eq!(s[2].outcome, Outcome::Deferred);
+        assert_eq!(s[2].dsn, "4.2.0");
+        assert_eq!(
+            dialogue,
+            "EHLO gw.example.org\r\n\
+             MAIL FROM:<alice@example.org> BODY=8BITMIME SIZE=25\r\n\
+             RCPT TO:<bob@example.com>\r\n\
+             RCPT TO:<nobody@example.com>\r\n\
+             RCPT TO:<carol@example.com>\r\n\
+             DATA\r\n\
+             Subject: hi\r\n\r\n..dot\r\nlast\r\n.\r\n\
+             QUIT\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn pipelined_commands_go_in_one_write() {
+        let (client, mut server) = tokio::io::duplex(1 << 20);
+        let message = message(vec!["a@x", "b@x"], b"body\r\n");
+        let driver = async {
+            server.write_all(b"220 hi\r\n").await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = server.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"EHLO gw.example.org\r\n");
+            server
+                .write_all(b"250-mx\r\n250 PIPELINING\r\n")
+                .await
+                .unwrap();
+            let n = server.read(&mut buf).await.unwrap();
+            // MAIL, both RCPTs and DATA arrive together, before any reply.
+            assert_eq!(
+                &buf[..n],
+                b"MAIL FROM:<alice@example.org>\r\nRCPT TO:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\n"
+            );
+            server
+                .write_all(b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n")
+                .await
+                .unwrap();
+            let n = server.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"body\r\n.\r\n");
+            server
+                .write_all(b"250 queued\r\n221 bye\r\n")
+                .await
+                .unwrap();
+        };
+        let (result, ()) = tokio::join!(
+            run(
+                client,
+                "h[ip]",
+                "gw.example.org",
+                timeouts(Duration::from_secs(5)),
+                &message
+            ),
+            driver
+        );
+        let s = statuses(result);
+        assert_eq!(s, vec![Status::sent("2.0.0", "250 queued"); 2]);
+    }
+
+    #[tokio::test]
+    async fn all_recipients_refused_pipelined() {
+        let (result, dialogue) = session(
+            vec![
+                "220 mx\r\n",
+                "250-mx\r\n250 PIPELINING\r\n",
+                "250 ok\r\n550 5.1.1 no\r\n554 5.5.1 no valid recipients\r\n",
+                "221 bye\r\n",
+            ],
+            message(vec!["a@x"], b"body\r\n"),
+        )
+        .await;
+        let s = statuses(result);
+        assert_eq!(s[0].outcome, Outcome::Bounced);
+        assert!(s[0].reason.contains("(in reply to RCPT TO command)"));
+        assert!(!dialogue.contains("body"));
+        assert!(dialogue.ends_with("QUIT\r\n"));
+    }
+
+    #[tokio::test]
+    async fn ehlo_refused_falls_back_to_helo() {
+        let (result, dialogue) = session(
+            vec![
+                "220 old\r\n",
+                "502 what\r\n",
+                "250 hello\r\n",
+                "250 ok\r\n",
+                "250 ok\r\n",
+                "354 go\r\n",
+                "250 ok\r\n",
+                "221 bye\r\n",
+            ],
+            message(vec!["a@x"], b"x\r\n"),
+        )
+        .await;
+        assert_eq!(statuses(result)[0].outcome, Outcome::Sent);
+        // No SIZE or BODY parameters for a server without extensions.
+        assert!(dialogue.contains("HELO gw.example.org\r\nMAIL FROM:<alice@example.org>\r\n"));
+    }
+
+    #[tokio::test]
+    async fn size_and_smtputf8_are_checked_before_sending() {
+        let (result, dialogue) = session(
+            vec!["220 mx\r\n", "250-mx\r\n250 SIZE 10\r\n", "221 bye\r\n"],
+            message(vec!["a@x"], b"more than ten bytes\r\n"),
+        )
+        .await;
+        let s = statuses(result);
+        assert_eq!(s[0].dsn, "5.3.4");
+        assert_eq!(
+            s[0].reason,
+            "message size 21 exceeds size limit 10 of server mx.example.com[192.0.2.1]"
+        );
+        assert!(!dialogue.contains("MAIL"));
+
+        let mut utf8 = message(vec!["a@x"], b"x\r\n");
+        utf8.smtputf8 = true;
+        let (result, _) = session(vec!["220 mx\r\n", "250 mx\r\n", "221 bye\r\n"], utf8).await;
+        let s = statuses(result);
+        assert_eq!(
+            (s[0].outcome, s[0].dsn.as_str()),
+            (Outcome::Bounced, "5.6.7")
+        );
+    }
+
+    #[tokio::test]
+    async fn refusals_and_breakage() {
+        // 5xx greeting: soft, so the next server is tried.
+        let (result, _) = session(
+            vec!["554 5.7.1 go away\r\n", "221 bye\r\n"],
+            message(vec!["a@x"], b"x"),
+        )
+        .await;
+        match result {
+            SessionResult::Setup(s) => {
+                assert_eq!(s.outcome, Outcome::Deferred);
+                assert_eq!(s.dsn, "4.7.1");
+                assert_eq!(
+                    s.reason,
+                    "host mx.example.com[192.0.2.1] refused to talk to me: 554 5.7.1 go away"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // MAIL FROM refused: every recipient gets that reply.
+        let (result, _) = session(
+            vec![
+                "220 mx\r\n",
+                "250 mx\r\n",
+                "553 5.7.1 sender rejected\r\n",
+                "221 bye\r\n",
+            ],
+            message(vec!["a@x", "b@x"], b"x"),
+        )
+        .await;
+        let s = statuses(result);
+        assert!(s.iter().all(|s| s.outcome == Outcome::Bounced
+            && s.reason.ends_with("(in reply to MAIL FROM command)")));
+        // Junk instead of a reply, and a connection lost after DATA.
+        let (result, _) = session(
+            vec!["220 mx\r\n", "hello there\r\n"],
+            message(vec!["a@x"], b"x"),
+        )
+        .await;
+        match result {
+            SessionResult::Setup(s) => {
+                assert_eq!((s.outcome, s.dsn.as_str()), (Outcome::Deferred, "4.5.0"));
+                assert!(
+                    s.reason
+                        .contains("malformed reply while performing the EHLO handshake")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let (result, _) = session(
+            vec![
+                "220 mx\r\n",
+                "250 mx\r\n",
+                "250 ok\r\n",
+                "250 ok\r\n",
+                "354 go\r\n",
+            ],
+            message(vec!["a@x"], b"x\r\n"),
+        )
+        .await;
+        let s = statuses(result);
+        assert_eq!(s[0].outcome, Outcome::Deferred);
+        assert_eq!(
+            s[0].reason,
+            "lost connection with mx.example.com[192.0.2.1] while sending end of data -- \
+             message may be sent more than once"
+        );
+    }
+
+    #[tokio::test]
+    async fn silent_server_times_out() {
+        let (client, _server) = tokio::io::duplex(1024);
+        let result = run(
+            client,
+            "h[ip]",
+            "gw",
+            timeouts(Duration::from_millis(50)),
+            &message(vec!["a@x"], b"x"),
+        )
+        .await;
+        match result {
+            SessionResult::Setup(s) => assert_eq!(
+                s.reason,
+                "conversation with h[ip] timed out while receiving the initial server greeting"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn endless_line_is_refused() {
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        let flood = tokio::spawn(async move {
+            let junk = vec![b'2'; 1024];
+            while server.write_all(&junk).await.is_ok() {}
+        });
+        let result = run(
+            client,
+            "h[ip]",
+            "gw",
+            timeouts(Duration::from_secs(5)),
+            &message(vec!["a@x"], b"x"),
+        )
+        .await;
+        match result {
+            SessionResult::Setup(s) => assert!(s.reason.contains("longer than"), "{s:?}"),
+            other => panic!("{other:?}"),
+        }
+        flood.abort();
+    }
+}

@@ -1,0 +1,411 @@
+//! One delivery request: pick the servers, run sessions until one takes the
+//! mail transaction, and give every recipient a result and a log line.
+
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailgate_ipc::envelope::{BodyType, Micros, now_micros};
+use mailgate_ipc::protocol::delivery::{RecipientResult, Request};
+use tokio::net::TcpStream;
+
+use crate::client::{self, Message, SessionResult};
+use crate::nexthop::{self, Nexthop};
+use crate::settings::Settings;
+use crate::status::{Status, Timeline, log_recipient};
+
+/// Delivers one request. `file` is the queue file that came with it, if
+/// any; `handoff` is when relay received the request.
+pub async fn deliver(
+    request: &Request,
+    file: Option<Arc<File>>,
+    settings: &Settings,
+    handoff: Micros,
+) -> Vec<RecipientResult> {
+    let mut timeline = Timeline {
+        arrival: request.arrival,
+        active_since: request.active_since,
+        handoff,
+        setup_done: None,
+    };
+    let (relay, statuses) = match request.transport.as_str() {
+        // Postfix's error(8), retry(8) and discard(8): the next hop is the
+        // text to report.
+        "error" => (
+            "none".to_string(),
+            vec![pseudo(&request.nexthop, '5'); request.recipients.len()],
+        ),
+        "retry" => (
+            "none".to_string(),
+            vec![pseudo(&request.nexthop, '4'); request.recipients.len()],
+        ),
+        "discard" => {
+            let reason = match request.nexthop.trim() {
+                "" => "discarded",
+                text => text,
+            };
+            (
+                "none".to_string(),
+                vec![Status::sent("2.0.0", reason); request.recipients.len()],
+            )
+        }
+        _ => match file {
+            Some(file) => smtp(request, file, settings, &mut timeline).await,
+            None => (
+                "none".to_string(),
+                vec![
+                    Status::deferred(
+                        "4.3.0",
+                        "internal error: the request came without its queue file"
+                    );
+                    request.recipients.len()
+                ],
+            ),
+        },
+    };
+    let now = now_micros();
+    request
+        .recipients
+        .iter()
+        .zip(statuses)
+        .map(|(recipient, status)| {
+            log_recipient(
+                &request.queue_id,
+                &recipient.address,
+                &relay,
+                &timeline,
+                now,
+                &status,
+            );
+            status.into_result(recipient.index)
+        })
+        .collect()
+}
+
+/// The status an error or retry transport reports: its text, with the
+/// enhanced status code it may start with (`5.1.1 User unknown`).
+fn pseudo(text: &str, class: char) -> Status {
+    let text = text.trim();
+    let (dsn, reason) = match text.split_once(' ') {
+        Some((code, rest)) if is_status_code(code, class) => (code.to_string(), rest.trim()),
+        _ => (format!("{class}.0.0"), text),
+    };
+    let reason = if reason.is_empty() {
+        "delivery failed"
+    } else {
+        reason
+    };
+    Status::failed(dsn, reason)
+}
+
+fn is_status_code(code: &str, class: char) -> bool {
+    let parts: Vec<&str> = code.split('.').collect();
+    parts.len() == 3
+        && parts[0].len() == 1
+        && parts[0].starts_with(class)
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether an address can go inside `<...>` on a command line: no line
+/// ends (command injection) and no angle brackets.
+fn fits_command(address: &str) -> bool {
+    !address
+        .bytes()
+        .any(|b| b.is_ascii_control() || b == b'<' || b == b'>')
+}
+
+/// Delivery over SMTP. Returns the `relay=` label and one status per
+/// recipient, in request order.
+async fn smtp(
+    request: &Request,
+    file: Arc<File>,
+    settings: &Settings,
+    timeline: &mut Timeline,
+) -> (String, Vec<Status>) {
+    let count = request.recipients.len();
+    let none = |status: Status| ("none".to_string(), vec![status; count]);
+    if !fits_command(&request.sender) {
+        return none(Status::bounced("5.1.7", "bad sender address syntax"));
+    }
+    let nexthop = match Nexthop::parse(&request.nexthop) {
+        Ok(nexthop) => nexthop,
+        Err(e) => return none(Status::deferred("4.3.5", e.to_string())),
+    };
+    let targets = match nexthop::resolve(&nexthop, &settings.dns).await {
+        Ok(targets) => targets,
+        Err(status) => return none(status),
+    };
+
+    // Recipients that cannot be written as a command are refused here;
+    // the others go to the server, remembered by their position.
+    let mut statuses: Vec<Option<Status>> = request
+        .recipients
+        .iter()
+        .map(|r| {
+            (!fits_command(&r.address)).then(|| Status::bounced("5.1.3", "bad address syntax"))
+        })
+        .collect();
+    let sendable: Vec<usize> = (0..count).filter(|i| statuses[*i].is_none()).collect();
+    if sendable.is_empty() {
+        return ("none".to_string(), statuses.into_iter().flatten().collect());
+    }
+    let message = Message {
+        sender: &request.sender,
+        recipients: sendable
+            .iter()
+            .map(|i| request.recipients[*i].address.as_str())
+            .collect(),
+        eight_bit: request.body_type == Some(BodyType::EightBitMime),
+        smtputf8: request.smtputf8,
+        content: file,
+        offset: request.content_offset,
+        length: request.content_length,
+    };
+
+    let mut relay = "none".to_string();
+    let mut last = Status::deferred("4.4.1", "no server to connect to");
+    for target in &targets {
+        let stream = match connect(target.addr, settings.timeouts.connect).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                let reason = format!("connect to {}: {}", target.label(), describe(&e));
+                mailgate_log::info!("{reason}");
+                last = Status::deferred("4.4.1", reason);
+                continue;
+            }
+        };
+        relay = target.label();
+        let host = target.host_label();
+        match client::run(
+            stream,
+            &host,
+            &settings.helo_name,
+            settings.timeouts,
+            &message,
+        )
+        .await
+        {
+            SessionResult::Setup(status) => {
+                mailgate_log::info!("{}: {}", request.queue_id, status.reason);
+                last = status;
+            }
+            SessionResult::Transaction {
+                setup_done,
+                statuses: results,
+            } => {
+                timeline.setup_done = Some(setup_done);
+                for (i, status) in sendable.iter().zip(results) {
+                    statuses[*i] = Some(status);
+                }
+                return (relay, fill(statuses, &last));
+            }
+        }
+    }
+    (relay, fill(statuses, &last))
+}
+
+fn fill(statuses: Vec<Option<Status>>, rest: &Status) -> Vec<Status> {
+    statuses
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| rest.clone()))
+        .collect()
+}
+
+async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+    // Commands are written whole; waiting to coalesce them only adds delay.
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// The system's words for a connect error, as Postfix shows them
+/// ("Connection refused"), without Rust's "(os error 111)".
+fn describe(e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::TimedOut {
+        return "Connection timed out".to_string();
+    }
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailgate_ipc::protocol::delivery::{Outcome, RecipientRequest};
+    use std::io::Write;
+
+    #[test]
+    fn error_and_retry_texts() {
+        assert_eq!(
+            pseudo("5.1.1 User unknown in virtual table", '5'),
+            Status::bounced("5.1.1", "User unknown in virtual table")
+        );
+        assert_eq!(
+            pseudo("local mail delivery is disabled", '5'),
+            Status::bounced("5.0.0", "local mail delivery is disabled")
+        );
+        // A code of the wrong class is text, not a status.
+        assert_eq!(
+            pseudo("4.1.1 odd", '5'),
+            Status::bounced("5.0.0", "4.1.1 odd")
+        );
+        assert_eq!(
+            pseudo("", '4'),
+            Status::deferred("4.0.0", "delivery failed")
+        );
+    }
+
+    #[test]
+    fn addresses_that_cannot_be_commands() {
+        assert!(fits_command("bob@example.com"));
+        assert!(fits_command(""));
+        assert!(!fits_command("bob@example.com>\r\nRCPT TO:<x"));
+        assert!(!fits_command("a\nb"));
+    }
+
+    #[test]
+    fn connect_errors_read_like_postfix() {
+        let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(describe(&refused), "Connection refused");
+        assert_eq!(
+            describe(&io::Error::from(io::ErrorKind::TimedOut)),
+            "Connection timed out"
+        );
+    }
+
+    fn request(transport: &str, nexthop: &str, recipients: &[&str]) -> Request {
+        Request {
+            queue_id: "4ABC123".into(),
+            transport: transport.into(),
+            nexthop: nexthop.into(),
+            sender: "alice@example.org".into(),
+            recipients: recipients
+                .iter()
+                .enumerate()
+                .map(|(i, a)| RecipientRequest {
+                    index: i * 2,
+                    address: a.to_string(),
+                    original: None,
+                })
+                .collect(),
+            body_type: None,
+            smtputf8: false,
+            content_offset: 0,
+            content_length: 0,
+            arrival: now_micros(),
+            active_since: now_micros(),
+        }
+    }
+
+    #[tokio::test]
+    async fn pseudo_transports() {
+        let settings = crate::tests::settings();
+        let results = deliver(
+            &request("error", "5.1.1 no such user", &["a@x", "b@x"]),
+            None,
+            &settings,
+            now_micros(),
+        )
+        .await;
+        assert_eq!(results.len(), 2);
+        assert_eq!(results[1].index, 2);
+        assert_eq!(results[1].outcome, Outcome::Bounced);
+        assert_eq!(results[1].dsn, "5.1.1");
+        let results = deliver(
+            &request("discard", "", &["a@x"]),
+            None,
+            &settings,
+            now_micros(),
+        )
+        .await;
+        assert_eq!(
+            (results[0].outcome, results[0].reason.as_str()),
+            (Outcome::Sent, "discarded")
+        );
+        let results = deliver(
+            &request("smtp", "[127.0.0.1]", &["a@x"]),
+            None,
+            &settings,
+            now_micros(),
+        )
+        .await;
+        assert_eq!(results[0].outcome, Outcome::Deferred);
+    }
+
+    #[tokio::test]
+    async fn next_mx_is_tried_and_content_arrives() {
+        let dns_port = crate::tests::dns_server().await;
+        let resolver = crate::settings::resolver(&[format!("127.0.0.1:{dns_port}")]).unwrap();
+        let settings = Settings {
+            dns: crate::nexthop::Dns::Resolver(Box::new(resolver)),
+            ..crate::tests::settings()
+        };
+        let (smtp_port, server) = crate::tests::smtp_sink(1).await;
+        let mut file = tempfile::tempfile().unwrap();
+        let content = b"Subject: x\r\n\r\n.leading dot\r\nend\r\n";
+        file.write_all(b"HEAD").unwrap();
+        file.write_all(content).unwrap();
+        let mut request = request(
+            "smtp",
+            &format!("fallback.test:{smtp_port}"),
+            &["bob@example.com", "bad\r\nRCPT TO:<x>@example.com"],
+        );
+        request.content_offset = 4;
+        request.content_length = content.len() as u64;
+        request.body_type = Some(BodyType::EightBitMime);
+        let results = deliver(&request, Some(Arc::new(file)), &settings, now_micros()).await;
+        assert_eq!(results[0].outcome, Outcome::Sent, "{:?}", results[0]);
+        assert_eq!(results[0].reason, "250 2.0.0 Ok: queued as SINK1");
+        assert_eq!(
+            (results[1].outcome, results[1].dsn.as_str()),
+            (Outcome::Bounced, "5.1.3")
+        );
+        let transcript = &server.await.unwrap()[0];
+        assert_eq!(
+            transcript,
+            &format!(
+                "EHLO gw.example.org\r\n\
+                 MAIL FROM:<alice@example.org> BODY=8BITMIME SIZE={}\r\n\
+                 RCPT TO:<bob@example.com>\r\n\
+                 DATA\r\n\
+                 Subject: x\r\n\r\n..leading dot\r\nend\r\n.\r\n\
+                 QUIT\r\n",
+                content.len()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_connection_defers_with_postfix_text() {
+        // A port nobody listens on: bind, note the port, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let settings = crate::tests::settings();
+        let file = Arc::new(tempfile::tempfile().unwrap());
+        let nexthop = format!("[127.0.0.1]:{port}");
+        let results = deliver(
+            &request("smtp", &nexthop, &["a@x"]),
+            Some(file),
+            &settings,
+            now_micros(),
+        )
+        .await;
+        assert_eq!(results[0].outcome, Outcome::Deferred);
+        assert_eq!(results[0].dsn, "4.4.1");
+        assert_eq!(
+            results[0].reason,
+            format!("connect to 127.0.0.1[127.0.0.1]:{port}: Connection refused")
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! The service loop: accept qmgr's connections on the inherited socket and
+//! answer each delivery request with one result per recipient.
+//!
+//! qmgr may open several connections and send several requests on each, one
+//! after another. At most `maxproc` deliveries run at once (master.cf's
+//! maxproc column). On shutdown, no new connection or request is taken, the
+//! deliveries in progress finish and are answered, then the process exits.
+
+use std::fs::File;
+use std::future::Future;
+use std::os::fd::OwnedFd;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailgate_ipc::envelope::now_micros;
+use mailgate_ipc::protocol::delivery::{Reply, Request};
+use mailgate_ipc::{Channel, IpcError};
+use mailgate_log::{fatal, warning};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::deliver::deliver;
+use crate::settings::Settings;
+
+pub async fn serve(
+    listener: OwnedFd,
+    settings: Settings,
+    maxproc: u32,
+    shutdown: impl Future<Output = ()>,
+) -> ExitCode {
+    let listener = match listener_from(listener) {
+        Ok(listener) => listener,
+        Err(e) => {
+            fatal!("cannot use the inherited listening socket: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let settings = Arc::new(settings);
+    let slots = Arc::new(Semaphore::new(maxproc.max(1) as usize));
+    let (stop, stopped) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(connection(
+                        stream,
+                        Arc::clone(&settings),
+                        Arc::clone(&slots),
+                        stopped.clone(),
+                    ));
+                }
+                Err(e) => {
+                    // Out of descriptors, most likely: give connections in
+                    // progress a moment to finish instead of spinning.
+                    warning!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(done) = connections.join_next(), if !connections.is_empty() => {
+                if let Err(e) = done {
+                    warning!("connection task failed: {e}");
+                }
+            }
+        }
+    }
+    drop(listener);
+    // Nobody may still hold the receiver; then nothing waits for the stop.
+    let _ = stop.send(true);
+    while connections.join_next().await.is_some() {}
+    ExitCode::SUCCESS
+}
+
+fn listener_from(fd: OwnedFd) -> std::io::Result<UnixListener> {
+    let listener = std::os::unix::net::UnixListener::from(fd);
+    listener.set_nonblocking(true)?;
+    UnixListener::from_std(listener)
+}
+
+/// One connection from qmgr: requests in sequence until it closes or the
+/// service stops.
+async fn connection(
+    stream: UnixStream,
+    settings: Arc<Settings>,
+    slots: Arc<Semaphore>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut channel = Channel::new(stream);
+    loop {
+        let received = tokio::select! {
+            received = channel.recv::<Request>() => received,
+            _ = stopped.wait_for(|stop| *stop) => return,
+        };
+        let (request, fds) = match received {
+            Ok(received) => received,
+            Err(IpcError::Closed) => return,
+            Err(e) => {
+                warning!("request from qmgr: {e}");
+                return;
+            }
+        };
+        let handoff = now_micros();
+        // The only descriptor a request carries is the queue file; extra
+        // ones are closed when `fds` is dropped.
+        let file = fds.into_iter().next().map(|fd| Arc::new(File::from(fd)));
+        if file.is_none() {
+            warning!("{}: request came without its queue file", request.queue_id);
+        }
+        let results = {
+            // The semaphore is never closed, so acquiring cannot fail; if it
+            // somehow did, delivering without a slot beats not delivering.
+            let _slot = slots.acquire().await.ok();
+            deliver(&request, file, &settings, handoff).await
+        };
+        if let Err(e) = channel.send(&Reply { results }, &[]).await {
+            warning!("{}: cannot answer qmgr: {e}", request.queue_id);
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailgate_ipc::protocol::delivery::{Outcome, RecipientRequest};
+    use std::io::Write;
+    use std::os::fd::AsFd;
+
+    #[tokio::test]
+    async fn answers_requests_and_stops_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay");
+        let std_listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let (smtp_port, server) = crate::tests::smtp_sink(2).await;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let service = tokio::spawn(serve(
+            OwnedFd::from(std_listener),
+            crate::tests::settings(),
+            2,
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
+
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"XXXXSubject: t\r\n\r\nhello\r\n").unwrap();
+        let mut channel = Channel::connect(&path).await.unwrap();
+        for round in 0..2 {
+            let request = Request {
+                queue_id: format!("Q{round}"),
+                transport: "relay".into(),
+                nexthop: format!("[127.0.0.1]:{smtp_port}"),
+                sender: "a@example.org".into(),
+                recipients: vec![RecipientRequest {
+                    index: 3,
+                    address: "b@example.com".into(),
+                    original: None,
+                }],
+                body_type: None,
+                smtputf8: false,
+                content_offset: 4,
+                content_length: 21,
+                arrival: now_micros(),
+                active_since: now_micros(),
+            };
+            let reply: Reply = channel.call(&request, &[file.as_fd()]).await.unwrap();
+            assert_eq!(reply.results.len(), 1);
+            assert_eq!(reply.results[0].index, 3);
+            assert_eq!(
+                reply.results[0].outcome,
+                Outcome::Sent,
+                "{:?}",
+                reply.results[0]
+            );
+        }
+        let transcripts = server.await.unwrap();
+        assert!(transcripts[1].contains("Subject: t\r\n\r\nhello\r\n.\r\n"));
+
+        // A connection idle between requests does not hold up the stop.
+        stop_tx.send(()).unwrap();
+        assert_eq!(service.await.unwrap(), ExitCode::SUCCESS);
+        assert!(matches!(
+            channel.recv::<Reply>().await,
+            Err(IpcError::Closed)
+        ));
+    }
+}

@@ -1,0 +1,502 @@
+//! The core mail path, end to end: a real master with its real workers on a
+//! temporary configuration and spool, real SMTP clients, and Postfix's
+//! smtp-sink as the internal mail server.
+
+use std::fs;
+use std::process::Command;
+
+use mailgate_tests::{Backend, Client, Gateway, message, wait_for};
+use nix::sys::signal::{Signal, kill};
+
+fn queued_id(reply: &str) -> String {
+    assert!(
+        reply.starts_with("250 2.0.0 Ok: queued as "),
+        "not queued: {reply}"
+    );
+    reply.rsplit(' ').next().expect("queue id").to_string()
+}
+
+#[test]
+fn inbound_mail_reaches_the_backend_with_a_received_header() {
+    let backend = Backend::start();
+    let gateway = Gateway::start(&backend, "");
+    // 127.0.0.5 is not in mynetworks: an internet client.
+    let mut client = Client::connect(gateway.port, "127.0.0.5").expect("connect");
+    assert!(
+        client.greeting.starts_with("220 gw.example.com ESMTP"),
+        "{}",
+        client.greeting
+    );
+    let reply = client.send_message(
+        "alice@sender.example",
+        &["bob@example.com"],
+        &message("inbound", "MARKER-INBOUND"),
+    );
+    let id = queued_id(&reply);
+    assert!(client.send("QUIT").starts_with("221"));
+
+    let got = backend.wait_for_message("MARKER-INBOUND");
+    assert_eq!(got.mail_from, "<alice@sender.example>");
+    assert_eq!(got.rcpt_to, vec!["<bob@example.com>"]);
+    let received = got.header("Received");
+    assert!(
+        received[0].starts_with("from client.example.org (unknown [127.0.0.5])\n\tby gw.example.com (mailgate) with ESMTP id ")
+            && received[0].contains(&id)
+            && received[0].contains("for <bob@example.com>;"),
+        "Received header: {received:?}"
+    );
+    assert_eq!(got.header("Message-ID").len(), 1, "Message-ID added");
+    assert_eq!(got.header("Date").len(), 1, "Date added");
+
+    for line in [
+        "connect from unknown[127.0.0.5]".to_string(),
+        format!("{id}: client=unknown[127.0.0.5]"),
+        format!("{id}: message-id=<"),
+        format!("{id}: from=<alice@sender.example>, size="),
+        format!(
+            "{id}: to=<bob@example.com>, relay=127.0.0.1[127.0.0.1]:{}",
+            backend.port
+        ),
+        format!("{id}: removed"),
+    ] {
+        gateway.wait_for_log(&line);
+    }
+    let sent = gateway.wait_for_log(&format!("{id}: to=<bob@example.com>"));
+    assert!(sent.contains("dsn=2.0.0, status=sent (250"), "{sent}");
+    assert!(sent.contains(" mailgate/relay["), "{sent}");
+    assert!(
+        fs::read_dir(gateway.spool("active"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+}
+
+#[test]
+fn mynetworks_clients_relay_anywhere_others_get_relay_access_denied() {
+    let backend = Backend::start();
+    let extra = format!("relayhost = [127.0.0.1]:{}", backend.port);
+    let gateway = Gateway::start(&backend, &extra);
+
+    let mut inside = Client::connect(gateway.port, "127.0.0.1").expect("connect");
+    let reply = inside.send_message(
+        "staff@example.com",
+        &["partner@elsewhere.test"],
+        &message("outbound", "MARKER-OUTBOUND"),
+    );
+    queued_id(&reply);
+    let got = backend.wait_for_message("MARKER-OUTBOUND");
+    assert_eq!(got.rcpt_to, vec!["<partner@elsewhere.test>"]);
+
+    let mut outside = Client::connect(gateway.port, "127.0.0.6").expect("connect");
+    assert!(outside.send("EHLO spammer.test").starts_with("250"));
+    assert!(
+        outside
+            .send("MAIL FROM:<spam@spammer.test>")
+            .starts_with("250")
+    );
+    let reply = outside.send("RCPT TO:<victim@elsewhere.test>");
+    assert!(
+        reply.starts_with("554 5.7.1 <victim@elsewhere.test>: Relay access denied"),
+        "{reply}"
+    );
+    let log = gateway.wait_for_log("NOQUEUE: reject: RCPT from unknown[127.0.0.6]");
+    assert!(
+        log.contains("554 5.7.1 <victim@elsewhere.test>: Relay access denied; from=<spam@spammer.test> to=<victim@elsewhere.test> proto=ESMTP helo=<spammer.test>"),
+        "{log}"
+    );
+}
+
+#[test]
+fn address_tricks_never_relay() {
+    let backend = Backend::start();
+    let gateway = Gateway::start(&backend, "");
+    let mut client = Client::connect(gateway.port, "127.0.0.7").expect("connect");
+    assert!(client.send("EHLO trickster.test").starts_with("250"));
+    assert!(
+        client
+            .send("MAIL FROM:<t@trickster.test>")
+            .starts_with("250")
+    );
+    for trick in [
+        "<user%elsewhere.test@example.com>",
+        "<elsewhere.test!user@example.com>",
+        "<\"user@elsewhere.test\"@example.com>",
+        "<@example.com:user@elsewhere.test>",
+        "<@example.com,@example.com:user@elsewhere.test>",
+        "<user@elsewhere.test@example.com>",
+        "<user@example.com@elsewhere.test>",
+        "<user@[127.0.0.1]>",
+        "<user@ELSEWHERE.TEST.>",
+        "<user@example.com.elsewhere.test>",
+    ] {
+        let reply = client.send(&format!("RCPT TO:{trick}"));
+        assert!(reply.starts_with('5'), "{trick} was not refused: {reply}");
+    }
+    // The session is still usable and the real domain still works.
+    assert!(client.send("RCPT TO:<user@example.com>").starts_with("250"));
+    assert!(client.send("QUIT").starts_with("221"));
+}
+
+#[test]
+fn relay_recipient_maps_and_sighup_reload() {
+    let backend = Backend::start();
+    let gateway = Gateway::configure(&backend, "");
+    let table = gateway.path("relay_recipients");
+    fs::write(&table, "known@example.com OK\n").unwrap();
+    let extra = format!(
+        "relay_recipient_maps = hash:{}\ntable_check_interval = 1h\n",
+        table.display()
+    );
+    fs::write(
+        gateway.path("main.cf"),
+        format!(
+            "{}{extra}",
+            fs::read_to_string(gateway.path("main.cf")).unwrap()
+        ),
+    )
+    .unwrap();
+    let gateway = gateway.launch();
+
+    let mut client = Client::connect(gateway.port, "127.0.0.8").expect("connect");
+    assert!(client.send("EHLO client.example.org").starts_with("250"));
+    assert!(
+        client
+            .send("MAIL FROM:<a@sender.example>")
+            .starts_with("250")
+    );
+    assert!(
+        client
+            .send("RCPT TO:<known@example.com>")
+            .starts_with("250")
+    );
+    let reply = client.send("RCPT TO:<new@example.com>");
+    assert!(
+        reply.starts_with("550 5.1.1 <new@example.com>: Recipient address rejected: User unknown in relay recipient table"),
+        "{reply}"
+    );
+
+    fs::write(&table, "known@example.com OK\nnew@example.com OK\n").unwrap();
+    gateway.signal_master(Signal::SIGHUP);
+    gateway.wait_for_log("reload -- version");
+    // The session that was open when the reload came goes on.
+    assert!(client.send("NOOP").starts_with("250"));
+    // New sessions are served by the reloaded smtpd.
+    wait_for("the reloaded table to be used", || {
+        let mut fresh = Client::connect(gateway.port, "127.0.0.8").ok()?;
+        fresh.send("HELO client.example.org");
+        fresh.send("MAIL FROM:<a@sender.example>");
+        fresh
+            .send("RCPT TO:<new@example.com>")
+            .starts_with("250")
+            .then_some(())
+    });
+}
+
+#[test]
+fn a_changed_table_is_reloaded_without_sighup() {
+    let backend = Backend::start();
+    let gateway = Gateway::configure(&backend, "");
+    let table = gateway.path("access");
+    fs::write(&table, "blocked@example.com REJECT no thanks\n").unwrap();
+    let extra = format!(
+        "smtpd_recipient_restrictions = check_recipient_access hash:{}\n",
+        table.display()
+    );
+    fs::write(
+        gateway.path("main.cf"),
+        format!(
+            "{}{extra}",
+            fs::read_to_string(gateway.path("main.cf")).unwrap()
+        ),
+    )
+    .unwrap();
+    let gateway = gateway.launch();
+    let rcpt = |address: &str| {
+        let mut client = Client::connect(gateway.port, "127.0.0.9").expect("connect");
+        client.send("HELO client.example.org");
+        client.send("MAIL FROM:<a@sender.example>");
+        client.send(&format!("RCPT TO:<{address}>"))
+    };
+    let reply = rcpt("blocked@example.com");
+    assert!(
+        reply.starts_with("554 5.7.1 <blocked@example.com>: Recipient address rejected: no thanks"),
+        "{reply}"
+    );
+    assert!(rcpt("other@example.com").starts_with("250"));
+    fs::write(&table, "other@example.com REJECT\n").unwrap();
+    gateway.wait_for_log("changed -- reload");
+    wait_for("the changed table to be used", || {
+        (rcpt("other@example.com").starts_with("554")
+            && rcpt("blocked@example.com").starts_with("250"))
+        .then_some(())
+    });
+}
+
+#[test]
+fn message_size_limit_is_enforced() {
+    let backend = Backend::start();
+    let gateway = Gateway::start(&backend, "message_size_limit = 4000");
+    let mut client = Client::connect(gateway.port, "127.0.0.10").expect("connect");
+    let ehlo = client.send("EHLO client.example.org");
+    assert!(ehlo.contains("250-SIZE 4000"), "{ehlo}");
+    let reply = client.send("MAIL FROM:<a@sender.example> SIZE=5000");
+    assert!(reply.starts_with("552 5.3.4"), "{reply}");
+    let big = message("big", &"x".repeat(70).repeat(100));
+    let reply = client.transaction("a@sender.example", &["b@example.com"], &big);
+    assert!(reply.starts_with("552 5.3.4"), "{reply}");
+    // Small mail still goes through on the same session.
+    let reply = client.transaction(
+        "a@sender.example",
+        &["b@example.com"],
+        &message("small", "MARKER-SMALL"),
+    );
+    queued_id(&reply);
+    backend.wait_for_message("MARKER-SMALL");
+}
+
+#[test]
+fn pipelined_commands_are_answered_in_order() {
+    let backend = Backend::start();
+    let gateway = Gateway::start(&backend, "");
+    let mut client = Client::connect(gateway.port, "127.0.0.11").expect("connect");
+    let ehlo = client.send("EHLO client.example.org");
+    assert!(ehlo.contains("PIPELINING"), "{ehlo}");
+    client.write_raw(
+        b"MAIL FROM:<a@sender.example>\r\nRCPT TO:<one@example.com>\r\nRCPT TO:<nobody@elsewhere.test>\r\nRCPT TO:<two@example.com>\r\nDATA\r\n",
+    );
+    assert!(client.reply().starts_with("250"));
+    assert!(client.reply().starts_with("250"));
+    assert!(client.reply().starts_with("554 5.7.1"));
+    assert!(client.reply().starts_with("250"));
+    assert!(client.reply().starts_with("354"));
+    // The message, its end, and the next transaction in one write.
+    client.write_raw(
+        b"Subject: piped\r\n\r\nMARKER-PIPE-1\r\n.\r\nMAIL FROM:<a@sender.example>\r\nRCPT TO:<three@example.com>\r\nDATA\r\n",
+    );
+    queued_id(&client.reply());
+    assert!(client.reply().starts_with("250"));
+    assert!(client.reply().starts_with("250"));
+    assert!(client.reply().starts_with("354"));
+    client.write_raw(b"Subject: piped 2\r\n\r\nMARKER-PIPE-2\r\n.\r\nQUIT\r\n");
+    queued_id(&client.reply());
+    assert!(client.reply().starts_with("221"));
+    let first = backend.wait_for_message("MARKER-PIPE-1");
+    let mut rcpts = first.rcpt_to.clone();
+    rcpts.sort();
+    assert_eq!(rcpts, vec!["<one@example.com>", "<two@example.com>"]);
+    backend.wait_for_message("MARKER-PIPE-2");
+}
+
+#[test]
+fn dot_stuffing_round_trips() {
+    let backend = Backend::start();
+    let gateway = Gateway::start(&backend, "");
+    let mut client = Client::connect(gateway.port, "127.0.0.12").expect("connect");
+    let body = "Subject: dots\n\n.\n..\n...leading\n. space\nmiddle . dot\n.MARKER-DOTS\n";
+    queued_id(&client.send_message("a@sender.example", &["b@example.com"], body));
+    let got = backend.wait_for_message("MARKER-DOTS");
+    assert_eq!(
+        got.body(),
+        ".\n..\n...leading\n. space\nmiddle . dot\n.MARKER-DOTS\n"
+    );
+}
+
+#[test]
+fn only_crlf_dot_crlf_ends_data() {
+    let backend = Backend::start();
+    let gateway = Gateway::start(&backend, "");
+    // Each variant tries to end DATA early and smuggle a second message
+    // from a forged sender; none may.
+    let variants: [(&str, &[u8]); 5] = [
+        ("lf-dot-lf", b"\n.\n"),
+        ("lf-dot-crlf", b"\n.\r\n"),
+        ("crlf-dot-lf", b"\r\n.\n"),
+        ("cr-dot-cr", b"\r.\r"),
+        ("cr-dot-crlf", b"\r.\r\n"),
+    ];
+    for (name, terminator) in variants {
+        let mut client = Client::connect(gateway.port, "127.0.0.13").expect("connect");
+        assert!(client.send("EHLO client.example.org").starts_with("250"));
+        assert!(
+            client
+                .send("MAIL FROM:<honest@sender.example>")
+                .starts_with("250")
+        );
+        assert!(client.send("RCPT TO:<b@example.com>").starts_with("250"));
+        assert!(client.send("DATA").starts_with("354"));
+        let mut data = format!("Subject: {name}\r\n\r\nbefore-{name}").into_bytes();
+        data.extend_from_slice(terminator);
+        data.extend_from_slice(
+            format!("MAIL FROM:<forged@bank.example>\r\nRCPT TO:<b@example.com>\r\nDATA\r\nSubject: SMUGGLED-{name}\r\n\r\nevil\r\n").as_bytes(),
+        );
+        data.extend_from_slice(format!("after-{name}\r\n.\r\n").as_bytes());
+        client.write_raw(&data);
+        queued_id(&client.reply());
+        assert!(
+            client.send("QUIT").starts_with("221"),
+            "{name}: one reply for one message"
+        );
+        let got = backend.wait_for_message(&format!("after-{name}"));
+        assert!(got.message.contains(&format!("before-{name}")), "{name}");
+        assert!(
+            got.message.contains(&format!("SMUGGLED-{name}")),
+            "{name}: the smuggled text stays content"
+        );
+        assert_eq!(got.mail_from, "<honest@sender.example>");
+    }
+    assert!(
+        backend
+            .messages()
+            .iter()
+            .all(|m| !m.mail_from.contains("forged")),
+        "a smuggled transaction reached the backend"
+    );
+}
+
+#[test]
+fn a_killed_service_is_restarted_by_the_master() {
+    let backend = Backend::start();
+    let gateway = Gateway::start(&backend, "");
+    for program in ["smtpd", "cleanup", "qmgr", "relay"] {
+        let before = wait_for(&format!("a running {program}"), || {
+            let pids = gateway.worker_pids(program);
+            (!pids.is_empty()).then_some(pids)
+        });
+        kill(before[0], Signal::SIGKILL).expect("kill");
+        gateway.wait_for_log(&format!("pid {} killed by signal 9", before[0]));
+        wait_for(&format!("{program} to be restarted"), || {
+            let now = gateway.worker_pids(program);
+            (now.len() == before.len() && !now.contains(&before[0])).then_some(())
+        });
+        // Mail still flows through the restarted service.
+        let marker = format!("MARKER-AFTER-KILL-{program}");
+        let reply = wait_for("a session after the restart", || {
+            let mut client = Client::connect(gateway.port, "127.0.0.14").ok()?;
+            let reply = client.send_message(
+                "a@sender.example",
+                &["b@example.com"],
+                &message("restart", &marker),
+            );
+            reply.starts_with("250").then_some(reply)
+        });
+        queued_id(&reply);
+        backend.wait_for_message(&marker);
+    }
+    assert_eq!(
+        nix::sys::wait::waitpid(
+            gateway.master_pid(),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG)
+        )
+        .ok(),
+        Some(nix::sys::wait::WaitStatus::StillAlive),
+        "the master itself never exits because of a child"
+    );
+}
+
+#[test]
+fn deferred_mail_is_retried_until_the_backend_answers() {
+    let backend = Backend::start();
+    let port = backend.port;
+    let gateway = Gateway::start(&backend, "");
+    drop(backend);
+    let mut client = Client::connect(gateway.port, "127.0.0.15").expect("connect");
+    let id = queued_id(&client.send_message(
+        "a@sender.example",
+        &["b@example.com"],
+        &message("retry", "MARKER-RETRY"),
+    ));
+    let deferred = gateway.wait_for_log(&format!("{id}: to=<b@example.com>"));
+    assert!(deferred.contains("status=deferred"), "{deferred}");
+    wait_for("the message in deferred/", || {
+        gateway.spool("deferred").join(&id).exists().then_some(())
+    });
+    let backend = Backend::start_on(port);
+    backend.wait_for_message("MARKER-RETRY");
+    gateway.wait_for_log(&format!("{id}: removed"));
+}
+
+#[test]
+fn a_stock_client_delivers_through_the_gateway() {
+    let backend = Backend::start();
+    let gateway = Gateway::start(&backend, "");
+    let script = format!(
+        "import smtplib\n\
+         from email.message import EmailMessage\n\
+         m = EmailMessage()\n\
+         m['From'] = 'py@sender.example'\n\
+         m['To'] = 'b@example.com'\n\
+         m['Subject'] = 'smtplib'\n\
+         m.set_content('MARKER-SMTPLIB')\n\
+         with smtplib.SMTP('127.0.0.1', {}) as s:\n    s.send_message(m)\n",
+        gateway.port
+    );
+    let status = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .expect("python3");
+    assert!(status.success());
+    let got = backend.wait_for_message("MARKER-SMTPLIB");
+    assert_eq!(got.header("Subject"), vec!["smtplib"]);
+
+    let status = Command::new("swaks")
+        .args(["--server", &format!("127.0.0.1:{}", gateway.port)])
+        .args(["--from", "swaks@sender.example", "--to", "b@example.com"])
+        .args(["--body", "MARKER-SWAKS", "--silent", "2"])
+        .status()
+        .expect("swaks");
+    assert!(status.success());
+    backend.wait_for_message("MARKER-SWAKS");
+}
+
+#[test]
+fn admin_commands_status_stop_and_a_second_master() {
+    let backend = Backend::start();
+    let mut gateway = Gateway::start(&backend, "");
+    let (code, _, err) = gateway.admin(&["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("the mail system is running"), "{err}");
+
+    let (code, _, err) = gateway.admin(&["start"]);
+    assert_ne!(code, 0, "a second master must be refused");
+    assert!(err.contains("already running"), "{err}");
+
+    let (code, _, err) = gateway.admin(&["stop"]);
+    assert_eq!(code, 0, "{err}");
+    let status = gateway.stop();
+    assert!(status.success(), "master exit: {status:?}");
+    let (code, _, _) = gateway.admin(&["status"]);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn check_reports_every_error_with_file_and_line() {
+    let backend = Backend::start();
+    let gateway = Gateway::configure(
+        &backend,
+        "no_such_parameter = 1\nsmtpd_helo_required = perhaps",
+    );
+    let (code, _, _) = gateway.admin(&["check"]);
+    assert_eq!(code, 1);
+    let main_lines = fs::read_to_string(gateway.path("main.cf"))
+        .unwrap()
+        .lines()
+        .count();
+    let (_, _, err) = gateway.admin(&["check"]);
+    assert!(
+        err.contains(&format!("main.cf:{}:", main_lines - 1)),
+        "{err}"
+    );
+    assert!(err.contains("no_such_parameter"), "{err}");
+    assert!(err.contains(&format!("main.cf:{main_lines}:")), "{err}");
+
+    fs::write(
+        gateway.path("master.cf"),
+        "smtp inet n - y - - smtpd\nbroken unix n\n",
+    )
+    .unwrap();
+    let (code, _, err) = gateway.admin(&["check"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("master.cf:2:"), "{err}");
+}

@@ -77,7 +77,7 @@ pub fn received(settings: &Settings, envelope: &Envelope, queue_id: &str, unix_n
     if let [only] = envelope.recipients.as_slice() {
         header.push_str(&format!("\r\n\tfor <{}>", only.address));
     }
-    header.push_str(&format!("; {}\r\n", rfc5322_date(unix_now)));
+    header.push_str(&format!("; {}\r\n", mailgate_log::rfc5322_date(unix_now)));
     header
 }
 
@@ -97,36 +97,6 @@ pub fn message_id(settings: &Settings, queue_id: &str, unix_now: i64) -> String 
         })
         .unwrap_or_default();
     format!("<{stamp}.{queue_id}@{}>", settings.myorigin)
-}
-
-/// `Mon, 23 Nov 2026 06:29:05 +0000 (UTC)` in local time.
-pub fn rfc5322_date(unix: i64) -> String {
-    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    let Some(tm) = mailgate_log::local_time(unix) else {
-        return "Thu, 1 Jan 1970 00:00:00 +0000".to_string();
-    };
-    let offset = tm.tm_gmtoff / 60;
-    let sign = if offset < 0 { '-' } else { '+' };
-    let zone = if tm.tm_zone.is_null() {
-        String::new()
-    } else {
-        // SAFETY: localtime_r set tm_zone to a NUL-terminated string owned
-        // by libc's time zone data, which lives as long as the process.
-        let name = unsafe { std::ffi::CStr::from_ptr(tm.tm_zone) };
-        format!(" ({})", name.to_string_lossy())
-    };
-    format!(
-        "{}, {:>2} {} {:04} {:02}:{:02}:{:02} {sign}{:02}{:02}{zone}",
-        DAYS[tm.tm_wday.clamp(0, 6) as usize],
-        tm.tm_mday,
-        mailgate_log::MONTHS[tm.tm_mon.clamp(0, 11) as usize],
-        tm.tm_year + 1900,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec,
-        offset.abs() / 60,
-        offset.abs() % 60
-    )
 }
 
 #[cfg(test)]
@@ -157,6 +127,7 @@ mod tests {
             myhostname: "gw.example.com".into(),
             mail_name: "mailgate".into(),
             myorigin: "example.com".into(),
+            ..Settings::default()
         };
         let mut envelope = Envelope {
             sender: "a@example.org".into(),
@@ -183,7 +154,7 @@ mod tests {
             .recipients
             .push(Recipient::new("c@example.com".into(), None));
         assert!(!received(&settings, &envelope, "X", 0).contains("for <"));
-        let date = rfc5322_date(0);
+        let date = mailgate_log::rfc5322_date(0);
         assert!(date.contains(" 1970 ") || date.contains(" 1969 "), "{date}");
     }
 }

@@ -1,35 +1,90 @@
 //! cleanup: turns what smtpd received into a durable queue file.
 //!
-//! It adds the Received header (and Message-ID and Date when missing),
-//! writes the queue file to incoming/, makes it durable, and only then
-//! answers smtpd, which only then answers 250. Then it wakes qmgr.
+//! It applies header_checks and body_checks, asks the content scanner
+//! (when content_scanner names one), adds the Received header (and
+//! Message-ID and Date when missing) and the scanner's headers, writes the
+//! queue file to incoming/ (or hold/, quarantine/), makes it durable, and
+//! only then answers smtpd, which only then answers 250. Then it wakes qmgr.
 
+mod checks;
 mod headers;
+mod scan_client;
 mod session;
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mailgate_config::open_tables;
 use mailgate_ipc::server::{serve_unix, unix_listener};
 use mailgate_ipc::spool::{INCOMING, QueueIdGenerator, remove_stale_temporaries};
 use mailgate_log::info;
 use mailgate_sandbox::{Worker, die, profiles};
 
+use crate::checks::Checks;
+use crate::scan_client::FailureAction;
+
 /// What cleanup needs from main.cf, read before the sandbox.
+#[derive(Default)]
 pub struct Settings {
     pub myhostname: String,
     pub mail_name: String,
     pub myorigin: String,
+    pub checks: Checks,
+    /// content_scanner: the master.cf service that scans each message
+    /// before it is queued; None when content filtering is off.
+    pub content_scanner: Option<String>,
+    pub scanner_timeout: Duration,
+    pub failure_action: FailureAction,
+    /// virus_admin: who hears about viruses (never the sender, who is
+    /// usually forged).
+    pub virus_admin: Option<String>,
 }
 
 impl Settings {
-    fn load(config: &mailgate_config::MainConfig) -> Settings {
-        Settings {
+    fn load(config: &mailgate_config::MainConfig) -> Result<Settings, String> {
+        let dir = config.config_dir();
+        let mut errors = Vec::new();
+        // receive_override_options = no_header_body_checks turns the checks
+        // off, as in Postfix (for a re-injection service, say).
+        let checks_off = config
+            .list("receive_override_options")
+            .iter()
+            .any(|o| o == "no_header_body_checks");
+        let mut tables = |name: &str| {
+            if checks_off {
+                return Vec::new();
+            }
+            open_tables(&config.list(name), dir).unwrap_or_else(|e| {
+                errors.push(format!("{name}: {e}"));
+                Vec::new()
+            })
+        };
+        let checks = Checks {
+            header: tables("header_checks"),
+            mime: tables("mime_header_checks"),
+            nested: tables("nested_header_checks"),
+            body: tables("body_checks"),
+        };
+        let failure_action = FailureAction::parse(&config.get("scanner_failure_action"))
+            .unwrap_or_else(|e| {
+                errors.push(e);
+                FailureAction::Defer
+            });
+        if !errors.is_empty() {
+            return Err(errors.join("; "));
+        }
+        let nonempty = |name: &str| Some(config.get(name)).filter(|v| !v.trim().is_empty());
+        Ok(Settings {
             myhostname: config.get("myhostname"),
             mail_name: config.get("mail_name"),
             myorigin: config.get("myorigin"),
-        }
+            checks,
+            content_scanner: nonempty("content_scanner"),
+            scanner_timeout: config.time("scanner_timeout"),
+            failure_action,
+            virus_admin: nonempty("virus_admin"),
+        })
     }
 }
 
@@ -40,7 +95,7 @@ pub struct Shared {
 
 fn main() -> ExitCode {
     let mut worker = Worker::start("cleanup");
-    let settings = Settings::load(&worker.config);
+    let settings = Settings::load(&worker.config).unwrap_or_else(|e| die(e));
     let listener = worker.take_listener();
     worker.enter_sandbox(&profiles::CLEANUP);
     let shutdown = worker.shutdown();

@@ -1,20 +1,24 @@
-//! One transaction from smtpd: Begin (reserve a queue ID), Commit (write
-//! the queue file, make it durable, answer).
+//! One transaction from smtpd: Begin (reserve a queue ID), Commit (header
+//! and body checks, the content scanner, then write the queue file, make it
+//! durable, answer).
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use mailgate_ipc::envelope::{DeliveryState, Envelope, SmtpReply};
+use mailgate_ipc::envelope::{ClientInfo, DeliveryState, Envelope, Recipient, SmtpReply};
 use mailgate_ipc::protocol::cleanup::{Reply, Request};
 use mailgate_ipc::protocol::qmgr;
+use mailgate_ipc::protocol::scanner::Action;
 use mailgate_ipc::queue_file::{QueueRecord, write_record};
-use mailgate_ipc::spool::{INCOMING, PendingFile, service_socket};
+use mailgate_ipc::spool::{HOLD, INCOMING, PendingFile, QUARANTINE, service_socket};
 use mailgate_ipc::{Channel, IpcError};
 use mailgate_log::{info, warning};
 
-use crate::{Shared, headers};
+use crate::scan_client::{self, FailureAction};
+use crate::{Settings, Shared, checks, headers};
 
 fn write_error() -> SmtpReply {
     SmtpReply {
@@ -68,16 +72,185 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
         Err(IpcError::Closed) => return,
         Err(e) => return warning!("{queue_id}: {e}"),
     };
-    let id = queue_id.clone();
+    let reply = deliver(&shared, &queue_id, pending, *envelope, content).await;
+    let queued = matches!(reply, Reply::Queued { .. });
+    if channel.send(&reply, &[]).await.is_err() && queued {
+        // The file is durable; the client will not hear 250 and may send
+        // again. SMTP allows the duplicate, and losing mail is worse.
+        warning!("{queue_id}: smtpd went away after the message was queued");
+    }
+}
+
+/// Where a message goes once it has passed the checks and the scanner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Destination {
+    Incoming,
+    Hold,
+    Quarantine,
+}
+
+impl Destination {
+    fn queue(self) -> &'static str {
+        match self {
+            Destination::Incoming => INCOMING,
+            Destination::Hold => HOLD,
+            Destination::Quarantine => QUARANTINE,
+        }
+    }
+}
+
+fn rejected(status: &str, text: String) -> SmtpReply {
+    SmtpReply {
+        code: 554,
+        status: status.into(),
+        text,
+    }
+}
+
+/// The log's tail for a decision about a message, as Postfix writes it.
+fn who(envelope: &Envelope) -> String {
+    let to = envelope
+        .recipients
+        .first()
+        .map(|r| r.address.as_str())
+        .unwrap_or("");
+    format!(
+        "from {}; from=<{}> to=<{to}> proto={} helo=<{}>",
+        envelope.client.label(),
+        envelope.sender,
+        envelope.client.protocol,
+        envelope.client.helo
+    )
+}
+
+/// Header and body checks, the scanner, then the queue file: the whole
+/// decision about one message, ending in the reply for smtpd.
+async fn deliver(
+    shared: &Arc<Shared>,
+    queue_id: &str,
+    pending: PendingFile,
+    envelope: Envelope,
+    content: OwnedFd,
+) -> Reply {
+    let settings = &shared.settings;
+    let reader = match content.try_clone() {
+        Ok(fd) => fd,
+        Err(e) => {
+            warning!("{queue_id}: cannot duplicate the message descriptor: {e}");
+            return Reply::Deferred(write_error());
+        }
+    };
+    let work = shared.clone();
+    let prepared = tokio::task::spawn_blocking(move || prepare(&work.settings, reader)).await;
+    let (original, outcome) = match prepared {
+        Ok(Ok(prepared)) => prepared,
+        Ok(Err(e)) => {
+            warning!("{queue_id}: cannot read the message: {e}");
+            return Reply::Deferred(write_error());
+        }
+        Err(e) => {
+            warning!("{queue_id}: {e}");
+            return Reply::Deferred(write_error());
+        }
+    };
+    let tail = who(&envelope);
+    for line in &outcome.log {
+        info!("{queue_id}: {line}; {tail}");
+    }
+    if let Some(reply) = outcome.reject {
+        return Reply::Rejected(reply);
+    }
+    if outcome.discard.is_some() {
+        // Postfix's DISCARD: the client hears 250, nothing is delivered.
+        return Reply::Queued {
+            queue_id: queue_id.to_string(),
+        };
+    }
+    let mut destination = if outcome.hold.is_some() {
+        Destination::Hold
+    } else {
+        Destination::Incoming
+    };
+    let content_bytes = outcome.rewritten.unwrap_or(original);
+    let mut extra = Vec::new();
+    let mut subject_tag = None;
+    if let Some(service) = &settings.content_scanner {
+        let verdict = scan_client::scan(
+            service,
+            queue_id,
+            &envelope,
+            &content,
+            settings.scanner_timeout,
+        )
+        .await;
+        let verdict = match verdict {
+            Ok(verdict) => verdict,
+            Err(reason) => {
+                let reply = settings.failure_action.reply();
+                warning!("{queue_id}: {reason}; answering {reply}");
+                return match settings.failure_action {
+                    FailureAction::Defer => Reply::Deferred(reply),
+                    FailureAction::Reject => Reply::Rejected(reply),
+                };
+            }
+        };
+        if !verdict.viruses.is_empty()
+            && let Some(admin) = &settings.virus_admin
+        {
+            notify_virus_admin(shared, admin, queue_id, &envelope, &verdict.viruses).await;
+        }
+        match verdict.action {
+            Action::Pass => {}
+            Action::Reject => {
+                info!("{queue_id}: reject: {}; {tail}", verdict.reason);
+                return Reply::Rejected(rejected("5.7.1", format!("Rejected: {}", verdict.reason)));
+            }
+            Action::Discard => {
+                info!("{queue_id}: discard: {}; {tail}", verdict.reason);
+                return Reply::Queued {
+                    queue_id: queue_id.to_string(),
+                };
+            }
+            Action::Quarantine => {
+                info!("{queue_id}: quarantine: {}; {tail}", verdict.reason);
+                destination = Destination::Quarantine;
+                extra.push(("X-Quarantine-Reason".to_string(), verdict.reason.clone()));
+            }
+        }
+        extra.extend(verdict.headers);
+        subject_tag = verdict.subject_tag;
+    }
+    if destination == Destination::Hold
+        && let Some(what) = &outcome.hold
+    {
+        info!("{queue_id}: hold: {what}");
+    }
+    let id = queue_id.to_string();
+    let work = shared.clone();
     let written = tokio::task::spawn_blocking(move || {
-        write_queue_file(pending, &shared, *envelope, content, &id)
+        let pending = match destination {
+            Destination::Incoming => pending,
+            other => {
+                // The incoming/ file reserved at Begin goes away unused.
+                drop(pending);
+                PendingFile::create(other.queue(), &id)?
+            }
+        };
+        let content = match &subject_tag {
+            Some(tag) => checks::tag_subject(&content_bytes, tag),
+            None => content_bytes,
+        };
+        write_queue_file(pending, &work.settings, envelope, &content, &extra, &id)
     })
     .await;
-    let reply = match written {
+    match written {
         Ok(Ok(message_id)) => {
             info!("{queue_id}: message-id={message_id}");
+            if destination == Destination::Incoming {
+                wake_qmgr().await;
+            }
             Reply::Queued {
-                queue_id: queue_id.clone(),
+                queue_id: queue_id.to_string(),
             }
         }
         Ok(Err(e)) => {
@@ -88,34 +261,36 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
             warning!("{queue_id}: {e}");
             Reply::Deferred(write_error())
         }
+    }
+}
+
+/// Reads the content (positioned reads: the descriptor's offset is shared
+/// with the scanner's copy) and runs the header and body checks.
+fn prepare(settings: &Settings, content: OwnedFd) -> io::Result<(Vec<u8>, checks::Outcome)> {
+    let file = File::from(content);
+    let size = file.metadata()?.len();
+    let mut original = vec![0u8; size as usize];
+    file.read_exact_at(&mut original, 0)?;
+    let outcome = if settings.checks.is_empty() {
+        checks::Outcome::default()
+    } else {
+        settings.checks.apply(&original)
     };
-    let queued = matches!(reply, Reply::Queued { .. });
-    if channel.send(&reply, &[]).await.is_err() && queued {
-        // The file is durable; the client will not hear 250 and may send
-        // again. SMTP allows the duplicate, and losing mail is worse.
-        warning!("{queue_id}: smtpd went away after the message was queued");
-    }
-    if queued {
-        wake_qmgr().await;
-    }
+    Ok((original, outcome))
 }
 
 /// Writes record + added headers + content, then commits. Returns the
 /// Message-ID (the client's, or the one added).
 fn write_queue_file(
     mut pending: PendingFile,
-    shared: &Shared,
+    settings: &Settings,
     envelope: Envelope,
-    content: OwnedFd,
+    content: &[u8],
+    extra: &[(String, String)],
     queue_id: &str,
 ) -> io::Result<String> {
-    let mut content = File::from(content);
-    content.rewind()?;
-    let mut original = Vec::new();
-    content.read_to_end(&mut original)?;
-    let facts = headers::scan(&original);
+    let facts = headers::scan(content);
     let now = (envelope.arrival / 1_000_000) as i64;
-    let settings = &shared.settings;
     let mut added = headers::received(settings, &envelope, queue_id, now);
     let message_id = match facts.message_id {
         Some(id) => id,
@@ -126,23 +301,120 @@ fn write_queue_file(
         }
     };
     if !facts.has_date {
-        added.push_str(&format!("Date: {}\r\n", headers::rfc5322_date(now)));
+        added.push_str(&format!("Date: {}\r\n", mailgate_log::rfc5322_date(now)));
+    }
+    for (name, value) in extra {
+        added.push_str(&format!("{name}: {}\r\n", one_header_value(value)));
     }
     let record = QueueRecord {
         queue_id: queue_id.to_string(),
         envelope,
         state: DeliveryState::default(),
         message_id: Some(message_id.clone()),
-        content_length: (added.len() + original.len()) as u64,
+        content_length: (added.len() + content.len()) as u64,
     };
     let mut out = BufWriter::new(pending.file());
     write_record(&mut out, &record).map_err(io::Error::other)?;
     out.write_all(added.as_bytes())?;
-    out.write_all(&original)?;
+    out.write_all(content)?;
     out.flush()?;
     drop(out);
     pending.commit()?;
     Ok(message_id)
+}
+
+/// A header value from another process must stay one header: bare line
+/// ends are dropped, folds (CRLF + white space) are kept.
+fn one_header_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(pos) = rest.find(['\r', '\n']) {
+        out.push_str(&rest[..pos]);
+        let after = rest[pos..].trim_start_matches(['\r', '\n']);
+        if after.starts_with([' ', '\t']) {
+            out.push_str("\r\n");
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Queues a notice to virus_admin from the null sender (so it can never
+/// bounce back to anyone), naming the message and what was found.
+async fn notify_virus_admin(
+    shared: &Arc<Shared>,
+    admin: &str,
+    queue_id: &str,
+    envelope: &Envelope,
+    viruses: &[String],
+) {
+    let notice_id = shared
+        .ids
+        .lock()
+        .map(|mut ids| ids.next_id())
+        .unwrap_or_else(|poisoned| poisoned.into_inner().next_id());
+    let work = shared.clone();
+    let admin = admin.to_string();
+    let about = format!(
+        "A message was stopped because it contains a virus.\r\n\r\n\
+         Queue ID:  {queue_id}\r\n\
+         Virus:     {}\r\n\
+         Client:    {}\r\n\
+         Sender:    <{}> (as given; senders of viruses are usually forged)\r\n\
+         Recipients: {}\r\n",
+        viruses.join(", "),
+        envelope.client.label(),
+        envelope.sender,
+        envelope
+            .recipients
+            .iter()
+            .map(|r| format!("<{}>", r.address))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let id = notice_id.clone();
+    let subject = format!("VIRUS found in mail ({queue_id})");
+    let written = tokio::task::spawn_blocking(move || {
+        let settings = &work.settings;
+        let now_micros = mailgate_ipc::envelope::now_micros();
+        let content = format!(
+            "From: Content filter <MAILER-DAEMON@{origin}>\r\n\
+             To: <{admin}>\r\n\
+             Subject: {subject}\r\n\
+             Auto-Submitted: auto-generated\r\n\
+             MIME-Version: 1.0\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\n{about}",
+            origin = settings.myorigin
+        );
+        let notice = Envelope {
+            sender: String::new(),
+            recipients: vec![Recipient::new(admin, None)],
+            client: ClientInfo {
+                name: "localhost".into(),
+                addr: "127.0.0.1".into(),
+                port: 0,
+                helo: settings.myhostname.clone(),
+                protocol: "local".into(),
+            },
+            body_type: None,
+            smtputf8: false,
+            dsn_ret: None,
+            dsn_envid: None,
+            arrival: now_micros,
+        };
+        let pending = PendingFile::create(INCOMING, &id)?;
+        write_queue_file(pending, settings, notice, content.as_bytes(), &[], &id)
+    })
+    .await;
+    match written {
+        Ok(Ok(_)) => {
+            info!("{notice_id}: virus notice for {queue_id} queued");
+            wake_qmgr().await;
+        }
+        Ok(Err(e)) => warning!("{queue_id}: cannot queue the virus notice: {e}"),
+        Err(e) => warning!("{queue_id}: cannot queue the virus notice: {e}"),
+    }
 }
 
 async fn wake_qmgr() {

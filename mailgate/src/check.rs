@@ -1,5 +1,7 @@
 //! `mailgate check`: validate the configuration, like `postfix check`.
 
+use std::path::Path;
+
 use mailgate_config::{Diagnostic, MainConfig, MasterConfig};
 
 use crate::error::{Error, say};
@@ -36,6 +38,15 @@ pub fn examine(invocation: &Invocation) -> Findings {
             })
             .collect();
     }
+    let scans = master
+        .as_ref()
+        .is_some_and(|m| m.services.iter().any(|s| s.command == "scanner"));
+    if scans {
+        match unevaluated_spam_rules(invocation) {
+            Ok(rules) => findings.warnings.extend(rules),
+            Err(e) => findings.errors.push(e),
+        }
+    }
     let overrides = invocation.overrides();
     if !overrides.is_empty() {
         let references = master
@@ -50,6 +61,41 @@ pub fn examine(invocation: &Invocation) -> Findings {
         }
     }
     findings
+}
+
+/// Spam rules the engine cannot evaluate (eval tests it does not
+/// implement): they never hit, so an administrator must see them listed,
+/// never silently dropped. The Bayes store is left closed: a running
+/// scanner holds its lock.
+fn unevaluated_spam_rules(invocation: &Invocation) -> Result<Vec<Diagnostic>, Diagnostic> {
+    // When main.cf itself does not load, check() has already said why.
+    let Ok(main) = invocation.load() else {
+        return Ok(Vec::new());
+    };
+    let mut config = mailgate_spam::EngineConfig::from_main_cf(&main);
+    config.bayes_dir = None;
+    let engine = mailgate_spam::Engine::load(&config)
+        .map_err(|e| Diagnostic::new(Path::new(""), 0, format!("spam rules: {e}")))?;
+    let rules = engine.unsupported_rules();
+    let mut out = Vec::with_capacity(rules.len() + 1);
+    if !rules.is_empty() {
+        out.push(Diagnostic::new(
+            Path::new(""),
+            0,
+            format!(
+                "{} spam rules cannot be evaluated and never hit:",
+                rules.len()
+            ),
+        ));
+    }
+    out.extend(rules.into_iter().map(|rule| {
+        Diagnostic::new(
+            &rule.file,
+            rule.line,
+            format!("{}: {}", rule.name, rule.test),
+        )
+    }));
+    Ok(out)
 }
 
 /// Prints the warnings, and fails with the errors if there are any.

@@ -5,7 +5,7 @@
 //! whether a master runs; the pid only says which process to signal.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
@@ -217,16 +217,159 @@ pub fn stop(invocation: &Invocation) -> Result<(), Error> {
     wait_for_exit(pid, &path, config.time("master_drain_time") + STOP_GRACE)
 }
 
-/// `mailgate status`: succeeds when the master runs.
+/// `mailgate status`: succeeds when the master runs, and prints on standard
+/// output how each of its processes is confined, as /proc shows it.
 pub fn status(invocation: &Invocation) -> Result<(), Error> {
     let config = invocation.load()?;
     match master_state(&locate::pid_file(&config))? {
         MasterState::Running(pid) => {
             say(format_args!("the mail system is running: PID: {pid}"));
+            let mut out = io::stdout().lock();
+            let _ = writeln!(out, "{}", Confinement::HEADER);
+            for child in children_of(pid) {
+                if let Some(confinement) = Confinement::read(child) {
+                    let _ = writeln!(out, "{confinement}");
+                }
+            }
             Ok(())
         }
         MasterState::Stopped => Err(Error::NotRunning),
     }
+}
+
+/// How one process is confined, from /proc/PID/{status,root,cmdline,comm}.
+#[derive(Debug, PartialEq, Eq)]
+struct Confinement {
+    /// master.cf's service name (the worker's `-n`), or `-`.
+    service: String,
+    program: String,
+    pid: Pid,
+    /// Real, effective, saved and filesystem ids, as the kernel lists them.
+    uid: String,
+    gid: String,
+    /// The root directory; `?` when /proc does not tell us (not root).
+    root: String,
+    cap_eff: String,
+    cap_prm: String,
+    cap_bnd: String,
+    no_new_privs: String,
+    /// 0 disabled, 1 strict, 2 filter.
+    seccomp: String,
+}
+
+impl Confinement {
+    const HEADER: &str = "service              program  pid      uid      gid      root                                CapEff           CapPrm           CapBnd           NoNewPrivs Seccomp";
+
+    fn read(pid: Pid) -> Option<Confinement> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let root = std::fs::read_link(format!("/proc/{pid}/root"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "?".to_string());
+        let mut confinement = Confinement::parse(pid, &status, &cmdline);
+        confinement.root = root;
+        Some(confinement)
+    }
+
+    fn parse(pid: Pid, status: &str, cmdline: &[u8]) -> Confinement {
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .map(|v| v.split_whitespace().collect::<Vec<_>>().join(","))
+                .unwrap_or_else(|| "?".to_string())
+        };
+        let args: Vec<String> = cmdline
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let service = args
+            .iter()
+            .position(|a| a == "-n")
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+            .unwrap_or_else(|| "-".to_string());
+        let seccomp = match field("Seccomp").as_str() {
+            "0" => "0 (off)".to_string(),
+            "1" => "1 (strict)".to_string(),
+            "2" => "2 (filter)".to_string(),
+            other => other.to_string(),
+        };
+        Confinement {
+            service,
+            program: field("Name"),
+            pid,
+            uid: field("Uid"),
+            gid: field("Gid"),
+            root: "?".to_string(),
+            cap_eff: field("CapEff"),
+            cap_prm: field("CapPrm"),
+            cap_bnd: field("CapBnd"),
+            no_new_privs: field("NoNewPrivs"),
+            seccomp,
+        }
+    }
+}
+
+impl std::fmt::Display for Confinement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Ids are shown once when all four agree, as they do in a worker.
+        let ids = |list: &str| {
+            let mut parts = list.split(',');
+            let first = parts.next().unwrap_or("?");
+            if parts.all(|p| p == first) {
+                first.to_string()
+            } else {
+                list.to_string()
+            }
+        };
+        write!(
+            f,
+            "{:<20} {:<8} {:<8} {:<8} {:<8} {:<35} {:<16} {:<16} {:<16} {:<10} {}",
+            self.service,
+            self.program,
+            self.pid,
+            ids(&self.uid),
+            ids(&self.gid),
+            self.root,
+            self.cap_eff,
+            self.cap_prm,
+            self.cap_bnd,
+            self.no_new_privs,
+            self.seccomp
+        )
+    }
+}
+
+/// The processes whose parent is `parent`, from /proc/PID/stat.
+fn children_of(parent: Pid) -> Vec<Pid> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut children: Vec<Pid> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| parent_in_stat(&stat))
+                == Some(parent.as_raw())
+        })
+        .map(Pid::from_raw)
+        .collect();
+    children.sort_by_key(|p| p.as_raw());
+    children
+}
+
+/// The ppid field of /proc/PID/stat; the command name before it may hold
+/// spaces and parentheses, so fields are counted from the last `)`.
+fn parent_in_stat(stat: &str) -> Option<i32> {
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// `mailgate reload`: SIGHUP to the master, which rereads its configuration. A
@@ -263,6 +406,32 @@ mod tests {
 
     fn pid_of(child: &Child) -> Pid {
         Pid::from_raw(i32::try_from(child.id()).unwrap())
+    }
+
+    #[test]
+    fn confinement_is_read_from_proc_text() {
+        let status = "Name:\tsmtpd\nUid:\t999\t999\t999\t999\nGid:\t995\t995\t995\t995\n\
+                      CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n\
+                      CapBnd:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n";
+        let cmdline = b"/usr/lib/mailgate/smtpd\0-c\0/etc/mailgate\0-n\x00127.0.0.1:25\0-t\0inet\0";
+        let c = Confinement::parse(Pid::from_raw(42), status, cmdline);
+        assert_eq!(c.service, "127.0.0.1:25");
+        assert_eq!(c.program, "smtpd");
+        assert_eq!(c.uid, "999,999,999,999");
+        assert_eq!(c.seccomp, "2 (filter)");
+        assert_eq!(c.no_new_privs, "1");
+        let line = c.to_string();
+        assert!(
+            line.starts_with("127.0.0.1:25         smtpd    42       999      995 "),
+            "{line}"
+        );
+        let unknown = Confinement::parse(Pid::from_raw(1), "", b"");
+        assert_eq!(
+            (unknown.service.as_str(), unknown.seccomp.as_str()),
+            ("-", "?")
+        );
+        assert_eq!(parent_in_stat("7 (a) b) S 1 7 7"), Some(1));
+        assert_eq!(parent_in_stat("garbage"), None);
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub enum Error {
         source: io::Error,
     },
     Output(io::Error),
+    Queue(crate::queue::QueueError),
+    Quarantine(crate::quarantine::QuarantineError),
+    Spam(crate::scan::SpamCmdError),
 }
 
 impl Error {
@@ -142,6 +145,9 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Output(source) => write!(f, "cannot write the output: {source}"),
+            Error::Queue(e) => write!(f, "{e}"),
+            Error::Quarantine(e) => write!(f, "{e}"),
+            Error::Spam(e) => write!(f, "{e}"),
         }
     }
 }
@@ -154,6 +160,9 @@ impl std::error::Error for Error {
             | Error::CurrentExe(source)
             | Error::Output(source) => Some(source),
             Error::UserLookup { errno, .. } | Error::Signal { errno, .. } => Some(errno),
+            Error::Queue(e) => Some(e),
+            Error::Quarantine(e) => Some(e),
+            Error::Spam(e) => Some(e),
             _ => None,
         }
     }

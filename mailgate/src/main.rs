@@ -7,7 +7,12 @@ mod check;
 mod config;
 mod control;
 mod error;
+mod learn;
 mod locate;
+mod quarantine;
+mod queue;
+mod scan;
+mod sendmail;
 #[cfg(test)]
 mod testdir;
 
@@ -74,6 +79,33 @@ enum Cmd {
     Check,
     /// Show main.cf parameters as "name = value" lines, like postconf.
     Config(ConfigArgs),
+    /// The content filter's quarantine: list, show, release or delete the
+    /// messages it kept back.
+    Quarantine {
+        #[command(subcommand)]
+        command: quarantine::QuarantineCmd,
+    },
+    /// See and steer the queue, like postqueue, postsuper and postcat.
+    ///
+    /// Only root and mail_owner may use it. Changes go through the queue manager
+    /// while the mail system runs, and are made on the files when it does not.
+    Queue {
+        #[command(subcommand)]
+        command: queue::QueueCmd,
+    },
+    /// Submit a message read from standard input, like sendmail(1).
+    ///
+    /// Only root and mail_owner may submit, and only while the mail system runs.
+    /// Exit status as sendmail's (sysexits): 75 means try again later.
+    Sendmail(sendmail::SendmailArgs),
+    /// Score messages with the spam engine offline, one line per message.
+    ///
+    /// Takes message files, Maildir folders, directories and mbox files; uses all
+    /// cores. Each line: path, action (pass, tag, spam, kill by the spam_*_level
+    /// parameters), score and the rules hit.
+    Scan(scan::ScanArgs),
+    /// Train the Bayes classifier with spam or ham, or untrain it (--forget).
+    Learn(learn::LearnArgs),
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +135,11 @@ fn main() -> ExitCode {
         Cmd::Status => control::status(&invocation),
         Cmd::Reload => control::reload(&invocation),
         Cmd::Check => check::run(&invocation),
+        Cmd::Queue { command } => queue::run(&invocation, command),
+        Cmd::Quarantine { command } => quarantine::run(&invocation, command),
+        Cmd::Sendmail(args) => return sendmail::main(&invocation, args),
+        Cmd::Scan(args) => scan::run(&invocation, args),
+        Cmd::Learn(args) => learn::run(&invocation, args),
         Cmd::Config(args) => {
             let source = if args.defaults {
                 Source::Defaults

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use mailgate_config::{MainConfig, MasterConfig, Override, ServiceEntry};
 use mailgate_ipc::handoff::{Handoff, LISTEN_FD, MASTER_WATCH_FD};
 use mailgate_log::{error, info, warning};
-use mailgate_sandbox::{Identity, lookup_user};
+use mailgate_sandbox::{Identity, Mode, lookup_user};
 use nix::fcntl::{FcntlArg, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
@@ -150,12 +150,23 @@ impl Master {
             next_table_check: Instant::now(),
             _pid_lock: pid_lock,
         };
+        let log_mode = matches!(
+            Mode::parse(&settings.config.get("sandbox_mode")),
+            Ok(Mode::Log)
+        );
         master.install(settings)?;
         info!(
             "daemon started -- version {}, configuration {}",
             env!("CARGO_PKG_VERSION"),
             master.config_dir.display()
         );
+        if log_mode {
+            warning!(
+                "SANDBOX IN LOG MODE (sandbox_mode = log): calls outside a service's seccomp \
+                 profile are logged, not stopped; the services are NOT fully confined"
+            );
+        }
+        sd_notify("READY=1");
         Ok(master)
     }
 
@@ -384,6 +395,7 @@ impl Master {
     /// SIGTERM to every child, a bounded wait for sessions to finish, then
     /// SIGKILL for what is left.
     fn drain(&mut self) -> ExitCode {
+        sd_notify("STOPPING=1");
         let drain_time = load_settings(&self.config_dir, &self.overrides)
             .map(|s| s.config.time("master_drain_time"))
             .unwrap_or(Duration::from_secs(30));
@@ -425,7 +437,9 @@ fn spawn(running: &Running, watch_read: &OwnedFd) -> std::io::Result<Pid> {
     command
         .args(running.spec.handoff.to_args())
         .stdin(Stdio::null())
-        .stdout(Stdio::null());
+        .stdout(Stdio::null())
+        // Only the master talks to the service manager.
+        .env_remove(NOTIFY_SOCKET);
     // SAFETY: the closure runs in the child between fork and exec and only
     // makes async-signal-safe calls (dup2, sigprocmask) on descriptors the
     // child inherited. The master is single-threaded, so no lock can be held
@@ -445,6 +459,35 @@ fn spawn(running: &Running, watch_read: &OwnedFd) -> std::io::Result<Pid> {
     }
     let child = command.spawn()?;
     Ok(Pid::from_raw(child.id() as i32))
+}
+
+/// The service manager's notification socket (systemd's Type=notify).
+const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
+
+/// Tells the service manager about the master's state (sd_notify(3)): one
+/// datagram to $NOTIFY_SOCKET, a path or, with a leading `@`, an abstract
+/// name. Without the variable (not started by systemd) it does nothing; a
+/// failure is logged and is never fatal.
+fn sd_notify(state: &str) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(target) = std::env::var_os(NOTIFY_SOCKET) else {
+        return;
+    };
+    let result = UnixDatagram::unbound().and_then(|socket| {
+        let address = match target.as_bytes().strip_prefix(b"@") {
+            Some(name) => SocketAddr::from_abstract_name(name)?,
+            None => SocketAddr::from_pathname(&target)?,
+        };
+        socket.send_to_addr(state.as_bytes(), &address)
+    });
+    if let Err(e) = result {
+        warning!(
+            "cannot notify the service manager at {} ({state}): {e}",
+            target.to_string_lossy()
+        );
+    }
 }
 
 fn high_fd(fd: OwnedFd) -> Result<OwnedFd, MasterError> {
@@ -510,6 +553,9 @@ fn load_settings(
             .with_overrides(&entry.overrides)
             .map_err(|e| MasterError::Config(e.to_string()))?;
         collect_table_files(&service_config, &mut table_files);
+        // A bad value would only show as workers dying at start-up.
+        Mode::parse(&service_config.get("sandbox_mode"))
+            .map_err(|e| MasterError::Config(format!("service {}: {e}", entry.name)))?;
         let program = daemon_directory.join(&entry.command);
         if !program.is_file() {
             return Err(MasterError::Config(format!(

@@ -3,6 +3,7 @@
 //! a concurrency limit, removes it when every recipient is done, and puts it
 //! in deferred/ with backoff when some are not.
 
+mod dsn;
 mod queue;
 mod scheduler;
 
@@ -10,16 +11,21 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use mailgate_config::{MainConfig, Router};
+use mailgate_ipc::Channel;
 use mailgate_ipc::protocol::qmgr::Request;
 use mailgate_ipc::server::{serve_unix, unix_listener};
 use mailgate_sandbox::{Worker, die, profiles};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use crate::scheduler::{Scheduler, Wakeup};
+use crate::scheduler::{Command, Scheduler, Wakeup};
 
 /// What qmgr needs from main.cf, read before the sandbox.
 pub struct Settings {
     pub router: Router,
+    pub myhostname: String,
+    pub delay_warning: Duration,
+    /// How long a notice may take to reach cleanup.
+    pub ipc_timeout: Duration,
     pub queue_run_delay: Duration,
     pub minimal_backoff: Duration,
     pub maximal_backoff: Duration,
@@ -35,6 +41,9 @@ impl Settings {
         let positive = |name: &str| config.int(name).max(1) as usize;
         Ok(Settings {
             router: Router::new(config).map_err(|e| e.to_string())?,
+            myhostname: config.get("myhostname"),
+            delay_warning: config.time("delay_warning_time"),
+            ipc_timeout: config.time("ipc_timeout").max(Duration::from_secs(1)),
             queue_run_delay: config.time("queue_run_delay").max(Duration::from_secs(1)),
             minimal_backoff: config
                 .time("minimal_backoff_time")
@@ -60,27 +69,48 @@ fn main() -> ExitCode {
     let runtime = worker.runtime(2);
     runtime.block_on(async move {
         let listener = unix_listener(listener).unwrap_or_else(|e| die(e));
-        let (wake_tx, wake_rx) = mpsc::channel(16);
-        // Wake-ups from cleanup and the queue tools; many in a burst fold
-        // into one scan, so a full channel just drops the extra ones.
+        let (command_tx, command_rx) = mpsc::channel(16);
         tokio::spawn(serve_unix(
             listener,
             64,
             std::future::pending(),
-            move |mut channel| {
-                let wake_tx = wake_tx.clone();
-                async move {
-                    while let Ok((request, _)) = channel.recv::<Request>().await {
-                        let wakeup = match request {
-                            Request::Wake => Wakeup::Incoming,
-                            Request::Flush => Wakeup::Flush,
-                        };
-                        let _ = wake_tx.try_send(wakeup);
-                    }
-                }
-            },
+            move |channel| serve(channel, command_tx.clone()),
         ));
-        Scheduler::new(settings).run(wake_rx, shutdown.wait()).await;
+        Scheduler::new(settings)
+            .run(command_rx, shutdown.wait())
+            .await;
     });
     ExitCode::SUCCESS
+}
+
+/// One client of qmgr's socket: cleanup's wake-ups, or a queue tool.
+async fn serve(mut channel: Channel, commands: mpsc::Sender<Command>) {
+    while let Ok((request, _)) = channel.recv::<Request>().await {
+        match request {
+            // Many wake-ups in a burst fold into one scan, so a full
+            // channel just drops the extra ones.
+            Request::Wake => {
+                let _ = commands.try_send(Command::Wake(Wakeup::Incoming));
+            }
+            Request::Flush => {
+                let _ = commands.try_send(Command::Wake(Wakeup::Flush));
+            }
+            // An action is never dropped: the tool waits for its answer.
+            Request::Act { action, target } => {
+                let (reply_tx, reply_rx) = oneshot::channel();
+                let command = Command::Act {
+                    action,
+                    target,
+                    reply: reply_tx,
+                };
+                if commands.send(command).await.is_err() {
+                    return;
+                }
+                let Ok(reply) = reply_rx.await else { return };
+                if channel.send(&reply, &[]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }

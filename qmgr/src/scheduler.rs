@@ -7,7 +7,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::os::fd::AsFd;
+use std::path::Path;
 use std::time::{Duration, SystemTime};
+
+use mailgate_ipc::protocol::qmgr::{ActReply, Action, Target};
+use mailgate_ipc::queue_file::{QueueRecord, read_content};
+use mailgate_ipc::submit;
 
 use mailgate_config::Route;
 use mailgate_ipc::Channel;
@@ -15,11 +20,14 @@ use mailgate_ipc::envelope::{Micros, RecipientState, from_micros, now_micros};
 use mailgate_ipc::protocol::delivery::{
     Outcome, RecipientRequest, RecipientResult, Reply, Request,
 };
-use mailgate_ipc::spool::{ACTIVE, DEFERRED, INCOMING, service_socket};
+use mailgate_ipc::spool::{
+    ACTIVE, DEFERRED, HOLD, INCOMING, act_on_file, queue_path, service_socket,
+};
 use mailgate_log::{info, warning};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::Settings;
+use crate::dsn;
 use crate::queue::{self, Loaded};
 
 /// Why qmgr was woken.
@@ -28,6 +36,20 @@ pub enum Wakeup {
     Incoming,
     Flush,
 }
+
+/// What qmgr's socket asks of the scheduler.
+pub enum Command {
+    Wake(Wakeup),
+    /// A queue tool's action; the answer goes back through `reply`.
+    Act {
+        action: Action,
+        target: Target,
+        reply: oneshot::Sender<ActReply>,
+    },
+}
+
+/// The most of the original header a notice carries.
+const NOTICE_HEADER_LIMIT: usize = 64 * 1024;
 
 /// How often incoming/ is looked at even without a wake-up: a lost wake-up
 /// (qmgr restarting) must not leave mail waiting for queue_run_delay.
@@ -38,6 +60,10 @@ struct Message {
     active_since: Micros,
     /// Delivery jobs of this message not yet reported back.
     outstanding: usize,
+    /// A notice about this message is being queued.
+    notifying: bool,
+    /// A queue tool's action that waits for the deliveries in flight.
+    pending_action: Option<Action>,
 }
 
 struct Job {
@@ -57,13 +83,29 @@ struct JobDone {
     results: Vec<RecipientResult>,
 }
 
+/// A notice queued (with its queue ID) or not.
+struct NoticeDone {
+    queue_id: String,
+    /// The recipients the notice reported as failed.
+    failed: Vec<usize>,
+    delay_notice: bool,
+    result: Result<String, String>,
+}
+
+/// What the tasks of the scheduler report back.
+enum Event {
+    Job(JobDone),
+    Notice(NoticeDone),
+}
+
 pub struct Scheduler {
     settings: Settings,
     messages: HashMap<String, Message>,
     destinations: HashMap<Route, Destination>,
+    /// Delivery jobs and notices under way.
     in_flight: usize,
-    done_tx: mpsc::UnboundedSender<JobDone>,
-    done_rx: mpsc::UnboundedReceiver<JobDone>,
+    done_tx: mpsc::UnboundedSender<Event>,
+    done_rx: mpsc::UnboundedReceiver<Event>,
 }
 
 impl Scheduler {
@@ -81,7 +123,7 @@ impl Scheduler {
 
     pub async fn run(
         mut self,
-        mut wakeups: mpsc::Receiver<Wakeup>,
+        mut commands: mpsc::Receiver<Command>,
         shutdown: impl Future<Output = ()>,
     ) {
         // Mail left in active/ by a crash or a stop is delivered again: at
@@ -96,25 +138,36 @@ impl Scheduler {
             self.dispatch();
             tokio::select! {
                 _ = &mut shutdown => break,
-                Some(wakeup) = wakeups.recv() => match wakeup {
-                    Wakeup::Incoming => self.scan_incoming(),
-                    Wakeup::Flush => {
+                Some(command) = commands.recv() => match command {
+                    Command::Wake(Wakeup::Incoming) => self.scan_incoming(),
+                    Command::Wake(Wakeup::Flush) => {
                         self.scan_deferred(true);
                         self.scan_incoming();
                     }
+                    Command::Act { action, target, reply } => {
+                        let _ = reply.send(self.act(action, &target));
+                        self.scan_incoming();
+                    }
                 },
-                Some(done) = self.done_rx.recv() => self.finish_job(done),
+                Some(event) = self.done_rx.recv() => self.handle(event),
                 _ = deferred_timer.tick() => self.scan_deferred(false),
                 _ = incoming_timer.tick() => self.scan_incoming(),
             }
         }
         // Stop starting deliveries, but hear the ones under way, so their
-        // recipients are not delivered again.
+        // recipients are not delivered again (nor their notices sent twice).
         while self.in_flight > 0 {
             match self.done_rx.recv().await {
-                Some(done) => self.finish_job(done),
+                Some(event) => self.handle(event),
                 None => break,
             }
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Job(done) => self.finish_job(done),
+            Event::Notice(done) => self.finish_notice(done),
         }
     }
 
@@ -206,6 +259,8 @@ impl Scheduler {
                 loaded,
                 active_since: now_micros(),
                 outstanding,
+                notifying: false,
+                pending_action: None,
             },
         );
         if outstanding == 0 {
@@ -216,14 +271,24 @@ impl Scheduler {
     /// Starts the jobs that each destination's concurrency limit allows.
     fn dispatch(&mut self) {
         let limit = self.settings.destination_concurrency;
+        // Messages a queue tool acted on whose last job was dropped here.
+        let mut idle = Vec::new();
         for (route, destination) in &mut self.destinations {
             while destination.in_flight < limit {
                 let Some(job) = destination.pending.pop_front() else {
                     break;
                 };
-                let Some(message) = self.messages.get(&job.queue_id) else {
+                let Some(message) = self.messages.get_mut(&job.queue_id) else {
                     continue;
                 };
+                if message.pending_action.is_some() {
+                    // Deleted, held or requeued: start nothing new for it.
+                    message.outstanding -= 1;
+                    if message.outstanding == 0 {
+                        idle.push(job.queue_id);
+                    }
+                    continue;
+                }
                 let request = delivery_request(route, &job, message);
                 destination.in_flight += 1;
                 self.in_flight += 1;
@@ -232,16 +297,19 @@ impl Scheduler {
                 tokio::spawn(async move {
                     let queue_id = request.queue_id.clone();
                     let results = deliver(request).await;
-                    let _ = done_tx.send(JobDone {
+                    let _ = done_tx.send(Event::Job(JobDone {
                         queue_id,
                         route,
                         results,
-                    });
+                    }));
                 });
             }
         }
         self.destinations
             .retain(|_, d| d.in_flight > 0 || !d.pending.is_empty());
+        for queue_id in idle {
+            self.complete(&queue_id);
+        }
     }
 
     fn finish_job(&mut self, done: JobDone) {
@@ -259,10 +327,14 @@ impl Scheduler {
             };
             match result.outcome {
                 Outcome::Sent => recipient.state = RecipientState::Delivered,
-                Outcome::Bounced => recipient.state = RecipientState::Bounced,
+                Outcome::Bounced => {
+                    recipient.state = RecipientState::Bounced;
+                    recipient.notified = false;
+                }
                 Outcome::Deferred => {}
             }
             recipient.last_reason = Some(result.reason);
+            recipient.last_status = Some(result.dsn);
         }
         message.outstanding -= 1;
         if message.outstanding == 0 {
@@ -270,35 +342,145 @@ impl Scheduler {
         }
     }
 
-    /// Every job of the message has reported: remove it, or defer it.
+    /// Every job of the message has reported: apply a queue tool's action
+    /// that waited, or expire it and send the notices due, then remove it or
+    /// defer it.
     fn complete(&mut self, queue_id: &str) {
-        let Some(mut message) = self.messages.remove(queue_id) else {
+        let settings = &self.settings;
+        let Some(message) = self.messages.get_mut(queue_id) else {
             return;
         };
+        if message.pending_action.is_some() {
+            return self.finalize(queue_id);
+        }
         let record = &mut message.loaded.record;
-        let pending = record
+        let now = now_micros();
+        let age = Duration::from_micros(now.saturating_sub(record.envelope.arrival));
+        let null_sender = record.envelope.sender.is_empty();
+        let lifetime = lifetime(settings, null_sender);
+        let pending = pending_count(record);
+        if pending > 0 && age >= lifetime {
+            // Expired: what is still pending has failed for good, with the
+            // last temporary reason as the explanation.
+            for recipient in &mut record.envelope.recipients {
+                if recipient.state == RecipientState::Pending {
+                    recipient.state = RecipientState::Bounced;
+                    recipient.notified = false;
+                    recipient.last_status = Some(
+                        recipient
+                            .last_status
+                            .clone()
+                            .filter(|s| s.starts_with('4') || s.starts_with('5'))
+                            .unwrap_or_else(|| "4.4.7".into()),
+                    );
+                    if recipient.last_reason.is_none() {
+                        recipient.last_reason = Some("delivery time expired".into());
+                    }
+                }
+            }
+            let returned = if null_sender {
+                "not returned (null sender)"
+            } else {
+                "returned to sender"
+            };
+            info!(
+                "{queue_id}: from=<{}>, status=expired, {returned}",
+                record.envelope.sender
+            );
+        }
+        let failed: Vec<usize> = record
             .envelope
             .recipients
             .iter()
-            .filter(|r| r.state == RecipientState::Pending)
-            .count();
-        if pending == 0 {
+            .enumerate()
+            .filter(|(_, r)| r.state == RecipientState::Bounced && !r.notified)
+            .map(|(index, _)| index)
+            .collect();
+        let delay_notice = !settings.delay_warning.is_zero()
+            && !record.state.delay_warned
+            && pending_count(record) > 0
+            && age >= settings.delay_warning;
+        if failed.is_empty() && !delay_notice {
+            return self.finalize(queue_id);
+        }
+        if null_sender {
+            // Never a notice about a notice: it would go to nobody, or loop.
+            for &index in &failed {
+                record.envelope.recipients[index].notified = true;
+            }
+            record.state.delay_warned |= delay_notice;
+            if !failed.is_empty() {
+                info!("{queue_id}: no non-delivery notification: null sender");
+            }
+            return self.finalize(queue_id);
+        }
+        message.notifying = true;
+        self.in_flight += 1;
+        let task = NoticeTask {
+            record: record.clone(),
+            content_offset: message.loaded.content_offset,
+            failed,
+            delay_notice,
+            myhostname: settings.myhostname.clone(),
+            lifetime,
+            timeout: settings.ipc_timeout,
+        };
+        let done_tx = self.done_tx.clone();
+        tokio::spawn(async move {
+            let _ = done_tx.send(Event::Notice(task.run().await));
+        });
+    }
+
+    fn finish_notice(&mut self, done: NoticeDone) {
+        self.in_flight -= 1;
+        let queue_id = &done.queue_id;
+        let Some(message) = self.messages.get_mut(queue_id) else {
+            return;
+        };
+        message.notifying = false;
+        match done.result {
+            Ok(notice_id) => {
+                let record = &mut message.loaded.record;
+                for &index in &done.failed {
+                    if let Some(recipient) = record.envelope.recipients.get_mut(index) {
+                        recipient.notified = true;
+                    }
+                }
+                if done.delay_notice {
+                    record.state.delay_warned = true;
+                }
+                let kind = if done.failed.is_empty() {
+                    "delay"
+                } else {
+                    "non-delivery"
+                };
+                info!("{queue_id}: sender {kind} notification: {notice_id}");
+            }
+            // The recipients stay un-notified, so the message stays queued
+            // and the notice is tried again at the next attempt.
+            Err(e) => warning!("{queue_id}: cannot queue the sender notification: {e}"),
+        }
+        self.finalize(queue_id);
+    }
+
+    /// The message is idle (no delivery, no notice under way): carry out a
+    /// waiting action, or remove it when nothing is left to do, or defer it.
+    fn finalize(&mut self, queue_id: &str) {
+        let Some(mut message) = self.messages.remove(queue_id) else {
+            return;
+        };
+        if let Some(action) = message.pending_action {
+            return apply_idle(&message.loaded, action);
+        }
+        let record = &mut message.loaded.record;
+        let unfinished = record.envelope.recipients.iter().any(|r| {
+            r.state == RecipientState::Pending
+                || (r.state == RecipientState::Bounced && !r.notified)
+        });
+        if !unfinished {
             return remove(queue_id);
         }
         let now = now_micros();
-        let lifetime = if record.envelope.sender.is_empty() {
-            self.settings.bounce_queue_lifetime
-        } else {
-            self.settings.maximal_queue_lifetime
-        };
-        if now.saturating_sub(record.envelope.arrival) >= lifetime.as_micros() as u64 {
-            info!(
-                "{queue_id}: from=<{}>, status=expired, not returned to sender \
-                 (delivery status notifications are not implemented yet)",
-                record.envelope.sender
-            );
-            return remove(queue_id);
-        }
         record.state.attempts += 1;
         record.state.last_attempt = Some(now);
         let backoff = backoff(
@@ -313,6 +495,186 @@ impl Scheduler {
                 "{queue_id}: cannot move to {DEFERRED}: {e}; it stays in {ACTIVE} until the next start"
             );
         }
+    }
+
+    /// A queue tool's action. A message with deliveries or a notice under
+    /// way keeps its action until they report back, so what they did is
+    /// recorded first; every other message is acted on at once.
+    fn act(&mut self, action: Action, target: &Target) -> ActReply {
+        let mut reply = ActReply::default();
+        let queues = action.queues();
+        let ids: Vec<String> = match target {
+            Target::Ids(ids) => ids.clone(),
+            Target::All => {
+                let mut ids: Vec<String> = Vec::new();
+                if queues.contains(&ACTIVE) {
+                    ids.extend(self.messages.keys().cloned());
+                }
+                for queue in queues {
+                    match queue::list(queue) {
+                        Ok(listed) => ids.extend(listed.into_iter().map(|(id, _)| id)),
+                        Err(e) => warning!("cannot read {queue}: {e}"),
+                    }
+                }
+                ids.sort();
+                ids.dedup();
+                ids
+            }
+        };
+        for queue_id in ids {
+            if let Some(message) = self.messages.get_mut(&queue_id) {
+                if !queues.contains(&ACTIVE) {
+                    reply.missing.push(queue_id);
+                    continue;
+                }
+                // Delete wins over an earlier hold or requeue.
+                if message.pending_action != Some(Action::Delete) {
+                    message.pending_action = Some(action);
+                }
+                reply.deferred_until_idle.push(queue_id);
+                continue;
+            }
+            // Not in memory: a file in active/ here is one qmgr could not
+            // load, so no delivery uses it either.
+            let found = queues.iter().find(|q| queue_path(q, &queue_id).exists());
+            let Some(from) = found else {
+                reply.missing.push(queue_id);
+                continue;
+            };
+            match act_on_file(Path::new("."), &queue_id, from, action) {
+                Ok(()) => {
+                    log_action(&queue_id, action);
+                    reply.done.push(queue_id);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => reply.missing.push(queue_id),
+                Err(e) => {
+                    warning!("{queue_id}: cannot {}: {e}", action_verb(action));
+                    reply.missing.push(queue_id);
+                }
+            }
+        }
+        // An active message acted on whose jobs have not started yet is
+        // settled by the next dispatch, right after this.
+        reply
+    }
+}
+
+/// The notice being built and queued, away from the scheduler task.
+struct NoticeTask {
+    record: QueueRecord,
+    content_offset: u64,
+    failed: Vec<usize>,
+    delay_notice: bool,
+    myhostname: String,
+    lifetime: Duration,
+    timeout: Duration,
+}
+
+impl NoticeTask {
+    async fn run(self) -> NoticeDone {
+        let result = self.submit().await;
+        NoticeDone {
+            queue_id: self.record.queue_id.clone(),
+            failed: self.failed,
+            delay_notice: self.delay_notice,
+            result,
+        }
+    }
+
+    async fn submit(&self) -> Result<String, String> {
+        let record = &self.record;
+        let header_length = record.content_length.min(NOTICE_HEADER_LIMIT as u64);
+        let queue_id = record.queue_id.clone();
+        let offset = self.content_offset;
+        // The original's header comes from its queue file, still in active/.
+        let headers = tokio::task::spawn_blocking(move || {
+            let file = File::open(queue::active_path(&queue_id)).map_err(|e| e.to_string())?;
+            read_content(&file, offset, header_length).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let mut recipients: Vec<(&_, dsn::Action)> = self
+            .failed
+            .iter()
+            .filter_map(|&i| record.envelope.recipients.get(i))
+            .map(|r| (r, dsn::Action::Failed))
+            .collect();
+        if self.delay_notice {
+            recipients.extend(
+                record
+                    .envelope
+                    .recipients
+                    .iter()
+                    .filter(|r| r.state == RecipientState::Pending)
+                    .map(|r| (r, dsn::Action::Delayed)),
+            );
+        }
+        let notice = dsn::Notice {
+            record,
+            recipients,
+            original_headers: dsn::header_section(&headers, NOTICE_HEADER_LIMIT),
+            myhostname: &self.myhostname,
+            lifetime: self.lifetime,
+            now: now_micros(),
+        };
+        let envelope = notice.envelope(submit::local_client());
+        let content = notice.build();
+        submit::submit(&service_socket("cleanup"), envelope, &content, self.timeout)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn pending_count(record: &QueueRecord) -> usize {
+    record
+        .envelope
+        .recipients
+        .iter()
+        .filter(|r| r.state == RecipientState::Pending)
+        .count()
+}
+
+fn lifetime(settings: &Settings, null_sender: bool) -> Duration {
+    if null_sender {
+        settings.bounce_queue_lifetime
+    } else {
+        settings.maximal_queue_lifetime
+    }
+}
+
+fn action_verb(action: Action) -> &'static str {
+    match action {
+        Action::Delete => "delete",
+        Action::Hold => "put on hold",
+        Action::Release => "release",
+        Action::Requeue => "requeue",
+    }
+}
+
+/// The log line of an action, in postsuper's words.
+fn log_action(queue_id: &str, action: Action) {
+    match action {
+        Action::Delete => info!("{queue_id}: removed"),
+        Action::Hold => info!("{queue_id}: placed on hold"),
+        Action::Release => info!("{queue_id}: released from hold"),
+        Action::Requeue => info!("{queue_id}: requeued"),
+    }
+}
+
+/// Carries out an action that waited for an active message to be idle,
+/// keeping what its deliveries recorded.
+fn apply_idle(loaded: &Loaded, action: Action) {
+    let queue_id = &loaded.record.queue_id;
+    let result = match action {
+        Action::Delete => queue::remove_active(queue_id),
+        Action::Hold => queue::save_and_move(loaded, HOLD, SystemTime::now()),
+        Action::Requeue => queue::save_and_move(loaded, INCOMING, SystemTime::now()),
+        // Never stored for an active message (it is not on hold).
+        Action::Release => Ok(()),
+    };
+    match result {
+        Ok(()) => log_action(queue_id, action),
+        Err(e) => warning!("{queue_id}: cannot {}: {e}", action_verb(action)),
     }
 }
 

@@ -118,6 +118,16 @@ impl Backend {
     /// A backend on a given port (to bring one back after a test took it
     /// away).
     pub fn start_on(port: u16) -> Backend {
+        Backend::launch(port, &[])
+    }
+
+    /// A backend started with extra smtp-sink options, such as
+    /// `["-f", "RCPT"]` to refuse every recipient with a 5xx.
+    pub fn start_with(args: &[&str]) -> Backend {
+        Backend::launch(free_port(), args)
+    }
+
+    fn launch(port: u16, args: &[&str]) -> Backend {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut command = Command::new("smtp-sink");
         if is_root() {
@@ -127,6 +137,7 @@ impl Backend {
         }
         let template = format!("{}/%H%M%S.", dir.path().display());
         let child = command
+            .args(args)
             .args(["-d", &template, &format!("127.0.0.1:{port}"), "100"])
             .stdout(Stdio::null())
             .spawn()
@@ -299,7 +310,23 @@ impl Gateway {
         }
     }
 
+    /// Adds the content scanner service to master.cf: call between
+    /// `configure` and `launch`, with `content_scanner = scanner` in main.cf.
+    pub fn with_scanner(self) -> Gateway {
+        let path = self.path("master.cf");
+        let mut text = fs::read_to_string(&path).expect("master.cf");
+        text.push_str("scanner unix n - y - 8 scanner\n");
+        fs::write(&path, text).expect("master.cf");
+        self
+    }
+
     pub fn launch(mut self) -> Gateway {
+        self.spawn_master();
+        self
+    }
+
+    /// `mailgate start`, then a wait until smtpd greets.
+    fn spawn_master(&mut self) {
         let child = Command::new(bin_dir().join("mailgate"))
             .arg("-c")
             .arg(self.dir.path())
@@ -315,7 +342,6 @@ impl Gateway {
             client.send("QUIT");
             greeting.starts_with("220").then_some(())
         });
-        self
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -372,6 +398,21 @@ impl Gateway {
             String::from_utf8_lossy(&output.stdout).into_owned(),
             String::from_utf8_lossy(&output.stderr).into_owned(),
         )
+    }
+
+    /// SIGKILL to the master and every worker at once, as a power cut
+    /// would end them, then a fresh start on the same configuration and
+    /// spool.
+    pub fn kill_all_and_restart(&mut self) {
+        let mut master = self.master.take().expect("started");
+        let master_pid = Pid::from_raw(master.id() as i32);
+        let workers = children_of(master_pid);
+        let _ = kill(master_pid, Signal::SIGKILL);
+        for pid in workers {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        let _ = master.wait();
+        self.spawn_master();
     }
 
     /// Stops the gateway with SIGTERM and waits for the master to exit.
@@ -449,10 +490,11 @@ impl Client {
         self.reply()
     }
 
+    /// Writes without waiting for a reply. A write to a server that went
+    /// away is not an error here: the next reply reads as empty.
     pub fn write_raw(&mut self, bytes: &[u8]) {
         let stream = self.reader.get_mut();
-        stream.write_all(bytes).expect("write to smtpd");
-        stream.flush().expect("flush");
+        let _ = stream.write_all(bytes).and_then(|()| stream.flush());
     }
 
     /// Reads one reply; multi-line replies are joined with '\n'. Empty on

@@ -63,6 +63,13 @@ pub struct Recipient {
     pub state: RecipientState,
     /// The last temporary or permanent failure, for `queue list` and bounces.
     pub last_reason: Option<String>,
+    /// The enhanced status code of the last result ("4.4.1", "5.1.1"), for
+    /// the Status field of a delivery status notification.
+    pub last_status: Option<String>,
+    /// A non-delivery notice for this recipient is queued (or none is due:
+    /// null sender). Until then a Bounced recipient keeps the message in
+    /// the queue, so a bounce that could not be queued is retried.
+    pub notified: bool,
 }
 
 impl Recipient {
@@ -72,6 +79,8 @@ impl Recipient {
             original,
             state: RecipientState::Pending,
             last_reason: None,
+            last_status: None,
+            notified: false,
         }
     }
 }
@@ -97,6 +106,8 @@ pub struct DeliveryState {
     pub attempts: u32,
     pub last_attempt: Option<Micros>,
     pub next_attempt: Option<Micros>,
+    /// The delay notice (delay_warning_time) was sent; it is sent once.
+    pub delay_warned: bool,
 }
 
 /// An SMTP reply that one process asks another to give: a rejection decided

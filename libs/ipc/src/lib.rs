@@ -9,5 +9,6 @@ pub mod protocol;
 pub mod queue_file;
 pub mod server;
 pub mod spool;
+pub mod submit;
 
 pub use channel::{Channel, IpcError};

@@ -35,7 +35,89 @@ pub mod cleanup {
     }
 }
 
-/// anyone -> qmgr: a nudge to look at the queue.
+/// cleanup -> scanner, one request per message.
+///
+/// The request carries one descriptor: the message content (CRLF line ends,
+/// not dot-stuffed), the sealed memfd smtpd made, which nobody can change
+/// any more. The scanner reads it with positioned reads only, because the
+/// file offset is shared with cleanup's copy of the descriptor.
+pub mod scanner {
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Serialize, Deserialize)]
+    pub struct Request {
+        /// For the scanner's log lines.
+        pub queue_id: String,
+        pub sender: String,
+        /// Per-recipient policy (spam lovers, bypass maps) looks at these.
+        pub recipients: Vec<String>,
+        pub client_addr: String,
+    }
+
+    /// What to do with the message as a whole.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Action {
+        /// Deliver, with `Verdict::headers` added.
+        Pass,
+        /// 554 5.7.1 with `Verdict::reason`.
+        Reject,
+        /// Accept (250) and keep it in quarantine/.
+        Quarantine,
+        /// Accept (250) and drop it.
+        Discard,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct RuleHit {
+        pub name: String,
+        pub score: f64,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct BannedPart {
+        /// The part's file name, or its declared type when it has none;
+        /// inside archives `outer.zip/inner.exe`.
+        pub name: String,
+        /// Why it is banned, e.g. "file name", "declared type", "PE executable".
+        pub reason: String,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct Verdict {
+        pub action: Action,
+        /// Short text for the SMTP reply and the log, e.g.
+        /// "virus found: Eicar-Signature".
+        pub reason: String,
+        /// None when spam scoring was bypassed or is not configured.
+        pub score: Option<f64>,
+        pub required: Option<f64>,
+        pub hits: Vec<RuleHit>,
+        pub viruses: Vec<String>,
+        pub banned: Vec<BannedPart>,
+        /// Header fields to add at the top, name and value, in order.
+        pub headers: Vec<(String, String)>,
+        /// Prefix for the Subject (spam_subject_tag), when tagged as spam.
+        pub subject_tag: Option<String>,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    pub enum Reply {
+        Verdict(Box<Verdict>),
+        /// The scan could not be completed (clamd down, a crash in a scan,
+        /// unreadable content): cleanup applies scanner_failure_action.
+        Failed {
+            reason: String,
+        },
+    }
+}
+
+/// anyone -> qmgr: a nudge to look at the queue, or (from `mailgate
+/// queue`) an action on queued messages.
+///
+/// qmgr is the one owner of queue state while it runs: every change the
+/// queue tools make goes through it, so no message is moved under a
+/// delivery in flight. `Wake` and `Flush` get no answer; `Act` gets one
+/// `ActReply`.
 pub mod qmgr {
     use serde::{Deserialize, Serialize};
 
@@ -45,6 +127,52 @@ pub mod qmgr {
         Wake,
         /// Retry deferred mail now (`mailgate queue flush`).
         Flush,
+        Act {
+            action: Action,
+            target: Target,
+        },
+    }
+
+    /// postsuper's -d, -h, -H and -r.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Action {
+        /// Remove the message from whichever queue holds it.
+        Delete,
+        /// Move it to hold/, where nothing is delivered.
+        Hold,
+        /// Move it from hold/ to deferred/, due at once.
+        Release,
+        /// Move it to incoming/, for delivery at once (hold/ included).
+        Requeue,
+    }
+
+    impl Action {
+        /// The queues the action looks in, as postsuper's defaults.
+        pub fn queues(self) -> &'static [&'static str] {
+            use crate::spool::{ACTIVE, DEFERRED, HOLD, INCOMING};
+            match self {
+                Action::Delete | Action::Requeue => &[INCOMING, ACTIVE, DEFERRED, HOLD],
+                Action::Hold => &[INCOMING, ACTIVE, DEFERRED],
+                Action::Release => &[HOLD],
+            }
+        }
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Target {
+        All,
+        Ids(Vec<String>),
+    }
+
+    #[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ActReply {
+        /// Messages the action was applied to.
+        pub done: Vec<String>,
+        /// Messages with deliveries in flight: the action is applied when
+        /// they report back (so what they delivered is not delivered again).
+        pub deferred_until_idle: Vec<String>,
+        /// Named messages not found in any queue the action applies to.
+        pub missing: Vec<String>,
     }
 }
 

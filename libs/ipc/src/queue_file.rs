@@ -1,11 +1,15 @@
 //! The queue file: one file per message, holding everything needed to
 //! deliver it.
 //!
-//! Layout: the magic `MGQ1`, a 4-byte little-endian length, that many bytes
+//! Layout: the magic `MGQ2`, a 4-byte little-endian length, that many bytes
 //! of postcard-encoded [`QueueRecord`], then the message content exactly as it
 //! will be sent (CRLF line ends, not dot-stuffed). The content is never
 //! rewritten after commit, so relay can stream it from the descriptor at
 //! `content_offset`.
+//!
+//! postcard is not self-describing, so every change to the record is a new
+//! magic. Files of an older version are still read (and converted); qmgr
+//! writes them back in the current version the next time it saves them.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -15,7 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::{DeliveryState, Envelope};
 
-const MAGIC: &[u8; 4] = b"MGQ1";
+const MAGIC: &[u8; 4] = b"MGQ2";
+/// Version 1: recipients without status code and notice flag, no delay
+/// warning flag.
+const MAGIC_V1: &[u8; 4] = b"MGQ1";
 const PREFIX: usize = 8;
 /// A record this large is not one mailgate wrote.
 const MAX_RECORD: usize = 64 * 1024 * 1024;
@@ -70,17 +77,26 @@ pub fn write_record(out: &mut impl Write, record: &QueueRecord) -> Result<(), Qu
 pub fn read_record(file: &File) -> Result<(QueueRecord, u64), QueueFileError> {
     let mut prefix = [0u8; PREFIX];
     read_exact_at(file, &mut prefix, 0)?;
-    if &prefix[..4] != MAGIC {
-        return Err(QueueFileError::Corrupt("bad magic".into()));
-    }
+    let version = match &prefix[..4] {
+        m if m == MAGIC => 2,
+        m if m == MAGIC_V1 => 1,
+        _ => return Err(QueueFileError::Corrupt("bad magic".into())),
+    };
     let len = u32::from_le_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]) as usize;
     if len > MAX_RECORD {
         return Err(QueueFileError::Corrupt(format!("record of {len} bytes")));
     }
     let mut body = vec![0u8; len];
     read_exact_at(file, &mut body, PREFIX as u64)?;
-    let record: QueueRecord = postcard::from_bytes(&body)
-        .map_err(|e| QueueFileError::Corrupt(format!("undecodable record: {e}")))?;
+    let undecodable =
+        |e: postcard::Error| QueueFileError::Corrupt(format!("undecodable record: {e}"));
+    let record: QueueRecord = if version == 1 {
+        postcard::from_bytes::<v1::QueueRecord>(&body)
+            .map_err(undecodable)?
+            .into()
+    } else {
+        postcard::from_bytes(&body).map_err(undecodable)?
+    };
     let content_offset = (PREFIX + len) as u64;
     let size = file.metadata()?.len();
     if size != content_offset + record.content_length {
@@ -134,6 +150,90 @@ impl Read for OffsetReader<'_> {
         let n = self.file.read_at(buf, self.offset)?;
         self.offset += n as u64;
         Ok(n)
+    }
+}
+
+/// The version 1 record, kept only to read old files.
+mod v1 {
+    use serde::Deserialize;
+
+    use crate::envelope::{self, BodyType, ClientInfo, Micros, RecipientState};
+
+    #[derive(Deserialize)]
+    pub struct QueueRecord {
+        queue_id: String,
+        envelope: Envelope,
+        state: DeliveryState,
+        message_id: Option<String>,
+        content_length: u64,
+    }
+
+    #[derive(Deserialize)]
+    struct Envelope {
+        sender: String,
+        recipients: Vec<Recipient>,
+        client: ClientInfo,
+        body_type: Option<BodyType>,
+        smtputf8: bool,
+        dsn_ret: Option<String>,
+        dsn_envid: Option<String>,
+        arrival: Micros,
+    }
+
+    #[derive(Deserialize)]
+    struct Recipient {
+        address: String,
+        original: Option<String>,
+        state: RecipientState,
+        last_reason: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    struct DeliveryState {
+        attempts: u32,
+        last_attempt: Option<Micros>,
+        next_attempt: Option<Micros>,
+    }
+
+    impl From<QueueRecord> for super::QueueRecord {
+        fn from(old: QueueRecord) -> Self {
+            let e = old.envelope;
+            super::QueueRecord {
+                queue_id: old.queue_id,
+                envelope: envelope::Envelope {
+                    sender: e.sender,
+                    recipients: e
+                        .recipients
+                        .into_iter()
+                        .map(|r| envelope::Recipient {
+                            address: r.address,
+                            original: r.original,
+                            state: r.state,
+                            last_reason: r.last_reason,
+                            last_status: None,
+                            // Version 1 sent no notices; a recipient it
+                            // marked Bounced was logged then, and is not
+                            // reported a second time now.
+                            notified: r.state == RecipientState::Bounced,
+                        })
+                        .collect(),
+                    client: e.client,
+                    body_type: e.body_type,
+                    smtputf8: e.smtputf8,
+                    dsn_ret: e.dsn_ret,
+                    dsn_envid: e.dsn_envid,
+                    arrival: e.arrival,
+                },
+                state: envelope::DeliveryState {
+                    attempts: old.state.attempts,
+                    last_attempt: old.state.last_attempt,
+                    next_attempt: old.state.next_attempt,
+                    delay_warned: false,
+                },
+                message_id: old.message_id,
+                content_length: old.content_length,
+            }
+        }
     }
 }
 
@@ -193,5 +293,56 @@ mod tests {
             read_record(&file),
             Err(QueueFileError::Corrupt(_))
         ));
+    }
+
+    /// A version 1 file, as the first release wrote it, still reads.
+    #[test]
+    fn version_1_files_still_read() {
+        #[derive(Serialize)]
+        struct RecipientV1<'a> {
+            address: &'a str,
+            original: Option<&'a str>,
+            state: crate::envelope::RecipientState,
+            last_reason: Option<&'a str>,
+        }
+        let current = record(4);
+        let e = &current.envelope;
+        // postcard writes a struct as its fields in order, so a tuple of
+        // the version 1 fields encodes exactly as the version 1 struct did.
+        let old = (
+            &current.queue_id,
+            (
+                &e.sender,
+                vec![RecipientV1 {
+                    address: "b@example.com",
+                    original: None,
+                    state: crate::envelope::RecipientState::Bounced,
+                    last_reason: Some("550 no"),
+                }],
+                &e.client,
+                e.body_type,
+                e.smtputf8,
+                &e.dsn_ret,
+                &e.dsn_envid,
+                e.arrival,
+            ),
+            (3u32, Some(7u64), None::<u64>),
+            &current.message_id,
+            4u64,
+        );
+        let body = postcard::to_stdvec(&old).unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(MAGIC_V1).unwrap();
+        file.write_all(&(body.len() as u32).to_le_bytes()).unwrap();
+        file.write_all(&body).unwrap();
+        file.write_all(b"x\r\n\r").unwrap();
+        let (back, _) = read_record(&file).unwrap();
+        assert_eq!(back.state.attempts, 3);
+        assert_eq!(back.state.last_attempt, Some(7));
+        assert!(!back.state.delay_warned);
+        let r = &back.envelope.recipients[0];
+        assert_eq!(r.last_reason.as_deref(), Some("550 no"));
+        assert!(r.notified);
+        assert_eq!(back.envelope.sender, "a@example.org");
     }
 }

@@ -60,5 +60,8 @@ pub async fn serve_unix<H, F>(
         // Reap finished sessions so the set does not grow without bound.
         while sessions.try_join_next().is_some() {}
     }
+    // Close the socket first, so a successor can take over while the
+    // connections in progress finish.
+    drop(listener);
     while sessions.join_next().await.is_some() {}
 }

@@ -171,6 +171,38 @@ pub fn replace_file(
     sync_dir(dir)
 }
 
+/// Carries out a queue tool's action on a message file in `from` under
+/// the spool at `spool`, when nothing else uses the file: by qmgr for a
+/// message it does not hold in memory, or by `mailgate queue` when no
+/// master runs. Each step is one rename or unlink, so the message is always
+/// in exactly one queue.
+pub fn act_on_file(
+    spool: &Path,
+    queue_id: &str,
+    from: &str,
+    action: crate::protocol::qmgr::Action,
+) -> io::Result<()> {
+    use crate::protocol::qmgr::Action;
+    let path = spool.join(queue_path(from, queue_id));
+    let to = match action {
+        Action::Delete => return std::fs::remove_file(&path),
+        Action::Hold => HOLD,
+        Action::Release => DEFERRED,
+        Action::Requeue => INCOMING,
+    };
+    if action == Action::Release {
+        // In deferred/ the modification time is the next attempt: now.
+        File::options()
+            .write(true)
+            .open(&path)?
+            .set_modified(std::time::SystemTime::now())?;
+    }
+    if from == to {
+        return Ok(());
+    }
+    std::fs::rename(&path, spool.join(queue_path(to, queue_id)))
+}
+
 /// Removes temporary files that a crash left behind in a queue directory.
 pub fn remove_stale_temporaries(queue: &str, older_than: std::time::Duration) -> io::Result<usize> {
     let mut removed = 0;

@@ -105,6 +105,36 @@ pub const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
+/// A mail header date, `Mon, 23 Nov 2026 06:29:05 +0000 (UTC)`, in local time.
+pub fn rfc5322_date(unix: i64) -> String {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    let Some(tm) = local_time(unix) else {
+        return "Thu, 1 Jan 1970 00:00:00 +0000".to_string();
+    };
+    let offset = tm.tm_gmtoff / 60;
+    let sign = if offset < 0 { '-' } else { '+' };
+    let zone = if tm.tm_zone.is_null() {
+        String::new()
+    } else {
+        // SAFETY: localtime_r set tm_zone to a NUL-terminated string owned
+        // by libc's time zone data, which lives as long as the process.
+        let name = unsafe { std::ffi::CStr::from_ptr(tm.tm_zone) };
+        format!(" ({})", name.to_string_lossy())
+    };
+    format!(
+        "{}, {:>2} {} {:04} {:02}:{:02}:{:02} {sign}{:02}{:02}{zone}",
+        DAYS[tm.tm_wday.clamp(0, 6) as usize],
+        tm.tm_mday,
+        MONTHS[tm.tm_mon.clamp(0, 11) as usize],
+        tm.tm_year + 1900,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        offset.abs() / 60,
+        offset.abs() % 60
+    )
+}
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -3,8 +3,10 @@
 
 pub mod privileges;
 pub mod profiles;
+pub mod seccomp;
 pub mod worker;
 
-pub use privileges::{Identity, SandboxError, lookup_user};
+pub use privileges::{Identity, Placement, SandboxError, enter, lookup_user};
 pub use profiles::Profile;
+pub use seccomp::Mode;
 pub use worker::{Shutdown, Worker, die};

@@ -5,7 +5,11 @@
 use std::path::Path;
 
 use caps::CapSet;
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::unistd::{Gid, Uid, User};
+
+use crate::profiles::{Limit, Profile};
+use crate::seccomp::{self, Mode};
 
 #[derive(Debug)]
 pub enum SandboxError {
@@ -24,6 +28,12 @@ pub enum SandboxError {
     Step {
         step: &'static str,
         reason: String,
+    },
+    Seccomp {
+        reason: String,
+    },
+    BadMode {
+        value: String,
     },
 }
 
@@ -45,6 +55,12 @@ impl std::fmt::Display for SandboxError {
             ),
             SandboxError::Step { step, reason } => {
                 write!(f, "cannot confine the process ({step}): {reason}")
+            }
+            SandboxError::Seccomp { reason } => {
+                write!(f, "cannot install the seccomp filter: {reason}")
+            }
+            SandboxError::BadMode { value } => {
+                write!(f, "sandbox_mode = {value}: expected enforce or log")
             }
         }
     }
@@ -90,13 +106,56 @@ fn step<T, E: std::fmt::Display>(step: &'static str, r: Result<T, E>) -> Result<
     })
 }
 
+/// Where and as whom a profile puts a process; decided by the caller from
+/// the configuration (queue_directory, mail_owner, master.cf's chroot column).
+pub struct Placement<'a> {
+    /// The chroot, or None when master.cf turns it off.
+    pub root: Option<&'a Path>,
+    /// The working directory when there is no chroot (the spool).
+    pub chdir_to: &'a Path,
+    /// The identity to drop to; None when the process is not root and has
+    /// nothing to drop.
+    pub identity: Option<&'a Identity>,
+}
+
+/// Applies a profile to the calling process, in the order that leaves no way
+/// back: resource limits, chroot, capabilities, ids, no_new_privs, then the
+/// seccomp filters on every thread. Call while single-threaded. This is the
+/// one way into a sandbox: workers and the tests that prove the profiles
+/// both use it.
+pub fn enter(profile: &Profile, place: &Placement<'_>, mode: Mode) -> Result<(), SandboxError> {
+    // Compiling allocates; done before anything is taken away.
+    let filters = seccomp::compile(profile, mode)?;
+    set_limits(profile.limits)?;
+    match place.identity {
+        Some(identity) => confine(place.root, place.chdir_to, identity)?,
+        None => confine_unprivileged(place.chdir_to)?,
+    }
+    seccomp::install(&filters)
+}
+
+/// Sets a profile's resource limits. As root a limit may be raised; as
+/// another user it is capped at the hard limit the process already has.
+fn set_limits(limits: &[Limit]) -> Result<(), SandboxError> {
+    for limit in limits {
+        let (resource, want) = match *limit {
+            Limit::CoreSize(n) => (Resource::RLIMIT_CORE, n),
+            Limit::OpenFiles(n) => (Resource::RLIMIT_NOFILE, n),
+        };
+        let (_, hard) = step("getrlimit", getrlimit(resource))?;
+        let hard = if nix::unistd::geteuid().is_root() {
+            want
+        } else {
+            want.min(hard)
+        };
+        step("setrlimit", setrlimit(resource, want.min(hard), hard))?;
+    }
+    Ok(())
+}
+
 /// Confines a process that runs as root. Must run while the process is
 /// still single-threaded: capability sets and ids are per thread.
-pub fn confine(
-    root: Option<&Path>,
-    chdir_to: &Path,
-    identity: &Identity,
-) -> Result<(), SandboxError> {
+fn confine(root: Option<&Path>, chdir_to: &Path, identity: &Identity) -> Result<(), SandboxError> {
     match root {
         Some(root) => {
             step("chroot", nix::unistd::chroot(root))?;
@@ -132,7 +191,7 @@ pub fn confine(
 
 /// For a process that is not root: there is nothing to drop, but it still
 /// forbids gaining privilege through exec.
-pub fn confine_unprivileged(chdir_to: &Path) -> Result<(), SandboxError> {
+fn confine_unprivileged(chdir_to: &Path) -> Result<(), SandboxError> {
     step("chdir", nix::unistd::chdir(chdir_to))?;
     no_new_privs()
 }

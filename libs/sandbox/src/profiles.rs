@@ -1,14 +1,29 @@
 //! What each service may do, in one place.
 //!
-//! Read each line like an OpenBSD pledge: where the process lives after
-//! start-up and as whom. The syscall allowlists join these profiles with the
-//! seccomp work; until then a profile is its root and its user.
+//! Read each profile like an OpenBSD pledge line: where the process lives
+//! after start-up, as whom, within which resource limits, and which groups of
+//! system calls ("promises") it keeps. `seccomp.rs` turns the promises into
+//! the syscall allowlist; anything not promised kills the process.
+//!
+//! ```text
+//! service  root   user        promises                                  files after start-up
+//! smtpd    spool  mail_owner  stdio accept unix-connect memfd           none (open -> EACCES)
+//! cleanup  spool  mail_owner  stdio accept unix-connect spool-files     spool
+//! qmgr     spool  mail_owner  stdio accept unix-connect spool-files memfd  spool
+//! relay    spool  mail_owner  stdio accept unix-connect inet            none (open -> EACCES)
+//! scanner  scanner_directory  scanner_owner  stdio accept unix-connect inet  none (open -> EACCES)
+//! ```
+//!
+//! Nothing here depends on configuration or on anything a process was told:
+//! a profile is a constant.
 
 /// Where a worker's filesystem view is confined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Root {
     /// chroot into queue_directory (unless master.cf's chroot column says n).
     Spool,
+    /// chroot into the directory a main.cf parameter names (same rule).
+    Directory(&'static str),
 }
 
 /// Whose numeric uid/gid the worker takes.
@@ -16,6 +31,42 @@ pub enum Root {
 pub enum RunAs {
     /// main.cf's mail_owner.
     MailOwner,
+    /// The user a main.cf parameter names.
+    User(&'static str),
+}
+
+/// A group of system calls a service keeps, named for what it lets the
+/// service do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Promise {
+    /// What every tokio worker needs: memory, threads (clone with
+    /// CLONE_THREAD only), futexes, epoll, timers, signals, reading and
+    /// writing descriptors it holds (including descriptors passed over Unix
+    /// sockets), fstat/stat, and non-executable memory only.
+    Stdio,
+    /// accept(2) on the listening socket the master handed over.
+    Accept,
+    /// socket(AF_UNIX) and connect(2) to the peers' sockets in private/ and
+    /// public/.
+    UnixConnect,
+    /// Create, seal and check the seals of a memfd (the message content
+    /// smtpd hands to cleanup).
+    Memfd,
+    /// Open, create, rename, unlink, fsync and list files: the queue
+    /// files in the spool (the chroot bounds where).
+    SpoolFiles,
+    /// socket(AF_INET, AF_INET6), bind and connect: SMTP to the next hop
+    /// and DNS.
+    Inet,
+}
+
+/// A resource limit, set while the process is still root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// Core dumps: a worker's memory holds mail; never written to disk.
+    CoreSize(u64),
+    /// Open descriptors: sessions, peer connections and message files.
+    OpenFiles(u64),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -23,32 +74,133 @@ pub struct Profile {
     pub service: &'static str,
     pub root: Root,
     pub run_as: RunAs,
+    pub limits: &'static [Limit],
+    pub promises: &'static [Promise],
 }
 
-/// SMTP server: accepts on the inherited socket, talks to cleanup.
+impl Profile {
+    pub fn keeps(&self, promise: Promise) -> bool {
+        self.promises.contains(&promise)
+    }
+
+    /// One line, as `mailgate status` and the log show it.
+    pub fn pledge(&self) -> String {
+        let names: Vec<&str> = self
+            .promises
+            .iter()
+            .map(|p| match p {
+                Promise::Stdio => "stdio",
+                Promise::Accept => "accept",
+                Promise::UnixConnect => "unix-connect",
+                Promise::Memfd => "memfd",
+                Promise::SpoolFiles => "spool-files",
+                Promise::Inet => "inet",
+            })
+            .collect();
+        names.join(" ")
+    }
+}
+
+/// Descriptor limit for the workers: maxproc sessions (100 by default), each
+/// with a client socket, a cleanup connection and a message file.
+const OPEN_FILES: u64 = 4096;
+const LIMITS: &[Limit] = &[Limit::CoreSize(0), Limit::OpenFiles(OPEN_FILES)];
+
+/// SMTP server: accepts on the inherited socket, writes each message into a
+/// sealed memfd and passes it to cleanup. No files, no outbound network.
 pub const SMTPD: Profile = Profile {
     service: "smtpd",
     root: Root::Spool,
     run_as: RunAs::MailOwner,
+    limits: LIMITS,
+    promises: &[
+        Promise::Stdio,
+        Promise::Accept,
+        Promise::UnixConnect,
+        Promise::Memfd,
+    ],
 };
 
-/// Writes queue files in incoming/, wakes qmgr.
+/// Writes queue files in incoming/, wakes qmgr. No network.
 pub const CLEANUP: Profile = Profile {
     service: "cleanup",
     root: Root::Spool,
     run_as: RunAs::MailOwner,
+    limits: LIMITS,
+    promises: &[
+        Promise::Stdio,
+        Promise::Accept,
+        Promise::UnixConnect,
+        Promise::SpoolFiles,
+    ],
 };
 
-/// Moves queue files, talks to the delivery agents.
+/// Moves queue files, talks to the delivery agents. No network. Builds
+/// delivery status notifications in a sealed memfd for cleanup.
 pub const QMGR: Profile = Profile {
     service: "qmgr",
     root: Root::Spool,
     run_as: RunAs::MailOwner,
+    limits: LIMITS,
+    promises: &[
+        Promise::Stdio,
+        Promise::Accept,
+        Promise::UnixConnect,
+        Promise::SpoolFiles,
+        Promise::Memfd,
+    ],
 };
 
-/// SMTP client: reads queue files it is handed, connects out, uses DNS.
+/// SMTP client: reads the queue files qmgr hands it as descriptors,
+/// connects out, uses DNS. Opens no files.
 pub const RELAY: Profile = Profile {
     service: "relay",
     root: Root::Spool,
     run_as: RunAs::MailOwner,
+    limits: LIMITS,
+    promises: &[
+        Promise::Stdio,
+        Promise::Accept,
+        Promise::UnixConnect,
+        Promise::Inet,
+    ],
 };
+
+/// Content scanner: its own user, chrooted into scanner_directory (its
+/// rules and data, loaded before the sandbox), no spool. Reads the message
+/// descriptors cleanup passes; connects only to clamd (a Unix socket under
+/// its directory, or TCP for clamd_socket = inet:...). Opens no files.
+pub const SCANNER: Profile = Profile {
+    service: "scanner",
+    root: Root::Directory("scanner_directory"),
+    run_as: RunAs::User("scanner_owner"),
+    limits: LIMITS,
+    promises: &[
+        Promise::Stdio,
+        Promise::Accept,
+        Promise::UnixConnect,
+        Promise::Inet,
+    ],
+};
+
+/// Every profile, for tests and tools.
+pub const ALL: &[Profile] = &[SMTPD, CLEANUP, QMGR, RELAY, SCANNER];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_profile_keeps_stdio_and_no_service_without_network_has_inet() {
+        for profile in ALL {
+            assert!(profile.keeps(Promise::Stdio), "{}", profile.service);
+        }
+        for profile in [SMTPD, CLEANUP, QMGR] {
+            assert!(!profile.keeps(Promise::Inet), "{}", profile.service);
+        }
+        for profile in [SMTPD, RELAY] {
+            assert!(!profile.keeps(Promise::SpoolFiles), "{}", profile.service);
+        }
+        assert_eq!(SMTPD.pledge(), "stdio accept unix-connect memfd");
+    }
+}

@@ -10,8 +10,9 @@ use mailgate_config::{MainConfig, MasterConfig, Override};
 use mailgate_ipc::handoff::{Handoff, LISTEN_FD, MASTER_WATCH_FD};
 use mailgate_log::{fatal, warning};
 
-use crate::privileges::{confine, confine_unprivileged, lookup_user};
+use crate::privileges::{Placement, enter, lookup_user};
 use crate::profiles::{Profile, Root, RunAs};
+use crate::seccomp::Mode;
 
 pub struct Worker {
     pub handoff: Handoff,
@@ -65,28 +66,46 @@ impl Worker {
     }
 
     /// Chroot (as master.cf says), drop to the profile's user and all
-    /// capabilities, set no_new_privs. Afterwards the current directory is
-    /// the top of the spool. Exits on failure: a worker never runs with more
-    /// privilege than its profile.
+    /// capabilities, set no_new_privs, and install the profile's seccomp
+    /// filters on every thread. Afterwards the current directory is the top
+    /// of the profile's root (the spool, or the scanner's directory). Exits on failure: a worker never runs with more
+    /// privilege than its profile. Call before [`Worker::runtime`].
     pub fn enter_sandbox(&mut self, profile: &Profile) {
-        let queue_directory = PathBuf::from(self.config.get("queue_directory"));
-        let Root::Spool = profile.root;
-        let RunAs::MailOwner = profile.run_as;
-        let result = if nix::unistd::geteuid().is_root() {
-            let identity = lookup_user("mail_owner", &self.config.get("mail_owner"))
-                .unwrap_or_else(|e| die(e));
-            let root = self.handoff.chroot.then_some(queue_directory.as_path());
-            if root.is_none() {
-                warning!(
-                    "service {} runs without chroot (master.cf chroot column is n)",
-                    self.handoff.service
-                );
-            }
-            confine(root, &queue_directory, &identity)
-        } else {
-            confine_unprivileged(&queue_directory)
+        let queue_directory = PathBuf::from(match profile.root {
+            Root::Spool => self.config.get("queue_directory"),
+            Root::Directory(parameter) => self.config.get(parameter),
+        });
+        let owner = match profile.run_as {
+            RunAs::MailOwner => "mail_owner",
+            RunAs::User(parameter) => parameter,
         };
-        if let Err(e) = result {
+        let mode = Mode::parse(&self.config.get("sandbox_mode"))
+            .unwrap_or_else(|e| die(format!("{}: {e}", profile.service)));
+        let identity = nix::unistd::geteuid()
+            .is_root()
+            .then(|| lookup_user(owner, &self.config.get(owner)).unwrap_or_else(|e| die(e)));
+        let root = (identity.is_some() && self.handoff.chroot).then_some(queue_directory.as_path());
+        if identity.is_some() && root.is_none() {
+            warning!(
+                "service {} runs without chroot (master.cf chroot column is n)",
+                self.handoff.service
+            );
+        }
+        if mode == Mode::Log {
+            warning!(
+                "SANDBOX IN LOG MODE (sandbox_mode = log): service {} ({}) is NOT protected by \
+                 its seccomp filter; calls outside its profile are only logged by the kernel. \
+                 Set sandbox_mode = enforce once the missing call is found",
+                self.handoff.service,
+                profile.service
+            );
+        }
+        let place = Placement {
+            root,
+            chdir_to: &queue_directory,
+            identity: identity.as_ref(),
+        };
+        if let Err(e) = enter(profile, &place, mode) {
             die(format!("{}: {e}", profile.service));
         }
     }

@@ -1,0 +1,500 @@
+//! Proves each service's real profile: a child process enters the sandbox
+//! through the same `mailgate_sandbox::enter` a worker uses (chroot and
+//! mail_owner when run as root, as `./run-tests` does), then either does
+//! what the service does (tokio runtime, signals, Unix peers, descriptor
+//! passing, and the service's own calls) and must exit 0, or tries one call
+//! its profile forbids and must die of SIGSYS (or get the configured error).
+//!
+//! Each case is this binary re-executed with `--probe SERVICE CASE SPOOL`,
+//! so the child is single-threaded when it enters the sandbox, like a worker.
+
+use std::fs;
+use std::io::{Read, Seek, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use mailgate_sandbox::profiles::{self, Profile};
+use mailgate_sandbox::{Mode, Placement, enter, lookup_user};
+
+/// The user the sandboxed child becomes when the test runs as root.
+const MAIL_OWNER: &str = "mailgate";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Expect {
+    /// Everything the service needs works: exit status 0.
+    Works,
+    /// Killed by its own filter.
+    Sigsys,
+}
+
+/// (service, case, expected outcome).
+const CASES: &[(&str, &str, Expect)] = &[
+    ("smtpd", "allowed", Expect::Works),
+    ("smtpd", "execve", Expect::Sigsys),
+    ("smtpd", "fork", Expect::Sigsys),
+    ("smtpd", "inet-socket", Expect::Sigsys),
+    ("smtpd", "unlink", Expect::Sigsys),
+    ("smtpd", "exec-memory", Expect::Sigsys),
+    ("smtpd", "log-mode-execve", Expect::Works),
+    ("cleanup", "allowed", Expect::Works),
+    ("cleanup", "execve", Expect::Sigsys),
+    ("cleanup", "fork", Expect::Sigsys),
+    ("cleanup", "inet-socket", Expect::Sigsys),
+    ("cleanup", "memfd", Expect::Sigsys),
+    ("qmgr", "allowed", Expect::Works),
+    ("qmgr", "execve", Expect::Sigsys),
+    ("qmgr", "fork", Expect::Sigsys),
+    ("qmgr", "inet-socket", Expect::Sigsys),
+    ("relay", "allowed", Expect::Works),
+    ("relay", "execve", Expect::Sigsys),
+    ("relay", "fork", Expect::Sigsys),
+    ("relay", "netlink-socket", Expect::Sigsys),
+    ("relay", "unlink", Expect::Sigsys),
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--probe") && args.len() == 5 {
+        return probe(&args[2], &args[3], Path::new(&args[4]));
+    }
+    // `cargo test -- --list` and filters: this binary has no harness, so it
+    // answers the listing itself and otherwise runs every case.
+    if args.iter().any(|a| a == "--list") {
+        println!("profiles: test");
+        return ExitCode::SUCCESS;
+    }
+    let mut failed = 0;
+    for &(service, case, expect) in CASES {
+        let outcome = run_case(service, case);
+        let ok = outcome == Ok(expect);
+        println!(
+            "test {service}::{case} ... {}",
+            if ok { "ok" } else { "FAILED" }
+        );
+        if !ok {
+            eprintln!("  {service}::{case}: expected {expect:?}, got {outcome:?}");
+            failed += 1;
+        }
+    }
+    println!(
+        "\ntest result: {}. {} passed; {failed} failed",
+        if failed == 0 { "ok" } else { "FAILED" },
+        CASES.len() - failed
+    );
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs one case in a child and says how it ended.
+fn run_case(service: &str, case: &str) -> Result<Expect, String> {
+    let spool = tempfile::tempdir().map_err(|e| e.to_string())?;
+    make_spool(spool.path())?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let status = Command::new(exe)
+        .args(["--probe", service, case])
+        .arg(spool.path())
+        .status()
+        .map_err(|e| e.to_string())?;
+    match (status.code(), status.signal()) {
+        (Some(0), _) => Ok(Expect::Works),
+        (_, Some(libc::SIGSYS)) => Ok(Expect::Sigsys),
+        (code, signal) => Err(format!("exit status {code:?}, signal {signal:?}")),
+    }
+}
+
+/// A spool as the master makes it: the queues, owned by mail_owner when
+/// the test runs as root.
+fn make_spool(spool: &Path) -> Result<(), String> {
+    let owner = if nix::unistd::geteuid().is_root() {
+        Some(lookup_user("mail_owner", MAIL_OWNER).map_err(|e| {
+            format!("{e} (./run-tests creates it; the probes run as that user when root)")
+        })?)
+    } else {
+        None
+    };
+    for dir in ["", "incoming", "private"] {
+        let path = spool.join(dir);
+        fs::create_dir_all(&path).map_err(|e| e.to_string())?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+        if let Some(owner) = &owner {
+            nix::unistd::chown(&path, Some(owner.uid), Some(owner.gid))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    fs::write(
+        spool.join("main.cf"),
+        "a file smtpd and relay may not open\n",
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn profile(service: &str) -> Profile {
+    *profiles::ALL
+        .iter()
+        .find(|p| p.service == service)
+        .unwrap_or_else(|| fail(&format!("no profile {service}")))
+}
+
+fn fail(why: &str) -> ! {
+    eprintln!("probe: {why}");
+    std::process::exit(2)
+}
+
+/// What the probe holds from before the sandbox, as a worker holds what the
+/// master handed it.
+struct Inherited {
+    /// A Unix listener in private/, standing for a peer service.
+    peer: UnixListener,
+    /// A TCP listener with one connection waiting in its backlog.
+    tcp: TcpListener,
+    _client: TcpStream,
+}
+
+/// The child: enter the sandbox, then run the case.
+fn probe(service: &str, case: &str, spool: &Path) -> ExitCode {
+    let profile = profile(service);
+    let peer = UnixListener::bind(spool.join("private/peer"))
+        .unwrap_or_else(|e| fail(&format!("bind: {e}")));
+    fs::set_permissions(
+        spool.join("private/peer"),
+        fs::Permissions::from_mode(0o777),
+    )
+    .unwrap_or_else(|e| fail(&format!("chmod: {e}")));
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&format!("bind: {e}")));
+    let address = tcp.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
+    let client = TcpStream::connect(address).unwrap_or_else(|e| fail(&e.to_string()));
+    let inherited = Inherited {
+        peer,
+        tcp,
+        _client: client,
+    };
+
+    let identity = nix::unistd::geteuid()
+        .is_root()
+        .then(|| lookup_user("mail_owner", MAIL_OWNER).unwrap_or_else(|e| fail(&e.to_string())));
+    let mode = if case.starts_with("log-mode") {
+        Mode::Log
+    } else {
+        Mode::Enforce
+    };
+    let place = Placement {
+        root: identity.as_ref().map(|_| spool),
+        chdir_to: spool,
+        identity: identity.as_ref(),
+    };
+    enter(&profile, &place, mode).unwrap_or_else(|e| fail(&e.to_string()));
+
+    match case {
+        "allowed" => allowed(service, inherited),
+        "execve" | "log-mode-execve" => {
+            let path = c"/nonexistent/probe";
+            let argv = [path.as_ptr(), std::ptr::null()];
+            // SAFETY: path and argv are NUL-terminated and outlive the call;
+            // execv returns only on failure.
+            unsafe { libc::execv(path.as_ptr(), argv.as_ptr()) };
+            // Only log mode gets here: the call was allowed, and failed.
+            if std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOENT) {
+                fail("execv in log mode: expected ENOENT");
+            }
+        }
+        "fork" => {
+            // SAFETY: the child of a successful fork exits at once without
+            // touching any state; here the filter kills the caller first.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // SAFETY: _exit is async-signal-safe.
+                unsafe { libc::_exit(0) };
+            }
+        }
+        "inet-socket" => raw_socket(libc::AF_INET),
+        "netlink-socket" => raw_socket(libc::AF_NETLINK),
+        "unlink" => {
+            // SAFETY: a NUL-terminated path that outlives the call.
+            unsafe { libc::unlink(c"main.cf".as_ptr()) };
+        }
+        "memfd" => {
+            let _ = nix::sys::memfd::memfd_create(c"probe", nix::sys::memfd::MFdFlags::empty());
+        }
+        "exec-memory" => {
+            // SAFETY: an anonymous mapping with no address hint; nothing
+            // uses it.
+            unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    libc::PROT_READ | libc::PROT_EXEC,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+        }
+        other => fail(&format!("unknown case {other}")),
+    }
+    ExitCode::SUCCESS
+}
+
+fn raw_socket(domain: libc::c_int) {
+    // SAFETY: socket(2) takes no pointers.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM, 0) };
+    if fd >= 0 {
+        // SAFETY: socket just returned this descriptor; nothing else owns it.
+        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+}
+
+/// The calls the service makes in normal operation, inside a tokio runtime
+/// built after the sandbox as a worker builds it.
+fn allowed(service: &str, inherited: Inherited) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(&format!("runtime: {e}")));
+    runtime.block_on(async {
+        common(&inherited).await;
+        match service {
+            "smtpd" => {
+                smtpd(&inherited).await;
+                open_is_refused();
+            }
+            "cleanup" | "qmgr" => spool_files(),
+            "relay" => {
+                relay(&inherited).await;
+                open_is_refused();
+            }
+            other => fail(&format!("no case for {other}")),
+        }
+    });
+    // Threads end, the runtime shuts down: also part of a worker's life.
+    drop(runtime);
+}
+
+async fn common(inherited: &Inherited) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let _term = signal(SignalKind::terminate()).unwrap_or_else(|e| fail(&format!("signal: {e}")));
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                tokio::task::yield_now().await;
+                i
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap_or_else(|e| fail(&format!("task: {e}")));
+    }
+    // Blocking pool: another thread, started under the filter.
+    tokio::task::spawn_blocking(|| std::thread::sleep(std::time::Duration::from_millis(1)))
+        .await
+        .unwrap_or_else(|e| fail(&format!("spawn_blocking: {e}")));
+    // Accept on the inherited TCP listener, as smtpd does.
+    let tcp = inherited
+        .tcp
+        .try_clone()
+        .unwrap_or_else(|e| fail(&format!("dup: {e}")));
+    tcp.set_nonblocking(true)
+        .unwrap_or_else(|e| fail(&format!("nonblocking: {e}")));
+    let tcp = tokio::net::TcpListener::from_std(tcp).unwrap_or_else(|e| fail(&e.to_string()));
+    let (stream, _) = tcp
+        .accept()
+        .await
+        .unwrap_or_else(|e| fail(&format!("accept: {e}")));
+    let _ = stream.peer_addr();
+    let _ = stream.set_nodelay(true);
+    // A Unix peer: connect by path, accept, pass a descriptor over it.
+    let peer = inherited
+        .peer
+        .try_clone()
+        .unwrap_or_else(|e| fail(&format!("dup: {e}")));
+    peer.set_nonblocking(true)
+        .unwrap_or_else(|e| fail(&format!("nonblocking: {e}")));
+    let peer = tokio::net::UnixListener::from_std(peer).unwrap_or_else(|e| fail(&e.to_string()));
+    let connecting = tokio::net::UnixStream::connect("private/peer");
+    let (accepted, connected) = tokio::join!(peer.accept(), connecting);
+    let (server, _) = accepted.unwrap_or_else(|e| fail(&format!("unix accept: {e}")));
+    let client = connected.unwrap_or_else(|e| fail(&format!("unix connect: {e}")));
+    pass_descriptor(&client, &server, stream.as_fd()).await;
+}
+
+/// SCM_RIGHTS over a connected pair, as every message file travels.
+async fn pass_descriptor(
+    from: &tokio::net::UnixStream,
+    to: &tokio::net::UnixStream,
+    fd: std::os::fd::BorrowedFd<'_>,
+) {
+    use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+    let fds = [fd.as_raw_fd()];
+    from.writable()
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    sendmsg::<()>(
+        from.as_raw_fd(),
+        &[std::io::IoSlice::new(b"x")],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .unwrap_or_else(|e| fail(&format!("sendmsg: {e}")));
+    to.readable().await.unwrap_or_else(|e| fail(&e.to_string()));
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        to.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .unwrap_or_else(|e| fail(&format!("recvmsg: {e}")));
+    let mut received = 0;
+    for cmsg in msg.cmsgs().unwrap_or_else(|e| fail(&e.to_string())) {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            for fd in fds {
+                // SAFETY: the kernel just installed this descriptor for us.
+                drop(unsafe { OwnedFd::from_raw_fd(fd) });
+                received += 1;
+            }
+        }
+    }
+    if received != 1 {
+        fail("no descriptor arrived");
+    }
+}
+
+/// smtpd: the message content as a sealed memfd.
+async fn smtpd(inherited: &Inherited) {
+    use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    let fd = memfd_create(
+        c"message",
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+    )
+    .unwrap_or_else(|e| fail(&format!("memfd_create: {e}")));
+    let mut file = fs::File::from(fd);
+    file.write_all(b"Subject: probe\r\n\r\nbody\r\n")
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let seals = SealFlag::F_SEAL_SHRINK
+        | SealFlag::F_SEAL_GROW
+        | SealFlag::F_SEAL_WRITE
+        | SealFlag::F_SEAL_SEAL;
+    fcntl(&file, FcntlArg::F_ADD_SEALS(seals))
+        .unwrap_or_else(|e| fail(&format!("F_ADD_SEALS: {e}")));
+    fcntl(&file, FcntlArg::F_GET_SEALS).unwrap_or_else(|e| fail(&format!("F_GET_SEALS: {e}")));
+    file.rewind().unwrap_or_else(|e| fail(&e.to_string()));
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let _ = file
+        .metadata()
+        .unwrap_or_else(|e| fail(&format!("fstat: {e}")));
+    let peer = inherited
+        .peer
+        .try_clone()
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    peer.set_nonblocking(true)
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let peer = tokio::net::UnixListener::from_std(peer).unwrap_or_else(|e| fail(&e.to_string()));
+    let (accepted, connected) = tokio::join!(
+        peer.accept(),
+        tokio::net::UnixStream::connect("private/peer")
+    );
+    let (server, _) = accepted.unwrap_or_else(|e| fail(&e.to_string()));
+    let client = connected.unwrap_or_else(|e| fail(&e.to_string()));
+    pass_descriptor(&client, &server, file.as_fd()).await;
+}
+
+/// cleanup and qmgr: write, fsync, rename into place, list, remove.
+fn spool_files() {
+    let temp = PathBuf::from("incoming/probe.tmp");
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .unwrap_or_else(|e| fail(&format!("create: {e}")));
+    file.write_all(b"queue file")
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    file.sync_all()
+        .unwrap_or_else(|e| fail(&format!("fsync: {e}")));
+    file.set_len(4)
+        .unwrap_or_else(|e| fail(&format!("ftruncate: {e}")));
+    nix::fcntl::renameat2(
+        nix::fcntl::AT_FDCWD,
+        &temp,
+        nix::fcntl::AT_FDCWD,
+        "incoming/probe",
+        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+    )
+    .unwrap_or_else(|e| fail(&format!("renameat2: {e}")));
+    fs::rename("incoming/probe", "incoming/moved")
+        .unwrap_or_else(|e| fail(&format!("rename: {e}")));
+    fs::File::open("incoming")
+        .and_then(|dir| dir.sync_all())
+        .unwrap_or_else(|e| fail(&format!("fsync directory: {e}")));
+    let names: Vec<_> = fs::read_dir("incoming")
+        .unwrap_or_else(|e| fail(&format!("read_dir: {e}")))
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            entry.metadata().ok()?;
+            Some(entry.file_name())
+        })
+        .collect();
+    if names.len() != 1 {
+        fail(&format!("expected one queue file, found {names:?}"));
+    }
+    let file = fs::File::options()
+        .write(true)
+        .open("incoming/moved")
+        .unwrap_or_else(|e| fail(&format!("open: {e}")));
+    file.set_modified(std::time::SystemTime::now())
+        .unwrap_or_else(|e| fail(&format!("utimensat: {e}")));
+    fs::remove_file("incoming/moved").unwrap_or_else(|e| fail(&format!("unlink: {e}")));
+}
+
+/// relay: SMTP out over TCP and DNS over UDP.
+async fn relay(inherited: &Inherited) {
+    let address = inherited
+        .tcp
+        .local_addr()
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .unwrap_or_else(|e| fail(&format!("tcp connect: {e}")));
+    stream
+        .set_nodelay(true)
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| fail(&format!("udp bind: {e}")));
+    let me = udp.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
+    udp.connect(me)
+        .await
+        .unwrap_or_else(|e| fail(&format!("udp connect: {e}")));
+    udp.send(b"query")
+        .await
+        .unwrap_or_else(|e| fail(&format!("udp send: {e}")));
+    let mut buf = [0u8; 16];
+    udp.recv(&mut buf)
+        .await
+        .unwrap_or_else(|e| fail(&format!("udp recv: {e}")));
+    // Allowed (a host without IPv6 may still refuse it with an error).
+    let _ = tokio::net::TcpSocket::new_v6();
+}
+
+/// smtpd and relay open no files: open gets EACCES (not a kill).
+fn open_is_refused() {
+    match fs::File::open("main.cf") {
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => {}
+        other => fail(&format!("open main.cf: expected EACCES, got {other:?}")),
+    }
+}

@@ -1,0 +1,601 @@
+//! Spam scoring in SpamAssassin's rule language, with a Bayes classifier.
+//!
+//! `Engine::load` reads every rule file and opens the Bayes store (before the
+//! scanner enters its sandbox); `Engine::score` then only reads memory and the open
+//! store, from any number of threads at once.
+
+mod bayes;
+mod evals;
+mod expr;
+mod html;
+mod msg;
+mod perlre;
+mod rules;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use mailgate_config::MainConfig;
+
+pub use bayes::LearnOutcome;
+pub use rules::UnsupportedRule;
+
+use crate::expr::Expr;
+use crate::msg::Message;
+use crate::rules::{HeaderForm, HeaderSpec, Kind, Loader, Rule, RuleSet, Test};
+
+/// The GTUBE test string: any message containing it is spam.
+pub const GTUBE: &[u8] = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
+
+/// mailgate's adjustments to the stock rules' scores (see the file for why).
+const MAILGATE_CF: &str = include_str!("mailgate.cf");
+
+/// The score GTUBE gets when the stock rules do not define it.
+const GTUBE_SCORE: f64 = 1000.0;
+
+/// What can go wrong loading rules or using the Bayes store.
+#[derive(Debug)]
+pub enum SpamError {
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A bad line in a rule file.
+    Rule {
+        file: PathBuf,
+        line: usize,
+        message: String,
+    },
+    Bayes {
+        path: PathBuf,
+        message: String,
+    },
+    /// `learn` was called on an engine without a Bayes store.
+    NoBayesStore,
+}
+
+impl fmt::Display for SpamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpamError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            SpamError::Rule {
+                file,
+                line,
+                message,
+            } => write!(f, "{}:{line}: {message}", file.display()),
+            SpamError::Bayes { path, message } => {
+                write!(f, "Bayes store {}: {message}", path.display())
+            }
+            SpamError::NoBayesStore => write!(
+                f,
+                "Bayes is disabled or has no directory (spam_bayes_enabled, spam_bayes_directory)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SpamError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SpamError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Which class a message is learned as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    Spam,
+    Ham,
+}
+
+/// How the engine is set up.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    /// The site's rule files (local.cf and friends), read after the stock rules.
+    pub rule_files: Vec<PathBuf>,
+    /// SpamAssassin's stock rules, read when the directory exists.
+    pub stock_rules_dir: Option<PathBuf>,
+    pub bayes_dir: Option<PathBuf>,
+    /// Overrides the rule files' required_score.
+    pub required_score: Option<f64>,
+    pub bayes_enabled: bool,
+    /// Whether network tests run; selects the score set. No network test is
+    /// implemented, so this only changes scores as SpamAssassin's sets do.
+    pub network_tests: bool,
+    /// Learn automatically from messages scoring at or above `auto_learn_spam` (spam)
+    /// or at or below `auto_learn_ham` (ham), scores without Bayes.
+    pub auto_learn: bool,
+    pub auto_learn_spam: f64,
+    pub auto_learn_ham: f64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            rule_files: Vec::new(),
+            stock_rules_dir: None,
+            bayes_dir: None,
+            required_score: None,
+            bayes_enabled: true,
+            network_tests: false,
+            auto_learn: false,
+            auto_learn_spam: 12.0,
+            auto_learn_ham: 0.1,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The configuration main.cf's spam_* parameters describe.
+    pub fn from_main_cf(config: &MainConfig) -> EngineConfig {
+        let path = |name: &str| {
+            let v = config.get(name);
+            (!v.trim().is_empty()).then(|| PathBuf::from(v.trim()))
+        };
+        let float = |name: &str, default: f64| config.get(name).trim().parse().unwrap_or(default);
+        EngineConfig {
+            rule_files: config
+                .list("spam_rules_files")
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            stock_rules_dir: path("spam_stock_rules_directory"),
+            bayes_dir: path("spam_bayes_directory"),
+            required_score: None,
+            bayes_enabled: config.bool("spam_bayes_enabled"),
+            network_tests: config.bool("spam_network_tests"),
+            auto_learn: config.bool("spam_bayes_auto_learn"),
+            auto_learn_spam: float("spam_bayes_auto_learn_threshold_spam", 12.0),
+            auto_learn_ham: float("spam_bayes_auto_learn_threshold_nonspam", 0.1),
+        }
+    }
+}
+
+/// The outcome of scoring one message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpamReport {
+    pub score: f64,
+    pub required: f64,
+    /// Rules that hit and count (sub-rules `__*` are left out), highest score first.
+    pub hits: Vec<RuleHit>,
+    pub bayes_probability: Option<f64>,
+    /// Set when auto-learn learned this message.
+    pub auto_learned: Option<Class>,
+}
+
+impl SpamReport {
+    /// SpamAssassin's `tests=` list: the hit rule names, comma-separated.
+    pub fn rule_names(&self) -> String {
+        self.hits
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleHit {
+    pub name: String,
+    pub score: f64,
+    pub description: Option<String>,
+}
+
+/// A loaded rule set with its Bayes store.
+pub struct Engine {
+    rules: Vec<Rule>,
+    /// Indexes of non-meta rules, in priority order.
+    plain: Vec<usize>,
+    /// Indexes of meta rules, dependencies first.
+    metas: Vec<usize>,
+    /// For each meta rule index, the rule indexes its identifiers refer to.
+    meta_refs: HashMap<usize, HashMap<String, usize>>,
+    set: RuleSet,
+    required: f64,
+    score_set: usize,
+    store: Option<bayes::Store>,
+    config: EngineConfig,
+    has_gtube_rule: bool,
+}
+
+/// Whether a message carries the GTUBE string.
+pub fn is_gtube(message: &[u8]) -> bool {
+    html::find(message, GTUBE).is_some()
+}
+
+impl Engine {
+    /// Reads the stock rules (when the directory exists), then the site's files in
+    /// order, and opens the Bayes store. A bad line in a site file is an error naming
+    /// file:line; stock rules PCRE2 cannot compile are listed as unsupported.
+    pub fn load(config: &EngineConfig) -> Result<Engine, SpamError> {
+        let mut loader = Loader::new();
+        if let Some(dir) = &config.stock_rules_dir
+            && dir.is_dir()
+        {
+            for file in stock_files(dir)? {
+                loader.load_file(&file, false)?;
+            }
+            // Settings that adjust the stock rules apply only when they are loaded.
+            loader.load_text(MAILGATE_CF, Path::new("(built-in mailgate.cf)"), true)?;
+        }
+        for file in &config.rule_files {
+            loader.load_file(file, true)?;
+        }
+        Engine::finish(loader, config)
+    }
+
+    /// Picks the score set (SpamAssassin's four: Bayes on or off, network
+    /// tests on or off) and opens the Bayes store.
+    fn finish(loader: Loader, config: &EngineConfig) -> Result<Engine, SpamError> {
+        let bayes = config.bayes_enabled && config.bayes_dir.is_some();
+        let score_set = usize::from(config.network_tests) + if bayes { 2 } else { 0 };
+        let set = loader.finish(score_set)?;
+        let store = match (&config.bayes_dir, config.bayes_enabled) {
+            (Some(dir), true) => Some(bayes::Store::open(dir)?),
+            _ => None,
+        };
+        Ok(Engine::build(set, score_set, store, config.clone()))
+    }
+
+    /// An engine from rule text, for tests and `mailgate scan -r`-style checks.
+    pub fn from_rules(text: &str, config: &EngineConfig) -> Result<Engine, SpamError> {
+        let mut loader = Loader::new();
+        loader.load_text(text, Path::new("(rules)"), true)?;
+        Engine::finish(loader, config)
+    }
+
+    fn build(
+        mut set: RuleSet,
+        score_set: usize,
+        store: Option<bayes::Store>,
+        config: EngineConfig,
+    ) -> Engine {
+        let mut rules = std::mem::take(&mut set.rules);
+        rules.sort_by_key(|r| r.priority);
+        let index: HashMap<String, usize> = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.clone(), i))
+            .collect();
+        let plain = (0..rules.len())
+            .filter(|&i| rules[i].kind != Kind::Meta)
+            .collect();
+        let mut meta_refs = HashMap::new();
+        for (i, r) in rules.iter().enumerate() {
+            if let Test::Meta(e) = &r.test {
+                let mut names = Vec::new();
+                expr::idents(e, &mut names);
+                let refs = names
+                    .into_iter()
+                    .filter_map(|n| index.get(&n).map(|&j| (n, j)))
+                    .collect();
+                meta_refs.insert(i, refs);
+            }
+        }
+        // Dependencies first (depth-first post-order); a cycle is cut where found.
+        let mut metas = Vec::new();
+        let mut state = vec![0u8; rules.len()];
+        fn visit(
+            i: usize,
+            refs: &HashMap<usize, HashMap<String, usize>>,
+            state: &mut [u8],
+            out: &mut Vec<usize>,
+        ) {
+            if state[i] != 0 {
+                return;
+            }
+            state[i] = 1;
+            if let Some(r) = refs.get(&i) {
+                for &j in r.values() {
+                    visit(j, refs, state, out);
+                }
+                out.push(i);
+            }
+            state[i] = 2;
+        }
+        for i in 0..rules.len() {
+            visit(i, &meta_refs, &mut state, &mut metas);
+        }
+        let has_gtube_rule = rules.iter().any(|r| r.name == "GTUBE");
+        let required = config.required_score.or(set.required_score).unwrap_or(5.0);
+        Engine {
+            rules,
+            plain,
+            metas,
+            meta_refs,
+            set,
+            required,
+            score_set,
+            store,
+            config,
+            has_gtube_rule,
+        }
+    }
+
+    /// How many rules will run.
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// The required score in effect.
+    pub fn required_score(&self) -> f64 {
+        self.required
+    }
+
+    /// Rules that cannot be evaluated (unimplemented eval tests, regexes PCRE2
+    /// rejects), with where they are defined.
+    pub fn unsupported_rules(&self) -> Vec<UnsupportedRule> {
+        self.set.unsupported.clone()
+    }
+
+    /// Learned spam and ham counts, when there is a Bayes store.
+    pub fn bayes_counts(&self) -> Result<Option<(u64, u64)>, SpamError> {
+        self.store.as_ref().map(bayes::Store::counts).transpose()
+    }
+
+    /// Scores a message. Never panics: any input is some message.
+    pub fn score(&self, message: &[u8]) -> SpamReport {
+        let msg = Message::parse(message);
+        let tokens = self.store.as_ref().map(|_| bayes::tokenize(&msg));
+        let bayes_probability = match (&self.store, &tokens) {
+            // A store that cannot be read makes Bayes abstain for this message
+            // rather than failing the scan.
+            (Some(store), Some(t)) => store.classify(t).ok().flatten(),
+            _ => None,
+        };
+        let cx = evals::Context {
+            msg: &msg,
+            bayes: bayes_probability,
+            welcomelist_from: &self.set.welcomelist_from,
+            blocklist_from: &self.set.blocklist_from,
+            welcomelist_to: &self.set.welcomelist_to,
+        };
+        let mut values = vec![0.0f64; self.rules.len()];
+        let mut headers = HeaderCache::default();
+        for &i in &self.plain {
+            values[i] = f64::from(u8::from(self.run(&self.rules[i], &cx, &mut headers)));
+        }
+        for &i in &self.metas {
+            let Test::Meta(e) = &self.rules[i].test else {
+                continue;
+            };
+            let refs = &self.meta_refs[&i];
+            let v = expr::eval(e, &mut |x| match x {
+                Expr::Ident(n) => refs.get(n).map_or(0.0, |&j| values[j]),
+                _ => 0.0,
+            });
+            values[i] = f64::from(u8::from(v != 0.0));
+        }
+        let mut hits: Vec<RuleHit> = Vec::new();
+        let mut without_bayes = 0.0;
+        let mut no_autolearn = false;
+        for (i, r) in self.rules.iter().enumerate() {
+            if values[i] == 0.0 || r.name.starts_with("__") {
+                continue;
+            }
+            let score = r.scores[self.score_set];
+            if !r.tflags.iter().any(|f| f == "learn") {
+                without_bayes += score;
+            }
+            no_autolearn |= r.tflags.iter().any(|f| f == "noautolearn");
+            hits.push(RuleHit {
+                name: r.name.clone(),
+                score,
+                description: r.describe.clone(),
+            });
+        }
+        if !self.has_gtube_rule && is_gtube(&msg.full) {
+            hits.push(RuleHit {
+                name: "GTUBE".into(),
+                score: GTUBE_SCORE,
+                description: Some("Generic Test for Unsolicited Bulk Email".into()),
+            });
+        }
+        hits.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        let score = (hits.iter().map(|h| h.score).sum::<f64>() * 1000.0).round() / 1000.0;
+        let auto_learned = match (&self.store, tokens) {
+            (Some(store), Some(tokens)) if self.config.auto_learn && !no_autolearn => {
+                let class = if without_bayes >= self.config.auto_learn_spam {
+                    Some(Class::Spam)
+                } else if without_bayes <= self.config.auto_learn_ham {
+                    Some(Class::Ham)
+                } else {
+                    None
+                };
+                class.filter(|c| {
+                    let batch = [(bayes::message_id(&msg), tokens)];
+                    store
+                        .learn(&batch, *c == Class::Spam, false)
+                        .is_ok_and(|o| o[0] == LearnOutcome::Learned)
+                })
+            }
+            _ => None,
+        };
+        SpamReport {
+            score,
+            required: self.required,
+            hits,
+            bayes_probability,
+            auto_learned,
+        }
+    }
+
+    /// Learns one message as spam or ham, or forgets it.
+    pub fn learn(
+        &self,
+        message: &[u8],
+        class: Class,
+        forget: bool,
+    ) -> Result<LearnOutcome, SpamError> {
+        let mut out = self.learn_batch(&[message], class, forget)?;
+        Ok(out.pop().unwrap_or(LearnOutcome::NotLearned))
+    }
+
+    /// Learns many messages in one transaction (one disk sync for the batch).
+    pub fn learn_batch(
+        &self,
+        messages: &[&[u8]],
+        class: Class,
+        forget: bool,
+    ) -> Result<Vec<LearnOutcome>, SpamError> {
+        let store = self.store.as_ref().ok_or(SpamError::NoBayesStore)?;
+        let batch: Vec<(u64, _)> = messages
+            .iter()
+            .map(|m| {
+                let msg = Message::parse(m);
+                (bayes::message_id(&msg), bayes::tokenize(&msg))
+            })
+            .collect();
+        store.learn(&batch, class == Class::Spam, forget)
+    }
+
+    fn run(&self, rule: &Rule, cx: &evals::Context, headers: &mut HeaderCache) -> bool {
+        let msg = cx.msg;
+        let matches = |re: &pcre2::bytes::Regex, s: &[u8]| re.is_match(s).unwrap_or(false);
+        match &rule.test {
+            Test::Eval(e) => e.run(cx),
+            Test::Exists(name) => header_exists(msg, name),
+            Test::Meta(_) | Test::Unsupported(_) => false,
+            Test::Regex {
+                regex,
+                header,
+                negate,
+                if_unset,
+            } => match rule.kind {
+                Kind::Header => {
+                    let Some(spec) = header else { return false };
+                    let value = headers.get(msg, spec);
+                    let hit = match (value, if_unset) {
+                        (Some(v), _) => matches(regex, v),
+                        (None, Some(d)) => matches(regex, d.as_bytes()),
+                        (None, None) => matches(regex, b""),
+                    };
+                    hit != *negate
+                }
+                Kind::MimeHeader => {
+                    let Some(spec) = header else { return false };
+                    let hit = msg.part_headers.iter().any(|hs| {
+                        msg::header_values(hs, &spec.name).any(|v| {
+                            if spec.form == HeaderForm::Raw {
+                                matches(regex, v)
+                            } else {
+                                matches(regex, &msg::decode_header(v))
+                            }
+                        })
+                    });
+                    hit != *negate
+                }
+                Kind::Body => msg.body_lines.iter().any(|l| matches(regex, l)),
+                Kind::RawBody => msg.rawbody_lines.iter().any(|l| matches(regex, l)),
+                Kind::Full => matches(regex, &msg.full),
+                Kind::Uri => msg.uris.iter().any(|u| matches(regex, u.as_bytes())),
+                Kind::Meta => false,
+            },
+        }
+    }
+}
+
+fn header_exists(msg: &Message, name: &str) -> bool {
+    msg.headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case(name))
+}
+
+/// Header values as rules read them, computed once per message and form.
+#[derive(Default)]
+struct HeaderCache {
+    values: HashMap<(String, HeaderForm, Option<bool>), Option<Vec<u8>>>,
+}
+
+impl HeaderCache {
+    fn get(&mut self, msg: &Message, spec: &HeaderSpec) -> Option<&[u8]> {
+        let key = (spec.name.clone(), spec.form, spec.only);
+        self.values
+            .entry(key)
+            .or_insert_with(|| header_value(msg, spec))
+            .as_deref()
+    }
+}
+
+/// The value a header rule matches, SpamAssassin's `get()`: pseudo-headers, the
+/// `:raw`/`:addr`/`:name` forms, instances joined by newlines.
+fn header_value(msg: &Message, spec: &HeaderSpec) -> Option<Vec<u8>> {
+    let single = [spec.name.as_str()];
+    let names: &[&str] = match spec.name.as_str() {
+        "ALL" => {
+            let mut out = Vec::new();
+            for h in &msg.headers {
+                out.extend_from_slice(h.name.as_bytes());
+                out.extend_from_slice(b": ");
+                if spec.form == HeaderForm::Raw {
+                    out.extend_from_slice(&h.raw);
+                } else {
+                    out.extend_from_slice(&msg::decode_header(&h.raw));
+                }
+                out.push(b'\n');
+            }
+            return Some(out);
+        }
+        "ToCc" => &["To", "Cc"],
+        "MESSAGEID" => &["Message-Id", "Resent-Message-Id", "X-Message-Id"],
+        "EnvelopeFrom" => &["X-Envelope-From", "Return-Path", "Envelope-From"],
+        _ => &single,
+    };
+    let mut values: Vec<&[u8]> = names
+        .iter()
+        .flat_map(|n| msg::header_values(&msg.headers, n))
+        .collect();
+    match spec.only {
+        Some(true) => values.truncate(1),
+        Some(false) => {
+            let last = values.pop();
+            values = last.into_iter().collect();
+        }
+        None => {}
+    }
+    if values.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\n');
+        }
+        match spec.form {
+            HeaderForm::Raw => out.extend_from_slice(v),
+            HeaderForm::Decoded => out.extend_from_slice(&msg::decode_header(v)),
+            HeaderForm::Addr => out.extend_from_slice(&msg::first_addr(&msg::decode_header(v))),
+            HeaderForm::Name => {
+                out.extend_from_slice(&msg::display_name(&msg::decode_header(v)));
+            }
+        }
+    }
+    Some(out)
+}
+
+/// The stock rule files: `*.cf` in name order, as SpamAssassin reads a directory.
+fn stock_files(dir: &Path) -> Result<Vec<PathBuf>, SpamError> {
+    let io = |source| SpamError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "cf"))
+        // Its regression tests are not rules for real mail.
+        .filter(|p| p.file_name().is_none_or(|n| n != "regression_tests.cf"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,270 @@
+//! Engine tests on small crafted messages.
+
+use super::*;
+
+fn engine(rules: &str) -> Engine {
+    Engine::from_rules(rules, &EngineConfig::default()).unwrap()
+}
+
+fn names(r: &SpamReport) -> Vec<&str> {
+    let mut v: Vec<&str> = r.hits.iter().map(|h| h.name.as_str()).collect();
+    v.sort();
+    v
+}
+
+const MSG: &[u8] = b"From sender@example.com Mon Jan  1 00:00:00 2024\n\
+Received: from mx.partner.domain.com (mx.partner.domain.com [192.0.2.1]) by gw\n\
+From: \"Big Boss\" <boss@Example.COM>\n\
+To: staff@example.org\n\
+Subject: =?iso-8859-1?Q?Cheap_pills?= today\n\
+Content-Type: multipart/alternative; boundary=XX\n\
+\n\
+--XX\n\
+Content-Type: text/plain\n\
+\n\
+Buy cheap\n\
+pills now at http://pills.example.net/buy\n\
+\n\
+Second paragraph.\n\
+--XX\n\
+Content-Type: text/html\n\
+\n\
+<html><body><p>Buy <b>cheap</b> pills</p><a href=\"http://pills.example.net/html\">x</a>\
+<img src=\"cid:1\" width=300 height=200></body></html>\n\
+--XX--\n";
+
+#[test]
+fn each_rule_kind_hits_where_sa_would() {
+    let e = engine(
+        "header LOCAL_RCVD Received =~ /.*\\(\\S+\\.domain\\.com\\s+\\[.*\\]\\)/\n\
+         score LOCAL_RCVD -50\n\
+         header SUBJ Subject =~ /^Cheap pills today$/\n\
+         header SUBJ_RAW Subject:raw =~ /=\\?iso/\n\
+         header FROM_ADDR From:addr =~ /^boss\\@example\\.com$/i\n\
+         header FROM_NAME From:name =~ /^Big Boss$/\n\
+         header HAS_TO exists:To\n\
+         header NO_CC exists:Cc\n\
+         header NOT_SUBJ Subject !~ /viagra/\n\
+         header UNSET X-Foo =~ /dflt/ [if-unset: dflt]\n\
+         header ALLH ALL =~ /^To: staff/m\n\
+         body BODY_JOIN /Buy cheap pills now/\n\
+         body BODY_SUBJ /^Cheap pills today Buy/\n\
+         body BODY_HTML /Buy cheap pills$/\n\
+         rawbody RAW_TAG /<b>cheap<\\/b>/\n\
+         body NO_TAG /<b>/\n\
+         full FULL_HDR /^Content-Type: text\\/html/m\n\
+         uri URI_NET m{^http://pills\\.example\\.net/}\n\
+         mimeheader MIME_HTML Content-Type =~ /text\\/html/\n\
+         body HTML_ONLY_IMG eval:html_image_ratio('0.0', '1')\n\
+         meta META_BOOL BODY_JOIN && !NO_TAG\n\
+         meta META_ARITH (BODY_JOIN + URI_NET + NO_TAG) >= 2\n\
+         meta META_FALSE BODY_JOIN && NO_TAG\n\
+         meta __SUB SUBJ\n\
+         meta META_OF_SUB __SUB\n",
+    );
+    let r = e.score(MSG);
+    assert_eq!(
+        names(&r),
+        [
+            "ALLH",
+            "BODY_HTML",
+            "BODY_JOIN",
+            "BODY_SUBJ",
+            "FROM_ADDR",
+            "FROM_NAME",
+            "FULL_HDR",
+            "HAS_TO",
+            "HTML_ONLY_IMG",
+            "LOCAL_RCVD",
+            "META_ARITH",
+            "META_BOOL",
+            "META_OF_SUB",
+            "MIME_HTML",
+            "NOT_SUBJ",
+            "RAW_TAG",
+            "SUBJ",
+            "SUBJ_RAW",
+            "UNSET",
+            "URI_NET"
+        ]
+    );
+    // 19 rules at the default score of 1 and LOCAL_RCVD at -50.
+    assert_eq!(r.score, -31.0);
+    assert_eq!(r.required, 5.0);
+    assert!(r.bayes_probability.is_none());
+}
+
+#[test]
+fn gtube_is_spam_without_any_rules() {
+    let e = engine("");
+    let mut m = b"Subject: test\n\nThis is the GTUBE\n".to_vec();
+    m.extend_from_slice(GTUBE);
+    m.push(b'\n');
+    let r = e.score(&m);
+    assert!(r.score >= 1000.0);
+    assert_eq!(r.hits[0].name, "GTUBE");
+    assert!(e.score(b"Subject: test\n\nclean\n").hits.is_empty());
+}
+
+#[test]
+fn welcome_and_block_lists() {
+    let e = engine(
+        "whitelist_from *@trusted.example\nblocklist_from spammer@bad.example\n\
+         welcomelist_to vip@example.org\n\
+         header USER_IN_WELCOMELIST eval:check_from_in_welcomelist()\nscore USER_IN_WELCOMELIST -100\n\
+         header USER_IN_BLOCKLIST eval:check_from_in_blocklist()\nscore USER_IN_BLOCKLIST 100\n\
+         header USER_IN_WELCOMELIST_TO eval:check_to_in_welcomelist()\nscore USER_IN_WELCOMELIST_TO -6\n",
+    );
+    assert_eq!(e.score(b"From: A <a@trusted.example>\n\nx\n").score, -100.0);
+    assert_eq!(e.score(b"From: spammer@bad.example\n\nx\n").score, 100.0);
+    assert_eq!(
+        e.score(b"From: x@y\nTo: vip@example.org\n\nx\n").score,
+        -6.0
+    );
+    assert_eq!(e.score(b"From: x@y\n\nx\n").score, 0.0);
+}
+
+#[test]
+fn bayes_rules_follow_probability_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        bayes_dir: Some(dir.path().to_path_buf()),
+        ..EngineConfig::default()
+    };
+    let e = Engine::from_rules(
+        "body BAYES_00 eval:check_bayes('0.00', '0.01')\nscore BAYES_00 0 0 -1.9 -1.9\n\
+         body BAYES_99 eval:check_bayes('0.99', '1.00')\nscore BAYES_99 0 0 3.5 3.5\n\
+         tflags BAYES_99 learn\n",
+        &config,
+    )
+    .unwrap();
+    // Too little learned: Bayes abstains.
+    assert!(
+        e.score(b"Subject: x\n\ncheap pills\n")
+            .bayes_probability
+            .is_none()
+    );
+    // A handful of distinct messages per class, each learned with a different
+    // Message-ID, until the minimum counts are met.
+    let spam: Vec<Vec<u8>> = (0..bayes::MIN_LEARNED)
+        .map(|i| format!("Message-ID: <s{i}@x>\nSubject: cheap pills\n\nbuy viagra cialis pharmacy offer {i}\n").into_bytes())
+        .collect();
+    let ham: Vec<Vec<u8>> = (0..bayes::MIN_LEARNED)
+        .map(|i| format!("Message-ID: <h{i}@x>\nSubject: meeting notes\n\nagenda minutes project review {i}\n").into_bytes())
+        .collect();
+    let s: Vec<&[u8]> = spam.iter().map(Vec::as_slice).collect();
+    let h: Vec<&[u8]> = ham.iter().map(Vec::as_slice).collect();
+    e.learn_batch(&s, Class::Spam, false).unwrap();
+    e.learn_batch(&h, Class::Ham, false).unwrap();
+    let r = e.score(b"Subject: cheap pills\n\nbuy viagra pharmacy\n");
+    assert!(r.bayes_probability.unwrap() > 0.99, "{r:?}");
+    assert_eq!(names(&r), ["BAYES_99"]);
+    assert_eq!(r.score, 3.5);
+    let r = e.score(b"Subject: meeting notes\n\nproject agenda review\n");
+    assert!(r.bayes_probability.unwrap() < 0.01);
+    assert_eq!(names(&r), ["BAYES_00"]);
+    assert_eq!(
+        e.learn(s[0], Class::Spam, true).unwrap(),
+        LearnOutcome::Forgotten
+    );
+    assert_eq!(
+        e.bayes_counts().unwrap(),
+        Some((bayes::MIN_LEARNED - 1, bayes::MIN_LEARNED))
+    );
+}
+
+/// A cheap deterministic generator: no dependency needed for fuzz-ish input.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn hostile_input_never_panics() {
+    let e = engine(
+        "body B /a+b/\nrawbody R /x/\nuri U /y/\nmimeheader M Content-Type =~ /z/\nheader H ALL =~ /q/\n",
+    );
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let pieces: &[&[u8]] = &[
+        b"Content-Type: multipart/mixed; boundary=\"b\"\n",
+        b"\n--b\n",
+        b"--b--\n",
+        b"Content-Transfer-Encoding: base64\n",
+        b"Content-Transfer-Encoding: quoted-printable\n",
+        b"=?utf-8?B?",
+        b"?=",
+        b"=\n",
+        b"=4",
+        b"<a href=",
+        b"<!--",
+        b"&#x",
+        b"\r\n",
+        b"Content-Type: message/rfc822\n",
+        b"From ",
+        b":",
+        b"\n\n",
+        b" \t",
+    ];
+    for _ in 0..400 {
+        let len = (xorshift(&mut seed) % 300) as usize;
+        let mut m = Vec::new();
+        for _ in 0..len {
+            let r = xorshift(&mut seed);
+            if r.is_multiple_of(3) {
+                m.extend_from_slice(pieces[(r >> 8) as usize % pieces.len()]);
+            } else {
+                m.push((r >> 16) as u8);
+            }
+        }
+        e.score(&m);
+    }
+    // Deep nesting is bounded.
+    let mut deep = Vec::new();
+    for i in 0..500 {
+        deep.extend_from_slice(
+            format!("Content-Type: multipart/mixed; boundary=b{i}\n\n--b{i}\n").as_bytes(),
+        );
+    }
+    e.score(&deep);
+    e.score(b"");
+}
+
+#[test]
+fn stock_rules_load() {
+    let dir = Path::new("/usr/share/spamassassin");
+    assert!(
+        dir.join("72_active.cf").is_file(),
+        "SpamAssassin's stock rules are missing: install Debian's spamassassin package"
+    );
+    let config = EngineConfig {
+        stock_rules_dir: Some(dir.to_path_buf()),
+        ..EngineConfig::default()
+    };
+    let e = Engine::load(&config).unwrap();
+    assert!(e.rule_count() > 1000, "only {} rules", e.rule_count());
+    let unsupported = e.unsupported_rules();
+    assert!(!unsupported.is_empty());
+    assert!(unsupported.iter().all(|u| u.line > 0));
+    let mut m = b"Subject: test\n\n".to_vec();
+    m.extend_from_slice(GTUBE);
+    assert!(e.score(&m).hits.iter().any(|h| h.name == "GTUBE"));
+    assert!(e.score(&m).score >= e.required_score());
+}
+
+#[test]
+fn site_file_errors_name_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local.cf");
+    std::fs::write(&local, "score BAYES_99 4.3\nbody BAD /(unclosed/\n").unwrap();
+    let config = EngineConfig {
+        rule_files: vec![local.clone()],
+        ..EngineConfig::default()
+    };
+    let err = Engine::load(&config).err().unwrap().to_string();
+    assert!(
+        err.starts_with(&format!("{}:2: BAD: ", local.display())),
+        "{err}"
+    );
+}

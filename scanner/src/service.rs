@@ -1,0 +1,126 @@
+//! One connection from cleanup: a request with the message descriptor in,
+//! a verdict (or a failure) out.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileExt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailgate_ipc::protocol::scanner::{Action, Reply, Request, Verdict};
+use mailgate_ipc::{Channel, IpcError};
+use mailgate_log::{info, warning};
+
+use crate::scan::Scanner;
+
+pub struct Shared {
+    pub scanner: Scanner,
+    pub timeout: Duration,
+    /// Content larger than this is not read (message_size_limit plus room
+    /// for the headers cleanup adds).
+    pub max_content: u64,
+}
+
+pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
+    let (request, fd) = match channel.recv::<Request>().await {
+        Ok((request, fds)) if fds.len() == 1 => (request, fds.into_iter().next()),
+        Ok((request, fds)) => {
+            return warning!(
+                "{}: protocol error: expected one descriptor, got {}",
+                request.queue_id,
+                fds.len()
+            );
+        }
+        Err(IpcError::Closed) => return,
+        Err(e) => return warning!("{e}"),
+    };
+    let Some(fd) = fd else { return };
+    let queue_id = request.queue_id.clone();
+    let work = shared.clone();
+    let scan = tokio::task::spawn_blocking(move || scan_descriptor(&work, fd, &request.recipients));
+    let reply = match tokio::time::timeout(shared.timeout, scan).await {
+        Ok(Ok(Ok(verdict))) => {
+            log_verdict(&queue_id, &verdict);
+            Reply::Verdict(Box::new(verdict))
+        }
+        Ok(Ok(Err(reason))) => {
+            warning!("{queue_id}: scan failed: {reason}");
+            Reply::Failed { reason }
+        }
+        Ok(Err(join_error)) => {
+            warning!("{queue_id}: scan task failed: {join_error}");
+            Reply::Failed {
+                reason: "internal error in the scanner".into(),
+            }
+        }
+        Err(_) => {
+            // The blocking task cannot be cancelled; it finishes on its own
+            // and its result is dropped.
+            warning!("{queue_id}: scan timed out (scanner_timeout)");
+            Reply::Failed {
+                reason: "scan timed out".into(),
+            }
+        }
+    };
+    if let Err(e) = channel.send(&reply, &[]).await {
+        warning!("{queue_id}: cannot answer cleanup: {e}");
+    }
+}
+
+/// Reads the content with positioned reads (the file offset belongs to
+/// cleanup too) and scans it. A panic anywhere in the checks is caught
+/// here and costs this message a temporary failure, not the service.
+fn scan_descriptor(shared: &Shared, fd: OwnedFd, recipients: &[String]) -> Result<Verdict, String> {
+    let file = File::from(fd);
+    let size = file
+        .metadata()
+        .map_err(|e| format!("cannot stat the message: {e}"))?
+        .len();
+    if size > shared.max_content {
+        return Err(format!(
+            "message of {size} bytes exceeds what the scanner reads ({} bytes)",
+            shared.max_content
+        ));
+    }
+    let mut content = vec![0u8; size as usize];
+    file.read_exact_at(&mut content, 0)
+        .map_err(|e| format!("cannot read the message: {e}"))?;
+    match catch_unwind(AssertUnwindSafe(|| {
+        shared.scanner.scan(&content, recipients)
+    })) {
+        Ok(Ok(verdict)) => Ok(verdict),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(format!("internal error in the scanner: {what}"))
+        }
+    }
+}
+
+fn log_verdict(queue_id: &str, verdict: &Verdict) {
+    let action = match verdict.action {
+        Action::Pass => "pass",
+        Action::Reject => "reject",
+        Action::Quarantine => "quarantine",
+        Action::Discard => "discard",
+    };
+    let score = verdict
+        .score
+        .map(|s| format!(" score={s:.1}"))
+        .unwrap_or_default();
+    let hits: Vec<&str> = verdict.hits.iter().map(|h| h.name.as_str()).collect();
+    let reason = if verdict.reason.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", verdict.reason)
+    };
+    info!(
+        "{queue_id}: scan: action={action}{score} tests=[{}]{reason}",
+        hits.join(",")
+    );
+}

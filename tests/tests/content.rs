@@ -1,0 +1,459 @@
+//! Content filtering end to end: header and body checks in cleanup, the
+//! scanner service with a real clamd, banned attachments, spam levels and
+//! the quarantine commands, all through SMTP against a real gateway.
+
+use std::fs;
+use std::io::{Cursor, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use mailgate_tests::{Backend, Client, Gateway, message, wait_for};
+
+const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
+
+/// A directory the scanner may be chrooted into: reachable by its user.
+fn scanner_home() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    dir
+}
+
+/// main.cf lines that turn the scanner on, with no Bayes store and no stock
+/// rules, so every test sees the same scores.
+fn scanner_settings(home: &Path) -> String {
+    format!(
+        "content_scanner = scanner\n\
+         scanner_directory = {}\n\
+         spam_bayes_directory =\n\
+         spam_stock_rules_directory =\n\
+         scanner_timeout = 20s\n",
+        home.display()
+    )
+}
+
+fn start_with_scanner(backend: &Backend, home: &Path, extra: &str) -> Gateway {
+    let extra = format!("{}{extra}", scanner_settings(home));
+    Gateway::configure(backend, &extra).with_scanner().launch()
+}
+
+fn send(gateway: &Gateway, message: &str) -> String {
+    let mut client = Client::connect(gateway.port, "127.0.0.1").expect("connect");
+    let reply = client.send_message("a@sender.example", &["b@example.com"], message);
+    client.send("QUIT");
+    reply
+}
+
+fn base64(data: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for (i, chunk) in data.chunks(3).enumerate() {
+        if i > 0 && i % 19 == 0 {
+            out.push('\n');
+        }
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * k) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A message with a text part and one base64 attachment.
+fn with_attachment(marker: &str, name: &str, ctype: &str, data: &[u8]) -> String {
+    format!(
+        "From: a@sender.example\nTo: b@example.com\nSubject: attachment\nMIME-Version: 1.0\n\
+         Content-Type: multipart/mixed; boundary=\"XX\"\n\n--XX\nContent-Type: text/plain\n\n\
+         {marker}\n--XX\nContent-Type: {ctype}; name=\"{name}\"\n\
+         Content-Disposition: attachment; filename=\"{name}\"\n\
+         Content-Transfer-Encoding: base64\n\n{}\n--XX--\n",
+        base64(data)
+    )
+}
+
+fn zip_of(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    writer.start_file(name, options).expect("zip entry");
+    writer.write_all(data).expect("zip data");
+    writer.finish().expect("zip").into_inner()
+}
+
+/// A minimal PE header: what "a Windows program" looks like to the scanner.
+fn pe_program() -> Vec<u8> {
+    let mut data = vec![0u8; 256];
+    data[..2].copy_from_slice(b"MZ");
+    data[60] = 128;
+    data[128..132].copy_from_slice(b"PE\0\0");
+    data
+}
+
+/// Debian's clamd, on a private socket under the scanner's directory, with
+/// a signature database written here: one signature for the EICAR string.
+struct Clamd {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Clamd {
+    fn start(home: &Path) -> Clamd {
+        let dir = home.join("clamd");
+        let db = dir.join("db");
+        fs::create_dir_all(&db).expect("clamd dirs");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+        let hex: String = EICAR.bytes().map(|b| format!("{b:02x}")).collect();
+        fs::write(
+            db.join("mailgate-test.ndb"),
+            format!("Mailgate.Test.EICAR:0:*:{hex}\n"),
+        )
+        .expect("signature");
+        let socket = dir.join("clamd.sock");
+        let conf = dir.join("clamd.conf");
+        fs::write(
+            &conf,
+            format!(
+                "Foreground yes\nLocalSocket {}\nLocalSocketMode 666\nDatabaseDirectory {}\n\
+                 LogFile {}\n",
+                socket.display(),
+                db.display(),
+                dir.join("clamd.log").display()
+            ),
+        )
+        .expect("clamd.conf");
+        let child = Command::new("clamd")
+            .arg(format!("--config-file={}", conf.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("clamd (Debian package clamav-daemon) must be installed");
+        let clamd = Clamd { child, socket };
+        wait_for("clamd to answer PING", || {
+            let mut s = UnixStream::connect(&clamd.socket).ok()?;
+            s.write_all(b"zPING\0").ok()?;
+            let mut answer = String::new();
+            s.read_to_string(&mut answer).ok()?;
+            answer.starts_with("PONG").then_some(())
+        });
+        clamd
+    }
+}
+
+impl Drop for Clamd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn eicar_plain_zipped_and_in_a_mime_part_is_refused_and_clean_mail_passes() {
+    let backend = Backend::start();
+    let home = scanner_home();
+    let clamd = Clamd::start(home.path());
+    let gateway = start_with_scanner(
+        &backend,
+        home.path(),
+        &format!(
+            "clamd_socket = unix:{}\nvirus_admin = postmaster@example.com\n",
+            clamd.socket.display()
+        ),
+    );
+
+    let plain = message("plain eicar", &format!("{EICAR}\nEICAR-PLAIN"));
+    let reply = send(&gateway, &plain);
+    assert!(reply.starts_with("554 5.7.1"), "plain EICAR: {reply}");
+    assert!(
+        reply.contains("virus found: Mailgate.Test.EICAR"),
+        "{reply}"
+    );
+
+    let zipped = with_attachment(
+        "EICAR-ZIPPED",
+        "harmless.zip",
+        "application/zip",
+        &zip_of("eicar.txt", EICAR.as_bytes()),
+    );
+    let reply = send(&gateway, &zipped);
+    assert!(reply.starts_with("554 5.7.1"), "zipped EICAR: {reply}");
+    assert!(reply.contains("virus found"), "{reply}");
+
+    let part = with_attachment("EICAR-PART", "eicar.txt", "text/plain", EICAR.as_bytes());
+    let reply = send(&gateway, &part);
+    assert!(
+        reply.starts_with("554 5.7.1"),
+        "EICAR in a MIME part: {reply}"
+    );
+
+    let reply = send(&gateway, &message("clean", "CLEAN-MARKER"));
+    assert!(reply.starts_with("250"), "clean mail: {reply}");
+    let got = backend.wait_for_message("CLEAN-MARKER");
+    assert_eq!(got.header("X-Virus-Scanned"), ["mailgate"]);
+
+    // The administrator hears about each virus, from the null sender; the
+    // (forged) sender never does.
+    let notice = backend.wait_for_message("stopped because it contains a virus");
+    assert_eq!(notice.rcpt_to.len(), 1);
+    assert!(
+        notice.rcpt_to[0].contains("postmaster@example.com"),
+        "{notice:?}"
+    );
+    assert!(notice.mail_from.contains("<>"), "{notice:?}");
+    assert!(
+        backend
+            .messages()
+            .iter()
+            .all(|m| m.rcpt_to.iter().all(|r| !r.contains("sender.example"))),
+        "a notice went to the sender"
+    );
+    for marker in ["EICAR-PLAIN", "EICAR-ZIPPED", "EICAR-PART"] {
+        assert!(
+            backend
+                .messages()
+                .iter()
+                .all(|m| !m.message.contains(marker)),
+            "{marker} was delivered"
+        );
+    }
+}
+
+#[test]
+fn clamd_down_or_no_scanner_means_4xx_never_unscanned_delivery() {
+    let backend = Backend::start();
+    let home = scanner_home();
+    let gateway = start_with_scanner(
+        &backend,
+        home.path(),
+        &format!(
+            "clamd_socket = unix:{}/clamd/missing.sock\n",
+            home.path().display()
+        ),
+    );
+    let reply = send(&gateway, &message("no clamd", "NO-CLAMD"));
+    assert!(reply.starts_with("451 4.7.1"), "clamd down: {reply}");
+
+    // content_scanner names a service master.cf does not run.
+    let backend2 = Backend::start();
+    let gateway2 = Gateway::start(&backend2, "content_scanner = scanner\n");
+    let reply = send(&gateway2, &message("no scanner", "NO-SCANNER"));
+    assert!(reply.starts_with("451 4.7.1"), "no scanner: {reply}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(backend.messages().is_empty() && backend2.messages().is_empty());
+}
+
+#[test]
+fn banned_attachments_are_refused() {
+    let backend = Backend::start();
+    let home = scanner_home();
+    let gateway = start_with_scanner(&backend, home.path(), "");
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "exe by name",
+            with_attachment("B1", "setup.exe", "application/octet-stream", b"data"),
+        ),
+        (
+            "double extension",
+            with_attachment("B2", "invoice.pdf.exe", "application/pdf", b"data"),
+        ),
+        (
+            "program whatever its name",
+            with_attachment("B3", "notes.txt", "text/plain", &pe_program()),
+        ),
+        (
+            "declared type",
+            with_attachment("B4", "file.bin", "application/x-msdownload", b"data"),
+        ),
+        (
+            "inside a zip",
+            with_attachment(
+                "B5",
+                "docs.zip",
+                "application/zip",
+                &zip_of("docs/screen.scr", b"data"),
+            ),
+        ),
+    ];
+    for (what, text) in &cases {
+        let reply = send(&gateway, text);
+        assert!(reply.starts_with("554 5.7.1"), "{what}: {reply}");
+        assert!(reply.contains("banned attachment"), "{what}: {reply}");
+    }
+    let pdf = with_attachment(
+        "OK-PDF",
+        "report.pdf",
+        "application/pdf",
+        b"%PDF-1.4 report",
+    );
+    assert!(send(&gateway, &pdf).starts_with("250"));
+    backend.wait_for_message("OK-PDF");
+}
+
+#[test]
+fn gtube_is_refused_and_ham_passes_with_its_spam_headers() {
+    let backend = Backend::start();
+    let home = scanner_home();
+    let gateway = start_with_scanner(&backend, home.path(), "");
+    let reply = send(
+        &gateway,
+        &message("test", &format!("{GTUBE}\nGTUBE-MARKER")),
+    );
+    assert!(reply.starts_with("554 5.7.1"), "GTUBE: {reply}");
+    assert!(reply.contains("spam"), "{reply}");
+
+    assert!(send(&gateway, &message("lunch", "HAM-MARKER")).starts_with("250"));
+    let ham = backend.wait_for_message("HAM-MARKER");
+    assert_eq!(ham.header("X-Spam-Flag"), ["NO"]);
+    assert_eq!(ham.header("X-Spam-Score").len(), 1);
+    let status = ham.header("X-Spam-Status");
+    assert!(status[0].starts_with("No, score="), "{status:?}");
+    assert_eq!(ham.header("Subject"), ["lunch"]);
+}
+
+#[test]
+fn spam_at_tag2_is_tagged_and_spam_lovers_get_it() {
+    let backend = Backend::start();
+    let home = scanner_home();
+    let extra = "spam_tag2_level = -50\nspam_kill_level = 500\n\
+                 spam_lovers_maps = inline:{ lover@example.com=yes }\n";
+    let gateway = start_with_scanner(&backend, home.path(), extra);
+    assert!(send(&gateway, &message("offer", "TAGGED-MARKER")).starts_with("250"));
+    let tagged = backend.wait_for_message("TAGGED-MARKER");
+    assert_eq!(tagged.header("X-Spam-Flag"), ["YES"]);
+    assert_eq!(tagged.header("Subject"), ["***SPAM*** offer"]);
+
+    // Above the kill level a lover still gets it; everyone else refuses it.
+    let mut client = Client::connect(gateway.port, "127.0.0.1").expect("connect");
+    let gtube = message("gtube", &format!("{GTUBE}\nLOVED-MARKER"));
+    let reply = client.send_message("a@sender.example", &["lover@example.com"], &gtube);
+    assert!(reply.starts_with("250"), "spam lover: {reply}");
+    backend.wait_for_message("LOVED-MARKER");
+}
+
+#[test]
+fn header_and_body_checks_from_the_seeds_work_as_written() {
+    let backend = Backend::start();
+    let gateway = Gateway::configure(
+        &backend,
+        "header_checks = regexp:header_checks\nbody_checks = regexp:body_checks\n",
+    );
+    fs::write(
+        gateway.path("header_checks"),
+        "/^Subject: .*retire early/ REJECT\n\
+         /^Subject: hold me/ HOLD\n\
+         /^Subject: drop me/ DISCARD\n\
+         /^X-Secret:/ IGNORE\n\
+         /^Subject: (.*)/ PREPEND X-Original-Subject: $1\n",
+    )
+    .expect("header_checks");
+    fs::write(
+        gateway.path("body_checks"),
+        "/^TV[nopqr]....[AB]..A.A....*AAAA...*AAAA/ REJECT\n",
+    )
+    .expect("body_checks");
+    let gateway = gateway.launch();
+
+    let reply = send(&gateway, &message("How to retire early", "RETIRE"));
+    assert!(reply.starts_with("550 5.7.1"), "header check: {reply}");
+
+    let program = with_attachment(
+        "BODY-CHECK",
+        "data.bin",
+        "application/octet-stream",
+        &pe_program(),
+    );
+    let reply = send(&gateway, &program);
+    assert!(reply.starts_with("550 5.7.1"), "body check: {reply}");
+
+    let reply = send(&gateway, &message("drop me", "DISCARDED"));
+    assert!(reply.starts_with("250"), "DISCARD answers 250: {reply}");
+
+    let reply = send(&gateway, &message("hold me", "HELD"));
+    assert!(reply.starts_with("250"), "HOLD answers 250: {reply}");
+    wait_for("a message in hold/", || {
+        (fs::read_dir(gateway.spool("hold")).ok()?.count() == 1).then_some(())
+    });
+
+    let text = "From: a@sender.example\nTo: b@example.com\nSubject: fine\nX-Secret: 42\n\nEDITED\n";
+    assert!(send(&gateway, text).starts_with("250"));
+    let got = backend.wait_for_message("EDITED");
+    assert!(got.header("X-Secret").is_empty());
+    assert_eq!(got.header("X-Original-Subject"), ["fine"]);
+    assert!(
+        backend
+            .messages()
+            .iter()
+            .all(|m| !m.message.contains("DISCARDED") && !m.message.contains("HELD"))
+    );
+}
+
+#[test]
+fn quarantine_list_show_release_delete() {
+    let backend = Backend::start();
+    let home = scanner_home();
+    let gateway = start_with_scanner(&backend, home.path(), "banned_action = quarantine\n");
+    for marker in ["Q-ONE", "Q-TWO"] {
+        let text = with_attachment(marker, "run.exe", "application/octet-stream", b"x");
+        assert!(send(&gateway, &text).starts_with("250"));
+    }
+    let ids: Vec<String> = wait_for("two quarantined messages", || {
+        let mut ids: Vec<String> = fs::read_dir(gateway.spool("quarantine"))
+            .ok()?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".tmp"))
+            .collect();
+        ids.sort();
+        (ids.len() == 2).then_some(ids)
+    });
+    let dir = gateway.dir.path().display().to_string();
+    let admin = |args: &[&str]| {
+        let output = Command::new(mailgate_tests::bin_dir().join("mailgate"))
+            .args(["-c", &dir, "quarantine"])
+            .args(args)
+            .output()
+            .expect("mailgate quarantine");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, listing, _) = admin(&["list"]);
+    assert!(ok);
+    for id in &ids {
+        assert!(listing.contains(id.as_str()), "{listing}");
+    }
+    assert!(listing.contains("banned attachment: run.exe"), "{listing}");
+
+    let (ok, shown, _) = admin(&["show", &ids[0]]);
+    assert!(ok && shown.contains("run.exe"), "{shown}");
+
+    let (ok, _, err) = admin(&["release", &ids[0]]);
+    assert!(ok, "{err}");
+    let released = wait_for("the released message at the backend", || {
+        backend
+            .messages()
+            .into_iter()
+            .find(|m| m.message.contains("Q-ONE") || m.message.contains("Q-TWO"))
+    });
+    assert!(released.rcpt_to[0].contains("b@example.com"));
+
+    let (ok, _, err) = admin(&["delete", &ids[1]]);
+    assert!(ok, "{err}");
+    let (ok, listing, _) = admin(&["list"]);
+    assert!(ok && listing.trim().is_empty(), "{listing}");
+    let (ok, _, err) = admin(&["release", &ids[1]]);
+    assert!(!ok && err.contains("no such message"), "{err}");
+    assert_eq!(backend.messages().len(), 1);
+}

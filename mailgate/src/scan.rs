@@ -189,11 +189,10 @@ struct Levels {
 
 impl Levels {
     fn from(config: &MainConfig) -> Levels {
-        let level = |n: &str, d: f64| config.get(n).trim().parse().unwrap_or(d);
         Levels {
-            tag: level("spam_tag_level", 2.0),
-            tag2: level("spam_tag2_level", 5.0),
-            kill: level("spam_kill_level", 6.9),
+            tag: config.score("spam_tag_level"),
+            tag2: config.score("spam_tag2_level"),
+            kill: config.score("spam_kill_level"),
         }
     }
 

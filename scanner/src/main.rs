@@ -41,7 +41,13 @@ fn main() -> ExitCode {
         max_content: worker.config.size("message_size_limit") + 1024 * 1024,
     });
     let listener = worker.take_listener();
-    worker.enter_sandbox(&profiles::SCANNER);
+    // Network only when clamd is reached over TCP.
+    let profile = if worker.config.get("clamd_socket").starts_with("inet:") {
+        &profiles::SCANNER_CLAMD_INET
+    } else {
+        &profiles::SCANNER
+    };
+    worker.enter_sandbox(profile);
     let shutdown = worker.shutdown();
     let limit = worker.handoff.maxproc as usize;
     let runtime = worker.runtime(2);

@@ -17,15 +17,6 @@ pub fn parse_action(parameter: &str, value: &str) -> Result<Action, String> {
     }
 }
 
-pub fn parse_level(parameter: &str, value: &str) -> Result<f64, String> {
-    value
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite())
-        .ok_or_else(|| format!("{parameter} = {value}: expected a number such as 6.2"))
-}
-
 #[derive(Clone, Copy, Debug)]
 pub struct Levels {
     /// X-Spam-Status, X-Spam-Score, X-Spam-Level at or above this.
@@ -400,9 +391,6 @@ mod tests {
             Ok(Action::Quarantine)
         );
         assert!(parse_action("virus_action", "bounce").is_err());
-        assert_eq!(parse_level("spam_kill_level", "6.9"), Ok(6.9));
-        assert!(parse_level("spam_kill_level", "high").is_err());
-        assert!(parse_level("spam_kill_level", "NaN").is_err());
         assert_eq!(round(-0.0001), "0");
         assert_eq!(round(1000.0), "1000");
     }

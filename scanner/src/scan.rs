@@ -11,7 +11,7 @@ use mailgate_ipc::protocol::scanner::Verdict;
 use crate::archive::Limits;
 use crate::banned::Policy;
 use crate::clamd::{self, ClamdAddr, ClamdError, ClamdResult};
-use crate::policy::{Decider, Findings, Levels, RecipientMaps, parse_action, parse_level};
+use crate::policy::{Decider, Findings, Levels, RecipientMaps, parse_action};
 use crate::spam::SpamEngine;
 
 pub struct Scanner {
@@ -59,16 +59,10 @@ impl Scanner {
             bypass_banned: tables("bypass_banned_checks_maps"),
         };
         let banned_tables = tables("banned_filename_re");
-        let mut level = |name: &str| {
-            parse_level(name, &config.get(name)).unwrap_or_else(|e| {
-                errors.push(e);
-                0.0
-            })
-        };
         let levels = Levels {
-            tag: level("spam_tag_level"),
-            tag2: level("spam_tag2_level"),
-            kill: level("spam_kill_level"),
+            tag: config.score("spam_tag_level"),
+            tag2: config.score("spam_tag2_level"),
+            kill: config.score("spam_kill_level"),
         };
         let mut action = |name: &str| {
             parse_action(name, &config.get(name)).unwrap_or_else(|e| {

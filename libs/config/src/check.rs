@@ -68,7 +68,34 @@ pub fn check(config_dir: &Path) -> Vec<Diagnostic> {
             Err(e) => checker.diagnostics.extend(e.into_diagnostics()),
         }
     }
+    if let Some(master) = &master {
+        checker.check_content_scanner(&main, master);
+    }
     checker.diagnostics
+}
+
+impl Checker {
+    /// content_scanner must name a Unix service of master.cf: otherwise
+    /// every message would get a 4xx at run time.
+    fn check_content_scanner(&mut self, main: &MainConfig, master: &MasterConfig) {
+        let scanner = main.get("content_scanner");
+        let scanner = scanner.trim();
+        let served = master
+            .services
+            .iter()
+            .any(|s| s.name == scanner && s.kind == crate::ServiceKind::Unix);
+        if !scanner.is_empty() && !served {
+            let (file, line) = main
+                .origin("content_scanner")
+                .map(|(f, l)| (f.to_path_buf(), l))
+                .unwrap_or_else(|| (main.config_dir().join("main.cf"), 0));
+            self.diagnostics.push(Diagnostic::new(
+                &file,
+                line,
+                format!("content_scanner = {scanner}: master.cf has no unix service of that name"),
+            ));
+        }
+    }
 }
 
 struct Checker {
@@ -266,6 +293,29 @@ relay     unix  -       -       y       -       -       relay
             "{master}:2: smtpd_client_restrictions: cannot read {}",
             d.join("nowhere").display()
         )));
+    }
+
+    #[test]
+    fn content_scanner_must_name_a_service() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "master.cf", "smtp inet n - y - - smtpd\n");
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\ncontent_scanner = scanner\n",
+        );
+        let errs = run(d);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].contains("main.cf:2: content_scanner = scanner: master.cf has no unix service")
+        );
+        write(
+            d,
+            "master.cf",
+            "smtp inet n - y - - smtpd\nscanner unix n - y - 8 scanner\n",
+        );
+        assert!(run(d).is_empty());
     }
 
     #[test]

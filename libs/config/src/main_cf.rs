@@ -254,6 +254,11 @@ impl MainConfig {
         self.typed(name, &[Kind::Time(unit)], |v| params::parse_time(v, unit))
     }
 
+    /// A decimal number parameter (spam score levels). Panics (a caller bug) for other kinds.
+    pub fn score(&self, name: &str) -> f64 {
+        self.typed(name, &[Kind::Score], params::parse_score)
+    }
+
     /// A size (or non-negative integer) parameter. Panics (a caller bug) for other kinds.
     pub fn size(&self, name: &str) -> u64 {
         self.typed(name, &[Kind::Size, Kind::Int], params::parse_size)
@@ -714,9 +719,10 @@ sendmail_pth = /usr/sbin/sendmail
 this is not an assignment
 bad-name = 1
   # fine
+spam_kill_level = high
 ";
         let errs = errors(text);
-        assert_eq!(errs.len(), 7, "{errs:#?}");
+        assert_eq!(errs.len(), 8, "{errs:#?}");
         assert!(errs[0].starts_with("main.cf:1: smtpd_helo_required: invalid boolean"));
         assert!(errs[1].starts_with("main.cf:2: smtpd_timeout: invalid time value"));
         assert!(errs[2].starts_with("main.cf:3: message_size_limit: invalid size"));
@@ -724,6 +730,7 @@ bad-name = 1
         assert!(errs[4].starts_with("main.cf:5: unknown parameter \"sendmail_pth\""));
         assert!(errs[5].starts_with("main.cf:6: expected \"name = value\""));
         assert!(errs[6].starts_with("main.cf:7: bad parameter name"));
+        assert!(errs[7].starts_with("main.cf:9: spam_kill_level: invalid score"));
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub(crate) enum Kind {
     Time(char),
     /// A byte count.
     Size,
+    /// A decimal number such as a spam score level (6.2, -999).
+    Score,
     List,
 }
 
@@ -32,7 +34,7 @@ const fn p(name: &'static str, default: &'static str, kind: Kind) -> Param {
     }
 }
 
-use Kind::{Bool, Int, List, Size, Str, Time};
+use Kind::{Bool, Int, List, Score, Size, Str, Time};
 
 /// `myhostname` and `mydomain` have computed defaults (see `MainConfig`); their entries
 /// here carry an empty placeholder.
@@ -140,9 +142,9 @@ static PARAMS: &[Param] = &[
     p("scanner_archive_max_size", "52428800", Size),
     p("scanner_archive_max_ratio", "100", Int),
     p("scanner_archive_max_entries", "1000", Int),
-    p("spam_tag_level", "-999", Str),
-    p("spam_tag2_level", "6.2", Str),
-    p("spam_kill_level", "6.9", Str),
+    p("spam_tag_level", "-999", Score),
+    p("spam_tag2_level", "6.2", Score),
+    p("spam_kill_level", "6.9", Score),
     p("spam_kill_action", "reject", Str),
     p("spam_subject_tag", "***SPAM***", Str),
     p("spam_lovers_maps", "", List),
@@ -262,8 +264,8 @@ static PARAMS: &[Param] = &[
     p("spam_bayes_enabled", "yes", Bool),
     p("spam_network_tests", "no", Bool),
     p("spam_bayes_auto_learn", "no", Bool),
-    p("spam_bayes_auto_learn_threshold_spam", "12.0", Str),
-    p("spam_bayes_auto_learn_threshold_nonspam", "0.1", Str),
+    p("spam_bayes_auto_learn_threshold_spam", "12.0", Score),
+    p("spam_bayes_auto_learn_threshold_nonspam", "0.1", Score),
     p("sandbox_mode", "enforce", Str),
     p("table_check_interval", "5s", Time('s')),
 ];
@@ -331,6 +333,10 @@ pub(crate) fn parse_time(value: &str, default_unit: char) -> Option<Duration> {
     number.checked_mul(factor).map(Duration::from_secs)
 }
 
+pub(crate) fn parse_score(value: &str) -> Option<f64> {
+    value.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
 /// Checks a value against its kind; the error explains the expected form.
 pub(crate) fn validate(kind: Kind, value: &str) -> Result<(), String> {
     let ok = match kind {
@@ -339,6 +345,7 @@ pub(crate) fn validate(kind: Kind, value: &str) -> Result<(), String> {
         Kind::Int => parse_int(value).is_some(),
         Kind::Size => parse_size(value).is_some(),
         Kind::Time(unit) => parse_time(value, unit).is_some(),
+        Kind::Score => parse_score(value).is_some(),
     };
     if ok {
         return Ok(());
@@ -347,6 +354,7 @@ pub(crate) fn validate(kind: Kind, value: &str) -> Result<(), String> {
         Kind::Bool => format!("invalid boolean value \"{value}\" (use yes or no)"),
         Kind::Int => format!("invalid number \"{value}\" (expected an integer)"),
         Kind::Size => format!("invalid size \"{value}\" (expected a byte count)"),
+        Kind::Score => format!("invalid score \"{value}\" (expected a number such as 6.2)"),
         Kind::Time(unit) => format!(
             "invalid time value \"{value}\" (expected a number with an optional unit s, m, h, d or w; the default unit is {unit})"
         ),

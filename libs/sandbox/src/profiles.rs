@@ -11,7 +11,7 @@
 //! cleanup  spool  mail_owner  stdio accept unix-connect spool-files     spool
 //! qmgr     spool  mail_owner  stdio accept unix-connect spool-files memfd  spool
 //! relay    spool  mail_owner  stdio accept unix-connect inet            none (open -> EACCES)
-//! scanner  scanner_directory  scanner_owner  stdio accept unix-connect inet  none (open -> EACCES)
+//! scanner  scanner_directory  scanner_owner  stdio accept unix-connect (+ inet for clamd over TCP)  none (open -> EACCES)
 //! ```
 //!
 //! Nothing here depends on configuration or on anything a process was told:
@@ -168,9 +168,19 @@ pub const RELAY: Profile = Profile {
 
 /// Content scanner: its own user, chrooted into scanner_directory (its
 /// rules and data, loaded before the sandbox), no spool. Reads the message
-/// descriptors cleanup passes; connects only to clamd (a Unix socket under
-/// its directory, or TCP for clamd_socket = inet:...). Opens no files.
+/// descriptors cleanup passes and connects only to clamd through a Unix
+/// socket under its directory. Opens no files, no network.
 pub const SCANNER: Profile = Profile {
+    service: "scanner",
+    root: Root::Directory("scanner_directory"),
+    run_as: RunAs::User("scanner_owner"),
+    limits: LIMITS,
+    promises: &[Promise::Stdio, Promise::Accept, Promise::UnixConnect],
+};
+
+/// The scanner when clamd_socket = inet:host:port: the same, plus TCP out
+/// (which a seccomp filter cannot narrow to clamd's address).
+pub const SCANNER_CLAMD_INET: Profile = Profile {
     service: "scanner",
     root: Root::Directory("scanner_directory"),
     run_as: RunAs::User("scanner_owner"),
@@ -184,7 +194,7 @@ pub const SCANNER: Profile = Profile {
 };
 
 /// Every profile, for tests and tools.
-pub const ALL: &[Profile] = &[SMTPD, CLEANUP, QMGR, RELAY, SCANNER];
+pub const ALL: &[Profile] = &[SMTPD, CLEANUP, QMGR, RELAY, SCANNER, SCANNER_CLAMD_INET];
 
 #[cfg(test)]
 mod tests {
@@ -195,7 +205,7 @@ mod tests {
         for profile in ALL {
             assert!(profile.keeps(Promise::Stdio), "{}", profile.service);
         }
-        for profile in [SMTPD, CLEANUP, QMGR] {
+        for profile in [SMTPD, CLEANUP, QMGR, SCANNER] {
             assert!(!profile.keeps(Promise::Inet), "{}", profile.service);
         }
         for profile in [SMTPD, RELAY] {

@@ -55,6 +55,12 @@ const CASES: &[(&str, &str, Expect)] = &[
     ("relay", "fork", Expect::Sigsys),
     ("relay", "netlink-socket", Expect::Sigsys),
     ("relay", "unlink", Expect::Sigsys),
+    ("scanner", "allowed", Expect::Works),
+    ("scanner", "execve", Expect::Sigsys),
+    ("scanner", "fork", Expect::Sigsys),
+    ("scanner", "inet-socket", Expect::Sigsys),
+    ("scanner", "unlink", Expect::Sigsys),
+    ("scanner", "memfd", Expect::Sigsys),
 ];
 
 fn main() -> ExitCode {
@@ -271,6 +277,7 @@ fn allowed(service: &str, inherited: Inherited) {
                 relay(&inherited).await;
                 open_is_refused();
             }
+            "scanner" => open_is_refused(),
             other => fail(&format!("no case for {other}")),
         }
     });

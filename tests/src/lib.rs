@@ -231,6 +231,74 @@ fn parse_dump(text: &str) -> Option<Received> {
     })
 }
 
+/// A real DNS server (Debian's dnsmasq) on a loopback UDP port, answering
+/// only from the records it is given: MX records as (domain, host,
+/// preference), authoritative for those domains, and addresses as (host, ip).
+pub struct DnsServer {
+    pub port: u16,
+    child: Child,
+}
+
+impl DnsServer {
+    pub fn start(mx: &[(&str, &str, u16)], addresses: &[(&str, &str)]) -> DnsServer {
+        let port = free_udp_port();
+        let mut command = Command::new("dnsmasq");
+        command.args([
+            "--keep-in-foreground",
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--no-resolv",
+            "--no-hosts",
+            "--no-poll",
+            "--user=root",
+            "--pid-file=",
+            "--log-facility=/dev/null",
+        ]);
+        command.arg(format!("--port={port}"));
+        for (domain, host, preference) in mx {
+            command.arg(format!("--mx-host={domain},{host},{preference}"));
+            // Authoritative for the domain: unknown names are NXDOMAIN, not
+            // REFUSED (which a mail client must treat as temporary).
+            command.arg(format!("--local=/{domain}/"));
+        }
+        for (host, ip) in addresses {
+            command.arg(format!("--host-record={host},{ip}"));
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (Debian package dnsmasq-base) must be installed");
+        wait_for("dnsmasq to answer", || dns_answers(port).then_some(()));
+        DnsServer { port, child }
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free UDP port")
+}
+
+/// True when something answers a DNS query (for ".", type NS) on the port.
+fn dns_answers(port: u16) -> bool {
+    let Ok(socket) = std::net::UdpSocket::bind("127.0.0.1:0") else {
+        return false;
+    };
+    let _ = socket.set_read_timeout(Some(Duration::from_millis(200)));
+    let query = [0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1];
+    let mut answer = [0u8; 512];
+    socket.send_to(&query, ("127.0.0.1", port)).is_ok() && socket.recv(&mut answer).is_ok()
+}
+
 /// A gateway on a temporary configuration directory and spool.
 pub struct Gateway {
     pub dir: tempfile::TempDir,

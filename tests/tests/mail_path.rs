@@ -5,7 +5,7 @@
 use std::fs;
 use std::process::Command;
 
-use mailgate_tests::{Backend, Client, Gateway, message, wait_for};
+use mailgate_tests::{Backend, Client, DnsServer, Gateway, message, wait_for};
 use nix::sys::signal::{Signal, kill};
 
 fn queued_id(reply: &str) -> String {
@@ -499,4 +499,49 @@ fn check_reports_every_error_with_file_and_line() {
     let (code, _, err) = gateway.admin(&["check"]);
     assert_eq!(code, 1);
     assert!(err.contains("master.cf:2:"), "{err}");
+}
+
+#[test]
+fn relay_finds_the_next_hop_by_mx_through_a_real_dns_server() {
+    let backend = Backend::start();
+    let dns = DnsServer::start(
+        &[("mx-domain.test", "mx1.mx-domain.test", 10)],
+        &[("mx1.mx-domain.test", "127.0.0.1")],
+    );
+    // "smtp:domain:port" asks DNS for the domain's MX, then connects to port.
+    let extra = format!(
+        "dns_nameservers = 127.0.0.1:{}\nrelay_domains = example.com, mx-domain.test\n\
+         transport_maps = inline:{{ mx-domain.test=smtp:mx-domain.test:{} }}",
+        dns.port, backend.port
+    );
+    let gateway = Gateway::start(&backend, &extra);
+    let mut client = Client::connect(gateway.port, "127.0.0.16").expect("connect");
+    let reply = client.send_message(
+        "a@sender.example",
+        &["user@mx-domain.test"],
+        &message("mx", "MARKER-MX"),
+    );
+    let id = queued_id(&reply);
+    backend.wait_for_message("MARKER-MX");
+    let sent = gateway.wait_for_log(&format!("{id}: to=<user@mx-domain.test>"));
+    assert!(
+        sent.contains(&format!(
+            "relay=mx1.mx-domain.test[127.0.0.1]:{}",
+            backend.port
+        )),
+        "{sent}"
+    );
+
+    // A domain DNS has never heard of bounces with Postfix's wording.
+    let reply = client.transaction(
+        "a@sender.example",
+        &["user@nowhere.mx-domain.test"],
+        &message("nx", "MARKER-NX"),
+    );
+    let id = queued_id(&reply);
+    let bounced = gateway.wait_for_log(&format!("{id}: to=<user@nowhere.mx-domain.test>"));
+    assert!(
+        bounced.contains("status=bounced (Host or domain name not found"),
+        "{bounced}"
+    );
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mailgate_tests::{Backend, Client, Gateway, bin_dir, is_root, message, wait_for};
+use mailgate_tests::{Backend, Client, DnsServer, Gateway, bin_dir, is_root, message, wait_for};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -123,7 +123,13 @@ fn every_worker_is_confined_and_status_shows_it() {
 }
 
 /// One SMTP session from its own loopback address; returns the final reply.
+/// Odd sessions write to a domain whose next hop relay finds by MX.
 fn deliver(port: u16, n: usize, body: &str) -> String {
+    let rcpt = if n % 2 == 1 {
+        "bob@mx-domain.test"
+    } else {
+        "bob@example.com"
+    };
     let from = format!("127.0.{}.{}", 1 + n / 200, 1 + n % 200);
     let mut client = match Client::connect(port, &from) {
         Ok(client) => client,
@@ -132,7 +138,7 @@ fn deliver(port: u16, n: usize, body: &str) -> String {
     let text = format!(
         "From: a@sender.example\nTo: b@example.com\nSubject: load {n}\n\n{body}LOAD-MARKER-{n}-END\n"
     );
-    let reply = client.send_message("load@sender.example", &["bob@example.com"], &text);
+    let reply = client.send_message("load@sender.example", &[rcpt], &text);
     client.send("QUIT");
     reply
 }
@@ -142,7 +148,18 @@ fn no_worker_is_killed_by_its_profile_under_load_reload_and_drain() {
     const SESSIONS: usize = 240;
     const LARGE_EVERY: usize = 20;
     let backend = Backend::start();
-    let mut gateway = Gateway::start(&backend, "message_size_limit = 20480000");
+    let dns = DnsServer::start(
+        &[("mx-domain.test", "mx1.mx-domain.test", 10)],
+        &[("mx1.mx-domain.test", "127.0.0.1")],
+    );
+    let extra = format!(
+        "message_size_limit = 20480000\ndns_nameservers = 127.0.0.1:{}\n\
+         relay_domains = example.com, mx-domain.test\n\
+         transport_maps = inline:{{ example.com=smtp:[127.0.0.1]:{port}, mx-domain.test=smtp:mx-domain.test:{port} }}",
+        dns.port,
+        port = backend.port
+    );
+    let mut gateway = Gateway::start(&backend, &extra);
     let port = gateway.port;
     let large_body = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\n"
         .repeat(2 * 1024 * 1024 / 73);
@@ -193,6 +210,10 @@ fn no_worker_is_killed_by_its_profile_under_load_reload_and_drain() {
     assert!(status.success(), "master: {status}");
     let log = gateway.log();
     assert!(log.contains("reload -- version"), "the reload happened");
+    assert!(
+        log.contains("relay=mx1.mx-domain.test[127.0.0.1]"),
+        "relay looked the next hop up in DNS"
+    );
     for line in log.lines() {
         assert!(
             !line.contains("signal 31") && !line.contains("SIGSYS"),

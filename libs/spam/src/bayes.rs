@@ -1,6 +1,5 @@
-//! The Bayes classifier in SpamAssassin's manner: its tokenizer (header tokens
-//! prefixed with the header name, body tokens with decompositions, URL domain and
-//! address breakouts, long tokens as skips), Robinson's f(w) per token and Fisher's
+//! The Bayes classifier in SpamAssassin's manner (tokens from `tokenizer`):
+//! Robinson's f(w) per token and Fisher's
 //! chi-square combining over the most significant tokens, with SpamAssassin's
 //! constants. Tokens are stored as 64-bit hashes in a redb database, as SA stores the
 //! first bytes of a SHA-1: the token text itself is never needed again.
@@ -23,8 +22,6 @@ const MIN_PROB_STRENGTH: f64 = 0.346;
 const N_SIGNIFICANT_TOKENS: usize = 150;
 /// Below this many learned spams or hams the classifier abstains (bayes_min_*_num).
 pub const MIN_LEARNED: u64 = 200;
-/// Longer tokens are shortened to a "sk:" skip token unless they contain '*'.
-const MAX_TOKEN_LENGTH: usize = 15;
 
 /// Token counts: spam count in the high half, ham count in the low half.
 const TOKENS: TableDefinition<u64, u64> = TableDefinition::new("tokens");
@@ -32,108 +29,6 @@ const TOKENS: TableDefinition<u64, u64> = TableDefinition::new("tokens");
 const SEEN: TableDefinition<u64, u8> = TableDefinition::new("seen");
 /// `nspam`, `nham`.
 const VARS: TableDefinition<&str, u64> = TableDefinition::new("vars");
-
-const STOP_WORDS: &[&str] = &[
-    "able",
-    "all",
-    "already",
-    "and",
-    "any",
-    "are",
-    "because",
-    "both",
-    "can",
-    "come",
-    "each",
-    "email",
-    "even",
-    "few",
-    "first",
-    "for",
-    "from",
-    "give",
-    "has",
-    "have",
-    "http",
-    "information",
-    "into",
-    "it's",
-    "just",
-    "know",
-    "like",
-    "long",
-    "look",
-    "made",
-    "mail",
-    "mailing",
-    "mailto",
-    "make",
-    "many",
-    "more",
-    "most",
-    "new",
-    "not",
-    "now",
-    "one",
-    "only",
-    "other",
-    "our",
-    "people",
-    "please",
-    "receive",
-    "right",
-    "same",
-    "see",
-    "some",
-    "subject",
-    "than",
-    "that",
-    "them",
-    "this",
-    "those",
-    "time",
-    "want",
-    "were",
-    "what",
-    "where",
-    "with",
-    "world",
-    "you",
-    "your",
-    "you're",
-];
-
-/// Headers that say nothing about the content or are per-delivery noise.
-const IGNORED_HEADERS: &[&str] = &[
-    "sender",
-    "x-sender",
-    "delivered-to",
-    "delivered-by",
-    "envelope-to",
-    "x-original-to",
-    "x-envelope-to",
-    "x-rcpt-to",
-    "lines",
-    "content-length",
-    "x-mime-autoconverted",
-    "x-uidl",
-    "status",
-    "x-status",
-    "x-keywords",
-    "dkim-signature",
-    "domainkey-signature",
-    "x-virus-scanned",
-    "x-original-date",
-];
-
-/// Headers counted only as present: their values are unique per message.
-const PRESENCE_ONLY: &[&str] = &[
-    "x-face",
-    "x-gpg-fingerprint",
-    "references",
-    "message-id",
-    "in-reply-to",
-];
 
 /// 64-bit FNV-1a: stable across runs and platforms, which the store needs.
 pub fn hash(bytes: &[u8]) -> u64 {
@@ -143,150 +38,6 @@ pub fn hash(bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
-}
-
-fn is_stop_word(t: &[u8]) -> bool {
-    t.len() <= 11
-        && std::str::from_utf8(t)
-            .is_ok_and(|s| STOP_WORDS.iter().any(|w| w.eq_ignore_ascii_case(s)))
-}
-
-/// Whether a byte survives SpamAssassin's `tr/-A-Za-z0-9,\@\*\!_'"\$.\241-\377 / /cs`.
-fn token_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            b'-' | b',' | b'@' | b'*' | b'!' | b'_' | b'\'' | b'"' | b'$' | b'.'
-        )
-        || c >= 0xa1
-}
-
-/// Tokenizes one line of text into `out`. `body` enables the body breakouts.
-fn tokenize_line(text: &[u8], prefix: &str, body: bool, out: &mut HashSet<Vec<u8>>) {
-    for raw in text.split(|&c| !token_byte(c)) {
-        // "..." and "--" runs inside words split them, and count as tokens.
-        for token in split_runs(raw) {
-            let token = trim_punct(token);
-            if token.len() < 3 || is_stop_word(token) {
-                continue;
-            }
-            let mut push = |t: &[u8]| {
-                let mut v = Vec::with_capacity(prefix.len() + t.len());
-                v.extend_from_slice(prefix.as_bytes());
-                v.extend_from_slice(t);
-                out.insert(v);
-            };
-            if body {
-                if token
-                    .windows(3)
-                    .any(|w| w[1] == b'@' && w[0] != b' ' && w[2] != b' ')
-                {
-                    for part in token.split(|&c| c == b'@') {
-                        if !part.is_empty() {
-                            let mut t = b"UD:".to_vec();
-                            t.extend_from_slice(part);
-                            push(&t);
-                        }
-                    }
-                } else if token
-                    .windows(2)
-                    .any(|w| w[0] == b'.' && w[1].is_ascii_alphabetic())
-                {
-                    let mut t = b"UD:".to_vec();
-                    t.extend_from_slice(token);
-                    push(&t);
-                    let mut bit = token;
-                    while let Some(dot) = bit.iter().position(|&c| c == b'.') {
-                        bit = &bit[dot + 1..];
-                        if bit.is_empty() {
-                            break;
-                        }
-                        let mut t = b"UD:".to_vec();
-                        t.extend_from_slice(bit);
-                        push(&t);
-                    }
-                }
-            }
-            let mut token = token.to_vec();
-            if token.len() > MAX_TOKEN_LENGTH && !token.contains(&b'*') {
-                let mut t = b"sk:".to_vec();
-                t.extend_from_slice(&token[..7]);
-                token = t;
-            }
-            if body {
-                let odd =
-                    |c: &u8| !(c.is_ascii_alphanumeric() || *c == b'_' || *c == b':' || *c == b'*');
-                if token.iter().any(odd) {
-                    let d: Vec<u8> = token.iter().filter(|c| !odd(c)).copied().collect();
-                    push(&d);
-                }
-                if token.iter().any(u8::is_ascii_uppercase) {
-                    let lower = token.to_ascii_lowercase();
-                    if lower.iter().any(odd) {
-                        let d: Vec<u8> = lower.iter().filter(|c| !odd(c)).copied().collect();
-                        push(&d);
-                    }
-                    push(&lower);
-                }
-            }
-            push(&token);
-        }
-    }
-}
-
-fn split_runs(token: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i < token.len() {
-        let c = token[i];
-        if (c == b'.' || c == b'-') && i > 0 {
-            let run = token[i..].iter().take_while(|&&x| x == c).count();
-            let min = if c == b'.' { 3 } else { 2 };
-            if run >= min && i + run < token.len() {
-                out.push(&token[start..i]);
-                out.push(&token[i..i + run]);
-                i += run;
-                start = i;
-                continue;
-            }
-        }
-        i += 1;
-    }
-    out.push(&token[start..]);
-    out
-}
-
-fn trim_punct(t: &[u8]) -> &[u8] {
-    let p = |c: &u8| matches!(c, b'-' | b'\'' | b'"' | b'.' | b',');
-    let start = t.iter().position(|c| !p(c)).unwrap_or(t.len());
-    let end = t.iter().rposition(|c| !p(c)).map_or(start, |e| e + 1);
-    &t[start..end.max(start)]
-}
-
-/// The distinct tokens of a message.
-pub fn tokenize(msg: &Message) -> HashSet<Vec<u8>> {
-    let mut out = HashSet::new();
-    for h in &msg.headers {
-        let name = h.name.to_ascii_lowercase();
-        if IGNORED_HEADERS.contains(&name.as_str()) || name.starts_with("x-spam-") {
-            continue;
-        }
-        let prefix = format!("H{name}:");
-        if PRESENCE_ONLY.contains(&name.as_str()) {
-            out.insert(prefix.into_bytes());
-            continue;
-        }
-        let value = crate::msg::decode_header(&h.raw);
-        tokenize_line(&value, &prefix, false, &mut out);
-    }
-    for line in msg.visible_text.split(|&c| c == b'\n') {
-        tokenize_line(line, "", true, &mut out);
-    }
-    for uri in &msg.uris {
-        tokenize_line(uri.as_bytes(), "U:", false, &mut out);
-    }
-    out
 }
 
 /// Robinson's f(w) for a token seen `s` times in `ns` spams and `h` times in `nh` hams.
@@ -513,28 +264,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokenizer_follows_sa() {
-        let m = Message::parse(
-            b"From: Joe <joe@example.com>\nSubject: Cheap Pills\nMessage-ID: <1@x>\n\n\
-              Visit www.pills-example.com CHEAP... for $31,000,000 the and\n",
-        );
-        let t = tokenize(&m);
-        let has = |s: &str| t.contains(s.as_bytes());
-        assert!(has("Hsubject:Cheap"));
-        assert!(has("Hmessage-id:"));
-        assert!(!t.iter().any(|x| x.starts_with(b"Hmessage-id:<")));
-        assert!(has("UD:www.pills-example.com"));
-        assert!(has("UD:pills-example.com"));
-        assert!(has("CHEAP"));
-        assert!(has("cheap"));
-        assert!(has("$31,000,000"));
-        assert!(has("31000000"));
-        assert!(!has("and"));
-        let long = Message::parse(b"Subject: x\n\nsupercalifragilisticexpialidocious\n");
-        assert!(tokenize(&long).contains(&b"sk:superca"[..]));
-    }
-
-    #[test]
     fn chi_square_math() {
         assert!((chi2q(0.0, 2) - 1.0).abs() < 1e-12);
         // chi2q(x, 2) = exp(-x/2).
@@ -554,7 +283,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let m = Message::parse(b"Subject: buy now\nMessage-ID: <a@b>\n\nviagra cialis\n");
-        let toks = tokenize(&m);
+        let toks = crate::tokenizer::tokenize(&m, &HashSet::new());
         let id = message_id(&m);
         let batch = vec![(id, toks.clone())];
         assert_eq!(

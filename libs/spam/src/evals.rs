@@ -6,7 +6,10 @@ use crate::msg::{self, Message};
 /// An implemented eval test with its arguments parsed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Eval {
-    Bayes { min: f64, max: f64 },
+    Bayes {
+        min: f64,
+        max: f64,
+    },
     FromInWelcomelist,
     FromInBlocklist,
     ToInWelcomelist,
@@ -15,14 +18,34 @@ pub enum Eval {
     MimeHtmlOnly,
     HtmlTest(String),
     HtmlTagExists(String),
-    HtmlImageOnly { min: f64, max: f64 },
-    HtmlImageRatio { min: f64, max: f64 },
+    HtmlImageOnly {
+        min: f64,
+        max: f64,
+    },
+    HtmlImageRatio {
+        min: f64,
+        max: f64,
+    },
     SubjectAllCaps,
     ParseFlag(String),
-    HeaderCount { name: String, min: f64, max: f64 },
-    BodyLength { max: f64 },
-    Base64Length { min: f64, max: f64 },
+    HeaderCount {
+        name: String,
+        min: f64,
+        max: f64,
+    },
+    BodyLength {
+        max: f64,
+    },
+    Base64Length {
+        min: f64,
+        max: f64,
+    },
     Gtube,
+    /// Date header minus Received time within [min, max) hours.
+    ShiftedDate {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
 }
 
 /// What an eval test may look at besides the message.
@@ -79,6 +102,16 @@ impl Eval {
                 max: num(args, 1, f64::MAX),
             },
             "check_gtube" => Eval::Gtube,
+            "check_for_shifted_date" => {
+                let hours = |i: usize| {
+                    let a = args.get(i)?.trim().trim_matches(['\'', '"']);
+                    a.parse::<f64>().ok()
+                };
+                Eval::ShiftedDate {
+                    min: hours(0),
+                    max: hours(1),
+                }
+            }
             _ => return None,
         })
     }
@@ -136,6 +169,10 @@ impl Eval {
                 l > 0.0 && l >= *min && l <= *max
             }),
             Eval::Gtube => crate::is_gtube(&m.full),
+            Eval::ShiftedDate { min, max } => {
+                let diff = crate::dates::date_diff(m) as f64;
+                min.is_none_or(|h| diff >= h * 3600.0) && max.is_none_or(|h| diff < h * 3600.0)
+            }
         }
     }
 }

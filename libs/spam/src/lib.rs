@@ -5,12 +5,15 @@
 //! store, from any number of threads at once.
 
 mod bayes;
+mod dates;
 mod evals;
 mod expr;
 mod html;
 mod msg;
 mod perlre;
+mod relays;
 mod rules;
+mod tokenizer;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -339,7 +342,10 @@ impl Engine {
     /// Scores a message. Never panics: any input is some message.
     pub fn score(&self, message: &[u8]) -> SpamReport {
         let msg = Message::parse(message);
-        let tokens = self.store.as_ref().map(|_| bayes::tokenize(&msg));
+        let tokens = self
+            .store
+            .as_ref()
+            .map(|_| tokenizer::tokenize(&msg, &self.set.bayes_ignore_headers));
         let bayes_probability = match (&self.store, &tokens) {
             // A store that cannot be read makes Bayes abstain for this message
             // rather than failing the scan.
@@ -450,7 +456,10 @@ impl Engine {
             .iter()
             .map(|m| {
                 let msg = Message::parse(m);
-                (bayes::message_id(&msg), bayes::tokenize(&msg))
+                (
+                    bayes::message_id(&msg),
+                    tokenizer::tokenize(&msg, &self.set.bayes_ignore_headers),
+                )
             })
             .collect();
         store.learn(&batch, class == Class::Spam, forget)
@@ -546,6 +555,9 @@ fn header_value(msg: &Message, spec: &HeaderSpec) -> Option<Vec<u8>> {
         "ToCc" => &["To", "Cc"],
         "MESSAGEID" => &["Message-Id", "Resent-Message-Id", "X-Message-Id"],
         "EnvelopeFrom" => &["X-Envelope-From", "Return-Path", "Envelope-From"],
+        n if n.len() > 14 && n[..14].eq_ignore_ascii_case("X-Spam-Relays-") => {
+            return msg.relays.pseudo_header(n);
+        }
         _ => &single,
     };
     let mut values: Vec<&[u8]> = names

@@ -4,6 +4,7 @@
 //! bounds every recursion and count so that hostile MIME costs little.
 
 use crate::html::{self, HtmlFacts};
+use crate::relays::Relays;
 
 /// MIME nesting deeper than this is treated as an opaque body.
 const MAX_DEPTH: usize = 20;
@@ -53,6 +54,8 @@ pub struct Message {
     pub html: Option<HtmlFacts>,
     /// Visible text of all text parts, for Bayes.
     pub visible_text: Vec<u8>,
+    /// The trust path from the Received headers.
+    pub relays: Relays,
 }
 
 fn split_head_body(data: &[u8]) -> (&[u8], &[u8], bool) {
@@ -541,6 +544,7 @@ impl Message {
         let (head, body, missing) = split_head_body(data);
         msg.missing_separator = missing;
         msg.headers = parse_headers(head);
+        msg.relays = Relays::parse(&msg.headers);
         let headers = msg.headers.clone();
         let mut w = Walker {
             msg: &mut msg,

@@ -1,7 +1,7 @@
 //! Reading SpamAssassin rule files into a rule set: the directives, `if`/`ifplugin`
 //! blocks, `replace_rules` templates and the four score sets.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use pcre2::bytes::Regex;
@@ -167,6 +167,8 @@ pub struct RuleSet {
     pub bayes_auto_learn: Option<bool>,
     pub auto_learn_spam: Option<f64>,
     pub auto_learn_ham: Option<f64>,
+    /// `bayes_ignore_header` names, lowercase.
+    pub bayes_ignore_headers: HashSet<String>,
 }
 
 /// The parser's state across files: later definitions override earlier ones, as a
@@ -526,6 +528,11 @@ impl Loader {
             }
             "replace_start" => self.replace_start = Some(rest.to_string()),
             "replace_end" => self.replace_end = Some(rest.to_string()),
+            "bayes_ignore_header" => {
+                self.set
+                    .bayes_ignore_headers
+                    .extend(words.map(str::to_ascii_lowercase));
+            }
             "bayes_auto_learn" => self.set.bayes_auto_learn = Some(rest == "1"),
             "bayes_auto_learn_threshold_spam" => self.set.auto_learn_spam = rest.parse().ok(),
             "bayes_auto_learn_threshold_nonspam" => {

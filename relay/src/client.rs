@@ -1,5 +1,6 @@
-//! One SMTP client session (RFC 5321) with one server: greeting, EHLO, one
-//! mail transaction, QUIT.
+//! The SMTP client (RFC 5321): a connection is opened with greeting and
+//! EHLO, then carries one mail transaction, or several when relay keeps it
+//! for reuse (cache.rs), and ends with QUIT.
 //!
 //! Generic over the stream so tests can drive it; in production it is a TCP
 //! connection. Everything the server sends is checked: a reply that is late,
@@ -10,7 +11,6 @@ use std::fs::File;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailgate_ipc::envelope::{Micros, now_micros};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::content::{ContentReader, DotStuffer};
@@ -23,6 +23,10 @@ use crate::status::Status;
 /// can deadlock with a server whose replies fill the socket buffers).
 const PIPELINE_GROUP: usize = 100;
 
+/// How long a server may take to answer RSET on a reused connection
+/// (Postfix's smtp_rset_timeout).
+const RSET_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The message to transfer. Recipients are in the order of the request.
 pub struct Message<'a> {
     pub sender: &'a str,
@@ -34,17 +38,24 @@ pub struct Message<'a> {
     pub length: u64,
 }
 
-/// How a session ended.
-#[derive(Debug)]
-pub enum SessionResult {
-    /// No mail transaction was started (greeting or EHLO failed, or the
-    /// connection broke before MAIL FROM): another server may be tried.
-    Setup(Status),
-    /// The transaction ran: one final status per recipient, in order.
-    Transaction {
-        setup_done: Micros,
-        statuses: Vec<Status>,
-    },
+/// A transaction that ran: one final status per recipient, in order, and
+/// the connection when it may carry another transaction.
+pub struct Delivered<S> {
+    pub statuses: Vec<Status>,
+    pub connection: Option<Connection<S>>,
+}
+
+/// What is left of a connection after a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    /// The server accepted the message; the connection is clean and may
+    /// be reused.
+    Keep,
+    /// The dialogue is intact but the transaction failed: end it politely.
+    Quit,
+    /// The connection broke, timed out, or is mid-transaction: just close
+    /// it, so the server throws away what it has.
+    Drop,
 }
 
 /// What the server offered in its EHLO reply.
@@ -90,6 +101,7 @@ impl Extensions {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
     Greeting,
+    Rset,
     Ehlo,
     Helo,
     Mail,
@@ -103,6 +115,7 @@ impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Stage::Greeting => "receiving the initial server greeting",
+            Stage::Rset => "sending RSET command",
             Stage::Ehlo => "performing the EHLO handshake",
             Stage::Helo => "performing the HELO handshake",
             Stage::Mail => "sending MAIL FROM",
@@ -126,47 +139,78 @@ enum Fail {
 /// A command of the mail transaction, for pipelining.
 #[derive(Clone, Copy, Debug)]
 enum Command {
+    Rset,
     Mail,
     Rcpt(usize),
     Data,
 }
 
-struct Session<'a, S> {
+/// An SMTP session past greeting and EHLO, between transactions.
+pub struct Connection<S> {
     stream: BufReader<S>,
     /// `host[ip]`, for the texts.
-    host: &'a str,
+    host: String,
     timeouts: Timeouts,
+    ext: Extensions,
 }
 
-/// Runs one session on a connected stream.
-pub async fn run<S>(
+/// Greeting and EHLO (HELO if EHLO is refused) on a connected stream.
+/// Err: the server will not take mail on this connection, another server
+/// may be tried.
+pub async fn open<S>(
     stream: S,
-    host: &str,
+    host: String,
     helo_name: &str,
     timeouts: Timeouts,
-    message: &Message<'_>,
-) -> SessionResult
+) -> Result<Connection<S>, Status>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut session = Session {
+    let mut connection = Connection {
         stream: BufReader::new(stream),
         host,
         timeouts,
+        ext: Extensions::default(),
     };
-    let ext = match session.setup(helo_name).await {
-        Ok(ext) => ext,
-        Err(status) => return SessionResult::Setup(status),
-    };
-    let setup_done = now_micros();
-    let statuses = session.transaction(ext, message).await;
-    SessionResult::Transaction {
-        setup_done,
-        statuses,
-    }
+    connection.ext = connection.setup(helo_name).await?;
+    Ok(connection)
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// One mail transaction. A `reused` connection has carried one before
+    /// and starts with RSET, which also shows that the server is still
+    /// there (it may have closed the idle connection).
+    ///
+    /// Err: no transaction was started because the reused connection is
+    /// gone or refused RSET; the connection is dropped, and the message may
+    /// go on a new one without anything having been sent for it.
+    pub async fn send_mail(
+        mut self,
+        message: &Message<'_>,
+        reused: bool,
+    ) -> Result<Delivered<S>, Status> {
+        let (statuses, end) = self.transaction(message, reused).await?;
+        let connection = match end {
+            End::Keep => Some(self),
+            End::Quit => {
+                self.quit().await;
+                None
+            }
+            End::Drop => None,
+        };
+        Ok(Delivered {
+            statuses,
+            connection,
+        })
+    }
+
+    /// Ends the session politely; the answer does not matter.
+    pub async fn quit(&mut self) {
+        if self.send(b"QUIT\r\n", self.timeouts.quit).await.is_ok() {
+            let _ = self.read_reply(self.timeouts.quit).await;
+        }
+    }
+
     /// Greeting and EHLO (HELO if EHLO is refused).
     async fn setup(&mut self, helo_name: &str) -> Result<Extensions, Status> {
         let greeting = self
@@ -212,35 +256,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         Err(self.rejected(&helo, "HELO"))
     }
 
-    /// MAIL, RCPT, DATA, the content and the final dot; then QUIT.
-    async fn transaction(&mut self, ext: Extensions, message: &Message<'_>) -> Vec<Status> {
+    /// RSET when reused, then MAIL, RCPT, DATA, the content and the final
+    /// dot. Err only as [`send_mail`](Self::send_mail) says.
+    async fn transaction(
+        &mut self,
+        message: &Message<'_>,
+        reused: bool,
+    ) -> Result<(Vec<Status>, End), Status> {
+        let ext = self.ext;
         let all = |status: Status| vec![status; message.recipients.len()];
         if let Some(limit) = ext.size_limit
             && message.length > limit
         {
-            self.quit().await;
-            return all(Status::bounced(
+            let status = Status::bounced(
                 "5.3.4",
                 format!(
                     "message size {} exceeds size limit {limit} of server {}",
                     message.length, self.host
                 ),
-            ));
+            );
+            return Ok((all(status), End::Quit));
         }
         if message.smtputf8 && !ext.smtputf8 {
-            self.quit().await;
-            return all(Status::bounced(
+            let status = Status::bounced(
                 "5.6.7",
                 format!(
                     "SMTPUTF8 is required, but was not offered by host {}",
                     self.host
                 ),
-            ));
+            );
+            return Ok((all(status), End::Quit));
         }
 
         // Per recipient: None while accepted (or not yet answered).
         let mut outcome: Vec<Option<Status>> = vec![None; message.recipients.len()];
-        let mut commands = vec![Command::Mail];
+        let mut commands = Vec::with_capacity(message.recipients.len() + 3);
+        if reused {
+            commands.push(Command::Rset);
+        }
+        commands.push(Command::Mail);
         commands.extend((0..message.recipients.len()).map(Command::Rcpt));
         commands.push(Command::Data);
         let group = if ext.pipelining { PIPELINE_GROUP } else { 1 };
@@ -248,8 +302,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             // Without pipelining, DATA is only sent once a recipient is
             // accepted; with it, the server answers DATA with 5xx itself.
             if matches!(batch[0], Command::Data) && outcome.iter().all(Option::is_some) {
-                self.quit().await;
-                return finish(outcome, None);
+                return Ok((finish(outcome, None), End::Quit));
             }
             let mut text = Vec::new();
             for command in batch {
@@ -257,18 +310,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
             let (first_stage, first_timeout) = self.step(batch[0]);
             if let Err(f) = self.send(&text, first_timeout).await {
-                return finish(outcome, Some(self.broken(f, first_stage)));
+                let status = self.broken(f, first_stage);
+                if matches!(batch[0], Command::Rset) {
+                    return Err(status);
+                }
+                return Ok((finish(outcome, Some(status)), End::Drop));
             }
             for command in batch {
                 let (stage, timeout) = self.step(*command);
                 let reply = match self.read_reply(timeout).await {
                     Ok(reply) => reply,
-                    Err(f) => return finish(outcome, Some(self.broken(f, stage))),
+                    Err(f) => {
+                        let status = self.broken(f, stage);
+                        if matches!(command, Command::Rset) {
+                            return Err(status);
+                        }
+                        return Ok((finish(outcome, Some(status)), End::Drop));
+                    }
                 };
                 match command {
+                    // The commands pipelined after it are answered too, but
+                    // the connection is dropped unread.
+                    Command::Rset if !reply.is_positive() => {
+                        return Err(self.rejected(&reply, "RSET"));
+                    }
+                    Command::Rset => {}
                     Command::Mail if !reply.is_positive() => {
-                        self.quit().await;
-                        return all(self.rejected(&reply, "MAIL FROM"));
+                        return Ok((all(self.rejected(&reply, "MAIL FROM")), End::Quit));
                     }
                     Command::Mail => {}
                     Command::Rcpt(i) if !reply.is_positive() => {
@@ -276,9 +344,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     }
                     Command::Rcpt(_) => {}
                     Command::Data if reply.code != 354 => {
-                        self.quit().await;
                         let status = self.rejected(&reply, "DATA");
-                        return finish(outcome, Some(status));
+                        return Ok((finish(outcome, Some(status)), End::Quit));
                     }
                     Command::Data => {}
                 }
@@ -289,16 +356,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             // recipient: end the empty message at once (RFC 2920 §3.1).
             let _ = self.send(b".\r\n", self.timeouts.data_done).await;
             let _ = self.read_reply(self.timeouts.data_done).await;
-            self.quit().await;
-            return finish(outcome, None);
+            return Ok((finish(outcome, None), End::Quit));
         }
-        let status = self.send_content(message).await;
-        finish(outcome, Some(status))
+        let (status, end) = self.send_content(message).await;
+        Ok((finish(outcome, Some(status)), end))
     }
 
     /// The content, the final dot and its reply: the status of every
     /// recipient the server accepted.
-    async fn send_content(&mut self, message: &Message<'_>) -> Status {
+    async fn send_content(&mut self, message: &Message<'_>) -> (Status, End) {
         let mut reader =
             ContentReader::new(Arc::clone(&message.content), message.offset, message.length);
         let mut stuffer = DotStuffer::default();
@@ -310,26 +376,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 Ok(None) => break,
                 // The connection is dropped without the final dot, so the
                 // server throws the partial message away.
-                Err(e) => return Status::deferred("4.3.0", e.to_string()),
+                Err(e) => return (Status::deferred("4.3.0", e.to_string()), End::Drop),
             }
             if let Err(f) = self.send(&out, self.timeouts.data_xfer).await {
-                return self.broken(f, Stage::Body);
+                return (self.broken(f, Stage::Body), End::Drop);
             }
         }
         out.clear();
         stuffer.finish(&mut out);
         if let Err(f) = self.send(&out, self.timeouts.data_xfer).await {
-            return self.broken(f, Stage::Body);
+            return (self.broken(f, Stage::Body), End::Drop);
         }
         let reply = match self.read_reply(self.timeouts.data_done).await {
             Ok(reply) => reply,
-            Err(f) => return self.broken(f, Stage::Dot),
+            Err(f) => return (self.broken(f, Stage::Dot), End::Drop),
         };
-        self.quit().await;
         if reply.is_positive() {
-            Status::sent(reply.dsn(), reply.to_string())
+            (Status::sent(reply.dsn(), reply.to_string()), End::Keep)
         } else {
-            self.rejected(&reply, "end of DATA")
+            (self.rejected(&reply, "end of DATA"), End::Quit)
         }
     }
 
@@ -350,11 +415,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
             Command::Rcpt(i) => format!("RCPT TO:<{}>\r\n", message.recipients[i]),
             Command::Data => "DATA\r\n".to_string(),
+            Command::Rset => "RSET\r\n".to_string(),
         }
     }
 
     fn step(&self, command: Command) -> (Stage, Duration) {
         match command {
+            Command::Rset => (Stage::Rset, RSET_TIMEOUT),
             Command::Mail => (Stage::Mail, self.timeouts.mail),
             Command::Rcpt(_) => (Stage::Rcpt, self.timeouts.rcpt),
             Command::Data => (Stage::Data, self.timeouts.data_init),
@@ -459,13 +526,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
         }
     }
-
-    /// Ends the session politely; the answer does not matter.
-    async fn quit(&mut self) {
-        if self.send(b"QUIT\r\n", self.timeouts.quit).await.is_ok() {
-            let _ = self.read_reply(self.timeouts.quit).await;
-        }
-    }
 }
 
 /// Each recipient's final status: its own RCPT rejection, or `rest`.
@@ -487,6 +547,40 @@ mod tests {
     use mailgate_ipc::protocol::delivery::Outcome;
     use std::io::Write;
     use tokio::io::{AsyncReadExt, DuplexStream};
+
+    /// How a one-transaction session ended.
+    #[derive(Debug)]
+    enum SessionResult {
+        Setup(Status),
+        Transaction { statuses: Vec<Status> },
+    }
+
+    /// A session as relay ran it before connections were kept: open, one
+    /// transaction, QUIT.
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+        stream: S,
+        host: &str,
+        helo_name: &str,
+        timeouts: Timeouts,
+        message: &Message<'_>,
+    ) -> SessionResult {
+        let connection = match open(stream, host.to_string(), helo_name, timeouts).await {
+            Ok(connection) => connection,
+            Err(status) => return SessionResult::Setup(status),
+        };
+        match connection.send_mail(message, false).await {
+            Ok(Delivered {
+                statuses,
+                connection,
+            }) => {
+                if let Some(mut connection) = connection {
+                    connection.quit().await;
+                }
+                SessionResult::Transaction { statuses }
+            }
+            Err(status) => SessionResult::Setup(status),
+        }
+    }
 
     fn timeouts(t: Duration) -> Timeouts {
         Timeouts {
@@ -566,7 +660,7 @@ mod tests {
 
     fn statuses(result: SessionResult) -> Vec<Status> {
         match result {
-            SessionResult::Transaction { statuses, .. } => statuses,
+            SessionResult::Transaction { statuses } => statuses,
             SessionResult::Setup(status) => panic!("setup failed: {status:?}"),
         }
     }
@@ -833,5 +927,64 @@ mod tests {
             other => panic!("{other:?}"),
         }
         flood.abort();
+    }
+
+    #[tokio::test]
+    async fn only_an_accepted_message_leaves_the_connection_reusable() {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let server = tokio::spawn(scripted(
+            server,
+            vec![
+                "220 mx\r\n",
+                "250-mx\r\n250 PIPELINING\r\n",
+                "250 ok\r\n250 ok\r\n354 go\r\n",
+                "250 2.0.0 queued\r\n",
+                // Reused: RSET, MAIL, RCPT, DATA in one write.
+                "250 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n",
+                "554 5.7.1 content refused\r\n",
+                "221 bye\r\n",
+            ],
+        ));
+        let t = timeouts(Duration::from_secs(5));
+        let first = open(client, "h[ip]".into(), "gw", t).await.unwrap();
+        let message = message(vec!["a@x"], b"x\r\n");
+        let delivered = first.send_mail(&message, false).await.unwrap();
+        assert_eq!(delivered.statuses[0].outcome, Outcome::Sent);
+        let kept = delivered.connection.expect("kept after 250");
+        let delivered = kept.send_mail(&message, true).await.unwrap();
+        assert_eq!(delivered.statuses[0].outcome, Outcome::Bounced);
+        // A refused message ends the session with QUIT.
+        assert!(delivered.connection.is_none());
+        let dialogue = server.await.unwrap();
+        assert!(dialogue.contains(".\r\nRSET\r\nMAIL FROM:<alice@example.org>\r\n"));
+        assert!(dialogue.ends_with("QUIT\r\n"));
+    }
+
+    #[tokio::test]
+    async fn refused_rset_starts_no_transaction() {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let server = tokio::spawn(scripted(
+            server,
+            vec![
+                "220 mx\r\n",
+                "250 mx\r\n",
+                "421 4.4.2 idle too long, closing\r\n",
+            ],
+        ));
+        let t = timeouts(Duration::from_secs(5));
+        let connection = open(client, "h[ip]".into(), "gw", t).await.unwrap();
+        let status = match connection
+            .send_mail(&message(vec!["a@x"], b"x\r\n"), true)
+            .await
+        {
+            Err(status) => status,
+            Ok(_) => panic!("a refused RSET must not count as a transaction"),
+        };
+        assert!(
+            status.reason.contains("(in reply to RSET command)"),
+            "{status:?}"
+        );
+        // Without pipelining nothing but RSET went out.
+        assert_eq!(server.await.unwrap(), "EHLO gw\r\nRSET\r\n");
     }
 }

@@ -114,19 +114,37 @@ impl Default for DotStuffer {
 }
 
 impl DotStuffer {
-    /// Appends `input`, stuffed, to `out`.
+    /// Appends `input`, stuffed, to `out`. Whole lines are copied at once:
+    /// only a line's first byte and the byte before its LF need a look.
     pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
         out.reserve(input.len() + input.len() / 64 + 2);
-        for &b in input {
-            if self.line_start && b == b'.' {
+        let mut rest = input;
+        while let Some(&first) = rest.first() {
+            if self.line_start && first == b'.' {
                 out.push(b'.');
             }
-            if b == b'\n' && !self.after_cr {
-                out.push(b'\r');
+            match memchr::memchr(b'\n', rest) {
+                Some(end) => {
+                    let after_cr = match end {
+                        0 => self.after_cr,
+                        _ => rest[end - 1] == b'\r',
+                    };
+                    out.extend_from_slice(&rest[..end]);
+                    if !after_cr {
+                        out.push(b'\r');
+                    }
+                    out.push(b'\n');
+                    self.line_start = true;
+                    self.after_cr = false;
+                    rest = &rest[end + 1..];
+                }
+                None => {
+                    out.extend_from_slice(rest);
+                    self.line_start = false;
+                    self.after_cr = rest.last() == Some(&b'\r');
+                    rest = &[];
+                }
             }
-            out.push(b);
-            self.after_cr = b == b'\r';
-            self.line_start = b == b'\n';
         }
     }
 
@@ -172,6 +190,37 @@ mod tests {
             stuff(&[b"a\r", b"\n", b".b\r\n", b".", b"c\r\n"]),
             b"a\r\n..b\r\n..c\r\n.\r\n"
         );
+    }
+
+    #[test]
+    fn any_split_gives_the_bytewise_result() {
+        // The rule, one byte at a time, as the fast path must keep it.
+        fn bytewise(input: &[u8]) -> Vec<u8> {
+            let (mut line_start, mut after_cr, mut out) = (true, false, Vec::new());
+            for &b in input {
+                if line_start && b == b'.' {
+                    out.push(b'.');
+                }
+                if b == b'\n' && !after_cr {
+                    out.push(b'\r');
+                }
+                out.push(b);
+                after_cr = b == b'\r';
+                line_start = b == b'\n';
+            }
+            if !line_start {
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b".\r\n");
+            out
+        }
+        let input: &[u8] = b".a\r\n..b\n\n.\r\r\n.c\rd.\n\r.e";
+        for cut in 0..=input.len() {
+            for second in cut..=input.len() {
+                let chunks = [&input[..cut], &input[cut..second], &input[second..]];
+                assert_eq!(stuff(&chunks), bytewise(input), "cuts {cut} {second}");
+            }
+        }
     }
 
     #[test]

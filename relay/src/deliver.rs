@@ -1,20 +1,43 @@
-//! One delivery request: pick the servers, run sessions until one takes the
-//! mail transaction, and give every recipient a result and a log line.
+//! One delivery request: take a kept connection to the next hop or pick
+//! the servers and open sessions until one takes the mail transaction, and
+//! give every recipient a result and a log line.
 
 use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mailgate_ipc::envelope::{BodyType, Micros, now_micros};
 use mailgate_ipc::protocol::delivery::{RecipientResult, Request};
 use tokio::net::TcpStream;
 
-use crate::client::{self, Message, SessionResult};
+use crate::cache::ConnectionCache;
+use crate::client::{self, Connection, Delivered, Message};
 use crate::nexthop::{self, Nexthop};
 use crate::settings::Settings;
 use crate::status::{Status, Timeline, log_recipient};
+
+/// A connection kept for the next delivery to its next hop.
+pub struct Idle {
+    connection: Connection<TcpStream>,
+    /// The `relay=` label of its server.
+    relay: String,
+}
+
+pub type Cache = ConnectionCache<Idle>;
+
+impl Idle {
+    /// Ends the session with QUIT.
+    pub async fn quit(mut self) {
+        self.connection.quit().await;
+    }
+}
+
+/// Ends a connection that is not kept, without holding up a delivery.
+pub fn close(idle: Idle) {
+    tokio::spawn(idle.quit());
+}
 
 /// Delivers one request. `file` is the queue file that came with it, if
 /// any; `handoff` is when relay received the request.
@@ -22,6 +45,7 @@ pub async fn deliver(
     request: &Request,
     file: Option<Arc<File>>,
     settings: &Settings,
+    cache: &Cache,
     handoff: Micros,
 ) -> Vec<RecipientResult> {
     let mut timeline = Timeline {
@@ -52,7 +76,7 @@ pub async fn deliver(
             )
         }
         _ => match file {
-            Some(file) => smtp(request, file, settings, &mut timeline).await,
+            Some(file) => smtp(request, file, settings, cache, &mut timeline).await,
             None => (
                 "none".to_string(),
                 vec![
@@ -124,6 +148,7 @@ async fn smtp(
     request: &Request,
     file: Arc<File>,
     settings: &Settings,
+    cache: &Cache,
     timeline: &mut Timeline,
 ) -> (String, Vec<Status>) {
     let count = request.recipients.len();
@@ -134,10 +159,6 @@ async fn smtp(
     let nexthop = match Nexthop::parse(&request.nexthop) {
         Ok(nexthop) => nexthop,
         Err(e) => return none(Status::deferred("4.3.5", e.to_string())),
-    };
-    let targets = match nexthop::resolve(&nexthop, &settings.dns).await {
-        Ok(targets) => targets,
-        Err(status) => return none(status),
     };
 
     // Recipients that cannot be written as a command are refused here;
@@ -165,9 +186,41 @@ async fn smtp(
         offset: request.content_offset,
         length: request.content_length,
     };
+    let mut finish = |delivered: Delivered<TcpStream>, relay: String, born: Instant| {
+        for (i, status) in sendable.iter().zip(delivered.statuses) {
+            statuses[*i] = Some(status);
+        }
+        if let Some(connection) = delivered.connection {
+            let idle = Idle {
+                connection,
+                relay: relay.clone(),
+            };
+            if let Some(refused) = cache.put(&request.nexthop, idle, born, Instant::now()) {
+                close(refused);
+            }
+        }
+        relay
+    };
 
-    let mut relay = "none".to_string();
     let mut last = Status::deferred("4.4.1", "no server to connect to");
+
+    // A kept connection needs no lookup and no setup: Postfix logs c=0
+    // for it. One the server closed while it was idle fails its RSET
+    // before anything is sent, and the next (or a new one) is used.
+    while let Some((idle, born)) = cache.take(&request.nexthop, Instant::now()) {
+        let setup_done = now_micros();
+        if let Ok(delivered) = idle.connection.send_mail(&message, true).await {
+            timeline.setup_done = Some(setup_done);
+            let relay = finish(delivered, idle.relay, born);
+            return (relay, fill(statuses, &last));
+        }
+    }
+
+    let targets = match nexthop::resolve(&nexthop, &settings.dns).await {
+        Ok(targets) => targets,
+        Err(status) => return none(status),
+    };
+    let mut relay = "none".to_string();
     for target in &targets {
         let stream = match connect(target.addr, settings.timeouts.connect).await {
             Ok(stream) => stream,
@@ -179,29 +232,30 @@ async fn smtp(
             }
         };
         relay = target.label();
-        let host = target.host_label();
-        match client::run(
+        let born = Instant::now();
+        let opened = client::open(
             stream,
-            &host,
+            target.host_label(),
             &settings.helo_name,
             settings.timeouts,
-            &message,
         )
-        .await
-        {
-            SessionResult::Setup(status) => {
+        .await;
+        let setup_done = now_micros();
+        // A new connection always starts its transaction, so send_mail
+        // fails only after a failed setup; both mean: try the next server.
+        let sent = match opened {
+            Ok(connection) => connection.send_mail(&message, false).await,
+            Err(status) => Err(status),
+        };
+        match sent {
+            Ok(delivered) => {
+                timeline.setup_done = Some(setup_done);
+                let relay = finish(delivered, relay, born);
+                return (relay, fill(statuses, &last));
+            }
+            Err(status) => {
                 mailgate_log::info!("{}: {}", request.queue_id, status.reason);
                 last = status;
-            }
-            SessionResult::Transaction {
-                setup_done,
-                statuses: results,
-            } => {
-                timeline.setup_done = Some(setup_done);
-                for (i, status) in sendable.iter().zip(results) {
-                    statuses[*i] = Some(status);
-                }
-                return (relay, fill(statuses, &last));
             }
         }
     }
@@ -281,6 +335,10 @@ mod tests {
         );
     }
 
+    fn cache() -> Cache {
+        Cache::new(crate::cache::Limits::postfix(10))
+    }
+
     fn request(transport: &str, nexthop: &str, recipients: &[&str]) -> Request {
         Request {
             queue_id: "4ABC123".into(),
@@ -312,6 +370,7 @@ mod tests {
             &request("error", "5.1.1 no such user", &["a@x", "b@x"]),
             None,
             &settings,
+            &cache(),
             now_micros(),
         )
         .await;
@@ -323,6 +382,7 @@ mod tests {
             &request("discard", "", &["a@x"]),
             None,
             &settings,
+            &cache(),
             now_micros(),
         )
         .await;
@@ -334,6 +394,7 @@ mod tests {
             &request("smtp", "[127.0.0.1]", &["a@x"]),
             None,
             &settings,
+            &cache(),
             now_micros(),
         )
         .await;
@@ -361,7 +422,19 @@ mod tests {
         request.content_offset = 4;
         request.content_length = content.len() as u64;
         request.body_type = Some(BodyType::EightBitMime);
-        let results = deliver(&request, Some(Arc::new(file)), &settings, now_micros()).await;
+        let cache = cache();
+        let results = deliver(
+            &request,
+            Some(Arc::new(file)),
+            &settings,
+            &cache,
+            now_micros(),
+        )
+        .await;
+        // The connection was kept; relay closes it when it stops.
+        for idle in cache.drain() {
+            idle.quit().await;
+        }
         assert_eq!(results[0].outcome, Outcome::Sent, "{:?}", results[0]);
         assert_eq!(results[0].reason, "250 2.0.0 Ok: queued as SINK1");
         assert_eq!(
@@ -398,6 +471,7 @@ mod tests {
             &request("smtp", &nexthop, &["a@x"]),
             Some(file),
             &settings,
+            &cache(),
             now_micros(),
         )
         .await;
@@ -407,5 +481,68 @@ mod tests {
             results[0].reason,
             format!("connect to 127.0.0.1[127.0.0.1]:{port}: Connection refused")
         );
+    }
+
+    fn content_file() -> (Arc<File>, u64) {
+        let mut file = tempfile::tempfile().unwrap();
+        let content = b"Subject: x\r\n\r\nhi\r\n";
+        file.write_all(content).unwrap();
+        (Arc::new(file), content.len() as u64)
+    }
+
+    #[tokio::test]
+    async fn kept_connection_carries_the_next_message() {
+        let settings = crate::tests::settings();
+        let (port, server) = crate::tests::smtp_sink(1).await;
+        let cache = cache();
+        let (file, length) = content_file();
+        let mut request = request("smtp", &format!("[127.0.0.1]:{port}"), &["a@x"]);
+        request.content_length = length;
+        for _ in 0..3 {
+            let results = deliver(
+                &request,
+                Some(Arc::clone(&file)),
+                &settings,
+                &cache,
+                now_micros(),
+            )
+            .await;
+            assert_eq!(results[0].outcome, Outcome::Sent, "{:?}", results[0]);
+        }
+        for idle in cache.drain() {
+            idle.quit().await;
+        }
+        // One session: one EHLO, RSET before each later transaction.
+        let transcript = &server.await.unwrap()[0];
+        assert_eq!(transcript.matches("EHLO").count(), 1);
+        assert_eq!(transcript.matches("RSET\r\nMAIL FROM").count(), 2);
+        assert!(transcript.ends_with(".\r\nQUIT\r\n"), "{transcript}");
+    }
+
+    #[tokio::test]
+    async fn connection_closed_while_idle_is_replaced() {
+        let settings = crate::tests::settings();
+        let (port, server) = crate::tests::smtp_sink_hanging_up(2, 1).await;
+        let cache = cache();
+        let (file, length) = content_file();
+        let mut request = request("smtp", &format!("[127.0.0.1]:{port}"), &["a@x"]);
+        request.content_length = length;
+        for _ in 0..2 {
+            let results = deliver(
+                &request,
+                Some(Arc::clone(&file)),
+                &settings,
+                &cache,
+                now_micros(),
+            )
+            .await;
+            assert_eq!(results[0].outcome, Outcome::Sent, "{:?}", results[0]);
+        }
+        let transcripts = server.await.unwrap();
+        // The second message went on a new connection after the RSET on
+        // the dead one failed.
+        assert_eq!(transcripts.len(), 2);
+        assert!(transcripts[1].starts_with("EHLO"));
+        assert!(transcripts[1].contains("Subject: x"));
     }
 }

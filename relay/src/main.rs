@@ -6,10 +6,12 @@
 //! does. The same binary serves master.cf's `smtp` and `relay` services.
 //!
 //! A delivery, in reading order: serve.rs (the request) -> deliver.rs
-//! (transport, servers, results) -> nexthop.rs (MX and address lookup) ->
-//! client.rs (the SMTP session, using reply.rs and content.rs) -> status.rs
-//! (the result and its log line).
+//! (transport, servers, results) -> cache.rs (connections kept for reuse,
+//! as Postfix's scache) -> nexthop.rs (MX and address lookup) -> client.rs
+//! (the SMTP session, using reply.rs and content.rs) -> status.rs (the
+//! result and its log line).
 
+mod cache;
 mod client;
 mod content;
 mod deliver;
@@ -79,20 +81,29 @@ mod tests {
     /// every command (PIPELINING offered) and returns what each client
     /// wrote.
     pub async fn smtp_sink(sessions: usize) -> (u16, JoinHandle<Vec<String>>) {
+        smtp_sink_hanging_up(sessions, usize::MAX).await
+    }
+
+    /// The same, but the server hangs up on each connection after
+    /// `transactions` messages, as a server closing an idle connection.
+    pub async fn smtp_sink_hanging_up(
+        sessions: usize,
+        transactions: usize,
+    ) -> (u16, JoinHandle<Vec<String>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let handle = tokio::spawn(async move {
             let mut transcripts = Vec::new();
             for _ in 0..sessions {
                 let (stream, _) = listener.accept().await.unwrap();
-                transcripts.push(sink_session(stream).await);
+                transcripts.push(sink_session(stream, transactions).await);
             }
             transcripts
         });
         (port, handle)
     }
 
-    async fn sink_session(stream: tokio::net::TcpStream) -> String {
+    async fn sink_session(stream: tokio::net::TcpStream, mut transactions: usize) -> String {
         let (read, mut write) = stream.into_split();
         let mut read = BufReader::new(read);
         let mut transcript = String::new();
@@ -110,6 +121,14 @@ mod tests {
                     continue;
                 }
                 in_data = false;
+                transactions -= 1;
+                if transactions == 0 {
+                    write
+                        .write_all(b"250 2.0.0 Ok: queued as SINK1\r\n")
+                        .await
+                        .unwrap();
+                    break;
+                }
                 b"250 2.0.0 Ok: queued as SINK1\r\n"
             } else {
                 let upper = line.to_ascii_uppercase();

@@ -21,8 +21,12 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::deliver::deliver;
+use crate::cache::Limits;
+use crate::deliver::{Cache, close, deliver};
 use crate::settings::Settings;
+
+/// How long kept connections may take to answer QUIT when relay stops.
+const QUIT_AT_STOP: Duration = Duration::from_secs(2);
 
 pub async fn serve(
     listener: OwnedFd,
@@ -39,6 +43,9 @@ pub async fn serve(
     };
     let settings = Arc::new(settings);
     let slots = Arc::new(Semaphore::new(maxproc.max(1) as usize));
+    // No more idle connections than deliveries may run at once.
+    let cache = Arc::new(Cache::new(Limits::postfix(maxproc.max(1) as usize)));
+    let sweeper = tokio::spawn(sweep(Arc::clone(&cache)));
     let (stop, stopped) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -51,6 +58,7 @@ pub async fn serve(
                         stream,
                         Arc::clone(&settings),
                         Arc::clone(&slots),
+                        Arc::clone(&cache),
                         stopped.clone(),
                     ));
                 }
@@ -72,7 +80,30 @@ pub async fn serve(
     // Nobody may still hold the receiver; then nothing waits for the stop.
     let _ = stop.send(true);
     while connections.join_next().await.is_some() {}
+    sweeper.abort();
+    let mut quits = JoinSet::new();
+    for idle in cache.drain() {
+        quits.spawn(idle.quit());
+    }
+    // A server slow to answer QUIT must not hold up the stop; the rest are
+    // closed without their answer when `quits` is dropped.
+    let _ = tokio::time::timeout(QUIT_AT_STOP, async {
+        while quits.join_next().await.is_some() {}
+    })
+    .await;
     ExitCode::SUCCESS
+}
+
+/// Closes the connections that stayed idle for the time limit, as
+/// Postfix's scache does, so servers are not held busy for nothing.
+async fn sweep(cache: Arc<Cache>) {
+    let mut tick = tokio::time::interval(cache.limits().idle / 2);
+    loop {
+        tick.tick().await;
+        for idle in cache.expire(std::time::Instant::now()) {
+            close(idle);
+        }
+    }
 }
 
 fn listener_from(fd: OwnedFd) -> std::io::Result<UnixListener> {
@@ -87,6 +118,7 @@ async fn connection(
     stream: UnixStream,
     settings: Arc<Settings>,
     slots: Arc<Semaphore>,
+    cache: Arc<Cache>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut channel = Channel::new(stream);
@@ -114,7 +146,7 @@ async fn connection(
             // The semaphore is never closed, so acquiring cannot fail; if it
             // somehow did, delivering without a slot beats not delivering.
             let _slot = slots.acquire().await.ok();
-            deliver(&request, file, &settings, handoff).await
+            deliver(&request, file, &settings, &cache, handoff).await
         };
         if let Err(e) = channel.send(&Reply { results }, &[]).await {
             warning!("{}: cannot answer qmgr: {e}", request.queue_id);
@@ -135,7 +167,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay");
         let std_listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        let (smtp_port, server) = crate::tests::smtp_sink(2).await;
+        let (smtp_port, server) = crate::tests::smtp_sink(1).await;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let service = tokio::spawn(serve(
             OwnedFd::from(std_listener),
@@ -177,12 +209,15 @@ mod tests {
                 reply.results[0]
             );
         }
-        let transcripts = server.await.unwrap();
-        assert!(transcripts[1].contains("Subject: t\r\n\r\nhello\r\n.\r\n"));
-
-        // A connection idle between requests does not hold up the stop.
+        // A connection idle between requests does not hold up the stop,
+        // and the kept SMTP connection is closed with QUIT.
         stop_tx.send(()).unwrap();
         assert_eq!(service.await.unwrap(), ExitCode::SUCCESS);
+        let transcripts = server.await.unwrap();
+        let transcript = &transcripts[0];
+        assert_eq!(transcript.matches("EHLO").count(), 1);
+        assert!(transcript.contains("RSET\r\nMAIL FROM"));
+        assert!(transcript.ends_with("Subject: t\r\n\r\nhello\r\n.\r\nQUIT\r\n"));
         assert!(matches!(
             channel.recv::<Reply>().await,
             Err(IpcError::Closed)

@@ -243,13 +243,28 @@ fn clamd_down_or_no_scanner_means_4xx_never_unscanned_delivery() {
     let reply = send(&gateway, &message("no clamd", "NO-CLAMD"));
     assert!(reply.starts_with("451 4.7.1"), "clamd down: {reply}");
 
-    // content_scanner names a service master.cf does not run.
+    // The scanner service cannot start (its directory cannot be made): the
+    // master keeps its socket, nobody answers, cleanup times out.
     let backend2 = Backend::start();
-    let gateway2 = Gateway::start(&backend2, "content_scanner = scanner\n");
+    let gateway2 = start_with_scanner(
+        &backend2,
+        Path::new("/dev/null/scanner"),
+        "scanner_timeout = 2s\n",
+    );
     let reply = send(&gateway2, &message("no scanner", "NO-SCANNER"));
     assert!(reply.starts_with("451 4.7.1"), "no scanner: {reply}");
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(backend.messages().is_empty() && backend2.messages().is_empty());
+
+    // content_scanner naming a service master.cf does not run is a
+    // configuration error, found before anything runs.
+    let gateway3 = Gateway::configure(&backend2, "content_scanner = scanner\n");
+    let (code, _, err) = gateway3.admin(&["check"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("content_scanner = scanner: master.cf has no unix service"),
+        "{err}"
+    );
 }
 
 #[test]

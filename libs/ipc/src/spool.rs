@@ -80,6 +80,8 @@ pub fn is_queue_id(name: &str) -> bool {
 pub struct PendingFile {
     /// None once committed.
     file: Option<File>,
+    /// The temporary name is gone: the rename into place succeeded.
+    renamed: bool,
     temp: PathBuf,
     dir: PathBuf,
     final_path: PathBuf,
@@ -97,6 +99,7 @@ impl PendingFile {
             .open(&temp)?;
         Ok(PendingFile {
             file: Some(file),
+            renamed: false,
             temp,
             final_path: dir.join(queue_id),
             dir,
@@ -127,6 +130,7 @@ impl PendingFile {
             nix::fcntl::RenameFlags::RENAME_NOREPLACE,
         )
         .map_err(io::Error::from)?;
+        self.renamed = true;
         sync_dir(&self.dir)?;
         Ok(file)
     }
@@ -134,9 +138,12 @@ impl PendingFile {
 
 impl Drop for PendingFile {
     fn drop(&mut self) {
-        // Not committed, or the commit failed: the temporary file is garbage.
-        // After a successful rename the name is gone and this fails harmlessly.
-        let _ = std::fs::remove_file(&self.temp);
+        // Not committed, or the commit failed before the rename: the
+        // temporary file is garbage. After the rename there is nothing to
+        // remove, and an unlink would only contend for the directory lock.
+        if !self.renamed {
+            let _ = std::fs::remove_file(&self.temp);
+        }
     }
 }
 

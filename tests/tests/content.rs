@@ -472,3 +472,33 @@ fn quarantine_list_show_release_delete() {
     assert!(!ok && err.contains("no such message"), "{err}");
     assert_eq!(backend.messages().len(), 1);
 }
+
+#[test]
+fn check_lists_the_spam_rules_it_cannot_evaluate() {
+    let backend = Backend::start();
+    let home = scanner_home();
+    // The stock rules, as an installed spamassassin package provides them.
+    let extra = format!(
+        "{}spam_stock_rules_directory = /usr/share/spamassassin\n",
+        scanner_settings(home.path())
+    );
+    let gateway = Gateway::configure(&backend, &extra).with_scanner();
+    let (code, _, err) = gateway.admin(&["check"]);
+    assert_eq!(code, 0, "{err}");
+    let count_line = err
+        .lines()
+        .find(|l| l.contains("spam rules cannot be evaluated and never hit"))
+        .unwrap_or_else(|| panic!("no count of unevaluated rules: {err}"));
+    let count: usize = count_line
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .expect("a number");
+    let listed = err
+        .lines()
+        .filter(|l| l.contains("/usr/share/spamassassin/") && l.contains(": eval:"))
+        .count();
+    assert!(
+        count > 0 && listed > 0 && listed <= count,
+        "{count} counted, {listed} listed: {err}"
+    );
+}

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use clap::Args;
 use mailgate_spam::{Class, LearnOutcome};
 
+use crate::control::{self, MasterState};
 use crate::error::Error;
-use crate::locate::Invocation;
+use crate::locate::{self, Invocation};
 use crate::scan::{self, SpamCmdError};
 
 /// Messages learned per transaction: one disk sync per batch keeps learning a large
@@ -35,6 +36,17 @@ pub struct LearnArgs {
 
 pub fn run(invocation: &Invocation, args: &LearnArgs) -> Result<(), Error> {
     let config = invocation.load()?;
+    // The scanner opens the store before its sandbox and holds it (locked)
+    // while it runs; it may write no files, so it cannot learn for us.
+    let scanner_runs = !config.get("content_scanner").trim().is_empty()
+        && matches!(
+            control::master_state(&locate::pid_file(&config))?,
+            MasterState::Running(_)
+        );
+    if scanner_runs {
+        let store = PathBuf::from(config.get("spam_bayes_directory"));
+        return Err(Error::Spam(SpamCmdError::StoreInUse(store)));
+    }
     let engine = scan::engine(&config)?;
     let class = if args.spam { Class::Spam } else { Class::Ham };
     let sources = scan::collect(&args.paths)?;

@@ -35,6 +35,8 @@ pub struct ScanArgs {
 pub enum SpamCmdError {
     Engine(SpamError),
     Read { path: PathBuf, source: io::Error },
+    /// The running scanner holds the Bayes store open and locked.
+    StoreInUse(PathBuf),
 }
 
 impl fmt::Display for SpamCmdError {
@@ -42,6 +44,12 @@ impl fmt::Display for SpamCmdError {
         match self {
             SpamCmdError::Engine(e) => write!(f, "{e}"),
             SpamCmdError::Read { path, source } => write!(f, "{}: {source}", path.display()),
+            SpamCmdError::StoreInUse(path) => write!(
+                f,
+                "the Bayes store in {} is held by the running scanner; stop the gateway \
+                 (mailgate stop), learn, and start it again",
+                path.display()
+            ),
         }
     }
 }
@@ -51,6 +59,7 @@ impl std::error::Error for SpamCmdError {
         match self {
             SpamCmdError::Engine(e) => Some(e),
             SpamCmdError::Read { source, .. } => Some(source),
+            SpamCmdError::StoreInUse(_) => None,
         }
     }
 }

@@ -502,3 +502,24 @@ fn check_lists_the_spam_rules_it_cannot_evaluate() {
         "{count} counted, {listed} listed: {err}"
     );
 }
+
+#[test]
+fn learning_while_the_scanner_runs_is_refused_with_what_to_do() {
+    let backend = Backend::start();
+    let home = scanner_home();
+    let bayes = tempfile::tempdir().expect("tempdir");
+    let extra = format!("spam_bayes_directory = {}\n", bayes.path().display());
+    let gateway = start_with_scanner(&backend, home.path(), &extra);
+    let mail = tempfile::tempdir().expect("tempdir");
+    fs::write(mail.path().join("1.eml"), message("pills", "BUY-NOW")).expect("message");
+    let folder = mail.path().display().to_string();
+    let (code, _, err) = gateway.admin(&["learn", "--spam", &folder]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("held by the running scanner; stop the gateway"),
+        "{err}"
+    );
+    // The scanner is untouched and still scans.
+    let reply = send(&gateway, &message("after", "AFTER-LEARN"));
+    assert!(reply.starts_with("250"), "{reply}");
+}

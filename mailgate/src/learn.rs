@@ -3,10 +3,11 @@
 //! sa-learn.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
-use mailgate_spam::{Class, LearnOutcome};
+use mailgate_config::MainConfig;
+use mailgate_spam::{Class, LearnOutcome, StoreLock};
 
 use crate::control::{self, MasterState};
 use crate::error::Error;
@@ -36,18 +37,31 @@ pub struct LearnArgs {
 
 pub fn run(invocation: &Invocation, args: &LearnArgs) -> Result<(), Error> {
     let config = invocation.load()?;
-    // The scanner opens the store before its sandbox and holds it (locked)
-    // while it runs; it may write no files, so it cannot learn for us.
     let scanner_runs = !config.get("content_scanner").trim().is_empty()
         && matches!(
             control::master_state(&locate::pid_file(&config))?,
             MasterState::Running(_)
         );
+    let bayes_dir = config.get("spam_bayes_directory");
+    // The scanner works on a snapshot of the store; while this holds the
+    // lock, no scanner copies a store half learned. (Without a store,
+    // learn() says so.)
+    let lock = match bayes_dir.trim() {
+        "" => None,
+        dir => Some(StoreLock::exclusive(Path::new(dir)).map_err(SpamCmdError::Engine)?),
+    };
+    learn(&config, args)?;
+    drop(lock);
     if scanner_runs {
-        let store = PathBuf::from(config.get("spam_bayes_directory"));
-        return Err(Error::Spam(SpamCmdError::StoreInUse(store)));
+        // New scanners take a fresh snapshot; sessions in progress finish.
+        control::reload(invocation)?;
     }
-    let engine = scan::engine(&config)?;
+    Ok(())
+}
+
+/// Learns into the store that `config` names and prints a summary.
+fn learn(config: &MainConfig, args: &LearnArgs) -> Result<(), Error> {
+    let engine = scan::engine(config)?;
     let class = if args.spam { Class::Spam } else { Class::Ham };
     let sources = scan::collect(&args.paths)?;
     let mut counts = [0usize; 5];

@@ -35,8 +35,6 @@ pub struct ScanArgs {
 pub enum SpamCmdError {
     Engine(SpamError),
     Read { path: PathBuf, source: io::Error },
-    /// The running scanner holds the Bayes store open and locked.
-    StoreInUse(PathBuf),
 }
 
 impl fmt::Display for SpamCmdError {
@@ -44,12 +42,6 @@ impl fmt::Display for SpamCmdError {
         match self {
             SpamCmdError::Engine(e) => write!(f, "{e}"),
             SpamCmdError::Read { path, source } => write!(f, "{}: {source}", path.display()),
-            SpamCmdError::StoreInUse(path) => write!(
-                f,
-                "the Bayes store in {} is held by the running scanner; stop the gateway \
-                 (mailgate stop), learn, and start it again",
-                path.display()
-            ),
         }
     }
 }
@@ -59,7 +51,6 @@ impl std::error::Error for SpamCmdError {
         match self {
             SpamCmdError::Engine(e) => Some(e),
             SpamCmdError::Read { source, .. } => Some(source),
-            SpamCmdError::StoreInUse(_) => None,
         }
     }
 }

@@ -13,8 +13,19 @@ pub struct SpamEngine {
 impl SpamEngine {
     /// Loads the rules and opens the Bayes store; runs before the sandbox,
     /// while the rule files are reachable.
+    /// The Bayes store is a snapshot taken now (see mailgate_spam's
+    /// snapshot module), so `mailgate learn` can write the real one.
     pub fn load(config: &MainConfig) -> Result<SpamEngine, String> {
-        let engine_config = mailgate_spam::EngineConfig::from_main_cf(config);
+        let mut engine_config = mailgate_spam::EngineConfig::from_main_cf(config);
+        if let Some(dir) = engine_config
+            .bayes_dir
+            .take()
+            .filter(|_| engine_config.bayes_enabled)
+        {
+            let snapshot = mailgate_spam::scanner_snapshot(&dir)
+                .map_err(|e| format!("cannot take a snapshot of the Bayes store: {e}"))?;
+            engine_config.bayes_dir = Some(snapshot);
+        }
         mailgate_spam::Engine::load(&engine_config)
             .map(|engine| SpamEngine { engine })
             .map_err(|e| format!("cannot load the spam rules: {e}"))

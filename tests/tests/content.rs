@@ -504,22 +504,35 @@ fn check_lists_the_spam_rules_it_cannot_evaluate() {
 }
 
 #[test]
-fn learning_while_the_scanner_runs_is_refused_with_what_to_do() {
+fn learning_while_the_scanner_runs_reloads_it_with_a_fresh_snapshot() {
     let backend = Backend::start();
     let home = scanner_home();
     let bayes = tempfile::tempdir().expect("tempdir");
     let extra = format!("spam_bayes_directory = {}\n", bayes.path().display());
     let gateway = start_with_scanner(&backend, home.path(), &extra);
     let mail = tempfile::tempdir().expect("tempdir");
-    fs::write(mail.path().join("1.eml"), message("pills", "BUY-NOW")).expect("message");
+    for n in 0..3 {
+        fs::write(
+            mail.path().join(format!("{n}.eml")),
+            message(&format!("cheap pills {n}"), &format!("BUY-NOW-{n}")),
+        )
+        .expect("message file");
+    }
     let folder = mail.path().display().to_string();
-    let (code, _, err) = gateway.admin(&["learn", "--spam", &folder]);
-    assert_eq!(code, 1);
-    assert!(
-        err.contains("held by the running scanner; stop the gateway"),
-        "{err}"
-    );
-    // The scanner is untouched and still scans.
+    let (code, out, err) = gateway.admin(&["learn", "--spam", &folder]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("store: 3 spam"), "{out}");
+    assert!(err.contains("refreshing the mail system"), "{err}");
+    gateway.wait_for_log("reload -- version");
+    // The new scanner took a snapshot holding what was just learned.
+    let snapshot = bayes.path().join("scanner").join("bayes.redb");
+    wait_for("the scanner's fresh snapshot", || {
+        let learned = fs::metadata(bayes.path().join("bayes.redb")).ok()?.len();
+        (fs::metadata(&snapshot).ok()?.len() == learned).then_some(())
+    });
+    let (code, _, err) = gateway.admin(&["learn", "--forget", "--spam", &folder]);
+    assert_eq!(code, 0, "learning again while the new scanner runs: {err}");
     let reply = send(&gateway, &message("after", "AFTER-LEARN"));
     assert!(reply.starts_with("250"), "{reply}");
+    backend.wait_for_message("AFTER-LEARN");
 }

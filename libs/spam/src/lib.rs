@@ -13,6 +13,7 @@ mod msg;
 mod perlre;
 mod relays;
 mod rules;
+mod snapshot;
 mod tokenizer;
 
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ use mailgate_config::MainConfig;
 
 pub use bayes::LearnOutcome;
 pub use rules::UnsupportedRule;
+pub use snapshot::{StoreLock, scanner_snapshot};
 
 use crate::expr::Expr;
 use crate::msg::Message;

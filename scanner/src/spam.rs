@@ -17,6 +17,15 @@ impl SpamEngine {
     /// snapshot module), so `mailgate learn` can write the real one.
     pub fn load(config: &MainConfig) -> Result<SpamEngine, String> {
         let mut engine_config = mailgate_spam::EngineConfig::from_main_cf(config);
+        // Learning writes the store, and the scanner's sandbox allows no
+        // file writes: learning is `mailgate learn`'s job.
+        if engine_config.auto_learn {
+            mailgate_log::warning!(
+                "spam_bayes_auto_learn = yes is ignored by the scanner, which may write no \
+                 files; train with mailgate learn"
+            );
+            engine_config.auto_learn = false;
+        }
         if let Some(dir) = engine_config
             .bayes_dir
             .take()

@@ -388,6 +388,14 @@ impl Gateway {
         self
     }
 
+    /// Appends lines to main.cf (for settings that name files in the
+    /// gateway's own directory).
+    pub fn add_main_cf(&self, lines: &str) {
+        let path = self.path("main.cf");
+        let text = fs::read_to_string(&path).expect("main.cf");
+        fs::write(&path, format!("{text}{lines}\n")).expect("main.cf");
+    }
+
     pub fn launch(mut self) -> Gateway {
         self.spawn_master();
         self

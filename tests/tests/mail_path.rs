@@ -148,14 +148,7 @@ fn relay_recipient_maps_and_sighup_reload() {
         "relay_recipient_maps = hash:{}\ntable_check_interval = 1h\n",
         table.display()
     );
-    fs::write(
-        gateway.path("main.cf"),
-        format!(
-            "{}{extra}",
-            fs::read_to_string(gateway.path("main.cf")).unwrap()
-        ),
-    )
-    .unwrap();
+    gateway.add_main_cf(&extra);
     let gateway = gateway.launch();
 
     let mut client = Client::connect(gateway.port, "127.0.0.8").expect("connect");
@@ -203,14 +196,7 @@ fn a_changed_table_is_reloaded_without_sighup() {
         "smtpd_recipient_restrictions = check_recipient_access hash:{}\n",
         table.display()
     );
-    fs::write(
-        gateway.path("main.cf"),
-        format!(
-            "{}{extra}",
-            fs::read_to_string(gateway.path("main.cf")).unwrap()
-        ),
-    )
-    .unwrap();
+    gateway.add_main_cf(&extra);
     let gateway = gateway.launch();
     let rcpt = |address: &str| {
         let mut client = Client::connect(gateway.port, "127.0.0.9").expect("connect");

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use mailgate_config::MainConfig;
-use mailgate_spam::{Engine, EngineConfig, SpamError, SpamReport};
+use mailgate_spam::{Engine, EngineConfig, Levels, SpamError, SpamReport};
 use rayon::prelude::*;
 
 use crate::error::Error;
@@ -180,37 +180,6 @@ pub fn engine(config: &MainConfig) -> Result<Engine, SpamCmdError> {
     Engine::load(&EngineConfig::from_main_cf(config)).map_err(SpamCmdError::Engine)
 }
 
-/// The amavisd-new levels that decide the action.
-struct Levels {
-    tag: f64,
-    tag2: f64,
-    kill: f64,
-}
-
-impl Levels {
-    fn from(config: &MainConfig) -> Levels {
-        Levels {
-            tag: config.score("spam_tag_level"),
-            tag2: config.score("spam_tag2_level"),
-            kill: config.score("spam_kill_level"),
-        }
-    }
-
-    /// What the gateway would do: pass, tag (X-Spam headers), spam (flagged and
-    /// subject-tagged) or kill (refused or quarantined per spam_kill_action).
-    fn action(&self, score: f64) -> &'static str {
-        if score >= self.kill {
-            "kill"
-        } else if score >= self.tag2 {
-            "spam"
-        } else if score >= self.tag {
-            "tag"
-        } else {
-            "pass"
-        }
-    }
-}
-
 fn line(source: &Source, report: &SpamReport, levels: &Levels, json: bool) -> String {
     let action = levels.action(report.score);
     if !json {
@@ -249,7 +218,7 @@ pub fn run(invocation: &Invocation, args: &ScanArgs) -> Result<(), Error> {
             .collect();
         return write_out(&mut out, text.as_bytes());
     }
-    let levels = Levels::from(&config);
+    let levels = Levels::from_main_cf(&config);
     let sources = collect(&args.paths)?;
     let lines: Vec<Result<String, SpamCmdError>> = sources
         .par_iter()

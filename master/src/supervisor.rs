@@ -91,7 +91,27 @@ pub struct Master {
     table_files: Vec<PathBuf>,
     table_stamps: Vec<Option<(SystemTime, u64)>>,
     next_table_check: Instant,
+    timing: Timing,
     _pid_lock: PidLock,
+}
+
+/// The master's own time settings, from the configuration last loaded.
+struct Timing {
+    table_check_interval: Duration,
+    service_throttle_time: Duration,
+    master_drain_time: Duration,
+}
+
+impl Timing {
+    fn from(config: &MainConfig) -> Timing {
+        Timing {
+            table_check_interval: config
+                .time("table_check_interval")
+                .max(Duration::from_secs(1)),
+            service_throttle_time: config.time("service_throttle_time"),
+            master_drain_time: config.time("master_drain_time"),
+        }
+    }
 }
 
 impl Master {
@@ -148,6 +168,7 @@ impl Master {
             table_stamps: stamps(&settings.table_files),
             table_files: settings.table_files.clone(),
             next_table_check: Instant::now(),
+            timing: Timing::from(&settings.config),
             _pid_lock: pid_lock,
         };
         let log_mode = matches!(
@@ -173,6 +194,7 @@ impl Master {
     /// Starts the services of a (new) configuration, reusing listeners that
     /// already exist for the same endpoint.
     fn install(&mut self, settings: Settings) -> Result<(), MasterError> {
+        self.timing = Timing::from(&settings.config);
         let mut old: HashMap<String, Running> = self
             .services
             .drain(..)
@@ -278,7 +300,7 @@ impl Master {
     }
 
     fn check_tables(&mut self) {
-        self.next_table_check = Instant::now() + self.table_check_interval();
+        self.next_table_check = Instant::now() + self.timing.table_check_interval;
         let now = stamps(&self.table_files);
         if now != self.table_stamps {
             let changed: Vec<String> = self
@@ -291,13 +313,6 @@ impl Master {
             self.table_stamps = now;
             self.reload(&format!("table {} changed -- reload", changed.join(", ")));
         }
-    }
-
-    fn table_check_interval(&self) -> Duration {
-        load_settings(&self.config_dir, &self.overrides)
-            .map(|s| s.config.time("table_check_interval"))
-            .unwrap_or(Duration::from_secs(5))
-            .max(Duration::from_secs(1))
     }
 
     /// Collects exited children and decides what to do about each.
@@ -338,9 +353,7 @@ impl Master {
                 0
             };
             if running.startup_deaths >= STARTUP_DEATHS_BEFORE_THROTTLE {
-                let throttle = load_settings(&self.config_dir, &self.overrides)
-                    .map(|s| s.config.time("service_throttle_time"))
-                    .unwrap_or(Duration::from_secs(60));
+                let throttle = self.timing.service_throttle_time;
                 warning!(
                     "{program}: bad command startup -- throttling for {}s",
                     throttle.as_secs()
@@ -396,9 +409,7 @@ impl Master {
     /// SIGKILL for what is left.
     fn drain(&mut self) -> ExitCode {
         sd_notify("STOPPING=1");
-        let drain_time = load_settings(&self.config_dir, &self.overrides)
-            .map(|s| s.config.time("master_drain_time"))
-            .unwrap_or(Duration::from_secs(30));
+        let drain_time = self.timing.master_drain_time;
         let mut children: Vec<Pid> = self.services.iter().filter_map(|r| r.pid).collect();
         children.extend(self.retiring.keys().copied());
         for pid in &children {

@@ -17,7 +17,7 @@ use mailgate_ipc::envelope::now_micros;
 use mailgate_ipc::protocol::delivery::{Reply, Request};
 use mailgate_ipc::{Channel, IpcError};
 use mailgate_log::{fatal, warning};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixStream;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -34,7 +34,7 @@ pub async fn serve(
     maxproc: u32,
     shutdown: impl Future<Output = ()>,
 ) -> ExitCode {
-    let listener = match listener_from(listener) {
+    let listener = match mailgate_ipc::server::unix_listener(listener) {
         Ok(listener) => listener,
         Err(e) => {
             fatal!("cannot use the inherited listening socket: {e}");
@@ -104,12 +104,6 @@ async fn sweep(cache: Arc<Cache>) {
             close(idle);
         }
     }
-}
-
-fn listener_from(fd: OwnedFd) -> std::io::Result<UnixListener> {
-    let listener = std::os::unix::net::UnixListener::from(fd);
-    listener.set_nonblocking(true)?;
-    UnixListener::from_std(listener)
 }
 
 /// One connection from qmgr: requests in sequence until it closes or the

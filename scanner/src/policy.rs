@@ -17,15 +17,7 @@ pub fn parse_action(parameter: &str, value: &str) -> Result<Action, String> {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-pub struct Levels {
-    /// X-Spam-Status, X-Spam-Score, X-Spam-Level at or above this.
-    pub tag: f64,
-    /// X-Spam-Flag: YES and the subject tag at or above this.
-    pub tag2: f64,
-    /// spam_kill_action at or above this.
-    pub kill: f64,
-}
+pub use mailgate_spam::Levels;
 
 /// Per-recipient tables, as amavisd-new's %*_lovers_maps and
 /// %bypass_*_checks_maps. A key found with a value other than "no" counts.

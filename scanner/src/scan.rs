@@ -59,11 +59,7 @@ impl Scanner {
             bypass_banned: tables("bypass_banned_checks_maps"),
         };
         let banned_tables = tables("banned_filename_re");
-        let levels = Levels {
-            tag: config.score("spam_tag_level"),
-            tag2: config.score("spam_tag2_level"),
-            kill: config.score("spam_kill_level"),
-        };
+        let levels = Levels::from_main_cf(config);
         let mut action = |name: &str| {
             parse_action(name, &config.get(name)).unwrap_or_else(|e| {
                 errors.push(e);

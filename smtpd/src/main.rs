@@ -3,7 +3,6 @@
 //! 250 only once cleanup has the message on stable storage.
 
 mod address;
-mod cleanup_client;
 mod command;
 mod data;
 mod reply;

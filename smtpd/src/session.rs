@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use mailgate_ipc::envelope::{ClientInfo, Envelope, Recipient, now_micros};
 use mailgate_ipc::spool::service_socket;
+use mailgate_ipc::submit::{CleanupSession, Committed, Content};
 use mailgate_log::{info, warning};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::address::{Address, ReversePath};
-use crate::cleanup_client::{CleanupSession, Content, Outcome};
 use crate::command::{self, Command, MailParams, ParseOptions, RcptParams, Verb};
 use crate::data::{DataReader, Feed, Limits, Verdict};
 use crate::reply::Reply;
@@ -576,14 +576,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         // Invariant 1: 250 only for Queued, which cleanup sends once the
         // queue file is durable.
         match cleanup.commit(envelope, &sealed).await {
-            Ok(Outcome::Queued(queue_id)) => {
+            Ok(Committed::Queued(queue_id)) => {
                 // "without delivering mail": the error counters restart.
                 self.errors = 0;
                 self.junk = 0;
                 Ok(Reply::new(250, format!("2.0.0 Ok: queued as {queue_id}")))
             }
             // cleanup logs its own rejections with the queue ID.
-            Ok(Outcome::Rejected(reply) | Outcome::Deferred(reply)) => Ok(reply),
+            Ok(Committed::Rejected(reply) | Committed::Deferred(reply)) => Ok(Reply::from(&reply)),
             Err(e) => {
                 warning!("{id}: {e}");
                 Ok(queue_error())

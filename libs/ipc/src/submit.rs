@@ -16,6 +16,7 @@ use nix::sys::memfd::{MFdFlags, memfd_create};
 
 use crate::envelope::{ClientInfo, Envelope, SmtpReply};
 use crate::protocol::cleanup::{Reply, Request};
+use crate::spool::is_queue_id;
 use crate::{Channel, IpcError};
 
 #[derive(Debug)]
@@ -62,22 +63,133 @@ pub fn local_client() -> ClientInfo {
     }
 }
 
-/// The content in a sealed memfd, rewound: cleanup reads it and nobody can
-/// change it after the hand-over.
-pub fn sealed_content(content: &[u8]) -> io::Result<File> {
-    let fd = memfd_create(
-        c"local-message",
-        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
-    )?;
-    let mut file = File::from(fd);
-    file.write_all(content)?;
-    file.rewind()?;
-    let seals = SealFlag::F_SEAL_SHRINK
-        | SealFlag::F_SEAL_GROW
-        | SealFlag::F_SEAL_WRITE
-        | SealFlag::F_SEAL_SEAL;
-    fcntl(&file, FcntlArg::F_ADD_SEALS(seals))?;
-    Ok(file)
+/// The message content being written: an anonymous memory file, so the
+/// writer needs no file system and the reader gets a descriptor.
+pub struct Content {
+    file: File,
+}
+
+/// The content, sealed and rewound: nobody can change it after the
+/// hand-over, and cleanup (which shares the file offset) reads it from the
+/// start.
+pub struct SealedContent {
+    file: File,
+}
+
+impl Content {
+    pub fn new() -> io::Result<Content> {
+        let fd = memfd_create(
+            c"message",
+            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+        )?;
+        Ok(Content {
+            file: File::from(fd),
+        })
+    }
+
+    /// Writing to a memfd copies into page cache; it does not block on I/O.
+    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)
+    }
+
+    pub fn seal(mut self) -> io::Result<SealedContent> {
+        self.file.rewind()?;
+        let seals = SealFlag::F_SEAL_SHRINK
+            | SealFlag::F_SEAL_GROW
+            | SealFlag::F_SEAL_WRITE
+            | SealFlag::F_SEAL_SEAL;
+        fcntl(&self.file, FcntlArg::F_ADD_SEALS(seals))?;
+        Ok(SealedContent { file: self.file })
+    }
+}
+
+/// `bytes` in a sealed memfd.
+pub fn sealed_content(bytes: &[u8]) -> io::Result<SealedContent> {
+    let mut content = Content::new()?;
+    content.write(bytes)?;
+    content.seal()
+}
+
+/// What cleanup made of a committed message. Only `Queued` means the queue
+/// file is durable; a reply of the wrong class is an error, never turned
+/// into an acceptance or into a refusal cleanup did not mean.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Committed {
+    Queued(String),
+    Rejected(SmtpReply),
+    Deferred(SmtpReply),
+}
+
+/// One transaction with cleanup. Dropping it closes the connection, which
+/// tells cleanup to discard the transaction (RSET, a lost client).
+pub struct CleanupSession {
+    channel: Channel,
+    queue_id: String,
+    timeout: Duration,
+}
+
+impl CleanupSession {
+    /// Connects to `socket` and opens a transaction; cleanup names its
+    /// queue ID.
+    pub async fn begin(socket: &Path, timeout: Duration) -> Result<CleanupSession, SubmitError> {
+        // Boxed: a Channel call future is large, and inlined into every
+        // caller's future it would be copied about on the stack at each
+        // level of polling.
+        let connect = Box::pin(async {
+            let mut channel = Channel::connect(socket)
+                .await
+                .map_err(SubmitError::Connect)?;
+            let reply = channel
+                .call::<_, Reply>(&Request::Begin, &[])
+                .await
+                .map_err(SubmitError::Ipc)?;
+            Ok((channel, reply))
+        });
+        let (channel, reply) = tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| SubmitError::Timeout)??;
+        match reply {
+            Reply::Started { queue_id } if is_queue_id(&queue_id) => Ok(CleanupSession {
+                channel,
+                queue_id,
+                timeout,
+            }),
+            other => Err(SubmitError::Unexpected(format!(
+                "answer to Begin: {other:?}"
+            ))),
+        }
+    }
+
+    pub fn queue_id(&self) -> &str {
+        &self.queue_id
+    }
+
+    /// Hands over the envelope and the sealed content and waits for
+    /// cleanup's verdict.
+    pub async fn commit(
+        mut self,
+        envelope: Envelope,
+        content: &SealedContent,
+    ) -> Result<Committed, SubmitError> {
+        let request = Request::Commit {
+            envelope: Box::new(envelope),
+        };
+        let fds = [content.file.as_fd()];
+        // Boxed for the reason given in `begin`.
+        let call = Box::pin(self.channel.call::<_, Reply>(&request, &fds));
+        let reply = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| SubmitError::Timeout)?
+            .map_err(SubmitError::Ipc)?;
+        match reply {
+            Reply::Queued { queue_id } if is_queue_id(&queue_id) => Ok(Committed::Queued(queue_id)),
+            Reply::Rejected(r) if (500..600).contains(&r.code) => Ok(Committed::Rejected(r)),
+            Reply::Deferred(r) if (400..500).contains(&r.code) => Ok(Committed::Deferred(r)),
+            other => Err(SubmitError::Unexpected(format!(
+                "answer to Commit: {other:?}"
+            ))),
+        }
+    }
 }
 
 /// Queues `content` (CRLF line ends, not dot-stuffed) with `envelope`
@@ -89,43 +201,12 @@ pub async fn submit(
     content: &[u8],
     timeout: Duration,
 ) -> Result<String, SubmitError> {
-    let file = sealed_content(content).map_err(SubmitError::Content)?;
-    // Boxed: a Channel call holds a large receive buffer (see smtpd's
-    // cleanup client).
-    let exchange = Box::pin(async {
-        let mut channel = Channel::connect(socket)
-            .await
-            .map_err(SubmitError::Connect)?;
-        match channel
-            .call::<_, Reply>(&Request::Begin, &[])
-            .await
-            .map_err(SubmitError::Ipc)?
-        {
-            Reply::Started { .. } => {}
-            other => {
-                return Err(SubmitError::Unexpected(format!(
-                    "answer to Begin: {other:?}"
-                )));
-            }
-        }
-        let request = Request::Commit {
-            envelope: Box::new(envelope),
-        };
-        channel
-            .call::<_, Reply>(&request, &[file.as_fd()])
-            .await
-            .map_err(SubmitError::Ipc)
-    });
-    let reply = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| SubmitError::Timeout)??;
-    match reply {
-        Reply::Queued { queue_id } if crate::spool::is_queue_id(&queue_id) => Ok(queue_id),
-        Reply::Rejected(r) => Err(SubmitError::Rejected(r)),
-        Reply::Deferred(r) => Err(SubmitError::Deferred(r)),
-        other => Err(SubmitError::Unexpected(format!(
-            "answer to Commit: {other:?}"
-        ))),
+    let content = sealed_content(content).map_err(SubmitError::Content)?;
+    let session = CleanupSession::begin(socket, timeout).await?;
+    match session.commit(envelope, &content).await? {
+        Committed::Queued(queue_id) => Ok(queue_id),
+        Committed::Rejected(r) => Err(SubmitError::Rejected(r)),
+        Committed::Deferred(r) => Err(SubmitError::Deferred(r)),
     }
 }
 
@@ -136,10 +217,11 @@ mod tests {
 
     #[test]
     fn content_is_sealed_and_rewound() {
-        let mut file = sealed_content(b"Subject: x\r\n\r\nbody\r\n").unwrap();
+        let mut sealed = sealed_content(b"Subject: x\r\n\r\nbody\r\n").unwrap();
         let mut text = String::new();
-        file.read_to_string(&mut text).unwrap();
+        sealed.file.read_to_string(&mut text).unwrap();
         assert_eq!(text, "Subject: x\r\n\r\nbody\r\n");
-        assert!(file.write_all(b"more").is_err());
+        assert!(sealed.file.write_all(b"more").is_err());
+        assert!(sealed.file.set_len(0).is_err());
     }
 }

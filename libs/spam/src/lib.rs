@@ -159,6 +159,42 @@ impl EngineConfig {
     }
 }
 
+/// The levels, named as amavisd-new names them, that turn a score into
+/// what the gateway does; the scanner and `mailgate scan` share them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Levels {
+    /// X-Spam-Status, X-Spam-Score, X-Spam-Level at or above this.
+    pub tag: f64,
+    /// X-Spam-Flag: YES and the subject tag at or above this.
+    pub tag2: f64,
+    /// spam_kill_action at or above this.
+    pub kill: f64,
+}
+
+impl Levels {
+    pub fn from_main_cf(config: &MainConfig) -> Levels {
+        Levels {
+            tag: config.score("spam_tag_level"),
+            tag2: config.score("spam_tag2_level"),
+            kill: config.score("spam_kill_level"),
+        }
+    }
+
+    /// pass, tag (X-Spam headers), spam (flagged and subject-tagged) or
+    /// kill (spam_kill_action).
+    pub fn action(&self, score: f64) -> &'static str {
+        if score >= self.kill {
+            "kill"
+        } else if score >= self.tag2 {
+            "spam"
+        } else if score >= self.tag {
+            "tag"
+        } else {
+            "pass"
+        }
+    }
+}
+
 /// The outcome of scoring one message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpamReport {

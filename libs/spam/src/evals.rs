@@ -485,10 +485,16 @@ fn to_in_subject(m: &Message, test: &str) -> bool {
     };
     let subject = m.header("subject").unwrap_or_default();
     let quoted = |b: &[u8]| pcre2_quote(&String::from_utf8_lossy(b));
+    let user = &to[..to.iter().position(|&c| c == b'@').unwrap_or(to.len())];
+    let needle = if test == "address" { &to[..] } else { user };
+    // Every pattern below needs the text itself in the subject; most subjects lack
+    // it, and then no regex need be compiled for this message.
+    if !contains_ignoring_ascii_case(&subject, needle) {
+        return false;
+    }
     let pattern = match test {
         "address" => format!(r"(?i)\b{}\b", quoted(&to)),
         "user" => {
-            let user = &to[..to.iter().position(|&c| c == b'@').unwrap_or(to.len())];
             let u = quoted(user);
             format!(
                 r"(?i)^(?:(?:re|fw):\s*(?:\w+\s+)?{u}$|(?-i:{u})\s*[,:;!?-](?:$|\s)|{u}$|,\s*{u}[,:;!?-]$)"
@@ -497,6 +503,13 @@ fn to_in_subject(m: &Message, test: &str) -> bool {
         _ => return false,
     };
     pcre2::bytes::Regex::new(&pattern).is_ok_and(|re| re.is_match(&subject).unwrap_or(false))
+}
+
+fn contains_ignoring_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty()
+        || haystack
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// HeaderEval's gated_through_received_hdr_remover: mail whose Received headers

@@ -3,12 +3,14 @@
 //! `if` lines (`version`, `plugin(...)`, `can(...)`). Both follow Perl's operator
 //! precedence, which is what the rule authors wrote them against.
 
-/// A parsed expression. Identifiers are rule names in metas and are resolved by the
-/// caller; in `if` conditions, `plugin(X)` and `can(X)` become `Call`.
+/// A parsed expression. Identifiers are rule names in metas, which `resolve` turns
+/// into rule indexes; in `if` conditions, `plugin(X)` and `can(X)` become `Call`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
     Num(f64),
     Ident(String),
+    /// A rule identifier resolved to the rule's index.
+    Rule(usize),
     Call(String, String),
     Not(Box<Expr>),
     Neg(Box<Expr>),
@@ -219,7 +221,7 @@ pub fn eval(e: &Expr, lookup: &mut dyn FnMut(&Expr) -> f64) -> f64 {
     let b = |x: bool| if x { 1.0 } else { 0.0 };
     match e {
         Expr::Num(n) => *n,
-        Expr::Ident(_) | Expr::Call(..) => lookup(e),
+        Expr::Ident(_) | Expr::Rule(_) | Expr::Call(..) => lookup(e),
         Expr::Not(x) => b(eval(x, lookup) == 0.0),
         Expr::Neg(x) => -eval(x, lookup),
         Expr::Bin(op, l, r) => {
@@ -249,16 +251,33 @@ pub fn eval(e: &Expr, lookup: &mut dyn FnMut(&Expr) -> f64) -> f64 {
     }
 }
 
-/// The rule names an expression refers to.
-pub fn idents(e: &Expr, out: &mut Vec<String>) {
+/// Replaces rule names by their indexes, once, so that evaluating a meta rule for
+/// each message looks nothing up by name. A name no rule has is false (0), as in
+/// SpamAssassin.
+pub fn resolve(e: &Expr, index: &dyn Fn(&str) -> Option<usize>) -> Expr {
     match e {
-        Expr::Ident(s) => out.push(s.clone()),
-        Expr::Not(x) | Expr::Neg(x) => idents(x, out),
+        Expr::Ident(name) => index(name).map_or(Expr::Num(0.0), Expr::Rule),
+        Expr::Not(x) => Expr::Not(Box::new(resolve(x, index))),
+        Expr::Neg(x) => Expr::Neg(Box::new(resolve(x, index))),
+        Expr::Bin(op, l, r) => Expr::Bin(
+            *op,
+            Box::new(resolve(l, index)),
+            Box::new(resolve(r, index)),
+        ),
+        Expr::Num(_) | Expr::Rule(_) | Expr::Call(..) => e.clone(),
+    }
+}
+
+/// The rule indexes a resolved expression refers to.
+pub fn rule_refs(e: &Expr, out: &mut Vec<usize>) {
+    match e {
+        Expr::Rule(i) => out.push(*i),
+        Expr::Not(x) | Expr::Neg(x) => rule_refs(x, out),
         Expr::Bin(_, l, r) => {
-            idents(l, out);
-            idents(r, out);
+            rule_refs(l, out);
+            rule_refs(r, out);
         }
-        Expr::Num(_) | Expr::Call(..) => {}
+        Expr::Num(_) | Expr::Ident(_) | Expr::Call(..) => {}
     }
 }
 
@@ -288,6 +307,21 @@ mod tests {
         assert_eq!(run("(A + B + C) >= 3", &v), 0.0);
         assert_eq!(run("A + B * 2 == 3", &v), 1.0);
         assert_eq!(run("A / C", &v), 0.0);
+    }
+
+    #[test]
+    fn resolved_names_read_rule_values() {
+        let e = resolve(&parse("A && !B && C").unwrap(), &|n| {
+            ["A", "B"].iter().position(|k| *k == n)
+        });
+        let mut refs = Vec::new();
+        rule_refs(&e, &mut refs);
+        assert_eq!(refs, [0, 1]);
+        let v = eval(&e, &mut |x| match x {
+            Expr::Rule(0) => 1.0,
+            _ => 0.0,
+        });
+        assert_eq!(v, 0.0, "C is unknown, so false");
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod expr;
 mod html;
 mod msg;
 mod perlre;
+mod prefilter;
 mod relays;
 mod rules;
 mod snapshot;
@@ -232,8 +233,10 @@ pub struct Engine {
     plain: Vec<usize>,
     /// Indexes of meta rules, dependencies first.
     metas: Vec<usize>,
-    /// For each meta rule index, the rule indexes its identifiers refer to.
-    meta_refs: HashMap<usize, HashMap<String, usize>>,
+    /// Skips the regexes of rules whose text lacks their strings, by kind.
+    prefilters: Vec<(Kind, prefilter::Prefilter)>,
+    /// Whether a rule's regex runs only when its prefilter found its strings.
+    gated: Vec<bool>,
     set: RuleSet,
     required: f64,
     score_set: usize,
@@ -305,14 +308,11 @@ impl Engine {
             .filter(|&i| rules[i].kind != Kind::Meta)
             .collect();
         let mut meta_refs = HashMap::new();
-        for (i, r) in rules.iter().enumerate() {
-            if let Test::Meta(e) = &r.test {
-                let mut names = Vec::new();
-                expr::idents(e, &mut names);
-                let refs = names
-                    .into_iter()
-                    .filter_map(|n| index.get(&n).map(|&j| (n, j)))
-                    .collect();
+        for (i, r) in rules.iter_mut().enumerate() {
+            if let Test::Meta(e) = &mut r.test {
+                *e = expr::resolve(e, &|n| index.get(n).copied());
+                let mut refs = Vec::new();
+                expr::rule_refs(e, &mut refs);
                 meta_refs.insert(i, refs);
             }
         }
@@ -321,7 +321,7 @@ impl Engine {
         let mut state = vec![0u8; rules.len()];
         fn visit(
             i: usize,
-            refs: &HashMap<usize, HashMap<String, usize>>,
+            refs: &HashMap<usize, Vec<usize>>,
             state: &mut [u8],
             out: &mut Vec<usize>,
         ) {
@@ -330,7 +330,7 @@ impl Engine {
             }
             state[i] = 1;
             if let Some(r) = refs.get(&i) {
-                for &j in r.values() {
+                for &j in r {
                     visit(j, refs, state, out);
                 }
                 out.push(i);
@@ -340,13 +340,15 @@ impl Engine {
         for i in 0..rules.len() {
             visit(i, &meta_refs, &mut state, &mut metas);
         }
+        let (prefilters, gated) = prefilters(&rules);
         let has_gtube_rule = rules.iter().any(|r| r.name == "GTUBE");
         let required = config.required_score.or(set.required_score).unwrap_or(5.0);
         Engine {
             rules,
             plain,
             metas,
-            meta_refs,
+            prefilters,
+            gated,
             set,
             required,
             score_set,
@@ -397,18 +399,25 @@ impl Engine {
             blocklist_from: &self.set.blocklist_from,
             welcomelist_to: &self.set.welcomelist_to,
         };
+        let possible = self.possible_rules(&msg);
         let mut values = vec![0.0f64; self.rules.len()];
         let mut headers = HeaderCache::default();
         for &i in &self.plain {
-            values[i] = f64::from(u8::from(self.run(&self.rules[i], &cx, &mut headers)));
+            let rule = &self.rules[i];
+            let hit = if possible[i] {
+                self.run(rule, &cx, &mut headers)
+            } else {
+                // The regex cannot match, so the rule hits only if negated.
+                matches!(rule.test, Test::Regex { negate: true, .. })
+            };
+            values[i] = f64::from(u8::from(hit));
         }
         for &i in &self.metas {
             let Test::Meta(e) = &self.rules[i].test else {
                 continue;
             };
-            let refs = &self.meta_refs[&i];
             let v = expr::eval(e, &mut |x| match x {
-                Expr::Ident(n) => refs.get(n).map_or(0.0, |&j| values[j]),
+                Expr::Rule(j) => values[*j],
                 _ => 0.0,
             });
             values[i] = f64::from(u8::from(v != 0.0));
@@ -503,6 +512,31 @@ impl Engine {
         store.learn(&batch, class == Class::Spam, forget)
     }
 
+    /// Which rules may hit: all but the gated ones whose strings the prefilters did
+    /// not find in the text the rule reads.
+    fn possible_rules(&self, msg: &Message) -> Vec<bool> {
+        let mut possible: Vec<bool> = self.gated.iter().map(|g| !g).collect();
+        for (kind, filter) in &self.prefilters {
+            match kind {
+                Kind::Body => msg
+                    .body_lines
+                    .iter()
+                    .for_each(|l| filter.mark(l, &mut possible)),
+                Kind::RawBody => msg
+                    .rawbody_lines
+                    .iter()
+                    .for_each(|l| filter.mark(l, &mut possible)),
+                Kind::Full => filter.mark(&msg.full, &mut possible),
+                Kind::Uri => msg
+                    .uris
+                    .iter()
+                    .for_each(|u| filter.mark(u.as_bytes(), &mut possible)),
+                Kind::Header | Kind::MimeHeader | Kind::Meta => {}
+            }
+        }
+        possible
+    }
+
     fn run(&self, rule: &Rule, cx: &evals::Context, headers: &mut HeaderCache) -> bool {
         let msg = cx.msg;
         let matches = |re: &pcre2::bytes::Regex, s: &[u8]| re.is_match(s).unwrap_or(false);
@@ -515,6 +549,7 @@ impl Engine {
                 header,
                 negate,
                 if_unset,
+                ..
             } => match rule.kind {
                 Kind::Header => {
                     let Some(spec) = header else { return false };
@@ -547,6 +582,33 @@ impl Engine {
             },
         }
     }
+}
+
+/// One prefilter for each kind of rule that reads one or more whole texts (body
+/// lines, raw body lines, the full message, URIs), over the regex rules of that
+/// kind whose required strings are known; and which rules are gated by them.
+fn prefilters(rules: &[Rule]) -> (Vec<(Kind, prefilter::Prefilter)>, Vec<bool>) {
+    let mut gated = vec![false; rules.len()];
+    let mut filters = Vec::new();
+    for kind in [Kind::Body, Kind::RawBody, Kind::Full, Kind::Uri] {
+        let strings: Vec<(usize, Vec<Vec<u8>>)> = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.kind == kind)
+            .filter_map(|(i, r)| match &r.test {
+                Test::Regex {
+                    required: Some(s), ..
+                } => Some((i, s.clone())),
+                _ => None,
+            })
+            .collect();
+        let indexes: Vec<usize> = strings.iter().map(|(i, _)| *i).collect();
+        if let Some(filter) = prefilter::Prefilter::new(strings) {
+            indexes.iter().for_each(|&i| gated[i] = true);
+            filters.push((kind, filter));
+        }
+    }
+    (filters, gated)
 }
 
 fn header_exists(msg: &Message, name: &str) -> bool {

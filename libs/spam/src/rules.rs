@@ -10,6 +10,7 @@ use crate::SpamError;
 use crate::evals;
 use crate::expr::{self, Expr};
 use crate::perlre::{self, Literal};
+use crate::prefilter;
 
 /// SpamAssassin's version as `if (version >= ...)` compares it: 4.0.1, whose stock
 /// rules and behaviour this engine follows.
@@ -134,6 +135,8 @@ pub struct Rule {
 pub enum Test {
     Regex {
         regex: Regex,
+        /// Strings one of which any match contains (see prefilter.rs).
+        required: Option<Vec<Vec<u8>>>,
         header: Option<HeaderSpec>,
         negate: bool,
         if_unset: Option<String>,
@@ -687,6 +690,7 @@ impl Loader {
                     match perlre::compile_literal(&literal) {
                         Ok(regex) => Test::Regex {
                             regex,
+                            required: prefilter::required_strings(&literal),
                             header,
                             negate,
                             if_unset,

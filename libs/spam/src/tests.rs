@@ -253,6 +253,42 @@ fn stock_rules_load() {
     assert!(e.score(&m).score >= e.required_score());
 }
 
+/// The prefilter only skips regexes that could not have matched: with the stock
+/// rules, every message scores the same with and without it.
+#[test]
+fn prefilter_changes_no_result() {
+    let config = EngineConfig {
+        stock_rules_dir: Some(PathBuf::from("/usr/share/spamassassin")),
+        ..EngineConfig::default()
+    };
+    let filtered = Engine::load(&config).unwrap();
+    assert!(
+        filtered.gated.iter().filter(|&&g| g).count() > 400,
+        "most body, rawbody and uri rules should be gated"
+    );
+    let mut unfiltered = Engine::load(&config).unwrap();
+    unfiltered.gated.fill(false);
+    let spammy = "Subject: Your password expires: verify your account now\n\
+From: \"PayPal Security\" <service@paypa1.example>\n\
+To: victim@example.org\n\
+Content-Type: text/html\n\n\
+<html><body><p>Dear Customer, your e-mail quota is full. Click here to unsubscribe.\n\
+CONGRATULATIONS! You have WON the lottery prize of $1,500,000.00 USD. Cheap V1AGRA \n\
+and C I A L I S, 100% satisfaction guaranteed, no prescription needed!!!\n\
+Please fill in your full name, address, phone number and bank account number.\n\
+<a href=\"http://bit.ly/abc\">http://www.paypal.com/verify</a> \
+<img src=\"http://x.example/a.gif\" width=1 height=1>\n\
+Send bitcoin to 1BoatSLRHtKNngkdXEeobR76b53LETtpyT within 48 hours.</p></body></html>\n";
+    for message in [MSG, spammy.as_bytes(), b"Subject: hi\n\nlunch at noon?\n"] {
+        assert_eq!(
+            names(&filtered.score(message)),
+            names(&unfiltered.score(message)),
+            "{}",
+            String::from_utf8_lossy(message)
+        );
+    }
+}
+
 #[test]
 fn site_file_errors_name_the_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -123,6 +123,8 @@ static PARAMS: &[Param] = &[
     p("scanner_failure_action", "defer", Str),
     p("clamd_socket", "", Str),
     p("clamd_timeout", "60s", Time('s')),
+    // auto, instream or fildes; checked by ClamdTransfer (clamd.rs).
+    p("clamd_transfer", "auto", Str),
     p("virus_action", "reject", Str),
     p("virus_admin", "", Str),
     p("banned_action", "reject", Str),
@@ -143,7 +145,8 @@ static PARAMS: &[Param] = &[
     p("scanner_archive_max_ratio", "100", Int),
     p("scanner_archive_max_entries", "1000", Int),
     p("spam_tag_level", "-999", Score),
-    p("spam_tag2_level", "6.2", Score),
+    // SpamAssassin's own required_score: X-Spam-Flag marks what SpamAssassin would.
+    p("spam_tag2_level", "5", Score),
     p("spam_kill_level", "6.9", Score),
     p("spam_kill_action", "reject", Str),
     p("spam_subject_tag", "***SPAM***", Str),

@@ -1,13 +1,14 @@
 //! `mailgate learn --spam|--ham [--forget] PATH...`: trains (or untrains) the Bayes
 //! store from Maildir folders, directories of messages and mbox files, like
-//! sa-learn.
+//! sa-learn. Every run first folds the scanner's auto-learn journals into the
+//! store; `mailgate learn --sync` does only that (sa-learn --sync).
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 use mailgate_config::MainConfig;
-use mailgate_spam::{Class, LearnOutcome, StoreLock};
+use mailgate_spam::{Class, LearnOutcome, StoreLock, sync_journals};
 
 use crate::control::{self, MasterState};
 use crate::error::Error;
@@ -19,10 +20,10 @@ use crate::scan::{self, SpamCmdError};
 const BATCH: usize = 500;
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("class").required(true).args(["spam", "ham"])))]
+#[command(group(clap::ArgGroup::new("class").args(["spam", "ham"])))]
 pub struct LearnArgs {
     /// The messages are spam.
-    #[arg(long)]
+    #[arg(long, required_unless_present_any = ["ham", "sync"])]
     pub spam: bool,
     /// The messages are ham (legitimate mail).
     #[arg(long)]
@@ -30,8 +31,11 @@ pub struct LearnArgs {
     /// Unlearn the messages instead.
     #[arg(long)]
     pub forget: bool,
+    /// Only fold the scanner's auto-learn journals into the store.
+    #[arg(long, conflicts_with_all = ["spam", "ham", "forget", "paths"])]
+    pub sync: bool,
     /// Message files, Maildir folders, directories or mbox files.
-    #[arg(value_name = "PATH", required = true)]
+    #[arg(value_name = "PATH", required_unless_present = "sync")]
     pub paths: Vec<PathBuf>,
 }
 
@@ -48,9 +52,27 @@ pub fn run(invocation: &Invocation, args: &LearnArgs) -> Result<(), Error> {
     // learn() says so.)
     let lock = match bayes_dir.trim() {
         "" => None,
-        dir => Some(StoreLock::exclusive(Path::new(dir)).map_err(SpamCmdError::Engine)?),
+        dir => {
+            let lock = StoreLock::exclusive(Path::new(dir)).map_err(SpamCmdError::Engine)?;
+            let synced = sync_journals(Path::new(dir)).map_err(SpamCmdError::Engine)?;
+            if synced.learned > 0 || args.sync {
+                let line = format!(
+                    "learned {} auto-learned message(s) from the scanners' journals\n",
+                    synced.learned
+                );
+                io::stdout()
+                    .lock()
+                    .write_all(line.as_bytes())
+                    .map_err(Error::Output)?;
+            }
+            Some(lock)
+        }
     };
-    learn(&config, args)?;
+    if !args.sync {
+        learn(&config, args)?;
+    } else if lock.is_none() {
+        return Err(SpamCmdError::Engine(mailgate_spam::SpamError::NoBayesStore).into());
+    }
     drop(lock);
     if scanner_runs {
         // New scanners take a fresh snapshot; sessions in progress finish.

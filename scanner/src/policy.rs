@@ -83,6 +83,9 @@ pub struct Decider {
 pub struct SpamScore {
     pub score: f64,
     pub hits: Vec<RuleHit>,
+    /// With auto-learn on, what became of the message, as SpamAssassin reports
+    /// it: spam, ham, no, or failed.
+    pub autolearn: Option<&'static str>,
 }
 
 /// What the scans found. `virus_scanned` is false when clamd was not
@@ -163,7 +166,7 @@ impl Decider {
             .iter()
             .map(|h| format!("{}={}", h.name, round(h.score)))
             .collect();
-        let status = format!(
+        let mut status = format!(
             "{}, score={} tagged_above={} required={} tests=[{}]",
             if is_spam { "Yes" } else { "No" },
             round(spam.score),
@@ -171,6 +174,9 @@ impl Decider {
             round(self.levels.tag2),
             tests.join(", ")
         );
+        if let Some(autolearn) = spam.autolearn {
+            status.push_str(&format!(" autolearn={autolearn}"));
+        }
         let mut headers = vec![
             (
                 "X-Spam-Flag".to_string(),
@@ -239,6 +245,7 @@ mod tests {
 
     fn spam(score: f64) -> Option<SpamScore> {
         Some(SpamScore {
+            autolearn: None,
             score,
             hits: vec![RuleHit {
                 name: "TEST_RULE".into(),
@@ -397,13 +404,18 @@ mod tests {
             .collect();
         let v = decider().decide(
             Findings {
-                spam: Some(SpamScore { score: 10.0, hits }),
+                spam: Some(SpamScore {
+                    score: 10.0,
+                    hits,
+                    autolearn: Some("spam"),
+                }),
                 ..Findings::default()
             },
             &rcpts(),
         );
         let status = header(&v, "X-Spam-Status").unwrap();
         assert!(status.contains("\r\n\t"));
+        assert!(status.ends_with(" autolearn=spam"), "{status}");
         let mut lines = status.split("\r\n\t");
         assert!(lines.next().unwrap().len() + "X-Spam-Status: ".len() <= 78);
         assert!(lines.all(|l| l.len() + 8 <= 78));

@@ -3,29 +3,26 @@
 
 use mailgate_config::MainConfig;
 use mailgate_ipc::protocol::scanner::RuleHit;
+use mailgate_spam::Class;
 
 use crate::policy::SpamScore;
 
 pub struct SpamEngine {
     engine: mailgate_spam::Engine,
+    /// Where auto-learned messages go, when auto-learn is on.
+    journal: Option<mailgate_spam::Journal>,
 }
 
 impl SpamEngine {
     /// Loads the rules and opens the Bayes store; runs before the sandbox,
     /// while the rule files are reachable.
     /// The Bayes store is a snapshot taken now (see mailgate_spam's
-    /// snapshot module), so `mailgate learn` can write the real one.
+    /// snapshot module), so `mailgate learn` can write the real one; with
+    /// auto-learn on, this process's journal is created now, for the same
+    /// reason (see mailgate_spam's journal module).
     pub fn load(config: &MainConfig) -> Result<SpamEngine, String> {
         let mut engine_config = mailgate_spam::EngineConfig::from_main_cf(config);
-        // Learning writes the store, and the scanner's sandbox allows no
-        // file writes: learning is `mailgate learn`'s job.
-        if engine_config.auto_learn {
-            mailgate_log::warning!(
-                "spam_bayes_auto_learn = yes is ignored by the scanner, which may write no \
-                 files; train with mailgate learn"
-            );
-            engine_config.auto_learn = false;
-        }
+        let mut journal = None;
         if let Some(dir) = engine_config
             .bayes_dir
             .take()
@@ -34,15 +31,36 @@ impl SpamEngine {
             let snapshot = mailgate_spam::scanner_snapshot(&dir)
                 .map_err(|e| format!("cannot take a snapshot of the Bayes store: {e}"))?;
             engine_config.bayes_dir = Some(snapshot);
+            if engine_config.auto_learn {
+                journal = Some(
+                    mailgate_spam::Journal::create(&dir)
+                        .map_err(|e| format!("cannot create the auto-learn journal: {e}"))?,
+                );
+            }
         }
         mailgate_spam::Engine::load(&engine_config)
-            .map(|engine| SpamEngine { engine })
+            .map(|engine| SpamEngine { engine, journal })
             .map_err(|e| format!("cannot load the spam rules: {e}"))
     }
 
     pub fn score(&self, message: &[u8]) -> SpamScore {
         let report = self.engine.score(message);
+        let autolearn = self
+            .journal
+            .as_ref()
+            .map(|journal| match &report.auto_learn {
+                None => "no",
+                Some(learn) => match journal.append(learn) {
+                    Ok(()) if learn.class == Class::Spam => "spam",
+                    Ok(()) => "ham",
+                    Err(e) => {
+                        mailgate_log::warning!("auto-learn: {e}");
+                        "failed"
+                    }
+                },
+            });
         SpamScore {
+            autolearn,
             score: report.score,
             hits: report
                 .hits

@@ -146,7 +146,7 @@ impl Store {
     }
 
     /// The spam probability of a message, or `None` while too little is learned.
-    pub fn classify(&self, tokens: &HashSet<Vec<u8>>) -> Result<Option<f64>, SpamError> {
+    pub fn classify(&self, tokens: &[u64]) -> Result<Option<f64>, SpamError> {
         let p = &self.path;
         let txn = self.db.begin_read().map_err(|e| db_err(p, e))?;
         let (ns, nh) = learned_counts(p, &txn)?;
@@ -155,8 +155,8 @@ impl Store {
         }
         let table = txn.open_table(TOKENS).map_err(|e| db_err(p, e))?;
         let mut probs = Vec::new();
-        for t in tokens {
-            let Some(v) = table.get(hash(t)).map_err(|e| db_err(p, e))? else {
+        for &t in tokens {
+            let Some(v) = table.get(t).map_err(|e| db_err(p, e))? else {
                 continue;
             };
             let v = v.value();
@@ -171,11 +171,13 @@ impl Store {
         Ok(Some(combine(&probs)))
     }
 
-    /// Learns (or with `forget`, unlearns) messages given as (message hash, tokens),
-    /// in one transaction: one fsync for a whole batch.
+    /// Learns (or with `forget`, unlearns) messages given as (message hash, token
+    /// hashes), in one transaction: one fsync for a whole batch. Learning a message
+    /// already learned as the same class changes nothing, so a batch may be
+    /// replayed.
     pub fn learn(
         &self,
-        batch: &[(u64, HashSet<Vec<u8>>)],
+        batch: &[(u64, Vec<u64>)],
         spam: bool,
         forget: bool,
     ) -> Result<Vec<LearnOutcome>, SpamError> {
@@ -208,8 +210,7 @@ impl Store {
                 for (c, delta) in [(remove, -1i64), (add, 1)] {
                     let Some(c) = c else { continue };
                     let is_spam = c == 1;
-                    for t in toks {
-                        let key = hash(t);
+                    for &key in toks {
                         let v = tokens
                             .get(key)
                             .map_err(|e| db_err(p, e))?
@@ -250,6 +251,14 @@ impl Store {
     }
 }
 
+/// A message's tokens as the store keys them: hashed, each once.
+pub fn token_hashes(tokens: &HashSet<Vec<u8>>) -> Vec<u64> {
+    let mut hashes: Vec<u64> = tokens.iter().map(|t| hash(t)).collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes
+}
+
 /// The identity of a message for the seen table: its Message-ID when it has one,
 /// else its content.
 pub fn message_id(msg: &Message) -> u64 {
@@ -283,7 +292,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let m = Message::parse(b"Subject: buy now\nMessage-ID: <a@b>\n\nviagra cialis\n");
-        let toks = crate::tokenizer::tokenize(&m, &HashSet::new());
+        let toks = token_hashes(&crate::tokenizer::tokenize(&m, &HashSet::new()));
         let id = message_id(&m);
         let batch = vec![(id, toks.clone())];
         assert_eq!(
@@ -312,6 +321,6 @@ mod tests {
         // Everything forgotten: no token is left behind.
         let txn = store.db.begin_read().unwrap();
         let table = txn.open_table(TOKENS).unwrap();
-        assert!(toks.iter().all(|t| table.get(hash(t)).unwrap().is_none()));
+        assert!(toks.iter().all(|&t| table.get(t).unwrap().is_none()));
     }
 }

@@ -9,6 +9,7 @@ mod dates;
 mod evals;
 mod expr;
 mod html;
+mod journal;
 mod msg;
 mod perlre;
 mod prefilter;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 use mailgate_config::MainConfig;
 
 pub use bayes::LearnOutcome;
+pub use journal::{AutoLearn, Journal, Synced, sync as sync_journals};
 pub use rules::UnsupportedRule;
 pub use snapshot::{StoreLock, scanner_snapshot};
 
@@ -204,8 +206,9 @@ pub struct SpamReport {
     /// Rules that hit and count (sub-rules `__*` are left out), highest score first.
     pub hits: Vec<RuleHit>,
     pub bayes_probability: Option<f64>,
-    /// Set when auto-learn learned this message.
-    pub auto_learned: Option<Class>,
+    /// Set when auto-learn is on and the message is clear enough to learn from;
+    /// the caller decides where it goes (the scanner's journal).
+    pub auto_learn: Option<AutoLearn>,
 }
 
 impl SpamReport {
@@ -382,10 +385,9 @@ impl Engine {
     /// Scores a message. Never panics: any input is some message.
     pub fn score(&self, message: &[u8]) -> SpamReport {
         let msg = Message::parse(message);
-        let tokens = self
-            .store
-            .as_ref()
-            .map(|_| tokenizer::tokenize(&msg, &self.set.bayes_ignore_headers));
+        let tokens = self.store.as_ref().map(|_| {
+            bayes::token_hashes(&tokenizer::tokenize(&msg, &self.set.bayes_ignore_headers))
+        });
         let bayes_probability = match (&self.store, &tokens) {
             // A store that cannot be read makes Bayes abstain for this message
             // rather than failing the scan.
@@ -423,17 +425,11 @@ impl Engine {
             values[i] = f64::from(u8::from(v != 0.0));
         }
         let mut hits: Vec<RuleHit> = Vec::new();
-        let mut without_bayes = 0.0;
-        let mut no_autolearn = false;
         for (i, r) in self.rules.iter().enumerate() {
             if values[i] == 0.0 || r.name.starts_with("__") {
                 continue;
             }
             let score = r.scores[self.score_set];
-            if !r.tflags.iter().any(|f| f == "learn") {
-                without_bayes += score;
-            }
-            no_autolearn |= r.tflags.iter().any(|f| f == "noautolearn");
             hits.push(RuleHit {
                 name: r.name.clone(),
                 score,
@@ -453,21 +449,14 @@ impl Engine {
                 .then_with(|| a.name.cmp(&b.name))
         });
         let score = (hits.iter().map(|h| h.score).sum::<f64>() * 1000.0).round() / 1000.0;
-        let auto_learned = match (&self.store, tokens) {
-            (Some(store), Some(tokens)) if self.config.auto_learn && !no_autolearn => {
-                let class = if without_bayes >= self.config.auto_learn_spam {
-                    Some(Class::Spam)
-                } else if without_bayes <= self.config.auto_learn_ham {
-                    Some(Class::Ham)
-                } else {
-                    None
-                };
-                class.filter(|c| {
-                    let batch = [(bayes::message_id(&msg), tokens)];
-                    store
-                        .learn(&batch, *c == Class::Spam, false)
-                        .is_ok_and(|o| o[0] == LearnOutcome::Learned)
-                })
+        let auto_learn = match tokens {
+            Some(tokens) if self.config.auto_learn => {
+                self.auto_learn_class(&values, score)
+                    .map(|class| AutoLearn {
+                        class,
+                        message_id: bayes::message_id(&msg),
+                        tokens,
+                    })
             }
             _ => None,
         };
@@ -476,7 +465,78 @@ impl Engine {
             required: self.required,
             hits,
             bayes_probability,
-            auto_learned,
+            auto_learn,
+        }
+    }
+
+    /// SpamAssassin's AutoLearnThreshold: the class to learn a message as, when
+    /// its score without Bayes (and without `noautolearn` rules) is past a
+    /// threshold. Spam also needs 3 points from header rules and 3 from body
+    /// rules (unless a rule has `autolearn_force`), so that no single kind of
+    /// evidence trains the classifier; and neither class is learned against the
+    /// classifier's own strong opinion or the final verdict.
+    fn auto_learn_class(&self, values: &[f64], score: f64) -> Option<Class> {
+        let has = |r: &Rule, flag: &str| r.tflags.iter().any(|f| f == flag);
+        let side = |kind: Kind| match kind {
+            Kind::Header | Kind::MimeHeader => Some(true),
+            Kind::Body | Kind::RawBody | Kind::Uri => Some(false),
+            Kind::Full | Kind::Meta => None,
+        };
+        let (mut points, mut head, mut body, mut learned) = (0.0, 0.0, 0.0, 0.0);
+        let mut forced = false;
+        for (i, r) in self.rules.iter().enumerate() {
+            if values[i] == 0.0
+                || r.name.starts_with("__")
+                || has(r, "noautolearn")
+                || has(r, "userconf")
+            {
+                continue;
+            }
+            if has(r, "learn") {
+                learned += r.scores[self.score_set];
+                continue;
+            }
+            forced |= has(r, "autolearn_force");
+            // Points are counted as if Bayes were off.
+            let s = r.scores[self.score_set & !2];
+            if s == 0.0 {
+                continue;
+            }
+            points += s;
+            let forced_side = if has(r, "autolearn_header") {
+                Some(true)
+            } else if has(r, "autolearn_body") {
+                Some(false)
+            } else {
+                None
+            };
+            match (forced_side.or_else(|| side(r.kind)), &r.test) {
+                (Some(true), _) => head += s,
+                (Some(false), _) => body += s,
+                // A meta's points split by the kinds of the rules it uses.
+                (None, Test::Meta(e)) => {
+                    let mut refs = Vec::new();
+                    expr::rule_refs(e, &mut refs);
+                    let kinds = refs.iter().filter_map(|&j| side(self.rules[j].kind));
+                    let (h, b) = kinds.fold((0.0, 0.0), |(h, b), is_head| {
+                        if is_head { (h + 1.0, b) } else { (h, b + 1.0) }
+                    });
+                    if h + b > 0.0 {
+                        head += s * h / (h + b);
+                        body += s * b / (h + b);
+                    }
+                }
+                (None, _) => {}
+            }
+        }
+        let is_spam = score >= self.required;
+        if points < self.config.auto_learn_ham {
+            (learned <= 1.0 && !is_spam).then_some(Class::Ham)
+        } else if points >= self.config.auto_learn_spam {
+            let enough = forced || (head >= 3.0 && body >= 3.0);
+            (enough && learned >= -1.0 && is_spam).then_some(Class::Spam)
+        } else {
+            None
         }
     }
 
@@ -505,7 +565,7 @@ impl Engine {
                 let msg = Message::parse(m);
                 (
                     bayes::message_id(&msg),
-                    tokenizer::tokenize(&msg, &self.set.bayes_ignore_headers),
+                    bayes::token_hashes(&tokenizer::tokenize(&msg, &self.set.bayes_ignore_headers)),
                 )
             })
             .collect();

@@ -2,10 +2,11 @@
 //!
 //! The scanner opens its Bayes store before its sandbox and keeps it open
 //! (redb locks it), and the sandbox lets it write no files. So the scanner
-//! works on a snapshot: at start-up it copies the store, under a shared
-//! lock, to `scanner/bayes.redb` in the same directory and opens the copy.
-//! `mailgate learn` writes the real store under the exclusive lock and then
-//! reloads the gateway, and the new scanner takes a fresh snapshot.
+//! works on a snapshot: at start-up, under the lock, it first folds the
+//! auto-learn journals into the store (see journal.rs), then copies the store
+//! to `scanner/bayes.redb` in the same directory and opens the copy.
+//! `mailgate learn` writes the real store under the lock and then reloads the
+//! gateway, and the new scanner takes a fresh snapshot.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -16,8 +17,8 @@ const STORE: &str = "bayes.redb";
 const LOCK: &str = ".learn.lock";
 const SNAPSHOT_DIR: &str = "scanner";
 
-/// Held while a store is learned into or copied: exclusive for a learner,
-/// shared for a scanner taking its snapshot. Released on drop.
+/// Held while a store is learned into or copied, by a learner or by a scanner
+/// taking its snapshot. Released on drop.
 pub struct StoreLock {
     _file: File,
 }
@@ -26,13 +27,6 @@ impl StoreLock {
     pub fn exclusive(dir: &Path) -> Result<StoreLock, SpamError> {
         let file = open_lock(dir)?;
         file.lock()
-            .map_err(|source| io_error(&dir.join(LOCK), source))?;
-        Ok(StoreLock { _file: file })
-    }
-
-    fn shared(dir: &Path) -> Result<StoreLock, SpamError> {
-        let file = open_lock(dir)?;
-        file.lock_shared()
             .map_err(|source| io_error(&dir.join(LOCK), source))?;
         Ok(StoreLock { _file: file })
     }
@@ -56,12 +50,13 @@ fn io_error(path: &Path, source: std::io::Error) -> SpamError {
     }
 }
 
-/// Copies the store in `dir` (when there is one) to the scanner's snapshot
-/// directory and returns that directory, for the scanner to open. The copy
-/// is renamed into place, so a scanner still running on the previous
-/// snapshot keeps its file.
+/// Folds the auto-learn journals into the store in `dir`, copies the store
+/// (when there is one) to the scanner's snapshot directory and returns that
+/// directory, for the scanner to open. The copy is renamed into place, so a
+/// scanner still running on the previous snapshot keeps its file.
 pub fn scanner_snapshot(dir: &Path) -> Result<PathBuf, SpamError> {
-    let _lock = StoreLock::shared(dir)?;
+    let _lock = StoreLock::exclusive(dir)?;
+    crate::journal::sync(dir)?;
     let snapshot_dir = dir.join(SNAPSHOT_DIR);
     fs::create_dir_all(&snapshot_dir).map_err(|source| io_error(&snapshot_dir, source))?;
     let store = dir.join(STORE);

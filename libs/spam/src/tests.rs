@@ -253,6 +253,50 @@ fn stock_rules_load() {
     assert!(e.score(&m).score >= e.required_score());
 }
 
+/// SpamAssassin's auto-learn conditions: past a threshold without Bayes, and for
+/// spam, 3 points each from header and body rules unless a rule forces it.
+#[test]
+fn auto_learn_follows_spamassassin_thresholds() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        bayes_dir: Some(dir.path().to_path_buf()),
+        auto_learn: true,
+        ..EngineConfig::default()
+    };
+    let rules = "header H1 Subject =~ /offer/\nscore H1 7\n\
+                 body B1 /cheap pills/\nscore B1 7\n\
+                 body B2 /forced/\nscore B2 13\ntflags B2 autolearn_force\n\
+                 body B3 /unlearnable/\nscore B3 20\ntflags B3 noautolearn\n\
+                 body B4 /more pills/\nscore B4 7\n\
+                 body NICE /thanks/\nscore NICE -1\n";
+    let e = Engine::from_rules(rules, &config).unwrap();
+    let class = |m: &str| e.score(m.as_bytes()).auto_learn.map(|a| a.class);
+    assert_eq!(class("Subject: offer\n\ncheap pills\n"), Some(Class::Spam));
+    assert_eq!(
+        class("Subject: hi\n\ncheap pills forced\n"),
+        Some(Class::Spam)
+    );
+    // 14 body points but none from headers: not learned.
+    assert_eq!(class("Subject: hi\n\ncheap pills, more pills\n"), None);
+    assert_eq!(class("Subject: hi\n\nunlearnable\n"), None, "noautolearn");
+    assert_eq!(
+        class("Subject: offer\n\nhello\n"),
+        None,
+        "between thresholds"
+    );
+    assert_eq!(class("Subject: hi\n\nthanks\n"), Some(Class::Ham));
+    drop(e);
+    let off = Engine::from_rules(
+        rules,
+        &EngineConfig {
+            auto_learn: false,
+            ..config.clone()
+        },
+    )
+    .unwrap();
+    assert!(off.score(b"Subject: hi\n\nthanks\n").auto_learn.is_none());
+}
+
 /// The prefilter only skips regexes that could not have matched: with the stock
 /// rules, every message scores the same with and without it.
 #[test]

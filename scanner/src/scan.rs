@@ -2,20 +2,21 @@
 //! rules; then the verdict.
 
 use std::collections::HashSet;
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 use std::time::Duration;
 
-use mailgate_config::{MainConfig, open_tables};
+use mailgate_config::{ClamdTransfer, MainConfig, open_tables};
 use mailgate_ipc::protocol::scanner::Verdict;
 
 use crate::archive::Limits;
 use crate::banned::Policy;
-use crate::clamd::{self, ClamdAddr, ClamdError, ClamdResult};
+use crate::clamd::{Clamd, ClamdAddr, ClamdError, ClamdResult};
 use crate::policy::{Decider, Findings, Levels, RecipientMaps, parse_action};
 use crate::spam::SpamEngine;
 
 pub struct Scanner {
-    pub clamd: Option<ClamdAddr>,
+    pub clamd: Option<Clamd>,
     pub clamd_timeout: Duration,
     pub banned: Policy,
     pub decider: Decider,
@@ -94,7 +95,7 @@ impl Scanner {
                 max_entries: count("scanner_archive_max_entries") as usize,
             },
         };
-        let clamd = match config.get("clamd_socket").as_str() {
+        let addr = match config.get("clamd_socket").as_str() {
             "" => None,
             spec => match ClamdAddr::parse(spec) {
                 Ok(addr) => match chroot {
@@ -106,6 +107,16 @@ impl Scanner {
                     None
                 }
             },
+        };
+        // Checked even without clamd_socket: a bad value is a mistake anyway.
+        let transfer = ClamdTransfer::from_main_cf(config)
+            .map_err(|e| errors.push(format!("clamd_transfer: {e}")))
+            .ok();
+        let clamd = match (addr, transfer) {
+            (Some(addr), Some(transfer)) => {
+                Clamd::new(addr, transfer).map_err(|e| errors.push(e)).ok()
+            }
+            _ => None,
         };
         let spam = SpamEngine::load(config).map_err(|e| errors.push(e)).ok();
         let Some(spam) = spam.filter(|_| errors.is_empty()) else {
@@ -120,16 +131,26 @@ impl Scanner {
         })
     }
 
-    /// Scans one message. Any failure to complete a check is an error:
-    /// the message is never passed as if it had been scanned.
-    pub fn scan(&self, content: &[u8], recipients: &[String]) -> Result<Verdict, ScanError> {
+    /// Scans one message: `content` is what the descriptor `message` holds
+    /// (clamd gets one or the other, as `clamd_transfer` says). Any failure
+    /// to complete a check is an error: the message is never passed as if
+    /// it had been scanned.
+    pub fn scan(
+        &self,
+        content: &[u8],
+        message: BorrowedFd<'_>,
+        recipients: &[String],
+    ) -> Result<Verdict, ScanError> {
         let checks = self.decider.maps.checks(recipients);
         let mut findings = Findings::default();
         if checks.virus
-            && let Some(addr) = &self.clamd
+            && let Some(clamd) = &self.clamd
         {
             findings.virus_scanned = true;
-            match clamd::scan(addr, self.clamd_timeout, content).map_err(ScanError::Clamd)? {
+            match clamd
+                .scan(self.clamd_timeout, content, message)
+                .map_err(ScanError::Clamd)?
+            {
                 ClamdResult::Clean => {}
                 ClamdResult::Infected(names) => findings.viruses = names,
             }

@@ -2,7 +2,7 @@
 //! a verdict (or a failure) out.
 
 use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -69,7 +69,8 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
 }
 
 /// Reads the content with positioned reads (the file offset belongs to
-/// cleanup too) and scans it. A panic anywhere in the checks is caught
+/// cleanup too) and scans it; clamd gets the bytes or, with FILDES, the
+/// descriptor itself. A panic anywhere in the checks is caught
 /// here and costs this message a temporary failure, not the service.
 fn scan_descriptor(shared: &Shared, fd: OwnedFd, recipients: &[String]) -> Result<Verdict, String> {
     let file = File::from(fd);
@@ -87,7 +88,7 @@ fn scan_descriptor(shared: &Shared, fd: OwnedFd, recipients: &[String]) -> Resul
     file.read_exact_at(&mut content, 0)
         .map_err(|e| format!("cannot read the message: {e}"))?;
     match catch_unwind(AssertUnwindSafe(|| {
-        shared.scanner.scan(&content, recipients)
+        shared.scanner.scan(&content, file.as_fd(), recipients)
     })) {
         Ok(Ok(verdict)) => Ok(verdict),
         Ok(Err(e)) => Err(e.to_string()),

@@ -105,6 +105,17 @@ fn pe_program() -> Vec<u8> {
 struct Clamd {
     child: Child,
     socket: PathBuf,
+    log: PathBuf,
+}
+
+/// How a message reached clamd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transfer {
+    /// The descriptor (FILDES): clamd logs the file it was passed, the
+    /// sealed memfd smtpd made: `/memfd:message (deleted): OK`.
+    Fildes,
+    /// The bytes (INSTREAM): clamd logs `instream(local): OK`.
+    Instream,
 }
 
 impl Clamd {
@@ -120,15 +131,16 @@ impl Clamd {
         )
         .expect("signature");
         let socket = dir.join("clamd.sock");
+        let log = dir.join("clamd.log");
         let conf = dir.join("clamd.conf");
         fs::write(
             &conf,
             format!(
                 "Foreground yes\nLocalSocket {}\nLocalSocketMode 666\nDatabaseDirectory {}\n\
-                 LogFile {}\n",
+                 LogFile {}\nLogClean yes\n",
                 socket.display(),
                 db.display(),
-                dir.join("clamd.log").display()
+                log.display()
             ),
         )
         .expect("clamd.conf");
@@ -138,7 +150,7 @@ impl Clamd {
             .stderr(Stdio::null())
             .spawn()
             .expect("clamd (Debian package clamav-daemon) must be installed");
-        let clamd = Clamd { child, socket };
+        let clamd = Clamd { child, socket, log };
         wait_for("clamd to answer PING", || {
             let mut s = UnixStream::connect(&clamd.socket).ok()?;
             s.write_all(b"zPING\0").ok()?;
@@ -150,6 +162,33 @@ impl Clamd {
     }
 }
 
+impl Clamd {
+    /// Waits until clamd has logged `count` scan results (LogClean makes it
+    /// log clean ones too), then checks that each arrived by `transfer`.
+    fn wait_for_scans(&self, count: usize, transfer: Transfer) {
+        let results = wait_for("clamd to log its scans", || {
+            let log = fs::read_to_string(&self.log).ok()?;
+            let results: Vec<String> = log
+                .lines()
+                .filter(|l| l.ends_with(": OK") || l.ends_with(" FOUND"))
+                .map(str::to_string)
+                .collect();
+            (results.len() >= count).then_some(results)
+        });
+        assert_eq!(results.len(), count, "{results:#?}");
+        for line in &results {
+            let by = if line.starts_with("instream(") {
+                Transfer::Instream
+            } else if line.starts_with("/memfd:") {
+                Transfer::Fildes
+            } else {
+                panic!("a scan of neither a stream nor a memfd: {line}")
+            };
+            assert_eq!(by, transfer, "{line}");
+        }
+    }
+}
+
 impl Drop for Clamd {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -157,8 +196,10 @@ impl Drop for Clamd {
     }
 }
 
-#[test]
-fn eicar_plain_zipped_and_in_a_mime_part_is_refused_and_clean_mail_passes() {
+/// EICAR plain, zipped and in a MIME part is refused, clean mail passes,
+/// with `extra` main.cf lines; clamd's log must show every one of those
+/// scans arriving by `transfer`.
+fn eicar_is_refused_and_clean_mail_passes(extra: &str, transfer: Transfer) {
     let backend = Backend::start();
     let home = scanner_home();
     let clamd = Clamd::start(home.path());
@@ -166,7 +207,7 @@ fn eicar_plain_zipped_and_in_a_mime_part_is_refused_and_clean_mail_passes() {
         &backend,
         home.path(),
         &format!(
-            "clamd_socket = unix:{}\nvirus_admin = postmaster@example.com\n",
+            "clamd_socket = unix:{}\nvirus_admin = postmaster@example.com\n{extra}",
             clamd.socket.display()
         ),
     );
@@ -225,6 +266,43 @@ fn eicar_plain_zipped_and_in_a_mime_part_is_refused_and_clean_mail_passes() {
                 .all(|m| !m.message.contains(marker)),
             "{marker} was delivered"
         );
+    }
+    // Three viruses and one clean message, each scanned once.
+    clamd.wait_for_scans(4, transfer);
+}
+
+#[test]
+fn eicar_plain_zipped_and_in_a_mime_part_is_refused_and_clean_mail_passes() {
+    // The default, clamd_transfer = auto: FILDES over the Unix socket.
+    eicar_is_refused_and_clean_mail_passes("", Transfer::Fildes);
+}
+
+#[test]
+fn eicar_is_refused_and_clean_mail_passes_with_clamd_transfer_instream() {
+    eicar_is_refused_and_clean_mail_passes("clamd_transfer = instream\n", Transfer::Instream);
+}
+
+#[test]
+fn clamd_transfer_mistakes_are_found_by_check() {
+    let backend = Backend::start();
+    let home = scanner_home();
+    let cases = [
+        (
+            "clamd_socket = unix:/srv/clamd.ctl\nclamd_transfer = sideways\n",
+            "clamd_transfer: invalid value \"sideways\" (expected auto, instream or fildes)",
+        ),
+        (
+            "clamd_socket = inet:127.0.0.1:3310\nclamd_transfer = fildes\n",
+            "clamd_transfer: fildes passes the message's file descriptor, which only works \
+             over a Unix socket, but clamd_socket = inet:127.0.0.1:3310",
+        ),
+    ];
+    for (lines, wanted) in cases {
+        let extra = format!("{}{lines}", scanner_settings(home.path()));
+        let gateway = Gateway::configure(&backend, &extra).with_scanner();
+        let (code, _, err) = gateway.admin(&["check"]);
+        assert_eq!(code, 1, "{lines}: {err}");
+        assert!(err.contains(wanted), "{lines}: {err}");
     }
 }
 
@@ -535,4 +613,68 @@ fn learning_while_the_scanner_runs_reloads_it_with_a_fresh_snapshot() {
     let reply = send(&gateway, &message("after", "AFTER-LEARN"));
     assert!(reply.starts_with("250"), "{reply}");
     backend.wait_for_message("AFTER-LEARN");
+}
+
+#[test]
+fn auto_learn_journals_clear_cases_and_learn_sync_folds_them_in() {
+    let backend = Backend::start();
+    let home = scanner_home();
+    let bayes = tempfile::tempdir().expect("tempdir");
+    let rules = home.path().join("local.cf");
+    fs::write(
+        &rules,
+        "header AL_HEAD Subject =~ /autolearn-spam/\nscore AL_HEAD 7\n\
+         body AL_BODY /AUTOLEARN-BODY/\nscore AL_BODY 7\n",
+    )
+    .expect("local.cf");
+    let extra = format!(
+        "spam_bayes_directory = {}\nspam_rules_files = {}\n\
+         spam_bayes_auto_learn = yes\nspam_kill_level = 100\n",
+        bayes.path().display(),
+        rules.display()
+    );
+    let gateway = start_with_scanner(&backend, home.path(), &extra);
+    for (subject, marker) in [("autolearn-spam", "AUTOLEARN-BODY"), ("lunch", "PLAIN-HAM")] {
+        let reply = send(&gateway, &message(subject, marker));
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    let status = |marker: &str| {
+        let m = backend.wait_for_message(marker).message;
+        m.lines()
+            .skip_while(|l| !l.starts_with("X-Spam-Status:"))
+            .take_while(|l| l.starts_with("X-Spam-Status:") || l.starts_with('\t'))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(status("AUTOLEARN-BODY").contains("autolearn=spam"));
+    assert!(status("PLAIN-HAM").contains("autolearn=ham"));
+    let journals = || {
+        fs::read_dir(bayes.path().join("journal"))
+            .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let before = journals();
+    assert_eq!(before.len(), 1, "one scanner, one journal: {before:?}");
+
+    let (code, out, err) = gateway.admin(&["learn", "--sync"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("learned 2 auto-learned message(s)"), "{out}");
+    // The journal stays while its scanner lives (it may still append); once
+    // the reload has replaced that scanner, the next sync removes it.
+    gateway.wait_for_log("reload -- version");
+    let old_pid: i32 = before[0]
+        .file_name()
+        .and_then(|n| n.to_str()?.split('-').nth(1)?.parse().ok())
+        .expect("autolearn-PID-NANOS");
+    wait_for("the old scanner to exit", || {
+        (!Path::new(&format!("/proc/{old_pid}")).exists()).then_some(())
+    });
+    let empty = tempfile::tempdir().expect("tempdir");
+    let (code, out, err) = gateway.admin(&["learn", "--ham", &empty.path().display().to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !before[0].exists(),
+        "the exited scanner's journal is removed"
+    );
+    assert!(out.contains("store: 1 spam, 1 ham"), "{out}");
 }

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use crate::clamd::ClamdTransfer;
 use crate::error::{ConfigError, Diagnostic};
 use crate::lists::{DomainList, NetworkList};
 use crate::main_cf::MainConfig;
@@ -139,6 +140,17 @@ impl Checker {
         let value = config.get("mynetworks");
         self.once(config, "mynetworks", &value, |_| {
             NetworkList::parse(&config.list("mynetworks"), dir).map(drop)
+        });
+        // Whether it fits depends on clamd_socket too (fildes needs a Unix socket).
+        let value = format!(
+            "{} with {}",
+            config.get("clamd_transfer"),
+            config.get("clamd_socket")
+        );
+        self.once(config, "clamd_transfer", &value, |_| {
+            ClamdTransfer::from_main_cf(config)
+                .map(drop)
+                .map_err(|e| ConfigError::Invalid(vec![Diagnostic::unplaced(e.to_string())]))
         });
     }
 
@@ -316,6 +328,65 @@ relay     unix  -       -       y       -       -       relay
             "smtp inet n - y - - smtpd\nscanner unix n - y - 8 scanner\n",
         );
         assert!(run(d).is_empty());
+    }
+
+    #[test]
+    fn clamd_transfer_must_be_known_and_fit_the_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let main = d.join("main.cf").display().to_string();
+        write(d, "master.cf", "smtp inet n - y - - smtpd\n");
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\nclamd_socket = unix:/srv/clamd.ctl\nclamd_transfer = fdpass\n",
+        );
+        assert_eq!(
+            run(d),
+            [format!(
+                "{main}:3: clamd_transfer: invalid value \"fdpass\" (expected auto, instream or fildes)"
+            )]
+        );
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\nclamd_transfer = fildes\nclamd_socket = inet:127.0.0.1:3310\n",
+        );
+        let errs = run(d);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].starts_with(&format!("{main}:2: clamd_transfer: fildes passes"))
+                && errs[0].contains("clamd_socket = inet:127.0.0.1:3310"),
+            "{errs:#?}"
+        );
+        // A service's -o counts too; auto and instream fit both sockets.
+        write(
+            d,
+            "master.cf",
+            "smtp inet n - y - - smtpd\nscanner unix n - y - 8 scanner\n  -o clamd_transfer=fildes\n",
+        );
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\nclamd_socket = inet:127.0.0.1:3310\n",
+        );
+        let errs = run(d);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].contains("master.cf:3: clamd_transfer: fildes passes"),
+            "{errs:#?}"
+        );
+        write(d, "master.cf", "smtp inet n - y - - smtpd\n");
+        for transfer in ["auto", "instream", "INSTREAM"] {
+            write(
+                d,
+                "main.cf",
+                &format!(
+                    "myhostname = gw.example.com\nclamd_socket = inet:127.0.0.1:3310\nclamd_transfer = {transfer}\n"
+                ),
+            );
+            assert_eq!(run(d), Vec::<String>::new(), "{transfer}");
+        }
     }
 
     #[test]

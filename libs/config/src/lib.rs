@@ -6,6 +6,7 @@
 
 mod address;
 mod check;
+mod clamd;
 mod error;
 mod lines;
 mod lists;
@@ -18,6 +19,7 @@ mod table;
 
 pub use address::split_address;
 pub use check::check;
+pub use clamd::{ClamdTransfer, ClamdTransferError};
 pub use error::{ConfigError, Diagnostic};
 pub use lists::{DomainList, NetworkList};
 pub use main_cf::{MainConfig, Override};

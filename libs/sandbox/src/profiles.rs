@@ -169,7 +169,9 @@ pub const RELAY: Profile = Profile {
 /// Content scanner: its own user, chrooted into scanner_directory (its
 /// rules and data, loaded before the sandbox), no spool. Reads the message
 /// descriptors cleanup passes and connects only to clamd through a Unix
-/// socket under its directory. Opens no files, no network.
+/// socket under its directory, passing it those same descriptors with
+/// SCM_RIGHTS (clamd_transfer = fildes): sendmsg and lseek, already in
+/// stdio. Opens no files, no network.
 pub const SCANNER: Profile = Profile {
     service: "scanner",
     root: Root::Directory("scanner_directory"),

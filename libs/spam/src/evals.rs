@@ -1,9 +1,13 @@
 //! The `eval:` tests implemented natively: Bayes first, then cheap ones that carry
 //! weight in the stock scores. Any other eval test is listed as unsupported.
 
+mod headers;
+mod mime;
+
 use crate::msg::{self, Message};
 use pcre2::bytes::Regex;
-use std::sync::LazyLock;
+
+use mime::MimeTest;
 
 /// An implemented eval test with its arguments parsed.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,6 +67,153 @@ pub enum Eval {
     ToInSubject(String),
     /// From: a yahoo.com address, but no Received header from Yahoo's servers.
     ForgedYahooReceived,
+    /// A numeric HTML result (html_range) in (min, max]; no max is unbounded.
+    HtmlRange {
+        name: String,
+        min: f64,
+        max: Option<f64>,
+    },
+    /// A numeric HTML result compared with a number (html_eval).
+    HtmlCompare {
+        name: String,
+        cmp: Comparison,
+    },
+    /// Openings minus closings of a tag compared with a number (html_tag_balance).
+    HtmlTagBalance {
+        tag: String,
+        cmp: Comparison,
+    },
+    /// A regex over HTML comments, titles, anchor texts or scripts.
+    HtmlTextMatch {
+        name: String,
+        regex: Pattern,
+    },
+    /// A title more than this many times as long as the subject.
+    HtmlTitleSubjectRatio(f64),
+    /// The charset tests: with SpamAssassin's default ok_locales (`all`; this
+    /// engine has no ok_locales setting) no charset is foreign.
+    FarawayCharset,
+    /// check_for_mime: a fact about the MIME structure.
+    Mime(MimeTest),
+    /// Bytes of text over bytes of HTML alternative in [min, max).
+    MimeMultipartRatio {
+        min: f64,
+        max: f64,
+    },
+    /// Share (percent) of the HTML alternative's words the text one lacks, in
+    /// (min, max]; min 0 includes 0, no max is unbounded.
+    MultipartAltDifference {
+        min: f64,
+        max: Option<f64>,
+    },
+    /// More than `ratio` text words per HTML word, with more than `min_html`.
+    MultipartAltDifferenceCount {
+        ratio: f64,
+        min_html: f64,
+    },
+    /// Percentage of capitals in the body in (min, max].
+    Uppercase {
+        min: f64,
+        max: f64,
+    },
+    /// The highest share of spaces on a body line in [min, max).
+    VerticalWords {
+        min: f64,
+        max: f64,
+    },
+    /// 8-bit or control characters in a header: share at least `ratio`, at
+    /// least `count` of them.
+    IllegalChars {
+        header: String,
+        ratio: f64,
+        count: f64,
+    },
+    /// A relay named like AOL's (`rly-xx01.`) without AOL's marks.
+    FakeAolRelay,
+    /// A relay that names itself hotmail.com but is not Hotmail's.
+    ForgedHotmailReceived,
+    /// A hotmail.com sender with no Hotmail relay.
+    NoHotmailReceived,
+    /// Senders at eudoramail.com, juno.com and gmail.com without their
+    /// services' own Received (or X-) headers.
+    ForgedEudoramailReceived,
+    ForgedJunoReceived,
+    ForgedGmailReceived,
+    /// The Received headers were removed on the way (or there are none).
+    ReceivedHeadersRemoved,
+    /// A Message-ID of 28 capitals and the From address, quoted as the name too.
+    RatwareNameId,
+    /// The envelope sender is the From address.
+    EnvAndHdrFromMatch,
+}
+
+/// A comparison as html_eval and html_tag_balance write it (`< 512`, `!= 0`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Comparison {
+    op: Op,
+    value: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Op {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl Comparison {
+    /// Parses `OP NUMBER`; SpamAssassin hands the text to Perl, so anything else
+    /// is left unsupported rather than guessed at.
+    fn parse(text: &str) -> Option<Comparison> {
+        let t = text.trim();
+        let (op, rest) = [
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ]
+        .iter()
+        .find_map(|(s, op)| t.strip_prefix(s).map(|r| (*op, r)))?;
+        let num = rest.trim().replace(' ', "");
+        if num.is_empty()
+            || !num
+                .trim_start_matches(['-', '+'])
+                .bytes()
+                .all(|c| c.is_ascii_digit())
+        {
+            return None;
+        }
+        Some(Comparison {
+            op,
+            value: num.parse().ok()?,
+        })
+    }
+
+    fn holds(self, v: f64) -> bool {
+        match self.op {
+            Op::Lt => v < self.value,
+            Op::Le => v <= self.value,
+            Op::Gt => v > self.value,
+            Op::Ge => v >= self.value,
+            Op::Eq => v == self.value,
+            Op::Ne => v != self.value,
+        }
+    }
+}
+
+/// A compiled regex that compares by its pattern.
+#[derive(Clone, Debug)]
+pub struct Pattern(Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
 }
 
 /// What an eval test may look at besides the message.
@@ -142,6 +293,76 @@ impl Eval {
             }
             "check_for_to_in_subject" => Eval::ToInSubject(args.first()?.trim().to_string()),
             "check_for_forged_yahoo_received_headers" => Eval::ForgedYahooReceived,
+            "html_range" => Eval::HtmlRange {
+                name: args.first()?.clone(),
+                min: num(args, 1, 0.0),
+                // SpamAssassin's `inf` (or no max) is unbounded.
+                max: match args.get(2).map(|m| m.trim()) {
+                    None | Some("inf") => None,
+                    Some(m) => Some(m.parse().ok()?),
+                },
+            },
+            "html_eval" => Eval::HtmlCompare {
+                name: args.first()?.clone(),
+                cmp: Comparison::parse(args.get(1)?)?,
+            },
+            "html_tag_balance" => {
+                let tag = args.first()?;
+                if tag.is_empty() || !tag.bytes().all(|c| c.is_ascii_alphanumeric()) {
+                    return None;
+                }
+                Eval::HtmlTagBalance {
+                    tag: tag.clone(),
+                    cmp: Comparison::parse(args.get(1)?)?,
+                }
+            }
+            "html_text_match" => Eval::HtmlTextMatch {
+                name: args.first()?.clone(),
+                regex: Pattern(crate::perlre::compile(args.get(1)?, "").ok()?),
+            },
+            "html_title_subject_ratio" => Eval::HtmlTitleSubjectRatio(num(args, 0, f64::MAX)),
+            "html_charset_faraway"
+            | "check_for_faraway_charset"
+            | "check_for_faraway_charset_in_headers" => Eval::FarawayCharset,
+            "check_for_mime" => Eval::Mime(MimeTest::new(args.first()?)?),
+            "check_mime_multipart_ratio" => Eval::MimeMultipartRatio {
+                min: num(args, 0, 0.0),
+                max: num(args, 1, f64::MAX),
+            },
+            "multipart_alternative_difference" => Eval::MultipartAltDifference {
+                min: num(args, 0, 0.0),
+                max: args.get(1).and_then(|m| m.trim().parse().ok()),
+            },
+            "multipart_alternative_difference_count" => Eval::MultipartAltDifferenceCount {
+                ratio: num(args, 0, 0.0),
+                min_html: num(args, 1, 0.0),
+            },
+            "check_for_uppercase" => Eval::Uppercase {
+                min: num(args, 0, 0.0),
+                max: num(args, 1, 100.0),
+            },
+            "tvd_vertical_words" => {
+                // SpamAssassin's kludge: a max of 100 includes 100.
+                let max = num(args, 1, 101.0);
+                Eval::VerticalWords {
+                    min: num(args, 0, 0.0),
+                    max: if max >= 100.0 { 101.0 } else { max },
+                }
+            }
+            "check_illegal_chars" => Eval::IllegalChars {
+                header: args.first()?.trim().to_string(),
+                ratio: num(args, 1, 0.0),
+                count: num(args, 2, 0.0),
+            },
+            "check_for_fake_aol_relay_in_rcvd" => Eval::FakeAolRelay,
+            "check_for_forged_hotmail_received_headers" => Eval::ForgedHotmailReceived,
+            "check_for_no_hotmail_received_headers" => Eval::NoHotmailReceived,
+            "check_for_forged_eudoramail_received_headers" => Eval::ForgedEudoramailReceived,
+            "check_for_forged_juno_received_headers" => Eval::ForgedJunoReceived,
+            "check_for_forged_gmail_received_headers" => Eval::ForgedGmailReceived,
+            "gated_through_received_hdr_remover" => Eval::ReceivedHeadersRemoved,
+            "check_ratware_name_id" => Eval::RatwareNameId,
+            "check_for_matching_env_and_hdr_from" => Eval::EnvAndHdrFromMatch,
             _ => return None,
         })
     }
@@ -159,45 +380,100 @@ impl Eval {
             Eval::MissingToHeader => {
                 m.header("to").is_none() && m.header("apparently-to").is_none()
             }
-            Eval::MimeHtml => m.parts.iter().any(|p| p.content_type == "text/html"),
-            Eval::MimeHtmlOnly => {
-                m.parts.iter().any(|p| p.content_type == "text/html")
-                    && !m.parts.iter().any(|p| p.content_type == "text/plain")
-            }
-            Eval::HtmlTest(what) => match what.as_str() {
-                "html" => m.html.is_some(),
-                _ => false,
-            },
-            Eval::HtmlTagExists(tag) => m.html.as_ref().is_some_and(|h| h.tags.contains(tag)),
-            Eval::HtmlImageOnly { min, max } => m.html.as_ref().is_some_and(|h| {
-                let len = h.text.iter().filter(|c| !c.is_ascii_whitespace()).count() as f64;
-                h.image_count > 0 && len > *min && len <= *max
+            Eval::MimeHtml => mime::mime_html(m, false),
+            Eval::MimeHtmlOnly => mime::mime_html(m, true),
+            Eval::HtmlTest(what) => m.html.iter().any(|h| h.test(what)),
+            Eval::HtmlTagExists(tag) => m.html.iter().any(|h| h.has_tag(tag)),
+            // The length of the HTML source of a part with an image.
+            Eval::HtmlImageOnly { min, max } => m.html.iter().any(|h| {
+                let len = h.length as f64;
+                h.has_tag("img") && len > *min && len <= *max
             }),
-            Eval::HtmlImageRatio { min, max } => m.html.as_ref().is_some_and(|h| {
+            Eval::HtmlImageRatio { min, max } => m.html.iter().any(|h| {
                 if h.image_area == 0 {
                     return false;
                 }
-                let len = h.text.iter().filter(|c| !c.is_ascii_whitespace()).count() as f64;
-                let ratio = len / h.image_area as f64;
+                let ratio = h.non_space_len as f64 / h.image_area as f64;
                 ratio > *min && ratio <= *max
             }),
+            Eval::HtmlRange { name, min, max } => m.html.iter().any(|h| {
+                h.value(name)
+                    .is_some_and(|v| v > *min && max.is_none_or(|max| v <= max))
+            }),
+            Eval::HtmlCompare { name, cmp } => m
+                .html
+                .iter()
+                .any(|h| h.value(name).is_some_and(|v| cmp.holds(v))),
+            Eval::HtmlTagBalance { tag, cmp } => m.html.iter().any(|h| {
+                h.inside
+                    .get(tag.as_bytes())
+                    .is_some_and(|&n| cmp.holds(n as f64))
+            }),
+            Eval::HtmlTextMatch { name, regex } => m.html.iter().any(|h| {
+                h.strings(name).is_some_and(|strings| {
+                    strings.iter().any(|s| regex.0.is_match(s).unwrap_or(false))
+                })
+            }),
+            Eval::HtmlTitleSubjectRatio(ratio) => title_subject_ratio(m, *ratio),
+            Eval::FarawayCharset => false,
+            Eval::Mime(test) => test.run(m),
+            Eval::MimeMultipartRatio { min, max } => {
+                let r = mime::MimeFacts::of(m).multipart_ratio;
+                r >= *min && r < *max
+            }
+            Eval::MultipartAltDifference { min, max } => {
+                let d = mime::alternative_difference(m).percent;
+                (*min == 0.0 || d > *min) && max.is_none_or(|max| d <= max)
+            }
+            Eval::MultipartAltDifferenceCount { ratio, min_html } => {
+                let d = mime::alternative_difference(m);
+                d.html_words as f64 > *min_html
+                    && d.text_words as f64 / d.html_words as f64 > *ratio
+            }
+            Eval::Uppercase { min, max } => {
+                let p = mime::uppercase_percent(m);
+                p > *min && p <= *max
+            }
+            Eval::VerticalWords { min, max } => {
+                let v = mime::vertical_words(m);
+                v >= *min && v < *max
+            }
+            Eval::IllegalChars {
+                header,
+                ratio,
+                count,
+            } => headers::illegal_chars(m, header, *ratio, *count),
+            Eval::FakeAolRelay => headers::fake_aol_relay(m),
+            Eval::ForgedHotmailReceived => headers::hotmail(m).forged,
+            Eval::NoHotmailReceived => headers::hotmail(m).missing,
+            Eval::ForgedEudoramailReceived => headers::forged_eudoramail(m),
+            Eval::ForgedJunoReceived => headers::forged_juno(m),
+            Eval::ForgedGmailReceived => headers::forged_gmail(m),
+            Eval::ReceivedHeadersRemoved => headers::received_headers_removed(m),
+            Eval::RatwareNameId => headers::ratware_name_id(m),
+            Eval::EnvAndHdrFromMatch => headers::env_and_hdr_from_match(m),
             Eval::SubjectAllCaps => subject_all_caps(&m.header("subject").unwrap_or_default()),
             Eval::ParseFlag(flag) => match flag.as_str() {
                 "missing_head_body_separator" => m.missing_separator,
+                "mime_epilogue_exists" => m.mime_epilogue,
                 _ => false,
             },
             Eval::HeaderCount { name, min, max } => {
                 let n = msg::header_values(&m.headers, name).count() as f64;
                 n >= *min && n <= *max
             }
-            Eval::BodyLength { max } => {
-                let body: usize = m.parts.iter().map(|p| p.raw_len).sum();
-                (body as f64) <= *max
+            Eval::BodyLength { max } => (m.body_len as f64) <= *max,
+            // The longest base64 line of the message (calendar invitations aside).
+            Eval::Base64Length { min, max } => {
+                let l = m
+                    .parts
+                    .iter()
+                    .filter(|p| p.content_type != "application/ics")
+                    .map(|p| p.base64_longest_line)
+                    .max()
+                    .unwrap_or(0) as f64;
+                l >= *min && l <= *max
             }
-            Eval::Base64Length { min, max } => m.parts.iter().any(|p| {
-                let l = p.base64_longest_line as f64;
-                l > 0.0 && l >= *min && l <= *max
-            }),
             Eval::Gtube => crate::is_gtube(&m.full),
             Eval::ShiftedDate { min, max } => {
                 let diff = crate::dates::date_diff(m) as f64;
@@ -211,7 +487,7 @@ impl Eval {
                 min.is_none_or(|v| similar >= v) && max.is_none_or(|v| similar < v)
             }
             Eval::ToInSubject(test) => to_in_subject(m, test),
-            Eval::ForgedYahooReceived => forged_yahoo_received(m),
+            Eval::ForgedYahooReceived => headers::forged_yahoo(m),
         }
     }
 }
@@ -382,7 +658,7 @@ fn recipient_list(m: &Message) -> Vec<Vec<u8>> {
             .iter()
             .flat_map(|n| msg::header_values(&m.headers, n))
             .flat_map(|v| {
-                split_addresses(&msg::decode_header(v))
+                msg::split_addresses(&msg::decode_header(v))
                     .into_iter()
                     .map(msg::first_addr)
                     .filter(|a| a.contains(&b'@'))
@@ -395,31 +671,6 @@ fn recipient_list(m: &Message) -> Vec<Vec<u8>> {
         all.extend(from(&["bcc"]));
     }
     all
-}
-
-/// Splits an address list at commas outside quotes, comments and angle brackets.
-fn split_addresses(v: &[u8]) -> Vec<&[u8]> {
-    let (mut out, mut start, mut quoted, mut depth, mut angle) =
-        (Vec::new(), 0, false, 0u32, false);
-    let mut i = 0;
-    while i < v.len() {
-        match v[i] {
-            b'\\' if quoted => i += 1,
-            b'"' => quoted = !quoted,
-            b'(' if !quoted => depth += 1,
-            b')' if !quoted => depth = depth.saturating_sub(1),
-            b'<' if !quoted && depth == 0 => angle = true,
-            b'>' if !quoted && depth == 0 => angle = false,
-            b',' if !quoted && depth == 0 && !angle => {
-                out.push(&v[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    out.push(&v[start.min(v.len())..]);
-    out
 }
 
 const TOCC_SORTED_COUNT: usize = 7;
@@ -474,7 +725,7 @@ fn recipient_order(m: &Message) -> (bool, f64) {
 fn to_in_subject(m: &Message, test: &str) -> bool {
     let Some(to) = msg::header_values(&m.headers, "to")
         .flat_map(|v| {
-            split_addresses(&msg::decode_header(v))
+            msg::split_addresses(&msg::decode_header(v))
                 .into_iter()
                 .map(msg::first_addr)
                 .collect::<Vec<_>>()
@@ -512,91 +763,20 @@ fn contains_ignoring_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
             .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
-/// HeaderEval's gated_through_received_hdr_remover: mail whose Received headers
-/// were stripped by a list server (ezmlm, MSN groups), or that has none, cannot be
-/// judged by its Received headers.
-fn received_headers_removed(m: &Message) -> bool {
-    static EZMLM: LazyLock<Option<Regex>> =
-        LazyLock::new(|| Regex::new(r"(?m)^contact \S+@\S+; run by ezmlm$").ok());
-    static DELIVERED: LazyLock<Option<Regex>> =
-        LazyLock::new(|| Regex::new(r"(?m)^mailing list \S+@\S+").ok());
-    static QMAIL: LazyLock<Option<Regex>> = LazyLock::new(|| {
-        Regex::new(r"qmail \d+ invoked (?:from network|by .{3,20})\); \d+ ... \d+").ok()
-    });
-    static MSN_GROUPS: LazyLock<Option<Regex>> =
-        LazyLock::new(|| Regex::new(r"from groups\.msn\.com \(\S+\.msn\.com ").ok());
-    let Some(rcvd) = m.header("received") else {
-        return true;
+/// html_title_subject_ratio: a title over `ratio` times as long as the subject
+/// (counted with its line break, as SpamAssassin reads it).
+fn title_subject_ratio(m: &Message, ratio: f64) -> bool {
+    let Some(subject) = m.header("subject") else {
+        return false;
     };
-    let list = m.header("mailing-list").unwrap_or_default();
-    let dlto = m.header("delivered-to").unwrap_or_default();
-    if matches(&EZMLM, &list) && matches(&DELIVERED, &dlto) && matches(&QMAIL, &rcvd) {
-        return true;
-    }
-    matches(&MSN_GROUPS, &rcvd)
-}
-
-fn matches(re: &LazyLock<Option<Regex>>, text: &[u8]) -> bool {
-    re.as_ref()
-        .is_some_and(|r| r.is_match(text).unwrap_or(false))
-}
-
-/// HeaderEval's check_for_forged_yahoo_received_headers.
-fn forged_yahoo_received(m: &Message) -> bool {
-    static FROM: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"(?i)\byahoo\.com$").ok());
-    static REPLY: LazyLock<Option<Regex>> =
-        LazyLock::new(|| Regex::new(r"(?i)@reply\.yahoo\.com$").ok());
-    static TRUSTED: LazyLock<Option<Regex>> =
-        LazyLock::new(|| Regex::new(r" rdns=\S+\.yahoo\.com ").ok());
-    static UNTRUSTED: LazyLock<Option<Regex>> =
-        LazyLock::new(|| Regex::new(r"^[^\]]+ rdns=\S+\.yahoo\.com ").ok());
-    // Received headers Yahoo's own web mail, SMTP and groups servers write.
-    static GENUINE: LazyLock<Option<Regex>> = LazyLock::new(|| {
-        Regex::new(concat!(
-            r"by web\S+\.mail\S*\.yahoo\.com via HTTP",
-            r"|by sonic\S+\.consmr\.mail\S*\.yahoo\.com with HTTP",
-            r"|by smtp\S+\.yahoo\.com with SMTP",
-            r"|from \[(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*)\] by \S+\.(?:groups|scd|dcn)\.yahoo\.com with NNFMP",
-            r"|by \w+\.\w+\.yahoo\.com \(\d+\.\d+\.\d+/\d+\.\d+\.\d+\)(?: with ESMTP)? id \w+",
-        ))
-        .ok()
-    });
-    static BULK: LazyLock<Option<Regex>> =
-        LazyLock::new(|| Regex::new(r"\bmailer\d+\.bulk\.scd\.yahoo\.com\b").ok());
-
-    let from = msg::header_values(&m.headers, "from")
-        .next()
-        .map(|v| msg::first_addr(&msg::decode_header(v)))
-        .unwrap_or_default();
-    if !matches(&FROM, &from) {
-        return false;
-    }
-    let mut rcvd = m.header("received").unwrap_or_default();
-    let nonempty = |n: &str| m.header(n).is_some_and(|v| !v.is_empty());
-    if nonempty("resent-from") && nonempty("resent-to") && nonempty("x-received") {
-        rcvd = m.header("x-received").unwrap_or_default();
-    }
-    // SpamAssassin collapses all whitespace to single spaces first.
-    let rcvd: Vec<u8> = rcvd
-        .split(|c| c.is_ascii_whitespace())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(&b' ');
-    if received_headers_removed(m) {
-        return false;
-    }
-    let trusted = m
-        .relays
-        .pseudo_header("X-Spam-Relays-Trusted")
-        .unwrap_or_default();
-    let untrusted = m
-        .relays
-        .pseudo_header("X-Spam-Relays-Untrusted")
-        .unwrap_or_default();
-    if matches(&TRUSTED, &trusted) || matches(&UNTRUSTED, &untrusted) || matches(&GENUINE, &rcvd) {
-        return false;
-    }
-    !(matches(&BULK, &rcvd) && matches(&REPLY, &from))
+    let subject_len = crate::html::char_count(&subject).0 + 1;
+    m.html.iter().any(|h| {
+        h.titles
+            .iter()
+            .map(|t| crate::html::char_count(t).0 as f64 / subject_len as f64)
+            .fold(0.0, f64::max)
+            > ratio
+    })
 }
 
 /// Perl's `\Q...\E`: every character but letters, digits and `_` escaped.
@@ -724,16 +904,454 @@ mod tests {
     fn forged_yahoo() {
         let forged = "Received: from [10.1.2.3] by mx.example.net with SMTP; Wed, 14 Aug 2002 12:00:00 +0000\n\
                       From: Joe <joe@yahoo.com>\n\nhi\n";
-        assert!(super::forged_yahoo_received(&parse(forged)));
+        assert!(headers::forged_yahoo(&parse(forged)));
         let genuine = "Received: from [10.1.2.3] by web12.mail.yahoo.com via HTTP; Wed, 14 Aug 2002 12:00:00 +0000\n\
                        From: Joe <joe@yahoo.com>\n\nhi\n";
-        assert!(!super::forged_yahoo_received(&parse(genuine)));
+        assert!(!headers::forged_yahoo(&parse(genuine)));
         // Not from Yahoo, or no Received headers to judge by.
-        assert!(!super::forged_yahoo_received(&parse(
+        assert!(!headers::forged_yahoo(&parse(
             &forged.replace("yahoo.com>", "example.com>")
         )));
-        assert!(!super::forged_yahoo_received(&parse(
+        assert!(!headers::forged_yahoo(&parse(
             "From: joe@yahoo.com\n\nhi\n"
         )));
+    }
+
+    /// Whether `function(args)` hits a message given as bytes.
+    fn hits_bytes(function: &str, args: &[&str], message: &[u8]) -> bool {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let eval = Eval::new(function, &args).unwrap_or_else(|| panic!("{function}"));
+        let m = Message::parse(message);
+        eval.run(&Context {
+            msg: &m,
+            bayes: None,
+            welcomelist_from: &[],
+            blocklist_from: &[],
+            welcomelist_to: &[],
+        })
+    }
+
+    /// The same with the message as text, in CRLF lines as the gateway has them.
+    fn hits(function: &str, args: &[&str], message: &str) -> bool {
+        hits_bytes(function, args, message.replace('\n', "\r\n").as_bytes())
+    }
+
+    fn html(body: &str) -> String {
+        format!("Subject: hi\nContent-Type: text/html\n\n{body}\n")
+    }
+
+    #[test]
+    fn html_ranges_and_comparisons() {
+        let sized = |n| html(&format!("<font size={n}>big</font>"));
+        assert!(hits("html_range", &["max_size", "5", "6"], &sized(6)));
+        assert!(!hits("html_range", &["max_size", "5", "6"], &sized(7)));
+        assert!(hits("html_range", &["max_size", "6", "inf"], &sized(7)));
+        assert!(!hits("html_range", &["max_size", "6", "inf"], &sized(4)));
+        let extra = html("<p>x</p></b></b>");
+        assert!(hits(
+            "html_range",
+            &["closed_extra_ratio", "0.09", "inf"],
+            &extra
+        ));
+        assert!(!hits(
+            "html_range",
+            &["closed_extra_ratio", "0.09", "inf"],
+            &html("<p>x</p>")
+        ));
+        // No tags, no ratio: undefined, so no range holds.
+        assert!(!hits(
+            "html_range",
+            &["closed_extra_ratio", "-1", "inf"],
+            &html("x")
+        ));
+        assert!(hits(
+            "html_eval",
+            &["length", "< 384"],
+            &html("<p>short</p>")
+        ));
+        assert!(!hits(
+            "html_eval",
+            &["length", "< 384"],
+            &html(&"<p>long</p>".repeat(50))
+        ));
+        assert!(Eval::new("html_eval", &["length".into(), "< 3 + x".into()]).is_none());
+        assert!(hits(
+            "html_tag_balance",
+            &["body", "!= 0"],
+            &html("<body>x")
+        ));
+        assert!(!hits(
+            "html_tag_balance",
+            &["body", "!= 0"],
+            &html("<body>x</body>")
+        ));
+        assert!(!hits(
+            "html_tag_balance",
+            &["head", "!= 0"],
+            &html("<body>x")
+        ));
+        assert!(Eval::new("html_tag_balance", &["b*".into(), "!= 0".into()]).is_none());
+    }
+
+    #[test]
+    fn html_texts_and_tests() {
+        let saved = html("<!-- saved from url=(0022)http://x.example/ --><p>x</p>");
+        let saved_url = ["comment", r"<!-- saved from url=\(\d{4}\)"];
+        assert!(hits("html_text_match", &saved_url, &saved));
+        assert!(!hits(
+            "html_text_match",
+            &saved_url,
+            &html("<!-- hi --><p>x</p>")
+        ));
+        let link_image = ["anchor", "<img>"];
+        assert!(hits(
+            "html_text_match",
+            &link_image,
+            &html("<a href=x><img src=y></a>")
+        ));
+        assert!(!hits(
+            "html_text_match",
+            &link_image,
+            &html("<a href=x>y</a><img src=y>")
+        ));
+        // "hi" is read with its line break: 11 / 3 > 3.5 and 10 / 3 is not.
+        let titled = |t: &str| html(&format!("<title>{t}</title>x"));
+        assert!(hits(
+            "html_title_subject_ratio",
+            &["3.5"],
+            &titled("elevenchars")
+        ));
+        assert!(!hits(
+            "html_title_subject_ratio",
+            &["3.5"],
+            &titled("tenchars..")
+        ));
+        let contrast = ["font_low_contrast"];
+        assert!(hits(
+            "html_test",
+            &contrast,
+            &html("<font color=#fefefe>x</font>")
+        ));
+        assert!(!hits(
+            "html_test",
+            &contrast,
+            &html("<font color=#000080>x</font>")
+        ));
+        assert!(hits("html_test", &["html"], &html("x")));
+        assert!(!hits("html_test", &["html"], "Subject: hi\n\nx\n"));
+        assert!(!hits(
+            "html_charset_faraway",
+            &[],
+            &html("<meta http-equiv=\"Content-Type\" content=\"text/html; charset=koi8-r\">x")
+        ));
+    }
+
+    #[test]
+    fn html_images() {
+        // SpamAssassin's image-only tests measure the HTML source, not its text.
+        let image = html("<img src=x width=10 height=10>");
+        assert!(hits("html_image_only", &["0", "400"], &image));
+        assert!(!hits("html_image_only", &["0", "10"], &image));
+        assert!(!hits(
+            "html_image_only",
+            &["0", "400"],
+            &html("<p>no image</p>")
+        ));
+        // 3 characters of text over 100 pixels.
+        let ratio = html("<img src=x width=10 height=10>abc");
+        assert!(hits("html_image_ratio", &["0.02", "0.04"], &ratio));
+        assert!(!hits("html_image_ratio", &["0.04", "0.06"], &ratio));
+    }
+
+    fn alternative(text: &str, html: &str) -> String {
+        format!(
+            "Subject: hi\nContent-Type: multipart/alternative; boundary=b\n\n--b\n\
+             Content-Type: text/plain\n\n{text}\n--b\nContent-Type: text/html\n\n{html}\n--b--\n"
+        )
+    }
+
+    #[test]
+    fn mime_structure() {
+        let attachment = "Subject: x\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\n\
+                          hi\n--b\nContent-Type: application/pdf\nContent-Disposition: attachment\n\
+                          Content-Transfer-Encoding: base64\n\nAAAA\n--b--\n";
+        assert!(hits("check_for_mime", &["mime_attachment"], attachment));
+        assert!(hits("check_for_mime", &["mime_base64_count"], attachment));
+        assert!(!hits(
+            "check_for_mime",
+            &["mime_attachment"],
+            "Subject: x\n\nhi\n"
+        ));
+        let b64_text =
+            "Subject: x\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\naGk=\n";
+        assert!(hits(
+            "check_for_mime",
+            &["mime_base64_encoded_text"],
+            b64_text
+        ));
+        let utf8 = b64_text.replace("text/plain", "text/plain; charset=utf-8");
+        assert!(!hits(
+            "check_for_mime",
+            &["mime_base64_encoded_text"],
+            &utf8
+        ));
+        let qp = |body: &str| {
+            format!("Subject: x\nContent-Transfer-Encoding: quoted-printable\n\n{body}\n")
+        };
+        // Escaped letters are needless escapes; escaped `=` is not.
+        assert!(hits("check_for_mime", &["mime_qp_count"], &qp("=41=42")));
+        assert!(!hits("check_for_mime", &["mime_qp_count"], &qp("a=3Db")));
+        assert!(hits(
+            "check_for_mime",
+            &["mime_qp_long_line"],
+            &qp(&"x".repeat(79))
+        ));
+        assert!(!hits(
+            "check_for_mime",
+            &["mime_qp_long_line"],
+            &qp(&"x".repeat(78))
+        ));
+        assert!(!hits(
+            "check_for_mime",
+            &["mimepart_limit_exceeded"],
+            &qp("x")
+        ));
+        assert!(Eval::new("check_for_mime", &["mime_unknown".into()]).is_none());
+        let mostly_html = alternative("hi", &"<p>lots of html</p>".repeat(20));
+        assert!(hits(
+            "check_mime_multipart_ratio",
+            &["0.00", "0.01"],
+            &mostly_html
+        ));
+        assert!(!hits(
+            "check_mime_multipart_ratio",
+            &["0.00", "0.01"],
+            &alternative("hi", "<p>hi</p>")
+        ));
+        assert!(hits("check_for_mime_html_only", &[], &html("x")));
+        assert!(!hits("check_for_mime_html_only", &[], &mostly_html));
+        assert!(hits("check_for_mime_html", &[], &mostly_html));
+    }
+
+    #[test]
+    fn alternatives_that_differ() {
+        let same = alternative("buy cheap pills now", "<p>buy cheap pills now</p>");
+        let differ = alternative("hello there friend", "<p>buy cheap pills now</p>");
+        assert!(hits(
+            "multipart_alternative_difference",
+            &["99", "100"],
+            &differ
+        ));
+        assert!(!hits(
+            "multipart_alternative_difference",
+            &["99", "100"],
+            &same
+        ));
+        let wordy = alternative("one two three four five six seven", "<p>one two</p>");
+        assert!(hits(
+            "multipart_alternative_difference_count",
+            &["3", "1"],
+            &wordy
+        ));
+        assert!(!hits(
+            "multipart_alternative_difference_count",
+            &["3", "1"],
+            &same
+        ));
+        // Exchange's meeting requests are exempt.
+        let calendar = "Subject: x\nContent-Type: multipart/alternative; boundary=b\n\n--b\n\
+                        Content-Type: text/html\n\n<p>meet</p>\n--b\nContent-Type: text/calendar\n\n\
+                        BEGIN:VCALENDAR\n--b--\n";
+        assert!(!hits(
+            "multipart_alternative_difference",
+            &["99", "100"],
+            calendar
+        ));
+    }
+
+    #[test]
+    fn body_shapes() {
+        let text = |body: &str| format!("Subject: x\n\n{body}\n");
+        // 6 capitals in 22 letters: 27%.
+        let shouting = "BUY NOW and save big things ".repeat(10);
+        assert!(hits("check_for_uppercase", &["25", "50"], &text(&shouting)));
+        assert!(!hits(
+            "check_for_uppercase",
+            &["25", "50"],
+            &text(&shouting.to_lowercase())
+        ));
+        // Short bodies and charsets without case are not judged.
+        assert!(!hits(
+            "check_for_uppercase",
+            &["25", "50"],
+            &text("BUY NOW and SAVE")
+        ));
+        let chinese =
+            format!("Subject: x\nContent-Type: text/plain; charset=gb2312\n\n{shouting}\n");
+        assert!(!hits("check_for_uppercase", &["25", "50"], &chinese));
+        let vertical = "Subject: xxxxxxxxxxxx\n\naaaaaaaaaaaaaaaaaaaa b\n";
+        assert!(hits("tvd_vertical_words", &["0", "10"], vertical));
+        assert!(!hits(
+            "tvd_vertical_words",
+            &["0", "10"],
+            &text("the cat sat on the mat")
+        ));
+    }
+
+    #[test]
+    fn illegal_characters() {
+        let subject = |s: &[u8]| [&b"Subject: "[..], s, b"\n\nhi\n"].concat();
+        let args = ["Subject", "0.00", "2"];
+        assert!(hits_bytes(
+            "check_illegal_chars",
+            &args,
+            &subject(b"caf\xe9 cr\xe8me")
+        ));
+        assert!(!hits_bytes(
+            "check_illegal_chars",
+            &args,
+            &subject(b"caf\xe9")
+        ));
+        assert!(!hits_bytes(
+            "check_illegal_chars",
+            &args,
+            &subject("café crème".as_bytes())
+        ));
+        // One pound sign is allowed in a subject, so two 8-bit bytes count once.
+        assert!(!hits_bytes(
+            "check_illegal_chars",
+            &args,
+            &subject(b"\xa3 10 \xe9")
+        ));
+        let from = [&b"From: "[..], b"\xe9\xe9 <a@example.com>\n\nhi\n"].concat();
+        assert!(hits_bytes(
+            "check_illegal_chars",
+            &["From", "0.05", "2"],
+            &from
+        ));
+        assert!(!hits_bytes(
+            "check_illegal_chars",
+            &["From", "0.20", "2"],
+            &from
+        ));
+    }
+
+    #[test]
+    fn forged_free_mail_relays() {
+        let aol = "Received: from x (HELO y) (10.0.0.1) by rly-xw01.mx.aol.com with QMQP\n\n";
+        assert!(hits("check_for_fake_aol_relay_in_rcvd", &[], aol));
+        let genuine_aol = aol.replace("QMQP", "ESMTP id RELAYIN7-0501132011");
+        assert!(!hits("check_for_fake_aol_relay_in_rcvd", &[], &genuine_aol));
+        let hotmail = |received: &str, extra: &str| {
+            format!("Received: {received}\n{extra}From: joe@hotmail.com\n\nhi\n")
+        };
+        let plain = hotmail("from mx.example.net (mx.example.net [192.0.2.1]) by mx", "");
+        assert!(hits("check_for_no_hotmail_received_headers", &[], &plain));
+        assert!(!hits(
+            "check_for_forged_hotmail_received_headers",
+            &[],
+            &plain
+        ));
+        let helo = hotmail("from hotmail.com (spam.example [192.0.2.1]) by mx", "");
+        assert!(hits(
+            "check_for_forged_hotmail_received_headers",
+            &[],
+            &helo
+        ));
+        let genuine = hotmail(
+            "from hotmail.com (f135.law8.hotmail.com [216.33.241.135]) by mx",
+            "X-Originating-IP: [192.0.2.7]\n",
+        );
+        assert!(!hits(
+            "check_for_forged_hotmail_received_headers",
+            &[],
+            &genuine
+        ));
+        assert!(!hits(
+            "check_for_no_hotmail_received_headers",
+            &[],
+            &genuine
+        ));
+        let eudora = "Received: from x by mx\nFrom: a@eudoramail.com\n\nhi\n";
+        assert!(hits(
+            "check_for_forged_eudoramail_received_headers",
+            &[],
+            eudora
+        ));
+        let genuine_eudora = "Received: from Unknown/Local ([?.?.?.?]) by shared1-mail.whowhere.com; Thu\n\
+                              X-Sender-Ip: 192.0.2.1\nFrom: a@eudoramail.com\n\nhi\n";
+        assert!(!hits(
+            "check_for_forged_eudoramail_received_headers",
+            &[],
+            genuine_eudora
+        ));
+        let juno = "Received: from x by mx\nFrom: a@juno.com\n\nhi\n";
+        assert!(hits("check_for_forged_juno_received_headers", &[], juno));
+        let genuine_juno = "Received: from cookie.juno.com (cookie.juno.com [192.0.2.1]) by mx\n\
+                            X-Originating-IP: [192.0.2.1]\nX-Mailer: Juno 5.0\nFrom: a@juno.com\n\nhi\n";
+        assert!(!hits(
+            "check_for_forged_juno_received_headers",
+            &[],
+            genuine_juno
+        ));
+        let gmail = "Received: from x by mx\nFrom: a@gmail.com\n\nhi\n";
+        assert!(hits("check_for_forged_gmail_received_headers", &[], gmail));
+        let genuine_gmail =
+            gmail.replace("From:", "X-Received: by 10.1.2.3 with SMTP id abc\nFrom:");
+        assert!(!hits(
+            "check_for_forged_gmail_received_headers",
+            &[],
+            &genuine_gmail
+        ));
+        // Without Received headers nothing can be judged.
+        assert!(hits(
+            "gated_through_received_hdr_remover",
+            &[],
+            "From: a@juno.com\n\nhi\n"
+        ));
+        assert!(!hits("gated_through_received_hdr_remover", &[], juno));
+        assert!(!hits(
+            "check_for_forged_juno_received_headers",
+            &[],
+            "From: a@juno.com\n\nhi\n"
+        ));
+    }
+
+    #[test]
+    fn ratware_and_envelope() {
+        let ratware = |from: &str| {
+            format!(
+                "Message-ID: <ABCDEFGHIJKLMNOPQRSTUVWXYZAB.joe@example.com>\nFrom: {from}\n\nhi\n"
+            )
+        };
+        assert!(hits(
+            "check_ratware_name_id",
+            &[],
+            &ratware("\"joe@example.com\" <joe@example.com>")
+        ));
+        assert!(!hits(
+            "check_ratware_name_id",
+            &[],
+            &ratware("joe@example.com")
+        ));
+        let env = |return_path: &str| {
+            format!("{return_path}Received: from x by mx\nFrom: Joe <Joe@Example.com>\n\nhi\n")
+        };
+        let matching = env("Return-Path: <joe@example.com>\n");
+        assert!(hits("check_for_matching_env_and_hdr_from", &[], &matching));
+        assert!(!hits(
+            "check_for_matching_env_and_hdr_from",
+            &[],
+            &env("Return-Path: <bounce@example.org>\n")
+        ));
+        // A Return-Path below a Received header was not written on delivery here.
+        let below =
+            "Received: from x by mx\nReturn-Path: <joe@example.com>\nFrom: joe@example.com\n\nhi\n";
+        assert!(!hits("check_for_matching_env_and_hdr_from", &[], below));
+        assert!(hits(
+            "check_for_matching_env_and_hdr_from",
+            &[],
+            "Subject: x\n\nhi\n"
+        ));
     }
 }

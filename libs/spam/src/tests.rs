@@ -48,7 +48,7 @@ fn each_rule_kind_hits_where_sa_would() {
          header UNSET X-Foo =~ /dflt/ [if-unset: dflt]\n\
          header ALLH ALL =~ /^To: staff/m\n\
          body BODY_JOIN /Buy cheap pills now/\n\
-         body BODY_SUBJ /^Cheap pills today Buy/\n\
+         body BODY_SUBJ /^Cheap pills today$/\n\
          body BODY_HTML /Buy cheap pills$/\n\
          rawbody RAW_TAG /<b>cheap<\\/b>/\n\
          body NO_TAG /<b>/\n\
@@ -347,4 +347,82 @@ fn site_file_errors_name_the_line() {
         err.starts_with(&format!("{}:2: BAD: ", local.display())),
         "{err}"
     );
+}
+
+/// The HTML, MIME and header facts reach rules and metas through the engine.
+#[test]
+fn eval_tests_feed_rules_and_metas() {
+    let e = engine(
+        "body HTML_MESSAGE eval:html_test('html')\n\
+         body LOW_CONTRAST eval:html_test('font_low_contrast')\n\
+         body BODY_OPEN eval:html_tag_balance('body', '!= 0')\n\
+         body __SHORT_HTML eval:html_eval('length', '< 384')\n\
+         body ALT_DIFF eval:multipart_alternative_difference('99', '100')\n\
+         rawbody QP eval:check_for_mime('mime_qp_count')\n\
+         header __ENV_FROM_MATCH eval:check_for_matching_env_and_hdr_from()\n\
+         header NO_RCVD eval:gated_through_received_hdr_remover()\n\
+         meta SHORT_HTML_OTHER_SENDER __SHORT_HTML && !__ENV_FROM_MATCH\n",
+    );
+    let message = "Return-Path: <bounce@example.org>\r\n\
+                   From: shop@example.com\r\n\
+                   Subject: offer\r\n\
+                   Content-Type: multipart/alternative; boundary=b\r\n\r\n\
+                   --b\r\nContent-Type: text/plain\r\n\r\nhello friend\r\n\
+                   --b\r\nContent-Type: text/html\r\n\r\n\
+                   <body><font color=white>cheap pills</font>\r\n--b--\r\n";
+    let r = e.score(message.as_bytes());
+    assert_eq!(
+        names(&r),
+        [
+            "ALT_DIFF",
+            "BODY_OPEN",
+            "HTML_MESSAGE",
+            "LOW_CONTRAST",
+            "NO_RCVD",
+            "SHORT_HTML_OTHER_SENDER"
+        ]
+    );
+    let plain = e
+        .score(b"Return-Path: <a@example.com>\nFrom: a@example.com\nReceived: from x by y\n\nhi\n");
+    assert!(plain.hits.is_empty(), "{plain:?}");
+}
+
+/// The eval tests implemented natively are not listed as unsupported.
+#[test]
+fn stock_eval_tests_are_supported() {
+    let config = EngineConfig {
+        stock_rules_dir: Some(PathBuf::from("/usr/share/spamassassin")),
+        ..EngineConfig::default()
+    };
+    let unsupported = Engine::load(&config).unwrap().unsupported_rules();
+    for name in [
+        "HTML_EXTRA_CLOSE",
+        "HTML_FONT_SIZE_HUGE",
+        "HTML_OBFUSCATE_20_30",
+        "HTML_TAG_BALANCE_HEAD",
+        "__HTML_LENGTH_384",
+        "__COMMENT_EXISTS",
+        "__HTML_TITLE_SUBJ_DIFF",
+        "__HTML_CHARSET_FARAWAY",
+        "__MIME_ATTACHMENT",
+        "MIME_QP_LONG_LINE",
+        "MIME_HTML_MOSTLY",
+        "MPART_ALT_DIFF",
+        "MPART_ALT_DIFF_COUNT",
+        "__UPPERCASE_25_50",
+        "__TVD_SPACE_RATIO",
+        "FROM_ILLEGAL_CHARS",
+        "__FORGED_AOL_RCVD",
+        "__FORGED_HOTMAIL_RCVD",
+        "FORGED_HOTMAIL_RCVD2",
+        "FORGED_GMAIL_RCVD",
+        "__GATED_THROUGH_RCVD_REMOVER",
+        "__RATWARE_NAME_ID",
+        "__ENV_AND_HDR_FROM_MATCH",
+    ] {
+        assert!(
+            unsupported.iter().all(|u| u.name != name),
+            "{name} is unsupported"
+        );
+    }
 }

@@ -240,6 +240,8 @@ pub struct Engine {
     prefilters: Vec<(Kind, prefilter::Prefilter)>,
     /// Whether a rule's regex runs only when its prefilter found its strings.
     gated: Vec<bool>,
+    /// Each rule's `max_hits`.
+    max_hits: Vec<u32>,
     set: RuleSet,
     required: f64,
     score_set: usize,
@@ -344,6 +346,7 @@ impl Engine {
             visit(i, &meta_refs, &mut state, &mut metas);
         }
         let (prefilters, gated) = prefilters(&rules);
+        let max_hits = rules.iter().map(max_hits).collect();
         let has_gtube_rule = rules.iter().any(|r| r.name == "GTUBE");
         let required = config.required_score.or(set.required_score).unwrap_or(5.0);
         Engine {
@@ -352,6 +355,7 @@ impl Engine {
             metas,
             prefilters,
             gated,
+            max_hits,
             set,
             required,
             score_set,
@@ -406,13 +410,15 @@ impl Engine {
         let mut headers = HeaderCache::default();
         for &i in &self.plain {
             let rule = &self.rules[i];
-            let hit = if possible[i] {
-                self.run(rule, &cx, &mut headers)
+            values[i] = if possible[i] {
+                self.run(i, &cx, &mut headers)
             } else {
                 // The regex cannot match, so the rule hits only if negated.
-                matches!(rule.test, Test::Regex { negate: true, .. })
+                f64::from(u8::from(matches!(
+                    rule.test,
+                    Test::Regex { negate: true, .. }
+                )))
             };
-            values[i] = f64::from(u8::from(hit));
         }
         for &i in &self.metas {
             let Test::Meta(e) = &self.rules[i].test else {
@@ -429,7 +435,8 @@ impl Engine {
             if values[i] == 0.0 || r.name.starts_with("__") {
                 continue;
             }
-            let score = r.scores[self.score_set];
+            // A `multiple` rule scores once per match, as in SpamAssassin.
+            let score = r.scores[self.score_set] * values[i];
             hits.push(RuleHit {
                 name: r.name.clone(),
                 score,
@@ -597,51 +604,104 @@ impl Engine {
         possible
     }
 
-    fn run(&self, rule: &Rule, cx: &evals::Context, headers: &mut HeaderCache) -> bool {
+    /// A rule's value for this message: 1 or 0, or for a `tflags multiple` rule
+    /// how many times its regex matched, up to its `maxhits`, as metas such as
+    /// `__BODY_TEXT_LINE < 3` count them.
+    fn run(&self, i: usize, cx: &evals::Context, headers: &mut HeaderCache) -> f64 {
+        let rule = &self.rules[i];
+        let limit = self.max_hits[i];
         let msg = cx.msg;
-        let matches = |re: &pcre2::bytes::Regex, s: &[u8]| re.is_match(s).unwrap_or(false);
+        let flag = |b: bool| f64::from(u8::from(b));
         match &rule.test {
-            Test::Eval(e) => e.run(cx),
-            Test::Exists(name) => header_exists(msg, name),
-            Test::Meta(_) | Test::Unsupported(_) => false,
+            Test::Eval(e) => flag(e.run(cx)),
+            Test::Exists(name) => flag(header_exists(msg, name)),
+            Test::Meta(_) | Test::Unsupported(_) => 0.0,
             Test::Regex {
                 regex,
                 header,
                 negate,
                 if_unset,
                 ..
-            } => match rule.kind {
-                Kind::Header => {
-                    let Some(spec) = header else { return false };
-                    let value = headers.get(msg, spec);
-                    let hit = match (value, if_unset) {
-                        (Some(v), _) => matches(regex, v),
-                        (None, Some(d)) => matches(regex, d.as_bytes()),
-                        (None, None) => matches(regex, b""),
-                    };
-                    hit != *negate
+            } => {
+                let count = |texts: &mut dyn Iterator<Item = &[u8]>| {
+                    f64::from(count_matches(regex, texts, limit))
+                };
+                match rule.kind {
+                    Kind::Header => {
+                        let Some(spec) = header else { return 0.0 };
+                        let value = match (headers.get(msg, spec), if_unset) {
+                            (Some(v), _) => v,
+                            (None, Some(d)) => d.as_bytes(),
+                            (None, None) => b"",
+                        };
+                        let n = count(&mut std::iter::once(value));
+                        if *negate { flag(n == 0.0) } else { n }
+                    }
+                    Kind::MimeHeader => {
+                        let Some(spec) = header else { return 0.0 };
+                        let values = msg.part_headers.iter().flat_map(|hs| {
+                            msg::header_values(hs, &spec.name).map(|v| {
+                                if spec.form == HeaderForm::Raw {
+                                    std::borrow::Cow::Borrowed(v)
+                                } else {
+                                    std::borrow::Cow::Owned(msg::decode_header(v))
+                                }
+                            })
+                        });
+                        let values: Vec<_> = values.collect();
+                        let n = count(&mut values.iter().map(|v| v.as_ref()));
+                        if *negate { flag(n == 0.0) } else { n }
+                    }
+                    Kind::Body => count(&mut msg.body_lines.iter().map(Vec::as_slice)),
+                    Kind::RawBody => count(&mut msg.rawbody_lines.iter().map(Vec::as_slice)),
+                    Kind::Full => count(&mut std::iter::once(msg.full.as_slice())),
+                    Kind::Uri => count(&mut msg.uris.iter().map(|u| u.as_bytes())),
+                    Kind::Meta => 0.0,
                 }
-                Kind::MimeHeader => {
-                    let Some(spec) = header else { return false };
-                    let hit = msg.part_headers.iter().any(|hs| {
-                        msg::header_values(hs, &spec.name).any(|v| {
-                            if spec.form == HeaderForm::Raw {
-                                matches(regex, v)
-                            } else {
-                                matches(regex, &msg::decode_header(v))
-                            }
-                        })
-                    });
-                    hit != *negate
-                }
-                Kind::Body => msg.body_lines.iter().any(|l| matches(regex, l)),
-                Kind::RawBody => msg.rawbody_lines.iter().any(|l| matches(regex, l)),
-                Kind::Full => matches(regex, &msg.full),
-                Kind::Uri => msg.uris.iter().any(|u| matches(regex, u.as_bytes())),
-                Kind::Meta => false,
-            },
+            }
         }
     }
+}
+
+/// How many times `regex` matches in `texts`, counting at most `limit`; with a
+/// limit of 1, only whether it matches, which is all most rules need.
+fn count_matches(
+    regex: &pcre2::bytes::Regex,
+    texts: &mut dyn Iterator<Item = &[u8]>,
+    limit: u32,
+) -> u32 {
+    let mut n = 0;
+    for text in texts {
+        if limit == 1 {
+            if regex.is_match(text).unwrap_or(false) {
+                return 1;
+            }
+            continue;
+        }
+        for m in regex.find_iter(text) {
+            if m.is_err() {
+                break;
+            }
+            n += 1;
+            if n >= limit {
+                return n;
+            }
+        }
+    }
+    n
+}
+
+/// `tflags multiple maxhits=N`: how many matches a rule counts (1 without
+/// `multiple`, no limit without `maxhits`).
+fn max_hits(rule: &Rule) -> u32 {
+    if !rule.tflags.iter().any(|f| f == "multiple") {
+        return 1;
+    }
+    rule.tflags
+        .iter()
+        .find_map(|f| f.strip_prefix("maxhits=")?.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(u32::MAX)
 }
 
 /// One prefilter for each kind of rule that reads one or more whole texts (body
@@ -671,10 +731,27 @@ fn prefilters(rules: &[Rule]) -> (Vec<(Kind, prefilter::Prefilter)>, Vec<bool>) 
     (filters, gated)
 }
 
+/// `exists:NAME`; the pseudo-headers (ToCc, MESSAGEID, ...) exist when one of
+/// the headers behind them does, as SpamAssassin's `get` returns a value.
 fn header_exists(msg: &Message, name: &str) -> bool {
-    msg.headers
-        .iter()
-        .any(|h| h.name.eq_ignore_ascii_case(name))
+    let spec = HeaderSpec {
+        name: name.to_string(),
+        form: HeaderForm::Raw,
+        only: None,
+    };
+    match name {
+        "ALL" | "ToCc" | "MESSAGEID" | "EnvelopeFrom" => header_value(msg, &spec).is_some(),
+        n if is_relays_pseudo_header(n) => header_value(msg, &spec).is_some(),
+        _ => msg
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case(name)),
+    }
+}
+
+fn is_relays_pseudo_header(name: &str) -> bool {
+    name.get(..14)
+        .is_some_and(|p| p.eq_ignore_ascii_case("X-Spam-Relays-"))
 }
 
 /// Header values as rules read them, computed once per message and form.
@@ -715,9 +792,7 @@ fn header_value(msg: &Message, spec: &HeaderSpec) -> Option<Vec<u8>> {
         "ToCc" => &["To", "Cc"],
         "MESSAGEID" => &["Message-Id", "Resent-Message-Id", "X-Message-Id"],
         "EnvelopeFrom" => &["X-Envelope-From", "Return-Path", "Envelope-From"],
-        n if n.len() > 14 && n[..14].eq_ignore_ascii_case("X-Spam-Relays-") => {
-            return msg.relays.pseudo_header(n);
-        }
+        n if is_relays_pseudo_header(n) => return msg.relays.pseudo_header(n),
         _ => &single,
     };
     let mut values: Vec<&[u8]> = names

@@ -253,6 +253,31 @@ fn stock_rules_load() {
     assert!(e.score(&m).score >= e.required_score());
 }
 
+/// `tflags multiple` rules count their matches (up to maxhits) for metas and
+/// score per match; `exists:` knows the pseudo-headers.
+#[test]
+fn multiple_rules_count_and_pseudo_headers_exist() {
+    let e = engine(
+        "body __TEXT_LINE /^\\s*\\S/\ntflags __TEXT_LINE multiple maxhits=3\n\
+         meta ONE_LINE __TEXT_LINE < 2\n\
+         meta MANY_LINES __TEXT_LINE >= 3\n\
+         body PILL /pill/\ntflags PILL multiple\nscore PILL 0.5\n\
+         header __TOCC_EXISTS exists:ToCc\n\
+         meta NO_TOCC !__TOCC_EXISTS\n",
+    );
+    // The subject is the body's first line, as in SpamAssassin.
+    let short = e.score(b"To: a@example.com\n\nhello\n");
+    assert_eq!(names(&short), ["ONE_LINE"]);
+    let long = e.score(b"Cc: a@example.com\nSubject: s\n\na pill\n\nb\n\nc pill pill\n\nd\n");
+    assert_eq!(names(&long), ["MANY_LINES", "PILL"]);
+    let pill = long.hits.iter().find(|h| h.name == "PILL").unwrap();
+    assert_eq!(pill.score, 1.5, "three matches");
+    assert_eq!(
+        names(&e.score(b"From: b@example.com\n\nx\n")),
+        ["NO_TOCC", "ONE_LINE"]
+    );
+}
+
 /// SpamAssassin's auto-learn conditions: past a threshold without Bayes, and for
 /// spam, 3 points each from header and body rules unless a rule forces it.
 #[test]

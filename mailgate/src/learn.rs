@@ -57,8 +57,9 @@ pub fn run(invocation: &Invocation, args: &LearnArgs) -> Result<(), Error> {
             let synced = sync_journals(Path::new(dir)).map_err(SpamCmdError::Engine)?;
             if synced.learned > 0 || args.sync {
                 let line = format!(
-                    "learned {} auto-learned message(s) from the scanners' journals\n",
-                    synced.learned
+                    "learned {} auto-learned message(s) from the scanners' journals \
+                     ({} journal(s) of exited scanners removed)\n",
+                    synced.learned, synced.removed
                 );
                 io::stdout()
                     .lock()

@@ -4,6 +4,8 @@
 mod headers;
 mod mime;
 
+pub use headers::envelope_from;
+
 use crate::msg::{self, Message};
 use pcre2::bytes::Regex;
 

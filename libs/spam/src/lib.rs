@@ -734,19 +734,20 @@ fn prefilters(rules: &[Rule]) -> (Vec<(Kind, prefilter::Prefilter)>, Vec<bool>) 
 /// `exists:NAME`; the pseudo-headers (ToCc, MESSAGEID, ...) exist when one of
 /// the headers behind them does, as SpamAssassin's `get` returns a value.
 fn header_exists(msg: &Message, name: &str) -> bool {
+    let pseudo = matches!(name, "ALL" | "ToCc" | "MESSAGEID" | "EnvelopeFrom")
+        || is_relays_pseudo_header(name);
+    if !pseudo {
+        return msg
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case(name));
+    }
     let spec = HeaderSpec {
         name: name.to_string(),
         form: HeaderForm::Raw,
         only: None,
     };
-    match name {
-        "ALL" | "ToCc" | "MESSAGEID" | "EnvelopeFrom" => header_value(msg, &spec).is_some(),
-        n if is_relays_pseudo_header(n) => header_value(msg, &spec).is_some(),
-        _ => msg
-            .headers
-            .iter()
-            .any(|h| h.name.eq_ignore_ascii_case(name)),
-    }
+    header_value(msg, &spec).is_some()
 }
 
 fn is_relays_pseudo_header(name: &str) -> bool {
@@ -791,7 +792,8 @@ fn header_value(msg: &Message, spec: &HeaderSpec) -> Option<Vec<u8>> {
         }
         "ToCc" => &["To", "Cc"],
         "MESSAGEID" => &["Message-Id", "Resent-Message-Id", "X-Message-Id"],
-        "EnvelopeFrom" => &["X-Envelope-From", "Return-Path", "Envelope-From"],
+        // SpamAssassin's guess at the envelope sender, shared with the evals.
+        "EnvelopeFrom" => return evals::envelope_from(msg),
         n if is_relays_pseudo_header(n) => return msg.relays.pseudo_header(n),
         _ => &single,
     };

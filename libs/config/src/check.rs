@@ -18,6 +18,8 @@ const TABLE_PARAMETERS: &[&str] = &[
     "body_checks",
     "mime_header_checks",
     "nested_header_checks",
+    "greylist_whitelist_clients",
+    "greylist_whitelist_recipients",
 ];
 
 const RESTRICTION_PARAMETERS: &[&str] = &[

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+pub mod peers;
+pub use peers::{Postgrey, Redis, StockPostfix};
+
 /// How long any wait in a test may take before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -386,6 +389,14 @@ impl Gateway {
         text.push_str("scanner unix n - y - 8 scanner\n");
         fs::write(&path, text).expect("master.cf");
         self
+    }
+
+    /// Appends lines to master.cf (a service such as greylist): call
+    /// between `configure` and `launch`.
+    pub fn add_master_cf(&self, lines: &str) {
+        let path = self.path("master.cf");
+        let text = fs::read_to_string(&path).expect("master.cf");
+        fs::write(&path, format!("{text}{lines}\n")).expect("master.cf");
     }
 
     /// Appends lines to main.cf (for settings that name files in the

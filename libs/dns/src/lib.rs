@@ -95,6 +95,7 @@ pub struct Mx {
 
 /// The resolver. Cheap to share (`&Dns` across sessions); hickory caches
 /// answers, positive and negative, for their TTLs.
+#[derive(Clone)]
 pub struct Dns {
     resolver: TokioResolver,
 }

@@ -70,9 +70,11 @@ impl Remote {
         }
     }
 
+    /// The shared connection, made on first use. Connecting happens outside
+    /// the lock, so that while the server is unreachable every caller waits
+    /// at most one timeout, not one per caller before it.
     async fn connection(&self) -> Result<MultiplexedConnection, StoreError> {
-        let mut cached = self.connection.lock().await;
-        if let Some(connection) = cached.as_ref() {
+        if let Some(connection) = self.connection.lock().await.as_ref() {
             return Ok(connection.clone());
         }
         let config = AsyncConnectionConfig::new()
@@ -86,8 +88,12 @@ impl Remote {
         .await
         .map_err(|_| self.failed(format!("no connection within {:?}", self.timeout)))?
         .map_err(|e| self.failed(e))?;
-        *cached = Some(connection.clone());
-        Ok(connection)
+        Ok(self
+            .connection
+            .lock()
+            .await
+            .get_or_insert(connection)
+            .clone())
     }
 
     /// Runs one command; on any failure the shared connection is dropped

@@ -10,25 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-
-use crate::{Client, free_port, is_root, wait_for};
-
-fn stop_child(child: &mut Child) {
-    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
+use crate::{Client, free_port, is_root, terminate, wait_for};
 
 fn listening(port: u16) -> Option<()> {
     TcpStream::connect(("127.0.0.1", port)).ok().map(drop)
@@ -86,7 +69,7 @@ impl Postgrey {
 
 impl Drop for Postgrey {
     fn drop(&mut self) {
-        stop_child(&mut self.child);
+        terminate(&mut self.child);
     }
 }
 
@@ -250,7 +233,7 @@ impl StockPostfix {
 
 impl Drop for StockPostfix {
     fn drop(&mut self) {
-        stop_child(&mut self.master);
+        terminate(&mut self.master);
     }
 }
 

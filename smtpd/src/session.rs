@@ -356,7 +356,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     return End::Quit;
                 }
             };
+            // A 421 (from an access table, say) closes the session, as in
+            // Postfix.
+            let hang_up = reply.code == 421;
             self.finish(verb, reply).await;
+            if hang_up {
+                let _ = self.conn.flush(self.shared.timing().timeout).await;
+                return End::Dropped;
+            }
         }
     }
 

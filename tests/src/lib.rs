@@ -13,6 +13,18 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+pub mod postfix;
+pub use postfix::StockPostfix;
+
+/// Lets the unprivileged users of chrooted workers (and Postfix's) reach a
+/// temporary directory: tempfile makes them 0700.
+pub fn make_traversable(dir: &Path) {
+    if is_root() {
+        fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    }
+}
+
 /// How long any wait in a test may take before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -451,15 +463,9 @@ impl Gateway {
 
     pub fn configure(backend: &Backend, extra: &str) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
-        if is_root() {
-            // The chrooted workers, as mail_owner, must be able to reach
-            // the spool through this directory.
-            fs::set_permissions(
-                dir.path(),
-                std::os::unix::fs::PermissionsExt::from_mode(0o755),
-            )
-            .expect("chmod");
-        }
+        // The chrooted workers, as mail_owner, must be able to reach the
+        // spool through this directory.
+        make_traversable(dir.path());
         let port = free_port();
         let dns = (!extra.contains("dns_nameservers")).then(|| DnsServer::with(&[]));
         let mut main_cf = base_main_cf(dir.path(), backend.port);

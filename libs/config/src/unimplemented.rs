@@ -99,7 +99,6 @@ static TABLE: &[Unimplemented] = &[
         "mailgate delivers no mail locally: mail for these domains is refused unless they \
          are in relay_domains",
     ),
-    w("unknown_local_recipient_reject_code", &["550"], NO_LOCAL),
     w("biff", NO, NO_LOCAL),
     w(
         "mynetworks_style",

@@ -278,6 +278,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 }
             };
             let (verb, parsed) = command::parse(&text, opts);
+            if verb == Verb::Unknown && self.is_not_smtp(&text) {
+                warning!(
+                    "non-SMTP command from {}: {}",
+                    self.st.peer.label(),
+                    text.chars().take(100).collect::<String>()
+                );
+                self.st.stage = "UNKNOWN";
+                self.finish(
+                    verb,
+                    Reply::new(221, "2.7.0 Error: I can break rules, too. Goodbye."),
+                )
+                .await;
+                let _ = self.conn.flush(timing.timeout).await;
+                return End::Dropped;
+            }
             if let Some(denied) = &self.access_denied
                 && verb != Verb::Quit
             {
@@ -365,6 +380,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 return End::Dropped;
             }
         }
+    }
+
+    /// A message header or an HTTP request where a command should be:
+    /// a client that is not speaking SMTP (smtpd_forbidden_commands).
+    fn is_not_smtp(&self, line: &str) -> bool {
+        let word = line.split([' ', '\t']).next().unwrap_or("");
+        let header = word.len() > 1
+            && word.ends_with(':')
+            && word[..word.len() - 1]
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b':');
+        header || self.settings.forbidden_commands.matches(word)
     }
 
     /// Checks whether the client sent more than it should have before our

@@ -536,7 +536,7 @@ async fn command_sequence_errors() {
             "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT",
             "250 2.0.0 Ok",
             "250 2.0.0 Ok",
-            "502 5.5.2 Error: command not recognized",
+            "500 5.5.2 Error: command not recognized",
             "501 5.5.4 Syntax: DATA",
             "221 2.0.0 Bye",
         ]
@@ -552,9 +552,9 @@ async fn too_many_errors_closes_the_session() {
     assert_eq!(
         replies(&out),
         vec![
-            "502 5.5.2 Error: command not recognized",
-            "502 5.5.2 Error: command not recognized",
-            "502 5.5.2 Error: command not recognized",
+            "500 5.5.2 Error: command not recognized",
+            "500 5.5.2 Error: command not recognized",
+            "500 5.5.2 Error: command not recognized",
             "421 4.7.0 mx.example.com Error: too many errors",
         ]
     );

@@ -186,6 +186,11 @@ static PARAMS: &[Param] = &[
     p("smtpd_peername_lookup", "yes", Bool),
     p("smtpd_log_access_permit_actions", "", List),
     p("smtpd_forbid_unauth_pipelining", "no", Bool),
+    p(
+        "smtpd_forbidden_commands",
+        "CONNECT GET POST regexp:{{/^[^A-Z]/ Bogus}}",
+        List,
+    ),
     p("smtpd_relay_before_recipient_restrictions", "yes", Bool),
     p("disable_vrfy_command", "no", Bool),
     // Set to "yes" for a service under stress (all its slots busy); the

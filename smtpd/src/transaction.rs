@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::address::{Address, ReversePath};
 use crate::command::{MailParams, RcptParams};
-use crate::conn::{DataBudget, IoError, READ_CHUNK};
+use crate::conn::{DataBudget, Filled, IoError, READ_CHUNK};
 use crate::data::{DataReader, Feed, Limits, Verdict};
 use crate::policy::Evaluator;
 use crate::reply::Reply;
@@ -186,8 +186,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 break;
             }
             let started = Instant::now();
-            let bytes = self.conn.fill(budget.next_timeout()).await?;
-            budget.spent(started.elapsed(), bytes);
+            match self
+                .conn
+                .fill_until(started + budget.next_timeout(), &mut self.wake)
+                .await?
+            {
+                Filled::Data(bytes) => budget.spent(started.elapsed(), bytes),
+                Filled::Woken => {
+                    budget.spent(started.elapsed(), 0);
+                    budget.retime(self.shared.timing());
+                }
+            }
         }
         self.st.stage = "END-OF-MESSAGE";
         // From here on the transaction ends whatever happens.

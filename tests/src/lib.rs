@@ -283,7 +283,15 @@ impl DnsServer {
 
     /// On 127.0.0.1 and a free port.
     pub fn with(records: &[Record]) -> DnsServer {
-        DnsServer::launch("127.0.0.1".parse().expect("ip"), free_udp_port(), records)
+        let ip: IpAddr = "127.0.0.1".parse().expect("ip");
+        // dnsmasq also listens on TCP: the UDP port that was free may be
+        // taken for TCP by another test; then it exits and we try another.
+        for _ in 0..20 {
+            if let Some(server) = DnsServer::try_launch(ip, free_udp_port(), records) {
+                return server;
+            }
+        }
+        panic!("dnsmasq did not start on any of 20 free ports");
     }
 
     /// On port 53 of a loopback address of its own (127.53.x.y), where a
@@ -294,8 +302,10 @@ impl DnsServer {
             let ip: IpAddr = format!("127.53.{}.{}", n >> 8, (n & 0xff).max(1))
                 .parse()
                 .expect("ip");
-            if std::net::UdpSocket::bind((ip, 53)).is_ok() {
-                return DnsServer::launch(ip, 53, records);
+            if std::net::UdpSocket::bind((ip, 53)).is_ok()
+                && let Some(server) = DnsServer::try_launch(ip, 53, records)
+            {
+                return server;
             }
         }
     }
@@ -305,7 +315,8 @@ impl DnsServer {
         format!("{}:{}", self.ip, self.port)
     }
 
-    fn launch(ip: IpAddr, port: u16, records: &[Record]) -> DnsServer {
+    /// None when dnsmasq exits (its port was taken).
+    fn try_launch(ip: IpAddr, port: u16, records: &[Record]) -> Option<DnsServer> {
         let mut command = Command::new("dnsmasq");
         command.args([
             "--keep-in-foreground",
@@ -353,13 +364,21 @@ impl DnsServer {
                 }
             }
         }
-        let child = command
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("dnsmasq (Debian package dnsmasq-base) must be installed");
-        wait_for("dnsmasq to answer", || dns_answers(ip, port).then_some(()));
-        DnsServer { ip, port, child }
+        let up = wait_for("dnsmasq to answer", || {
+            if dns_answers(ip, port) {
+                Some(true)
+            } else if let Ok(Some(_)) = child.try_wait() {
+                Some(false)
+            } else {
+                None
+            }
+        });
+        up.then_some(DnsServer { ip, port, child })
     }
 }
 

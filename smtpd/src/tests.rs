@@ -503,7 +503,7 @@ async fn mail_from_size_over_the_limit() {
     assert_eq!(
         &r[r.len() - 3..],
         [
-            "552 5.3.4 Message size exceeds fixed maximum message size",
+            "552 5.3.4 Message size exceeds fixed limit",
             "250 2.1.0 Ok",
             "221 2.0.0 Bye"
         ]

@@ -46,7 +46,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             && s.message_size_limit != 0
             && size > s.message_size_limit
         {
-            return Reply::new(552, "5.3.4 Message size exceeds fixed maximum message size");
+            // Logged with the sender, as Postfix's smtpd_check_size does.
+            self.st.sender = Some(sender.to_string());
+            let decision = Evaluator::new(s).reject(
+                &mut self.st,
+                crate::policy::ErrorClass::Policy,
+                552,
+                "5.3.4",
+                "Message size exceeds fixed limit".to_string(),
+            );
+            self.st.sender = None;
+            if let crate::policy::Decision::Reject(reply) = decision {
+                return reply;
+            }
         }
         let addr = self.st.peer.addr;
         if s.limits.message_rate > 0 && !s.limits.exceptions.contains(addr) {

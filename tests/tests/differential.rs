@@ -295,6 +295,15 @@ fn seed_001_helo_sender_and_recipient_blocks() {
                 "QUIT",
             ],
         ),
+        // SIZE= over message_size_limit.
+        s(
+            "127.0.0.2",
+            &[
+                "EHLO mail.good.test",
+                "MAIL FROM:<a@good.test> SIZE=999999999",
+                "QUIT",
+            ],
+        ),
         // Relay refused before the recipient domain is looked up.
         s(
             "127.0.0.2",

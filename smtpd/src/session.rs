@@ -50,8 +50,12 @@ impl Shared {
         }
     }
 
+    pub fn stressed(&self) -> bool {
+        *self.stress.borrow()
+    }
+
     pub fn timing(&self) -> Timing {
-        if *self.stress.borrow() {
+        if self.stressed() {
             self.settings.stress
         } else {
             self.settings.normal
@@ -162,7 +166,8 @@ pub(crate) struct Session<'a, S> {
 }
 
 /// Serves one client until it quits or is dropped, logging as Postfix does.
-pub async fn run<S>(stream: S, peer: SocketAddr, shared: &Shared)
+/// `local` is our end of the connection, when known.
+pub async fn run<S>(stream: S, peer: SocketAddr, local: Option<SocketAddr>, shared: &Shared)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -193,6 +198,7 @@ where
         rcpt_overshoot: 0,
         soft_refusal: false,
     };
+    session.st.server = local;
     info!("connect from {}", session.st.peer.label());
     // Held for the whole session: the client's open-connection count.
     let (end, _connection) = match session.open().await {
@@ -280,6 +286,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         };
         loop {
             let timing = self.shared.timing();
+            self.st.stress = self.shared.stressed();
             if self.errors >= timing.hard_error_limit {
                 let reply = Reply::new(
                     421,

@@ -74,6 +74,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
         let sender_text = sender.to_string();
         self.st.smtputf8 = params.smtputf8;
+        self.st.instance = mailgate_policy::new_instance();
+        self.st.size = params.size.unwrap_or(0);
         if !s.delay_reject
             && let Some(reply) = Evaluator::new(s)
                 .check_mail(&mut self.st, Some(&sender_text))
@@ -179,6 +181,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let mut budget = DataBudget::new(self.shared.timing(), s.min_data_rate);
         let mut out = Vec::with_capacity(READ_CHUNK * 2);
         let mut write_error = None;
+        let mut written: u64 = 0;
         loop {
             let buffered = self.conn.buffered();
             let feed = reader.feed(buffered, &mut out);
@@ -187,6 +190,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 Feed::More => buffered.len(),
             };
             self.conn.consume(used);
+            written += out.len() as u64;
             if write_error.is_none()
                 && !out.is_empty()
                 && let Err(e) = content.write(&out)
@@ -211,6 +215,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
         }
         self.st.stage = "END-OF-MESSAGE";
+        self.st.size = written;
         // From here on the transaction ends whatever happens.
         let Some(mut txn) = self.txn.take() else {
             return Ok(queue_error());

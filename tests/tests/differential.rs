@@ -14,7 +14,9 @@
 
 use std::fs;
 
-use mailgate_tests::{Backend, Client, DnsServer, Gateway, Record, StockPostfix, is_root};
+use mailgate_tests::{
+    Backend, Client, DnsServer, Gateway, Postgrey, Record, StockPostfix, is_root,
+};
 
 /// The DNS both servers see. Clients connect from these loopback addresses:
 /// - 127.0.0.2: PTR mail.good.test, which resolves back (verified name);
@@ -789,4 +791,35 @@ fn pipelining_rules_and_clients_that_are_not_speaking_smtp() {
         seen
     });
     println!("pipelining: {n} results identical");
+}
+
+#[test]
+fn policy_delegation_to_a_real_postgrey() {
+    need_root();
+    let postgrey = Postgrey::start(1);
+    let main_cf = format!(
+        "smtpd_recipient_restrictions = reject_unauth_destination, \
+         check_policy_service inet:127.0.0.1:{}\n",
+        postgrey.port
+    );
+    let n = compare_with("policy delegation", &main_cf, &[], &|port| {
+        // Each server its own triplet (the sender is not in the replies).
+        let sender = format!("MAIL FROM:<s{port}@good.test>");
+        let mut seen = Vec::new();
+        for attempt in 0..2 {
+            if attempt == 1 {
+                std::thread::sleep(std::time::Duration::from_millis(2100));
+            }
+            let mut client = Client::connect(port, "127.0.0.2").expect("connect");
+            client.send("EHLO mail.good.test");
+            seen.push(client.send(&sender));
+            seen.push(format!(
+                "attempt {attempt}: {}",
+                client.send("RCPT TO:<b@example.com>")
+            ));
+            client.send("QUIT");
+        }
+        seen
+    });
+    println!("policy delegation: {n} results identical");
 }

@@ -14,6 +14,7 @@ mod main_cf;
 mod master_cf;
 mod net;
 mod params;
+pub mod policy;
 pub mod restrictions;
 mod route;
 mod table;

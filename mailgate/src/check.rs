@@ -1,5 +1,6 @@
 //! `mailgate check`: validate the configuration, like `postfix check`.
 
+use std::io::Write;
 use std::path::Path;
 
 use mailgate_config::{Diagnostic, MainConfig, MasterConfig};
@@ -98,9 +99,54 @@ fn unevaluated_spam_rules(invocation: &Invocation) -> Result<Vec<Diagnostic>, Di
     Ok(out)
 }
 
+/// `mailgate check`: the warnings and errors, and on success one line on
+/// standard output that starts with `ok:` and says what was checked.
+pub fn report(invocation: &Invocation) -> Result<(), Error> {
+    let findings = examine(invocation);
+    let warnings = findings.warnings.len();
+    tell(findings)?;
+    let line = summary(invocation, warnings);
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Output(e)),
+        _ => Ok(()),
+    }
+}
+
+/// `ok: DIR: 7 services in master.cf (smtpd, cleanup, ...), 12 parameters set in main.cf`.
+fn summary(invocation: &Invocation, warnings: usize) -> String {
+    let dir = &invocation.config_dir;
+    let master = MasterConfig::load(dir).ok();
+    let services = master.as_ref().map_or(0, |m| m.services.len());
+    let mut programs: Vec<&str> = Vec::new();
+    for service in master.iter().flat_map(|m| m.services.iter()) {
+        if !programs.contains(&service.command.as_str()) {
+            programs.push(&service.command);
+        }
+    }
+    let parameters = invocation.load().map_or(0, |c| c.explicit().len());
+    let mut line = format!(
+        "ok: {}: {services} service{} in master.cf ({}), {parameters} parameter{} set in main.cf",
+        dir.display(),
+        if services == 1 { "" } else { "s" },
+        programs.join(", "),
+        if parameters == 1 { "" } else { "s" },
+    );
+    if warnings > 0 {
+        line.push_str(&format!(
+            ", {warnings} warning{}",
+            if warnings == 1 { "" } else { "s" }
+        ));
+    }
+    line
+}
+
 /// Prints the warnings, and fails with the errors if there are any.
 pub fn run(invocation: &Invocation) -> Result<(), Error> {
-    let findings = examine(invocation);
+    tell(examine(invocation))
+}
+
+fn tell(findings: Findings) -> Result<(), Error> {
     for warning in &findings.warnings {
         say(format_args!("warning: {warning}"));
     }

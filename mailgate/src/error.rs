@@ -74,7 +74,12 @@ impl Error {
             }
             Error::UnknownParameters(names) => {
                 for name in names {
-                    say(format_args!("warning: {name}: unknown parameter"));
+                    match mailgate_config::suggest_parameter(name) {
+                        Some(known) => say(format_args!(
+                            "warning: {name}: unknown parameter; did you mean \"{known}\"?"
+                        )),
+                        None => say(format_args!("warning: {name}: unknown parameter")),
+                    }
                 }
             }
             Error::NotRunning => say(self),

@@ -36,8 +36,14 @@ use crate::locate::{Invocation, Setting};
         configuration errors; 2 usage error."
 )]
 struct Cli {
-    /// The configuration directory, holding main.cf and master.cf.
-    #[arg(short = 'c', value_name = "DIR", default_value = locate::DEFAULT_CONFIG_DIR)]
+    /// The configuration directory, holding main.cf and master.cf. Without -c, the
+    /// MAILGATE_CONFIG environment variable, or /etc/mailgate.
+    #[arg(
+        short = 'c',
+        value_name = "DIR",
+        env = "MAILGATE_CONFIG",
+        default_value = locate::DEFAULT_CONFIG_DIR
+    )]
     config_dir: PathBuf,
 
     /// Override a main.cf parameter for this command; repeatable. `start` passes the
@@ -74,8 +80,9 @@ enum Cmd {
     /// Check main.cf, master.cf and every table and list they name.
     ///
     /// Prints every error as "mailgate: error: FILE:LINE: message" and exits 1 if
-    /// there is any; prints nothing and exits 0 for a good configuration. Services
-    /// that run without chroot get a warning.
+    /// there is any; for a good configuration prints one line starting with "ok:"
+    /// that says what was checked, and exits 0. Services that run without chroot
+    /// get a warning.
     Check,
     /// Show main.cf parameters as "name = value" lines, like postconf.
     Config(ConfigArgs),
@@ -134,7 +141,7 @@ fn main() -> ExitCode {
         Cmd::Stop => control::stop(&invocation),
         Cmd::Status => control::status(&invocation),
         Cmd::Reload => control::reload(&invocation),
-        Cmd::Check => check::run(&invocation),
+        Cmd::Check => check::report(&invocation),
         Cmd::Queue { command } => queue::run(&invocation, command),
         Cmd::Quarantine { command } => quarantine::run(&invocation, command),
         Cmd::Sendmail(args) => return sendmail::main(&invocation, args),

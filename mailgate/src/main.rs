@@ -9,6 +9,7 @@ mod control;
 mod error;
 mod learn;
 mod locate;
+mod manpage;
 mod quarantine;
 mod queue;
 mod scan;
@@ -55,8 +56,7 @@ struct Cli {
     command: Cmd,
 }
 
-/// The administrator's commands. `queue`, `scan`, `learn`, `quarantine` and
-/// `sendmail` are to come.
+/// The administrator's commands.
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Check the configuration, then run the master in the foreground.
@@ -113,6 +113,14 @@ enum Cmd {
     Scan(scan::ScanArgs),
     /// Train the Bayes classifier with spam or ham, or untrain it (--forget).
     Learn(learn::LearnArgs),
+    /// Print a manual page in roff: 8 for mailgate(8), 5 for mailgate.cf(5).
+    ///
+    /// Both are generated from this program (its commands and its parameter
+    /// table), so they always match it: `mailgate manpage 5 | man -l -`.
+    Manpage {
+        #[arg(value_name = "SECTION", value_enum)]
+        section: manpage::Section,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +155,10 @@ fn main() -> ExitCode {
         Cmd::Sendmail(args) => return sendmail::main(&invocation, args),
         Cmd::Scan(args) => scan::run(&invocation, args),
         Cmd::Learn(args) => learn::run(&invocation, args),
+        Cmd::Manpage { section } => {
+            use clap::CommandFactory;
+            manpage::run(*section, &Cli::command())
+        }
         Cmd::Config(args) => {
             let source = if args.defaults {
                 Source::Defaults

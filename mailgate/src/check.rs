@@ -39,6 +39,11 @@ pub fn examine(invocation: &Invocation) -> Findings {
             })
             .collect();
     }
+    if let Some(master) = &master {
+        findings
+            .errors
+            .extend(operator_services(invocation, master));
+    }
     let scans = master
         .as_ref()
         .is_some_and(|m| m.services.iter().any(|s| s.command == "scanner"));
@@ -62,6 +67,69 @@ pub fn examine(invocation: &Invocation) -> Findings {
         }
     }
     findings
+}
+
+/// What the stats and web services need that main.cf must say: the stats
+/// service follows maillog_file, and the web page needs its logins. Without
+/// them the service would only die at start-up, so these are errors.
+fn operator_services(invocation: &Invocation, master: &MasterConfig) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    let Ok(main) = invocation.load() else {
+        return errors;
+    };
+    for service in &master.services {
+        let config = match main.with_overrides(&service.overrides) {
+            Ok(config) => config,
+            Err(_) => continue,
+        };
+        let mut error = |text: String| {
+            errors.push(Diagnostic::new(
+                &service.file,
+                service.line,
+                format!("service {}: {text}", service.name),
+            ));
+        };
+        match service.command.as_str() {
+            "stats" => {
+                if config.get("maillog_file").trim().is_empty() {
+                    error(
+                        "the stats service counts the lines of maillog_file, which is empty; \
+                         set maillog_file = /var/log/mailgate.log (pflogsumm reads it too)"
+                            .into(),
+                    );
+                }
+                if service.maxproc != Some(1) {
+                    error(
+                        "the stats service is the one writer of its file: set maxproc to 1".into(),
+                    );
+                }
+            }
+            "web" => {
+                if config.list("web_admin_users").is_empty() {
+                    error(
+                        "web_admin_users is empty, so nobody could log in to the web page".into(),
+                    );
+                }
+                let kind = config.get("web_sasl_type");
+                if kind != "dovecot" {
+                    error(format!(
+                        "web_sasl_type = {kind}: only dovecot (Dovecot's auth socket) is implemented"
+                    ));
+                }
+                let cert = config.get("web_tls_cert_file");
+                if !cert.is_empty() {
+                    for name in ["web_tls_cert_file", "web_tls_key_file"] {
+                        let path = config.get(name);
+                        if let Err(e) = std::fs::File::open(&path) {
+                            error(format!("{name} = {path}: {e}"));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    errors
 }
 
 /// Spam rules the engine cannot evaluate (eval tests it does not

@@ -61,6 +61,7 @@ pub enum Error {
     Queue(crate::queue::QueueError),
     Quarantine(crate::quarantine::QuarantineError),
     Spam(crate::scan::SpamCmdError),
+    Stats(crate::stats::StatsError),
 }
 
 impl Error {
@@ -153,6 +154,7 @@ impl fmt::Display for Error {
             Error::Queue(e) => write!(f, "{e}"),
             Error::Quarantine(e) => write!(f, "{e}"),
             Error::Spam(e) => write!(f, "{e}"),
+            Error::Stats(e) => write!(f, "{e}"),
         }
     }
 }
@@ -168,6 +170,7 @@ impl std::error::Error for Error {
             Error::Queue(e) => Some(e),
             Error::Quarantine(e) => Some(e),
             Error::Spam(e) => Some(e),
+            Error::Stats(e) => Some(e),
             _ => None,
         }
     }

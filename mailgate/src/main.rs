@@ -14,6 +14,7 @@ mod quarantine;
 mod queue;
 mod scan;
 mod sendmail;
+mod stats;
 #[cfg(test)]
 mod testdir;
 
@@ -113,6 +114,13 @@ enum Cmd {
     Scan(scan::ScanArgs),
     /// Train the Bayes classifier with spam or ham, or untrain it (--forget).
     Learn(learn::LearnArgs),
+    /// Traffic counters (received, delivered, deferred, bounced, rejected by
+    /// reason, greylisted, virus, spam, banned, ...) over the last hour, day,
+    /// week, month and year, as the stats service counted them from the log.
+    ///
+    /// With --graphs, writes mailgraph-like SVG graphs for a day, a week, a
+    /// month and a year instead.
+    Stats(stats::StatsArgs),
     /// Print a manual page in roff: 8 for mailgate(8), 5 for mailgate.cf(5).
     ///
     /// Both are generated from this program (its commands and its parameter
@@ -155,6 +163,7 @@ fn main() -> ExitCode {
         Cmd::Sendmail(args) => return sendmail::main(&invocation, args),
         Cmd::Scan(args) => scan::run(&invocation, args),
         Cmd::Learn(args) => learn::run(&invocation, args),
+        Cmd::Stats(args) => stats::run(&invocation, args),
         Cmd::Manpage { section } => {
             use clap::CommandFactory;
             manpage::run(*section, &Cli::command())

@@ -12,6 +12,8 @@
 //! qmgr     spool  mail_owner  stdio accept unix-connect spool-files memfd  spool
 //! relay    spool  mail_owner  stdio accept unix-connect inet            none (open -> EACCES)
 //! scanner  scanner_directory  scanner_owner  stdio accept unix-connect (+ inet for clamd over TCP)  none (open -> EACCES)
+//! stats    spool  mail_owner  stdio accept                              none (open -> EACCES)
+//! web      spool  mail_owner  stdio accept unix-connect spool-files     spool
 //! ```
 //!
 //! Nothing here depends on configuration or on anything a process was told:
@@ -195,8 +197,48 @@ pub const SCANNER_CLAMD_INET: Profile = Profile {
     ],
 };
 
+/// Traffic statistics: follows maillog_file through a descriptor opened
+/// read-only before the sandbox, counts into the statistics file (opened
+/// before too, written with lseek and write) and answers GET /metrics on
+/// its listener. Opens nothing, connects nowhere.
+pub const STATS: Profile = Profile {
+    service: "stats",
+    root: Root::Spool,
+    run_as: RunAs::MailOwner,
+    limits: LIMITS,
+    promises: &[Promise::Stdio, Promise::Accept],
+};
+
+/// The web page: HTTP(S) on its listener; reads queue files and the
+/// statistics file and moves quarantined messages in the spool (what
+/// `mailgate queue` and `quarantine` do as mail_owner); asks qmgr to act on
+/// queued mail and the login backend (Dovecot's auth socket under
+/// private/) to check passwords, over Unix sockets. No network out, no
+/// memfd; the log is a descriptor opened before the sandbox.
+pub const WEB: Profile = Profile {
+    service: "web",
+    root: Root::Spool,
+    run_as: RunAs::MailOwner,
+    limits: LIMITS,
+    promises: &[
+        Promise::Stdio,
+        Promise::Accept,
+        Promise::UnixConnect,
+        Promise::SpoolFiles,
+    ],
+};
+
 /// Every profile, for tests and tools.
-pub const ALL: &[Profile] = &[SMTPD, CLEANUP, QMGR, RELAY, SCANNER, SCANNER_CLAMD_INET];
+pub const ALL: &[Profile] = &[
+    SMTPD,
+    CLEANUP,
+    QMGR,
+    RELAY,
+    SCANNER,
+    SCANNER_CLAMD_INET,
+    STATS,
+    WEB,
+];
 
 #[cfg(test)]
 mod tests {
@@ -207,10 +249,10 @@ mod tests {
         for profile in ALL {
             assert!(profile.keeps(Promise::Stdio), "{}", profile.service);
         }
-        for profile in [SMTPD, CLEANUP, QMGR, SCANNER] {
+        for profile in [SMTPD, CLEANUP, QMGR, SCANNER, STATS, WEB] {
             assert!(!profile.keeps(Promise::Inet), "{}", profile.service);
         }
-        for profile in [SMTPD, RELAY] {
+        for profile in [SMTPD, RELAY, STATS] {
             assert!(!profile.keeps(Promise::SpoolFiles), "{}", profile.service);
         }
         assert_eq!(SMTPD.pledge(), "stdio accept unix-connect memfd");

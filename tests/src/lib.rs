@@ -388,6 +388,14 @@ impl Gateway {
         self
     }
 
+    /// Appends a service line to master.cf: call between `configure` and
+    /// `launch`.
+    pub fn add_master_cf(&self, line: &str) {
+        let path = self.path("master.cf");
+        let text = fs::read_to_string(&path).expect("master.cf");
+        fs::write(&path, format!("{text}{line}\n")).expect("master.cf");
+    }
+
     /// Appends lines to main.cf (for settings that name files in the
     /// gateway's own directory).
     pub fn add_main_cf(&self, lines: &str) {

@@ -163,6 +163,8 @@ pub fn json_report(snapshot: &Snapshot, now: i64) -> serde_json::Value {
         "created": snapshot.created,
         "updated": snapshot.updated,
         "now": now,
+        // How far into maillog_file the counts go.
+        "log_offset": snapshot.log.offset,
         "periods": periods,
     })
 }

@@ -62,6 +62,7 @@ pub enum Error {
     Quarantine(crate::quarantine::QuarantineError),
     Spam(crate::scan::SpamCmdError),
     Stats(crate::stats::StatsError),
+    Imap(crate::imap_learn::ImapLearnError),
 }
 
 impl Error {
@@ -155,6 +156,7 @@ impl fmt::Display for Error {
             Error::Quarantine(e) => write!(f, "{e}"),
             Error::Spam(e) => write!(f, "{e}"),
             Error::Stats(e) => write!(f, "{e}"),
+            Error::Imap(e) => write!(f, "{e}"),
         }
     }
 }
@@ -171,6 +173,7 @@ impl std::error::Error for Error {
             Error::Quarantine(e) => Some(e),
             Error::Spam(e) => Some(e),
             Error::Stats(e) => Some(e),
+            Error::Imap(e) => Some(e),
             _ => None,
         }
     }

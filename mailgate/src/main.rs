@@ -7,6 +7,8 @@ mod check;
 mod config;
 mod control;
 mod error;
+mod imap;
+mod imap_learn;
 mod learn;
 mod locate;
 mod manpage;

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+pub mod imapd;
+
 /// How long any wait in a test may take before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 

@@ -517,6 +517,122 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
         "debug_peer_level",
         "How much more detail debug_peer_list gets.",
     ),
+    (
+        "smtpd_reject_unlisted_sender",
+        "Refuse sender addresses in our own domains that the recipient tables do not list.",
+    ),
+    (
+        "smtpd_peername_lookup",
+        "Look up the client's host name in DNS (off: every client is unknown[address]).",
+    ),
+    (
+        "smtpd_log_access_permit_actions",
+        "Access table actions (such as OK) that are logged when they permit a request.",
+    ),
+    (
+        "smtpd_forbid_unauth_pipelining",
+        "Disconnect clients that send commands ahead of the replies without PIPELINING.",
+    ),
+    (
+        "smtpd_relay_before_recipient_restrictions",
+        "Evaluate smtpd_relay_restrictions before smtpd_recipient_restrictions.",
+    ),
+    (
+        "stress",
+        "Set by the master when the SMTP service is overloaded; other defaults (timeouts, error limits) depend on it.",
+    ),
+    (
+        "smtpd_per_record_deadline",
+        "Apply smtpd_timeout to each whole command or data record, not to each read.",
+    ),
+    (
+        "smtpd_per_request_deadline",
+        "Apply the time limit to each whole request.",
+    ),
+    (
+        "smtpd_min_data_rate",
+        "The slowest data rate, in bytes per second, a client may send at once the per-record deadline applies.",
+    ),
+    (
+        "smtpd_recipient_overshoot_limit",
+        "Recipients over smtpd_recipient_limit answered before the session counts them as errors.",
+    ),
+    (
+        "smtpd_client_message_rate_limit",
+        "The most messages one client may send per anvil_rate_time_unit; 0: no limit.",
+    ),
+    (
+        "smtpd_client_recipient_rate_limit",
+        "The most recipients one client may send to per anvil_rate_time_unit; 0: no limit.",
+    ),
+    (
+        "smtpd_client_event_limit_exceptions",
+        "Clients exempt from the connection, message and recipient limits.",
+    ),
+    (
+        "anvil_rate_time_unit",
+        "The period the client rate limits count over.",
+    ),
+    (
+        "unknown_client_reject_code",
+        "The reply code when a client's address has no (valid) host name.",
+    ),
+    (
+        "unknown_hostname_reject_code",
+        "The reply code when the HELO name has no DNS record.",
+    ),
+    (
+        "unknown_address_reject_code",
+        "The reply code when the sender or recipient domain has no DNS record.",
+    ),
+    (
+        "non_fqdn_reject_code",
+        "The reply code for host names and addresses that are not fully qualified.",
+    ),
+    (
+        "invalid_hostname_reject_code",
+        "The reply code for a syntactically invalid HELO name.",
+    ),
+    (
+        "multi_recipient_bounce_reject_code",
+        "The reply code for a null-sender message to more than one recipient.",
+    ),
+    (
+        "plaintext_reject_code",
+        "The reply code when TLS is required and the client did not start it.",
+    ),
+    (
+        "maps_rbl_reject_code",
+        "The reply code when a DNS block list lists the client.",
+    ),
+    (
+        "reject_tempfail_action",
+        "What a restriction does when its lookup fails temporarily: defer, defer_if_permit, ...",
+    ),
+    (
+        "unknown_helo_hostname_tempfail_action",
+        "What reject_unknown_helo_hostname does when DNS fails temporarily.",
+    ),
+    (
+        "unknown_address_tempfail_action",
+        "What the unknown sender and recipient domain checks do when DNS fails temporarily.",
+    ),
+    (
+        "rbl_tempfail_action",
+        "What a DNS block list check does when DNS fails temporarily.",
+    ),
+    (
+        "default_rbl_reply",
+        "The reply text for a DNS block list listing ($rbl_code, $rbl_class, $rbl_what, $rbl_domain, $rbl_reason).",
+    ),
+    (
+        "rbl_reply_maps",
+        "Tables with a reply text per block list domain, instead of default_rbl_reply.",
+    ),
+    (
+        "show_user_unknown_table_name",
+        "Name the table in \"User unknown in ... table\" replies.",
+    ),
     // SMTP AUTH and TLS.
     ("smtpd_sasl_auth_enable", "Offer SMTP AUTH to clients."),
     (

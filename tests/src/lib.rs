@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+pub mod browser;
 pub mod imapd;
 
 /// How long any wait in a test may take before it fails.

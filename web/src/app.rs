@@ -49,6 +49,11 @@ impl App {
                     pages::STYLE.as_bytes().to_vec(),
                 );
             }
+            // Browsers ask for it by themselves; a redirect to the login
+            // would replace the login form's token cookie.
+            (Method::Get, "/favicon.ico") => {
+                return Response::error(Status::NotFound, "no icon");
+            }
             (Method::Get, "/login") => return self.login_page(None),
             (Method::Post, "/login") => return self.login(&request, peer).await,
             (Method::Other(_), _) => {
@@ -58,7 +63,8 @@ impl App {
         }
         let session_id = request.cookie(SESSION_COOKIE).unwrap_or_default();
         let Some(session) = self.sessions.get(&session_id) else {
-            return if head {
+            let page = !request.path.starts_with("/graph/");
+            return if head && page {
                 Response::redirect("/login")
             } else {
                 Response::error(Status::Forbidden, "not logged in (or the session expired)")
@@ -95,6 +101,11 @@ impl App {
         let field = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
         let cookie = request.cookie(LOGIN_COOKIE).unwrap_or_default();
         if cookie.is_empty() || !same(field("token"), &cookie) {
+            warning!(
+                "web: login from {} with {} token: the form was not the one this page gave out",
+                peer.ip,
+                if cookie.is_empty() { "no" } else { "another" }
+            );
             return self.login_page(Some("The login form expired; please log in again."));
         }
         let (user, password) = (field("user"), field("password"));

@@ -440,3 +440,134 @@ fn install_puts_the_rc_d_script_and_keeps_the_configuration() {
     let (code, _, err) = install(&["BAD-NAME=x"]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// The first ```sh block after `marker` in the README, line by line.
+fn readme_block(readme: &str, marker: &str) -> Vec<String> {
+    let after = &readme[readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("README: no {marker:?}"))..];
+    let block = after.split("```sh\n").nth(1).expect("a sh block");
+    let block = block.split("```").next().unwrap();
+    block.lines().map(str::to_string).collect()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap().flatten() {
+        fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn readme_commands_work_as_written_after_the_quickstart() {
+    // A checkout: the quickstart, the bundled configuration, and a
+    // target/release that holds the programs these tests use.
+    let checkout = tempfile::tempdir().unwrap();
+    let c = checkout.path();
+    fs::set_permissions(c, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::copy(top().join("quickstart"), c.join("quickstart")).unwrap();
+    copy_dir(&top().join("etc"), &c.join("etc"));
+    fs::create_dir_all(c.join("target")).unwrap();
+    std::os::unix::fs::symlink(bin_dir(), c.join("target/release")).unwrap();
+
+    let readme = fs::read_to_string(top().join("README.md")).unwrap();
+    let arrive = readme_block(&readme, "To see a message\narrive");
+    let admin = readme_block(&readme, "<!-- administration commands: tested -->");
+    assert!(
+        admin.iter().any(|l| l.starts_with("mailgate stop")),
+        "{admin:?}"
+    );
+    // Each README line runs as written, in one shell, its status recorded.
+    let run = |lines: &[String]| -> String {
+        lines
+            .iter()
+            .map(|line| {
+                let quoted = line.replace('\'', "'\\''");
+                format!("echo '>>> {quoted}'\n{line}\necho \"<<< $?\"\n")
+            })
+            .collect()
+    };
+    let script = format!(
+        "set -u\n\
+         ip link set lo up\n\
+         ./quickstart --no-build > quickstart.out 2>&1 &\n\
+         quickstart=$!\n\
+         for i in $(seq 600); do (exec 3<>/dev/tcp/127.0.0.1/2525) 2>/dev/null && break; sleep 0.05; done\n\
+         {}\
+         for i in $(seq 600); do grep -q 'status=sent' run/maillog && break; sleep 0.05; done\n\
+         for i in $(seq 600); do target/release/mailgate -c run/etc stats --json | grep -q '\"total\":{{\"banned\":0,\"bounced\":0,\"deferred\":0,\"delivered\":1' && break; sleep 0.05; done\n\
+         {}\
+         wait $quickstart\n\
+         echo \"quickstart exited $?\"\n\
+         kill $(jobs -p) 2>/dev/null\n",
+        run(&arrive),
+        run(&admin)
+    );
+    fs::write(c.join("readme.sh"), script).unwrap();
+    // Its own network namespace: the quickstart's fixed ports are free
+    // there whatever else runs on this machine.
+    let output = Command::new("unshare")
+        .args(["--net", "--", "bash", "readme.sh"])
+        .current_dir(c)
+        .output()
+        .expect("unshare (util-linux)");
+    let (_, stdout, stderr) = text(&output);
+    let quickstart = fs::read_to_string(c.join("quickstart.out")).unwrap_or_default();
+    let context = format!("{stdout}\n--- stderr\n{stderr}\n--- quickstart\n{quickstart}");
+    // Every line succeeded.
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    for chunk in stdout.split(">>> ").skip(1) {
+        let (line, rest) = chunk.split_once('\n').unwrap_or((chunk, ""));
+        let (output, status) = rest.rsplit_once("<<< ").expect("status");
+        assert_eq!(
+            status.lines().next(),
+            Some("0"),
+            "`{line}` failed:\n{context}"
+        );
+        outputs.push((line.to_string(), output.to_string()));
+    }
+    assert_eq!(outputs.len(), arrive.len() + admin.len(), "{context}");
+    let output_of = |prefix: &str| {
+        outputs
+            .iter()
+            .find(|(line, _)| line.starts_with(prefix))
+            .map(|(_, out)| out.clone())
+            .unwrap_or_else(|| panic!("no README line {prefix}"))
+    };
+    assert!(output_of("mailgate check").starts_with("ok: "), "{context}");
+    assert!(
+        output_of("mailgate config -n")
+            .contains(&format!("queue_directory = {}/run/spool", c.display())),
+        "{context}"
+    );
+    assert!(
+        !output_of("mailgate config daemon_directory")
+            .trim()
+            .ends_with('=')
+    );
+    let table = output_of("mailgate stats  ");
+    let received = table.lines().find(|l| l.starts_with("received "));
+    assert_eq!(
+        received.map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["received", "1", "1", "1", "1", "1", "1"]),
+        "{context}"
+    );
+    assert!(c.join("run/traffic-day.svg").is_file() && c.join("run/trouble-year.svg").is_file());
+    assert!(
+        output_of("curl").contains("\nmailgate_received_total 1\n"),
+        "{context}"
+    );
+    assert!(stdout.contains("quickstart exited 0"), "{context}");
+    // The quickstart said how to administer it, with its own paths.
+    assert!(
+        quickstart.contains(&format!(
+            "export PATH=\"{0}/target/release:$PATH\" MAILGATE_CONFIG=\"{0}/run/etc\"",
+            c.display()
+        )),
+        "{quickstart}"
+    );
+    assert!(
+        quickstart.contains("status=sent"),
+        "it shows the log: {quickstart}"
+    );
+}

@@ -101,6 +101,14 @@ fn operator_services(invocation: &Invocation, master: &MasterConfig) -> Vec<Diag
                         "web_sasl_type = {kind}: only dovecot (Dovecot's auth socket) is implemented"
                     ));
                 }
+                let sasl = config.get("web_sasl_path");
+                let spool = config.get("queue_directory");
+                if sasl.starts_with('/') && !std::path::Path::new(&sasl).starts_with(&spool) {
+                    error(format!(
+                        "web_sasl_path = {sasl}: the web service is chrooted into queue_directory \
+                         ({spool}); put the login backend's socket there (e.g. private/auth)"
+                    ));
+                }
                 let cert = config.get("web_tls_cert_file");
                 if !cert.is_empty() {
                     for name in ["web_tls_cert_file", "web_tls_key_file"] {

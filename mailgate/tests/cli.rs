@@ -391,3 +391,39 @@ fn start_execs_the_master() {
         out.stderr
     );
 }
+
+#[test]
+fn check_knows_what_the_stats_and_web_services_need() {
+    let dir = TestDir::new();
+    dir.configure("");
+    let master = "smtp inet n - - - - smtpd\n127.0.0.1:9155 inet n - - - 1 stats\n127.0.0.1:8025 inet n - - - 20 web\n";
+    dir.write("master.cf", master);
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 1);
+    for expected in [
+        "service 127.0.0.1:9155: the stats service counts the lines of maillog_file, which is empty",
+        "service 127.0.0.1:8025: web_admin_users is empty",
+    ] {
+        assert!(out.stderr.contains(expected), "{expected}: {}", out.stderr);
+    }
+    dir.configure(&format!(
+        "maillog_file = {0}/maillog\nweb_admin_users = admin@example.com\nweb_sasl_path = /run/dovecot/auth-client\n",
+        dir.path().display()
+    ));
+    dir.write("master.cf", master);
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("web_sasl_path = /run/dovecot/auth-client: the web service is chrooted"),
+        "{}",
+        out.stderr
+    );
+    dir.configure(&format!(
+        "maillog_file = {0}/maillog\nweb_admin_users = admin@example.com\n",
+        dir.path().display()
+    ));
+    dir.write("master.cf", master);
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}

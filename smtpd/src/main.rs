@@ -87,6 +87,7 @@ async fn serve(listener: OwnedFd, shared: Shared, shutdown: impl Future<Output =
         let shared = Arc::clone(&shared);
         sessions.spawn(async move {
             let _slot = permit;
+            let _occupied = shared.enter();
             session::run(stream, peer, &shared).await;
         });
         while let Some(done) = sessions.try_join_next() {

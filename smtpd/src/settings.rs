@@ -24,6 +24,7 @@ pub struct Codes {
     pub map_reject: u16,
     pub map_defer: u16,
     pub unknown_relay_recipient: u16,
+    pub unknown_local_recipient: u16,
     pub unknown_client: u16,
     pub unknown_hostname: u16,
     pub unknown_address: u16,
@@ -32,6 +33,20 @@ pub struct Codes {
     pub multi_recipient_bounce: u16,
     pub plaintext: u16,
     pub maps_rbl: u16,
+}
+
+/// smtpd_forbidden_commands: words, and tables whose keys are words.
+#[derive(Clone, Debug, Default)]
+pub struct ForbiddenCommands {
+    words: Vec<String>,
+    tables: Vec<Table>,
+}
+
+impl ForbiddenCommands {
+    pub fn matches(&self, word: &str) -> bool {
+        self.words.iter().any(|w| w.eq_ignore_ascii_case(word))
+            || self.tables.iter().any(|t| t.lookup(word).is_some())
+    }
 }
 
 /// What a DNS lookup that fails does to a restriction.
@@ -96,6 +111,7 @@ pub struct Settings {
     pub recipient_limit: usize,
     pub recipient_overshoot_limit: u32,
     pub forbid_unauth_pipelining: bool,
+    pub forbidden_commands: ForbiddenCommands,
     /// 0 means no limit.
     pub message_size_limit: u64,
     pub header_size_limit: u64,
@@ -242,6 +258,20 @@ impl Settings {
             recipient_limit: count(config, "smtpd_recipient_limit")? as usize,
             recipient_overshoot_limit: count(config, "smtpd_recipient_overshoot_limit")?,
             forbid_unauth_pipelining: config.bool("smtpd_forbid_unauth_pipelining"),
+            forbidden_commands: {
+                let mut forbidden = ForbiddenCommands::default();
+                for item in config.list("smtpd_forbidden_commands") {
+                    if item.contains(':') {
+                        forbidden.tables.push(
+                            Table::open(&item, dir)
+                                .map_err(problems("smtpd_forbidden_commands"))?,
+                        );
+                    } else {
+                        forbidden.words.push(item);
+                    }
+                }
+                forbidden
+            },
             message_size_limit: config.size("message_size_limit"),
             header_size_limit: config.size("header_size_limit"),
             line_length_limit: (count(config, "line_length_limit")? as usize).max(MIN_LINE_LENGTH),
@@ -271,6 +301,7 @@ impl Settings {
                 map_reject: code(config, "access_map_reject_code")?,
                 map_defer: code(config, "access_map_defer_code")?,
                 unknown_relay_recipient: code(config, "unknown_relay_recipient_reject_code")?,
+                unknown_local_recipient: code(config, "unknown_local_recipient_reject_code")?,
                 unknown_client: code(config, "unknown_client_reject_code")?,
                 unknown_hostname: code(config, "unknown_hostname_reject_code")?,
                 unknown_address: code(config, "unknown_address_reject_code")?,

@@ -15,6 +15,17 @@ use nix::unistd::Pid;
 
 pub mod browser;
 pub mod imapd;
+pub mod postfix;
+pub use postfix::StockPostfix;
+
+/// Lets the unprivileged users of chrooted workers (and Postfix's) reach a
+/// temporary directory: tempfile makes them 0700.
+pub fn make_traversable(dir: &Path) {
+    if is_root() {
+        fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    }
+}
 
 /// How long any wait in a test may take before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -274,7 +285,15 @@ impl DnsServer {
 
     /// On 127.0.0.1 and a free port.
     pub fn with(records: &[Record]) -> DnsServer {
-        DnsServer::launch("127.0.0.1".parse().expect("ip"), free_udp_port(), records)
+        let ip: IpAddr = "127.0.0.1".parse().expect("ip");
+        // dnsmasq also listens on TCP: the UDP port that was free may be
+        // taken for TCP by another test; then it exits and we try another.
+        for _ in 0..20 {
+            if let Some(server) = DnsServer::try_launch(ip, free_udp_port(), records) {
+                return server;
+            }
+        }
+        panic!("dnsmasq did not start on any of 20 free ports");
     }
 
     /// On port 53 of a loopback address of its own (127.53.x.y), where a
@@ -285,8 +304,10 @@ impl DnsServer {
             let ip: IpAddr = format!("127.53.{}.{}", n >> 8, (n & 0xff).max(1))
                 .parse()
                 .expect("ip");
-            if std::net::UdpSocket::bind((ip, 53)).is_ok() {
-                return DnsServer::launch(ip, 53, records);
+            if std::net::UdpSocket::bind((ip, 53)).is_ok()
+                && let Some(server) = DnsServer::try_launch(ip, 53, records)
+            {
+                return server;
             }
         }
     }
@@ -296,7 +317,8 @@ impl DnsServer {
         format!("{}:{}", self.ip, self.port)
     }
 
-    fn launch(ip: IpAddr, port: u16, records: &[Record]) -> DnsServer {
+    /// None when dnsmasq exits (its port was taken).
+    fn try_launch(ip: IpAddr, port: u16, records: &[Record]) -> Option<DnsServer> {
         let mut command = Command::new("dnsmasq");
         command.args([
             "--keep-in-foreground",
@@ -344,13 +366,21 @@ impl DnsServer {
                 }
             }
         }
-        let child = command
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("dnsmasq (Debian package dnsmasq-base) must be installed");
-        wait_for("dnsmasq to answer", || dns_answers(ip, port).then_some(()));
-        DnsServer { ip, port, child }
+        let up = wait_for("dnsmasq to answer", || {
+            if dns_answers(ip, port) {
+                Some(true)
+            } else if let Ok(Some(_)) = child.try_wait() {
+                Some(false)
+            } else {
+                None
+            }
+        });
+        up.then_some(DnsServer { ip, port, child })
     }
 }
 
@@ -454,15 +484,9 @@ impl Gateway {
 
     pub fn configure(backend: &Backend, extra: &str) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
-        if is_root() {
-            // The chrooted workers, as mail_owner, must be able to reach
-            // the spool through this directory.
-            fs::set_permissions(
-                dir.path(),
-                std::os::unix::fs::PermissionsExt::from_mode(0o755),
-            )
-            .expect("chmod");
-        }
+        // The chrooted workers, as mail_owner, must be able to reach the
+        // spool through this directory.
+        make_traversable(dir.path());
         let port = free_port();
         let dns = (!extra.contains("dns_nameservers")).then(|| DnsServer::with(&[]));
         let mut main_cf = base_main_cf(dir.path(), backend.port);

@@ -633,6 +633,18 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
         "show_user_unknown_table_name",
         "Name the table in \"User unknown in ... table\" replies.",
     ),
+    (
+        "smtpd_forbidden_commands",
+        "Commands (such as CONNECT, GET, POST) after which a session is closed at once: a web client, not a mail client.",
+    ),
+    (
+        "smtpd_client_new_tls_session_rate_limit",
+        "The most new TLS sessions one client may negotiate per anvil_rate_time_unit; 0: no limit.",
+    ),
+    (
+        "smtpd_client_auth_rate_limit",
+        "The most AUTH commands one client may send per anvil_rate_time_unit; 0: no limit.",
+    ),
     // SMTP AUTH and TLS.
     ("smtpd_sasl_auth_enable", "Offer SMTP AUTH to clients."),
     (

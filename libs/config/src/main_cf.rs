@@ -146,16 +146,22 @@ impl MainConfig {
         }
         for (name, setting) in &settings {
             if params::find(name).is_none() && !referenced.contains(name) {
-                let hint = params::suggest(name)
-                    .map(|known| format!("; did you mean \"{known}\"?"))
-                    .unwrap_or_default();
-                diagnostics.push(Diagnostic::new(
-                    &setting.file,
-                    setting.line,
+                let message = if crate::restrictions::is_restriction_name(name) {
+                    // Seed 001 writes `reject_unauth_pipelining = yes`:
+                    // Postfix ignores the line, so the defence is never on.
+                    format!(
+                        "unknown parameter \"{name}\": {name} is a restriction, not a parameter; \
+                         name it in a restriction list (such as smtpd_data_restrictions = {name})"
+                    )
+                } else {
+                    let hint = params::suggest(name)
+                        .map(|known| format!("; did you mean \"{known}\"?"))
+                        .unwrap_or_default();
                     format!(
                         "unknown parameter \"{name}\" (not a mailgate parameter, and not used as ${name} by any other setting){hint}"
-                    ),
-                ));
+                    )
+                };
+                diagnostics.push(Diagnostic::new(&setting.file, setting.line, message));
             }
         }
 

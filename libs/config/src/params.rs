@@ -186,6 +186,11 @@ static PARAMS: &[Param] = &[
     p("smtpd_peername_lookup", "yes", Bool),
     p("smtpd_log_access_permit_actions", "", List),
     p("smtpd_forbid_unauth_pipelining", "no", Bool),
+    p(
+        "smtpd_forbidden_commands",
+        "CONNECT GET POST regexp:{{/^[^A-Z]/ Bogus}}",
+        List,
+    ),
     p("smtpd_relay_before_recipient_restrictions", "yes", Bool),
     p("disable_vrfy_command", "no", Bool),
     // Set to "yes" for a service under stress (all its slots busy); the
@@ -210,6 +215,8 @@ static PARAMS: &[Param] = &[
     p("smtpd_client_message_rate_limit", "0", Int),
     p("smtpd_client_recipient_rate_limit", "0", Int),
     p("smtpd_client_event_limit_exceptions", "$mynetworks", List),
+    p("smtpd_client_new_tls_session_rate_limit", "0", Int),
+    p("smtpd_client_auth_rate_limit", "0", Int),
     p("anvil_rate_time_unit", "60s", Time('s')),
     // A bare LF ends a line (Postfix 3.7's "no" behaves the same); "yes"
     // and "reject" (refuse it) are not implemented.

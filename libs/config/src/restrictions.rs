@@ -253,6 +253,11 @@ pub enum ListError {
 impl fmt::Display for ListError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ListError::Unknown(name) if name.starts_with('#') => write!(
+                f,
+                "unknown restriction \"{name}\": a '#' comment must be on a line of its own \
+                 (after a value, '#' and what follows are part of the value, in Postfix too)"
+            ),
             ListError::Unknown(name) => write!(f, "unknown restriction \"{name}\""),
             ListError::NotImplemented { name, why } => {
                 write!(
@@ -397,6 +402,20 @@ fn not_implemented(name: &str) -> Option<&'static str> {
         "permit_naked_ip_address" => "removed from Postfix 3.9; use permit_mynetworks",
         _ => return None,
     })
+}
+
+/// True for the name of a restriction (known to mailgate or to Postfix).
+pub fn is_restriction_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    simple(&name).is_some()
+        || dnsxl(&name).is_some()
+        || access(&name).is_some()
+        || server_access(&name).is_some()
+        || not_implemented(&name).is_some()
+        || matches!(
+            name.as_str(),
+            "check_ccert_access" | "check_sasl_access" | "sleep"
+        )
 }
 
 /// Parses one list's items; an argument (table, DNS list, number) follows

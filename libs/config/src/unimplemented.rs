@@ -99,7 +99,6 @@ static TABLE: &[Unimplemented] = &[
         "mailgate delivers no mail locally: mail for these domains is refused unless they \
          are in relay_domains",
     ),
-    w("unknown_local_recipient_reject_code", &["550"], NO_LOCAL),
     w("biff", NO, NO_LOCAL),
     w(
         "mynetworks_style",
@@ -189,7 +188,17 @@ static TABLE: &[Unimplemented] = &[
         NO,
         "SMTP AUTH is not implemented",
     ),
+    e(
+        "smtpd_client_auth_rate_limit",
+        &["0"],
+        "SMTP AUTH is not implemented, so there is nothing to limit yet",
+    ),
     // TLS.
+    e(
+        "smtpd_client_new_tls_session_rate_limit",
+        &["0"],
+        "TLS is not implemented, so there is nothing to limit yet",
+    ),
     e(
         "smtpd_tls_security_level",
         &["", "none"],

@@ -29,8 +29,20 @@ impl Evaluator<'_> {
             }
             Subject::ReverseClient => {
                 let (name, addr) = (st.peer.reverse_name.clone(), st.peer.addr);
-                self.name_addr_access(st, table, &name, addr, &name, class, default_access)
-                    .await
+                let decision = self
+                    .name_addr_access(st, table, &name, addr, &name, class, default_access)
+                    .await;
+                // The client controls its PTR name: it may deny, never allow.
+                if decision == Decision::Permit && !st.actions.discard {
+                    warning!(
+                        "restriction check_reverse_client_hostname_access {} returns OK for {name}; \
+                         this is not allowed for security reasons; use DUNNO instead of OK if you \
+                         want to make an exception",
+                        table.spec()
+                    );
+                    return self.server_error(st);
+                }
+                decision
             }
             Subject::Helo => match st.helo.clone() {
                 Some(helo) => match self.domain_lookup(table, &helo) {

@@ -138,12 +138,33 @@ impl Evaluator<'_> {
             }
         }
         let s = self.settings;
+        let dsn = if who == Subject::Sender {
+            "5.1.0"
+        } else {
+            "5.1.1"
+        };
+        let Some((local, domain)) = mailgate_config::split_address(address) else {
+            // No domain: a local address, and mailgate has no local users
+            // (Postfix's local_recipient_maps finds no such user).
+            let table = if s.show_unknown_table {
+                " in local recipient table"
+            } else {
+                ""
+            };
+            return self.reject(
+                st,
+                ErrorClass::Policy,
+                s.codes.unknown_local_recipient,
+                dsn,
+                format!(
+                    "<{address}>: {} rejected: User unknown{table}",
+                    who.reply_class()
+                ),
+            );
+        };
         if s.relay_recipient_maps.is_empty() {
             return Decision::Dunno;
         }
-        let Some((local, domain)) = mailgate_config::split_address(address) else {
-            return Decision::Dunno;
-        };
         if !s.relay_domains.matches(&domain) {
             return Decision::Dunno;
         }

@@ -158,7 +158,8 @@ impl<'a> Evaluator<'a> {
     pub async fn check_rcpt(&self, st: &mut State, recipient: &str) -> Option<Reply> {
         // Postfix accepts a bare "postmaster" (RFC 5321 4.5.1) without any
         // restriction and delivers it locally. mailgate delivers nothing
-        // locally, so the restrictions decide as for any address.
+        // locally: the restrictions and the recipient tables decide, as for
+        // any address without a domain.
         let saved = st.recipient.replace(recipient.to_string());
         let result = self.rcpt_lists(st, recipient).await;
         st.recipient = saved;
@@ -494,14 +495,16 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Mail for this recipient is ours to take: its domain is in
-    /// relay_domains and its local part hides no other destination.
+    /// relay_domains and its local part hides no other destination. An
+    /// address without a domain is local, as Postfix resolves it; the
+    /// recipient tables then decide (mailgate has no local users).
     fn is_auth_destination(&self, rcpt: &str) -> bool {
         match mailgate_config::split_address(rcpt) {
             Some((local, domain)) => {
                 !crate::address::is_routed_local(local)
                     && self.settings.relay_domains.matches(&domain)
             }
-            None => false,
+            None => !crate::address::is_routed_local(rcpt),
         }
     }
 

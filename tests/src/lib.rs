@@ -15,7 +15,9 @@ use nix::unistd::Pid;
 
 pub mod browser;
 pub mod imapd;
+pub mod peers;
 pub mod postfix;
+pub use peers::{Postgrey, Redis};
 pub use postfix::StockPostfix;
 
 /// Lets the unprivileged users of chrooted workers (and Postfix's) reach a
@@ -514,12 +516,12 @@ impl Gateway {
         self
     }
 
-    /// Appends a service line to master.cf: call between `configure` and
-    /// `launch`.
-    pub fn add_master_cf(&self, line: &str) {
+    /// Appends lines to master.cf (a service such as greylist): call
+    /// between `configure` and `launch`.
+    pub fn add_master_cf(&self, lines: &str) {
         let path = self.path("master.cf");
         let text = fs::read_to_string(&path).expect("master.cf");
-        fs::write(&path, format!("{text}{line}\n")).expect("master.cf");
+        fs::write(&path, format!("{text}{lines}\n")).expect("master.cf");
     }
 
     /// Appends lines to main.cf (for settings that name files in the
@@ -636,18 +638,23 @@ impl Gateway {
 impl Drop for Gateway {
     fn drop(&mut self) {
         if let Some(mut child) = self.master.take() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            terminate(&mut child);
         }
     }
+}
+
+/// SIGTERM, up to 10 s to exit, then SIGKILL.
+pub(crate) fn terminate(child: &mut Child) {
+    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn children_of(parent: Pid) -> Vec<Pid> {

@@ -645,6 +645,38 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
         "smtpd_client_auth_rate_limit",
         "The most AUTH commands one client may send per anvil_rate_time_unit; 0: no limit.",
     ),
+    (
+        "smtpd_policy_service_timeout",
+        "How long a check_policy_service query may take.",
+    ),
+    (
+        "smtpd_policy_service_max_idle",
+        "How long an idle connection to a policy service is kept.",
+    ),
+    (
+        "smtpd_policy_service_max_ttl",
+        "How long a connection to a policy service is reused at most.",
+    ),
+    (
+        "smtpd_policy_service_request_limit",
+        "Queries per connection to a policy service; 0: no limit.",
+    ),
+    (
+        "smtpd_policy_service_try_limit",
+        "How many times a policy query is tried before the default action.",
+    ),
+    (
+        "smtpd_policy_service_retry_delay",
+        "The wait between tries of a policy query.",
+    ),
+    (
+        "smtpd_policy_service_default_action",
+        "The answer when a policy service cannot be asked (never a pass).",
+    ),
+    (
+        "smtpd_policy_service_policy_context",
+        "Text sent to policy services as policy_context=.",
+    ),
     // SMTP AUTH and TLS.
     ("smtpd_sasl_auth_enable", "Offer SMTP AUTH to clients."),
     (
@@ -877,6 +909,42 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     (
         "spam_bayes_auto_learn_threshold_nonspam",
         "The score without Bayes below which mail is auto-learned as ham.",
+    ),
+    (
+        "greylist_delay",
+        "How long a new triplet (client, sender, recipient) is deferred, as postgrey's --delay.",
+    ),
+    (
+        "greylist_retry_window",
+        "How long after the delay a retry still passes a new triplet.",
+    ),
+    (
+        "greylist_max_age",
+        "Triplets not seen for this long are forgotten.",
+    ),
+    (
+        "greylist_auto_whitelist_clients",
+        "Clients that retried properly this many times pass at once (postgrey's AWL); 0: never.",
+    ),
+    (
+        "greylist_whitelist_clients",
+        "Tables of clients never greylisted (postgrey's whitelist_clients).",
+    ),
+    (
+        "greylist_whitelist_recipients",
+        "Tables of recipients never greylisted (postgrey's whitelist_recipients).",
+    ),
+    (
+        "greylist_text",
+        "The text of the greylisting deferral; %r is the recipient's domain.",
+    ),
+    (
+        "greylist_database",
+        "Where the triplets are: redb:PATH (one process) or redis:host:port[/db] (shared by gateways).",
+    ),
+    (
+        "greylist_database_timeout",
+        "How long the greylist service waits for its store before it defers.",
     ),
     (
         "sandbox_mode",

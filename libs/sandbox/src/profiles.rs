@@ -14,6 +14,7 @@
 //! scanner  scanner_directory  scanner_owner  stdio accept unix-connect (+ inet for clamd over TCP)  none (open -> EACCES)
 //! stats    spool  mail_owner  stdio accept                              none (open -> EACCES)
 //! web      spool  mail_owner  stdio accept unix-connect spool-files     spool
+//! greylist data_directory  mail_owner  stdio accept db-file (redb), or stdio accept inet (Redis)  none (open -> EACCES)
 //! ```
 //!
 //! Nothing here depends on configuration or on anything a process was told:
@@ -60,6 +61,11 @@ pub enum Promise {
     /// socket(AF_INET, AF_INET6), bind and connect: SMTP to the next hop
     /// and DNS.
     Inet,
+    /// Write, grow, shrink and sync a database file opened before the
+    /// sandbox (pwrite, fdatasync/fsync, ftruncate, fallocate), and release
+    /// the locks taken on it at open (flock LOCK_UN, open-file-description
+    /// record locks). Opens nothing: open still answers EACCES.
+    DbFile,
 }
 
 /// A resource limit, set while the process is still root.
@@ -97,6 +103,7 @@ impl Profile {
                 Promise::Memfd => "memfd",
                 Promise::SpoolFiles => "spool-files",
                 Promise::Inet => "inet",
+                Promise::DbFile => "db-file",
             })
             .collect();
         names.join(" ")
@@ -231,6 +238,29 @@ pub const WEB: Profile = Profile {
     ],
 };
 
+/// Greylisting policy service (postgrey's job): accepts policy queries on
+/// its inherited socket (Unix, or TCP for a stock Postfix), keeps its
+/// triplets in a redb file under data_directory opened before the sandbox.
+/// No network, no files to open.
+pub const GREYLIST: Profile = Profile {
+    service: "greylist",
+    root: Root::Directory("data_directory"),
+    run_as: RunAs::MailOwner,
+    limits: LIMITS,
+    promises: &[Promise::Stdio, Promise::Accept, Promise::DbFile],
+};
+
+/// The greylist service when greylist_database = redis:...: TCP out to
+/// the Redis server (which a seccomp filter cannot narrow to that address),
+/// and no database file.
+pub const GREYLIST_REDIS: Profile = Profile {
+    service: "greylist",
+    root: Root::Directory("data_directory"),
+    run_as: RunAs::MailOwner,
+    limits: LIMITS,
+    promises: &[Promise::Stdio, Promise::Accept, Promise::Inet],
+};
+
 /// Every profile, for tests and tools.
 pub const ALL: &[Profile] = &[
     SMTPD,
@@ -241,6 +271,8 @@ pub const ALL: &[Profile] = &[
     SCANNER_CLAMD_INET,
     STATS,
     WEB,
+    GREYLIST,
+    GREYLIST_REDIS,
 ];
 
 #[cfg(test)]
@@ -252,9 +284,20 @@ mod tests {
         for profile in ALL {
             assert!(profile.keeps(Promise::Stdio), "{}", profile.service);
         }
-        for profile in [CLEANUP, QMGR, SCANNER, STATS, WEB] {
+        for profile in [CLEANUP, QMGR, SCANNER, GREYLIST, STATS, WEB] {
             assert!(!profile.keeps(Promise::Inet), "{}", profile.service);
         }
+        for profile in [GREYLIST, GREYLIST_REDIS] {
+            assert!(
+                !profile.keeps(Promise::SpoolFiles),
+                "greylist opens no files"
+            );
+            assert!(
+                !profile.keeps(Promise::UnixConnect),
+                "greylist connects to no peer"
+            );
+        }
+        assert_eq!(GREYLIST.pledge(), "stdio accept db-file");
         for profile in [SMTPD, RELAY, STATS] {
             assert!(!profile.keeps(Promise::SpoolFiles), "{}", profile.service);
         }

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+pub mod browser;
+pub mod imapd;
 pub mod peers;
 pub mod postfix;
 pub use peers::{Postgrey, Redis};

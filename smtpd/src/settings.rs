@@ -53,6 +53,17 @@ impl ForbiddenCommands {
     }
 }
 
+/// smtpd_forbid_bare_newline: only <CR><LF>.<CR><LF> ever ends DATA; what
+/// else happens to a bare LF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BareNewline {
+    Normalize,
+    /// Normalize and note it in the disconnect line.
+    Note,
+    /// Refuse the command or message.
+    Reject,
+}
+
 /// What a DNS lookup that fails does to a restriction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TempfailAction {
@@ -116,6 +127,13 @@ pub struct Settings {
     pub recipient_overshoot_limit: u32,
     pub forbid_unauth_pipelining: bool,
     pub forbidden_commands: ForbiddenCommands,
+    pub bare_newline: BareNewline,
+    pub bare_newline_exclusions: NetworkList,
+    pub bare_newline_code: u16,
+    pub strict_smtputf8: bool,
+    /// Bytes of message content all sessions may hold before cleanup has
+    /// them.
+    pub memory_limit: u64,
     /// 0 means no limit.
     pub message_size_limit: u64,
     pub header_size_limit: u64,
@@ -294,6 +312,19 @@ impl Settings {
             recipient_limit: count(config, "smtpd_recipient_limit")? as usize,
             recipient_overshoot_limit: count(config, "smtpd_recipient_overshoot_limit")?,
             forbid_unauth_pipelining: config.bool("smtpd_forbid_unauth_pipelining"),
+            bare_newline: match config
+                .get("smtpd_forbid_bare_newline")
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "note" => BareNewline::Note,
+                "reject" => BareNewline::Reject,
+                _ => BareNewline::Normalize,
+            },
+            bare_newline_exclusions: networks("smtpd_forbid_bare_newline_exclusions")?,
+            bare_newline_code: code(config, "smtpd_forbid_bare_newline_reject_code")?,
+            strict_smtputf8: config.bool("strict_smtputf8"),
+            memory_limit: config.size("smtpd_message_memory_limit"),
             forbidden_commands: {
                 let mut forbidden = ForbiddenCommands::default();
                 for item in config.list("smtpd_forbidden_commands") {

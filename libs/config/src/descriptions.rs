@@ -460,6 +460,22 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
         "The most connections one client may make per minute; 0: no limit.",
     ),
     (
+        "smtpd_forbid_bare_newline_exclusions",
+        "Clients for which a bare LF is never refused or noted (default $mynetworks).",
+    ),
+    (
+        "smtpd_forbid_bare_newline_reject_code",
+        "The reply code when smtpd_forbid_bare_newline = reject refuses a bare LF.",
+    ),
+    (
+        "strict_smtputf8",
+        "Refuse a non-ASCII address unless MAIL FROM declared SMTPUTF8 (553 5.6.7), as RFC 6531 requires (Postfix's default is no).",
+    ),
+    (
+        "smtpd_message_memory_limit",
+        "Bytes of message content all SMTP sessions together may hold in memory before cleanup has them; past it a message gets 452 4.3.1.",
+    ),
+    (
         "smtpd_forbid_bare_newline",
         "What to do with bare LF line ends in SMTP (normalize, reject or no), against SMTP smuggling.",
     ),

@@ -218,13 +218,22 @@ static PARAMS: &[Param] = &[
     p("smtpd_client_new_tls_session_rate_limit", "0", Int),
     p("smtpd_client_auth_rate_limit", "0", Int),
     p("anvil_rate_time_unit", "60s", Time('s')),
-    // A bare LF ends a line (Postfix 3.7's "no" behaves the same); "yes"
-    // and "reject" (refuse it) are not implemented.
+    // Postfix 3.9's values. Only <CR><LF>.<CR><LF> ever ends DATA, and a
+    // bare LF ends a line, whatever the value ("no" too, unlike Postfix);
+    // "note" also logs it, "reject" refuses it.
     p(
         "smtpd_forbid_bare_newline",
         "normalize",
-        Choice(&["normalize", "no"]),
+        Choice(&["normalize", "yes", "no", "note", "reject"]),
     ),
+    p("smtpd_forbid_bare_newline_exclusions", "$mynetworks", List),
+    p("smtpd_forbid_bare_newline_reject_code", "550", Int),
+    // RFC 6531: a non-ASCII address needs SMTPUTF8 on MAIL FROM. Postfix's
+    // default is no; mailgate's is yes.
+    p("strict_smtputf8", "yes", Bool),
+    // mailgate: the message content all smtpd sessions may hold in memory
+    // before cleanup has it; past it, 452 4.3.1.
+    p("smtpd_message_memory_limit", "536870912", Size),
     p("smtpd_reject_unlisted_recipient", "yes", Bool),
     p("smtpd_milters", "", List),
     p("non_smtpd_milters", "", List),

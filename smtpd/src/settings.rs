@@ -10,6 +10,7 @@ use std::time::Duration;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use mailgate_config::client_score::ClientScore;
 use mailgate_config::restrictions::{ListError, Restriction, Restrictions};
 use mailgate_config::{DomainList, MainConfig, NetworkList, Override, Table};
 use mailgate_dns::Dns;
@@ -160,6 +161,7 @@ pub struct Settings {
     pub unknown_address_tempfail: TempfailAction,
     pub rbl_tempfail: TempfailAction,
     pub default_rbl_reply: String,
+    pub client_score: ClientScore,
     pub rbl_reply_maps: Vec<Table>,
     pub peername_lookup: bool,
     /// The addresses of this host (permit_inet_interfaces).
@@ -386,6 +388,10 @@ impl Settings {
             ),
             rbl_tempfail: TempfailAction::from(&config.get("rbl_tempfail_action")),
             default_rbl_reply: config.get("default_rbl_reply"),
+            client_score: ClientScore::load(config).map_err(|e| SettingsError::Config {
+                parameter: "client_score_*",
+                problems: vec![e],
+            })?,
             rbl_reply_maps: tables("rbl_reply_maps")?,
             peername_lookup: config.bool("smtpd_peername_lookup"),
             local_addresses: local_addresses(config),

@@ -16,6 +16,7 @@ mod net;
 mod params;
 mod route;
 mod table;
+mod tls;
 
 pub use address::split_address;
 pub use check::check;
@@ -26,3 +27,7 @@ pub use main_cf::{MainConfig, Override};
 pub use master_cf::{MasterConfig, ServiceEntry, ServiceKind};
 pub use route::{Route, Router};
 pub use table::{AddressLookup, Table, lookup_address, open_tables};
+pub use tls::{
+    ClientLevel, KeySource, Protocols, ServerLevel, Side, TlsConfigError, check_cipher_grade,
+    excluded_cipher_fragments, key_sources,
+};

@@ -12,6 +12,7 @@
 //! qmgr     spool  mail_owner  stdio accept unix-connect spool-files memfd  spool
 //! relay    spool  mail_owner  stdio accept unix-connect inet            none (open -> EACCES)
 //! scanner  scanner_directory  scanner_owner  stdio accept unix-connect (+ inet for clamd over TCP)  none (open -> EACCES)
+//! tlskeys  tlskeys_directory  tlskeys_owner  stdio accept                 none (open -> EACCES)
 //! ```
 //!
 //! Nothing here depends on configuration or on anything a process was told:
@@ -195,8 +196,28 @@ pub const SCANNER_CLAMD_INET: Profile = Profile {
     ],
 };
 
+/// The TLS key holder: its own user, an empty chroot (tlskeys_directory),
+/// the keys read before. Accepts on its inherited socket and answers on the
+/// connections it accepted; it connects nowhere, opens nothing, and has no
+/// network at all.
+pub const TLSKEYS: Profile = Profile {
+    service: "tlskeys",
+    root: Root::Directory("tlskeys_directory"),
+    run_as: RunAs::User("tlskeys_owner"),
+    limits: LIMITS,
+    promises: &[Promise::Stdio, Promise::Accept],
+};
+
 /// Every profile, for tests and tools.
-pub const ALL: &[Profile] = &[SMTPD, CLEANUP, QMGR, RELAY, SCANNER, SCANNER_CLAMD_INET];
+pub const ALL: &[Profile] = &[
+    SMTPD,
+    CLEANUP,
+    QMGR,
+    RELAY,
+    SCANNER,
+    SCANNER_CLAMD_INET,
+    TLSKEYS,
+];
 
 #[cfg(test)]
 mod tests {
@@ -207,9 +228,10 @@ mod tests {
         for profile in ALL {
             assert!(profile.keeps(Promise::Stdio), "{}", profile.service);
         }
-        for profile in [SMTPD, CLEANUP, QMGR, SCANNER] {
+        for profile in [SMTPD, CLEANUP, QMGR, SCANNER, TLSKEYS] {
             assert!(!profile.keeps(Promise::Inet), "{}", profile.service);
         }
+        assert_eq!(TLSKEYS.pledge(), "stdio accept");
         for profile in [SMTPD, RELAY] {
             assert!(!profile.keeps(Promise::SpoolFiles), "{}", profile.service);
         }

@@ -1,0 +1,8 @@
+//! TLS for mailgate's services, with rustls: certificate and key files,
+//! the protocol of tlskeys (the process that holds the private keys) and
+//! the signing key that works through it, and the log and Received texts
+//! in Postfix's format.
+
+pub mod pem;
+pub mod protocol;
+pub mod remote;

@@ -3,6 +3,8 @@
 //! the signing key that works through it, and the log and Received texts
 //! in Postfix's format.
 
+pub mod client;
 pub mod pem;
 pub mod protocol;
 pub mod remote;
+pub mod summary;

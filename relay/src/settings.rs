@@ -13,6 +13,7 @@ use hickory_resolver::config::{
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use mailgate_config::MainConfig;
+use mailgate_tls::client::{ClientTls, ClientTlsError};
 
 use crate::nexthop::Dns;
 
@@ -33,6 +34,10 @@ pub struct Timeouts {
 pub struct Settings {
     /// smtp_helo_name, sent with EHLO/HELO.
     pub helo_name: String,
+    /// smtp_tls_*: the level, policy table, CAs, protocols.
+    pub tls: ClientTls,
+    /// smtp_starttls_timeout: the limit on the TLS handshake.
+    pub starttls_timeout: Duration,
     pub timeouts: Timeouts,
     pub dns: Dns,
 }
@@ -45,6 +50,7 @@ pub enum SettingsError {
     ResolvConf(String),
     Resolver(String),
     HeloName(String),
+    Tls(ClientTlsError),
 }
 
 impl fmt::Display for SettingsError {
@@ -64,6 +70,7 @@ impl fmt::Display for SettingsError {
                 f,
                 "smtp_helo_name: \"{v}\" is not a host name or address literal"
             ),
+            SettingsError::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -102,6 +109,8 @@ impl Settings {
         };
         Ok(Settings {
             helo_name,
+            tls: ClientTls::load(config).map_err(SettingsError::Tls)?,
+            starttls_timeout: config.time("smtp_starttls_timeout"),
             timeouts,
             dns,
         })

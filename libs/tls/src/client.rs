@@ -350,29 +350,29 @@ fn match_names(strategies: &[String], hostname: &str, nexthop: &str) -> Vec<Name
         .collect()
 }
 
-/// Whether a certificate's DNS name (possibly `*.example.com`) matches.
-fn name_matches(cert_name: &str, wanted: &Name) -> bool {
-    let cert_name = cert_name.trim_end_matches('.').to_ascii_lowercase();
+/// Whether the certificate is valid for a wanted name: an exact name (or
+/// address) by rustls's own check (wildcards, IP addresses), a domain's
+/// subdomains by the certificate's DNS names.
+fn cert_matches(parsed: &ParsedCertificate<'_>, dns_names: &[String], wanted: &Name) -> bool {
     match wanted {
-        Name::Exact(name) => match cert_name.strip_prefix("*.") {
-            // A wildcard covers one whole label.
-            Some(parent) => name
-                .split_once('.')
-                .is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
-            None => cert_name == *name,
-        },
-        Name::Below(parent) => {
-            let below = |name: &str| {
-                name.len() > parent.len() + 1
-                    && name.ends_with(parent.as_str())
-                    && name.as_bytes()[name.len() - parent.len() - 1] == b'.'
-            };
-            match cert_name.strip_prefix("*.") {
-                // *.parent names only names below the parent.
-                Some(base) => base == parent || below(base),
-                None => below(&cert_name),
-            }
-        }
+        Name::Exact(name) => ServerName::try_from(name.as_str())
+            .is_ok_and(|sn| rustls::client::verify_server_name(parsed, &sn).is_ok()),
+        Name::Below(parent) => dns_names.iter().any(|n| below(n, parent)),
+    }
+}
+
+/// Whether a certificate's DNS name (possibly `*.example.com`) names only
+/// names below `parent`.
+fn below(cert_name: &str, parent: &str) -> bool {
+    let cert_name = cert_name.trim_end_matches('.').to_ascii_lowercase();
+    let strictly_below = |name: &str| {
+        name.len() > parent.len() + 1
+            && name.ends_with(parent)
+            && name.as_bytes()[name.len() - parent.len() - 1] == b'.'
+    };
+    match cert_name.strip_prefix("*.") {
+        Some(base) => base == parent || strictly_below(base),
+        None => strictly_below(&cert_name),
     }
 }
 
@@ -431,7 +431,7 @@ impl ServerCertVerifier for Recorder {
                         let matched = self
                             .names
                             .iter()
-                            .any(|want| cert_names.iter().any(|have| name_matches(have, want)));
+                            .any(|want| cert_matches(&parsed, &cert_names, want));
                         if matched {
                             (Trust::Verified, None)
                         } else {
@@ -508,17 +508,24 @@ mod tests {
 
     #[test]
     fn certificate_name_matching() {
-        let exact = Name::Exact("mx.example.com".into());
-        assert!(name_matches("mx.example.com", &exact));
-        assert!(name_matches("MX.Example.COM.", &exact));
-        assert!(name_matches("*.example.com", &exact));
-        assert!(!name_matches("*.mx.example.com", &exact));
-        assert!(!name_matches("other.example.com", &exact));
-        let below = Name::Below("example.com".into());
-        assert!(name_matches("mx.example.com", &below));
-        assert!(name_matches("*.example.com", &below));
-        assert!(!name_matches("example.com", &below));
-        assert!(!name_matches("badexample.com", &below));
+        assert!(below("mx.example.com", "example.com"));
+        assert!(below("MX.Example.COM.", "example.com"));
+        assert!(below("*.example.com", "example.com"));
+        assert!(below("*.mx.example.com", "example.com"));
+        assert!(!below("example.com", "example.com"));
+        assert!(!below("badexample.com", "example.com"));
+        assert!(!below("*.com", "example.com"));
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["*.example.com".into(), "192.0.2.1".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let parsed = ParsedCertificate::try_from(cert.der()).unwrap();
+        let exact = |n: &str| Name::Exact(n.into());
+        assert!(cert_matches(&parsed, &[], &exact("mx.example.com")));
+        assert!(!cert_matches(&parsed, &[], &exact("a.mx.example.com")));
+        assert!(cert_matches(&parsed, &[], &exact("192.0.2.1")));
+        assert!(!cert_matches(&parsed, &[], &exact("192.0.2.2")));
         assert_eq!(
             match_names(
                 &[

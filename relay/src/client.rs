@@ -18,7 +18,8 @@ use crate::content::{ContentReader, DotStuffer};
 use crate::reply::{MAX_LINE, Reply, ReplyBuilder, ReplyError};
 use crate::settings::Timeouts;
 use crate::status::Status;
-use crate::tls::{OpenError, StartTls, Stream, handshake, unwrap_plain};
+use crate::tls::{OpenError, StartTls, Stream, handshake};
+use mailgate_tls::stream::{Stream as TlsOrPlain, take_plain};
 
 /// At most this many commands go out in one pipelined write before their
 /// replies are read (RFC 2920 §3.1: a client that writes without reading
@@ -175,7 +176,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut connection = Connection {
-        stream: BufReader::new(Stream::Plain(stream)),
+        stream: BufReader::new(TlsOrPlain::Plain(stream)),
         host,
         timeouts,
         ext: Extensions::default(),
@@ -251,7 +252,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             return Ok(());
         }
-        let Some(plain) = unwrap_plain(&mut self.stream) else {
+        let Some(plain) = take_plain(&mut self.stream) else {
             return Err(OpenError::Refused(Status::deferred(
                 "4.3.0",
                 "internal error: STARTTLS on a TLS connection",

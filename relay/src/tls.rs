@@ -7,28 +7,20 @@
 //! (Postfix's texts), and a certificate that is not good enough for the
 //! level is refused after the handshake, before MAIL FROM.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use mailgate_config::ClientLevel;
 use mailgate_tls::client::{Findings, Handshake, refusal};
+use mailgate_tls::stream::{ClientStream, Stream as TlsOrPlain};
 use mailgate_tls::summary::{Details, Trust};
-use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 
 use crate::status::Status;
 
 /// A connection's byte stream: plain, or TLS after STARTTLS.
-pub enum Stream<S> {
-    Plain(S),
-    Tls(Box<TlsStream<S>>),
-    /// Only while switching, or after a failed handshake.
-    Gone,
-}
+pub type Stream<S> = ClientStream<S>;
 
 /// What the client is to do about TLS on one connection.
 pub struct StartTls {
@@ -111,68 +103,7 @@ where
         );
         Status::deferred("4.7.5", reason)
     });
-    Ok((Stream::Tls(Box::new(stream)), refused))
-}
-
-/// Takes the plain socket out of a reader, dropping what it buffered.
-pub fn unwrap_plain<S: AsyncRead + AsyncWrite + Unpin>(
-    reader: &mut BufReader<Stream<S>>,
-) -> Option<S> {
-    match std::mem::replace(reader.get_mut(), Stream::Gone) {
-        Stream::Plain(s) => Some(s),
-        other => {
-            *reader.get_mut() = other;
-            None
-        }
-    }
-}
-
-fn gone() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "connection gone")
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Gone => Poll::Ready(Err(gone())),
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Gone => Poll::Ready(Err(gone())),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
-            Stream::Gone => Poll::Ready(Err(gone())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Gone => Poll::Ready(Ok(())),
-        }
-    }
+    Ok((TlsOrPlain::Tls(Box::new(stream)), refused))
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
+
+pub mod dovecot;
+pub mod tls;
 use nix::unistd::Pid;
 
 /// How long any wait in a test may take before it fails.

@@ -15,6 +15,7 @@ mod master_cf;
 mod net;
 mod params;
 mod route;
+mod sasl;
 mod table;
 mod tls;
 
@@ -26,6 +27,7 @@ pub use lists::{DomainList, NetworkList};
 pub use main_cf::{MainConfig, Override};
 pub use master_cf::{MasterConfig, ServiceEntry, ServiceKind};
 pub use route::{Route, Router};
+pub use sasl::{Endpoint, ImapTls, SaslBackend, SaslConfigError, mechanisms_allowed};
 pub use table::{AddressLookup, Table, lookup_address, open_tables};
 pub use tls::{
     ClientLevel, KeySource, Protocols, ServerLevel, Side, TlsConfigError, check_cipher_grade,

@@ -325,6 +325,35 @@ impl ClientTls {
     }
 }
 
+/// A client handshake outside SMTP (the sasl service's IMAP login): the
+/// certificate is checked against `roots` and `hostname` and the result
+/// recorded as for relay; the caller applies [`refusal`].
+pub fn simple_handshake(roots: Arc<RootCertStore>, hostname: &str) -> Result<Handshake, String> {
+    let provider = rustls::crypto::ring::default_provider();
+    let findings = Arc::new(Mutex::new(Findings::default()));
+    let verifier = Arc::new(Recorder {
+        roots,
+        algorithms: provider.signature_verification_algorithms,
+        names: vec![Name::Exact(
+            hostname.trim_end_matches('.').to_ascii_lowercase(),
+        )],
+        findings: Arc::clone(&findings),
+    });
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS protocols: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    let server_name =
+        ServerName::try_from(hostname.to_string()).map_err(|e| format!("server name: {e}"))?;
+    Ok(Handshake {
+        config: Arc::new(config),
+        server_name,
+        findings,
+    })
+}
+
 /// One way a certificate name may match.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Name {

@@ -7,4 +7,5 @@ pub mod client;
 pub mod pem;
 pub mod protocol;
 pub mod remote;
+pub mod stream;
 pub mod summary;

@@ -1,0 +1,268 @@
+//! TLS test material: certificates made for the run (rcgen, and openssl
+//! for RSA keys) and a STARTTLS-speaking SMTP server built with rustls that
+//! records each message and whether it came over TLS.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// A CA and a server certificate it signed.
+pub struct TestPki {
+    pub ca_pem: String,
+    /// The server certificate, then the CA (a chain as servers send it).
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+impl TestPki {
+    /// An ECDSA P-256 key and certificate for `names` (DNS names or IP
+    /// addresses).
+    pub fn new(names: &[&str]) -> TestPki {
+        TestPki::with_key(names, rcgen::KeyPair::generate().expect("key"))
+    }
+
+    /// An RSA 2048 key (made by openssl: ring cannot generate RSA keys).
+    pub fn rsa(names: &[&str]) -> TestPki {
+        let out = Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+            ])
+            .output()
+            .expect("openssl (Debian package openssl) must be installed");
+        assert!(out.status.success(), "openssl genpkey failed");
+        let pem = String::from_utf8(out.stdout).expect("PEM");
+        let key = rcgen::KeyPair::from_pem(&pem).expect("RSA key");
+        TestPki::with_key(names, key)
+    }
+
+    fn with_key(names: &[&str], key: rcgen::KeyPair) -> TestPki {
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "mailgate test CA");
+        let ca = ca_params.self_signed(&ca_key).expect("CA");
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(names).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "mailgate test server");
+        let cert = params.signed_by(&key, &issuer).expect("certificate");
+        TestPki {
+            chain_pem: format!("{}{}", cert.pem(), ca.pem()),
+            ca_pem: ca.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    /// Writes `key.pem`, `cert.pem` (the chain) and `ca.pem` into `dir`.
+    pub fn write(&self, dir: &Path, prefix: &str) {
+        std::fs::write(dir.join(format!("{prefix}key.pem")), &self.key_pem).expect("key");
+        std::fs::write(dir.join(format!("{prefix}cert.pem")), &self.chain_pem).expect("cert");
+        std::fs::write(dir.join(format!("{prefix}ca.pem")), &self.ca_pem).expect("ca");
+    }
+
+    /// The private key's DER bytes: what must never be found in smtpd's
+    /// memory.
+    pub fn key_der(&self) -> Vec<u8> {
+        PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
+            .expect("key")
+            .secret_der()
+            .to_vec()
+    }
+
+    pub fn server_config(&self) -> rustls::ServerConfig {
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(self.chain_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .expect("chain");
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).expect("key");
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config")
+    }
+}
+
+/// One message the TLS sink accepted.
+#[derive(Clone, Debug)]
+pub struct SinkMessage {
+    /// Whether the transaction ran over TLS.
+    pub tls: bool,
+    pub mail_from: String,
+    pub data: String,
+}
+
+/// A STARTTLS-speaking SMTP server on 127.0.0.1 (rustls, the given
+/// certificate), or one that does not offer STARTTLS.
+pub struct TlsSink {
+    pub port: u16,
+    messages: Arc<Mutex<Vec<SinkMessage>>>,
+    /// Every session's commands, for checking what went out in clear.
+    pub transcripts: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+trait Conn: Read + Write + Send {}
+impl<T: Read + Write + Send> Conn for T {}
+
+impl TlsSink {
+    pub fn start(pki: &TestPki, offer_starttls: bool) -> TlsSink {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let config = Arc::new(pki.server_config());
+        let sink = TlsSink {
+            port,
+            messages: Arc::default(),
+            transcripts: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (messages, transcripts, stop) = (
+            Arc::clone(&sink.messages),
+            Arc::clone(&sink.transcripts),
+            Arc::clone(&sink.stop),
+        );
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (config, messages, transcripts) = (
+                            Arc::clone(&config),
+                            Arc::clone(&messages),
+                            Arc::clone(&transcripts),
+                        );
+                        std::thread::spawn(move || {
+                            let _ = stream.set_nonblocking(false);
+                            let _ = stream.set_read_timeout(Some(crate::PATIENCE));
+                            let transcript = session(stream, config, offer_starttls, &messages);
+                            transcripts.lock().expect("lock").push(transcript);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        sink
+    }
+
+    pub fn messages(&self) -> Vec<SinkMessage> {
+        self.messages.lock().expect("lock").clone()
+    }
+
+    pub fn wait_for_message(&self, marker: &str) -> SinkMessage {
+        crate::wait_for(
+            &format!("a message with {marker:?} at the TLS sink"),
+            || {
+                self.messages()
+                    .into_iter()
+                    .find(|m| m.data.contains(marker))
+            },
+        )
+    }
+}
+
+impl Drop for TlsSink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One SMTP session; returns its commands (`[TLS]` marks the switch).
+fn session(
+    stream: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    offer_starttls: bool,
+    messages: &Mutex<Vec<SinkMessage>>,
+) -> String {
+    let mut transcript = String::new();
+    let mut plain = Some(stream.try_clone().expect("clone"));
+    let mut conn: BufReader<Box<dyn Conn>> = BufReader::new(Box::new(stream));
+    let mut tls = false;
+    let mut mail_from = String::new();
+    let send = |conn: &mut BufReader<Box<dyn Conn>>, text: &str| {
+        let _ = conn.get_mut().write_all(text.as_bytes());
+        let _ = conn.get_mut().flush();
+    };
+    send(&mut conn, "220 tls-sink ESMTP\r\n");
+    loop {
+        let mut line = String::new();
+        match conn.read_line(&mut line) {
+            Ok(0) | Err(_) => return transcript,
+            Ok(_) => {}
+        }
+        transcript.push_str(&line);
+        let upper = line.to_ascii_uppercase();
+        if upper.starts_with("EHLO") {
+            let starttls = if offer_starttls && !tls {
+                "250-STARTTLS\r\n"
+            } else {
+                ""
+            };
+            send(
+                &mut conn,
+                &format!("250-tls-sink\r\n{starttls}250 8BITMIME\r\n"),
+            );
+        } else if upper.starts_with("STARTTLS") && offer_starttls && !tls {
+            send(&mut conn, "220 2.0.0 Ready to start TLS\r\n");
+            let Some(socket) = plain.take() else {
+                return transcript;
+            };
+            let Ok(server) = rustls::ServerConnection::new(Arc::clone(&config)) else {
+                return transcript;
+            };
+            // Whatever was pipelined after STARTTLS is dropped with the
+            // plaintext reader.
+            conn = BufReader::new(Box::new(rustls::StreamOwned::new(server, socket)));
+            tls = true;
+            transcript.push_str("[TLS]\r\n");
+        } else if upper.starts_with("MAIL FROM:") {
+            mail_from = line[10..].trim().to_string();
+            send(&mut conn, "250 2.1.0 Ok\r\n");
+        } else if upper.starts_with("DATA") {
+            send(&mut conn, "354 End data with <CR><LF>.<CR><LF>\r\n");
+            let mut data = String::new();
+            loop {
+                let mut text = String::new();
+                match conn.read_line(&mut text) {
+                    Ok(0) | Err(_) => return transcript,
+                    Ok(_) => {}
+                }
+                if text == ".\r\n" {
+                    break;
+                }
+                data.push_str(&text);
+            }
+            messages.lock().expect("lock").push(SinkMessage {
+                tls,
+                mail_from: mail_from.clone(),
+                data,
+            });
+            send(&mut conn, "250 2.0.0 Ok: queued\r\n");
+        } else if upper.starts_with("QUIT") {
+            send(&mut conn, "221 2.0.0 Bye\r\n");
+            return transcript;
+        } else if upper.starts_with("STARTTLS") {
+            send(&mut conn, "502 5.5.1 Error: command not implemented\r\n");
+        } else {
+            send(&mut conn, "250 2.0.0 Ok\r\n");
+        }
+    }
+}

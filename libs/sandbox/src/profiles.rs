@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! service  root   user        promises                                  files after start-up
-//! smtpd    spool  mail_owner  stdio accept unix-connect memfd           none (open -> EACCES)
+//! smtpd    spool  mail_owner  stdio accept unix-connect memfd inet      none (open -> EACCES)
 //! cleanup  spool  mail_owner  stdio accept unix-connect spool-files     spool
 //! qmgr     spool  mail_owner  stdio accept unix-connect spool-files memfd  spool
 //! relay    spool  mail_owner  stdio accept unix-connect inet            none (open -> EACCES)
@@ -108,7 +108,9 @@ const OPEN_FILES: u64 = 4096;
 const LIMITS: &[Limit] = &[Limit::CoreSize(0), Limit::OpenFiles(OPEN_FILES)];
 
 /// SMTP server: accepts on the inherited socket, writes each message into a
-/// sealed memfd and passes it to cleanup. No files, no outbound network.
+/// sealed memfd and passes it to cleanup. No files. Network out only for
+/// its DNS queries (client names, the reject_unknown_* checks, DNS lists);
+/// the resolver's servers were read before the sandbox.
 pub const SMTPD: Profile = Profile {
     service: "smtpd",
     root: Root::Spool,
@@ -119,6 +121,7 @@ pub const SMTPD: Profile = Profile {
         Promise::Accept,
         Promise::UnixConnect,
         Promise::Memfd,
+        Promise::Inet,
     ],
 };
 
@@ -228,13 +231,13 @@ mod tests {
         for profile in ALL {
             assert!(profile.keeps(Promise::Stdio), "{}", profile.service);
         }
-        for profile in [SMTPD, CLEANUP, QMGR, SCANNER, TLSKEYS] {
+        for profile in [CLEANUP, QMGR, SCANNER, TLSKEYS] {
             assert!(!profile.keeps(Promise::Inet), "{}", profile.service);
         }
         assert_eq!(TLSKEYS.pledge(), "stdio accept");
         for profile in [SMTPD, RELAY] {
             assert!(!profile.keeps(Promise::SpoolFiles), "{}", profile.service);
         }
-        assert_eq!(SMTPD.pledge(), "stdio accept unix-connect memfd");
+        assert_eq!(SMTPD.pledge(), "stdio accept unix-connect memfd inet");
     }
 }

@@ -263,6 +263,7 @@ async fn deliver(
             envelope,
             &content,
             &actions.prepend,
+            &actions.received_comments,
             &extra,
             &id,
         )
@@ -314,6 +315,7 @@ fn write_queue_file(
     envelope: Envelope,
     content: &[u8],
     prepend: &[String],
+    comments: &[String],
     extra: &[(String, String)],
     queue_id: &str,
 ) -> io::Result<String> {
@@ -324,7 +326,9 @@ fn write_queue_file(
         let (name, value) = line.split_once(':').unwrap_or((line, ""));
         added.push_str(&format!("{}:{}\r\n", name.trim(), one_header_value(value)));
     }
-    added.push_str(&headers::received(settings, &envelope, queue_id, now));
+    added.push_str(&headers::received(
+        settings, &envelope, comments, queue_id, now,
+    ));
     let message_id = match facts.message_id {
         Some(id) => id,
         None => {
@@ -437,7 +441,16 @@ async fn notify_virus_admin(
             arrival: now_micros,
         };
         let pending = PendingFile::create(INCOMING, &id)?;
-        write_queue_file(pending, settings, notice, content.as_bytes(), &[], &[], &id)
+        write_queue_file(
+            pending,
+            settings,
+            notice,
+            content.as_bytes(),
+            &[],
+            &[],
+            &[],
+            &id,
+        )
     })
     .await;
     match written {

@@ -37,7 +37,7 @@ fn context(n: u8) -> Context<'static> {
     Context {
         service: "smtp",
         client_addr: addr,
-        local_addr: "127.0.0.1",
+        local_addr: Some("127.0.0.1"),
         secured: true,
     }
 }

@@ -165,7 +165,7 @@ mod tests {
         roots.add(cert.der().clone()).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let certified = keys[0].clone();
+        let certified = keys[0].0.clone();
         let accept = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
             let config = rustls::ServerConfig::builder_with_provider(Arc::new(

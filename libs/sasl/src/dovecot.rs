@@ -22,7 +22,8 @@ pub struct Context<'a> {
     /// smtpd_sasl_service: Dovecot's "service" (its `%s`).
     pub service: &'a str,
     pub client_addr: &'a str,
-    pub local_addr: &'a str,
+    /// The address the client connected to, when known.
+    pub local_addr: Option<&'a str>,
     /// The SMTP session is protected by TLS: Dovecot's "secured" (with
     /// disable_plaintext_auth = yes Dovecot refuses PLAIN without it).
     pub secured: bool,
@@ -98,11 +99,13 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
     message.push(0);
     message.extend_from_slice(credentials.password.as_bytes());
     let mut auth = format!(
-        "AUTH\t1\tPLAIN\tservice={}\tnologin\tlip={}\trip={}",
-        escape(context.service),
-        escape(context.local_addr),
-        escape(context.client_addr)
+        "AUTH\t1\tPLAIN\tservice={}\tnologin",
+        escape(context.service)
     );
+    if let Some(lip) = context.local_addr {
+        auth.push_str(&format!("\tlip={}", escape(lip)));
+    }
+    auth.push_str(&format!("\trip={}", escape(context.client_addr)));
     if context.secured {
         auth.push_str("\tsecured");
     }
@@ -249,7 +252,7 @@ mod tests {
             let context = Context {
                 service: "smtp",
                 client_addr: "192.0.2.1",
-                local_addr: "127.0.0.1",
+                local_addr: Some("127.0.0.1"),
                 secured: true,
             };
             let verdict = converse(client, &credentials, &context).await;

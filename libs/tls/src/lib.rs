@@ -7,5 +7,6 @@ pub mod client;
 pub mod pem;
 pub mod protocol;
 pub mod remote;
+pub mod server;
 pub mod stream;
 pub mod summary;

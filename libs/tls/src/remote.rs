@@ -64,11 +64,12 @@ impl KeyClient {
     }
 
     /// The certified keys for the given sources: certificate chains from
-    /// tlskeys, each with a key that signs through it.
+    /// tlskeys, each with a key that signs through it, and the key's
+    /// description for the log ("2048 bits", "prime256v1").
     pub fn certified_keys(
         self: &Arc<Self>,
         sources: Vec<Source>,
-    ) -> Result<Vec<Arc<CertifiedKey>>, String> {
+    ) -> Result<Vec<(Arc<CertifiedKey>, Option<String>)>, String> {
         let reply = blocking(|| self.call(&Request::Certificates { sources }))
             .map_err(|e| format!("cannot reach tlskeys: {e}"))?;
         let infos = match reply {
@@ -80,6 +81,7 @@ impl KeyClient {
         for info in infos {
             let chain: Vec<CertificateDer<'static>> =
                 info.chain.iter().map(|c| c.clone().into()).collect();
+            let detail = info.detail.clone();
             let key = Arc::new(RemoteKey {
                 client: Arc::clone(self),
                 info,
@@ -88,7 +90,7 @@ impl KeyClient {
             certified
                 .keys_match()
                 .map_err(|e| format!("certificate and key do not match: {e}"))?;
-            keys.push(Arc::new(certified));
+            keys.push((Arc::new(certified), detail));
         }
         Ok(keys)
     }

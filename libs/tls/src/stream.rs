@@ -44,6 +44,18 @@ where
     }
 }
 
+/// Takes the plain socket out of a stream that is not buffered (the
+/// caller dropped its own buffered input first).
+pub fn take_plain_stream<S, T>(stream: &mut Stream<S, T>) -> Option<S> {
+    match std::mem::replace(stream, Stream::Gone) {
+        Stream::Plain(s) => Some(s),
+        other => {
+            *stream = other;
+            None
+        }
+    }
+}
+
 fn gone() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "connection gone")
 }

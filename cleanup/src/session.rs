@@ -262,8 +262,10 @@ async fn deliver(
             &work.settings,
             envelope,
             &content,
-            &actions.prepend,
-            &actions.received_comments,
+            Top {
+                prepend: &actions.prepend,
+                received_comments: &actions.received_comments,
+            },
             &extra,
             &id,
         )
@@ -305,20 +307,26 @@ fn prepare(settings: &Settings, content: OwnedFd) -> io::Result<(Vec<u8>, checks
     Ok((original, outcome))
 }
 
+/// What smtpd asked to add at the top: PREPEND results (above the
+/// Received header, as in Postfix) and the Received header's comments.
+#[derive(Clone, Copy, Default)]
+struct Top<'a> {
+    prepend: &'a [String],
+    received_comments: &'a [String],
+}
+
 /// Writes record + added headers + content, then commits. Returns the
 /// Message-ID (the client's, or the one added).
-/// `prepend` (smtpd's PREPEND results) goes above the Received header, as
-/// in Postfix.
 fn write_queue_file(
     mut pending: PendingFile,
     settings: &Settings,
     envelope: Envelope,
     content: &[u8],
-    prepend: &[String],
-    comments: &[String],
+    top: Top<'_>,
     extra: &[(String, String)],
     queue_id: &str,
 ) -> io::Result<String> {
+    let (prepend, comments) = (top.prepend, top.received_comments);
     let facts = headers::scan(content);
     let now = (envelope.arrival / 1_000_000) as i64;
     let mut added = String::new();
@@ -446,8 +454,7 @@ async fn notify_virus_admin(
             settings,
             notice,
             content.as_bytes(),
-            &[],
-            &[],
+            Top::default(),
             &[],
             &id,
         )

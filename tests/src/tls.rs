@@ -50,9 +50,18 @@ impl TestPki {
         let ca_key = rcgen::KeyPair::generate().expect("CA key");
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "mailgate test CA");
+        // Each CA its own name, so that a client holding several finds the
+        // right one.
+        static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        ca_params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("mailgate test CA {}-{serial}-{nanos}", std::process::id()),
+        );
         let ca = ca_params.self_signed(&ca_key).expect("CA");
         let issuer = rcgen::Issuer::new(ca_params, ca_key);
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
@@ -265,4 +274,135 @@ fn session(
             send(&mut conn, "250 2.0.0 Ok\r\n");
         }
     }
+}
+
+/// An SMTP client speaking over TLS (after STARTTLS, or from the first
+/// byte), trusting the given CA for the name `server_name`.
+pub struct TlsClient {
+    reader: BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>,
+}
+
+impl TlsClient {
+    /// The handshake on a connected socket (after 220 to STARTTLS, or at
+    /// once for SMTPS).
+    pub fn handshake(socket: TcpStream, ca_pem: &str, server_name: &str) -> TlsClient {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.expect("CA")).expect("CA");
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_string()).expect("name");
+        let mut conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+        let mut socket = socket;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut socket).expect("TLS handshake");
+        }
+        TlsClient {
+            reader: BufReader::new(rustls::StreamOwned::new(conn, socket)),
+        }
+    }
+
+    /// The negotiated protocol ("TLSv1_3").
+    pub fn protocol(&self) -> String {
+        format!(
+            "{:?}",
+            self.reader
+                .get_ref()
+                .conn
+                .protocol_version()
+                .expect("version")
+        )
+    }
+
+    pub fn send(&mut self, line: &str) -> String {
+        let stream = self.reader.get_mut();
+        let _ = stream.write_all(format!("{line}\r\n").as_bytes());
+        let _ = stream.flush();
+        self.reply()
+    }
+
+    /// One reply, lines joined with '\n'; empty at end of file.
+    pub fn reply(&mut self) -> String {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return lines.join("\n"),
+                Ok(_) => {}
+            }
+            let line = line.trim_end_matches(['\r', '\n']).to_string();
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            lines.push(line);
+            if last {
+                return lines.join("\n");
+            }
+        }
+    }
+}
+
+/// Reads a line-oriented SMTP reply from a plain socket (before STARTTLS),
+/// byte by byte so that nothing after it is consumed.
+pub fn plain_reply(socket: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut byte = [0u8; 1];
+    while let Ok(1) = socket.read(&mut byte) {
+        out.push(byte[0]);
+        if out.ends_with(b"\n") {
+            let text = String::from_utf8_lossy(&out).into_owned();
+            let last = text.lines().last().unwrap_or("");
+            if last.as_bytes().get(3) != Some(&b'-') {
+                break;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).trim_end().to_string()
+}
+
+/// Whether `needle` occurs in the readable memory of process `pid`
+/// (/proc/PID/maps and /proc/PID/mem; needs root or the same user).
+pub fn memory_contains(pid: i32, needle: &[u8]) -> bool {
+    use std::io::{Seek, SeekFrom};
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).expect("mem");
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if !perms.starts_with('r') {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+        else {
+            continue;
+        };
+        let len = end.saturating_sub(start) as usize;
+        if len == 0 || len > 1 << 30 {
+            continue;
+        }
+        let mut buf = vec![0u8; len];
+        if mem.seek(SeekFrom::Start(start)).is_err() {
+            continue;
+        }
+        let mut got = 0;
+        while got < len {
+            match mem.read(&mut buf[got..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        if buf[..got].windows(needle.len()).any(|w| w == needle) {
+            return true;
+        }
+    }
+    false
 }

@@ -122,7 +122,7 @@ impl Checker {
         let served = master
             .services
             .iter()
-            .any(|s| s.name == "tlskeys" && s.kind == crate::ServiceKind::Unix);
+            .any(|s| s.name == "tlskeys" && s.kind == crate::ServiceKind::Unix && s.private);
         if served {
             return;
         }
@@ -137,7 +137,7 @@ impl Checker {
                 0,
                 "TLS certificates are configured, but master.cf runs no tlskeys service \
                  (the process that holds the private keys): add \
-                 `tlskeys unix n - y - - tlskeys`",
+                 `tlskeys unix - - y - - tlskeys`",
             ));
         }
     }

@@ -69,7 +69,7 @@ impl KeyClient {
     pub fn certified_keys(
         self: &Arc<Self>,
         sources: Vec<Source>,
-    ) -> Result<Vec<(Arc<CertifiedKey>, Option<String>)>, String> {
+    ) -> Result<Vec<Described>, String> {
         let reply = blocking(|| self.call(&Request::Certificates { sources }))
             .map_err(|e| format!("cannot reach tlskeys: {e}"))?;
         let infos = match reply {
@@ -119,6 +119,9 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
         _ => f(),
     }
 }
+
+/// A certified key and its description for the log ("2048 bits").
+pub type Described = (Arc<CertifiedKey>, Option<String>);
 
 /// A key held by tlskeys.
 pub struct RemoteKey {

@@ -17,7 +17,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SignatureScheme};
 
 use crate::protocol::Source;
-use crate::remote::KeyClient;
+use crate::remote::{Described, KeyClient};
 use crate::summary::Signature;
 
 #[derive(Debug)]
@@ -184,10 +184,10 @@ impl ServerTls {
 /// The certificates smtpd serves (one per key type), chosen per client by
 /// the signature schemes it offers.
 #[derive(Debug)]
-pub struct Keys(Vec<(Arc<CertifiedKey>, Option<String>)>);
+pub struct Keys(Vec<Described>);
 
 impl Keys {
-    fn choose(&self, offered: &[SignatureScheme]) -> Option<&(Arc<CertifiedKey>, Option<String>)> {
+    fn choose(&self, offered: &[SignatureScheme]) -> Option<&Described> {
         self.0
             .iter()
             .find(|(k, _)| k.key.choose_scheme(offered).is_some())

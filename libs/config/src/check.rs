@@ -126,10 +126,10 @@ impl Checker {
         if served {
             return;
         }
-        let needed = crate::tls::needs_tlskeys(main)
+        let needed = crate::tls_check::needs_tlskeys(main)
             || master.services.iter().any(|s| {
                 main.with_overrides(&s.overrides)
-                    .is_ok_and(|c| crate::tls::needs_tlskeys(&c))
+                    .is_ok_and(|c| crate::tls_check::needs_tlskeys(&c))
             });
         if needed {
             self.diagnostics.push(Diagnostic::new(
@@ -174,7 +174,7 @@ impl Checker {
         }
         self.check_restrictions(config);
         self.check_unimplemented(config);
-        for (name, message) in crate::tls::problems(config) {
+        for (name, message) in crate::tls_check::problems(config) {
             let value = config.get(&name);
             let (file, line) = self.origin(config, &name);
             if self

@@ -19,6 +19,7 @@ mod route;
 mod sasl;
 mod table;
 mod tls;
+mod tls_check;
 pub mod unimplemented;
 
 pub use address::split_address;

@@ -1,13 +1,11 @@
 //! SMTP AUTH for mailgate: the PLAIN and LOGIN mechanisms (decoding what
-//! the client sends), the protocol between smtpd and the sasl service, and
-//! the two password backends the sasl service uses: Dovecot's auth service
-//! (its client protocol) and a login to an IMAP server (as saslauthd's
-//! rimap).
+//! the client sends) and the two password backends smtpd uses: Dovecot's
+//! auth service (its client protocol) and a login to an IMAP server (as
+//! saslauthd's rimap).
 
 pub mod dovecot;
 pub mod imap;
 pub mod mechanism;
-pub mod protocol;
 
 pub use mechanism::Credentials;
 

@@ -1,5 +1,5 @@
 //! PLAIN (RFC 4616) and LOGIN (draft-murchison-sasl-login): what smtpd
-//! decodes from the client before the sasl service checks it.
+//! decodes from the client before the backend checks it.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

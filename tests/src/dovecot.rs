@@ -44,6 +44,12 @@ pub enum Plaintext {
 
 impl Dovecot {
     pub fn start(plaintext: Plaintext) -> Dovecot {
+        Dovecot::start_with_socket(plaintext, None)
+    }
+
+    /// With the auth service's Unix socket at `socket` (inside a gateway's
+    /// spool, where its chrooted smtpd reaches it as `private/auth`).
+    pub fn start_with_socket(plaintext: Plaintext, socket: Option<PathBuf>) -> Dovecot {
         assert!(
             crate::is_root(),
             "the Dovecot tests start Dovecot, which must run as root (run-tests runs them as root)"
@@ -59,7 +65,7 @@ impl Dovecot {
             .collect();
         fs::write(d.join("users"), users).expect("users");
         let (auth_port, imap_port, imaps_port) = (free_port(), free_port(), free_port());
-        let auth_socket = d.join("auth-client");
+        let auth_socket = socket.unwrap_or_else(|| d.join("auth-client"));
         // Trusted networks count as secured; TlsOnly does not trust the
         // loopback clients, so LOGIN needs TLS there.
         let (disable_plaintext, trusted) = match plaintext {

@@ -406,3 +406,30 @@ pub fn memory_contains(pid: i32, needle: &[u8]) -> bool {
     }
     false
 }
+
+/// Connects from the loopback address `from`, says EHLO and STARTTLS, and
+/// returns the client over TLS (trusting `ca_pem` for gw.example.com).
+pub fn starttls_from(port: u16, from: &str, ca_pem: &str) -> TlsClient {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let local: std::net::IpAddr = from.parse().expect("address");
+    socket
+        .bind(&std::net::SocketAddr::new(local, 0).into())
+        .expect("bind");
+    socket
+        .connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .expect("connect");
+    let mut socket: TcpStream = socket.into();
+    socket
+        .set_read_timeout(Some(crate::PATIENCE))
+        .expect("timeout");
+    assert!(plain_reply(&mut socket).starts_with("220"));
+    socket
+        .write_all(b"EHLO client.example.org\r\n")
+        .expect("write");
+    let ehlo = plain_reply(&mut socket);
+    assert!(ehlo.contains("STARTTLS"), "{ehlo}");
+    socket.write_all(b"STARTTLS\r\n").expect("write");
+    assert!(plain_reply(&mut socket).starts_with("220"));
+    TlsClient::handshake(socket, ca_pem, "gw.example.com")
+}

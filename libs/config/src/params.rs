@@ -284,7 +284,7 @@ static PARAMS: &[Param] = &[
     p("address_verify_map", "", Str),
     p("debug_peer_list", "", List),
     p("debug_peer_level", "2", Int),
-    // SMTP AUTH (smtpd's AUTH command; the sasl service checks passwords).
+    // SMTP AUTH (smtpd's AUTH command, checked by Dovecot or the IMAP server).
     p("smtpd_sasl_auth_enable", "no", Bool),
     p("smtpd_sasl_type", "cyrus", Str),
     p("smtpd_sasl_path", "smtpd", Str),
@@ -302,7 +302,7 @@ static PARAMS: &[Param] = &[
     // mailgate: the delay before a failed AUTH is answered, against
     // password guessing (Dovecot's auth_failure_delay).
     p("smtpd_sasl_failure_delay", "2s", Time('s')),
-    // mailgate: how the sasl service reaches an imap:/imaps: server.
+    // mailgate: how smtpd reaches an imap:/imaps: server for AUTH.
     p("smtpd_sasl_imap_tls_security_level", "may", Str),
     p("smtpd_sasl_imap_tls_CAfile", "", Str),
     p("smtpd_sasl_timeout", "10s", Time('s')),

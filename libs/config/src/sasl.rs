@@ -1,6 +1,6 @@
 //! The SMTP AUTH parameters: which password backend (smtpd_sasl_type and
 //! smtpd_sasl_path) and which mechanisms the security options leave.
-//! Parsed here so that `mailgate check`, smtpd and the sasl service agree.
+//! Parsed here so that `mailgate check`, smtpd and mailgate check agree.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -35,7 +35,7 @@ impl SaslBackend {
     }
 }
 
-/// How the sasl service talks TLS to an imap: backend
+/// How smtpd talks TLS to an imap: backend
 /// (smtpd_sasl_imap_tls_security_level).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ImapTls {

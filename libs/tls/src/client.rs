@@ -325,7 +325,7 @@ impl ClientTls {
     }
 }
 
-/// A client handshake outside SMTP (the sasl service's IMAP login): the
+/// A client handshake outside SMTP (smtpd's IMAP login for AUTH): the
 /// certificate is checked against `roots` and `hostname` and the result
 /// recorded as for relay; the caller applies [`refusal`].
 pub fn simple_handshake(roots: Arc<RootCertStore>, hostname: &str) -> Result<Handshake, String> {

@@ -1,8 +1,9 @@
 //! `mailgate check`: validate the configuration, like `postfix check`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mailgate_config::{Diagnostic, MasterConfig};
+use mailgate_store::StoreSpec;
 
 use crate::error::{Error, say};
 use crate::locate::Invocation;
@@ -45,6 +46,11 @@ pub fn examine(invocation: &Invocation) -> Findings {
             Err(e) => findings.errors.push(e),
         }
     }
+    if let Some(master) = &master {
+        findings
+            .errors
+            .extend(greylist_databases(invocation, master));
+    }
     findings
 }
 
@@ -81,6 +87,43 @@ fn unevaluated_spam_rules(invocation: &Invocation) -> Result<Vec<Diagnostic>, Di
         )
     }));
     Ok(out)
+}
+
+/// Each greylist service's store must parse, and two services cannot share
+/// one redb file: only one process at a time can open it, so the second
+/// would die at every start.
+fn greylist_databases(invocation: &Invocation, master: &MasterConfig) -> Vec<Diagnostic> {
+    // When main.cf itself does not load, check() has already said why.
+    let Ok(main) = invocation.load() else {
+        return Vec::new();
+    };
+    let mut files: Vec<(PathBuf, &str)> = Vec::new();
+    let mut out = Vec::new();
+    for service in master.services.iter().filter(|s| s.command == "greylist") {
+        // Bad overrides are reported by check() too.
+        let Ok(config) = main.with_overrides(&service.overrides) else {
+            continue;
+        };
+        let place = |message: String| Diagnostic::new(&service.file, service.line, message);
+        match StoreSpec::parse(&config.get("greylist_database")) {
+            Err(e) => out.push(place(format!(
+                "service {}: greylist_database: {e}",
+                service.name
+            ))),
+            Ok(StoreSpec::Redb(path)) => {
+                match files.iter().find(|(file, _)| *file == path) {
+                    Some((_, other)) => out.push(place(format!(
+                        "services {other} and {} both keep their state in redb:{}: one process at a time can open a redb file; give one its own (-o greylist_database=redb:...) or share a redis: store",
+                        service.name,
+                        path.display()
+                    ))),
+                    None => files.push((path, &service.name)),
+                }
+            }
+            Ok(StoreSpec::Redis { .. }) => {}
+        }
+    }
+    out
 }
 
 /// Prints the warnings, and fails with the errors if there are any.

@@ -16,7 +16,9 @@ pub mod dovecot;
 pub mod tls;
 use nix::unistd::Pid;
 
+pub mod peers;
 pub mod postfix;
+pub use peers::{Postgrey, Redis};
 pub use postfix::StockPostfix;
 
 /// Lets the unprivileged users of chrooted workers (and Postfix's) reach a
@@ -543,6 +545,14 @@ impl Gateway {
         self.with_master_cf("tlskeys unix - - y - - tlskeys\n")
     }
 
+    /// Appends lines to master.cf (a service such as greylist): call
+    /// between `configure` and `launch`.
+    pub fn add_master_cf(&self, lines: &str) {
+        let path = self.path("master.cf");
+        let text = fs::read_to_string(&path).expect("master.cf");
+        fs::write(&path, format!("{text}{lines}\n")).expect("master.cf");
+    }
+
     /// Appends lines to main.cf (for settings that name files in the
     /// gateway's own directory).
     pub fn add_main_cf(&self, lines: &str) {
@@ -657,18 +667,23 @@ impl Gateway {
 impl Drop for Gateway {
     fn drop(&mut self) {
         if let Some(mut child) = self.master.take() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            terminate(&mut child);
         }
     }
+}
+
+/// SIGTERM, up to 10 s to exit, then SIGKILL.
+pub(crate) fn terminate(child: &mut Child) {
+    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn children_of(parent: Pid) -> Vec<Pid> {

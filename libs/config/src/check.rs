@@ -21,6 +21,8 @@ const TABLE_PARAMETERS: &[&str] = &[
     "mime_header_checks",
     "nested_header_checks",
     "rbl_reply_maps",
+    "greylist_whitelist_clients",
+    "greylist_whitelist_recipients",
 ];
 
 /// Parameters whose items are words or lookup tables (Postfix's string

@@ -26,6 +26,7 @@ pub use address::split_address;
 pub use check::{Report, check};
 pub use clamd::{ClamdTransfer, ClamdTransferError};
 pub use error::{ConfigError, Diagnostic};
+pub use lines::{split_list, strip_braces};
 pub use lists::{DomainList, NetworkList};
 pub use main_cf::{MainConfig, Override};
 pub use master_cf::{MasterConfig, ServiceEntry, ServiceKind};

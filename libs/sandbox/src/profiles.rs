@@ -13,6 +13,7 @@
 //! relay    spool  mail_owner  stdio accept unix-connect inet            none (open -> EACCES)
 //! scanner  scanner_directory  scanner_owner  stdio accept unix-connect (+ inet for clamd over TCP)  none (open -> EACCES)
 //! tlskeys  tlskeys_directory  tlskeys_owner  stdio accept                 none (open -> EACCES)
+//! greylist data_directory  mail_owner  stdio accept db-file (redb), or stdio accept inet (Redis)  none (open -> EACCES)
 //! ```
 //!
 //! Nothing here depends on configuration or on anything a process was told:
@@ -59,6 +60,11 @@ pub enum Promise {
     /// socket(AF_INET, AF_INET6), bind and connect: SMTP to the next hop
     /// and DNS.
     Inet,
+    /// Write, grow, shrink and sync a database file opened before the
+    /// sandbox (pwrite, fdatasync/fsync, ftruncate, fallocate), and release
+    /// the locks taken on it at open (flock LOCK_UN, open-file-description
+    /// record locks). Opens nothing: open still answers EACCES.
+    DbFile,
 }
 
 /// A resource limit, set while the process is still root.
@@ -96,6 +102,7 @@ impl Profile {
                 Promise::Memfd => "memfd",
                 Promise::SpoolFiles => "spool-files",
                 Promise::Inet => "inet",
+                Promise::DbFile => "db-file",
             })
             .collect();
         names.join(" ")
@@ -211,6 +218,29 @@ pub const TLSKEYS: Profile = Profile {
     promises: &[Promise::Stdio, Promise::Accept],
 };
 
+/// Greylisting policy service (postgrey's job): accepts policy queries on
+/// its inherited socket (Unix, or TCP for a stock Postfix), keeps its
+/// triplets in a redb file under data_directory opened before the sandbox.
+/// No network, no files to open.
+pub const GREYLIST: Profile = Profile {
+    service: "greylist",
+    root: Root::Directory("data_directory"),
+    run_as: RunAs::MailOwner,
+    limits: LIMITS,
+    promises: &[Promise::Stdio, Promise::Accept, Promise::DbFile],
+};
+
+/// The greylist service when greylist_database = redis:...: TCP out to
+/// the Redis server (which a seccomp filter cannot narrow to that address),
+/// and no database file.
+pub const GREYLIST_REDIS: Profile = Profile {
+    service: "greylist",
+    root: Root::Directory("data_directory"),
+    run_as: RunAs::MailOwner,
+    limits: LIMITS,
+    promises: &[Promise::Stdio, Promise::Accept, Promise::Inet],
+};
+
 /// Every profile, for tests and tools.
 pub const ALL: &[Profile] = &[
     SMTPD,
@@ -220,6 +250,8 @@ pub const ALL: &[Profile] = &[
     SCANNER,
     SCANNER_CLAMD_INET,
     TLSKEYS,
+    GREYLIST,
+    GREYLIST_REDIS,
 ];
 
 #[cfg(test)]
@@ -231,9 +263,20 @@ mod tests {
         for profile in ALL {
             assert!(profile.keeps(Promise::Stdio), "{}", profile.service);
         }
-        for profile in [CLEANUP, QMGR, SCANNER, TLSKEYS] {
+        for profile in [CLEANUP, QMGR, SCANNER, GREYLIST, TLSKEYS] {
             assert!(!profile.keeps(Promise::Inet), "{}", profile.service);
         }
+        for profile in [GREYLIST, GREYLIST_REDIS] {
+            assert!(
+                !profile.keeps(Promise::SpoolFiles),
+                "greylist opens no files"
+            );
+            assert!(
+                !profile.keeps(Promise::UnixConnect),
+                "greylist connects to no peer"
+            );
+        }
+        assert_eq!(GREYLIST.pledge(), "stdio accept db-file");
         assert_eq!(TLSKEYS.pledge(), "stdio accept");
         for profile in [SMTPD, RELAY] {
             assert!(!profile.keeps(Promise::SpoolFiles), "{}", profile.service);

@@ -134,15 +134,18 @@ impl Greylister {
         let delay = self.settings.delay;
         let mut first = now;
         let mut last_was_successful = false;
-        if let Some((stored_first, stored_last)) =
-            self.store.get(&key).await?.and_then(|v| pair(&v))
-        {
+        let stored = self.store.get(&key).await?.and_then(|v| pair(&v));
+        // postgrey's "new": the triplet was not in the database (a retry
+        // within the same second is an early retry all the same).
+        let mut new = stored.is_none();
+        if let Some((stored_first, stored_last)) = stored {
             first = stored_first;
             if stored_last.saturating_sub(stored_first) >= delay {
                 last_was_successful = true;
             } else if now.saturating_sub(first) > self.settings.retry_window {
                 // The first retry came after the retry window: start again.
                 first = now;
+                new = true;
             }
             if first > now {
                 info!("correcting date for first seen in the future!");
@@ -178,7 +181,7 @@ impl Greylister {
 
         if waited < delay {
             let missing = delay - waited;
-            let reason = if now == first {
+            let reason = if new {
                 "new".to_string()
             } else {
                 format!("early-retry ({missing}s missing)")

@@ -90,7 +90,8 @@ async fn serve(listener: OwnedFd, shared: Shared, shutdown: impl Future<Output =
         sessions.spawn(async move {
             let _slot = permit;
             let _occupied = shared.enter();
-            session::run(stream, peer, &shared).await;
+            let local = stream.local_addr().ok();
+            session::run(stream, peer, local, &shared).await;
         });
         while let Some(done) = sessions.try_join_next() {
             report_panic(done);

@@ -7,14 +7,17 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mailgate_config::restrictions::{ListError, Restrictions};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mailgate_config::restrictions::{ListError, Restriction, Restrictions};
 use mailgate_config::{DomainList, MainConfig, NetworkList, Override, Table};
 use mailgate_dns::Dns;
 use mailgate_tls::protocol::SERVICE as TLSKEYS_SERVICE;
 use mailgate_tls::server::ServerTls;
-use std::sync::Arc;
 
 use crate::auth::Sasl;
+use mailgate_policy::{PolicyClient, PolicyService};
 
 /// RFC 5321 section 4.5.3.1.4: a server must accept command lines of 512
 /// octets, whatever line_length_limit says.
@@ -52,6 +55,17 @@ impl ForbiddenCommands {
         self.words.iter().any(|w| w.eq_ignore_ascii_case(word))
             || self.tables.iter().any(|t| t.lookup(word).is_some())
     }
+}
+
+/// smtpd_forbid_bare_newline: only <CR><LF>.<CR><LF> ever ends DATA; what
+/// else happens to a bare LF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BareNewline {
+    Normalize,
+    /// Normalize and note it in the disconnect line.
+    Note,
+    /// Refuse the command or message.
+    Reject,
 }
 
 /// What a DNS lookup that fails does to a restriction.
@@ -117,6 +131,13 @@ pub struct Settings {
     pub recipient_overshoot_limit: u32,
     pub forbid_unauth_pipelining: bool,
     pub forbidden_commands: ForbiddenCommands,
+    pub bare_newline: BareNewline,
+    pub bare_newline_exclusions: NetworkList,
+    pub bare_newline_code: u16,
+    pub strict_smtputf8: bool,
+    /// Bytes of message content all sessions may hold before cleanup has
+    /// them.
+    pub memory_limit: u64,
     /// 0 means no limit.
     pub message_size_limit: u64,
     pub header_size_limit: u64,
@@ -149,6 +170,9 @@ pub struct Settings {
     pub local_addresses: Vec<IpAddr>,
     pub limits: ClientLimits,
     pub dns: Dns,
+    /// A client for every check_policy_service of the lists, by its
+    /// argument as written; made before the sandbox.
+    pub policy_clients: HashMap<String, Arc<PolicyClient>>,
     /// None: the cleanup service's socket in the spool.
     pub cleanup_socket: Option<PathBuf>,
     /// STARTTLS or wrapper mode; None when TLS is off.
@@ -186,6 +210,10 @@ pub enum SettingsError {
     Dns(mailgate_dns::SetupError),
     Tls(String),
     Sasl(String),
+    Policy {
+        argument: String,
+        error: String,
+    },
 }
 
 impl fmt::Display for SettingsError {
@@ -214,6 +242,9 @@ impl fmt::Display for SettingsError {
             SettingsError::Dns(e) => e.fmt(f),
             SettingsError::Tls(e) => write!(f, "{e}"),
             SettingsError::Sasl(e) => write!(f, "{e}"),
+            SettingsError::Policy { argument, error } => {
+                write!(f, "check_policy_service {argument}: {error}")
+            }
         }
     }
 }
@@ -237,6 +268,28 @@ impl Settings {
         })?;
         if restrictions.is_open_relay() {
             return Err(SettingsError::OpenRelay);
+        }
+        let mut policy_clients = HashMap::new();
+        for list in restrictions.all_lists() {
+            for restriction in list.iter() {
+                if let Restriction::PolicyService(spec) = restriction
+                    && !policy_clients.contains_key(&spec.argument)
+                {
+                    let service =
+                        PolicyService::from_spec(spec).map_err(|e| SettingsError::Policy {
+                            argument: spec.argument.clone(),
+                            error: e,
+                        })?;
+                    let client =
+                        PolicyClient::new(service.endpoint, service.settings).map_err(|e| {
+                            SettingsError::Policy {
+                                argument: spec.argument.clone(),
+                                error: e.to_string(),
+                            }
+                        })?;
+                    policy_clients.insert(spec.argument.clone(), Arc::new(client));
+                }
+            }
         }
         let tables = |parameter: &'static str| -> Result<Vec<Table>, SettingsError> {
             config
@@ -273,6 +326,19 @@ impl Settings {
             recipient_limit: count(config, "smtpd_recipient_limit")? as usize,
             recipient_overshoot_limit: count(config, "smtpd_recipient_overshoot_limit")?,
             forbid_unauth_pipelining: config.bool("smtpd_forbid_unauth_pipelining"),
+            bare_newline: match config
+                .get("smtpd_forbid_bare_newline")
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "note" => BareNewline::Note,
+                "reject" => BareNewline::Reject,
+                _ => BareNewline::Normalize,
+            },
+            bare_newline_exclusions: networks("smtpd_forbid_bare_newline_exclusions")?,
+            bare_newline_code: code(config, "smtpd_forbid_bare_newline_reject_code")?,
+            strict_smtputf8: config.bool("strict_smtputf8"),
+            memory_limit: config.size("smtpd_message_memory_limit"),
             forbidden_commands: {
                 let mut forbidden = ForbiddenCommands::default();
                 for item in config.list("smtpd_forbidden_commands") {
@@ -346,6 +412,7 @@ impl Settings {
                 exceptions: networks("smtpd_client_event_limit_exceptions")?,
             },
             dns: Dns::new(&config.list("dns_nameservers")).map_err(SettingsError::Dns)?,
+            policy_clients,
             cleanup_socket: None,
             // tlskeys' socket, relative to the spool (the working directory
             // once the sandbox is in place).

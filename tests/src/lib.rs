@@ -16,6 +16,8 @@ pub mod dovecot;
 pub mod tls;
 use nix::unistd::Pid;
 
+pub mod browser;
+pub mod imapd;
 pub mod peers;
 pub mod postfix;
 pub use peers::{Postgrey, Redis};

@@ -303,3 +303,39 @@ fn the_seeds_restriction_blocks_load() {
         "504 5.5.2 <foo>: Helo command rejected: need fully-qualified hostname"
     );
 }
+
+/// Message content waits in memory until cleanup has it: all sessions
+/// together hold no more than smtpd_message_memory_limit, a message past it
+/// gets 452 4.3.1 (its sender tries again), and the memory is given back.
+#[test]
+fn message_content_in_memory_is_bounded_across_sessions() {
+    let backend = Backend::start();
+    let gw = Gateway::start(&backend, "smtpd_message_memory_limit = 100000\n");
+    let big = format!(
+        "Subject: big\r\n\r\n{}marker-too-big\r\n",
+        "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n".repeat(2000)
+    );
+    let mut client = Client::connect(gw.port, "127.0.0.2").unwrap();
+    let reply = client.send_message("a@good.test", &["b@example.com"], &big);
+    assert_eq!(reply, "452 4.3.1 Insufficient system storage");
+    gw.wait_for_log("smtpd_message_memory_limit (100000 bytes)");
+    // The same session and others go on, the memory given back.
+    let reply = client.transaction(
+        "a@good.test",
+        &["b@example.com"],
+        &message("small", "marker-small-after-big"),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    backend.wait_for_message("marker-small-after-big");
+    // Two sessions that each fit, one after the other, both pass: nothing
+    // stays counted after a transaction.
+    for i in 0..3 {
+        let body = format!(
+            "Subject: fits\r\n\r\n{}marker-fits-{i}\r\n",
+            "x".repeat(60_000)
+        );
+        let mut client = Client::connect(gw.port, "127.0.0.3").unwrap();
+        let reply = client.send_message("a@good.test", &["b@example.com"], &body);
+        assert!(reply.starts_with("250"), "{i}: {reply}");
+    }
+}

@@ -7,6 +7,7 @@
 mod address;
 mod check;
 mod clamd;
+mod descriptions;
 mod error;
 mod lines;
 mod lists;
@@ -14,6 +15,7 @@ mod main_cf;
 mod master_cf;
 mod net;
 mod params;
+pub mod policy;
 pub mod restrictions;
 mod route;
 mod sasl;
@@ -30,6 +32,7 @@ pub use lines::{split_list, strip_braces};
 pub use lists::{DomainList, NetworkList};
 pub use main_cf::{MainConfig, Override};
 pub use master_cf::{MasterConfig, ServiceEntry, ServiceKind};
+pub use params::{ParameterDoc, documentation as parameter_documentation};
 pub use route::{Route, Router};
 pub use sasl::{Endpoint, ImapTls, SaslBackend, SaslConfigError, mechanisms_allowed};
 pub use table::{AddressLookup, Table, lookup_address, open_tables};
@@ -37,3 +40,9 @@ pub use tls::{
     ClientLevel, KeySource, Protocols, ServerLevel, Side, TlsConfigError, check_cipher_grade,
     excluded_cipher_fragments, key_sources,
 };
+
+/// The known parameter an unknown name was probably meant to be, for a
+/// "did you mean" hint.
+pub fn suggest_parameter(name: &str) -> Option<&'static str> {
+    params::suggest(name)
+}

@@ -46,8 +46,6 @@ const NO: &[&str] = &["no"];
 const EMPTY: &[&str] = &[""];
 const INSTALL: &str = "a Postfix installation path; mailgate installs its own files";
 const NO_LOCAL: &str = "mailgate delivers no mail locally";
-const POLICY: &str = "only used by check_policy_service, which smtpd does not implement yet";
-
 static TABLE: &[Unimplemented] = &[
     // After-queue filtering, rewriting and local delivery (the drop-in issue).
     e(
@@ -307,20 +305,6 @@ static TABLE: &[Unimplemented] = &[
         &["2"],
         "per-client debug logging is not implemented",
     ),
-    // The policy delegation client: libs/policy has it, smtpd does not call
-    // it yet (check_policy_service is refused by the restriction parser).
-    w("smtpd_policy_service_timeout", &["100s"], POLICY),
-    w("smtpd_policy_service_max_idle", &["300s"], POLICY),
-    w("smtpd_policy_service_max_ttl", &["1000s"], POLICY),
-    w("smtpd_policy_service_request_limit", &["0"], POLICY),
-    w("smtpd_policy_service_try_limit", &["2"], POLICY),
-    w("smtpd_policy_service_retry_delay", &["1s"], POLICY),
-    w(
-        "smtpd_policy_service_default_action",
-        &["451 4.3.5 Server configuration problem"],
-        POLICY,
-    ),
-    w("smtpd_policy_service_policy_context", EMPTY, POLICY),
     // Process management (see SECURITY.md for why workers are not recycled).
     w(
         "max_use",

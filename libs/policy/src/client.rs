@@ -37,10 +37,7 @@ use crate::wire::{ProtocolError, ReadError};
 #[derive(Debug)]
 pub enum PolicyError {
     /// The endpoint is not `inet:host:port` or `unix:path`.
-    BadEndpoint {
-        spec: String,
-        reason: String,
-    },
+    BadEndpoint(mailgate_config::policy::EndpointError),
     /// The host of an inet endpoint has no address.
     Resolve {
         endpoint: String,
@@ -69,9 +66,7 @@ pub enum PolicyError {
 impl std::fmt::Display for PolicyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PolicyError::BadEndpoint { spec, reason } => {
-                write!(f, "bad policy server \"{spec}\": {reason}")
-            }
+            PolicyError::BadEndpoint(e) => e.fmt(f),
             PolicyError::Resolve { endpoint, reason } => {
                 write!(f, "cannot look up policy server {endpoint}: {reason}")
             }
@@ -97,6 +92,12 @@ impl std::fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {}
 
+impl From<mailgate_config::policy::EndpointError> for PolicyError {
+    fn from(e: mailgate_config::policy::EndpointError) -> PolicyError {
+        PolicyError::BadEndpoint(e)
+    }
+}
+
 /// A policy client for one server. Create it before the sandbox (it looks
 /// up an inet host now); share it between sessions (clones share the
 /// connection pool); query it inside a tokio runtime.
@@ -115,7 +116,7 @@ struct Inner {
 
 impl PolicyClient {
     pub fn new(endpoint: Endpoint, settings: PolicySettings) -> Result<PolicyClient, PolicyError> {
-        let addresses = endpoint.resolve()?;
+        let addresses = crate::endpoint::resolve(&endpoint)?;
         Ok(PolicyClient {
             inner: Arc::new(Inner {
                 endpoint,

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mailgate_config::{MainConfig, Override, split_list, strip_braces};
+use mailgate_config::MainConfig;
 
 use crate::action::Action;
 use crate::endpoint::Endpoint;
@@ -58,18 +58,7 @@ impl Default for PolicySettings {
     }
 }
 
-/// The per-service names, which are the main.cf names without this prefix.
-const PREFIX: &str = "smtpd_policy_service_";
-const NAMES: [&str; 8] = [
-    "timeout",
-    "max_idle",
-    "max_ttl",
-    "request_limit",
-    "try_limit",
-    "retry_delay",
-    "default_action",
-    "policy_context",
-];
+use mailgate_config::policy::{PolicySpec, SETTING_PREFIX as PREFIX};
 
 impl PolicySettings {
     /// The `smtpd_policy_service_*` parameters of a configuration.
@@ -107,47 +96,17 @@ pub struct PolicyService {
 }
 
 impl PolicyService {
-    /// Parses the argument of `check_policy_service`: an endpoint, or
-    /// `{ endpoint, name=value, { name = value with spaces }, ... }` whose
-    /// settings override main.cf's for this service only.
+    /// Parses the argument of `check_policy_service` (see
+    /// [`PolicySpec::parse`]) and reads its settings.
     pub fn parse(argument: &str, config: &MainConfig) -> Result<PolicyService, String> {
-        let Some(inner) = strip_braces(argument.trim()) else {
-            let endpoint = Endpoint::parse(argument).map_err(|e| e.to_string())?;
-            let settings = PolicySettings::from_config(config)?;
-            return Ok(PolicyService { endpoint, settings });
-        };
-        let items = split_list(inner);
-        let Some((first, rest)) = items.split_first() else {
-            return Err(format!("\"{argument}\": no policy server endpoint"));
-        };
-        let endpoint = Endpoint::parse(first).map_err(|e| e.to_string())?;
-        let mut overrides = Vec::new();
-        for item in rest {
-            let setting = strip_braces(item).unwrap_or(item);
-            let Some((name, value)) = setting.split_once('=') else {
-                return Err(format!(
-                    "check_policy_service {first}: \"{item}\" is not name=value (enclose a setting with spaces in {{ }})"
-                ));
-            };
-            let name = name.trim();
-            if !NAMES.contains(&name) {
-                return Err(format!(
-                    "check_policy_service {first}: unknown setting \"{name}\" (known: {})",
-                    NAMES.join(", ")
-                ));
-            }
-            overrides.push(Override {
-                name: format!("{PREFIX}{name}"),
-                value: value.trim().to_string(),
-                origin: config.config_dir().join("main.cf"),
-                line: 0,
-            });
-        }
-        let config = config
-            .with_overrides(&overrides)
-            .map_err(|e| format!("check_policy_service {first}: {}", e.to_string().trim_end()))?;
-        let settings = PolicySettings::from_config(&config)?;
-        Ok(PolicyService { endpoint, settings })
+        PolicyService::from_spec(&PolicySpec::parse(argument, config)?)
+    }
+
+    pub fn from_spec(spec: &PolicySpec) -> Result<PolicyService, String> {
+        Ok(PolicyService {
+            endpoint: spec.endpoint.clone(),
+            settings: PolicySettings::from_config(&spec.config)?,
+        })
     }
 }
 

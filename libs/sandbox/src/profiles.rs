@@ -13,6 +13,8 @@
 //! relay    spool  mail_owner  stdio accept unix-connect inet            none (open -> EACCES)
 //! scanner  scanner_directory  scanner_owner  stdio accept unix-connect (+ inet for clamd over TCP)  none (open -> EACCES)
 //! tlskeys  tlskeys_directory  tlskeys_owner  stdio accept                 none (open -> EACCES)
+//! stats    spool  mail_owner  stdio accept                              none (open -> EACCES)
+//! web      spool  mail_owner  stdio accept unix-connect spool-files     spool
 //! greylist data_directory  mail_owner  stdio accept db-file (redb), or stdio accept inet (Redis)  none (open -> EACCES)
 //! ```
 //!
@@ -218,6 +220,37 @@ pub const TLSKEYS: Profile = Profile {
     promises: &[Promise::Stdio, Promise::Accept],
 };
 
+/// Traffic statistics: follows maillog_file through a descriptor opened
+/// read-only before the sandbox, counts into the statistics file (opened
+/// before too, written with lseek and write) and answers GET /metrics on
+/// its listener. Opens nothing, connects nowhere.
+pub const STATS: Profile = Profile {
+    service: "stats",
+    root: Root::Spool,
+    run_as: RunAs::MailOwner,
+    limits: LIMITS,
+    promises: &[Promise::Stdio, Promise::Accept],
+};
+
+/// The web page: HTTP(S) on its listener; reads queue files and the
+/// statistics file and moves quarantined messages in the spool (what
+/// `mailgate queue` and `quarantine` do as mail_owner); asks qmgr to act on
+/// queued mail and the login backend (Dovecot's auth socket under
+/// private/) to check passwords, over Unix sockets. No network out, no
+/// memfd; the log is a descriptor opened before the sandbox.
+pub const WEB: Profile = Profile {
+    service: "web",
+    root: Root::Spool,
+    run_as: RunAs::MailOwner,
+    limits: LIMITS,
+    promises: &[
+        Promise::Stdio,
+        Promise::Accept,
+        Promise::UnixConnect,
+        Promise::SpoolFiles,
+    ],
+};
+
 /// Greylisting policy service (postgrey's job): accepts policy queries on
 /// its inherited socket (Unix, or TCP for a stock Postfix), keeps its
 /// triplets in a redb file under data_directory opened before the sandbox.
@@ -250,6 +283,8 @@ pub const ALL: &[Profile] = &[
     SCANNER,
     SCANNER_CLAMD_INET,
     TLSKEYS,
+    STATS,
+    WEB,
     GREYLIST,
     GREYLIST_REDIS,
 ];
@@ -263,7 +298,7 @@ mod tests {
         for profile in ALL {
             assert!(profile.keeps(Promise::Stdio), "{}", profile.service);
         }
-        for profile in [CLEANUP, QMGR, SCANNER, GREYLIST, TLSKEYS] {
+        for profile in [CLEANUP, QMGR, SCANNER, GREYLIST, STATS, WEB, TLSKEYS] {
             assert!(!profile.keeps(Promise::Inet), "{}", profile.service);
         }
         for profile in [GREYLIST, GREYLIST_REDIS] {
@@ -278,7 +313,7 @@ mod tests {
         }
         assert_eq!(GREYLIST.pledge(), "stdio accept db-file");
         assert_eq!(TLSKEYS.pledge(), "stdio accept");
-        for profile in [SMTPD, RELAY] {
+        for profile in [SMTPD, RELAY, STATS] {
             assert!(!profile.keeps(Promise::SpoolFiles), "{}", profile.service);
         }
         assert_eq!(SMTPD.pledge(), "stdio accept unix-connect memfd inet");

@@ -47,7 +47,7 @@ impl Evaluator<'_> {
             Subject::Helo => match st.helo.clone() {
                 Some(helo) => match self.domain_lookup(table, &helo) {
                     Some(value) => {
-                        self.table_result(st, table, &value, &helo, class, default_access)
+                        self.table_result(st, table.spec(), &value, &helo, class, default_access)
                             .await
                     }
                     None => Decision::Dunno,
@@ -58,8 +58,15 @@ impl Evaluator<'_> {
                 Some(sender) if sender.is_empty() => {
                     match table.lookup(&self.settings.null_access_key) {
                         Some(value) => {
-                            self.table_result(st, table, &value, &sender, class, default_access)
-                                .await
+                            self.table_result(
+                                st,
+                                table.spec(),
+                                &value,
+                                &sender,
+                                class,
+                                default_access,
+                            )
+                            .await
                         }
                         None => Decision::Dunno,
                     }
@@ -97,7 +104,7 @@ impl Evaluator<'_> {
         };
         match lookup_address(table, address, &opts) {
             Some(value) => {
-                self.table_result(st, table, &value, address, class, default_access)
+                self.table_result(st, table.spec(), &value, address, class, default_access)
                     .await
             }
             None => Decision::Dunno,
@@ -123,7 +130,7 @@ impl Evaluator<'_> {
             .or_else(|| addr_lookup(table, addr));
         match value {
             Some(value) => {
-                self.table_result(st, table, &value, reply_name, class, default_access)
+                self.table_result(st, table.spec(), &value, reply_name, class, default_access)
                     .await
             }
             None => Decision::Dunno,
@@ -163,11 +170,13 @@ impl Evaluator<'_> {
         None
     }
 
-    /// What an access table's result means (Postfix's check_table_result).
+    /// What an access table's (or a policy server's) result means
+    /// (Postfix's check_table_result); `source` names the table or server
+    /// in warnings.
     pub(super) async fn table_result(
         &self,
         st: &mut State,
-        table: &Table,
+        source: &str,
         value: &str,
         name: &str,
         class: &str,
@@ -180,7 +189,7 @@ impl Evaluator<'_> {
             None => (value, ""),
         };
         let upper = word.to_ascii_uppercase();
-        let spec = table.spec();
+        let spec = source;
         match upper.as_str() {
             "DUNNO" => Decision::Dunno,
             "REJECT" | "DEFER" => {

@@ -19,7 +19,10 @@ mod params;
 pub mod policy;
 pub mod restrictions;
 mod route;
+mod sasl;
 mod table;
+mod tls;
+mod tls_check;
 pub mod unimplemented;
 
 pub use address::split_address;
@@ -32,7 +35,12 @@ pub use main_cf::{MainConfig, Override};
 pub use master_cf::{MasterConfig, ServiceEntry, ServiceKind};
 pub use params::{ParameterDoc, documentation as parameter_documentation};
 pub use route::{Route, Router};
+pub use sasl::{Endpoint, ImapTls, SaslBackend, SaslConfigError, mechanisms_allowed};
 pub use table::{AddressLookup, Table, lookup_address, open_tables};
+pub use tls::{
+    ClientLevel, KeySource, Protocols, ServerLevel, Side, TlsConfigError, check_cipher_grade,
+    excluded_cipher_fragments, key_sources,
+};
 
 /// The known parameter an unknown name was probably meant to be, for a
 /// "did you mean" hint.

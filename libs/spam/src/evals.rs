@@ -554,6 +554,10 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
     p[pi..].iter().all(|&c| c == b'*')
 }
 
+#[expect(
+    clippy::string_slice,
+    reason = "cuts after an ASCII prefix found by starts_with"
+)]
 fn subject_all_caps(subject: &[u8]) -> bool {
     let s = String::from_utf8_lossy(subject);
     let mut s = s.trim();

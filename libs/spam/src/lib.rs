@@ -4,6 +4,8 @@
 //! scanner enters its sandbox); `Engine::score` then only reads memory and the open
 //! store, from any number of threads at once.
 
+#![warn(clippy::string_slice)]
+
 mod bayes;
 mod dates;
 mod evals;

@@ -281,6 +281,10 @@ fn parse_header_spec(text: &str) -> HeaderSpec {
 }
 
 /// Parses the test part of a rule line for a given kind.
+#[expect(
+    clippy::string_slice,
+    reason = "rule-file text, cut where find found ASCII"
+)]
 fn parse_source(kind: Kind, rest: &str) -> Result<Source, String> {
     let rest = rest.trim();
     if let Some(call) = rest.strip_prefix("eval:") {
@@ -573,6 +577,10 @@ impl Loader {
     }
 
     /// Expands `<TAG>` runs with the replace_* tables, as SpamAssassin's ReplaceTags.
+    #[expect(
+        clippy::string_slice,
+        reason = "rule-file text, cut where find found ASCII markers"
+    )]
     fn replace_tags(&self, pattern: &str) -> String {
         let start = self.replace_start.as_deref().unwrap_or("<");
         let end = self.replace_end.as_deref().unwrap_or(">");
@@ -622,6 +630,10 @@ impl Loader {
     }
 
     /// Tag values may themselves use tags.
+    #[expect(
+        clippy::string_slice,
+        reason = "rule-file text, cut where find found ASCII"
+    )]
     fn expand_tag_value(&self, value: &str, depth: usize) -> String {
         if depth > 4 || !value.contains('<') {
             return value.to_string();

@@ -369,13 +369,21 @@ impl Eval {
         })
     }
 
+    /// SpamAssassin's check_bayes: (min, max], with min 0 meaning from 0; false
+    /// for other tests.
+    pub fn bayes_hit(&self, bayes: Option<f64>) -> bool {
+        match self {
+            Eval::Bayes { min, max } => {
+                bayes.is_some_and(|p| (*min == 0.0 || p > *min) && p <= *max)
+            }
+            _ => false,
+        }
+    }
+
     pub fn run(&self, cx: &Context) -> bool {
         let m = cx.msg;
         match self {
-            // SpamAssassin's check_bayes: (min, max], with min 0 meaning from 0.
-            Eval::Bayes { min, max } => cx
-                .bayes
-                .is_some_and(|p| (*min == 0.0 || p > *min) && p <= *max),
+            Eval::Bayes { .. } => self.bayes_hit(cx.bayes),
             Eval::FromInWelcomelist => senders(m).iter().any(|a| listed(a, cx.welcomelist_from)),
             Eval::FromInBlocklist => senders(m).iter().any(|a| listed(a, cx.blocklist_from)),
             Eval::ToInWelcomelist => recipients(m).iter().any(|a| listed(a, cx.welcomelist_to)),

@@ -10,6 +10,7 @@ mod bayes;
 mod dates;
 mod evals;
 mod expr;
+mod fit;
 mod html;
 mod journal;
 mod msg;
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 use mailgate_config::MainConfig;
 
 pub use bayes::LearnOutcome;
+pub use fit::{Features, MAX_RULE_SCORE, Sample, Scores, Verdict, cross_validate, fit, scores_file};
 pub use journal::{AutoLearn, Journal, Synced, sync as sync_journals};
 pub use rules::UnsupportedRule;
 pub use snapshot::{StoreLock, scanner_snapshot};
@@ -400,38 +402,7 @@ impl Engine {
             (Some(store), Some(t)) => store.classify(t).ok().flatten(),
             _ => None,
         };
-        let cx = evals::Context {
-            msg: &msg,
-            bayes: bayes_probability,
-            welcomelist_from: &self.set.welcomelist_from,
-            blocklist_from: &self.set.blocklist_from,
-            welcomelist_to: &self.set.welcomelist_to,
-        };
-        let possible = self.possible_rules(&msg);
-        let mut values = vec![0.0f64; self.rules.len()];
-        let mut headers = HeaderCache::default();
-        for &i in &self.plain {
-            let rule = &self.rules[i];
-            values[i] = if possible[i] {
-                self.run(i, &cx, &mut headers)
-            } else {
-                // The regex cannot match, so the rule hits only if negated.
-                f64::from(u8::from(matches!(
-                    rule.test,
-                    Test::Regex { negate: true, .. }
-                )))
-            };
-        }
-        for &i in &self.metas {
-            let Test::Meta(e) = &self.rules[i].test else {
-                continue;
-            };
-            let v = expr::eval(e, &mut |x| match x {
-                Expr::Rule(j) => values[*j],
-                _ => 0.0,
-            });
-            values[i] = f64::from(u8::from(v != 0.0));
-        }
+        let values = self.values(&msg, bayes_probability);
         let mut hits: Vec<RuleHit> = Vec::new();
         for (i, r) in self.rules.iter().enumerate() {
             if values[i] == 0.0 || r.name.starts_with("__") {
@@ -475,6 +446,48 @@ impl Engine {
             hits,
             bayes_probability,
             auto_learn,
+        }
+    }
+
+    /// Every rule's value for a message: 1 or 0, or a `multiple` rule's count.
+    fn values(&self, msg: &Message, bayes: Option<f64>) -> Vec<f64> {
+        let cx = evals::Context {
+            msg,
+            bayes,
+            welcomelist_from: &self.set.welcomelist_from,
+            blocklist_from: &self.set.blocklist_from,
+            welcomelist_to: &self.set.welcomelist_to,
+        };
+        let possible = self.possible_rules(msg);
+        let mut values = vec![0.0f64; self.rules.len()];
+        let mut headers = HeaderCache::default();
+        for &i in &self.plain {
+            let rule = &self.rules[i];
+            values[i] = if possible[i] {
+                self.run(i, &cx, &mut headers)
+            } else {
+                // The regex cannot match, so the rule hits only if negated.
+                f64::from(u8::from(matches!(
+                    rule.test,
+                    Test::Regex { negate: true, .. }
+                )))
+            };
+        }
+        self.run_metas(&mut values);
+        values
+    }
+
+    /// Evaluates the meta rules over the other rules' values, dependencies first.
+    fn run_metas(&self, values: &mut [f64]) {
+        for &i in &self.metas {
+            let Test::Meta(e) = &self.rules[i].test else {
+                continue;
+            };
+            let v = expr::eval(e, &mut |x| match x {
+                Expr::Rule(j) => values[*j],
+                _ => 0.0,
+            });
+            values[i] = f64::from(u8::from(v != 0.0));
         }
     }
 

@@ -9,10 +9,12 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use mailgate_spam::{Engine, EngineConfig, Levels, Sample, cross_validate, fit, scores_file};
+use mailgate_spam::{
+    BAYES_MIN_LEARNED, Engine, EngineConfig, Levels, Sample, cross_validate, fit, scores_file,
+};
 use rayon::prelude::*;
 
-use crate::error::Error;
+use crate::error::{Error, say};
 use crate::locate::Invocation;
 use crate::scan::{self, Source, SpamCmdError};
 
@@ -71,8 +73,10 @@ pub fn fold_of(source: &Source, folds: usize) -> usize {
 }
 
 fn class_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 pub fn run(invocation: &Invocation, args: &ScoresArgs) -> Result<(), Error> {
@@ -101,6 +105,18 @@ pub fn run(invocation: &Invocation, args: &ScoresArgs) -> Result<(), Error> {
                 fold,
             });
         }
+    }
+    // Bayes answers only once it has learned BAYES_MIN_LEARNED of each class;
+    // the fitting trains it on all folds but two (--cv) or one.
+    let spams = mail.iter().filter(|m| m.spam).count();
+    let fewest = spams.min(mail.len() - spams);
+    let kept = folds - 1 - usize::from(args.cv);
+    if (fewest * kept / folds) < BAYES_MIN_LEARNED as usize {
+        say(format_args!(
+            "warning: with {fewest} messages of the smaller class, Bayes trained on {kept} \
+             folds of {folds} learns fewer than {BAYES_MIN_LEARNED} of it and abstains: \
+             the Bayes rules keep their stock scores"
+        ));
     }
     let samples = mail
         .par_iter()
@@ -187,7 +203,7 @@ fn report(
                 .map(|(_, s)| *s >= level)
                 .collect();
             let h = in_fold.iter().filter(|&&x| x).count();
-            per_fold.push(format!("{}", pct(h, in_fold.len())));
+            per_fold.push(pct(h, in_fold.len()));
             n += in_fold.len();
             hit += h;
         }

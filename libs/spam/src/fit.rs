@@ -290,8 +290,12 @@ impl Space {
         samples: &[(&Sample, Option<f64>)],
         fold_of: impl Fn(&Sample) -> usize,
     ) -> Problem {
-        let index: HashMap<usize, usize> =
-            self.rules.iter().enumerate().map(|(j, &i)| (i, j)).collect();
+        let index: HashMap<usize, usize> = self
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(j, &i)| (i, j))
+            .collect();
         let mut p = Problem {
             rows: Vec::with_capacity(samples.len()),
             spam: Vec::with_capacity(samples.len()),
@@ -327,10 +331,12 @@ impl Space {
                 columns[j].push((r, v));
             }
         }
-        let mut w = self.prior.clone();
-        for j in 0..n {
-            w[j] = w[j].clamp(self.bounds[j].0, self.bounds[j].1);
-        }
+        let mut w: Vec<f64> = self
+            .prior
+            .iter()
+            .zip(&self.bounds)
+            .map(|(p, (lo, hi))| p.clamp(*lo, *hi))
+            .collect();
         let mut margin: Vec<f64> = vec![0.0; p.rows.len()];
         for &r in &rows {
             margin[r] = p.offset[r] + p.rows[r].iter().map(|&(j, v)| w[j] * v).sum::<f64>();
@@ -537,3 +543,7 @@ pub fn scores_file(engine: &Engine, scores: &Scores, about: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+#[path = "fit_tests.rs"]
+mod tests;

@@ -27,8 +27,10 @@ use std::path::{Path, PathBuf};
 
 use mailgate_config::MainConfig;
 
-pub use bayes::LearnOutcome;
-pub use fit::{Features, MAX_RULE_SCORE, Sample, Scores, Verdict, cross_validate, fit, scores_file};
+pub use bayes::{LearnOutcome, MIN_LEARNED as BAYES_MIN_LEARNED};
+pub use fit::{
+    Features, MAX_RULE_SCORE, Sample, Scores, Verdict, cross_validate, fit, scores_file,
+};
 pub use journal::{AutoLearn, Journal, Synced, sync as sync_journals};
 pub use rules::UnsupportedRule;
 pub use snapshot::{StoreLock, scanner_snapshot};

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use mailgate_spam::{
-    BAYES_MIN_LEARNED, Engine, EngineConfig, Levels, Sample, cross_validate, fit, scores_file,
+    BAYES_MIN_LEARNED, Engine, EngineConfig, Levels, Sample, TokenOptions, cross_validate, fit,
+    scores_file,
 };
 use rayon::prelude::*;
 
@@ -38,6 +39,10 @@ pub struct ScoresArgs {
     /// score, spam, bayes) to FILE.
     #[arg(long, value_name = "FILE", requires = "cv")]
     pub verdicts: Option<PathBuf>,
+    /// With --cv, measure with Bayes tokens beyond SpamAssassin's (osb,
+    /// links, mime; comma-separated). The engine itself uses SpamAssassin's.
+    #[arg(long, value_name = "LIST", value_parser = TokenOptions::parse, requires = "cv")]
+    pub bayes_tokens: Option<TokenOptions>,
     /// Write the scores file to FILE instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -82,9 +87,11 @@ fn class_name(path: &Path) -> String {
 pub fn run(invocation: &Invocation, args: &ScoresArgs) -> Result<(), Error> {
     let config = invocation.load()?;
     let levels = Levels::from_main_cf(&config);
+    let defaults = EngineConfig::from_main_cf(&config);
     let engine_config = EngineConfig {
         required_score: Some(levels.tag2),
-        ..EngineConfig::from_main_cf(&config)
+        bayes_tokens: args.bayes_tokens.unwrap_or(defaults.bayes_tokens),
+        ..defaults
     };
     let engine = Engine::load_for_fit(&engine_config).map_err(SpamCmdError::Engine)?;
     let folds = usize::from(args.folds);

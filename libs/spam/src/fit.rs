@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use crate::bayes::{self, MIN_LEARNED};
 use crate::evals::Eval;
 use crate::rules::Test;
-use crate::{Engine, EngineConfig, Loader, SpamError, msg::Message, tokenizer};
+use crate::{Engine, EngineConfig, Loader, SpamError, msg::Message};
 
 /// No rule may score more than this (nor less than its negative).
 pub const MAX_RULE_SCORE: f64 = 4.0;
@@ -86,8 +86,7 @@ impl Engine {
     /// Runs every rule but Bayes over a message and tokenizes it.
     pub fn features(&self, message: &[u8]) -> Features {
         let msg = Message::parse(message);
-        let tokens =
-            bayes::token_hashes(&tokenizer::tokenize(&msg, &self.set.bayes_ignore_headers));
+        let tokens = self.bayes_tokens(&msg);
         let values = self
             .values(&msg, None)
             .iter()

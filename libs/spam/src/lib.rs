@@ -20,6 +20,7 @@ mod relays;
 mod rules;
 mod snapshot;
 mod tokenizer;
+mod tokens;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -34,6 +35,7 @@ pub use fit::{
 pub use journal::{AutoLearn, Journal, Synced, sync as sync_journals};
 pub use rules::UnsupportedRule;
 pub use snapshot::{StoreLock, scanner_snapshot};
+pub use tokens::TokenOptions;
 
 use crate::expr::Expr;
 use crate::msg::Message;
@@ -125,6 +127,8 @@ pub struct EngineConfig {
     pub auto_learn: bool,
     pub auto_learn_spam: f64,
     pub auto_learn_ham: f64,
+    /// Bayes tokens beyond SpamAssassin's.
+    pub bayes_tokens: TokenOptions,
 }
 
 impl Default for EngineConfig {
@@ -139,6 +143,7 @@ impl Default for EngineConfig {
             auto_learn: false,
             auto_learn_spam: 12.0,
             auto_learn_ham: 0.1,
+            bayes_tokens: TokenOptions::default(),
         }
     }
 }
@@ -165,6 +170,7 @@ impl EngineConfig {
             auto_learn: config.bool("spam_bayes_auto_learn"),
             auto_learn_spam: float("spam_bayes_auto_learn_threshold_spam", 12.0),
             auto_learn_ham: float("spam_bayes_auto_learn_threshold_nonspam", 0.1),
+            bayes_tokens: TokenOptions::default(),
         }
     }
 }
@@ -396,9 +402,7 @@ impl Engine {
     /// Scores a message. Never panics: any input is some message.
     pub fn score(&self, message: &[u8]) -> SpamReport {
         let msg = Message::parse(message);
-        let tokens = self.store.as_ref().map(|_| {
-            bayes::token_hashes(&tokenizer::tokenize(&msg, &self.set.bayes_ignore_headers))
-        });
+        let tokens = self.store.as_ref().map(|_| self.bayes_tokens(&msg));
         let bayes_probability = match (&self.store, &tokens) {
             // A store that cannot be read makes Bayes abstain for this message
             // rather than failing the scan.
@@ -450,6 +454,13 @@ impl Engine {
             bayes_probability,
             auto_learn,
         }
+    }
+
+    /// A message's Bayes tokens, hashed as the store keys them.
+    fn bayes_tokens(&self, msg: &Message) -> Vec<u64> {
+        let mut t = tokenizer::tokenize(msg, &self.set.bayes_ignore_headers);
+        tokens::add(msg, self.config.bayes_tokens, &mut t);
+        bayes::token_hashes(&t)
     }
 
     /// Every rule's value for a message: 1 or 0, or a `multiple` rule's count.
@@ -588,10 +599,7 @@ impl Engine {
             .iter()
             .map(|m| {
                 let msg = Message::parse(m);
-                (
-                    bayes::message_id(&msg),
-                    bayes::token_hashes(&tokenizer::tokenize(&msg, &self.set.bayes_ignore_headers)),
-                )
+                (bayes::message_id(&msg), self.bayes_tokens(&msg))
             })
             .collect();
         store.learn(&batch, class == Class::Spam, forget)

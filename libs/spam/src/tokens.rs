@@ -182,7 +182,8 @@ mod tests {
         add(&m, all, &mut t);
         let has = |s: &str| t.contains(s.as_bytes());
         assert!(has("o1:click here"));
-        assert!(has("o3:click now"));
+        assert!(has("o2:click now"));
+        assert!(has("o3:click http"));
         assert!(!has("o5:click http"));
         assert!(has("uh:shop.example.co.uk"));
         assert!(has("uh:example.co.uk"));

@@ -692,26 +692,21 @@ impl Engine {
 /// How many times `regex` matches in `texts`, counting at most `limit`; with a
 /// limit of 1, only whether it matches, which is all most rules need.
 fn count_matches(
-    regex: &pcre2::bytes::Regex,
+    regex: &perlre::Matcher,
     texts: &mut dyn Iterator<Item = &[u8]>,
     limit: u32,
 ) -> u32 {
     let mut n = 0;
     for text in texts {
         if limit == 1 {
-            if regex.is_match(text).unwrap_or(false) {
+            if regex.is_match(text) {
                 return 1;
             }
             continue;
         }
-        for m in regex.find_iter(text) {
-            if m.is_err() {
-                break;
-            }
-            n += 1;
-            if n >= limit {
-                return n;
-            }
+        n += regex.count(text, limit - n);
+        if n >= limit {
+            return n;
         }
     }
     n

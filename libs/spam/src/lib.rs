@@ -471,6 +471,8 @@ impl Engine {
             welcomelist_from: &self.set.welcomelist_from,
             blocklist_from: &self.set.blocklist_from,
             welcomelist_to: &self.set.welcomelist_to,
+            addrlists: &self.set.addrlists,
+            uri_host_lists: &self.set.uri_host_lists,
         };
         let possible = self.possible_rules(msg);
         let mut values = vec![0.0f64; self.rules.len()];

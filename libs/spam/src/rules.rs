@@ -170,6 +170,11 @@ pub struct RuleSet {
     pub auto_learn_ham: Option<f64>,
     /// `bayes_ignore_header` names, lowercase.
     pub bayes_ignore_headers: HashSet<String>,
+    /// `enlist_addrlist (NAME) address-glob...`, by list name.
+    pub addrlists: HashMap<String, Vec<String>>,
+    /// `enlist_uri_host (NAME) [!]host...`: hosts (and domains) listed, or
+    /// excepted (`!`, false), by list name.
+    pub uri_host_lists: HashMap<String, HashMap<String, bool>>,
 }
 
 /// The parser's state across files: later definitions override earlier ones, as a
@@ -533,6 +538,36 @@ impl Loader {
             }
             "replace_start" => self.replace_start = Some(rest.to_string()),
             "replace_end" => self.replace_end = Some(rest.to_string()),
+            "enlist_addrlist" | "enlist_uri_host" | "delist_uri_host" => {
+                let Some(list) = words
+                    .next()
+                    .and_then(|w| w.strip_prefix('('))
+                    .and_then(|w| w.strip_suffix(')'))
+                    .filter(|w| !w.is_empty())
+                else {
+                    return self.bad(path, line, rest, "expected a list name in parentheses");
+                };
+                let list = list.to_string();
+                if directive == "enlist_addrlist" {
+                    let entry = self.set.addrlists.entry(list).or_default();
+                    entry.extend(words.map(str::to_ascii_lowercase));
+                } else {
+                    let hosts = self.set.uri_host_lists.entry(list).or_default();
+                    for w in words.map(str::to_ascii_lowercase) {
+                        match (directive, w.strip_prefix('!')) {
+                            ("delist_uri_host", _) => {
+                                hosts.remove(w.trim_start_matches('!'));
+                            }
+                            (_, Some(host)) => {
+                                hosts.insert(host.to_string(), false);
+                            }
+                            (_, None) => {
+                                hosts.insert(w, true);
+                            }
+                        }
+                    }
+                }
+            }
             "bayes_ignore_header" => {
                 self.set
                     .bayes_ignore_headers

@@ -43,6 +43,10 @@ pub struct ScoresArgs {
     /// links, mime; comma-separated). The engine itself uses SpamAssassin's.
     #[arg(long, value_name = "LIST", value_parser = TokenOptions::parse, requires = "cv")]
     pub bayes_tokens: Option<TokenOptions>,
+    /// Weigh each --ham PATH (and each --spam PATH) alike in the fit,
+    /// whatever its size, instead of every message alike.
+    #[arg(long)]
+    pub balance: bool,
     /// Write the scores file to FILE instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -125,6 +129,21 @@ pub fn run(invocation: &Invocation, args: &ScoresArgs) -> Result<(), Error> {
              the Bayes rules keep their stock scores"
         ));
     }
+    // With --balance, each ham PATH weighs as much as the others together
+    // (and likewise each spam PATH); without, every message weighs 1.
+    let weights: Vec<f64> = classes
+        .iter()
+        .enumerate()
+        .map(|(c, (_, spam))| {
+            if !args.balance {
+                return 1.0;
+            }
+            let side = mail.iter().filter(|m| m.spam == *spam).count() as f64;
+            let paths = classes.iter().filter(|(_, s)| s == spam).count() as f64;
+            let own = mail.iter().filter(|m| m.class == c).count().max(1) as f64;
+            side / paths / own
+        })
+        .collect();
     let samples = mail
         .par_iter()
         .map(|m| {
@@ -133,6 +152,7 @@ pub fn run(invocation: &Invocation, args: &ScoresArgs) -> Result<(), Error> {
                 features: engine.features(&message),
                 spam: m.spam,
                 fold: m.fold,
+                weight: weights[m.class],
             })
         })
         .collect::<Result<Vec<Sample>, SpamCmdError>>()?;

@@ -46,6 +46,8 @@ pub struct Sample {
     pub features: Features,
     pub spam: bool,
     pub fold: usize,
+    /// The message's weight in the fit (1 unless the caller balances sources).
+    pub weight: f64,
 }
 
 /// The outcome for one message of `cross_validate`.
@@ -229,6 +231,7 @@ impl FoldBayes {
 struct Problem {
     rows: Vec<Vec<(usize, f64)>>,
     spam: Vec<bool>,
+    weight: Vec<f64>,
     offset: Vec<f64>,
     /// Each row's inner fold, for choosing the prior strength.
     fold: Vec<usize>,
@@ -298,6 +301,7 @@ impl Space {
         let mut p = Problem {
             rows: Vec::with_capacity(samples.len()),
             spam: Vec::with_capacity(samples.len()),
+            weight: Vec::with_capacity(samples.len()),
             offset: Vec::with_capacity(samples.len()),
             fold: Vec::with_capacity(samples.len()),
         };
@@ -312,6 +316,7 @@ impl Space {
             }
             p.rows.push(row);
             p.spam.push(s.spam);
+            p.weight.push(s.weight);
             p.offset.push(offset);
             p.fold.push(fold_of(s));
         }
@@ -340,7 +345,7 @@ impl Space {
         for &r in &rows {
             margin[r] = p.offset[r] + p.rows[r].iter().map(|&(j, v)| w[j] * v).sum::<f64>();
         }
-        let total = rows.len().max(1) as f64;
+        let total = rows.iter().map(|&r| p.weight[r]).sum::<f64>().max(1e-9);
         for _ in 0..SWEEPS {
             let mut moved = 0.0f64;
             for j in 0..n {
@@ -351,8 +356,9 @@ impl Space {
                 for &(r, v) in &columns[j] {
                     let q = sigmoid(margin[r] / TEMPERATURE);
                     let y = f64::from(u8::from(p.spam[r]));
-                    grad += (q - y) * v / TEMPERATURE;
-                    hess += q * (1.0 - q) * v * v / (TEMPERATURE * TEMPERATURE);
+                    let weight = p.weight[r];
+                    grad += weight * (q - y) * v / TEMPERATURE;
+                    hess += weight * q * (1.0 - q) * v * v / (TEMPERATURE * TEMPERATURE);
                 }
                 grad = grad / total + 2.0 * lambda * (w[j] - self.prior[j]);
                 hess = hess / total + 2.0 * lambda;
@@ -391,7 +397,7 @@ impl Space {
                 for r in (0..p.rows.len()).filter(|&r| p.fold[r] == k) {
                     let m = margin(p, r, &w) / TEMPERATURE;
                     let z = if p.spam[r] { -m } else { m };
-                    loss += softplus(z);
+                    loss += p.weight[r] * softplus(z);
                 }
             }
             if loss < best.0 {

@@ -62,6 +62,7 @@ fn samples(e: &Engine) -> Vec<Sample> {
                 features: e.features(&message(spam, n)),
                 spam,
                 fold: n % 5,
+                weight: 1.0,
             }
         })
         .collect()

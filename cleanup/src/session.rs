@@ -9,7 +9,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use mailgate_ipc::envelope::{ClientInfo, DeliveryState, Envelope, Recipient, SmtpReply};
-use mailgate_ipc::protocol::cleanup::{Reply, Request};
+use mailgate_ipc::protocol::cleanup::{Actions, Reply, Request};
 use mailgate_ipc::protocol::qmgr;
 use mailgate_ipc::protocol::scanner::Action;
 use mailgate_ipc::queue_file::{QueueRecord, write_record};
@@ -58,10 +58,12 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
         return;
     }
     // Dropping `pending` anywhere below, without commit, removes the file.
-    let (envelope, content) = match channel.recv::<Request>().await {
-        Ok((Request::Commit { envelope }, fds)) if fds.len() == 1 => {
-            (envelope, fds.into_iter().next().expect("one descriptor"))
-        }
+    let (envelope, actions, content) = match channel.recv::<Request>().await {
+        Ok((Request::Commit { envelope, actions }, fds)) if fds.len() == 1 => (
+            envelope,
+            actions,
+            fds.into_iter().next().expect("one descriptor"),
+        ),
         Ok((other, fds)) => {
             return warning!(
                 "{queue_id}: protocol error: expected Commit with one descriptor, got {other:?} with {}",
@@ -72,7 +74,7 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
         Err(IpcError::Closed) => return,
         Err(e) => return warning!("{queue_id}: {e}"),
     };
-    let reply = deliver(&shared, &queue_id, pending, *envelope, content).await;
+    let reply = deliver(&shared, &queue_id, pending, *envelope, actions, content).await;
     let queued = matches!(reply, Reply::Queued { .. });
     if channel.send(&reply, &[]).await.is_err() && queued {
         // The file is durable; the client will not hear 250 and may send
@@ -129,10 +131,25 @@ async fn deliver(
     shared: &Arc<Shared>,
     queue_id: &str,
     pending: PendingFile,
-    envelope: Envelope,
+    mut envelope: Envelope,
+    actions: Actions,
     content: OwnedFd,
 ) -> Reply {
     let settings = &shared.settings;
+    // smtpd's access actions, each logged there already.
+    if actions.discard {
+        return Reply::Queued {
+            queue_id: queue_id.to_string(),
+        };
+    }
+    if let Some(to) = &actions.redirect {
+        envelope.recipients = vec![Recipient::new(to.clone(), None)];
+    }
+    for bcc in &actions.bcc {
+        if !envelope.recipients.iter().any(|r| r.address == *bcc) {
+            envelope.recipients.push(Recipient::new(bcc.clone(), None));
+        }
+    }
     let reader = match content.try_clone() {
         Ok(fd) => fd,
         Err(e) => {
@@ -166,7 +183,7 @@ async fn deliver(
             queue_id: queue_id.to_string(),
         };
     }
-    let mut destination = if outcome.hold.is_some() {
+    let mut destination = if outcome.hold.is_some() || actions.hold {
         Destination::Hold
     } else {
         Destination::Incoming
@@ -240,7 +257,15 @@ async fn deliver(
             Some(tag) => checks::tag_subject(&content_bytes, tag),
             None => content_bytes,
         };
-        write_queue_file(pending, &work.settings, envelope, &content, &extra, &id)
+        write_queue_file(
+            pending,
+            &work.settings,
+            envelope,
+            &content,
+            &actions.prepend,
+            &extra,
+            &id,
+        )
     })
     .await;
     match written {
@@ -281,17 +306,25 @@ fn prepare(settings: &Settings, content: OwnedFd) -> io::Result<(Vec<u8>, checks
 
 /// Writes record + added headers + content, then commits. Returns the
 /// Message-ID (the client's, or the one added).
+/// `prepend` (smtpd's PREPEND results) goes above the Received header, as
+/// in Postfix.
 fn write_queue_file(
     mut pending: PendingFile,
     settings: &Settings,
     envelope: Envelope,
     content: &[u8],
+    prepend: &[String],
     extra: &[(String, String)],
     queue_id: &str,
 ) -> io::Result<String> {
     let facts = headers::scan(content);
     let now = (envelope.arrival / 1_000_000) as i64;
-    let mut added = headers::received(settings, &envelope, queue_id, now);
+    let mut added = String::new();
+    for line in prepend {
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        added.push_str(&format!("{}:{}\r\n", name.trim(), one_header_value(value)));
+    }
+    added.push_str(&headers::received(settings, &envelope, queue_id, now));
     let message_id = match facts.message_id {
         Some(id) => id,
         None => {
@@ -404,7 +437,7 @@ async fn notify_virus_admin(
             arrival: now_micros,
         };
         let pending = PendingFile::create(INCOMING, &id)?;
-        write_queue_file(pending, settings, notice, content.as_bytes(), &[], &id)
+        write_queue_file(pending, settings, notice, content.as_bytes(), &[], &[], &id)
     })
     .await;
     match written {

@@ -146,13 +146,22 @@ impl MainConfig {
         }
         for (name, setting) in &settings {
             if params::find(name).is_none() && !referenced.contains(name) {
-                diagnostics.push(Diagnostic::new(
-                    &setting.file,
-                    setting.line,
+                let message = if crate::restrictions::is_restriction_name(name) {
+                    // Seed 001 writes `reject_unauth_pipelining = yes`:
+                    // Postfix ignores the line, so the defence is never on.
                     format!(
-                        "unknown parameter \"{name}\" (not a mailgate parameter, and not used as ${name} by any other setting)"
-                    ),
-                ));
+                        "unknown parameter \"{name}\": {name} is a restriction, not a parameter; \
+                         name it in a restriction list (such as smtpd_data_restrictions = {name})"
+                    )
+                } else {
+                    let hint = params::suggest(name)
+                        .map(|known| format!("; did you mean \"{known}\"?"))
+                        .unwrap_or_default();
+                    format!(
+                        "unknown parameter \"{name}\" (not a mailgate parameter, and not used as ${name} by any other setting){hint}"
+                    )
+                };
+                diagnostics.push(Diagnostic::new(&setting.file, setting.line, message));
             }
         }
 
@@ -420,7 +429,12 @@ impl Expander<'_> {
             return Err("parameter expansion nested too deeply".to_string());
         }
         stack.push(name.to_string());
+        let raw = params::find(name).is_some_and(|p| p.kind == Kind::Raw);
         let result = match self.config.settings.get(name) {
+            Some(setting) if raw => Ok(setting.value.clone()),
+            None if raw => {
+                Ok(params::find(name).map_or_else(String::new, |p| p.default.to_string()))
+            }
             Some(setting) => self.expand_text(&setting.value.clone(), stack),
             None => match name {
                 "myhostname" => Ok(self.config.hostname.clone()),
@@ -494,6 +508,13 @@ impl Expander<'_> {
             let text = crate::lines::strip_braces(text).unwrap_or(text);
             self.expand_text(text, stack)
         };
+        // Postfix 3: ${name?{if set}:{if not}}.
+        if let Some(branches) = rest.strip_prefix('?')
+            && let Some((set, unset)) = two_branches(branches)
+        {
+            let chosen = if value.is_empty() { unset } else { set };
+            return self.expand_text(chosen, stack);
+        }
         match rest.chars().next() {
             None => Ok(value),
             Some('?') if value.is_empty() => Ok(String::new()),
@@ -505,6 +526,19 @@ impl Expander<'_> {
             )),
         }
     }
+}
+
+/// `{a}:{b}` split into its two branches, braces removed.
+fn two_branches(text: &str) -> Option<(&str, &str)> {
+    let text = text.trim();
+    if !text.starts_with('{') {
+        return None;
+    }
+    let end = matching_close(text, '{', '}')?;
+    let first = &text[1..end];
+    let rest = text[end + 1..].trim_start().strip_prefix(':')?.trim();
+    let second_end = matching_close(rest, '{', '}')?;
+    (second_end == rest.len() - 1).then(|| (first.trim(), rest[1..second_end].trim()))
 }
 
 /// Index in `text` (which starts with `open`) of the matching `close`.
@@ -728,6 +762,11 @@ spam_kill_level = high
         assert!(errs[2].starts_with("main.cf:3: message_size_limit: invalid size"));
         assert!(errs[3].starts_with("main.cf:4: smtpd_hard_error_limit: invalid number"));
         assert!(errs[4].starts_with("main.cf:5: unknown parameter \"sendmail_pth\""));
+        assert!(
+            errs[4].ends_with("; did you mean \"sendmail_path\"?"),
+            "{}",
+            errs[4]
+        );
         assert!(errs[5].starts_with("main.cf:6: expected \"name = value\""));
         assert!(errs[6].starts_with("main.cf:7: bad parameter name"));
         assert!(errs[7].starts_with("main.cf:9: spam_kill_level: invalid score"));

@@ -16,9 +16,14 @@ use hickory_resolver::config::{
     ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
     ResolverOpts,
 };
-use hickory_resolver::net::NetError;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::rr::{Name, RData};
+use hickory_resolver::net::{DnsHandle, NetError};
+use hickory_resolver::proto::op::{DnsRequestOptions, Query};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+use hickory_resolver::{NameServerPool, PoolContext, TlsConfig};
 
 pub use hickory_resolver::TokioResolver;
 
@@ -95,8 +100,14 @@ pub struct Mx {
 
 /// The resolver. Cheap to share (`&Dns` across sessions); hickory caches
 /// answers, positive and negative, for their TTLs.
+#[derive(Clone)]
 pub struct Dns {
     resolver: TokioResolver,
+    /// The same servers without hickory's RFC 6761 special cases, which
+    /// answer every loopback PTR query with "localhost" without asking:
+    /// a client on a loopback address gets the name the DNS gives it, as
+    /// Postfix's resolver (without /etc/hosts) would.
+    raw: NameServerPool<TokioRuntimeProvider>,
 }
 
 impl Dns {
@@ -104,8 +115,16 @@ impl Dns {
     /// /etc/resolv.conf (its timeout and attempts options included) when
     /// the list is empty.
     pub fn new(nameservers: &[String]) -> Result<Dns, SetupError> {
+        let (config, opts) = config(nameservers)?;
+        let tls = TlsConfig::new().map_err(|e| SetupError::Resolver(e.to_string()))?;
+        let raw = NameServerPool::from_config(
+            config.name_servers().to_vec(),
+            Arc::new(PoolContext::new(opts.clone(), tls)),
+            TokioRuntimeProvider::default(),
+        );
         Ok(Dns {
-            resolver: resolver(nameservers)?,
+            resolver: build(config, opts)?,
+            raw,
         })
     }
 
@@ -117,19 +136,26 @@ impl Dns {
 
     /// PTR names of an address, without trailing dots.
     pub async fn ptr(&self, ip: IpAddr) -> Result<Vec<String>, DnsError> {
-        let lookup = self
-            .resolver
-            .reverse_lookup(Name::from(ip))
-            .await
-            .map_err(classify)?;
-        let names: Vec<String> = lookup
-            .answers()
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::PTR(ptr) => Some(text_of(&ptr.0)),
-                _ => None,
-            })
-            .collect();
+        let names: Vec<String> = if ip.is_loopback() {
+            let query = Query::query(Name::from(ip), RecordType::PTR);
+            let response = self
+                .raw
+                .lookup(query, DnsRequestOptions::default())
+                .next()
+                .await
+                .ok_or_else(|| DnsError::TempFail("no answer".into()))?
+                .map_err(classify)?;
+            let response = hickory_resolver::net::DnsError::from_response(response)
+                .map_err(|e| classify(e.into()))?;
+            ptr_names(&response.answers)
+        } else {
+            let lookup = self
+                .resolver
+                .reverse_lookup(Name::from(ip))
+                .await
+                .map_err(classify)?;
+            ptr_names(lookup.answers())
+        };
         non_empty(names)
     }
 
@@ -213,6 +239,16 @@ impl Dns {
     }
 }
 
+fn ptr_names(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::PTR(ptr) => Some(text_of(&ptr.0)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn non_empty<T>(items: Vec<T>) -> Result<Vec<T>, DnsError> {
     if items.is_empty() {
         Err(DnsError::NoData)
@@ -256,6 +292,19 @@ pub fn classify(error: NetError) -> DnsError {
 /// Builds the resolver from dns_nameservers, or /etc/resolv.conf when that
 /// is empty. No sockets are opened here.
 pub fn resolver(nameservers: &[String]) -> Result<TokioResolver, SetupError> {
+    let (config, opts) = config(nameservers)?;
+    build(config, opts)
+}
+
+fn build(config: ResolverConfig, opts: ResolverOpts) -> Result<TokioResolver, SetupError> {
+    hickory_resolver::Resolver::builder_with_config(config, TokioRuntimeProvider::default())
+        .with_options(opts)
+        .build()
+        .map_err(|e| SetupError::Resolver(e.to_string()))
+}
+
+/// The servers and options: dns_nameservers, or /etc/resolv.conf.
+fn config(nameservers: &[String]) -> Result<(ResolverConfig, ResolverOpts), SetupError> {
     let (config, mut opts) = if nameservers.is_empty() {
         let (system, opts) = hickory_resolver::system_conf::read_system_conf()
             .map_err(|e| SetupError::ResolvConf(e.to_string()))?;
@@ -278,10 +327,7 @@ pub fn resolver(nameservers: &[String]) -> Result<TokioResolver, SetupError> {
     };
     opts.use_hosts_file = ResolveHosts::Never;
     opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
-    hickory_resolver::Resolver::builder_with_config(config, TokioRuntimeProvider::default())
-        .with_options(opts)
-        .build()
-        .map_err(|e| SetupError::Resolver(e.to_string()))
+    Ok((config, opts))
 }
 
 /// `ip`, `ip:port`, `[ip]` or `[ip]:port`: UDP with TCP fallback, port 53

@@ -7,11 +7,14 @@
 //!
 //! ```text
 //! service  root   user        promises                                  files after start-up
-//! smtpd    spool  mail_owner  stdio accept unix-connect memfd           none (open -> EACCES)
+//! smtpd    spool  mail_owner  stdio accept unix-connect memfd inet      none (open -> EACCES)
 //! cleanup  spool  mail_owner  stdio accept unix-connect spool-files     spool
 //! qmgr     spool  mail_owner  stdio accept unix-connect spool-files memfd  spool
 //! relay    spool  mail_owner  stdio accept unix-connect inet            none (open -> EACCES)
 //! scanner  scanner_directory  scanner_owner  stdio accept unix-connect (+ inet for clamd over TCP)  none (open -> EACCES)
+//! stats    spool  mail_owner  stdio accept                              none (open -> EACCES)
+//! web      spool  mail_owner  stdio accept unix-connect spool-files     spool
+//! greylist data_directory  mail_owner  stdio accept db-file (redb), or stdio accept inet (Redis)  none (open -> EACCES)
 //! ```
 //!
 //! Nothing here depends on configuration or on anything a process was told:
@@ -58,6 +61,11 @@ pub enum Promise {
     /// socket(AF_INET, AF_INET6), bind and connect: SMTP to the next hop
     /// and DNS.
     Inet,
+    /// Write, grow, shrink and sync a database file opened before the
+    /// sandbox (pwrite, fdatasync/fsync, ftruncate, fallocate), and release
+    /// the locks taken on it at open (flock LOCK_UN, open-file-description
+    /// record locks). Opens nothing: open still answers EACCES.
+    DbFile,
 }
 
 /// A resource limit, set while the process is still root.
@@ -95,6 +103,7 @@ impl Profile {
                 Promise::Memfd => "memfd",
                 Promise::SpoolFiles => "spool-files",
                 Promise::Inet => "inet",
+                Promise::DbFile => "db-file",
             })
             .collect();
         names.join(" ")
@@ -107,7 +116,9 @@ const OPEN_FILES: u64 = 4096;
 const LIMITS: &[Limit] = &[Limit::CoreSize(0), Limit::OpenFiles(OPEN_FILES)];
 
 /// SMTP server: accepts on the inherited socket, writes each message into a
-/// sealed memfd and passes it to cleanup. No files, no outbound network.
+/// sealed memfd and passes it to cleanup. No files. Network out only for
+/// its DNS queries (client names, the reject_unknown_* checks, DNS lists);
+/// the resolver's servers were read before the sandbox.
 pub const SMTPD: Profile = Profile {
     service: "smtpd",
     root: Root::Spool,
@@ -118,6 +129,7 @@ pub const SMTPD: Profile = Profile {
         Promise::Accept,
         Promise::UnixConnect,
         Promise::Memfd,
+        Promise::Inet,
     ],
 };
 
@@ -195,8 +207,73 @@ pub const SCANNER_CLAMD_INET: Profile = Profile {
     ],
 };
 
+/// Traffic statistics: follows maillog_file through a descriptor opened
+/// read-only before the sandbox, counts into the statistics file (opened
+/// before too, written with lseek and write) and answers GET /metrics on
+/// its listener. Opens nothing, connects nowhere.
+pub const STATS: Profile = Profile {
+    service: "stats",
+    root: Root::Spool,
+    run_as: RunAs::MailOwner,
+    limits: LIMITS,
+    promises: &[Promise::Stdio, Promise::Accept],
+};
+
+/// The web page: HTTP(S) on its listener; reads queue files and the
+/// statistics file and moves quarantined messages in the spool (what
+/// `mailgate queue` and `quarantine` do as mail_owner); asks qmgr to act on
+/// queued mail and the login backend (Dovecot's auth socket under
+/// private/) to check passwords, over Unix sockets. No network out, no
+/// memfd; the log is a descriptor opened before the sandbox.
+pub const WEB: Profile = Profile {
+    service: "web",
+    root: Root::Spool,
+    run_as: RunAs::MailOwner,
+    limits: LIMITS,
+    promises: &[
+        Promise::Stdio,
+        Promise::Accept,
+        Promise::UnixConnect,
+        Promise::SpoolFiles,
+    ],
+};
+
+/// Greylisting policy service (postgrey's job): accepts policy queries on
+/// its inherited socket (Unix, or TCP for a stock Postfix), keeps its
+/// triplets in a redb file under data_directory opened before the sandbox.
+/// No network, no files to open.
+pub const GREYLIST: Profile = Profile {
+    service: "greylist",
+    root: Root::Directory("data_directory"),
+    run_as: RunAs::MailOwner,
+    limits: LIMITS,
+    promises: &[Promise::Stdio, Promise::Accept, Promise::DbFile],
+};
+
+/// The greylist service when greylist_database = redis:...: TCP out to
+/// the Redis server (which a seccomp filter cannot narrow to that address),
+/// and no database file.
+pub const GREYLIST_REDIS: Profile = Profile {
+    service: "greylist",
+    root: Root::Directory("data_directory"),
+    run_as: RunAs::MailOwner,
+    limits: LIMITS,
+    promises: &[Promise::Stdio, Promise::Accept, Promise::Inet],
+};
+
 /// Every profile, for tests and tools.
-pub const ALL: &[Profile] = &[SMTPD, CLEANUP, QMGR, RELAY, SCANNER, SCANNER_CLAMD_INET];
+pub const ALL: &[Profile] = &[
+    SMTPD,
+    CLEANUP,
+    QMGR,
+    RELAY,
+    SCANNER,
+    SCANNER_CLAMD_INET,
+    STATS,
+    WEB,
+    GREYLIST,
+    GREYLIST_REDIS,
+];
 
 #[cfg(test)]
 mod tests {
@@ -207,12 +284,23 @@ mod tests {
         for profile in ALL {
             assert!(profile.keeps(Promise::Stdio), "{}", profile.service);
         }
-        for profile in [SMTPD, CLEANUP, QMGR, SCANNER] {
+        for profile in [CLEANUP, QMGR, SCANNER, GREYLIST, STATS, WEB] {
             assert!(!profile.keeps(Promise::Inet), "{}", profile.service);
         }
-        for profile in [SMTPD, RELAY] {
+        for profile in [GREYLIST, GREYLIST_REDIS] {
+            assert!(
+                !profile.keeps(Promise::SpoolFiles),
+                "greylist opens no files"
+            );
+            assert!(
+                !profile.keeps(Promise::UnixConnect),
+                "greylist connects to no peer"
+            );
+        }
+        assert_eq!(GREYLIST.pledge(), "stdio accept db-file");
+        for profile in [SMTPD, RELAY, STATS] {
             assert!(!profile.keeps(Promise::SpoolFiles), "{}", profile.service);
         }
-        assert_eq!(SMTPD.pledge(), "stdio accept unix-connect memfd");
+        assert_eq!(SMTPD.pledge(), "stdio accept unix-connect memfd inet");
     }
 }

@@ -195,6 +195,17 @@ const SPOOL_FILES_LEGACY: &[i64] = &[libc::SYS_rename, libc::SYS_unlink];
 #[cfg(not(target_arch = "x86_64"))]
 const SPOOL_FILES_LEGACY: &[i64] = &[];
 
+/// Working with a database file opened before the sandbox, beyond the
+/// pread that stdio has.
+const DB_FILE: &[i64] = &[
+    libc::SYS_pwrite64,
+    libc::SYS_pwritev,
+    libc::SYS_fsync,
+    libc::SYS_fdatasync,
+    libc::SYS_ftruncate,
+    libc::SYS_fallocate,
+];
+
 /// fcntl commands any worker uses (tokio, std, descriptor passing).
 const FCNTL_COMMANDS: &[libc::c_int] = &[
     libc::F_GETFD,
@@ -256,6 +267,17 @@ fn allowlist(profile: &Profile) -> Result<Allowlist, SandboxError> {
             Promise::Inet => {
                 list.when_arg_in(libc::SYS_socket, 0, &[c(libc::AF_INET), c(libc::AF_INET6)])?;
                 list.always(&[libc::SYS_connect, libc::SYS_bind]);
+            }
+            Promise::DbFile => {
+                list.always(DB_FILE);
+                // redb releases, when the database closes, the locks it took
+                // when it opened: flock and open-file-description locks.
+                list.when_arg_in(libc::SYS_flock, 1, &[c(libc::LOCK_UN)])?;
+                list.when_arg_in(
+                    libc::SYS_fcntl,
+                    1,
+                    &[c(libc::F_OFD_SETLK), c(libc::F_OFD_GETLK)],
+                )?;
             }
         }
     }

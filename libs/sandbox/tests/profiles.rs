@@ -37,7 +37,7 @@ const CASES: &[(&str, &str, Expect)] = &[
     ("smtpd", "allowed", Expect::Works),
     ("smtpd", "execve", Expect::Sigsys),
     ("smtpd", "fork", Expect::Sigsys),
-    ("smtpd", "inet-socket", Expect::Sigsys),
+    ("smtpd", "netlink-socket", Expect::Sigsys),
     ("smtpd", "unlink", Expect::Sigsys),
     ("smtpd", "exec-memory", Expect::Sigsys),
     ("smtpd", "log-mode-execve", Expect::Works),

@@ -425,6 +425,21 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// A learned score as written: rounded to thousandths, but never 0 for a
+/// rule the stock rules score, since a rule scored 0 does not run and metas
+/// built on it would then change (SpamAssassin's own generated scores keep
+/// such rules at 0.001 for the same reason).
+fn written(x: f64, bounds: (f64, f64)) -> f64 {
+    let r = round3(x);
+    if r != 0.0 {
+        r
+    } else if bounds.1 > 0.0 {
+        0.001
+    } else {
+        -0.001
+    }
+}
+
 /// Fits scores on all samples: each message's Bayes rule comes from Bayes
 /// trained on the other folds, and the prior strength from cross-validation
 /// over the same folds.
@@ -454,7 +469,7 @@ fn scores(engine: &Engine, space: &Space, p: &Problem, w: &[f64], lambda: f64) -
         .iter()
         .enumerate()
         .filter(|&(j, _)| seen[j])
-        .map(|(j, &i)| (engine.rules[i].name.clone(), round3(w[j])))
+        .map(|(j, &i)| (engine.rules[i].name.clone(), written(w[j], space.bounds[j])))
         .collect();
     scores.sort_by(|a, b| a.0.cmp(&b.0));
     Scores { scores, lambda }
@@ -494,7 +509,7 @@ pub fn cross_validate(
             .rules
             .iter()
             .enumerate()
-            .map(|(j, &i)| (i, w[j]))
+            .map(|(j, &i)| (i, written(w[j], space.bounds[j])))
             .collect();
         for (n, s) in samples.iter().enumerate().filter(|(_, s)| s.fold == k) {
             let prob = bayes.classify(&s.features, &[k]);
@@ -504,7 +519,7 @@ pub fn cross_validate(
                 .map(|(i, v)| {
                     let score = by_rule
                         .get(&i)
-                        .map_or(engine.rules[i].scores[engine.score_set], |&w| round3(w));
+                        .map_or(engine.rules[i].scores[engine.score_set], |&w| w);
                     score * v
                 })
                 .sum();

@@ -74,6 +74,8 @@ fn fitting_is_deterministic_and_bounded() {
     let s = samples(&e);
     let a = fit(&e, &s, 5);
     assert_eq!(a, fit(&e, &s, 5));
+    // A zero would switch a rule off, and the metas built on it with it.
+    assert!(a.scores.iter().all(|(_, s)| *s != 0.0), "{a:?}");
     let score = |name: &str| a.scores.iter().find(|(n, _)| n == name).map(|(_, s)| *s);
     // The pills rule is learned up, within the cap; the nice rule stays <= 0.
     let pills = score("PILLS").unwrap();

@@ -425,18 +425,20 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// A learned score as written: rounded to thousandths, but never 0 for a
-/// rule the stock rules score, since a rule scored 0 does not run and metas
-/// built on it would then change (SpamAssassin's own generated scores keep
-/// such rules at 0.001 for the same reason).
+/// A learned score as written: rounded to thousandths, but never 0, since a
+/// rule scored 0 does not run and the metas built on it would then change
+/// (SpamAssassin's own generated scores keep such rules at 0.001 for the same
+/// reason). A rule the fit drives to 0 gets 0.0001 (or -0.0001 if it is
+/// `nice`): it keeps running, and a total, summed to thousandths, does not
+/// move.
 fn written(x: f64, bounds: (f64, f64)) -> f64 {
     let r = round3(x);
     if r != 0.0 {
         r
     } else if bounds.1 > 0.0 {
-        0.001
+        0.0001
     } else {
-        -0.001
+        -0.0001
     }
 }
 
@@ -557,7 +559,7 @@ pub fn scores_file(engine: &Engine, scores: &Scores, about: &str) -> String {
         };
         let stock = engine.rules[i].scores;
         out.push_str(&format!(
-            "score {name} {} {} {s:.3} {s:.3}\n",
+            "score {name} {} {} {s} {s}\n",
             stock[0], stock[1]
         ));
     }

@@ -89,7 +89,7 @@ fn fitting_is_deterministic_and_bounded() {
     assert!(top <= e.required + 1e-9, "{top}");
     let file = scores_file(&e, &a, "test");
     assert!(
-        file.contains(&format!("score PILLS 1 1 {pills:.3} {pills:.3}\n")),
+        file.contains(&format!("score PILLS 1 1 {pills} {pills}\n")),
         "{file}"
     );
 }

@@ -558,10 +558,7 @@ pub fn scores_file(engine: &Engine, scores: &Scores, about: &str) -> String {
             continue;
         };
         let stock = engine.rules[i].scores;
-        out.push_str(&format!(
-            "score {name} {} {} {s} {s}\n",
-            stock[0], stock[1]
-        ));
+        out.push_str(&format!("score {name} {} {} {s} {s}\n", stock[0], stock[1]));
     }
     out
 }

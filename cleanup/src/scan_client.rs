@@ -55,7 +55,11 @@ pub async fn scan(
     content: &OwnedFd,
     timeout: Duration,
 ) -> Result<Verdict, String> {
+    let size = nix::sys::stat::fstat(content)
+        .map_err(|e| format!("cannot stat the message: {e}"))?
+        .st_size as u64;
     let request = Request {
+        size,
         queue_id: queue_id.to_string(),
         sender: envelope.sender.clone(),
         recipients: envelope

@@ -25,8 +25,12 @@ pub enum Error {
     UnknownParameters(Vec<String>),
     NotRunning,
     AlreadyRunning(Pid),
-    NoSuchUser(String),
+    NoSuchUser {
+        parameter: &'static str,
+        name: String,
+    },
     UserLookup {
+        parameter: &'static str,
         name: String,
         errno: Errno,
     },
@@ -96,13 +100,17 @@ impl fmt::Display for Error {
             Error::AlreadyRunning(pid) => {
                 write!(f, "the mail system is already running: PID: {pid}")
             }
-            Error::NoSuchUser(name) => write!(
+            Error::NoSuchUser { parameter, name } => write!(
                 f,
-                "mail_owner = {name}: no such user; create it with \
+                "{parameter} = {name}: no such user; create it with \
                  \"useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin {name}\""
             ),
-            Error::UserLookup { name, errno } => {
-                write!(f, "mail_owner = {name}: cannot look up the user: {errno}")
+            Error::UserLookup {
+                parameter,
+                name,
+                errno,
+            } => {
+                write!(f, "{parameter} = {name}: cannot look up the user: {errno}")
             }
             Error::PidFile { path, source } => write!(
                 f,
@@ -175,7 +183,11 @@ mod tests {
     #[test]
     fn messages() {
         assert_eq!(
-            Error::NoSuchUser("mailgate".into()).to_string(),
+            Error::NoSuchUser {
+                parameter: "mail_owner",
+                name: "mailgate".into()
+            }
+            .to_string(),
             "mail_owner = mailgate: no such user; create it with \
              \"useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin mailgate\""
         );

@@ -21,7 +21,7 @@ use mailgate_ipc::protocol::delivery::{
     Outcome, RecipientRequest, RecipientResult, Reply, Request,
 };
 use mailgate_ipc::spool::{
-    ACTIVE, DEFERRED, HOLD, INCOMING, act_on_file, queue_path, service_socket,
+    ACTIVE, DEFERRED, HOLD, INCOMING, act_on_file, is_queue_id, queue_path, service_socket,
 };
 use mailgate_log::{info, warning};
 use tokio::sync::{mpsc, oneshot};
@@ -522,6 +522,14 @@ impl Scheduler {
             }
         };
         for queue_id in ids {
+            // Only a queue ID may name a file (never `../public/cleanup`):
+            // the request was checked on arrival, and is checked again here
+            // where the name becomes a path.
+            if !is_queue_id(&queue_id) {
+                warning!("refusing to act on {queue_id:?}: not a queue ID");
+                reply.missing.push(queue_id);
+                continue;
+            }
             if let Some(message) = self.messages.get_mut(&queue_id) {
                 if !queues.contains(&ACTIVE) {
                     reply.missing.push(queue_id);

@@ -34,13 +34,14 @@ fn main() -> ExitCode {
     // chroot takes them out of reach.
     let settings = Settings::load(&worker.config).unwrap_or_else(|e| die(e));
     let listener = worker.take_listener();
-    worker.enter_sandbox(&mailgate_sandbox::profiles::RELAY);
+    let mut worker = worker.enter_sandbox(&mailgate_sandbox::profiles::RELAY);
     let shutdown = worker.shutdown();
     let runtime = worker.runtime(2);
     runtime.block_on(serve(
         listener,
         settings,
         worker.handoff.maxproc,
+        worker.callers(),
         shutdown.wait(),
     ))
 }

@@ -47,13 +47,14 @@ fn main() -> ExitCode {
     } else {
         &profiles::SCANNER
     };
-    worker.enter_sandbox(profile);
+    let mut worker = worker.enter_sandbox(profile);
     let shutdown = worker.shutdown();
+    let callers = worker.callers();
     let limit = worker.handoff.maxproc as usize;
     let runtime = worker.runtime(2);
     runtime.block_on(async move {
         let listener = unix_listener(listener).unwrap_or_else(|e| die(e));
-        serve_unix(listener, limit, shutdown.wait(), |channel| {
+        serve_unix(listener, limit, shutdown.wait(), &callers, |channel| {
             service::run(channel, shared.clone())
         })
         .await;

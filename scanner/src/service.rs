@@ -1,5 +1,7 @@
-//! One connection from cleanup: a request with the message descriptor in,
-//! a verdict (or a failure) out.
+//! One connection from cleanup (only its uid gets this far): a request with
+//! the message descriptor in, a verdict (or a failure) out. The request is
+//! checked first: valid fields, and exactly one descriptor, a memfd sealed
+//! against any change, of the announced size, within the size limit.
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailgate_ipc::protocol::scanner::{Action, Reply, Request, Verdict};
+use mailgate_ipc::validate::{self, Validate};
 use mailgate_ipc::{Channel, IpcError};
 use mailgate_log::{info, warning};
 
@@ -23,19 +26,23 @@ pub struct Shared {
 }
 
 pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
-    let (request, fd) = match channel.recv::<Request>().await {
-        Ok((request, fds)) if fds.len() == 1 => (request, fds.into_iter().next()),
-        Ok((request, fds)) => {
-            return warning!(
-                "{}: protocol error: expected one descriptor, got {}",
-                request.queue_id,
-                fds.len()
-            );
-        }
+    let (request, fds) = match channel.recv::<Request>().await {
+        Ok(received) => received,
         Err(IpcError::Closed) => return,
         Err(e) => return warning!("{e}"),
     };
-    let Some(fd) = fd else { return };
+    let fd = match checked(&request, fds, shared.max_content) {
+        Ok(fd) => fd,
+        Err(why) => {
+            let peer = channel.peer().map(|p| p.to_string()).unwrap_or_default();
+            warning!("refusing a scan request from {peer}: {why}");
+            let reply = Reply::Failed {
+                reason: "malformed scan request".into(),
+            };
+            let _ = channel.send(&reply, &[]).await;
+            return;
+        }
+    };
     let queue_id = request.queue_id.clone();
     let work = shared.clone();
     let scan = tokio::task::spawn_blocking(move || scan_descriptor(&work, fd, &request.recipients));
@@ -66,6 +73,17 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
     if let Err(e) = channel.send(&reply, &[]).await {
         warning!("{queue_id}: cannot answer cleanup: {e}");
     }
+}
+
+/// The request's one descriptor, when the request is valid and the
+/// descriptor is sealed content of the announced size within `max`.
+fn checked(request: &Request, fds: Vec<OwnedFd>, max: u64) -> Result<OwnedFd, String> {
+    request.validate().map_err(|e| e.to_string())?;
+    let [fd]: [OwnedFd; 1] = fds
+        .try_into()
+        .map_err(|fds: Vec<OwnedFd>| format!("{} descriptors, not one", fds.len()))?;
+    validate::sealed_content(&fd, request.size, max).map_err(|e| e.to_string())?;
+    Ok(fd)
 }
 
 /// Reads the content with positioned reads (the file offset belongs to

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     let mut worker = Worker::start("smtpd");
     let settings = Settings::load(&worker.config).unwrap_or_else(|e| die(e));
     let listener = worker.take_listener();
-    worker.enter_sandbox(&profiles::SMTPD);
+    let mut worker = worker.enter_sandbox(&profiles::SMTPD);
     let runtime = worker.runtime(2);
     let shutdown = worker.shutdown();
     runtime.block_on(serve(

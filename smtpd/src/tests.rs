@@ -76,7 +76,7 @@ fn cleanup(answer: Answer) -> Cleanup {
                         Request::Begin => CleanupReply::Started {
                             queue_id: id.clone(),
                         },
-                        Request::Commit { envelope } => {
+                        Request::Commit { envelope, .. } => {
                             let mut content = Vec::new();
                             let fd = fds.into_iter().next().unwrap();
                             std::fs::File::from(fd).read_to_end(&mut content).unwrap();

@@ -45,6 +45,10 @@ static PARAMS: &[Param] = &[
     p("myorigin", "$myhostname", Str),
     p("mail_name", "mailgate", Str),
     p("mail_owner", "mailgate", Str),
+    // The users smtpd and relay run as (mailgate): their own uids, so the
+    // services they must not call can refuse them.
+    p("smtpd_owner", "mailgate-smtpd", Str),
+    p("relay_owner", "mailgate-relay", Str),
     p("syslog_name", "mailgate", Str),
     p("maillog_file", "", Str),
     p("compatibility_level", "3.6", Str),

@@ -14,9 +14,12 @@ pub mod cleanup {
     #[derive(Debug, Serialize, Deserialize)]
     pub enum Request {
         Begin,
-        /// Carries one descriptor: the content, CRLF line ends, not dot-stuffed.
+        /// Carries one descriptor: the content, CRLF line ends, not
+        /// dot-stuffed, in a memfd sealed against any change, of `size`
+        /// bytes. cleanup refuses any other descriptor.
         Commit {
             envelope: Box<Envelope>,
+            size: u64,
         },
     }
 
@@ -52,6 +55,8 @@ pub mod scanner {
         /// Per-recipient policy (spam lovers, bypass maps) looks at these.
         pub recipients: Vec<String>,
         pub client_addr: String,
+        /// The size of the sealed content the request carries.
+        pub size: u64,
     }
 
     /// What to do with the message as a whole.

@@ -1,0 +1,177 @@
+//! A profile's Landlock part turned into a ruleset and enforced: the second
+//! wall behind chroot and seccomp. Where seccomp decides which calls a
+//! process may make, Landlock decides on what: which directories it may
+//! use (and how), which TCP ports it may connect to or bind, and that it
+//! can neither reach an abstract Unix socket nor signal a process made
+//! outside its own sandbox.
+//!
+//! Rulesets are written for Landlock ABI 7 (Linux 6.15 and later), the
+//! newest this code is tested on. A kernel with an older ABI enforces what
+//! it knows (best effort) and the state says so; a kernel without Landlock
+//! leaves chroot and seccomp alone, which `mailgate status` and the log show.
+
+use std::fmt;
+use std::path::Path;
+
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, LandlockStatus, NetPort,
+    PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
+};
+use mailgate_config::MainConfig;
+
+use crate::privileges::SandboxError;
+use crate::profiles::{Files, Ports, Profile};
+
+/// The ABI the rulesets are written for.
+const TARGET: ABI = ABI::V7;
+
+/// How far Landlock confines the process, for the log and `mailgate status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LandlockState {
+    /// Every rule of the profile is enforced.
+    Enforced { abi: i32 },
+    /// The kernel's Landlock is older than the rulesets: what it knows is
+    /// enforced.
+    Partial { abi: i32 },
+    /// No Landlock in this kernel (or it is turned off).
+    NotEnforced { why: &'static str },
+}
+
+impl fmt::Display for LandlockState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LandlockState::Enforced { abi } => write!(f, "enforced (ABI {abi})"),
+            LandlockState::Partial { abi } => write!(f, "partial (ABI {abi})"),
+            LandlockState::NotEnforced { why } => write!(f, "not enforced ({why})"),
+        }
+    }
+}
+
+fn rights(files: Files) -> BitFlags<AccessFs> {
+    let queue = AccessFs::ReadFile
+        | AccessFs::WriteFile
+        | AccessFs::ReadDir
+        | AccessFs::MakeReg
+        | AccessFs::RemoveFile;
+    match files {
+        Files::Queue => queue,
+        Files::QueueMove => queue | AccessFs::Refer | AccessFs::Truncate,
+    }
+}
+
+/// The port a `PortOf` parameter names: `inet:host:port` (Postfix's form
+/// for clamd_socket and the like). A Unix socket has none.
+fn port_of(config: Option<&MainConfig>, parameter: &str) -> Option<u16> {
+    let value = config?.get(parameter);
+    let rest = value.trim().strip_prefix("inet:")?;
+    rest.rsplit_once(':')?.1.parse().ok()
+}
+
+fn landlock_error(e: impl fmt::Display) -> SandboxError {
+    SandboxError::Landlock {
+        reason: e.to_string(),
+    }
+}
+
+/// Builds the profile's ruleset and restricts the calling thread (call
+/// while single-threaded, after no_new_privs and before seccomp, which does
+/// not allow the Landlock calls). Directories are relative to the current
+/// directory: the root the process was just put in.
+pub fn restrict(
+    profile: &Profile,
+    config: Option<&MainConfig>,
+) -> Result<LandlockState, SandboxError> {
+    let rules = &profile.landlock;
+    let mut net = BitFlags::<AccessNet>::empty();
+    if rules.tcp_connect != Ports::Any {
+        net |= AccessNet::ConnectTcp;
+    }
+    if rules.tcp_bind != Ports::Any {
+        net |= AccessNet::BindTcp;
+    }
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::from_all(TARGET))
+        .map_err(landlock_error)?
+        .scope(Scope::from_all(TARGET))
+        .map_err(landlock_error)?;
+    if !net.is_empty() {
+        ruleset = ruleset.handle_access(net).map_err(landlock_error)?;
+    }
+    let mut created = ruleset.create().map_err(landlock_error)?;
+    for (dir, files) in rules.dirs {
+        let fd = PathFd::new(Path::new(dir)).map_err(|e| SandboxError::Landlock {
+            reason: format!("{dir}: {e}"),
+        })?;
+        created = created
+            .add_rule(PathBeneath::new(fd, rights(*files)))
+            .map_err(landlock_error)?;
+    }
+    for (ports, access) in [
+        (rules.tcp_connect, AccessNet::ConnectTcp),
+        (rules.tcp_bind, AccessNet::BindTcp),
+    ] {
+        if let Ports::PortOf(parameter) = ports
+            && let Some(port) = port_of(config, parameter)
+        {
+            created = created
+                .add_rule(NetPort::new(port, access))
+                .map_err(landlock_error)?;
+        }
+    }
+    let status = created.restrict_self().map_err(landlock_error)?;
+    let abi = match status.landlock {
+        LandlockStatus::Available {
+            effective_abi,
+            kernel_abi,
+        } => kernel_abi.unwrap_or(effective_abi as i32),
+        LandlockStatus::NotEnabled => {
+            return Ok(LandlockState::NotEnforced {
+                why: "turned off in this kernel",
+            });
+        }
+        LandlockStatus::NotImplemented => {
+            return Ok(LandlockState::NotEnforced {
+                why: "not in this kernel",
+            });
+        }
+    };
+    Ok(match status.ruleset {
+        RulesetStatus::FullyEnforced => LandlockState::Enforced { abi },
+        RulesetStatus::PartiallyEnforced => LandlockState::Partial { abi },
+        RulesetStatus::NotEnforced => LandlockState::NotEnforced {
+            why: "not supported here",
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_read_well() {
+        assert_eq!(
+            LandlockState::Enforced { abi: 7 }.to_string(),
+            "enforced (ABI 7)"
+        );
+        assert_eq!(
+            LandlockState::NotEnforced {
+                why: "not in this kernel"
+            }
+            .to_string(),
+            "not enforced (not in this kernel)"
+        );
+    }
+
+    #[test]
+    fn queue_moves_need_refer_and_truncate_and_nothing_executes() {
+        assert!(rights(Files::QueueMove).contains(AccessFs::Refer | AccessFs::Truncate));
+        assert!(!rights(Files::Queue).contains(AccessFs::Refer));
+        for files in [Files::Queue, Files::QueueMove] {
+            assert!(!rights(files).contains(AccessFs::Execute));
+            assert!(!rights(files).contains(AccessFs::MakeSock));
+            assert!(!rights(files).contains(AccessFs::MakeSym));
+        }
+    }
+}

@@ -65,6 +65,10 @@ pub enum Error {
     Queue(crate::queue::QueueError),
     Quarantine(crate::quarantine::QuarantineError),
     Spam(crate::scan::SpamCmdError),
+    /// `scan` or `learn` could not give up privilege before reading mail.
+    Confine(String),
+    /// The sandboxed part of a command failed and has said why.
+    Reported,
 }
 
 impl Error {
@@ -82,6 +86,7 @@ impl Error {
                 }
             }
             Error::NotRunning => say(self),
+            Error::Reported => {}
             _ => say(format_args!("fatal: {self}")),
         }
     }
@@ -156,6 +161,8 @@ impl fmt::Display for Error {
             Error::Queue(e) => write!(f, "{e}"),
             Error::Quarantine(e) => write!(f, "{e}"),
             Error::Spam(e) => write!(f, "{e}"),
+            Error::Confine(why) => write!(f, "cannot confine the command before reading mail: {why}"),
+            Error::Reported => write!(f, "failed"),
         }
     }
 }

@@ -70,7 +70,7 @@ pub fn run(invocation: &Invocation, args: &LearnArgs) -> Result<(), Error> {
         }
     };
     if !args.sync {
-        learn(&config, args)?;
+        crate::confine::in_child(|| learn(&config, args))?;
     } else if lock.is_none() {
         return Err(SpamCmdError::Engine(mailgate_spam::SpamError::NoBayesStore).into());
     }
@@ -87,6 +87,7 @@ fn learn(config: &MainConfig, args: &LearnArgs) -> Result<(), Error> {
     let engine = scan::engine(config)?;
     let class = if args.spam { Class::Spam } else { Class::Ham };
     let sources = scan::collect(&args.paths)?;
+    crate::confine::enter(config, &mailgate_sandbox::profiles::LEARN)?;
     let mut counts = [0usize; 5];
     for chunk in sources.chunks(BATCH) {
         let messages = chunk

@@ -147,7 +147,7 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Source>, SpamCmdError> {
 }
 
 fn add_file(path: &Path, out: &mut Vec<Source>) -> Result<(), SpamCmdError> {
-    let data = std::fs::read(path).map_err(read_error(path))?;
+    let data = crate::confine::read(path).map_err(read_error(path))?;
     let n = split_mbox(&data).len();
     if n > 1 {
         out.extend((0..n).map(|i| Source {
@@ -165,7 +165,7 @@ fn add_file(path: &Path, out: &mut Vec<Source>) -> Result<(), SpamCmdError> {
 
 /// The bytes of one message.
 pub fn read(source: &Source) -> Result<Vec<u8>, SpamCmdError> {
-    let data = std::fs::read(&source.path).map_err(read_error(&source.path))?;
+    let data = crate::confine::read(&source.path).map_err(read_error(&source.path))?;
     Ok(match source.index {
         Some(i) => split_mbox(&data)
             .get(i)
@@ -208,7 +208,8 @@ fn line(source: &Source, report: &SpamReport, levels: &Levels, json: bool) -> St
 
 pub fn run(invocation: &Invocation, args: &ScanArgs) -> Result<(), Error> {
     let config = invocation.load()?;
-    let engine = engine(&config)?;
+    let engine = Engine::load_read_only(&EngineConfig::from_main_cf(&config))
+        .map_err(SpamCmdError::Engine)?;
     let mut out = io::stdout().lock();
     if args.unsupported {
         let text: String = engine
@@ -220,6 +221,7 @@ pub fn run(invocation: &Invocation, args: &ScanArgs) -> Result<(), Error> {
     }
     let levels = Levels::from_main_cf(&config);
     let sources = collect(&args.paths)?;
+    crate::confine::enter(&config, &mailgate_sandbox::profiles::SCAN)?;
     let lines: Vec<Result<String, SpamCmdError>> = sources
         .par_iter()
         .map(|s| read(s).map(|m| line(s, &engine.score(&m), &levels, args.json)))

@@ -9,7 +9,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use mailgate_ipc::envelope::{ClientInfo, DeliveryState, Envelope, Recipient, SmtpReply};
-use mailgate_ipc::protocol::cleanup::{Reply, Request};
+use mailgate_ipc::protocol::cleanup::{Actions, Reply, Request};
 use mailgate_ipc::protocol::qmgr;
 use mailgate_ipc::protocol::scanner::Action;
 use mailgate_ipc::queue_file::{QueueRecord, write_record};
@@ -75,15 +75,16 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
         Err(IpcError::Closed) => return,
         Err(e) => return refused(&channel, format_args!("{queue_id}: {e}")),
     };
-    let (envelope, content) = match checked_commit(&request, fds, shared.settings.max_content) {
-        Ok(commit) => commit,
-        Err((why, reply)) => {
-            refused(&channel, format_args!("{queue_id}: {why}"));
-            let _ = channel.send(&reply, &[]).await;
-            return;
-        }
-    };
-    let reply = deliver(&shared, &queue_id, pending, envelope, content).await;
+    let (envelope, actions, content) =
+        match checked_commit(&request, fds, shared.settings.max_content) {
+            Ok(commit) => commit,
+            Err((why, reply)) => {
+                refused(&channel, format_args!("{queue_id}: {why}"));
+                let _ = channel.send(&reply, &[]).await;
+                return;
+            }
+        };
+    let reply = deliver(&shared, &queue_id, pending, envelope, actions, content).await;
     let queued = matches!(reply, Reply::Queued { .. });
     if channel.send(&reply, &[]).await.is_err() && queued {
         // The file is durable; the client will not hear 250 and may send
@@ -101,7 +102,7 @@ fn checked_commit(
     request: &Request,
     fds: Vec<OwnedFd>,
     max_content: u64,
-) -> Result<(Envelope, OwnedFd), (String, Reply)> {
+) -> Result<(Envelope, Actions, OwnedFd), (String, Reply)> {
     let malformed = |why: String| {
         (
             why,
@@ -111,7 +112,12 @@ fn checked_commit(
             )),
         )
     };
-    let Request::Commit { envelope, size } = request else {
+    let Request::Commit {
+        envelope,
+        actions,
+        size,
+    } = request
+    else {
         return Err(malformed("expected Commit".into()));
     };
     request.validate().map_err(|e| malformed(e.to_string()))?;
@@ -119,7 +125,7 @@ fn checked_commit(
         .try_into()
         .map_err(|fds: Vec<OwnedFd>| malformed(format!("Commit with {} descriptors", fds.len())))?;
     match validate::sealed_content(&content, *size, max_content) {
-        Ok(_) => Ok((envelope.as_ref().clone(), content)),
+        Ok(_) => Ok((envelope.as_ref().clone(), actions.clone(), content)),
         Err(e) if *size > max_content => Err((
             e.to_string(),
             Reply::Rejected(SmtpReply {
@@ -180,10 +186,25 @@ async fn deliver(
     shared: &Arc<Shared>,
     queue_id: &str,
     pending: PendingFile,
-    envelope: Envelope,
+    mut envelope: Envelope,
+    actions: Actions,
     content: OwnedFd,
 ) -> Reply {
     let settings = &shared.settings;
+    // smtpd's access actions, each logged there already.
+    if actions.discard {
+        return Reply::Queued {
+            queue_id: queue_id.to_string(),
+        };
+    }
+    if let Some(to) = &actions.redirect {
+        envelope.recipients = vec![Recipient::new(to.clone(), None)];
+    }
+    for bcc in &actions.bcc {
+        if !envelope.recipients.iter().any(|r| r.address == *bcc) {
+            envelope.recipients.push(Recipient::new(bcc.clone(), None));
+        }
+    }
     let reader = match content.try_clone() {
         Ok(fd) => fd,
         Err(e) => {
@@ -217,7 +238,7 @@ async fn deliver(
             queue_id: queue_id.to_string(),
         };
     }
-    let mut destination = if outcome.hold.is_some() {
+    let mut destination = if outcome.hold.is_some() || actions.hold {
         Destination::Hold
     } else {
         Destination::Incoming
@@ -291,7 +312,15 @@ async fn deliver(
             Some(tag) => checks::tag_subject(&content_bytes, tag),
             None => content_bytes,
         };
-        write_queue_file(pending, &work.settings, envelope, &content, &extra, &id)
+        write_queue_file(
+            pending,
+            &work.settings,
+            envelope,
+            &content,
+            &actions.prepend,
+            &extra,
+            &id,
+        )
     })
     .await;
     match written {
@@ -339,17 +368,25 @@ fn prepare(settings: &Settings, content: OwnedFd) -> io::Result<(Vec<u8>, checks
 
 /// Writes record + added headers + content, then commits. Returns the
 /// Message-ID (the client's, or the one added).
+/// `prepend` (smtpd's PREPEND results) goes above the Received header, as
+/// in Postfix.
 fn write_queue_file(
     mut pending: PendingFile,
     settings: &Settings,
     envelope: Envelope,
     content: &[u8],
+    prepend: &[String],
     extra: &[(String, String)],
     queue_id: &str,
 ) -> io::Result<String> {
     let facts = headers::scan(content);
     let now = (envelope.arrival / 1_000_000) as i64;
-    let mut added = headers::received(settings, &envelope, queue_id, now);
+    let mut added = String::new();
+    for line in prepend {
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        added.push_str(&format!("{}:{}\r\n", name.trim(), one_header_value(value)));
+    }
+    added.push_str(&headers::received(settings, &envelope, queue_id, now));
     let message_id = match facts.message_id {
         Some(id) => id,
         None => {
@@ -462,7 +499,7 @@ async fn notify_virus_admin(
             arrival: now_micros,
         };
         let pending = PendingFile::create(INCOMING, &id)?;
-        write_queue_file(pending, settings, notice, content.as_bytes(), &[], &id)
+        write_queue_file(pending, settings, notice, content.as_bytes(), &[], &[], &id)
     })
     .await;
     match written {

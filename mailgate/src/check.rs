@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use mailgate_config::{Diagnostic, MainConfig, MasterConfig};
+use mailgate_config::{Diagnostic, MasterConfig};
 
 use crate::error::{Error, say};
 use crate::locate::Invocation;
@@ -19,24 +19,22 @@ pub struct Findings {
 /// Checks master.cf, main.cf, the tables and lists they name, and the `-o` settings.
 pub fn examine(invocation: &Invocation) -> Findings {
     let dir = &invocation.config_dir;
+    let report = mailgate_config::check(dir, &invocation.overrides());
     let mut findings = Findings {
-        errors: mailgate_config::check(dir),
-        warnings: Vec::new(),
+        errors: report.errors,
+        warnings: report.warnings,
     };
     let master = MasterConfig::load(dir).ok();
     if let Some(master) = &master {
-        findings.warnings = master
-            .services
-            .iter()
-            .filter(|s| !s.chroot)
-            .map(|s| {
+        findings
+            .warnings
+            .extend(master.services.iter().filter(|s| !s.chroot).map(|s| {
                 Diagnostic::new(
                     &s.file,
                     s.line,
                     format!("service {} runs without chroot", s.name),
                 )
-            })
-            .collect();
+            }));
     }
     let scans = master
         .as_ref()
@@ -45,19 +43,6 @@ pub fn examine(invocation: &Invocation) -> Findings {
         match unevaluated_spam_rules(invocation) {
             Ok(rules) => findings.warnings.extend(rules),
             Err(e) => findings.errors.push(e),
-        }
-    }
-    let overrides = invocation.overrides();
-    if !overrides.is_empty() {
-        let references = master
-            .as_ref()
-            .map(MasterConfig::parameter_references)
-            .unwrap_or_default();
-        // When main.cf itself does not load, check() has already said why.
-        if let Ok(main) = MainConfig::load_with_references(dir, &references)
-            && let Err(e) = main.with_overrides(&overrides)
-        {
-            findings.errors.extend(e.into_diagnostics());
         }
     }
     findings

@@ -161,7 +161,9 @@ impl fmt::Display for Error {
             Error::Queue(e) => write!(f, "{e}"),
             Error::Quarantine(e) => write!(f, "{e}"),
             Error::Spam(e) => write!(f, "{e}"),
-            Error::Confine(why) => write!(f, "cannot confine the command before reading mail: {why}"),
+            Error::Confine(why) => {
+                write!(f, "cannot confine the command before reading mail: {why}")
+            }
             Error::Reported => write!(f, "failed"),
         }
     }

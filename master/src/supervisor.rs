@@ -583,6 +583,13 @@ fn load_settings(
     let config = config
         .with_overrides(&command_line)
         .map_err(|e| MasterError::Config(e.to_string()))?;
+    // The same check as `mailgate check`: nothing it refuses ever runs,
+    // including a setting mailgate would not carry out.
+    let report = mailgate_config::check(config_dir, &command_line);
+    if !report.errors.is_empty() {
+        let list: Vec<String> = report.errors.iter().map(|d| d.to_string()).collect();
+        return Err(MasterError::Config(list.join("\n")));
+    }
     let daemon_directory = match config.get("daemon_directory") {
         dir if dir.is_empty() => std::env::current_exe()
             .ok()

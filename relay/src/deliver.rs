@@ -404,7 +404,7 @@ mod tests {
     #[tokio::test]
     async fn next_mx_is_tried_and_content_arrives() {
         let dns_port = crate::tests::dns_server().await;
-        let resolver = crate::settings::resolver(&[format!("127.0.0.1:{dns_port}")]).unwrap();
+        let resolver = mailgate_dns::resolver(&[format!("127.0.0.1:{dns_port}")]).unwrap();
         let settings = Settings {
             dns: crate::nexthop::Dns::Resolver(Box::new(resolver)),
             ..crate::tests::settings()

@@ -355,7 +355,7 @@ mod tests {
     #[tokio::test]
     async fn mx_and_address_lookups_against_a_local_server() {
         let port = crate::tests::dns_server().await;
-        let resolver = crate::settings::resolver(&[format!("127.0.0.1:{port}")]).unwrap();
+        let resolver = mailgate_dns::resolver(&[format!("127.0.0.1:{port}")]).unwrap();
         let dns = Dns::Resolver(Box::new(resolver));
         let labels = |targets: Vec<Target>| targets.iter().map(Target::label).collect::<Vec<_>>();
 

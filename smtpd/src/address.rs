@@ -74,6 +74,7 @@ impl std::error::Error for AddressError {}
 
 impl Address {
     /// The domain as the client wrote it (case kept, trailing dot removed).
+    #[cfg(test)]
     pub fn domain(&self) -> Option<&str> {
         self.domain.as_deref()
     }
@@ -82,9 +83,16 @@ impl Address {
     /// or `@` in it): such an address must never count as addressed to one
     /// of our domains, or a downstream server that honours the old routing
     /// conventions becomes an open relay (Postfix's RESOLVE_FLAG_ROUTED).
+    #[cfg(test)]
     pub fn is_routed(&self) -> bool {
-        self.local.contains(['@', '%', '!'])
+        is_routed_local(&self.local)
     }
+}
+
+/// A local part that names another destination: `%`, `!` or `@` in it
+/// (quoted or not).
+pub fn is_routed_local(local: &str) -> bool {
+    local.contains(['@', '%', '!'])
 }
 
 /// The address in RFC 5321 form, the local part quoted only when needed.

@@ -3,12 +3,16 @@
 //! 250 only once cleanup has the message on stable storage.
 
 mod address;
+mod anvil;
 mod command;
+mod conn;
 mod data;
+mod peer;
+mod policy;
 mod reply;
-mod restrictions;
 mod session;
 mod settings;
+mod transaction;
 
 use std::future::Future;
 use std::os::fd::OwnedFd;
@@ -18,9 +22,9 @@ use std::time::Duration;
 
 use mailgate_log::{error, fatal, warning};
 use mailgate_sandbox::{Worker, die, profiles};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::session::Shared;
 use crate::settings::Settings;
 
 fn main() -> ExitCode {
@@ -30,12 +34,8 @@ fn main() -> ExitCode {
     let mut worker = worker.enter_sandbox(&profiles::SMTPD);
     let runtime = worker.runtime(2);
     let shutdown = worker.shutdown();
-    runtime.block_on(serve(
-        listener,
-        settings,
-        worker.handoff.maxproc,
-        shutdown.wait(),
-    ))
+    let shared = Shared::new(settings, &worker.handoff.service, worker.handoff.maxproc);
+    runtime.block_on(serve(listener, shared, shutdown.wait()))
 }
 
 /// How long to pause after accept fails (out of descriptors, say) before
@@ -45,12 +45,7 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// Serves up to `maxproc` sessions at once until `shutdown` resolves, then
 /// lets the sessions in progress finish (the master kills the process after
 /// master_drain_time if they do not).
-async fn serve(
-    listener: OwnedFd,
-    settings: Settings,
-    maxproc: u32,
-    shutdown: impl Future<Output = ()>,
-) -> ExitCode {
+async fn serve(listener: OwnedFd, shared: Shared, shutdown: impl Future<Output = ()>) -> ExitCode {
     let listener = std::net::TcpListener::from(listener);
     let listener = match listener
         .set_nonblocking(true)
@@ -62,11 +57,12 @@ async fn serve(
             return ExitCode::FAILURE;
         }
     };
-    let settings = Arc::new(settings);
+    let shared = Arc::new(shared);
     // The permit is taken before accept, so connections beyond maxproc wait
     // in the listen backlog (or go to another smtpd process), as with
-    // Postfix's process limit.
-    let slots = Arc::new(Semaphore::new(maxproc.max(1) as usize));
+    // Postfix's process limit. With no permit left the service is under
+    // stress, and the sessions' ${stress?...} limits shrink.
+    let slots = Arc::clone(&shared.slots);
     let mut sessions = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -88,10 +84,10 @@ async fn serve(
                 }
             },
         };
-        let settings = Arc::clone(&settings);
+        let shared = Arc::clone(&shared);
         sessions.spawn(async move {
             let _slot = permit;
-            session::run(stream, peer, &settings).await;
+            session::run(stream, peer, &shared).await;
         });
         while let Some(done) = sessions.try_join_next() {
             report_panic(done);

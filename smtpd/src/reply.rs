@@ -64,15 +64,6 @@ impl From<&SmtpReply> for Reply {
     }
 }
 
-/// The enhanced status code `detail` ("X.7.1" style, the class digit
-/// ignored) with its class made to agree with `code`: an administrator may set
-/// relay_domains_reject_code = 450, and "450 5.7.1" would contradict itself.
-pub fn status_for(code: u16, detail: &str) -> String {
-    let class = if code < 500 { '4' } else { '5' };
-    let rest = detail.get(1..).unwrap_or(".0.0");
-    format!("{class}{rest}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,12 +76,5 @@ mod tests {
         let r = Reply::new(554, "5.7.1 evil\r\n250 ok");
         assert_eq!(r.to_wire(), b"554 5.7.1 evil  250 ok\r\n");
         assert!(r.is_error());
-    }
-
-    #[test]
-    fn status_class_follows_code() {
-        assert_eq!(status_for(554, "5.7.1"), "5.7.1");
-        assert_eq!(status_for(450, "5.7.1"), "4.7.1");
-        assert_eq!(status_for(550, "4.1.1"), "5.1.1");
     }
 }

@@ -1,139 +1,64 @@
 //! One SMTP session: the dialogue state machine from the greeting to the
-//! disconnect line.
-//!
-//! Replies are buffered and written only when the session needs more input
-//! than it has (RFC 2920): a pipelining client gets its answers in order and
-//! in as few packets as possible, and a client that sends one command at a
-//! time gets each answer at once. Every read and write is bounded by
-//! smtpd_timeout.
+//! disconnect line. The mail transaction (MAIL, RCPT, DATA) is in
+//! transaction.rs, the restrictions in policy/.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::sync::Arc;
 
-use mailgate_ipc::envelope::{ClientInfo, Envelope, Recipient, now_micros};
-use mailgate_ipc::spool::service_socket;
-use mailgate_ipc::submit::{CleanupSession, Committed, Content};
 use mailgate_log::{info, warning};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Semaphore;
 
-use crate::address::{Address, ReversePath};
-use crate::command::{self, Command, MailParams, ParseOptions, RcptParams, Verb};
-use crate::data::{DataReader, Feed, Limits, Verdict};
+use crate::anvil::Anvil;
+use crate::command::{self, Command, ParseOptions, Verb};
+use crate::conn::{Conn, IoError, Line};
+use crate::peer;
+use crate::policy::{Evaluator, State};
 use crate::reply::Reply;
-use crate::restrictions::{Context, Evaluator};
-use crate::settings::Settings;
+use crate::settings::{Settings, Timing};
+use crate::transaction::Transaction;
 
-/// How much the session asks the socket for at a time.
-const READ_CHUNK: usize = 16 * 1024;
+/// What every session of the process shares.
+pub struct Shared {
+    pub settings: Settings,
+    pub anvil: Arc<Anvil>,
+    /// The master.cf service name, for the limit warnings.
+    pub service: String,
+    /// One permit per session (maxproc). None free: the service is under
+    /// stress, and the ${stress?...} limits apply.
+    pub slots: Arc<Semaphore>,
+}
+
+impl Shared {
+    pub fn new(settings: Settings, service: &str, maxproc: u32) -> Shared {
+        Shared {
+            anvil: Anvil::new(settings.limits.rate_unit),
+            settings,
+            service: service.to_string(),
+            slots: Arc::new(Semaphore::new(maxproc.max(1) as usize)),
+        }
+    }
+
+    pub fn timing(&self) -> Timing {
+        if self.slots.available_permits() == 0 {
+            self.settings.stress
+        } else {
+            self.settings.normal
+        }
+    }
+}
 
 /// Why a connection ended.
-enum End {
+pub(crate) enum End {
     Quit,
     Lost,
     Timeout,
     TooManyErrors,
+    /// We ended it (a limit, a protocol violation); already answered.
+    Dropped,
 }
 
-enum IoError {
-    Lost,
-    Timeout,
-}
-
-enum Line {
-    Text(Vec<u8>),
-    TooLong,
-}
-
-/// The socket with its input and output buffers.
-struct Conn<S> {
-    stream: S,
-    inbuf: Vec<u8>,
-    /// Bytes of `inbuf` before this offset are consumed.
-    start: usize,
-    outbuf: Vec<u8>,
-    timeout: Duration,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    fn buffered(&self) -> &[u8] {
-        &self.inbuf[self.start..]
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.inbuf.len());
-        if self.start == self.inbuf.len() {
-            self.inbuf.clear();
-            self.start = 0;
-        }
-    }
-
-    fn queue(&mut self, reply: &Reply) {
-        self.outbuf.extend_from_slice(&reply.to_wire());
-    }
-
-    async fn flush(&mut self) -> Result<(), IoError> {
-        if self.outbuf.is_empty() {
-            return Ok(());
-        }
-        let write = async {
-            self.stream.write_all(&self.outbuf).await?;
-            self.stream.flush().await
-        };
-        match tokio::time::timeout(self.timeout, write).await {
-            Err(_) => Err(IoError::Timeout),
-            Ok(Err(_)) => Err(IoError::Lost),
-            Ok(Ok(())) => {
-                self.outbuf.clear();
-                Ok(())
-            }
-        }
-    }
-
-    /// Reads more input, first sending the replies the client waits for.
-    async fn fill(&mut self) -> Result<(), IoError> {
-        self.flush().await?;
-        if self.start > 0 {
-            self.inbuf.drain(..self.start);
-            self.start = 0;
-        }
-        self.inbuf.reserve(READ_CHUNK);
-        match tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.inbuf)).await {
-            Err(_) => Err(IoError::Timeout),
-            Ok(Err(_) | Ok(0)) => Err(IoError::Lost),
-            Ok(Ok(_)) => Ok(()),
-        }
-    }
-
-    /// One command line without its line end. A bare LF ends a line too
-    /// (smtpd_forbid_bare_newline = normalize). Longer than `limit`: the
-    /// whole line is read and dropped, holding no more than `limit` plus
-    /// one read in memory.
-    async fn read_line(&mut self, limit: usize) -> Result<Line, IoError> {
-        let mut too_long = false;
-        loop {
-            let buf = self.buffered();
-            if let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-                let line = &buf[..pos];
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                let result = if too_long || line.len() > limit {
-                    Line::TooLong
-                } else {
-                    Line::Text(line.to_vec())
-                };
-                self.consume(pos + 1);
-                return Ok(result);
-            }
-            if buf.len() > limit {
-                too_long = true;
-                let n = buf.len();
-                self.consume(n);
-            }
-            self.fill().await?;
-        }
-    }
-}
-
-/// Per-command counts for the disconnect line: (succeeded, total).
+/// Per-command counts for the disconnect log line: (succeeded, total).
 #[derive(Default)]
 struct Stats {
     counts: [(u32, u32); Verb::ALL.len()],
@@ -175,121 +100,160 @@ impl Stats {
     }
 }
 
-/// A mail transaction, from MAIL to the end of DATA or its abandonment.
-struct Transaction {
-    sender: ReversePath,
-    params: MailParams,
-    recipients: Vec<Recipient>,
-    /// Opened at the first accepted recipient; dropping it discards the
-    /// transaction in cleanup.
-    cleanup: Option<CleanupSession>,
-}
-
-impl Transaction {
-    fn queue_id(&self) -> Option<&str> {
-        self.cleanup.as_ref().map(CleanupSession::queue_id)
-    }
-}
-
-struct Session<'a, S> {
-    conn: Conn<S>,
-    settings: &'a Settings,
-    client_addr: IpAddr,
-    client_port: u16,
-    /// `host[ip]`; the host is "unknown" until reverse DNS is implemented.
-    label: String,
-    helo: Option<String>,
-    esmtp: bool,
-    txn: Option<Transaction>,
+pub(crate) struct Session<'a, S> {
+    pub conn: Conn<S>,
+    pub shared: &'a Shared,
+    pub settings: &'a Settings,
+    /// What the restrictions know: the client, HELO, the transaction.
+    pub st: State,
+    pub esmtp: bool,
+    pub txn: Option<Transaction>,
     stats: Stats,
-    errors: u32,
-    junk: u32,
-    /// The last command, for "lost connection after DATA".
-    stage: &'static str,
+    pub errors: u32,
+    pub junk: u32,
+    /// smtpd_delay_reject = no and the client restrictions refused the
+    /// client: every command but QUIT gets 503.
+    access_denied: Option<Reply>,
+    /// Recipients refused over smtpd_recipient_limit, which Postfix does
+    /// not count as errors up to smtpd_recipient_overshoot_limit.
+    pub rcpt_overshoot: u32,
+    /// The next reply is a refusal that counts as neither an error nor a
+    /// failed command (a recipient over the limit, within the overshoot).
+    pub soft_refusal: bool,
 }
 
 /// Serves one client until it quits or is dropped, logging as Postfix does.
-pub async fn run<S>(stream: S, peer: SocketAddr, settings: &Settings)
+pub async fn run<S>(stream: S, peer: SocketAddr, shared: &Shared)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let settings = &shared.settings;
     let client_addr = match peer.ip() {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer.ip(), IpAddr::V4),
         ip => ip,
     };
-    let mut session = Session {
-        conn: Conn {
-            stream,
-            inbuf: Vec::new(),
-            start: 0,
-            outbuf: Vec::new(),
-            timeout: settings.timeout,
-        },
-        settings,
+    let peer = peer::lookup(
+        &settings.dns,
         client_addr,
-        client_port: peer.port(),
-        label: format!("unknown[{client_addr}]"),
-        helo: None,
+        peer.port(),
+        settings.peername_lookup,
+    )
+    .await;
+    let mut session = Session {
+        conn: Conn::new(stream),
+        shared,
+        settings,
+        st: State::new(peer),
         esmtp: false,
         txn: None,
         stats: Stats::default(),
         errors: 0,
         junk: 0,
-        stage: "CONNECT",
+        access_denied: None,
+        rcpt_overshoot: 0,
+        soft_refusal: false,
     };
-    info!("connect from {}", session.label);
-    session
-        .conn
-        .queue(&Reply::new(220, settings.banner.clone()));
-    let end = session.dialogue().await;
+    info!("connect from {}", session.st.peer.label());
+    // Held for the whole session: the client's open-connection count.
+    let (end, _connection) = match session.open().await {
+        Ok(connection) => (session.dialogue().await, connection),
+        Err(end) => (end, None),
+    };
+    let label = session.st.peer.label();
+    let stage = session.st.stage;
     match end {
-        End::Quit => {}
-        End::Lost => info!(
-            "lost connection after {} from {}",
-            session.stage, session.label
-        ),
+        End::Quit | End::Dropped => {}
+        End::Lost => info!("lost connection after {stage} from {label}"),
         End::Timeout => {
             let reply = Reply::new(
                 421,
                 format!("4.4.2 {} Error: timeout exceeded", settings.myhostname),
             );
             session.conn.queue(&reply);
-            let _ = session.conn.flush().await;
-            info!("timeout after {} from {}", session.stage, session.label);
+            let _ = session.conn.flush(shared.timing().timeout).await;
+            info!("timeout after {stage} from {label}");
         }
-        End::TooManyErrors => info!(
-            "too many errors after {} from {}",
-            session.stage, session.label
-        ),
+        End::TooManyErrors => info!("too many errors after {stage} from {label}"),
     }
     let _ = session.conn.stream.shutdown().await;
     // The transaction, if any, is abandoned here: cleanup sees its
     // connection close and discards the queue file.
     session.txn = None;
-    info!(
-        "disconnect from {} {}",
-        session.label,
-        session.stats.summary()
-    );
+    info!("disconnect from {label} {}", session.stats.summary());
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
+    /// Everything before the dialogue: a client that speaks before the
+    /// greeting, the per-client connection limits, the client
+    /// restrictions when they are not delayed, then the greeting.
+    async fn open(&mut self) -> Result<Option<crate::anvil::Connection>, End> {
+        let s = self.settings;
+        if self.pipelined("CONNECT").await && s.forbid_unauth_pipelining {
+            return Err(self.refuse_pipelining().await);
+        }
+        let addr = self.st.peer.addr;
+        let mut connection = None;
+        if !s.limits.exceptions.contains(addr) {
+            let (guard, count, rate) = self.shared.anvil.connect(addr);
+            connection = Some(guard);
+            let limits = &s.limits;
+            let over = if limits.connection_count > 0 && count > limits.connection_count {
+                Some(("Connection concurrency", count))
+            } else if limits.connection_rate > 0 && rate > limits.connection_rate {
+                Some(("Connection rate", rate))
+            } else {
+                None
+            };
+            if let Some((what, n)) = over {
+                warning!(
+                    "{what} limit exceeded: {n} from {} for service {}",
+                    self.st.peer.label(),
+                    self.shared.service
+                );
+                self.conn.queue(&Reply::new(
+                    421,
+                    format!(
+                        "4.7.0 {} Error: too many connections from {addr}",
+                        s.myhostname
+                    ),
+                ));
+                let _ = self.conn.flush(self.shared.timing().timeout).await;
+                return Err(End::Dropped);
+            }
+        }
+        if !s.delay_reject
+            && let Some(reply) = Evaluator::new(s).check_client(&mut self.st).await
+        {
+            self.conn.queue(&reply);
+            self.errors += 1;
+            self.access_denied = Some(reply);
+            return Ok(connection);
+        }
+        self.conn.queue(&Reply::new(220, s.banner.clone()));
+        Ok(connection)
+    }
+
     async fn dialogue(&mut self) -> End {
         let opts = ParseOptions {
             smtputf8_enable: self.settings.smtputf8_enable,
             strict_rfc821_envelopes: self.settings.strict_rfc821_envelopes,
         };
         loop {
-            if self.errors >= self.settings.hard_error_limit {
+            let timing = self.shared.timing();
+            if self.errors >= timing.hard_error_limit {
                 let reply = Reply::new(
                     421,
                     format!("4.7.0 {} Error: too many errors", self.settings.myhostname),
                 );
                 self.conn.queue(&reply);
-                let _ = self.conn.flush().await;
+                let _ = self.conn.flush(timing.timeout).await;
                 return End::TooManyErrors;
             }
-            let line = match self.conn.read_line(self.settings.line_length_limit).await {
+            let line = match self
+                .conn
+                .read_line(self.settings.line_length_limit, timing)
+                .await
+            {
                 Ok(Line::Text(line)) => line,
                 Ok(Line::TooLong) => {
                     self.finish(Verb::Unknown, Reply::new(500, "5.5.0 Error: line too long"))
@@ -314,7 +278,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 }
             };
             let (verb, parsed) = command::parse(&text, opts);
-            self.stage = verb.name();
+            if let Some(denied) = &self.access_denied
+                && verb != Verb::Quit
+            {
+                let reply = if denied.code == 421 {
+                    denied.clone()
+                } else {
+                    Reply::new(
+                        503,
+                        format!("5.7.0 Error: access denied for {}", self.st.peer.label()),
+                    )
+                };
+                self.finish(verb, reply).await;
+                continue;
+            }
             if verb.is_junk() {
                 self.junk = self.junk.saturating_add(1);
                 if self.junk > self.settings.junk_command_limit {
@@ -324,14 +301,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             let command = match parsed {
                 Ok(command) => command,
                 Err(reply) => {
+                    self.st.stage = verb.name();
                     self.finish(verb, reply).await;
                     continue;
                 }
             };
+            self.st.stage = verb.name();
+            // RFC 2920: HELO, EHLO, DATA, NOOP and VRFY end a group of
+            // pipelined commands, and a client that did not say EHLO may not
+            // pipeline at all.
+            let last_in_group = matches!(
+                verb,
+                Verb::Helo | Verb::Ehlo | Verb::Data | Verb::Noop | Verb::Vrfy
+            );
+            if (!self.esmtp || last_in_group)
+                && !self.st.ill_pipelining
+                && self.pipelined(verb.name()).await
+                && self.settings.forbid_unauth_pipelining
+            {
+                return self.refuse_pipelining().await;
+            }
             let reply = match command {
-                Command::Helo(name) => self.helo(name, false),
-                Command::Ehlo(name) => self.helo(name, true),
-                Command::Mail(path, params) => self.mail(path, params),
+                Command::Helo(name) => self.helo(name, false).await,
+                Command::Ehlo(name) => self.helo(name, true).await,
+                Command::Mail(path, params) => self.mail(path, params).await,
                 Command::Rcpt(address, params) => self.rcpt(address, params).await,
                 Command::Data => match self.data().await {
                     Ok(reply) => reply,
@@ -342,6 +335,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 },
                 Command::Rset => {
                     self.txn = None;
+                    self.st.reset_transaction();
                     Reply::new(250, "2.0.0 Ok")
                 }
                 Command::Noop => Reply::new(250, "2.0.0 Ok"),
@@ -358,34 +352,83 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 ),
                 Command::Quit => {
                     self.finish(Verb::Quit, Reply::new(221, "2.0.0 Bye")).await;
-                    let _ = self.conn.flush().await;
+                    let _ = self.conn.flush(self.shared.timing().timeout).await;
                     return End::Quit;
                 }
             };
+            // A 421 (from an access table, say) closes the session, as in
+            // Postfix.
+            let hang_up = reply.code == 421;
             self.finish(verb, reply).await;
+            if hang_up {
+                let _ = self.conn.flush(self.shared.timing().timeout).await;
+                return End::Dropped;
+            }
         }
+    }
+
+    /// Checks whether the client sent more than it should have before our
+    /// answer; logs it once, as Postfix does.
+    async fn pipelined(&mut self, after: &str) -> bool {
+        if !self.conn.has_input().await {
+            return false;
+        }
+        let sample: String = self
+            .conn
+            .buffered()
+            .iter()
+            .take(100)
+            .flat_map(|&b| std::ascii::escape_default(b))
+            .map(char::from)
+            .collect();
+        info!(
+            "improper command pipelining after {after} from {}: {sample}",
+            self.st.peer.label()
+        );
+        self.st.ill_pipelining = true;
+        true
+    }
+
+    /// smtpd_forbid_unauth_pipelining = yes.
+    async fn refuse_pipelining(&mut self) -> End {
+        self.conn.queue(&Reply::new(
+            554,
+            "5.5.0 Error: SMTP protocol synchronization",
+        ));
+        let _ = self.conn.flush(self.shared.timing().timeout).await;
+        End::Dropped
     }
 
     /// Counts the command and queues its reply. Past smtpd_soft_error_limit
     /// every reply is delayed by smtpd_error_sleep_time, which slows down
     /// dictionary attacks and broken clients alike.
-    async fn finish(&mut self, verb: Verb, reply: Reply) {
-        self.stats.record(verb, !reply.is_error());
+    pub(crate) async fn finish(&mut self, verb: Verb, reply: Reply) {
+        let error = reply.is_error() && !std::mem::take(&mut self.soft_refusal);
+        self.stats.record(verb, !error);
         if self.errors >= self.settings.soft_error_limit {
             tokio::time::sleep(self.settings.error_sleep).await;
         }
-        if reply.is_error() {
+        if error {
             self.errors = self.errors.saturating_add(1);
         }
         self.conn.queue(&reply);
     }
 
-    fn helo(&mut self, name: String, esmtp: bool) -> Reply {
+    async fn helo(&mut self, name: String, esmtp: bool) -> Reply {
+        let s = self.settings;
+        if !s.delay_reject
+            && let Some(reply) = Evaluator::new(s)
+                .check_helo(&mut self.st, Some(&name))
+                .await
+        {
+            return reply;
+        }
         // RFC 5321 4.1.4: a HELO or EHLO during a transaction resets it.
         self.txn = None;
-        self.helo = Some(name);
+        self.st.reset_transaction();
+        self.st.helo = Some(name);
         self.esmtp = esmtp;
-        let s = self.settings;
+        self.st.protocol = self.protocol();
         if !esmtp {
             return Reply::new(250, s.myhostname.clone());
         }
@@ -405,228 +448,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         Reply::multi(250, lines)
     }
 
-    fn mail(&mut self, sender: ReversePath, params: MailParams) -> Reply {
-        let s = self.settings;
-        if s.helo_required && self.helo.is_none() {
-            return Reply::new(503, "5.5.1 Error: send HELO/EHLO first");
-        }
-        if self.txn.is_some() {
-            return Reply::new(503, "5.5.1 Error: nested MAIL command");
-        }
-        if let Some(size) = params.size
-            && s.message_size_limit != 0
-            && size > s.message_size_limit
-        {
-            return Reply::new(552, "5.3.4 Message size exceeds fixed maximum message size");
-        }
-        self.txn = Some(Transaction {
-            sender,
-            params,
-            recipients: Vec::new(),
-            cleanup: None,
-        });
-        Reply::new(250, "2.1.0 Ok")
-    }
-
-    async fn rcpt(&mut self, address: Address, params: RcptParams) -> Reply {
-        let s = self.settings;
-        let Some(txn) = &self.txn else {
-            return Reply::new(503, "5.5.1 Error: need MAIL command");
-        };
-        if txn.recipients.len() >= s.recipient_limit {
-            return Reply::new(452, "4.5.3 Error: too many recipients");
-        }
-        let ctx = Context {
-            client_addr: self.client_addr,
-            recipient: &address,
-        };
-        if let Err(reply) = (Evaluator { settings: s }).check_recipient(&ctx) {
-            self.log_reject(
-                self.txn.as_ref(),
-                "RCPT",
-                &reply,
-                Some(&address.to_string()),
-            );
-            return reply;
-        }
-        let label = &self.label;
-        let Some(txn) = self.txn.as_mut() else {
-            return Reply::new(503, "5.5.1 Error: need MAIL command");
-        };
-        if txn.cleanup.is_none() {
-            let socket = s
-                .cleanup_socket
-                .clone()
-                .unwrap_or_else(|| service_socket("cleanup"));
-            match CleanupSession::begin(&socket, s.ipc_timeout).await {
-                Ok(cleanup) => {
-                    info!("{}: client={label}", cleanup.queue_id());
-                    txn.cleanup = Some(cleanup);
-                }
-                Err(e) => {
-                    warning!("{e}");
-                    return Reply::new(451, "4.3.0 Error: queue file write error");
-                }
-            }
-        }
-        txn.recipients
-            .push(Recipient::new(address.to_string(), params.orcpt));
-        Reply::new(250, "2.1.5 Ok")
-    }
-
-    /// DATA through the end of the message. Err means the connection is gone.
-    async fn data(&mut self) -> Result<Reply, IoError> {
-        match &self.txn {
-            None => return Ok(Reply::new(503, "5.5.1 Error: need RCPT command")),
-            Some(txn) if txn.recipients.is_empty() => {
-                return Ok(Reply::new(554, "5.5.1 Error: no valid recipients"));
-            }
-            Some(_) => {}
-        }
-        let queue_error = || Reply::new(451, "4.3.0 Error: queue file write error");
-        let mut content = match Content::new() {
-            Ok(content) => content,
-            Err(e) => {
-                warning!("cannot create a memory file for the message: {e}");
-                return Ok(queue_error());
-            }
-        };
-        // The envelope's arrival time is when the client started sending
-        // the message: what the queue's delay figures should measure from.
-        let arrival = now_micros();
-        let s = self.settings;
-        self.conn
-            .queue(&Reply::new(354, "End data with <CR><LF>.<CR><LF>"));
-        let mut reader = DataReader::new(Limits {
-            message_size: s.message_size_limit,
-            header_size: s.header_size_limit,
-            hop_count: s.hopcount_limit,
-        });
-        let mut out = Vec::with_capacity(READ_CHUNK * 2);
-        let mut write_error = None;
-        loop {
-            let buffered = self.conn.buffered();
-            let feed = reader.feed(buffered, &mut out);
-            let used = match feed {
-                Feed::Done { used } => used,
-                Feed::More => buffered.len(),
-            };
-            self.conn.consume(used);
-            if write_error.is_none()
-                && !out.is_empty()
-                && let Err(e) = content.write(&out)
-            {
-                write_error = Some(e);
-            }
-            out.clear();
-            if matches!(feed, Feed::Done { .. }) {
-                break;
-            }
-            self.conn.fill().await?;
-        }
-        self.stage = "END-OF-MESSAGE";
-        // From here on the transaction ends whatever happens.
-        let Some(mut txn) = self.txn.take() else {
-            return Ok(queue_error());
-        };
-        let refusal = match reader.verdict() {
-            Verdict::Ok => None,
-            Verdict::TooBig => Some(Reply::new(552, "5.3.4 Error: message file too big")),
-            Verdict::HeaderTooBig => Some(Reply::new(
-                552,
-                "5.6.0 Error: message header size exceeds limit",
-            )),
-            Verdict::TooManyHops => Some(Reply::new(554, "5.4.6 Too many hops")),
-        };
-        if let Some(reply) = refusal {
-            self.log_reject(Some(&txn), "END-OF-MESSAGE", &reply, None);
-            return Ok(reply);
-        }
-        let id = txn.queue_id().unwrap_or("NOQUEUE").to_string();
-        if let Some(e) = write_error {
-            warning!("{id}: cannot store the message content: {e}");
-            return Ok(queue_error());
-        }
-        let sealed = match content.seal() {
-            Ok(sealed) => sealed,
-            Err(e) => {
-                warning!("{id}: cannot seal the message content: {e}");
-                return Ok(queue_error());
-            }
-        };
-        let Some(cleanup) = txn.cleanup.take() else {
-            return Ok(queue_error());
-        };
-        let envelope = Envelope {
-            sender: txn.sender.to_string(),
-            recipients: txn.recipients,
-            client: ClientInfo {
-                name: "unknown".to_string(),
-                addr: self.client_addr.to_string(),
-                port: self.client_port,
-                helo: self.helo.clone().unwrap_or_default(),
-                protocol: self.protocol().to_string(),
-            },
-            body_type: txn.params.body,
-            smtputf8: txn.params.smtputf8,
-            dsn_ret: txn.params.ret,
-            dsn_envid: txn.params.envid,
-            arrival,
-        };
-        // Invariant 1: 250 only for Queued, which cleanup sends once the
-        // queue file is durable.
-        match cleanup.commit(envelope, &sealed).await {
-            Ok(Committed::Queued(queue_id)) => {
-                // "without delivering mail": the error counters restart.
-                self.errors = 0;
-                self.junk = 0;
-                Ok(Reply::new(250, format!("2.0.0 Ok: queued as {queue_id}")))
-            }
-            // cleanup logs its own rejections with the queue ID.
-            Ok(Committed::Rejected(reply) | Committed::Deferred(reply)) => Ok(Reply::from(&reply)),
-            Err(e) => {
-                warning!("{id}: {e}");
-                Ok(queue_error())
-            }
-        }
-    }
-
-    fn protocol(&self) -> &'static str {
+    pub(crate) fn protocol(&self) -> &'static str {
         if self.esmtp { "ESMTP" } else { "SMTP" }
-    }
-
-    /// `NOQUEUE: reject: RCPT from host[ip]: 554 5.7.1 <x@y>: Relay access
-    /// denied; from=<s> to=<x@y> proto=ESMTP helo=<h>`
-    fn log_reject(
-        &self,
-        txn: Option<&Transaction>,
-        stage: &str,
-        reply: &Reply,
-        recipient: Option<&str>,
-    ) {
-        let id = txn.and_then(Transaction::queue_id).unwrap_or("NOQUEUE");
-        let mut details = Vec::new();
-        if let Some(txn) = txn {
-            details.push(format!("from=<{}>", txn.sender));
-            if let Some(first) = recipient.or(txn.recipients.first().map(|r| r.address.as_str())) {
-                details.push(format!("to=<{first}>"));
-            }
-        } else if let Some(rcpt) = recipient {
-            details.push(format!("to=<{rcpt}>"));
-        }
-        details.push(format!("proto={}", self.protocol()));
-        if let Some(helo) = &self.helo {
-            details.push(format!("helo=<{helo}>"));
-        }
-        info!(
-            "{id}: reject: {stage} from {}: {reply}; {}",
-            self.label,
-            details.join(" ")
-        );
     }
 }
 
-fn io_end(e: IoError) -> End {
+pub(crate) fn io_end(e: IoError) -> End {
     match e {
         IoError::Lost => End::Lost,
         IoError::Timeout => End::Timeout,

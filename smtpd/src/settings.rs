@@ -3,17 +3,83 @@
 //! lists and tables, and the parsed restriction lists.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mailgate_config::{AddressLookup, DomainList, MainConfig, NetworkList, Table};
-
-use crate::restrictions::{ListError, Restriction};
+use mailgate_config::restrictions::{ListError, Restrictions};
+use mailgate_config::{DomainList, MainConfig, NetworkList, Override, Table};
+use mailgate_dns::Dns;
 
 /// RFC 5321 section 4.5.3.1.4: a server must accept command lines of 512
 /// octets, whatever line_length_limit says.
 const MIN_LINE_LENGTH: usize = 512;
 
+/// The reply codes the restrictions use, from their *_code parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct Codes {
+    pub reject: u16,
+    pub defer: u16,
+    pub relay: u16,
+    pub map_reject: u16,
+    pub map_defer: u16,
+    pub unknown_relay_recipient: u16,
+    pub unknown_local_recipient: u16,
+    pub unknown_client: u16,
+    pub unknown_hostname: u16,
+    pub unknown_address: u16,
+    pub non_fqdn: u16,
+    pub invalid_hostname: u16,
+    pub multi_recipient_bounce: u16,
+    pub plaintext: u16,
+    pub maps_rbl: u16,
+}
+
+/// What a DNS lookup that fails does to a restriction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TempfailAction {
+    /// 4xx unless a later restriction rejects for good.
+    DeferIfPermit,
+    /// 4xx at once.
+    Defer,
+    /// Go on as if not listed (rbl_tempfail_action only; Postfix's way).
+    Dunno,
+}
+
+impl TempfailAction {
+    fn from(value: &str) -> TempfailAction {
+        match value.to_ascii_lowercase().as_str() {
+            "defer" => TempfailAction::Defer,
+            "dunno" => TempfailAction::Dunno,
+            _ => TempfailAction::DeferIfPermit,
+        }
+    }
+}
+
+/// The limits that change when the service is under stress (every slot
+/// busy): Postfix's ${stress?...} defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    pub timeout: Duration,
+    pub hard_error_limit: u32,
+    /// smtpd_per_request_deadline: smtpd_timeout bounds a whole command
+    /// line or reply, not each read, and DATA must keep up
+    /// smtpd_min_data_rate.
+    pub per_request_deadline: bool,
+}
+
+/// Per-client limits (Postfix's anvil).
+#[derive(Clone, Debug)]
+pub struct ClientLimits {
+    pub connection_count: u32,
+    pub connection_rate: u32,
+    pub message_rate: u32,
+    pub recipient_rate: u32,
+    pub rate_unit: Duration,
+    pub exceptions: NetworkList,
+}
+
+#[derive(Clone)]
 pub struct Settings {
     pub myhostname: String,
     pub banner: String,
@@ -21,13 +87,16 @@ pub struct Settings {
     pub disable_vrfy: bool,
     pub smtputf8_enable: bool,
     pub strict_rfc821_envelopes: bool,
-    pub timeout: Duration,
+    pub normal: Timing,
+    pub stress: Timing,
+    pub min_data_rate: u64,
     pub ipc_timeout: Duration,
-    pub hard_error_limit: u32,
     pub soft_error_limit: u32,
     pub error_sleep: Duration,
     pub junk_command_limit: u32,
     pub recipient_limit: usize,
+    pub recipient_overshoot_limit: u32,
+    pub forbid_unauth_pipelining: bool,
     /// 0 means no limit.
     pub message_size_limit: u64,
     pub header_size_limit: u64,
@@ -36,16 +105,30 @@ pub struct Settings {
     pub mynetworks: NetworkList,
     pub relay_domains: DomainList,
     pub relay_recipient_maps: Vec<Table>,
-    pub relay_restrictions: Vec<Restriction>,
-    pub recipient_restrictions: Vec<Restriction>,
-    pub access_lookup: AddressLookup,
+    pub restrictions: Restrictions,
+    pub delay_reject: bool,
+    pub relay_before_recipient: bool,
+    pub reject_unlisted_sender: bool,
+    pub reject_unlisted_recipient: bool,
+    pub show_unknown_table: bool,
+    pub log_permit_actions: Vec<String>,
+    pub null_access_key: String,
+    /// Parent domains are looked up bare ("example.com", not
+    /// ".example.com"): smtpd_access_maps is in
+    /// parent_domain_matches_subdomains.
+    pub access_parent_bare: bool,
     pub recipient_delimiter: Option<char>,
-    pub reject_code: u16,
-    pub defer_code: u16,
-    pub relay_domains_reject_code: u16,
-    pub access_map_reject_code: u16,
-    pub access_map_defer_code: u16,
-    pub unknown_relay_recipient_reject_code: u16,
+    pub codes: Codes,
+    pub unknown_helo_tempfail: TempfailAction,
+    pub unknown_address_tempfail: TempfailAction,
+    pub rbl_tempfail: TempfailAction,
+    pub default_rbl_reply: String,
+    pub rbl_reply_maps: Vec<Table>,
+    pub peername_lookup: bool,
+    /// The addresses of this host (permit_inet_interfaces).
+    pub local_addresses: Vec<IpAddr>,
+    pub limits: ClientLimits,
+    pub dns: Dns,
     /// None: the cleanup service's socket in the spool.
     pub cleanup_socket: Option<PathBuf>,
 }
@@ -59,15 +142,22 @@ pub enum SettingsError {
         problems: Vec<String>,
     },
     Restriction {
-        parameter: &'static str,
+        parameter: String,
         error: ListError,
     },
     /// Neither RCPT list refuses unauthorised destinations.
     OpenRelay,
     /// A reject code that is not 4xx or 5xx.
-    Code { parameter: &'static str, value: i64 },
+    Code {
+        parameter: &'static str,
+        value: i64,
+    },
     /// A count that makes no sense below zero.
-    Negative { parameter: &'static str, value: i64 },
+    Negative {
+        parameter: &'static str,
+        value: i64,
+    },
+    Dns(mailgate_dns::SetupError),
 }
 
 impl fmt::Display for SettingsError {
@@ -93,6 +183,7 @@ impl fmt::Display for SettingsError {
             SettingsError::Negative { parameter, value } => {
                 write!(f, "parameter {parameter}: {value} must not be negative")
             }
+            SettingsError::Dns(e) => e.fmt(f),
         }
     }
 }
@@ -110,26 +201,31 @@ impl Settings {
                 problems: e.into_diagnostics().iter().map(|d| d.to_string()).collect(),
             }
         };
-        let open =
-            |spec: &str| Table::open(spec, dir).map_err(|e| e.to_string().replace('\n', "; "));
-        let restrictions = |parameter: &'static str| {
-            Restriction::parse_list(&config.list(parameter), &open)
-                .map_err(|error| SettingsError::Restriction { parameter, error })
-        };
-        let relay_restrictions = restrictions("smtpd_relay_restrictions")?;
-        let recipient_restrictions = restrictions("smtpd_recipient_restrictions")?;
-        if !relay_restrictions
-            .iter()
-            .chain(&recipient_restrictions)
-            .any(Restriction::guards_relay)
-        {
+        let restrictions = Restrictions::load(config).map_err(|mut errors| {
+            let (parameter, error) = errors.remove(0);
+            SettingsError::Restriction { parameter, error }
+        })?;
+        if restrictions.is_open_relay() {
             return Err(SettingsError::OpenRelay);
         }
-        let mut relay_recipient_maps = Vec::new();
-        for spec in config.list("relay_recipient_maps") {
-            relay_recipient_maps
-                .push(Table::open(&spec, dir).map_err(problems("relay_recipient_maps"))?);
-        }
+        let tables = |parameter: &'static str| -> Result<Vec<Table>, SettingsError> {
+            config
+                .list(parameter)
+                .iter()
+                .map(|spec| Table::open(spec, dir).map_err(problems(parameter)))
+                .collect()
+        };
+        let stressed = config
+            .with_overrides(&[Override {
+                name: "stress".into(),
+                value: "yes".into(),
+                origin: PathBuf::from("stress"),
+                line: 0,
+            }])
+            .map_err(problems("stress"))?;
+        let networks = |parameter: &'static str| {
+            NetworkList::parse(&config.list(parameter), dir).map_err(problems(parameter))
+        };
         Ok(Settings {
             myhostname: config.get("myhostname"),
             banner: config.get("smtpd_banner"),
@@ -137,46 +233,120 @@ impl Settings {
             disable_vrfy: config.bool("disable_vrfy_command"),
             smtputf8_enable: config.bool("smtputf8_enable"),
             strict_rfc821_envelopes: config.bool("strict_rfc821_envelopes"),
-            timeout: config.time("smtpd_timeout"),
+            normal: timing(config)?,
+            stress: timing(&stressed)?,
+            min_data_rate: u64::from(count(config, "smtpd_min_data_rate")?),
             ipc_timeout: config.time("ipc_timeout"),
-            hard_error_limit: count(config, "smtpd_hard_error_limit")?,
             soft_error_limit: count(config, "smtpd_soft_error_limit")?,
             error_sleep: config.time("smtpd_error_sleep_time"),
             junk_command_limit: count(config, "smtpd_junk_command_limit")?,
             recipient_limit: count(config, "smtpd_recipient_limit")? as usize,
+            recipient_overshoot_limit: count(config, "smtpd_recipient_overshoot_limit")?,
+            forbid_unauth_pipelining: config.bool("smtpd_forbid_unauth_pipelining"),
             message_size_limit: config.size("message_size_limit"),
             header_size_limit: config.size("header_size_limit"),
             line_length_limit: (count(config, "line_length_limit")? as usize).max(MIN_LINE_LENGTH),
             hopcount_limit: count(config, "hopcount_limit")?,
-            mynetworks: NetworkList::parse(&config.list("mynetworks"), dir)
-                .map_err(problems("mynetworks"))?,
+            mynetworks: networks("mynetworks")?,
             relay_domains: DomainList::parse(
                 &config.list("relay_domains"),
                 dir,
                 parent_matches("relay_domains"),
             )
             .map_err(problems("relay_domains"))?,
-            relay_recipient_maps,
-            relay_restrictions,
-            recipient_restrictions,
-            access_lookup: AddressLookup {
-                parent_domains: true,
-                parent_bare: parent_matches("smtpd_access_maps"),
-                recipient_delimiter: config.get("recipient_delimiter").chars().next(),
-            },
+            relay_recipient_maps: tables("relay_recipient_maps")?,
+            restrictions,
+            delay_reject: config.bool("smtpd_delay_reject"),
+            relay_before_recipient: config.bool("smtpd_relay_before_recipient_restrictions"),
+            reject_unlisted_sender: config.bool("smtpd_reject_unlisted_sender"),
+            reject_unlisted_recipient: config.bool("smtpd_reject_unlisted_recipient"),
+            show_unknown_table: config.bool("show_user_unknown_table_name"),
+            log_permit_actions: config.list("smtpd_log_access_permit_actions"),
+            null_access_key: config.get("smtpd_null_access_lookup_key"),
+            access_parent_bare: parent_matches("smtpd_access_maps"),
             recipient_delimiter: config.get("recipient_delimiter").chars().next(),
-            reject_code: code(config, "reject_code")?,
-            defer_code: code(config, "defer_code")?,
-            relay_domains_reject_code: code(config, "relay_domains_reject_code")?,
-            access_map_reject_code: code(config, "access_map_reject_code")?,
-            access_map_defer_code: code(config, "access_map_defer_code")?,
-            unknown_relay_recipient_reject_code: code(
-                config,
-                "unknown_relay_recipient_reject_code",
-            )?,
+            codes: Codes {
+                reject: code(config, "reject_code")?,
+                defer: code(config, "defer_code")?,
+                relay: code(config, "relay_domains_reject_code")?,
+                map_reject: code(config, "access_map_reject_code")?,
+                map_defer: code(config, "access_map_defer_code")?,
+                unknown_relay_recipient: code(config, "unknown_relay_recipient_reject_code")?,
+                unknown_local_recipient: code(config, "unknown_local_recipient_reject_code")?,
+                unknown_client: code(config, "unknown_client_reject_code")?,
+                unknown_hostname: code(config, "unknown_hostname_reject_code")?,
+                unknown_address: code(config, "unknown_address_reject_code")?,
+                non_fqdn: code(config, "non_fqdn_reject_code")?,
+                invalid_hostname: code(config, "invalid_hostname_reject_code")?,
+                multi_recipient_bounce: code(config, "multi_recipient_bounce_reject_code")?,
+                plaintext: code(config, "plaintext_reject_code")?,
+                maps_rbl: code(config, "maps_rbl_reject_code")?,
+            },
+            unknown_helo_tempfail: TempfailAction::from(
+                &config.get("unknown_helo_hostname_tempfail_action"),
+            ),
+            unknown_address_tempfail: TempfailAction::from(
+                &config.get("unknown_address_tempfail_action"),
+            ),
+            rbl_tempfail: TempfailAction::from(&config.get("rbl_tempfail_action")),
+            default_rbl_reply: config.get("default_rbl_reply"),
+            rbl_reply_maps: tables("rbl_reply_maps")?,
+            peername_lookup: config.bool("smtpd_peername_lookup"),
+            local_addresses: local_addresses(config),
+            limits: ClientLimits {
+                connection_count: count(config, "smtpd_client_connection_count_limit")?,
+                connection_rate: count(config, "smtpd_client_connection_rate_limit")?,
+                message_rate: count(config, "smtpd_client_message_rate_limit")?,
+                recipient_rate: count(config, "smtpd_client_recipient_rate_limit")?,
+                rate_unit: config.time("anvil_rate_time_unit"),
+                exceptions: networks("smtpd_client_event_limit_exceptions")?,
+            },
+            dns: Dns::new(&config.list("dns_nameservers")).map_err(SettingsError::Dns)?,
             cleanup_socket: None,
         })
     }
+}
+
+fn timing(config: &MainConfig) -> Result<Timing, SettingsError> {
+    Ok(Timing {
+        timeout: config.time("smtpd_timeout"),
+        hard_error_limit: count(config, "smtpd_hard_error_limit")?,
+        per_request_deadline: config.bool("smtpd_per_request_deadline"),
+    })
+}
+
+/// This host's addresses as inet_interfaces names them: every interface's
+/// for "all", read now (before the sandbox).
+fn local_addresses(config: &MainConfig) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    for item in config.list("inet_interfaces") {
+        match item.as_str() {
+            "all" => {
+                if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+                    for ifaddr in addrs {
+                        let Some(address) = ifaddr.address else {
+                            continue;
+                        };
+                        if let Some(v4) = address.as_sockaddr_in() {
+                            out.push(IpAddr::V4(v4.ip()));
+                        } else if let Some(v6) = address.as_sockaddr_in6() {
+                            out.push(IpAddr::V6(v6.ip()));
+                        }
+                    }
+                }
+            }
+            "loopback-only" => out.extend(
+                ["127.0.0.1", "::1"].map(|a| a.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]))),
+            ),
+            "localhost" => out.push(IpAddr::from([127, 0, 0, 1])),
+            other => {
+                if let Ok(ip) = other.trim_matches(['[', ']']).parse() {
+                    out.push(ip);
+                }
+            }
+        }
+    }
+    out
 }
 
 fn code(config: &MainConfig, parameter: &'static str) -> Result<u16, SettingsError> {
@@ -201,9 +371,15 @@ pub(crate) mod tests {
     use super::*;
     use std::path::Path;
 
-    /// Settings from main.cf text, tables relative to `dir`.
+    /// Settings from main.cf text, tables relative to `dir`. Client names
+    /// are not looked up (no DNS server here) unless the text says so.
     pub(crate) fn settings_in(dir: &Path, main_cf: &str) -> Result<Settings, SettingsError> {
-        let config = MainConfig::parse(main_cf, &dir.join("main.cf"), dir, &[])
+        let main_cf = if main_cf.contains("smtpd_peername_lookup") {
+            main_cf.to_string()
+        } else {
+            format!("smtpd_peername_lookup = no\n{main_cf}")
+        };
+        let config = MainConfig::parse(&main_cf, &dir.join("main.cf"), dir, &[])
             .unwrap_or_else(|e| panic!("main.cf: {e}"));
         Settings::load(&config)
     }
@@ -217,12 +393,15 @@ pub(crate) mod tests {
         let s = settings("myhostname = mx.example.com\n");
         assert_eq!(s.banner, "mx.example.com ESMTP mailgate");
         assert_eq!(s.message_size_limit, 10_240_000);
-        assert_eq!(s.timeout, Duration::from_secs(300));
-        assert_eq!(s.relay_restrictions.len(), 3);
-        assert!(s.recipient_restrictions.is_empty());
+        assert_eq!(s.normal.timeout, Duration::from_secs(300));
+        assert_eq!(s.stress.timeout, Duration::from_secs(10));
+        assert_eq!(s.stress.hard_error_limit, 1);
+        assert!(s.stress.per_request_deadline && !s.normal.per_request_deadline);
+        assert_eq!(s.restrictions.relay.len(), 3);
+        assert!(s.restrictions.recipient.is_empty());
         assert_eq!(s.line_length_limit, 2048);
         assert_eq!(s.cleanup_socket, None);
-        assert!(s.access_lookup.parent_bare);
+        assert!(s.access_parent_bare);
     }
 
     #[test]
@@ -243,7 +422,10 @@ pub(crate) mod tests {
         )
         .err()
         .unwrap();
-        assert!(e.to_string().contains("needs a lookup table"), "{e}");
+        assert!(
+            e.to_string().contains("must be followed by a lookup table"),
+            "{e}"
+        );
         let e = settings_in(
             Path::new("/"),
             "smtpd_recipient_restrictions = check_recipient_access hash:/no/such/file\n",

@@ -15,7 +15,7 @@ use mailgate_ipc::protocol::cleanup::{Reply as CleanupReply, Request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::UnixListener;
 
-use crate::session;
+use crate::session::{self, Shared};
 use crate::settings::Settings;
 use crate::settings::tests::{settings, settings_in};
 
@@ -121,13 +121,14 @@ fn with_cleanup(mut s: Settings, cleanup: &Cleanup) -> Settings {
 /// Runs a whole session with `input` sent at once (pipelined) and returns
 /// everything the server wrote.
 async fn talk(s: &Settings, peer: &str, input: &[u8]) -> String {
+    let shared = Shared::new(s.clone(), "smtp", 100);
     let (client, server) = tokio::io::duplex(4096);
     let peer: SocketAddr = peer.parse().unwrap();
     let (mut rd, mut wr) = tokio::io::split(client);
     let input = input.to_vec();
     let mut out = Vec::new();
     let ((), (), _) = tokio::join!(
-        session::run(server, peer, s),
+        session::run(server, peer, &shared),
         async {
             // The session may end (too many errors) before reading it all.
             let _ = wr.write_all(&input).await;
@@ -277,7 +278,8 @@ async fn outsiders_cannot_relay() {
             denied("user@evil.com"),
             denied("user@[1.2.3.4]"),
             denied("user@EVIL.COM"),
-            denied("postmaster"),
+            // No domain: a local address, and mailgate has no local users.
+            "550 5.1.1 <postmaster>: Recipient address rejected: User unknown in local recipient table".to_string(),
         ]
     );
     let got = rcpt_replies(
@@ -329,7 +331,7 @@ async fn defer_unauth_destination_defers() {
     let s = settings("relay_domains = relay.example\n");
     assert_eq!(
         rcpt_replies(&s, OUTSIDE, &["<u@evil.com>"]).await,
-        vec!["450 4.7.1 <u@evil.com>: Relay access denied"]
+        vec!["454 4.7.1 <u@evil.com>: Relay access denied"]
     );
 }
 
@@ -365,7 +367,7 @@ async fn relay_recipient_maps_list_our_users() {
             "250 2.1.5 Ok".to_string(),
             "550 5.1.1 <unknown@relay.example>: Recipient address rejected: User unknown in relay recipient table".to_string(),
             "250 2.1.5 Ok".to_string(),
-            "450 4.7.1 <x@evil.example>: Relay access denied".to_string(),
+            "454 4.7.1 <x@evil.example>: Relay access denied".to_string(),
         ]
     );
 }
@@ -406,7 +408,8 @@ async fn check_recipient_access_actions() {
             "450 4.7.1 <later@relay.example>: Recipient address rejected: Access denied",
             "451 4.2.1 <busy@relay.example>: Recipient address rejected: mailbox busy",
             "550 5.7.1 <gone@relay.example>: Recipient address rejected: gone",
-            "250 2.1.5 Ok",
+            // An unknown action is a configuration error, as in Postfix.
+            "451 4.3.5 Server configuration error",
             "250 2.1.5 Ok",
             "554 5.7.1 <other@evil.example>: Relay access denied",
         ]
@@ -588,7 +591,7 @@ async fn errors_past_the_soft_limit_are_slowed_down() {
 #[tokio::test]
 async fn timeout_closes_with_421() {
     let mut s = settings(RELAY_CF);
-    s.timeout = Duration::from_millis(50);
+    s.normal.timeout = Duration::from_millis(50);
     let out = talk(&s, OUTSIDE, b"EHLO c\r\nMAIL FROM:<a@b>\r\n").await;
     let r = replies(&out);
     assert_eq!(
@@ -598,7 +601,7 @@ async fn timeout_closes_with_421() {
     // Also in the middle of DATA.
     let c = cleanup(Answer::Queue);
     let mut s = with_cleanup(settings(RELAY_CF), &c);
-    s.timeout = Duration::from_millis(50);
+    s.normal.timeout = Duration::from_millis(50);
     let out = talk(
         &s,
         OUTSIDE,
@@ -672,23 +675,40 @@ async fn rset_and_new_mail_abandon_the_cleanup_transaction() {
 }
 
 /// A stream that hands out input in fixed chunks and records each write,
-/// to see where the session flushes.
+/// to see where the session flushes. Like a client that waits for an answer
+/// before it sends more, it hands out a chunk only after the session has
+/// written once more than it had when the previous chunk went out.
 struct Recorder {
     chunks: Vec<Vec<u8>>,
     writes: Arc<Mutex<Vec<String>>>,
+    given: usize,
 }
 
 impl AsyncRead for Recorder {
     fn poll_read(
         mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
+        cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        if !self.chunks.is_empty() {
-            let chunk = self.chunks.remove(0);
-            buf.put_slice(&chunk);
+        if self.chunks.is_empty() {
+            return Poll::Ready(Ok(()));
         }
+        let written = self.writes.lock().unwrap().len();
+        let handed = self.handed();
+        if written <= handed {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let chunk = self.chunks.remove(0);
+        buf.put_slice(&chunk);
+        self.given += 1;
         Poll::Ready(Ok(()))
+    }
+}
+
+impl Recorder {
+    fn handed(&self) -> usize {
+        self.given
     }
 }
 
@@ -725,8 +745,14 @@ async fn pipelined_replies_are_flushed_together() {
             b"QUIT\r\n".to_vec(),
         ],
         writes: writes.clone(),
+        given: 0,
     };
-    session::run(stream, OUTSIDE.parse().unwrap(), &s).await;
+    session::run(
+        stream,
+        OUTSIDE.parse().unwrap(),
+        &Shared::new(s.clone(), "smtp", 100),
+    )
+    .await;
     let writes = writes.lock().unwrap();
     assert_eq!(writes.len(), 4, "{writes:?}");
     assert!(writes[0].starts_with("220 "));
@@ -749,8 +775,14 @@ async fn a_lost_client_abandons_the_transaction() {
                 .to_vec(),
         ],
         writes: writes.clone(),
+        given: 0,
     };
-    session::run(stream, OUTSIDE.parse().unwrap(), &s).await;
+    session::run(
+        stream,
+        OUTSIDE.parse().unwrap(),
+        &Shared::new(s.clone(), "smtp", 100),
+    )
+    .await;
     assert!(c.committed.lock().unwrap().is_empty());
     let all: String = writes.lock().unwrap().concat();
     assert!(
@@ -765,7 +797,8 @@ async fn a_lost_client_abandons_the_transaction() {
 async fn a_session_future_is_small() {
     let s = settings(RELAY_CF);
     let (_client, server) = tokio::io::duplex(16);
-    let session = session::run(server, OUTSIDE.parse().unwrap(), &s);
+    let shared = Shared::new(s, "smtp", 100);
+    let session = session::run(server, OUTSIDE.parse().unwrap(), &shared);
     assert!(std::mem::size_of_val(&session) < 16 * 1024);
 }
 
@@ -781,8 +814,7 @@ async fn serve_limits_sessions_and_drains_on_shutdown() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::serve(
         std::os::fd::OwnedFd::from(listener),
-        settings(RELAY_CF),
-        1,
+        Shared::new(settings(RELAY_CF), "smtp", 1),
         async move {
             let _ = stopped.await;
         },

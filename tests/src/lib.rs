@@ -13,6 +13,18 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+pub mod postfix;
+pub use postfix::StockPostfix;
+
+/// Lets the unprivileged users of chrooted workers (and Postfix's) reach a
+/// temporary directory: tempfile makes them 0700.
+pub fn make_traversable(dir: &Path) {
+    if is_root() {
+        fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    }
+}
+
 /// How long any wait in a test may take before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -231,46 +243,123 @@ fn parse_dump(text: &str) -> Option<Received> {
     })
 }
 
-/// A real DNS server (Debian's dnsmasq) on a loopback UDP port, answering
-/// only from the records it is given: MX records as (domain, host,
-/// preference), authoritative for those domains, and addresses as (host, ip).
+/// A DNS record for the test DNS server.
+#[derive(Clone, Debug)]
+pub enum Record<'a> {
+    /// (domain, exchange, preference); the domain becomes authoritative.
+    Mx(&'a str, &'a str, u16),
+    /// An A or AAAA record and the matching PTR record.
+    Host(&'a str, &'a str),
+    /// An address record only, for the name and every name under it (a
+    /// DNS list entry such as 2.0.0.127.zen.test).
+    Address(&'a str, &'a str),
+    /// A PTR record only: (address, name).
+    Ptr(&'a str, &'a str),
+    Txt(&'a str, &'a str),
+    /// Answer NXDOMAIN for unknown names under this domain (otherwise the
+    /// server refuses, which a resolver must take as a temporary failure).
+    Zone(&'a str),
+}
+
+/// A real DNS server (Debian's dnsmasq), answering only from the records it
+/// is given. Reverse lookups are answered from Host and Ptr records, and
+/// are NXDOMAIN for every other address.
 pub struct DnsServer {
+    /// The address it listens on (127.0.0.1, or its own loopback address
+    /// on port 53, for servers that cannot be given a port).
+    pub ip: IpAddr,
     pub port: u16,
     child: Child,
 }
 
 impl DnsServer {
+    /// MX records as (domain, host, preference), authoritative for those
+    /// domains, and addresses as (host, ip).
     pub fn start(mx: &[(&str, &str, u16)], addresses: &[(&str, &str)]) -> DnsServer {
-        let port = free_udp_port();
+        let mut records: Vec<Record> = mx.iter().map(|(d, h, p)| Record::Mx(d, h, *p)).collect();
+        records.extend(addresses.iter().map(|(h, ip)| Record::Host(h, ip)));
+        DnsServer::with(&records)
+    }
+
+    /// On 127.0.0.1 and a free port.
+    pub fn with(records: &[Record]) -> DnsServer {
+        DnsServer::launch("127.0.0.1".parse().expect("ip"), free_udp_port(), records)
+    }
+
+    /// On port 53 of a loopback address of its own (127.53.x.y), where a
+    /// resolv.conf can point a program that uses the system resolver.
+    pub fn on_port_53(records: &[Record]) -> DnsServer {
+        loop {
+            let n = fastrand_u16();
+            let ip: IpAddr = format!("127.53.{}.{}", n >> 8, (n & 0xff).max(1))
+                .parse()
+                .expect("ip");
+            if std::net::UdpSocket::bind((ip, 53)).is_ok() {
+                return DnsServer::launch(ip, 53, records);
+            }
+        }
+    }
+
+    /// The dns_nameservers value for mailgate.
+    pub fn nameserver(&self) -> String {
+        format!("{}:{}", self.ip, self.port)
+    }
+
+    fn launch(ip: IpAddr, port: u16, records: &[Record]) -> DnsServer {
         let mut command = Command::new("dnsmasq");
         command.args([
             "--keep-in-foreground",
-            "--listen-address=127.0.0.1",
             "--bind-interfaces",
             "--no-resolv",
             "--no-hosts",
             "--no-poll",
+            "--no-negcache",
             "--user=root",
             "--pid-file=",
             "--log-facility=/dev/null",
+            "--local=/in-addr.arpa/",
+            "--local=/ip6.arpa/",
         ]);
+        command.arg(format!("--listen-address={ip}"));
         command.arg(format!("--port={port}"));
-        for (domain, host, preference) in mx {
-            command.arg(format!("--mx-host={domain},{host},{preference}"));
-            // Authoritative for the domain: unknown names are NXDOMAIN, not
-            // REFUSED (which a mail client must treat as temporary).
-            command.arg(format!("--local=/{domain}/"));
-        }
-        for (host, ip) in addresses {
-            command.arg(format!("--host-record={host},{ip}"));
+        for record in records {
+            match record {
+                Record::Mx(domain, host, preference) => {
+                    command.arg(format!("--mx-host={domain},{host},{preference}"));
+                    command.arg(format!("--local=/{domain}/"));
+                }
+                Record::Host(host, addr) => {
+                    command.arg(format!("--host-record={host},{addr}"));
+                }
+                Record::Address(name, addr) => {
+                    command.arg(format!("--address=/{name}/{addr}"));
+                }
+                Record::Ptr(addr, name) => {
+                    let ip: IpAddr = addr.parse().expect("PTR address");
+                    let reversed = match ip {
+                        IpAddr::V4(v4) => {
+                            let o = v4.octets();
+                            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+                        }
+                        IpAddr::V6(_) => panic!("IPv6 PTR records are not needed yet"),
+                    };
+                    command.arg(format!("--ptr-record={reversed},{name}"));
+                }
+                Record::Txt(name, text) => {
+                    command.arg(format!("--txt-record={name},{text}"));
+                }
+                Record::Zone(domain) => {
+                    command.arg(format!("--local=/{domain}/"));
+                }
+            }
         }
         let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("dnsmasq (Debian package dnsmasq-base) must be installed");
-        wait_for("dnsmasq to answer", || dns_answers(port).then_some(()));
-        DnsServer { port, child }
+        wait_for("dnsmasq to answer", || dns_answers(ip, port).then_some(()));
+        DnsServer { ip, port, child }
     }
 }
 
@@ -288,15 +377,28 @@ fn free_udp_port() -> u16 {
         .expect("free UDP port")
 }
 
+/// A pseudo-random number, different across processes and calls.
+fn fastrand_u16() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish() as u16
+}
+
 /// True when something answers a DNS query (for ".", type NS) on the port.
-fn dns_answers(port: u16) -> bool {
+fn dns_answers(ip: IpAddr, port: u16) -> bool {
     let Ok(socket) = std::net::UdpSocket::bind("127.0.0.1:0") else {
         return false;
     };
     let _ = socket.set_read_timeout(Some(Duration::from_millis(200)));
     let query = [0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1];
     let mut answer = [0u8; 512];
-    socket.send_to(&query, ("127.0.0.1", port)).is_ok() && socket.recv(&mut answer).is_ok()
+    socket.send_to(&query, (ip, port)).is_ok() && socket.recv(&mut answer).is_ok()
 }
 
 /// A gateway on a temporary configuration directory and spool.
@@ -304,6 +406,9 @@ pub struct Gateway {
     pub dir: tempfile::TempDir,
     pub port: u16,
     master: Option<Child>,
+    /// The DNS server the gateway uses unless the test names its own
+    /// (dns_nameservers in `extra`): no test asks the machine's resolver.
+    _dns: Option<DnsServer>,
 }
 
 /// The main.cf every test starts from; tests add lines to it.
@@ -358,23 +463,23 @@ impl Gateway {
 
     pub fn configure(backend: &Backend, extra: &str) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
-        if is_root() {
-            // The chrooted workers, as mail_owner, must be able to reach
-            // the spool through this directory.
-            fs::set_permissions(
-                dir.path(),
-                std::os::unix::fs::PermissionsExt::from_mode(0o755),
-            )
-            .expect("chmod");
-        }
+        // The chrooted workers, as mail_owner, must be able to reach the
+        // spool through this directory.
+        make_traversable(dir.path());
         let port = free_port();
-        let main_cf = format!("{}{extra}\n", base_main_cf(dir.path(), backend.port));
+        let dns = (!extra.contains("dns_nameservers")).then(|| DnsServer::with(&[]));
+        let mut main_cf = base_main_cf(dir.path(), backend.port);
+        if let Some(dns) = &dns {
+            main_cf.push_str(&format!("dns_nameservers = {}\n", dns.nameserver()));
+        }
+        let main_cf = format!("{main_cf}{extra}\n");
         fs::write(dir.path().join("main.cf"), main_cf).expect("main.cf");
         fs::write(dir.path().join("master.cf"), master_cf(port)).expect("master.cf");
         Gateway {
             dir,
             port,
             master: None,
+            _dns: dns,
         }
     }
 

@@ -180,7 +180,10 @@ fn cleanup_takes_only_sealed_content_of_the_announced_size() {
 
     // Content the sender could still change after the checks: refused.
     let out = peer(&users.smtpd, false, &cleanup, &["commit", "unsealed"]);
-    assert!(out.starts_with("Rejected") && out.contains("5.5.0"), "{out}");
+    assert!(
+        out.starts_with("Rejected") && out.contains("5.5.0"),
+        "{out}"
+    );
     let line = gateway.wait_for_log("not sealed");
     assert!(line.contains("refusing a request from uid"), "{line}");
     // A size other than the one announced: refused.

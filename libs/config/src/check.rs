@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use crate::clamd::ClamdTransfer;
 use crate::error::{ConfigError, Diagnostic};
 use crate::lists::{DomainList, NetworkList};
-use crate::main_cf::MainConfig;
+use crate::main_cf::{MainConfig, Override};
 use crate::master_cf::MasterConfig;
+use crate::restrictions::{LIST_PARAMETERS, Restrictions};
 use crate::table::Table;
+use crate::unimplemented::{self, Severity};
 
 /// Parameters whose items are all lookup tables.
 const TABLE_PARAMETERS: &[&str] = &[
@@ -18,23 +20,23 @@ const TABLE_PARAMETERS: &[&str] = &[
     "body_checks",
     "mime_header_checks",
     "nested_header_checks",
+    "rbl_reply_maps",
 ];
 
-const RESTRICTION_PARAMETERS: &[&str] = &[
-    "smtpd_client_restrictions",
-    "smtpd_helo_restrictions",
-    "smtpd_sender_restrictions",
-    "smtpd_relay_restrictions",
-    "smtpd_recipient_restrictions",
-    "smtpd_data_restrictions",
-    "smtpd_end_of_data_restrictions",
-    "smtpd_etrn_restrictions",
-];
+/// What `check` found: errors stop the gateway from starting; warnings are
+/// settings that are legal but worth knowing about.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub errors: Vec<Diagnostic>,
+    pub warnings: Vec<Diagnostic>,
+}
 
-/// Checks master.cf, main.cf, every service's `-o` overrides, every table the
-/// configuration names, and the domain and network lists. Empty means the
-/// configuration is good.
-pub fn check(config_dir: &Path) -> Vec<Diagnostic> {
+/// Checks master.cf, main.cf (with `command_line` settings, as
+/// `mailgate -o` gives them), every service's `-o` overrides, every table
+/// the configuration names, the domain and network lists, the restriction
+/// lists (with the parser smtpd uses), and every set parameter that mailgate
+/// does not implement.
+pub fn check(config_dir: &Path, command_line: &[Override]) -> Report {
     let mut diagnostics = Vec::new();
     let master = match MasterConfig::load(config_dir) {
         Ok(m) => Some(m),
@@ -47,17 +49,23 @@ pub fn check(config_dir: &Path) -> Vec<Diagnostic> {
         .as_ref()
         .map(MasterConfig::parameter_references)
         .unwrap_or_default();
-    let main = match MainConfig::load_with_references(config_dir, &references) {
+    let main = match MainConfig::load_with_references(config_dir, &references)
+        .and_then(|main| main.with_overrides(command_line))
+    {
         Ok(c) => c,
         Err(e) => {
             diagnostics.extend(e.into_diagnostics());
-            return diagnostics;
+            return Report {
+                errors: diagnostics,
+                warnings: Vec::new(),
+            };
         }
     };
     let mut checker = Checker {
         seen: HashSet::new(),
         tables: HashSet::new(),
         diagnostics,
+        warnings: Vec::new(),
     };
     checker.check_values(&main);
     for service in master.iter().flat_map(|m| m.services.iter()) {
@@ -72,7 +80,10 @@ pub fn check(config_dir: &Path) -> Vec<Diagnostic> {
     if let Some(master) = &master {
         checker.check_content_scanner(&main, master);
     }
-    checker.diagnostics
+    Report {
+        errors: checker.diagnostics,
+        warnings: checker.warnings,
+    }
 }
 
 impl Checker {
@@ -106,6 +117,7 @@ struct Checker {
     /// Table specs already opened.
     tables: HashSet<String>,
     diagnostics: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
 }
 
 impl Checker {
@@ -116,19 +128,8 @@ impl Checker {
                 self.table(config, name, &spec);
             }
         }
-        let classes = config.list("smtpd_restriction_classes");
-        let restriction_lists = RESTRICTION_PARAMETERS
-            .iter()
-            .map(|n| n.to_string())
-            .chain(classes.into_iter().filter(|c| config.is_known(c)));
-        for name in restriction_lists {
-            let items = config.list(&name);
-            for pair in items.windows(2) {
-                if pair[0].starts_with("check_") && pair[0].ends_with("_access") {
-                    self.table(config, &name, &pair[1]);
-                }
-            }
-        }
+        self.check_restrictions(config);
+        self.check_unimplemented(config);
         let parents = config.list("parent_domain_matches_subdomains");
         for name in ["relay_domains", "mydestination"] {
             let listed = parents.iter().any(|p| p == name);
@@ -137,10 +138,16 @@ impl Checker {
                 DomainList::parse(&config.list(name), dir, listed).map(drop)
             });
         }
-        let value = config.get("mynetworks");
-        self.once(config, "mynetworks", &value, |_| {
-            NetworkList::parse(&config.list("mynetworks"), dir).map(drop)
-        });
+        for name in ["mynetworks", "smtpd_client_event_limit_exceptions"] {
+            // The exceptions default to $mynetworks, checked already.
+            if name != "mynetworks" && config.origin(name).is_none() {
+                continue;
+            }
+            let value = config.get(name);
+            self.once(config, name, &value, |_| {
+                NetworkList::parse(&config.list(name), dir).map(drop)
+            });
+        }
         // Whether it fits depends on clamd_socket too (fildes needs a Unix socket).
         let value = format!(
             "{} with {}",
@@ -152,6 +159,97 @@ impl Checker {
                 .map(drop)
                 .map_err(|e| ConfigError::Invalid(vec![Diagnostic::unplaced(e.to_string())]))
         });
+    }
+
+    /// The restriction lists, parsed as smtpd parses them, and the guard
+    /// against an open relay.
+    fn check_restrictions(&mut self, config: &MainConfig) {
+        let mut key = String::new();
+        for (name, _) in LIST_PARAMETERS {
+            key.push_str(&config.get(name));
+            key.push('\n');
+        }
+        for name in config.list("smtpd_restriction_classes") {
+            if config.is_known(&name) {
+                key.push_str(&config.get(&name));
+            }
+            key.push('\n');
+        }
+        let (file, line) = self.origin(config, "smtpd_recipient_restrictions");
+        if !self
+            .seen
+            .insert((file, line, "restrictions".to_string(), key))
+        {
+            return;
+        }
+        match Restrictions::load(config) {
+            Ok(restrictions) if restrictions.is_open_relay() => {
+                let name = if config.origin("smtpd_relay_restrictions").is_some() {
+                    "smtpd_relay_restrictions"
+                } else {
+                    "smtpd_recipient_restrictions"
+                };
+                let (file, line) = self.origin(config, name);
+                self.diagnostics.push(Diagnostic::new(
+                    &file,
+                    line,
+                    "smtpd_relay_restrictions and smtpd_recipient_restrictions: specify at least \
+                     one working instance of reject_unauth_destination, defer_unauth_destination, \
+                     reject or defer (without one the server is an open relay)",
+                ));
+            }
+            Ok(_) => {}
+            Err(errors) => {
+                for (name, error) in errors {
+                    let (file, line) = self.origin(config, &name);
+                    self.diagnostics
+                        .push(Diagnostic::new(&file, line, format!("{name}: {error}")));
+                }
+            }
+        }
+    }
+
+    /// Every set parameter that mailgate accepts without implementing it.
+    fn check_unimplemented(&mut self, config: &MainConfig) {
+        for (name, _) in config.explicit() {
+            let Some(entry) = unimplemented::find(&name) else {
+                continue;
+            };
+            let value = config.get(&name);
+            if entry
+                .inert
+                .iter()
+                .any(|v| v.eq_ignore_ascii_case(value.trim()))
+            {
+                continue;
+            }
+            let (file, line) = self.origin(config, &name);
+            if !self
+                .seen
+                .insert((file.clone(), line, name.clone(), value.clone()))
+            {
+                continue;
+            }
+            let diagnostic = Diagnostic::new(
+                &file,
+                line,
+                format!(
+                    "{name} = {value}: not implemented in mailgate: {}",
+                    entry.why
+                ),
+            );
+            match entry.severity {
+                Severity::Error => self.diagnostics.push(diagnostic),
+                Severity::Warning => self.warnings.push(diagnostic),
+            }
+        }
+    }
+
+    fn origin(&self, config: &MainConfig, name: &str) -> (PathBuf, usize) {
+        config.origin(name).map_or_else(
+            || (config.config_dir().join("main.cf"), 0),
+            |(f, l)| (f.to_path_buf(), l),
+        )
     }
 
     /// Opens a table once per spec: defaults such as mime_header_checks = $header_checks
@@ -213,7 +311,11 @@ relay     unix  -       -       y       -       -       relay
     }
 
     fn run(dir: &Path) -> Vec<String> {
-        check(dir).iter().map(|d| d.to_string()).collect()
+        check(dir, &[])
+            .errors
+            .iter()
+            .map(|d| d.to_string())
+            .collect()
     }
 
     #[test]
@@ -302,9 +404,81 @@ relay     unix  -       -       y       -       -       relay
         let errs = run(d);
         assert_eq!(errs.len(), 1, "{errs:#?}");
         assert!(errs[0].starts_with(&format!(
-            "{master}:2: smtpd_client_restrictions: cannot read {}",
+            "{master}:2: smtpd_client_restrictions: hash:nowhere: cannot read {}",
             d.join("nowhere").display()
         )));
+    }
+
+    #[test]
+    fn set_parameters_that_nothing_implements_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(
+            d,
+            "master.cf",
+            "smtp inet n - y - - smtpd\n  -o smtpd_milters=inet:127.0.0.1:8891\n",
+        );
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\n\
+             smtpd_tls_security_level = none\n\
+             content_filter = smtp-amavis:[127.0.0.1]:10024\n\
+             html_directory = /usr/share/doc/postfix/html\n\
+             smtp_tls_security_level = encrypt\n",
+        );
+        let main = d.join("main.cf").display().to_string();
+        let master = d.join("master.cf").display().to_string();
+        let report = check(d, &[]);
+        let errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
+        let warnings: Vec<String> = report.warnings.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        assert!(errors[0].starts_with(&format!(
+            "{main}:3: content_filter = smtp-amavis:[127.0.0.1]:10024: not implemented in mailgate"
+        )));
+        assert!(errors[1].starts_with(&format!("{main}:5: smtp_tls_security_level = encrypt")));
+        assert!(errors[2].starts_with(&format!("{master}:2: smtpd_milters = inet:127.0.0.1:8891")));
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(warnings[0].starts_with(&format!("{main}:4: html_directory")));
+    }
+
+    #[test]
+    fn restriction_lists_use_smtpd_s_parser() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "master.cf", "smtp inet n - y - - smtpd\n");
+        write(
+            d,
+            "main.cf",
+            "smtpd_recipient_restrictions = permit_mynetworks,\n  reject_unknown_recipient_domain,\n  reject_unath_destination\n",
+        );
+        let main = d.join("main.cf").display().to_string();
+        assert_eq!(
+            run(d),
+            [format!(
+                "{main}:1: smtpd_recipient_restrictions: unknown restriction \"reject_unath_destination\""
+            )]
+        );
+        write(
+            d,
+            "main.cf",
+            "smtpd_relay_restrictions = permit_mynetworks\nsmtpd_recipient_restrictions = permit_auth_destination\n",
+        );
+        let errs = run(d);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].starts_with(&format!("{main}:1: smtpd_relay_restrictions and")),
+            "{errs:#?}"
+        );
+        assert!(errs[0].contains("open relay"));
+        // A command-line override counts.
+        let fixed = Override {
+            name: "smtpd_recipient_restrictions".into(),
+            value: "reject_unauth_destination".into(),
+            origin: "command line".into(),
+            line: 0,
+        };
+        assert!(check(d, &[fixed]).errors.is_empty());
     }
 
     #[test]

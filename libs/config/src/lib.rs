@@ -14,11 +14,13 @@ mod main_cf;
 mod master_cf;
 mod net;
 mod params;
+pub mod restrictions;
 mod route;
 mod table;
+pub mod unimplemented;
 
 pub use address::split_address;
-pub use check::check;
+pub use check::{Report, check};
 pub use clamd::{ClamdTransfer, ClamdTransferError};
 pub use error::{ConfigError, Diagnostic};
 pub use lists::{DomainList, NetworkList};

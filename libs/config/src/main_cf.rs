@@ -420,7 +420,12 @@ impl Expander<'_> {
             return Err("parameter expansion nested too deeply".to_string());
         }
         stack.push(name.to_string());
+        let raw = params::find(name).is_some_and(|p| p.kind == Kind::Raw);
         let result = match self.config.settings.get(name) {
+            Some(setting) if raw => Ok(setting.value.clone()),
+            None if raw => {
+                Ok(params::find(name).map_or_else(String::new, |p| p.default.to_string()))
+            }
             Some(setting) => self.expand_text(&setting.value.clone(), stack),
             None => match name {
                 "myhostname" => Ok(self.config.hostname.clone()),
@@ -494,6 +499,13 @@ impl Expander<'_> {
             let text = crate::lines::strip_braces(text).unwrap_or(text);
             self.expand_text(text, stack)
         };
+        // Postfix 3: ${name?{if set}:{if not}}.
+        if let Some(branches) = rest.strip_prefix('?')
+            && let Some((set, unset)) = two_branches(branches)
+        {
+            let chosen = if value.is_empty() { unset } else { set };
+            return self.expand_text(chosen, stack);
+        }
         match rest.chars().next() {
             None => Ok(value),
             Some('?') if value.is_empty() => Ok(String::new()),
@@ -505,6 +517,19 @@ impl Expander<'_> {
             )),
         }
     }
+}
+
+/// `{a}:{b}` split into its two branches, braces removed.
+fn two_branches(text: &str) -> Option<(&str, &str)> {
+    let text = text.trim();
+    if !text.starts_with('{') {
+        return None;
+    }
+    let end = matching_close(text, '{', '}')?;
+    let first = &text[1..end];
+    let rest = text[end + 1..].trim_start().strip_prefix(':')?.trim();
+    let second_end = matching_close(rest, '{', '}')?;
+    (second_end == rest.len() - 1).then(|| (first.trim(), rest[1..second_end].trim()))
 }
 
 /// Index in `text` (which starts with `open`) of the matching `close`.

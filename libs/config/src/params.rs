@@ -17,6 +17,11 @@ pub(crate) enum Kind {
     /// A decimal number such as a spam score level (6.2, -999).
     Score,
     List,
+    /// One of a fixed set of words (any case).
+    Choice(&'static [&'static str]),
+    /// Text whose `$name`s are expanded later, by the service, with names
+    /// of its own (default_rbl_reply's $rbl_code): kept as written.
+    Raw,
 }
 
 #[derive(Debug)]
@@ -34,7 +39,9 @@ const fn p(name: &'static str, default: &'static str, kind: Kind) -> Param {
     }
 }
 
-use Kind::{Bool, Int, List, Score, Size, Str, Time};
+use Kind::{Bool, Choice, Int, List, Raw, Score, Size, Str, Time};
+
+const TEMPFAIL: &[&str] = &["defer_if_permit", "defer"];
 
 /// `myhostname` and `mydomain` have computed defaults (see `MainConfig`); their entries
 /// here carry an empty placeholder.
@@ -179,16 +186,42 @@ static PARAMS: &[Param] = &[
     p("smtpd_sender_login_maps", "", List),
     p("smtpd_helo_required", "no", Bool),
     p("smtpd_delay_reject", "yes", Bool),
+    p("smtpd_reject_unlisted_sender", "no", Bool),
+    p("smtpd_peername_lookup", "yes", Bool),
+    p("smtpd_log_access_permit_actions", "", List),
+    p("smtpd_forbid_unauth_pipelining", "no", Bool),
+    p("smtpd_relay_before_recipient_restrictions", "yes", Bool),
     p("disable_vrfy_command", "no", Bool),
-    p("smtpd_timeout", "300s", Time('s')),
-    p("smtpd_hard_error_limit", "20", Int),
+    // Set to "yes" for a service under stress (all its slots busy); the
+    // ${stress?{...}:{...}} defaults below shrink then.
+    p("stress", "", Str),
+    p("smtpd_timeout", "${stress?{10}:{300}}s", Time('s')),
+    p("smtpd_per_record_deadline", "${stress?{yes}:{no}}", Bool),
+    p(
+        "smtpd_per_request_deadline",
+        "$smtpd_per_record_deadline",
+        Bool,
+    ),
+    p("smtpd_min_data_rate", "500", Int),
+    p("smtpd_hard_error_limit", "${stress?{1}:{20}}", Int),
     p("smtpd_soft_error_limit", "10", Int),
     p("smtpd_error_sleep_time", "1s", Time('s')),
     p("smtpd_junk_command_limit", "100", Int),
     p("smtpd_recipient_limit", "1000", Int),
+    p("smtpd_recipient_overshoot_limit", "1000", Int),
     p("smtpd_client_connection_count_limit", "50", Int),
     p("smtpd_client_connection_rate_limit", "0", Int),
-    p("smtpd_forbid_bare_newline", "normalize", Str),
+    p("smtpd_client_message_rate_limit", "0", Int),
+    p("smtpd_client_recipient_rate_limit", "0", Int),
+    p("smtpd_client_event_limit_exceptions", "$mynetworks", List),
+    p("anvil_rate_time_unit", "60s", Time('s')),
+    // A bare LF ends a line (Postfix 3.7's "no" behaves the same); "yes"
+    // and "reject" (refuse it) are not implemented.
+    p(
+        "smtpd_forbid_bare_newline",
+        "normalize",
+        Choice(&["normalize", "no"]),
+    ),
     p("smtpd_reject_unlisted_recipient", "yes", Bool),
     p("smtpd_milters", "", List),
     p("non_smtpd_milters", "", List),
@@ -205,6 +238,46 @@ static PARAMS: &[Param] = &[
     p("access_map_defer_code", "450", Int),
     p("defer_code", "450", Int),
     p("reject_code", "554", Int),
+    p("unknown_client_reject_code", "450", Int),
+    p("unknown_hostname_reject_code", "450", Int),
+    p("unknown_address_reject_code", "450", Int),
+    p("non_fqdn_reject_code", "504", Int),
+    p("invalid_hostname_reject_code", "501", Int),
+    p("multi_recipient_bounce_reject_code", "550", Int),
+    p("plaintext_reject_code", "450", Int),
+    p("maps_rbl_reject_code", "554", Int),
+    // What a DNS failure does to reject_unknown_{helo_hostname,sender_domain,
+    // recipient_domain}: defer_if_permit (answer 4xx unless another
+    // restriction rejects) or defer (answer 4xx at once).
+    p(
+        "reject_tempfail_action",
+        "defer_if_permit",
+        Choice(TEMPFAIL),
+    ),
+    p(
+        "unknown_helo_hostname_tempfail_action",
+        "$reject_tempfail_action",
+        Choice(TEMPFAIL),
+    ),
+    p(
+        "unknown_address_tempfail_action",
+        "$reject_tempfail_action",
+        Choice(TEMPFAIL),
+    ),
+    // mailgate: what a DNS list lookup that fails does. Postfix lets the
+    // client through (dunno); mailgate fails closed by default.
+    p(
+        "rbl_tempfail_action",
+        "defer_if_permit",
+        Choice(&["defer_if_permit", "defer", "dunno"]),
+    ),
+    p(
+        "default_rbl_reply",
+        "$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using $rbl_domain${rbl_reason?; $rbl_reason}",
+        Raw,
+    ),
+    p("rbl_reply_maps", "", List),
+    p("show_user_unknown_table_name", "yes", Bool),
     p("address_verify_map", "", Str),
     p("debug_peer_list", "", List),
     p("debug_peer_level", "2", Int),
@@ -347,7 +420,8 @@ pub(crate) fn parse_score(value: &str) -> Option<f64> {
 /// Checks a value against its kind; the error explains the expected form.
 pub(crate) fn validate(kind: Kind, value: &str) -> Result<(), String> {
     let ok = match kind {
-        Kind::Str | Kind::List => true,
+        Kind::Str | Kind::List | Kind::Raw => true,
+        Kind::Choice(words) => words.iter().any(|w| w.eq_ignore_ascii_case(value)),
         Kind::Bool => parse_bool(value).is_some(),
         Kind::Int => parse_int(value).is_some(),
         Kind::Size => parse_size(value).is_some(),
@@ -365,7 +439,8 @@ pub(crate) fn validate(kind: Kind, value: &str) -> Result<(), String> {
         Kind::Time(unit) => format!(
             "invalid time value \"{value}\" (expected a number with an optional unit s, m, h, d or w; the default unit is {unit})"
         ),
-        Kind::Str | Kind::List => String::new(),
+        Kind::Choice(words) => format!("invalid value \"{value}\" (expected {})", words.join(", ")),
+        Kind::Str | Kind::List | Kind::Raw => String::new(),
     })
 }
 

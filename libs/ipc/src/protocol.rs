@@ -19,8 +19,26 @@ pub mod cleanup {
         /// bytes. cleanup refuses any other descriptor.
         Commit {
             envelope: Box<Envelope>,
+            actions: Actions,
             size: u64,
         },
+    }
+
+    /// What smtpd's access restrictions decided about the message besides
+    /// accepting it (Postfix's HOLD, DISCARD, REDIRECT, BCC and PREPEND
+    /// actions); smtpd has logged each already.
+    #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Actions {
+        /// Queue the message on hold.
+        pub hold: bool,
+        /// Accept the message and deliver it nowhere.
+        pub discard: bool,
+        /// Replace every recipient with this one.
+        pub redirect: Option<String>,
+        /// Add these recipients.
+        pub bcc: Vec<String>,
+        /// Header lines ("Name: value") to put above the message.
+        pub prepend: Vec<String>,
     }
 
     #[derive(Debug, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ use nix::fcntl::{FcntlArg, SealFlag, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 
 use crate::envelope::{ClientInfo, Envelope, SmtpReply};
-use crate::protocol::cleanup::{Reply, Request};
+use crate::protocol::cleanup::{Actions, Reply, Request};
 use crate::spool::is_queue_id;
 use crate::{Channel, IpcError};
 
@@ -180,13 +180,26 @@ impl CleanupSession {
     /// Hands over the envelope and the sealed content and waits for
     /// cleanup's verdict.
     pub async fn commit(
+        self,
+        envelope: Envelope,
+        content: &SealedContent,
+    ) -> Result<Committed, SubmitError> {
+        self.commit_with(envelope, Actions::default(), content)
+            .await
+    }
+
+    /// [`CleanupSession::commit`] with what smtpd's access restrictions
+    /// decided besides accepting the message.
+    pub async fn commit_with(
         mut self,
         envelope: Envelope,
+        actions: Actions,
         content: &SealedContent,
     ) -> Result<Committed, SubmitError> {
         let size = content.size().map_err(SubmitError::Content)?;
         let request = Request::Commit {
             envelope: Box::new(envelope),
+            actions,
             size,
         };
         let fds = [content.file.as_fd()];

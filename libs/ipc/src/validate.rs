@@ -116,11 +116,47 @@ pub trait Validate {
     fn validate(&self) -> Result<(), Invalid>;
 }
 
+/// Most header lines an access action may prepend.
+pub const MAX_PREPEND: usize = 100;
+
+/// smtpd's access actions: addresses as in an envelope; each prepended
+/// line one header field (`Name: value`), which cannot break the header
+/// block it goes into.
+pub fn actions(a: &cleanup::Actions) -> Result<(), Invalid> {
+    if let Some(to) = &a.redirect {
+        text("REDIRECT address", to, MAX_NAME)?;
+    }
+    if a.bcc.len() > MAX_RECIPIENTS {
+        return invalid(format!("{} BCC recipients", a.bcc.len()));
+    }
+    for bcc in &a.bcc {
+        text("BCC address", bcc, MAX_NAME)?;
+    }
+    if a.prepend.len() > MAX_PREPEND {
+        return invalid(format!("{} header lines to prepend", a.prepend.len()));
+    }
+    for line in &a.prepend {
+        text("prepended header", line, MAX_NAME)?;
+        let name = line.split_once(':').map(|(name, _)| name).unwrap_or("");
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+            return invalid("a prepended line that is not a header field");
+        }
+    }
+    Ok(())
+}
+
 impl Validate for cleanup::Request {
     fn validate(&self) -> Result<(), Invalid> {
         match self {
             cleanup::Request::Begin => Ok(()),
-            cleanup::Request::Commit { envelope, .. } => new_envelope(envelope),
+            cleanup::Request::Commit {
+                envelope,
+                actions: a,
+                ..
+            } => {
+                new_envelope(envelope)?;
+                actions(a)
+            }
         }
     }
 }
@@ -266,6 +302,22 @@ mod tests {
         let mut e = envelope();
         e.recipients[0].address = "x".repeat(MAX_NAME + 1);
         assert!(new_envelope(&e).is_err());
+    }
+
+    #[test]
+    fn access_actions_cannot_break_the_header() {
+        let mut a = cleanup::Actions::default();
+        assert!(actions(&a).is_ok());
+        a.prepend = vec!["X-Checked: yes".into()];
+        assert!(actions(&a).is_ok());
+        for bad in [
+            "X-A: 1\r\nBcc: evil@example.org",
+            "no header here",
+            ": empty",
+        ] {
+            a.prepend = vec![bad.into()];
+            assert!(actions(&a).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -67,6 +67,33 @@ fn port_of(config: Option<&MainConfig>, parameter: &str) -> Option<u16> {
     rest.rsplit_once(':')?.1.parse().ok()
 }
 
+/// The ports of the DNS servers: each dns_nameservers entry's (`ip:port`,
+/// `[ip]:port`; 53 for a bare address), or 53 for /etc/resolv.conf's.
+fn dns_ports(config: Option<&MainConfig>) -> Vec<u16> {
+    let entries = config
+        .map(|c| c.list("dns_nameservers"))
+        .unwrap_or_default();
+    let mut ports: Vec<u16> = entries
+        .iter()
+        .map(|entry| {
+            if entry.parse::<std::net::IpAddr>().is_ok() {
+                53
+            } else {
+                entry
+                    .parse::<std::net::SocketAddr>()
+                    .map(|a| a.port())
+                    .unwrap_or(53)
+            }
+        })
+        .collect();
+    if ports.is_empty() {
+        ports.push(53);
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
 fn landlock_error(e: impl fmt::Display) -> SandboxError {
     SandboxError::Landlock {
         reason: e.to_string(),
@@ -111,9 +138,12 @@ pub fn restrict(
         (rules.tcp_connect, AccessNet::ConnectTcp),
         (rules.tcp_bind, AccessNet::BindTcp),
     ] {
-        if let Ports::PortOf(parameter) = ports
-            && let Some(port) = port_of(config, parameter)
-        {
+        let allowed = match ports {
+            Ports::None | Ports::Any => Vec::new(),
+            Ports::PortOf(parameter) => port_of(config, parameter).into_iter().collect(),
+            Ports::DnsServers => dns_ports(config),
+        };
+        for port in allowed {
             created = created
                 .add_rule(NetPort::new(port, access))
                 .map_err(landlock_error)?;

@@ -11,7 +11,7 @@
 //!
 //! ```text
 //! service  root     user           callers (SO_PEERCRED)      promises                                files (Landlock)                   TCP (Landlock)
-//! smtpd    spool    smtpd_owner*   - (inet)                   stdio accept unix-connect memfd         none                               none (accepts only)
+//! smtpd    spool    smtpd_owner*   - (inet)                   stdio accept unix-connect memfd inet    none                               connect the DNS servers' ports
 //! cleanup  spool    mail_owner     smtpd_owner mail_owner root stdio accept unix-connect spool-files  incoming hold quarantine           none
 //! qmgr     spool    mail_owner     mail_owner root            stdio accept unix-connect spool-files memfd  incoming active deferred hold corrupt  none
 //! relay    spool    relay_owner    mail_owner                 stdio accept inet                       none                               connect any port, bind none
@@ -121,6 +121,9 @@ pub enum Ports {
     /// The port of the `inet:host:port` address a main.cf parameter names
     /// (none when it names a Unix socket).
     PortOf(&'static str),
+    /// The ports of the DNS servers (dns_nameservers, or 53 for those of
+    /// /etc/resolv.conf): TCP is DNS's fallback for long answers.
+    DnsServers,
 }
 
 /// The Landlock ruleset of a profile. Whatever is not listed is denied:
@@ -195,9 +198,12 @@ const OPEN_FILES: u64 = 4096;
 const LIMITS: &[Limit] = &[Limit::CoreSize(0), Limit::OpenFiles(OPEN_FILES)];
 
 /// SMTP server: accepts on the inherited socket, writes each message into a
-/// sealed memfd and passes it to cleanup. No files, no outbound network.
-/// Its own uid: the services it must not call (qmgr, relay, scanner) refuse
-/// it by uid, and in mail_owner's group it reaches only public/'s sockets.
+/// sealed memfd and passes it to cleanup. No files. Network out only for
+/// its DNS queries (client names, the reject_unknown_* checks, DNS lists):
+/// the resolver's servers were read before the sandbox, and Landlock allows
+/// TCP (DNS's fallback) to their ports only. Its own uid: the services it
+/// must not call (qmgr, relay, scanner) refuse it by uid, and in
+/// mail_owner's group it reaches only public/'s sockets.
 pub const SMTPD: Profile = Profile {
     service: "smtpd",
     root: Root::Spool,
@@ -209,8 +215,13 @@ pub const SMTPD: Profile = Profile {
         Promise::Accept,
         Promise::UnixConnect,
         Promise::Memfd,
+        Promise::Inet,
     ],
-    landlock: NOTHING,
+    landlock: Landlock {
+        dirs: &[],
+        tcp_connect: Ports::DnsServers,
+        tcp_bind: Ports::None,
+    },
 };
 
 /// Writes queue files in incoming/ (hold/, quarantine/), wakes qmgr. No
@@ -376,7 +387,7 @@ mod tests {
         for profile in ALL {
             assert!(profile.keeps(Promise::Stdio), "{}", profile.service);
         }
-        for profile in [SMTPD, CLEANUP, QMGR, SCANNER, SCAN, LEARN] {
+        for profile in [CLEANUP, QMGR, SCANNER, SCAN, LEARN] {
             assert!(!profile.keeps(Promise::Inet), "{}", profile.service);
             assert_eq!(profile.landlock.tcp_connect, Ports::None);
         }
@@ -388,7 +399,8 @@ mod tests {
             assert_eq!(profile.landlock.tcp_bind, Ports::None);
         }
         assert!(!RELAY.keeps(Promise::UnixConnect));
-        assert_eq!(SMTPD.pledge(), "stdio accept unix-connect memfd");
+        assert_eq!(SMTPD.landlock.tcp_connect, Ports::DnsServers);
+        assert_eq!(SMTPD.pledge(), "stdio accept unix-connect memfd inet");
     }
 
     #[test]

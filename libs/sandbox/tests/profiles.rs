@@ -45,7 +45,7 @@ const CASES: &[(&str, &str, Expect)] = &[
     ("smtpd", "allowed", Expect::Works),
     ("smtpd", "execve", Expect::Sigsys),
     ("smtpd", "fork", Expect::Sigsys),
-    ("smtpd", "inet-socket", Expect::Sigsys),
+    ("smtpd", "netlink-socket", Expect::Sigsys),
     ("smtpd", "unlink", Expect::Sigsys),
     ("smtpd", "exec-memory", Expect::Sigsys),
     ("smtpd", "log-mode-execve", Expect::Works),
@@ -53,7 +53,9 @@ const CASES: &[(&str, &str, Expect)] = &[
     ("smtpd", "truncate-log", Expect::Sigsys),
     ("smtpd", "abstract-unix", Expect::Refused),
     ("smtpd", "log-mode-signal", Expect::Refused),
-    ("smtpd", "log-mode-tcp-connect", Expect::Refused),
+    ("smtpd", "tcp-connect", Expect::Refused),
+    ("smtpd", "tcp-bind", Expect::Refused),
+    ("smtpd", "dns-port", Expect::Works),
     ("smtpd", "log-mode-mkdir", Expect::Refused),
     ("smtpd", "log-mode-unix-bind", Expect::Refused),
     ("cleanup", "allowed", Expect::Works),
@@ -357,7 +359,16 @@ fn probe(service: &str, case: &str, spool: &Path) -> ExitCode {
             refused(errno_result(r), libc::EPERM);
         }
         "log-mode-mkdir" => refused(fs::create_dir("made"), libc::EACCES),
-        "log-mode-tcp-connect" => {
+        "dns-port" => {
+            // TCP to the DNS servers' port (53 without a configuration) is
+            // allowed: whatever answers, Landlock does not refuse it.
+            if let Err(e) = TcpStream::connect("127.0.0.1:53")
+                && e.raw_os_error() == Some(libc::EACCES)
+            {
+                fail("TCP to port 53 refused");
+            }
+        }
+        "tcp-connect" | "log-mode-tcp-connect" => {
             let address = inherited
                 .tcp
                 .local_addr()

@@ -183,10 +183,7 @@ async fn begin_with_fds(channel: &mut Channel) -> Result<String, String> {
         &frame(&cleanup::Request::Begin, 0),
         &[file.as_raw_fd(); 4],
     )?;
-    let (reply, _) = channel
-        .recv::<cleanup::Reply>()
-        .await
-        .map_err(closed)?;
+    let (reply, _) = channel.recv::<cleanup::Reply>().await.map_err(closed)?;
     Ok(format!("{reply:?}"))
 }
 
@@ -208,8 +205,11 @@ fn envelope() -> Envelope {
 /// (sealed), `mismatch` seals it and announces another size. Returns the
 /// descriptor and the size to announce.
 fn content(kind: &str) -> Result<(OwnedFd, u64), String> {
-    let fd = memfd_create(c"hostile", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
-        .map_err(|e| e.to_string())?;
+    let fd = memfd_create(
+        c"hostile",
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+    )
+    .map_err(|e| e.to_string())?;
     let mut file = std::fs::File::from(fd);
     let mut size = MESSAGE.len() as u64;
     if kind == "sparse" {
@@ -242,6 +242,7 @@ async fn commit(channel: &mut Channel, kind: &str) -> Result<String, String> {
     let (fd, size) = content(kind)?;
     let request = cleanup::Request::Commit {
         envelope: Box::new(envelope()),
+        actions: cleanup::Actions::default(),
         size,
     };
     let reply: cleanup::Reply = channel

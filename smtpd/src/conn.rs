@@ -1,0 +1,219 @@
+//! The client connection: input and output buffers, and the time limits on
+//! reading and writing.
+//!
+//! Replies are buffered and written only when the session needs more input
+//! than it has (RFC 2920): a pipelining client gets its answers in order
+//! and in as few packets as possible, and a client that sends one command
+//! at a time gets each answer at once.
+//!
+//! Every read and write is bounded by smtpd_timeout. With
+//! smtpd_per_request_deadline (the default while the service is under
+//! stress) the limit covers a whole command line or reply instead of each
+//! read, so a client that trickles a byte at a time cannot hold a slot for
+//! long; the DATA phase then has a budget that grows by one second per
+//! smtpd_min_data_rate bytes received, never beyond smtpd_timeout.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::reply::Reply;
+use crate::settings::Timing;
+
+/// How much the session asks the socket for at a time.
+pub const READ_CHUNK: usize = 16 * 1024;
+
+pub enum IoError {
+    Lost,
+    Timeout,
+}
+
+pub enum Line {
+    Text(Vec<u8>),
+    TooLong,
+}
+
+/// The socket with its input and output buffers.
+pub struct Conn<S> {
+    pub stream: S,
+    inbuf: Vec<u8>,
+    /// Bytes of `inbuf` before this offset are consumed.
+    start: usize,
+    outbuf: Vec<u8>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    pub fn new(stream: S) -> Conn<S> {
+        Conn {
+            stream,
+            inbuf: Vec::new(),
+            start: 0,
+            outbuf: Vec::new(),
+        }
+    }
+
+    pub fn buffered(&self) -> &[u8] {
+        &self.inbuf[self.start..]
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.inbuf.len());
+        if self.start == self.inbuf.len() {
+            self.inbuf.clear();
+            self.start = 0;
+        }
+    }
+
+    pub fn queue(&mut self, reply: &Reply) {
+        self.outbuf.extend_from_slice(&reply.to_wire());
+    }
+
+    /// Writes the queued replies, within `timeout` for all of them.
+    pub async fn flush(&mut self, timeout: Duration) -> Result<(), IoError> {
+        if self.outbuf.is_empty() {
+            return Ok(());
+        }
+        let write = async {
+            self.stream.write_all(&self.outbuf).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(timeout, write).await {
+            Err(_) => Err(IoError::Timeout),
+            Ok(Err(_)) => Err(IoError::Lost),
+            Ok(Ok(())) => {
+                self.outbuf.clear();
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads more input within `timeout`, first sending the replies the
+    /// client waits for. Returns how many bytes arrived.
+    pub async fn fill(&mut self, timeout: Duration) -> Result<usize, IoError> {
+        self.flush(timeout).await?;
+        if self.start > 0 {
+            self.inbuf.drain(..self.start);
+            self.start = 0;
+        }
+        self.inbuf.reserve(READ_CHUNK);
+        match tokio::time::timeout(timeout, self.stream.read_buf(&mut self.inbuf)).await {
+            Err(_) => Err(IoError::Timeout),
+            Ok(Err(_) | Ok(0)) => Err(IoError::Lost),
+            Ok(Ok(n)) => Ok(n),
+        }
+    }
+
+    /// True when the client has sent more than it was asked for: input is
+    /// buffered, or arrives without waiting. Nothing read is lost.
+    pub async fn has_input(&mut self) -> bool {
+        if !self.buffered().is_empty() {
+            return true;
+        }
+        self.inbuf.reserve(READ_CHUNK);
+        // A zero timeout polls the read once: only input already there.
+        matches!(
+            tokio::time::timeout(Duration::ZERO, self.stream.read_buf(&mut self.inbuf)).await,
+            Ok(Ok(n)) if n > 0
+        )
+    }
+
+    /// One command line without its line end. A bare LF ends a line too
+    /// (smtpd_forbid_bare_newline = normalize). Longer than `limit`: the
+    /// whole line is read and dropped, holding no more than `limit` plus
+    /// one read in memory.
+    pub async fn read_line(&mut self, limit: usize, timing: Timing) -> Result<Line, IoError> {
+        let deadline = Instant::now() + timing.timeout;
+        let mut too_long = false;
+        loop {
+            let buf = self.buffered();
+            if let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+                let line = &buf[..pos];
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let result = if too_long || line.len() > limit {
+                    Line::TooLong
+                } else {
+                    Line::Text(line.to_vec())
+                };
+                self.consume(pos + 1);
+                return Ok(result);
+            }
+            if buf.len() > limit {
+                too_long = true;
+                let n = buf.len();
+                self.consume(n);
+            }
+            let timeout = if timing.per_request_deadline {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                timing.timeout
+            };
+            self.fill(timeout).await?;
+        }
+    }
+}
+
+/// The time the DATA phase may still wait, per smtpd_min_data_rate.
+pub struct DataBudget {
+    timing: Timing,
+    min_rate: u64,
+    left: Duration,
+}
+
+impl DataBudget {
+    pub fn new(timing: Timing, min_rate: u64) -> DataBudget {
+        DataBudget {
+            timing,
+            min_rate,
+            left: timing.timeout,
+        }
+    }
+
+    /// The limit for the next read.
+    pub fn next_timeout(&self) -> Duration {
+        if self.timing.per_request_deadline {
+            self.left
+        } else {
+            self.timing.timeout
+        }
+    }
+
+    /// After a read that took `elapsed` and brought `bytes`.
+    pub fn spent(&mut self, elapsed: Duration, bytes: usize) {
+        if !self.timing.per_request_deadline {
+            return;
+        }
+        let earned = match self.min_rate {
+            0 => self.timing.timeout,
+            rate => Duration::from_secs_f64(bytes as f64 / rate as f64),
+        };
+        self.left = (self.left.saturating_sub(elapsed) + earned).min(self.timing.timeout);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_budget_grows_with_data_and_never_beyond_the_timeout() {
+        let timing = Timing {
+            timeout: Duration::from_secs(10),
+            hard_error_limit: 1,
+            per_request_deadline: true,
+        };
+        let mut b = DataBudget::new(timing, 500);
+        b.spent(Duration::from_secs(4), 1000);
+        assert_eq!(b.next_timeout(), Duration::from_secs(8));
+        b.spent(Duration::from_secs(1), 100_000);
+        assert_eq!(b.next_timeout(), Duration::from_secs(10));
+        b.spent(Duration::from_secs(9), 1);
+        assert!(b.next_timeout() < Duration::from_secs(2));
+        let relaxed = Timing {
+            per_request_deadline: false,
+            ..timing
+        };
+        let mut b = DataBudget::new(relaxed, 500);
+        b.spent(Duration::from_secs(9), 1);
+        assert_eq!(b.next_timeout(), Duration::from_secs(10));
+    }
+}

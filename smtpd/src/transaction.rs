@@ -1,0 +1,274 @@
+//! A mail transaction: MAIL, RCPT, DATA, and the hand-over to cleanup. A
+//! 250 after the final dot means cleanup has the message on stable
+//! storage (invariant 1).
+
+use std::time::Instant;
+
+use mailgate_ipc::envelope::{ClientInfo, Envelope, Recipient, now_micros};
+use mailgate_ipc::protocol::cleanup::Actions;
+use mailgate_ipc::spool::service_socket;
+use mailgate_ipc::submit::{CleanupSession, Committed, Content};
+use mailgate_log::{info, warning};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::address::{Address, ReversePath};
+use crate::command::{MailParams, RcptParams};
+use crate::conn::{DataBudget, IoError, READ_CHUNK};
+use crate::data::{DataReader, Feed, Limits, Verdict};
+use crate::policy::Evaluator;
+use crate::reply::Reply;
+use crate::session::Session;
+
+/// From MAIL to the end of DATA or its abandonment.
+pub(crate) struct Transaction {
+    sender: ReversePath,
+    params: MailParams,
+    recipients: Vec<Recipient>,
+    /// Opened at the first accepted recipient; dropping it discards the
+    /// transaction in cleanup.
+    cleanup: Option<CleanupSession>,
+}
+
+fn queue_error() -> Reply {
+    Reply::new(451, "4.3.0 Error: queue file write error")
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
+    pub(crate) async fn mail(&mut self, sender: ReversePath, params: MailParams) -> Reply {
+        let s = self.settings;
+        if s.helo_required && self.st.helo.is_none() {
+            return Reply::new(503, "5.5.1 Error: send HELO/EHLO first");
+        }
+        if self.txn.is_some() {
+            return Reply::new(503, "5.5.1 Error: nested MAIL command");
+        }
+        if let Some(size) = params.size
+            && s.message_size_limit != 0
+            && size > s.message_size_limit
+        {
+            return Reply::new(552, "5.3.4 Message size exceeds fixed maximum message size");
+        }
+        let addr = self.st.peer.addr;
+        if s.limits.message_rate > 0 && !s.limits.exceptions.contains(addr) {
+            let rate = self.shared.anvil.message(addr);
+            if rate > s.limits.message_rate {
+                warning!(
+                    "Message delivery request rate limit exceeded: {rate} from {} for service {}",
+                    self.st.peer.label(),
+                    self.shared.service
+                );
+                return Reply::new(450, format!("4.7.1 Error: too much mail from {addr}"));
+            }
+        }
+        let sender_text = sender.to_string();
+        self.st.smtputf8 = params.smtputf8;
+        if !s.delay_reject
+            && let Some(reply) = Evaluator::new(s)
+                .check_mail(&mut self.st, Some(&sender_text))
+                .await
+        {
+            self.st.reset_transaction();
+            return reply;
+        }
+        self.st.sender = Some(sender_text);
+        self.txn = Some(Transaction {
+            sender,
+            params,
+            recipients: Vec::new(),
+            cleanup: None,
+        });
+        Reply::new(250, "2.1.0 Ok")
+    }
+
+    pub(crate) async fn rcpt(&mut self, address: Address, params: RcptParams) -> Reply {
+        let s = self.settings;
+        let Some(txn) = &self.txn else {
+            return Reply::new(503, "5.5.1 Error: need MAIL command");
+        };
+        if txn.recipients.len() >= s.recipient_limit {
+            self.rcpt_overshoot = self.rcpt_overshoot.saturating_add(1);
+            self.soft_refusal = self.rcpt_overshoot <= s.recipient_overshoot_limit;
+            return Reply::new(452, "4.5.3 Error: too many recipients");
+        }
+        let addr = self.st.peer.addr;
+        if s.limits.recipient_rate > 0 && !s.limits.exceptions.contains(addr) {
+            let rate = self.shared.anvil.recipient(addr);
+            if rate > s.limits.recipient_rate {
+                warning!(
+                    "Recipient address rate limit exceeded: {rate} from {} for service {}",
+                    self.st.peer.label(),
+                    self.shared.service
+                );
+                return Reply::new(450, format!("4.7.1 Error: too many recipients from {addr}"));
+            }
+        }
+        let recipient = address.to_string();
+        if let Some(reply) = Evaluator::new(s).check_rcpt(&mut self.st, &recipient).await {
+            return reply;
+        }
+        let label = self.st.peer.label();
+        let Some(txn) = self.txn.as_mut() else {
+            return Reply::new(503, "5.5.1 Error: need MAIL command");
+        };
+        if txn.cleanup.is_none() {
+            let socket = s
+                .cleanup_socket
+                .clone()
+                .unwrap_or_else(|| service_socket("cleanup"));
+            match CleanupSession::begin(&socket, s.ipc_timeout).await {
+                Ok(cleanup) => {
+                    info!("{}: client={label}", cleanup.queue_id());
+                    self.st.queue_id = Some(cleanup.queue_id().to_string());
+                    txn.cleanup = Some(cleanup);
+                }
+                Err(e) => {
+                    warning!("{e}");
+                    return queue_error();
+                }
+            }
+        }
+        txn.recipients
+            .push(Recipient::new(recipient.clone(), params.orcpt));
+        self.st.rcpt_count = txn.recipients.len();
+        self.st.recipient.get_or_insert(recipient);
+        Reply::new(250, "2.1.5 Ok")
+    }
+
+    /// DATA through the end of the message. Err means the connection is gone.
+    pub(crate) async fn data(&mut self) -> Result<Reply, IoError> {
+        match &self.txn {
+            None => return Ok(Reply::new(503, "5.5.1 Error: need RCPT command")),
+            Some(txn) if txn.recipients.is_empty() => {
+                return Ok(Reply::new(554, "5.5.1 Error: no valid recipients"));
+            }
+            Some(_) => {}
+        }
+        let s = self.settings;
+        if let Some(reply) = Evaluator::new(s).check_data(&mut self.st).await {
+            return Ok(reply);
+        }
+        let mut content = match Content::new() {
+            Ok(content) => content,
+            Err(e) => {
+                warning!("cannot create a memory file for the message: {e}");
+                return Ok(queue_error());
+            }
+        };
+        // The envelope's arrival time is when the client started sending
+        // the message: what the queue's delay figures should measure from.
+        let arrival = now_micros();
+        self.conn
+            .queue(&Reply::new(354, "End data with <CR><LF>.<CR><LF>"));
+        let mut reader = DataReader::new(Limits {
+            message_size: s.message_size_limit,
+            header_size: s.header_size_limit,
+            hop_count: s.hopcount_limit,
+        });
+        let mut budget = DataBudget::new(self.shared.timing(), s.min_data_rate);
+        let mut out = Vec::with_capacity(READ_CHUNK * 2);
+        let mut write_error = None;
+        loop {
+            let buffered = self.conn.buffered();
+            let feed = reader.feed(buffered, &mut out);
+            let used = match feed {
+                Feed::Done { used } => used,
+                Feed::More => buffered.len(),
+            };
+            self.conn.consume(used);
+            if write_error.is_none()
+                && !out.is_empty()
+                && let Err(e) = content.write(&out)
+            {
+                write_error = Some(e);
+            }
+            out.clear();
+            if matches!(feed, Feed::Done { .. }) {
+                break;
+            }
+            let started = Instant::now();
+            let bytes = self.conn.fill(budget.next_timeout()).await?;
+            budget.spent(started.elapsed(), bytes);
+        }
+        self.st.stage = "END-OF-MESSAGE";
+        // From here on the transaction ends whatever happens.
+        let Some(mut txn) = self.txn.take() else {
+            return Ok(queue_error());
+        };
+        let refusal = match reader.verdict() {
+            Verdict::Ok => None,
+            Verdict::TooBig => Some(Reply::new(552, "5.3.4 Error: message file too big")),
+            Verdict::HeaderTooBig => Some(Reply::new(
+                552,
+                "5.6.0 Error: message header size exceeds limit",
+            )),
+            Verdict::TooManyHops => Some(Reply::new(554, "5.4.6 Too many hops")),
+        };
+        let refusal = match refusal {
+            Some(reply) => {
+                self.st.log_whatsup("reject", &reply.to_string());
+                Some(reply)
+            }
+            None => Evaluator::new(s).check_eod(&mut self.st).await,
+        };
+        let actions = std::mem::take(&mut self.st.actions);
+        let queue_id = self.st.queue_id.clone();
+        self.st.reset_transaction();
+        if let Some(reply) = refusal {
+            return Ok(reply);
+        }
+        let id = queue_id.unwrap_or_else(|| "NOQUEUE".to_string());
+        if let Some(e) = write_error {
+            warning!("{id}: cannot store the message content: {e}");
+            return Ok(queue_error());
+        }
+        let sealed = match content.seal() {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                warning!("{id}: cannot seal the message content: {e}");
+                return Ok(queue_error());
+            }
+        };
+        let Some(cleanup) = txn.cleanup.take() else {
+            return Ok(queue_error());
+        };
+        let envelope = Envelope {
+            sender: txn.sender.to_string(),
+            recipients: txn.recipients,
+            client: ClientInfo {
+                name: self.st.peer.name.clone(),
+                addr: self.st.peer.addr.to_string(),
+                port: self.st.peer.port,
+                helo: self.st.helo.clone().unwrap_or_default(),
+                protocol: self.protocol().to_string(),
+            },
+            body_type: txn.params.body,
+            smtputf8: txn.params.smtputf8,
+            dsn_ret: txn.params.ret,
+            dsn_envid: txn.params.envid,
+            arrival,
+        };
+        let actions = Actions {
+            hold: actions.hold.is_some(),
+            discard: actions.discard,
+            redirect: actions.redirect,
+            bcc: actions.bcc,
+            prepend: actions.prepend,
+        };
+        // Invariant 1: 250 only for Queued, which cleanup sends once the
+        // queue file is durable.
+        match cleanup.commit_with(envelope, actions, &sealed).await {
+            Ok(Committed::Queued(queue_id)) => {
+                // "without delivering mail": the error counters restart.
+                self.errors = 0;
+                self.junk = 0;
+                Ok(Reply::new(250, format!("2.0.0 Ok: queued as {queue_id}")))
+            }
+            // cleanup logs its own rejections with the queue ID.
+            Ok(Committed::Rejected(reply) | Committed::Deferred(reply)) => Ok(Reply::from(&reply)),
+            Err(e) => {
+                warning!("{id}: {e}");
+                Ok(queue_error())
+            }
+        }
+    }
+}

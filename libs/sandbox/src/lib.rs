@@ -11,4 +11,4 @@ pub use landlock::LandlockState;
 pub use privileges::{Identity, Placement, SandboxError, enter, identity_in_group, lookup_user};
 pub use profiles::Profile;
 pub use seccomp::Mode;
-pub use worker::{Sandboxed, Shutdown, Worker, die, sandbox_state_file};
+pub use worker::{Sandboxed, Shutdown, Worker, die, sandbox_state_file, take_handoff_descriptors};

@@ -62,6 +62,33 @@ pub fn sandbox_state_file(queue_directory: &Path, pid: u32) -> PathBuf {
     queue_directory.join(PID).join(format!("sandbox.{pid}"))
 }
 
+/// Takes ownership of descriptors 3 and 4, the listening socket and the
+/// master-watch pipe the master leaves open. Only the first call in a
+/// process takes them; any later one gets an error and touches nothing, so
+/// the two can never be owned (and closed) twice.
+pub fn take_handoff_descriptors() -> Result<(OwnedFd, OwnedFd), &'static str> {
+    if STARTED.swap(true, Ordering::SeqCst) {
+        return Err("BUG: the master's descriptors were already taken");
+    }
+    for fd in [LISTEN_FD, MASTER_WATCH_FD] {
+        // SAFETY: only asks the kernel whether the number is open.
+        let open = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        if nix::fcntl::fcntl(open, nix::fcntl::FcntlArg::F_GETFD).is_err() {
+            return Err("started without the descriptors the master hands over");
+        }
+    }
+    // SAFETY: the master leaves exactly these two descriptors open for us
+    // (the handoff contract), they are open (checked above), and the STARTED
+    // guard makes this the one call in the process that takes ownership of
+    // them.
+    Ok(unsafe {
+        (
+            OwnedFd::from_raw_fd(LISTEN_FD),
+            OwnedFd::from_raw_fd(MASTER_WATCH_FD),
+        )
+    })
+}
+
 impl Worker {
     /// Takes the descriptors the master leaves open (the listening socket
     /// on 3, the master-watch pipe on 4) and reads the configuration. A
@@ -69,34 +96,11 @@ impl Worker {
     /// descriptors that now belong to someone else.
     pub fn start(program: &str) -> Worker {
         mailgate_log::init("mailgate", program);
-        if STARTED.swap(true, Ordering::SeqCst) {
-            die("BUG: Worker::start called twice");
-        }
         let args: Vec<String> = std::env::args().skip(1).collect();
         let handoff = Handoff::parse(&args).unwrap_or_else(|e| die(e));
         let config = load_config(&handoff).unwrap_or_else(|e| die(e));
         mailgate_log::init(&config.get("syslog_name"), program);
-        for fd in [LISTEN_FD, MASTER_WATCH_FD] {
-            if nix::fcntl::fcntl(
-                // SAFETY: only asks the kernel whether the number is open.
-                unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
-                nix::fcntl::FcntlArg::F_GETFD,
-            )
-            .is_err()
-            {
-                die("started without the descriptors the master hands over");
-            }
-        }
-        // SAFETY: the master leaves exactly these two descriptors open for us
-        // (the handoff contract), they are open (checked above), and the
-        // STARTED guard makes this the one place in the process that takes
-        // ownership of them.
-        let (listener, master_watch) = unsafe {
-            (
-                OwnedFd::from_raw_fd(LISTEN_FD),
-                OwnedFd::from_raw_fd(MASTER_WATCH_FD),
-            )
-        };
+        let (listener, master_watch) = take_handoff_descriptors().unwrap_or_else(|e| die(e));
         // Non-blocking now, while fcntl(F_SETFL) is still allowed: the
         // sandbox forbids it (it could take O_APPEND off the log).
         let flags = nix::fcntl::fcntl(&master_watch, nix::fcntl::FcntlArg::F_GETFL)

@@ -105,6 +105,7 @@ const CASES: &[(&str, &str, Expect)] = &[
     ("scan", "log-mode-signal", Expect::Refused),
     ("learn", "allowed", Expect::Works),
     ("learn", "log-mode-mkdir", Expect::Refused),
+    ("worker", "handoff-twice", Expect::Works),
 ];
 
 fn main() -> ExitCode {
@@ -233,8 +234,41 @@ struct Inherited {
     neighbour: std::process::Child,
 }
 
+/// The descriptors the master hands a worker are taken once: a second take
+/// fails and leaves them alone (they are never owned, so closed, twice).
+fn handoff_twice() -> ExitCode {
+    // Two pipes, kept open (and leaked) for the test's life, their read
+    // ends copied onto 3 and 4 as the master's would be.
+    let pipes: Vec<_> = (0..2)
+        .map(|_| nix::unistd::pipe().unwrap_or_else(|e| fail(&e.to_string())))
+        .collect();
+    for (fd, (read, _)) in [30, 40].into_iter().zip(&pipes) {
+        // SAFETY: dup2 onto numbers this process does not use.
+        if unsafe { libc::dup2(read.as_raw_fd(), fd) } < 0 {
+            fail("dup2");
+        }
+    }
+    drop(pipes);
+    for (from, to) in [(30, 3), (40, 4)] {
+        // SAFETY: 3 and 4 are free now; their copies become the handoff.
+        if unsafe { libc::dup2(from, to) } < 0 {
+            fail("dup2");
+        }
+    }
+    let first = mailgate_sandbox::take_handoff_descriptors()
+        .unwrap_or_else(|e| fail(&format!("first take: {e}")));
+    if mailgate_sandbox::take_handoff_descriptors().is_ok() {
+        fail("a second take got the descriptors again");
+    }
+    drop(first);
+    ExitCode::SUCCESS
+}
+
 /// The child: enter the sandbox, then run the case.
 fn probe(service: &str, case: &str, spool: &Path) -> ExitCode {
+    if service == "worker" && case == "handoff-twice" {
+        return handoff_twice();
+    }
     let profile = profile(service);
     let peer = UnixListener::bind(spool.join("private/peer"))
         .unwrap_or_else(|e| fail(&format!("bind: {e}")));

@@ -1,8 +1,10 @@
 //! `mailgate check`: validate the configuration, like `postfix check`.
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use mailgate_config::{Diagnostic, MasterConfig};
+use mailgate_store::StoreSpec;
 
 use crate::error::{Error, say};
 use crate::locate::Invocation;
@@ -36,6 +38,11 @@ pub fn examine(invocation: &Invocation) -> Findings {
                 )
             }));
     }
+    if let Some(master) = &master {
+        findings
+            .errors
+            .extend(operator_services(invocation, master));
+    }
     let scans = master
         .as_ref()
         .is_some_and(|m| m.services.iter().any(|s| s.command == "scanner"));
@@ -45,7 +52,83 @@ pub fn examine(invocation: &Invocation) -> Findings {
             Err(e) => findings.errors.push(e),
         }
     }
+    if let Some(master) = &master {
+        findings
+            .errors
+            .extend(greylist_databases(invocation, master));
+    }
     findings
+}
+
+/// What the stats and web services need that main.cf must say: the stats
+/// service follows maillog_file, and the web page needs its logins. Without
+/// them the service would only die at start-up, so these are errors.
+fn operator_services(invocation: &Invocation, master: &MasterConfig) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    let Ok(main) = invocation.load() else {
+        return errors;
+    };
+    for service in &master.services {
+        let config = match main.with_overrides(&service.overrides) {
+            Ok(config) => config,
+            Err(_) => continue,
+        };
+        let mut error = |text: String| {
+            errors.push(Diagnostic::new(
+                &service.file,
+                service.line,
+                format!("service {}: {text}", service.name),
+            ));
+        };
+        match service.command.as_str() {
+            "stats" => {
+                if config.get("maillog_file").trim().is_empty() {
+                    error(
+                        "the stats service counts the lines of maillog_file, which is empty; \
+                         set maillog_file = /var/log/mailgate.log (pflogsumm reads it too)"
+                            .into(),
+                    );
+                }
+                if service.maxproc != Some(1) {
+                    error(
+                        "the stats service is the one writer of its file: set maxproc to 1".into(),
+                    );
+                }
+            }
+            "web" => {
+                if config.list("web_admin_users").is_empty() {
+                    error(
+                        "web_admin_users is empty, so nobody could log in to the web page".into(),
+                    );
+                }
+                let kind = config.get("web_sasl_type");
+                if kind != "dovecot" {
+                    error(format!(
+                        "web_sasl_type = {kind}: only dovecot (Dovecot's auth socket) is implemented"
+                    ));
+                }
+                let sasl = config.get("web_sasl_path");
+                let spool = config.get("queue_directory");
+                if sasl.starts_with('/') && !std::path::Path::new(&sasl).starts_with(&spool) {
+                    error(format!(
+                        "web_sasl_path = {sasl}: the web service is chrooted into queue_directory \
+                         ({spool}); put the login backend's socket there (e.g. private/auth)"
+                    ));
+                }
+                let cert = config.get("web_tls_cert_file");
+                if !cert.is_empty() {
+                    for name in ["web_tls_cert_file", "web_tls_key_file"] {
+                        let path = config.get(name);
+                        if let Err(e) = std::fs::File::open(&path) {
+                            error(format!("{name} = {path}: {e}"));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    errors
 }
 
 /// Spam rules the engine cannot evaluate (eval tests it does not
@@ -83,9 +166,91 @@ fn unevaluated_spam_rules(invocation: &Invocation) -> Result<Vec<Diagnostic>, Di
     Ok(out)
 }
 
+/// `mailgate check`: the warnings and errors, and on success one line on
+/// standard output that starts with `ok:` and says what was checked.
+pub fn report(invocation: &Invocation) -> Result<(), Error> {
+    let findings = examine(invocation);
+    let warnings = findings.warnings.len();
+    tell(findings)?;
+    let line = summary(invocation, warnings);
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Output(e)),
+        _ => Ok(()),
+    }
+}
+
+/// `ok: DIR: 7 services in master.cf (smtpd, cleanup, ...), 12 parameters set in main.cf`.
+fn summary(invocation: &Invocation, warnings: usize) -> String {
+    let dir = &invocation.config_dir;
+    let master = MasterConfig::load(dir).ok();
+    let services = master.as_ref().map_or(0, |m| m.services.len());
+    let mut programs: Vec<&str> = Vec::new();
+    for service in master.iter().flat_map(|m| m.services.iter()) {
+        if !programs.contains(&service.command.as_str()) {
+            programs.push(&service.command);
+        }
+    }
+    let parameters = invocation.load().map_or(0, |c| c.explicit().len());
+    let mut line = format!(
+        "ok: {}: {services} service{} in master.cf ({}), {parameters} parameter{} set in main.cf",
+        dir.display(),
+        if services == 1 { "" } else { "s" },
+        programs.join(", "),
+        if parameters == 1 { "" } else { "s" },
+    );
+    if warnings > 0 {
+        line.push_str(&format!(
+            ", {warnings} warning{}",
+            if warnings == 1 { "" } else { "s" }
+        ));
+    }
+    line
+}
+
+/// Each greylist service's store must parse, and two services cannot share
+/// one redb file: only one process at a time can open it, so the second
+/// would die at every start.
+fn greylist_databases(invocation: &Invocation, master: &MasterConfig) -> Vec<Diagnostic> {
+    // When main.cf itself does not load, check() has already said why.
+    let Ok(main) = invocation.load() else {
+        return Vec::new();
+    };
+    let mut files: Vec<(PathBuf, &str)> = Vec::new();
+    let mut out = Vec::new();
+    for service in master.services.iter().filter(|s| s.command == "greylist") {
+        // Bad overrides are reported by check() too.
+        let Ok(config) = main.with_overrides(&service.overrides) else {
+            continue;
+        };
+        let place = |message: String| Diagnostic::new(&service.file, service.line, message);
+        match StoreSpec::parse(&config.get("greylist_database")) {
+            Err(e) => out.push(place(format!(
+                "service {}: greylist_database: {e}",
+                service.name
+            ))),
+            Ok(StoreSpec::Redb(path)) => {
+                match files.iter().find(|(file, _)| *file == path) {
+                    Some((_, other)) => out.push(place(format!(
+                        "services {other} and {} both keep their state in redb:{}: one process at a time can open a redb file; give one its own (-o greylist_database=redb:...) or share a redis: store",
+                        service.name,
+                        path.display()
+                    ))),
+                    None => files.push((path, &service.name)),
+                }
+            }
+            Ok(StoreSpec::Redis { .. }) => {}
+        }
+    }
+    out
+}
+
 /// Prints the warnings, and fails with the errors if there are any.
 pub fn run(invocation: &Invocation) -> Result<(), Error> {
-    let findings = examine(invocation);
+    tell(examine(invocation))
+}
+
+fn tell(findings: Findings) -> Result<(), Error> {
     for warning in &findings.warnings {
         say(format_args!("warning: {warning}"));
     }

@@ -32,7 +32,17 @@ pub fn run(invocation: &Invocation, source: Source, names: &[String]) -> Result<
         .map_err(|e| Error::Config(e.into_diagnostics()))?,
         Source::Effective | Source::Explicit => invocation.load()?,
     };
-    let (lines, unknown) = select(&config, source, names);
+    let (mut lines, unknown) = select(&config, source, names);
+    if source == Source::Effective {
+        // Empty means "beside the mailgate program": show where that is.
+        for (name, value) in &mut lines {
+            if name == "daemon_directory" && value.is_empty() {
+                *value = crate::locate::daemon_directory(&config)?
+                    .display()
+                    .to_string();
+            }
+        }
+    }
     let mut out = io::stdout().lock();
     let written = lines
         .iter()

@@ -249,12 +249,35 @@ pub fn stop(invocation: &Invocation) -> Result<(), Error> {
 /// output how each of its processes is confined, as /proc shows it, and the
 /// Landlock state each worker recorded in the spool's pid/ when it entered
 /// its sandbox.
+///
+/// A configuration that no longer loads (edited since the start) does not
+/// hide a running gateway: the spool is then found by reading
+/// queue_directory leniently, and the errors are pointed at as a warning.
 pub fn status(invocation: &Invocation) -> Result<(), Error> {
-    let config = invocation.load()?;
-    match master_state(&locate::pid_file(&config))? {
+    let pid_file = match invocation.load() {
+        Ok(config) => locate::pid_file(&config),
+        Err(Error::Config(errors)) => {
+            let spool = locate::queue_directory_leniently(invocation);
+            say(format_args!(
+                "warning: the configuration in {} has {} error(s) (mailgate check lists them); \
+                 looking for the mail system with queue_directory = {}",
+                invocation.config_dir.display(),
+                errors.len(),
+                spool.display()
+            ));
+            locate::pid_file_in(&spool)
+        }
+        Err(e) => return Err(e),
+    };
+    match master_state(&pid_file)? {
         MasterState::Running(pid) => {
             say(format_args!("the mail system is running: PID: {pid}"));
-            let spool = Path::new(&config.get("queue_directory")).to_path_buf();
+            // QUEUE_DIR/pid/master.pid
+            let spool = pid_file
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or(Path::new("/"))
+                .to_path_buf();
             let mut out = io::stdout().lock();
             let _ = writeln!(out, "{}", Confinement::HEADER);
             for child in children_of(pid) {

@@ -65,6 +65,8 @@ pub enum Error {
     Queue(crate::queue::QueueError),
     Quarantine(crate::quarantine::QuarantineError),
     Spam(crate::scan::SpamCmdError),
+    Stats(crate::stats::StatsError),
+    Imap(crate::imap_learn::ImapLearnError),
     /// `scan` or `learn` could not give up privilege before reading mail.
     Confine(String),
     /// The sandboxed part of a command failed and has said why.
@@ -82,7 +84,12 @@ impl Error {
             }
             Error::UnknownParameters(names) => {
                 for name in names {
-                    say(format_args!("warning: {name}: unknown parameter"));
+                    match mailgate_config::suggest_parameter(name) {
+                        Some(known) => say(format_args!(
+                            "warning: {name}: unknown parameter; did you mean \"{known}\"?"
+                        )),
+                        None => say(format_args!("warning: {name}: unknown parameter")),
+                    }
                 }
             }
             Error::NotRunning => say(self),
@@ -161,6 +168,8 @@ impl fmt::Display for Error {
             Error::Queue(e) => write!(f, "{e}"),
             Error::Quarantine(e) => write!(f, "{e}"),
             Error::Spam(e) => write!(f, "{e}"),
+            Error::Stats(e) => write!(f, "{e}"),
+            Error::Imap(e) => write!(f, "{e}"),
             Error::Confine(why) => {
                 write!(f, "cannot confine the command before reading mail: {why}")
             }
@@ -180,6 +189,8 @@ impl std::error::Error for Error {
             Error::Queue(e) => Some(e),
             Error::Quarantine(e) => Some(e),
             Error::Spam(e) => Some(e),
+            Error::Stats(e) => Some(e),
+            Error::Imap(e) => Some(e),
             _ => None,
         }
     }

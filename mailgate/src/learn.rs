@@ -34,9 +34,12 @@ pub struct LearnArgs {
     /// Only fold the scanner's auto-learn journals into the store.
     #[arg(long, conflicts_with_all = ["spam", "ham", "forget", "paths"])]
     pub sync: bool,
-    /// Message files, Maildir folders, directories or mbox files.
-    #[arg(value_name = "PATH", required_unless_present = "sync")]
+    /// Message files, Maildir folders, directories or mbox files; or IMAP
+    /// folders as imaps://user@host/Folder (imap:// uses STARTTLS).
+    #[arg(value_name = "PATH|URL", required_unless_present = "sync")]
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub imap: crate::imap_learn::ImapOptions,
 }
 
 pub fn run(invocation: &Invocation, args: &LearnArgs) -> Result<(), Error> {
@@ -86,7 +89,14 @@ pub fn run(invocation: &Invocation, args: &LearnArgs) -> Result<(), Error> {
 fn learn(config: &MainConfig, args: &LearnArgs) -> Result<(), Error> {
     let engine = scan::engine(config)?;
     let class = if args.spam { Class::Spam } else { Class::Ham };
-    let sources = scan::collect(&args.paths)?;
+    let (folders, paths) = crate::imap_learn::partition(&args.paths)?;
+    for folder in &folders {
+        crate::imap_learn::learn_folder(&engine, folder, class, args.forget, &args.imap)?;
+    }
+    if !folders.is_empty() && paths.is_empty() {
+        return Ok(());
+    }
+    let sources = scan::collect(&paths)?;
     crate::confine::enter(config, &mailgate_sandbox::profiles::LEARN)?;
     let mut counts = [0usize; 5];
     for chunk in sources.chunks(BATCH) {

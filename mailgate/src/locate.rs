@@ -78,9 +78,66 @@ impl Invocation {
 
 /// `QUEUE_DIR/pid/master.pid`.
 pub fn pid_file(config: &MainConfig) -> PathBuf {
-    Path::new(&config.get("queue_directory"))
-        .join(spool::PID)
-        .join(MASTER_PID_FILE)
+    pid_file_in(Path::new(&config.get("queue_directory")))
+}
+
+/// The master's pid file in the spool `queue_directory`.
+pub fn pid_file_in(queue_directory: &Path) -> PathBuf {
+    queue_directory.join(spool::PID).join(MASTER_PID_FILE)
+}
+
+/// queue_directory from a main.cf that does not load (an error elsewhere in
+/// it): the `-o` setting, else the last `queue_directory = ...` line, else
+/// the default. A value that refers to other parameters (`$name`) cannot be
+/// trusted without the rest of the file, so the default is used then.
+pub fn queue_directory_leniently(invocation: &Invocation) -> PathBuf {
+    const NAME: &str = "queue_directory";
+    let default = || {
+        MainConfig::parse("", Path::new("main.cf"), &invocation.config_dir, &[])
+            .map(|c| c.get(NAME))
+            .unwrap_or_else(|_| "/var/spool/mailgate".to_string())
+    };
+    let from_command_line = invocation
+        .settings
+        .iter()
+        .rev()
+        .find(|s| s.name == NAME)
+        .map(|s| s.value.clone());
+    let value = from_command_line.or_else(|| {
+        let text = std::fs::read_to_string(invocation.config_dir.join("main.cf")).ok()?;
+        last_setting(&text, NAME)
+    });
+    match value {
+        Some(v) if !v.is_empty() && !v.contains('$') => PathBuf::from(v),
+        _ => PathBuf::from(default()),
+    }
+}
+
+/// The value of the last `name = value` line in main.cf text, with
+/// continuation lines (starting with white space) joined.
+fn last_setting(text: &str, name: &str) -> Option<String> {
+    let mut found = None;
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some(value) = current.as_mut()
+                && !line.trim_start().starts_with('#')
+            {
+                value.push(' ');
+                value.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some(value) = current.take() {
+            found = Some(value);
+        }
+        if let Some((key, value)) = line.split_once('=')
+            && key.trim() == name
+        {
+            current = Some(value.trim().to_string());
+        }
+    }
+    current.or(found).map(|v| v.trim().to_string())
 }
 
 /// Where the master and the other daemon programs are: daemon_directory, or when that
@@ -168,6 +225,33 @@ mod tests {
         assert_eq!(
             daemon_directory(&config("")).unwrap(),
             ours.parent().unwrap()
+        );
+    }
+
+    #[test]
+    fn queue_directory_from_a_broken_main_cf() {
+        let dir = crate::testdir::TestDir::new();
+        dir.write(
+            "main.cf",
+            "queue_directory = /srv/old\nno_such_parameter = 1\nqueue_directory =\n  /srv/spool\n",
+        );
+        let mut inv = Invocation {
+            config_dir: dir.path().to_path_buf(),
+            settings: Vec::new(),
+        };
+        assert!(inv.load().is_err());
+        assert_eq!(queue_directory_leniently(&inv), Path::new("/srv/spool"));
+        inv.settings = vec![Setting::parse("queue_directory=/srv/other").unwrap()];
+        assert_eq!(queue_directory_leniently(&inv), Path::new("/srv/other"));
+        inv.settings.clear();
+        dir.write("main.cf", "queue_directory = $somewhere/q\nbroken\n");
+        assert_eq!(
+            queue_directory_leniently(&inv),
+            Path::new("/var/spool/mailgate")
+        );
+        assert_eq!(
+            last_setting("a = 1\n#queue_directory = /x\n", "queue_directory"),
+            None
         );
     }
 

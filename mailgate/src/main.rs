@@ -8,12 +8,16 @@ mod config;
 mod confine;
 mod control;
 mod error;
+mod imap;
+mod imap_learn;
 mod learn;
 mod locate;
+mod manpage;
 mod quarantine;
 mod queue;
 mod scan;
 mod sendmail;
+mod stats;
 #[cfg(test)]
 mod testdir;
 
@@ -37,8 +41,14 @@ use crate::locate::{Invocation, Setting};
         configuration errors; 2 usage error."
 )]
 struct Cli {
-    /// The configuration directory, holding main.cf and master.cf.
-    #[arg(short = 'c', value_name = "DIR", default_value = locate::DEFAULT_CONFIG_DIR)]
+    /// The configuration directory, holding main.cf and master.cf. Without -c, the
+    /// MAILGATE_CONFIG environment variable, or /etc/mailgate.
+    #[arg(
+        short = 'c',
+        value_name = "DIR",
+        env = "MAILGATE_CONFIG",
+        default_value = locate::DEFAULT_CONFIG_DIR
+    )]
     config_dir: PathBuf,
 
     /// Override a main.cf parameter for this command; repeatable. `start` passes the
@@ -50,8 +60,7 @@ struct Cli {
     command: Cmd,
 }
 
-/// The administrator's commands. `queue`, `scan`, `learn`, `quarantine` and
-/// `sendmail` are to come.
+/// The administrator's commands.
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Check the configuration, then run the master in the foreground.
@@ -75,8 +84,9 @@ enum Cmd {
     /// Check main.cf, master.cf and every table and list they name.
     ///
     /// Prints every error as "mailgate: error: FILE:LINE: message" and exits 1 if
-    /// there is any; prints nothing and exits 0 for a good configuration. Services
-    /// that run without chroot get a warning.
+    /// there is any; for a good configuration prints one line starting with "ok:"
+    /// that says what was checked, and exits 0. Services that run without chroot
+    /// get a warning.
     Check,
     /// Show main.cf parameters as "name = value" lines, like postconf.
     Config(ConfigArgs),
@@ -107,6 +117,21 @@ enum Cmd {
     Scan(scan::ScanArgs),
     /// Train the Bayes classifier with spam or ham, or untrain it (--forget).
     Learn(learn::LearnArgs),
+    /// Traffic counters (received, delivered, deferred, bounced, rejected by
+    /// reason, greylisted, virus, spam, banned, ...) over the last hour, day,
+    /// week, month and year, as the stats service counted them from the log.
+    ///
+    /// With --graphs, writes mailgraph-like SVG graphs for a day, a week, a
+    /// month and a year instead.
+    Stats(stats::StatsArgs),
+    /// Print a manual page in roff: 8 for mailgate(8), 5 for mailgate.cf(5).
+    ///
+    /// Both are generated from this program (its commands and its parameter
+    /// table), so they always match it: `mailgate manpage 5 | man -l -`.
+    Manpage {
+        #[arg(value_name = "SECTION", value_enum)]
+        section: manpage::Section,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -135,12 +160,17 @@ fn main() -> ExitCode {
         Cmd::Stop => control::stop(&invocation),
         Cmd::Status => control::status(&invocation),
         Cmd::Reload => control::reload(&invocation),
-        Cmd::Check => check::run(&invocation),
+        Cmd::Check => check::report(&invocation),
         Cmd::Queue { command } => queue::run(&invocation, command),
         Cmd::Quarantine { command } => quarantine::run(&invocation, command),
         Cmd::Sendmail(args) => return sendmail::main(&invocation, args),
         Cmd::Scan(args) => scan::run(&invocation, args),
         Cmd::Learn(args) => learn::run(&invocation, args),
+        Cmd::Stats(args) => stats::run(&invocation, args),
+        Cmd::Manpage { section } => {
+            use clap::CommandFactory;
+            manpage::run(*section, &Cli::command())
+        }
         Cmd::Config(args) => {
             let source = if args.defaults {
                 Source::Defaults

@@ -70,7 +70,15 @@ fn check_reports_errors_and_warnings() {
     let out = mailgate(&dir, &["check"]);
     assert_eq!(
         (out.code, out.stdout.as_str(), out.stderr.as_str()),
-        (0, "", "")
+        (
+            0,
+            format!(
+                "ok: {}: 2 services in master.cf (smtpd, cleanup), 2 parameters set in main.cf\n",
+                dir.path().display()
+            )
+            .as_str(),
+            ""
+        )
     );
 
     dir.write(
@@ -79,6 +87,11 @@ fn check_reports_errors_and_warnings() {
     );
     let out = mailgate(&dir, &["check"]);
     assert_eq!(out.code, 0);
+    assert!(
+        out.stdout.starts_with("ok: ") && out.stdout.ends_with(", 1 warning\n"),
+        "{}",
+        out.stdout
+    );
     let master = dir.path().join("master.cf");
     assert_eq!(
         out.stderr,
@@ -109,6 +122,17 @@ fn check_reports_errors_and_warnings() {
     assert!(
         out.stderr
             .contains("mailgate: error: command line: unknown parameter \"relayhost_typo\""),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+
+    dir.write("main.cf", "mynetwork = 10.0.0.0/8\n");
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("unknown parameter \"mynetwork\"")
+            && out.stderr.contains("; did you mean \"mynetworks\"?"),
         "{}",
         out.stderr
     );
@@ -144,6 +168,35 @@ fn config_shows_parameters() {
     assert_eq!(
         out.stderr,
         "mailgate: warning: no_such_param: unknown parameter\n"
+    );
+    let out = mailgate(&dir, &["config", "relay_host"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            1,
+            "mailgate: warning: relay_host: unknown parameter; did you mean \"relayhost\"?\n"
+        )
+    );
+
+    // The effective daemon_directory, not the empty default that means it.
+    let out = mailgate(&dir, &["config", "daemon_directory"]);
+    let beside = Path::new(env!("CARGO_BIN_EXE_mailgate")).parent().unwrap();
+    assert_eq!(
+        out.stdout,
+        format!("daemon_directory = {}\n", beside.display())
+    );
+    let out = mailgate(&dir, &["config", "-d", "daemon_directory"]);
+    assert_eq!(out.stdout, "daemon_directory =\n");
+
+    // MAILGATE_CONFIG names the directory when -c does not.
+    let output = Command::new(env!("CARGO_BIN_EXE_mailgate"))
+        .args(["config", "-n"])
+        .env("MAILGATE_CONFIG", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "relayhost = [10.0.0.1]\n"
     );
 
     let out = mailgate(&dir, &["config"]);
@@ -227,6 +280,29 @@ fn status_stop_and_reload() {
     // A pid file that nobody locks is stale.
     let out = mailgate(&dir, &["status"]);
     assert_eq!((out.code, out.stderr.as_str()), (1, not_running));
+
+    // A configuration broken since the start does not hide a running master.
+    let (mut child, lock) = fake_master(&dir);
+    let main_cf = std::fs::read_to_string(dir.path().join("main.cf")).unwrap();
+    dir.write("main.cf", &format!("{main_cf}smtpd_timeout = soon\n"));
+    let out = mailgate(&dir, &["status"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning: the configuration in")
+            && out.stderr.contains("has 1 error(s)")
+            && out.stderr.ends_with(&format!(
+                "mailgate: the mail system is running: PID: {}\n",
+                child.id()
+            )),
+        "{}",
+        out.stderr
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(lock);
+    let out = mailgate(&dir, &["status"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.ends_with(not_running), "{}", out.stderr);
 }
 
 #[test]
@@ -314,4 +390,40 @@ fn start_execs_the_master() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn check_knows_what_the_stats_and_web_services_need() {
+    let dir = TestDir::new();
+    dir.configure("");
+    let master = "smtp inet n - - - - smtpd\n127.0.0.1:9155 inet n - - - 1 stats\n127.0.0.1:8025 inet n - - - 20 web\n";
+    dir.write("master.cf", master);
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 1);
+    for expected in [
+        "service 127.0.0.1:9155: the stats service counts the lines of maillog_file, which is empty",
+        "service 127.0.0.1:8025: web_admin_users is empty",
+    ] {
+        assert!(out.stderr.contains(expected), "{expected}: {}", out.stderr);
+    }
+    dir.configure(&format!(
+        "maillog_file = {0}/maillog\nweb_admin_users = admin@example.com\nweb_sasl_path = /run/dovecot/auth-client\n",
+        dir.path().display()
+    ));
+    dir.write("master.cf", master);
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("web_sasl_path = /run/dovecot/auth-client: the web service is chrooted"),
+        "{}",
+        out.stderr
+    );
+    dir.configure(&format!(
+        "maillog_file = {0}/maillog\nweb_admin_users = admin@example.com\n",
+        dir.path().display()
+    ));
+    dir.write("master.cf", master);
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
 }

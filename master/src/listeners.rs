@@ -125,13 +125,17 @@ fn interface_addresses(config: &MainConfig) -> Vec<String> {
 
 /// Creates, binds and listens. A Unix socket is made in its directory by
 /// name, relative to a descriptor of that directory, with the file system
-/// identity (fsuid/fsgid) of `owner` and a umask that leaves mode 0660: the
+/// identity (fsuid/fsgid) of `owner` and a umask that leaves `mode`: the
 /// node belongs to `owner` from the moment bind() makes it, and the master
 /// never touches the path again (no chmod or chown by name after bind, which
 /// a link planted in `owner`'s directory between the two calls could turn
 /// into a chown of any file). A stale socket of an earlier run is removed
 /// the same way, as `owner`.
-pub fn listen_on(endpoint: &Endpoint, owner: Option<&Identity>) -> Result<OwnedFd, ListenError> {
+pub fn listen_on(
+    endpoint: &Endpoint,
+    owner: Option<&Identity>,
+    mode: u32,
+) -> Result<OwnedFd, ListenError> {
     let fail = |source: io::Error| ListenError::Socket {
         endpoint: endpoint.clone(),
         source,
@@ -166,7 +170,7 @@ pub fn listen_on(endpoint: &Endpoint, owner: Option<&Identity>) -> Result<OwnedF
                 None,
             )
             .map_err(|e| fail(e.into()))?;
-            in_dir_as(&dir, owner, || {
+            in_dir_as(&dir, owner, mode, || {
                 match nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
                     Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
                     Err(e) => return Err(io::Error::from(e)),
@@ -194,17 +198,18 @@ fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
 }
 
 /// Runs `f` with `dir` as the current directory, the file system identity
-/// of `owner` (when the master is root) and umask 0117; everything is put
-/// back afterwards. The master is single-threaded, so nothing else runs
-/// with these settings.
+/// of `owner` (when the master is root) and a umask that leaves `mode`;
+/// everything is put back afterwards. The master is single-threaded, so
+/// nothing else runs with these settings.
 fn in_dir_as<T>(
     dir: &OwnedFd,
     owner: Option<&Identity>,
+    mode: u32,
     f: impl FnOnce() -> io::Result<T>,
 ) -> io::Result<T> {
     let back = open_dir(Path::new("."))?;
     nix::unistd::fchdir(dir).map_err(io::Error::from)?;
-    let mask = nix::sys::stat::umask(Mode::from_bits_truncate(0o117));
+    let mask = nix::sys::stat::umask(Mode::from_bits_truncate(0o777 & !mode));
     let switched = match owner {
         Some(owner) => FsIdentity::switch(owner),
         None => Ok(None),

@@ -60,6 +60,8 @@ struct ServiceSpec {
     /// "127.0.0.1:2525/inet" or "cleanup/unix": stable across reloads.
     key: String,
     endpoint: Endpoint,
+    /// A Unix socket's mode, from the program's profile (who may call it).
+    socket_mode: u32,
     program: PathBuf,
     handoff: Handoff,
     /// maxproc 1 means one instance: on reload the old process must be gone
@@ -217,7 +219,7 @@ impl Master {
             let listener = match listeners.remove(&spec.endpoint) {
                 Some(fd) => fd,
                 None => high_fd(
-                    listen_on(&spec.endpoint, self.owner.as_ref())
+                    listen_on(&spec.endpoint, self.owner.as_ref(), spec.socket_mode)
                         .map_err(|e| MasterError::Setup(e.to_string()))?,
                 )?,
             };
@@ -624,7 +626,10 @@ fn load_settings(
         for endpoint in endpoints(entry, &config, &queue_directory)
             .map_err(|e| MasterError::Config(e.to_string()))?
         {
+            let socket_mode = mailgate_sandbox::profiles::Profile::of_program(&entry.command)
+                .map_or(0o660, |profile| profile.socket_mode());
             services.push(ServiceSpec {
+                socket_mode,
                 key: format!("{}/{:?}/{endpoint}", entry.name, entry.kind),
                 handoff: handoff_for(entry, config_dir, &command_line, &config),
                 endpoint,

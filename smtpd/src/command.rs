@@ -127,7 +127,7 @@ pub fn parse(line: &str, opts: ParseOptions) -> (Verb, Result<Command, Reply>) {
         Verb::Noop => Ok(Command::Noop),
         Verb::Help => Ok(Command::Help),
         Verb::Vrfy => need_arg(arg, "VRFY address").map(|a| Command::Vrfy(a.to_string())),
-        Verb::Unknown => Err(Reply::new(502, "5.5.2 Error: command not recognized")),
+        Verb::Unknown => Err(Reply::new(500, "5.5.2 Error: command not recognized")),
     };
     (verb, command)
 }
@@ -334,8 +334,8 @@ mod tests {
         assert_eq!(ok("quit"), Command::Quit);
         assert_eq!(ok("VRFY root"), Command::Vrfy("root".into()));
         assert_eq!(parse("XYZZY", OPTS).0, Verb::Unknown);
-        assert_eq!(err("XYZZY"), "502 5.5.2 Error: command not recognized");
-        assert_eq!(err(""), "502 5.5.2 Error: command not recognized");
+        assert_eq!(err("XYZZY"), "500 5.5.2 Error: command not recognized");
+        assert_eq!(err(""), "500 5.5.2 Error: command not recognized");
         assert_eq!(err("EHLO"), "501 5.5.4 Syntax: EHLO hostname");
         assert_eq!(err("DATA now"), "501 5.5.4 Syntax: DATA");
         assert_eq!(err("VRFY"), "501 5.5.4 Syntax: VRFY address");

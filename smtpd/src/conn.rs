@@ -87,19 +87,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    /// Reads more input within `timeout`, first sending the replies the
-    /// client waits for. Returns how many bytes arrived.
-    pub async fn fill(&mut self, timeout: Duration) -> Result<usize, IoError> {
-        self.flush(timeout).await?;
+    /// Reads more input before `deadline`, first sending the replies the
+    /// client waits for; returns early when `wake` fires (the service's
+    /// limits changed, so the caller's deadline may have too).
+    pub async fn fill_until(
+        &mut self,
+        deadline: Instant,
+        wake: &mut Wake,
+    ) -> Result<Filled, IoError> {
+        self.flush(deadline.saturating_duration_since(Instant::now()))
+            .await?;
         if self.start > 0 {
             self.inbuf.drain(..self.start);
             self.start = 0;
         }
         self.inbuf.reserve(READ_CHUNK);
-        match tokio::time::timeout(timeout, self.stream.read_buf(&mut self.inbuf)).await {
-            Err(_) => Err(IoError::Timeout),
-            Ok(Err(_) | Ok(0)) => Err(IoError::Lost),
-            Ok(Ok(n)) => Ok(n),
+        let sleep = tokio::time::sleep_until(deadline.into());
+        tokio::select! {
+            read = self.stream.read_buf(&mut self.inbuf) => match read {
+                Err(_) | Ok(0) => Err(IoError::Lost),
+                Ok(n) => Ok(Filled::Data(n)),
+            },
+            () = sleep => Err(IoError::Timeout),
+            () = wake.fired() => Ok(Filled::Woken),
         }
     }
 
@@ -120,9 +130,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// One command line without its line end. A bare LF ends a line too
     /// (smtpd_forbid_bare_newline = normalize). Longer than `limit`: the
     /// whole line is read and dropped, holding no more than `limit` plus
-    /// one read in memory.
-    pub async fn read_line(&mut self, limit: usize, timing: Timing) -> Result<Line, IoError> {
-        let deadline = Instant::now() + timing.timeout;
+    /// one read in memory. The limits are asked of `timing` again whenever
+    /// `wake` fires, so a session already waiting gets the shorter ones
+    /// when the service comes under stress.
+    pub async fn read_line(
+        &mut self,
+        limit: usize,
+        timing: &(dyn Fn() -> Timing + Sync),
+        wake: &mut Wake,
+    ) -> Result<Line, IoError> {
+        let started = Instant::now();
+        let mut last_input = started;
         let mut too_long = false;
         loop {
             let buf = self.buffered();
@@ -142,12 +160,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 let n = buf.len();
                 self.consume(n);
             }
-            let timeout = if timing.per_request_deadline {
-                deadline.saturating_duration_since(Instant::now())
+            let now = timing();
+            let deadline = if now.per_request_deadline {
+                started + now.timeout
             } else {
-                timing.timeout
+                last_input + now.timeout
             };
-            self.fill(timeout).await?;
+            if let Filled::Data(_) = self.fill_until(deadline, wake).await? {
+                last_input = Instant::now();
+            }
+        }
+    }
+}
+
+/// What [`Conn::fill_until`] got.
+pub enum Filled {
+    Data(usize),
+    Woken,
+}
+
+/// Fires when the service's limits change (it comes under stress or out of
+/// it).
+pub struct Wake(Option<tokio::sync::watch::Receiver<bool>>);
+
+impl Wake {
+    pub fn new(receiver: tokio::sync::watch::Receiver<bool>) -> Wake {
+        Wake(Some(receiver))
+    }
+
+    async fn fired(&mut self) {
+        match &mut self.0 {
+            Some(receiver) => {
+                if receiver.changed().await.is_err() {
+                    // The sender is gone: nothing will change any more.
+                    self.0 = None;
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending::<()>().await,
         }
     }
 }
@@ -175,6 +225,12 @@ impl DataBudget {
         } else {
             self.timing.timeout
         }
+    }
+
+    /// The service's limits changed: the new timeout caps what is left.
+    pub fn retime(&mut self, timing: Timing) {
+        self.timing = timing;
+        self.left = self.left.min(timing.timeout);
     }
 
     /// After a read that took `elapsed` and brought `bytes`.

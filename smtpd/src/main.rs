@@ -87,7 +87,9 @@ async fn serve(listener: OwnedFd, shared: Shared, shutdown: impl Future<Output =
         let shared = Arc::clone(&shared);
         sessions.spawn(async move {
             let _slot = permit;
-            session::run(stream, peer, &shared).await;
+            let _occupied = shared.enter();
+            let local = stream.local_addr().ok();
+            session::run(stream, peer, local, &shared).await;
         });
         while let Some(done) = sessions.try_join_next() {
             report_panic(done);

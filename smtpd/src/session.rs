@@ -4,14 +4,15 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mailgate_log::{info, warning};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use crate::anvil::Anvil;
 use crate::command::{self, Command, ParseOptions, Verb};
-use crate::conn::{Conn, IoError, Line};
+use crate::conn::{Conn, IoError, Line, Wake};
 use crate::peer;
 use crate::policy::{Evaluator, State};
 use crate::reply::Reply;
@@ -24,27 +25,67 @@ pub struct Shared {
     pub anvil: Arc<Anvil>,
     /// The master.cf service name, for the limit warnings.
     pub service: String,
-    /// One permit per session (maxproc). None free: the service is under
-    /// stress, and the ${stress?...} limits apply.
+    /// One permit per session (maxproc): connections beyond it wait in the
+    /// listen backlog.
     pub slots: Arc<Semaphore>,
+    maxproc: usize,
+    /// Sessions in progress.
+    active: AtomicUsize,
+    /// True while every slot is busy: the service is under stress, and the
+    /// ${stress?...} limits apply, to waiting sessions too.
+    stress: watch::Sender<bool>,
 }
 
 impl Shared {
     pub fn new(settings: Settings, service: &str, maxproc: u32) -> Shared {
+        let maxproc = maxproc.max(1) as usize;
         Shared {
             anvil: Anvil::new(settings.limits.rate_unit),
             settings,
             service: service.to_string(),
-            slots: Arc::new(Semaphore::new(maxproc.max(1) as usize)),
+            slots: Arc::new(Semaphore::new(maxproc)),
+            maxproc,
+            active: AtomicUsize::new(0),
+            stress: watch::Sender::new(false),
         }
     }
 
+    pub fn stressed(&self) -> bool {
+        *self.stress.borrow()
+    }
+
     pub fn timing(&self) -> Timing {
-        if self.slots.available_permits() == 0 {
+        if self.stressed() {
             self.settings.stress
         } else {
             self.settings.normal
         }
+    }
+
+    /// Counts a session in (it holds a slot) until the guard drops.
+    pub fn enter(self: &Arc<Self>) -> Occupied {
+        let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+        self.stress.send_if_modified(|stressed| {
+            let was = *stressed;
+            *stressed = now >= self.maxproc;
+            was != *stressed
+        });
+        Occupied(Arc::clone(self))
+    }
+}
+
+/// A session in progress; see [`Shared::enter`].
+pub struct Occupied(Arc<Shared>);
+
+impl Drop for Occupied {
+    fn drop(&mut self) {
+        let shared = &self.0;
+        let now = shared.active.fetch_sub(1, Ordering::SeqCst) - 1;
+        shared.stress.send_if_modified(|stressed| {
+            let was = *stressed;
+            *stressed = now >= shared.maxproc;
+            was != *stressed
+        });
     }
 }
 
@@ -106,6 +147,8 @@ pub(crate) struct Session<'a, S> {
     pub settings: &'a Settings,
     /// What the restrictions know: the client, HELO, the transaction.
     pub st: State,
+    /// Fires when the service comes under stress or out of it.
+    pub wake: Wake,
     pub esmtp: bool,
     pub txn: Option<Transaction>,
     stats: Stats,
@@ -123,7 +166,8 @@ pub(crate) struct Session<'a, S> {
 }
 
 /// Serves one client until it quits or is dropped, logging as Postfix does.
-pub async fn run<S>(stream: S, peer: SocketAddr, shared: &Shared)
+/// `local` is our end of the connection, when known.
+pub async fn run<S>(stream: S, peer: SocketAddr, local: Option<SocketAddr>, shared: &Shared)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -144,6 +188,7 @@ where
         shared,
         settings,
         st: State::new(peer),
+        wake: Wake::new(shared.stress.subscribe()),
         esmtp: false,
         txn: None,
         stats: Stats::default(),
@@ -153,6 +198,7 @@ where
         rcpt_overshoot: 0,
         soft_refusal: false,
     };
+    session.st.server = local;
     info!("connect from {}", session.st.peer.label());
     // Held for the whole session: the client's open-connection count.
     let (end, _connection) = match session.open().await {
@@ -240,6 +286,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         };
         loop {
             let timing = self.shared.timing();
+            self.st.stress = self.shared.stressed();
             if self.errors >= timing.hard_error_limit {
                 let reply = Reply::new(
                     421,
@@ -249,9 +296,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 let _ = self.conn.flush(timing.timeout).await;
                 return End::TooManyErrors;
             }
+            let shared = self.shared;
             let line = match self
                 .conn
-                .read_line(self.settings.line_length_limit, timing)
+                .read_line(
+                    self.settings.line_length_limit,
+                    &|| shared.timing(),
+                    &mut self.wake,
+                )
                 .await
             {
                 Ok(Line::Text(line)) => line,
@@ -278,6 +330,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 }
             };
             let (verb, parsed) = command::parse(&text, opts);
+            if verb == Verb::Unknown && self.is_not_smtp(&text) {
+                warning!(
+                    "non-SMTP command from {}: {}",
+                    self.st.peer.label(),
+                    text.chars().take(100).collect::<String>()
+                );
+                self.st.stage = "UNKNOWN";
+                self.finish(
+                    verb,
+                    Reply::new(221, "2.7.0 Error: I can break rules, too. Goodbye."),
+                )
+                .await;
+                let _ = self.conn.flush(timing.timeout).await;
+                return End::Dropped;
+            }
             if let Some(denied) = &self.access_denied
                 && verb != Verb::Quit
             {
@@ -365,6 +432,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 return End::Dropped;
             }
         }
+    }
+
+    /// A message header or an HTTP request where a command should be:
+    /// a client that is not speaking SMTP (smtpd_forbidden_commands).
+    fn is_not_smtp(&self, line: &str) -> bool {
+        let word = line.split([' ', '\t']).next().unwrap_or("");
+        let header = word.len() > 1
+            && word.ends_with(':')
+            && word[..word.len() - 1]
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b':');
+        header || self.settings.forbidden_commands.matches(word)
     }
 
     /// Checks whether the client sent more than it should have before our

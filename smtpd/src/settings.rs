@@ -7,9 +7,13 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mailgate_config::restrictions::{ListError, Restrictions};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mailgate_config::restrictions::{ListError, Restriction, Restrictions};
 use mailgate_config::{DomainList, MainConfig, NetworkList, Override, Table};
 use mailgate_dns::Dns;
+use mailgate_policy::{PolicyClient, PolicyService};
 
 /// RFC 5321 section 4.5.3.1.4: a server must accept command lines of 512
 /// octets, whatever line_length_limit says.
@@ -33,6 +37,20 @@ pub struct Codes {
     pub multi_recipient_bounce: u16,
     pub plaintext: u16,
     pub maps_rbl: u16,
+}
+
+/// smtpd_forbidden_commands: words, and tables whose keys are words.
+#[derive(Clone, Debug, Default)]
+pub struct ForbiddenCommands {
+    words: Vec<String>,
+    tables: Vec<Table>,
+}
+
+impl ForbiddenCommands {
+    pub fn matches(&self, word: &str) -> bool {
+        self.words.iter().any(|w| w.eq_ignore_ascii_case(word))
+            || self.tables.iter().any(|t| t.lookup(word).is_some())
+    }
 }
 
 /// What a DNS lookup that fails does to a restriction.
@@ -97,6 +115,7 @@ pub struct Settings {
     pub recipient_limit: usize,
     pub recipient_overshoot_limit: u32,
     pub forbid_unauth_pipelining: bool,
+    pub forbidden_commands: ForbiddenCommands,
     /// 0 means no limit.
     pub message_size_limit: u64,
     pub header_size_limit: u64,
@@ -129,6 +148,9 @@ pub struct Settings {
     pub local_addresses: Vec<IpAddr>,
     pub limits: ClientLimits,
     pub dns: Dns,
+    /// A client for every check_policy_service of the lists, by its
+    /// argument as written; made before the sandbox.
+    pub policy_clients: HashMap<String, Arc<PolicyClient>>,
     /// None: the cleanup service's socket in the spool.
     pub cleanup_socket: Option<PathBuf>,
 }
@@ -158,6 +180,10 @@ pub enum SettingsError {
         value: i64,
     },
     Dns(mailgate_dns::SetupError),
+    Policy {
+        argument: String,
+        error: String,
+    },
 }
 
 impl fmt::Display for SettingsError {
@@ -184,6 +210,9 @@ impl fmt::Display for SettingsError {
                 write!(f, "parameter {parameter}: {value} must not be negative")
             }
             SettingsError::Dns(e) => e.fmt(f),
+            SettingsError::Policy { argument, error } => {
+                write!(f, "check_policy_service {argument}: {error}")
+            }
         }
     }
 }
@@ -207,6 +236,28 @@ impl Settings {
         })?;
         if restrictions.is_open_relay() {
             return Err(SettingsError::OpenRelay);
+        }
+        let mut policy_clients = HashMap::new();
+        for list in restrictions.all_lists() {
+            for restriction in list.iter() {
+                if let Restriction::PolicyService(spec) = restriction
+                    && !policy_clients.contains_key(&spec.argument)
+                {
+                    let service =
+                        PolicyService::from_spec(spec).map_err(|e| SettingsError::Policy {
+                            argument: spec.argument.clone(),
+                            error: e,
+                        })?;
+                    let client =
+                        PolicyClient::new(service.endpoint, service.settings).map_err(|e| {
+                            SettingsError::Policy {
+                                argument: spec.argument.clone(),
+                                error: e.to_string(),
+                            }
+                        })?;
+                    policy_clients.insert(spec.argument.clone(), Arc::new(client));
+                }
+            }
         }
         let tables = |parameter: &'static str| -> Result<Vec<Table>, SettingsError> {
             config
@@ -243,6 +294,20 @@ impl Settings {
             recipient_limit: count(config, "smtpd_recipient_limit")? as usize,
             recipient_overshoot_limit: count(config, "smtpd_recipient_overshoot_limit")?,
             forbid_unauth_pipelining: config.bool("smtpd_forbid_unauth_pipelining"),
+            forbidden_commands: {
+                let mut forbidden = ForbiddenCommands::default();
+                for item in config.list("smtpd_forbidden_commands") {
+                    if item.contains(':') {
+                        forbidden.tables.push(
+                            Table::open(&item, dir)
+                                .map_err(problems("smtpd_forbidden_commands"))?,
+                        );
+                    } else {
+                        forbidden.words.push(item);
+                    }
+                }
+                forbidden
+            },
             message_size_limit: config.size("message_size_limit"),
             header_size_limit: config.size("header_size_limit"),
             line_length_limit: (count(config, "line_length_limit")? as usize).max(MIN_LINE_LENGTH),
@@ -302,6 +367,7 @@ impl Settings {
                 exceptions: networks("smtpd_client_event_limit_exceptions")?,
             },
             dns: Dns::new(&config.list("dns_nameservers")).map_err(SettingsError::Dns)?,
+            policy_clients,
             cleanup_socket: None,
         })
     }

@@ -128,7 +128,7 @@ async fn talk(s: &Settings, peer: &str, input: &[u8]) -> String {
     let input = input.to_vec();
     let mut out = Vec::new();
     let ((), (), _) = tokio::join!(
-        session::run(server, peer, &shared),
+        session::run(server, peer, None, &shared),
         async {
             // The session may end (too many errors) before reading it all.
             let _ = wr.write_all(&input).await;
@@ -503,7 +503,7 @@ async fn mail_from_size_over_the_limit() {
     assert_eq!(
         &r[r.len() - 3..],
         [
-            "552 5.3.4 Message size exceeds fixed maximum message size",
+            "552 5.3.4 Message size exceeds fixed limit",
             "250 2.1.0 Ok",
             "221 2.0.0 Bye"
         ]
@@ -536,7 +536,7 @@ async fn command_sequence_errors() {
             "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT",
             "250 2.0.0 Ok",
             "250 2.0.0 Ok",
-            "502 5.5.2 Error: command not recognized",
+            "500 5.5.2 Error: command not recognized",
             "501 5.5.4 Syntax: DATA",
             "221 2.0.0 Bye",
         ]
@@ -552,9 +552,9 @@ async fn too_many_errors_closes_the_session() {
     assert_eq!(
         replies(&out),
         vec![
-            "502 5.5.2 Error: command not recognized",
-            "502 5.5.2 Error: command not recognized",
-            "502 5.5.2 Error: command not recognized",
+            "500 5.5.2 Error: command not recognized",
+            "500 5.5.2 Error: command not recognized",
+            "500 5.5.2 Error: command not recognized",
             "421 4.7.0 mx.example.com Error: too many errors",
         ]
     );
@@ -750,6 +750,7 @@ async fn pipelined_replies_are_flushed_together() {
     session::run(
         stream,
         OUTSIDE.parse().unwrap(),
+        None,
         &Shared::new(s.clone(), "smtp", 100),
     )
     .await;
@@ -780,6 +781,7 @@ async fn a_lost_client_abandons_the_transaction() {
     session::run(
         stream,
         OUTSIDE.parse().unwrap(),
+        None,
         &Shared::new(s.clone(), "smtp", 100),
     )
     .await;
@@ -798,7 +800,7 @@ async fn a_session_future_is_small() {
     let s = settings(RELAY_CF);
     let (_client, server) = tokio::io::duplex(16);
     let shared = Shared::new(s, "smtp", 100);
-    let session = session::run(server, OUTSIDE.parse().unwrap(), &shared);
+    let session = session::run(server, OUTSIDE.parse().unwrap(), None, &shared);
     assert!(std::mem::size_of_val(&session) < 16 * 1024);
 }
 

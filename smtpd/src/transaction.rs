@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::address::{Address, ReversePath};
 use crate::command::{MailParams, RcptParams};
-use crate::conn::{DataBudget, IoError, READ_CHUNK};
+use crate::conn::{DataBudget, Filled, IoError, READ_CHUNK};
 use crate::data::{DataReader, Feed, Limits, Verdict};
 use crate::policy::Evaluator;
 use crate::reply::Reply;
@@ -46,7 +46,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             && s.message_size_limit != 0
             && size > s.message_size_limit
         {
-            return Reply::new(552, "5.3.4 Message size exceeds fixed maximum message size");
+            // Logged with the sender, as Postfix's smtpd_check_size does.
+            self.st.sender = Some(sender.to_string());
+            let decision = Evaluator::new(s).reject(
+                &mut self.st,
+                crate::policy::ErrorClass::Policy,
+                552,
+                "5.3.4",
+                "Message size exceeds fixed limit".to_string(),
+            );
+            self.st.sender = None;
+            if let crate::policy::Decision::Reject(reply) = decision {
+                return reply;
+            }
         }
         let addr = self.st.peer.addr;
         if s.limits.message_rate > 0 && !s.limits.exceptions.contains(addr) {
@@ -62,6 +74,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
         let sender_text = sender.to_string();
         self.st.smtputf8 = params.smtputf8;
+        self.st.instance = mailgate_policy::new_instance();
+        self.st.size = params.size.unwrap_or(0);
         if !s.delay_reject
             && let Some(reply) = Evaluator::new(s)
                 .check_mail(&mut self.st, Some(&sender_text))
@@ -167,6 +181,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let mut budget = DataBudget::new(self.shared.timing(), s.min_data_rate);
         let mut out = Vec::with_capacity(READ_CHUNK * 2);
         let mut write_error = None;
+        let mut written: u64 = 0;
         loop {
             let buffered = self.conn.buffered();
             let feed = reader.feed(buffered, &mut out);
@@ -175,6 +190,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 Feed::More => buffered.len(),
             };
             self.conn.consume(used);
+            written += out.len() as u64;
             if write_error.is_none()
                 && !out.is_empty()
                 && let Err(e) = content.write(&out)
@@ -186,10 +202,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 break;
             }
             let started = Instant::now();
-            let bytes = self.conn.fill(budget.next_timeout()).await?;
-            budget.spent(started.elapsed(), bytes);
+            match self
+                .conn
+                .fill_until(started + budget.next_timeout(), &mut self.wake)
+                .await?
+            {
+                Filled::Data(bytes) => budget.spent(started.elapsed(), bytes),
+                Filled::Woken => {
+                    budget.spent(started.elapsed(), 0);
+                    budget.retime(self.shared.timing());
+                }
+            }
         }
         self.st.stage = "END-OF-MESSAGE";
+        self.st.size = written;
         // From here on the transaction ends whatever happens.
         let Some(mut txn) = self.txn.take() else {
             return Ok(queue_error());

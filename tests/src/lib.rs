@@ -13,7 +13,11 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+pub mod browser;
+pub mod imapd;
+pub mod peers;
 pub mod postfix;
+pub use peers::{Postgrey, Redis};
 pub use postfix::StockPostfix;
 
 /// Lets the unprivileged users of chrooted workers (and Postfix's) reach a
@@ -283,7 +287,15 @@ impl DnsServer {
 
     /// On 127.0.0.1 and a free port.
     pub fn with(records: &[Record]) -> DnsServer {
-        DnsServer::launch("127.0.0.1".parse().expect("ip"), free_udp_port(), records)
+        let ip: IpAddr = "127.0.0.1".parse().expect("ip");
+        // dnsmasq also listens on TCP: the UDP port that was free may be
+        // taken for TCP by another test; then it exits and we try another.
+        for _ in 0..20 {
+            if let Some(server) = DnsServer::try_launch(ip, free_udp_port(), records) {
+                return server;
+            }
+        }
+        panic!("dnsmasq did not start on any of 20 free ports");
     }
 
     /// On port 53 of a loopback address of its own (127.53.x.y), where a
@@ -294,8 +306,10 @@ impl DnsServer {
             let ip: IpAddr = format!("127.53.{}.{}", n >> 8, (n & 0xff).max(1))
                 .parse()
                 .expect("ip");
-            if std::net::UdpSocket::bind((ip, 53)).is_ok() {
-                return DnsServer::launch(ip, 53, records);
+            if std::net::UdpSocket::bind((ip, 53)).is_ok()
+                && let Some(server) = DnsServer::try_launch(ip, 53, records)
+            {
+                return server;
             }
         }
     }
@@ -305,7 +319,8 @@ impl DnsServer {
         format!("{}:{}", self.ip, self.port)
     }
 
-    fn launch(ip: IpAddr, port: u16, records: &[Record]) -> DnsServer {
+    /// None when dnsmasq exits (its port was taken).
+    fn try_launch(ip: IpAddr, port: u16, records: &[Record]) -> Option<DnsServer> {
         let mut command = Command::new("dnsmasq");
         command.args([
             "--keep-in-foreground",
@@ -353,13 +368,21 @@ impl DnsServer {
                 }
             }
         }
-        let child = command
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("dnsmasq (Debian package dnsmasq-base) must be installed");
-        wait_for("dnsmasq to answer", || dns_answers(ip, port).then_some(()));
-        DnsServer { ip, port, child }
+        let up = wait_for("dnsmasq to answer", || {
+            if dns_answers(ip, port) {
+                Some(true)
+            } else if let Ok(Some(_)) = child.try_wait() {
+                Some(false)
+            } else {
+                None
+            }
+        });
+        up.then_some(DnsServer { ip, port, child })
     }
 }
 
@@ -559,6 +582,14 @@ impl Gateway {
         self
     }
 
+    /// Appends lines to master.cf (a service such as greylist): call
+    /// between `configure` and `launch`.
+    pub fn add_master_cf(&self, lines: &str) {
+        let path = self.path("master.cf");
+        let text = fs::read_to_string(&path).expect("master.cf");
+        fs::write(&path, format!("{text}{lines}\n")).expect("master.cf");
+    }
+
     /// Appends lines to main.cf (for settings that name files in the
     /// gateway's own directory).
     pub fn add_main_cf(&self, lines: &str) {
@@ -673,18 +704,23 @@ impl Gateway {
 impl Drop for Gateway {
     fn drop(&mut self) {
         if let Some(mut child) = self.master.take() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            terminate(&mut child);
         }
     }
+}
+
+/// SIGTERM, up to 10 s to exit, then SIGKILL.
+pub(crate) fn terminate(child: &mut Child) {
+    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn children_of(parent: Pid) -> Vec<Pid> {

@@ -14,7 +14,9 @@
 
 use std::fs;
 
-use mailgate_tests::{Backend, Client, DnsServer, Gateway, Record, StockPostfix, is_root};
+use mailgate_tests::{
+    Backend, Client, DnsServer, Gateway, Postgrey, Record, StockPostfix, is_root,
+};
 
 /// The DNS both servers see. Clients connect from these loopback addresses:
 /// - 127.0.0.2: PTR mail.good.test, which resolves back (verified name);
@@ -108,6 +110,26 @@ fn mask_queue_id(reply: &str) -> String {
 /// compares. `files` are written into both configuration directories, for
 /// the tables the settings name.
 fn compare(name: &str, main_cf: &str, files: &[(&str, &str)], sessions: &[Session]) -> usize {
+    compare_with(name, main_cf, files, &|port| {
+        sessions
+            .iter()
+            .map(|session| {
+                let replies = play(port, session);
+                format!("from {}: {replies:?}", session.from)
+            })
+            .collect()
+    })
+}
+
+/// Runs `scenario` (given a server's port, it returns one line per thing
+/// it saw) against Postfix and against mailgate with the same settings,
+/// and requires the same lines.
+fn compare_with(
+    name: &str,
+    main_cf: &str,
+    files: &[(&str, &str)],
+    scenario: &dyn Fn(u16) -> Vec<String>,
+) -> usize {
     let backend = Backend::start();
     let dns = DnsServer::on_port_53(&records());
     let postfix_dir = tempfile::tempdir().expect("tempdir");
@@ -124,9 +146,8 @@ fn compare(name: &str, main_cf: &str, files: &[(&str, &str)], sessions: &[Sessio
     write_files(mailgate.dir.path());
     let mailgate = mailgate.launch();
     let postfix = {
-        // Postfix needs absolute table paths: rewrite "hash:name" to the
-        // file in its directory.
         // hash: files need postmap in Postfix; texthash: reads the text.
+        // Postfix needs absolute table paths.
         let mut text = main_cf.replace("hash:", "texthash:");
         for (file, _) in files {
             text = text.replace(
@@ -138,28 +159,27 @@ fn compare(name: &str, main_cf: &str, files: &[(&str, &str)], sessions: &[Sessio
         mailgate_tests::make_traversable(postfix_dir.path());
         StockPostfix::start(&text, backend.port, &dns)
     };
-    let mut differences = Vec::new();
-    for session in sessions {
-        let theirs = play(postfix.port, session);
-        let ours = play(mailgate.port, session);
-        println!("{name}, from {}: {ours:?}", session.from);
-        if theirs != ours {
-            differences.push(format!(
-                "from {}:\n  Postfix:  {theirs:?}\n  mailgate: {ours:?}",
-                session.from
-            ));
-        }
+    let theirs = scenario(postfix.port);
+    let ours = scenario(mailgate.port);
+    for line in &ours {
+        println!("{name}: {line}");
     }
+    let differences: Vec<String> = theirs
+        .iter()
+        .zip(&ours)
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("  Postfix:  {a}\n  mailgate: {b}"))
+        .collect();
     assert!(
-        differences.is_empty(),
-        "{name}: {} of {} sessions differ:\n{}\n--- Postfix log ---\n{}\n--- mailgate log ---\n{}",
+        differences.is_empty() && theirs.len() == ours.len(),
+        "{name}: {} of {} results differ:\n{}\n--- Postfix log ---\n{}\n--- mailgate log ---\n{}",
         differences.len(),
-        sessions.len(),
+        theirs.len(),
         differences.join("\n"),
         postfix.log(),
         mailgate.log()
     );
-    sessions.len()
+    theirs.len()
 }
 
 #[test]
@@ -274,6 +294,15 @@ fn seed_001_helo_sender_and_recipient_blocks() {
                 "EHLO mail.good.test",
                 "MAIL FROM:<a@elsewhere.invalid>",
                 "RCPT TO:<b@example.com>",
+                "QUIT",
+            ],
+        ),
+        // SIZE= over message_size_limit.
+        s(
+            "127.0.0.2",
+            &[
+                "EHLO mail.good.test",
+                "MAIL FROM:<a@good.test> SIZE=999999999",
                 "QUIT",
             ],
         ),
@@ -677,4 +706,120 @@ fn warn_if_reject_and_the_deferring_pseudo_restrictions() {
     ];
     let n = compare("warn_if_reject", main_cf, &files, &sessions);
     println!("warn_if_reject: {n} sessions identical");
+}
+
+#[test]
+fn per_client_connection_message_and_recipient_limits() {
+    need_root();
+    let main_cf = "smtpd_client_event_limit_exceptions =\n\
+        smtpd_client_connection_count_limit = 2\n\
+        smtpd_client_message_rate_limit = 2\n\
+        smtpd_client_recipient_rate_limit = 3\n";
+    let n = compare_with("client limits", main_cf, &[], &|port| {
+        let mut seen = Vec::new();
+        // Two connections held open; the third from the same address is
+        // refused, one from another address is served.
+        let held: Vec<Client> = (0..2)
+            .map(|_| Client::connect(port, "127.0.0.2").expect("connect"))
+            .collect();
+        for client in &held {
+            seen.push(code_only(&client.greeting));
+        }
+        let third = Client::connect(port, "127.0.0.2").expect("connect");
+        seen.push(format!("third: {}", third.greeting));
+        let other = Client::connect(port, "127.0.0.3").expect("connect");
+        seen.push(format!("other: {}", code_only(&other.greeting)));
+        drop((held, third, other));
+        // Messages and recipients per client and time unit.
+        let mut client = Client::connect(port, "127.0.0.9").expect("connect");
+        client.send("EHLO mail.good.test");
+        for round in 0..3 {
+            seen.push(format!(
+                "mail {round}: {}",
+                client.send("MAIL FROM:<a@good.test>")
+            ));
+            for rcpt in ["a", "b"] {
+                seen.push(format!(
+                    "rcpt {round}: {}",
+                    client.send(&format!("RCPT TO:<{rcpt}@example.com>"))
+                ));
+            }
+            seen.push(format!("rset {round}: {}", client.send("RSET")));
+        }
+        seen
+    });
+    println!("client limits: {n} results identical");
+}
+
+#[test]
+fn pipelining_rules_and_clients_that_are_not_speaking_smtp() {
+    need_root();
+    let main_cf = "smtpd_data_restrictions = reject_unauth_pipelining\n";
+    let n = compare_with("pipelining", main_cf, &[], &|port| {
+        let mut seen = Vec::new();
+        // DATA and the message sent at once, without waiting for 354.
+        let mut client = Client::connect(port, "127.0.0.2").expect("connect");
+        client.send("EHLO mail.good.test");
+        for command in ["MAIL FROM:<a@good.test>", "RCPT TO:<b@example.com>"] {
+            seen.push(client.send(command));
+        }
+        client.write_raw(b"DATA\r\nSubject: piped\r\n\r\nbody\r\n.\r\nQUIT\r\n");
+        for _ in 0..3 {
+            seen.push(mask_queue_id(&client.reply()));
+        }
+        // The same client waiting for each answer is fine.
+        let mut client = Client::connect(port, "127.0.0.2").expect("connect");
+        client.send("EHLO mail.good.test");
+        for command in ["MAIL FROM:<a@good.test>", "RCPT TO:<b@example.com>", "DATA"] {
+            seen.push(client.send(command));
+        }
+        client.write_raw(b"Subject: waited\r\n\r\nbody\r\n");
+        seen.push(mask_queue_id(&client.send(".")));
+        // A browser, a proxy request, a header where a command belongs.
+        for line in [
+            "GET / HTTP/1.0",
+            "CONNECT 10.0.0.1:25 HTTP/1.1",
+            "Subject: hello",
+            "NOTACOMMAND",
+        ] {
+            let mut client = Client::connect(port, "127.0.0.3").expect("connect");
+            let reply = client.send(line);
+            // A closed session answers nothing more.
+            let next = client.send("NOOP");
+            seen.push(format!("{line} -> {reply}; then NOOP -> {next:?}"));
+        }
+        seen
+    });
+    println!("pipelining: {n} results identical");
+}
+
+#[test]
+fn policy_delegation_to_a_real_postgrey() {
+    need_root();
+    let postgrey = Postgrey::start(1);
+    let main_cf = format!(
+        "smtpd_recipient_restrictions = reject_unauth_destination, \
+         check_policy_service inet:127.0.0.1:{}\n",
+        postgrey.port
+    );
+    let n = compare_with("policy delegation", &main_cf, &[], &|port| {
+        // Each server its own triplet (the sender is not in the replies).
+        let sender = format!("MAIL FROM:<s{port}@good.test>");
+        let mut seen = Vec::new();
+        for attempt in 0..2 {
+            if attempt == 1 {
+                std::thread::sleep(std::time::Duration::from_millis(2100));
+            }
+            let mut client = Client::connect(port, "127.0.0.2").expect("connect");
+            client.send("EHLO mail.good.test");
+            seen.push(client.send(&sender));
+            seen.push(format!(
+                "attempt {attempt}: {}",
+                client.send("RCPT TO:<b@example.com>")
+            ));
+            client.send("QUIT");
+        }
+        seen
+    });
+    println!("policy delegation: {n} results identical");
 }

@@ -137,10 +137,15 @@ fn a_socket_swapped_for_a_link_after_bind_is_not_followed() {
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
     let _ = master.wait();
     assert_untouched(&target, 0o600);
-    // The sockets the master made are mail_owner's, 0660, from the start.
+    // The sockets the master made are mail_owner's from the start: relay's
+    // 0600 (only qmgr's uid calls it), cleanup's 0660 (smtpd, in
+    // mail_owner's group, calls it).
     let bound = fs::symlink_metadata(gateway.spool("private/smtp.bound")).expect("socket");
     assert_eq!(bound.uid(), uid_of("mailgate"));
-    assert_eq!(bound.mode() & 0o777, 0o660);
+    assert_eq!(bound.mode() & 0o777, 0o600);
+    let cleanup = fs::symlink_metadata(gateway.spool("public/cleanup")).expect("socket");
+    assert_eq!(cleanup.uid(), uid_of("mailgate"));
+    assert_eq!(cleanup.mode() & 0o777, 0o660);
 }
 
 /// What strace saw `mailgate` do, with `args`: (exit status, stdout, trace).

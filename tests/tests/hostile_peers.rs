@@ -107,8 +107,11 @@ fn qmgr_acts_only_for_mail_owner_and_root_and_only_on_queue_ids() {
     assert_eq!(queued(), 1);
     let qmgr = gateway.spool("public/qmgr");
 
-    // smtpd's uid reaches public/ (mail_owner's group) but not qmgr.
+    // smtpd's uid (in mail_owner's group) cannot open qmgr's socket (0600),
+    // and past the socket's mode qmgr refuses it by uid.
     let out = peer(&users.smtpd, false, &qmgr, &["act-delete-all"]);
+    assert!(out.starts_with("connect failed"), "{out}");
+    let out = peer(&users.smtpd, true, &qmgr, &["act-delete-all"]);
     assert!(out.starts_with("closed"), "{out}");
     gateway.wait_for_log("refusing a connection to service qmgr");
     // Nor does relay's, or a stranger's, even past the socket's mode.
@@ -264,8 +267,11 @@ fn the_scanner_scans_only_for_cleanup_and_only_sealed_content() {
     let scanner = gateway.spool("public/scanner");
     wait_for("the scanner's socket", || scanner.exists().then_some(()));
 
-    // smtpd's uid reaches public/scanner, and is refused by uid.
+    // smtpd's uid cannot open the scanner's socket, and past its mode the
+    // scanner refuses it by uid.
     let out = peer(&users.smtpd, false, &scanner, &["scan", "sealed"]);
+    assert!(out.starts_with("connect failed"), "{out}");
+    let out = peer(&users.smtpd, true, &scanner, &["scan", "sealed"]);
     assert!(out.starts_with("closed"), "{out}");
     gateway.wait_for_log("refusing a connection to service scanner");
     // cleanup's uid with content that could change after the scan.

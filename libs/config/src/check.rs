@@ -21,7 +21,13 @@ const TABLE_PARAMETERS: &[&str] = &[
     "mime_header_checks",
     "nested_header_checks",
     "rbl_reply_maps",
+    "greylist_whitelist_clients",
+    "greylist_whitelist_recipients",
 ];
+
+/// Parameters whose items are words or lookup tables (Postfix's string
+/// lists): the tables must open.
+const STRING_LIST_PARAMETERS: &[&str] = &["smtpd_forbidden_commands"];
 
 /// What `check` found: errors stop the gateway from starting; warnings are
 /// settings that are legal but worth knowing about.
@@ -126,6 +132,13 @@ impl Checker {
         for name in TABLE_PARAMETERS {
             for spec in config.list(name) {
                 self.table(config, name, &spec);
+            }
+        }
+        for name in STRING_LIST_PARAMETERS {
+            for item in config.list(name) {
+                if item.contains(':') {
+                    self.table(config, name, &item);
+                }
             }
         }
         self.check_restrictions(config);

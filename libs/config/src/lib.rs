@@ -7,6 +7,7 @@
 mod address;
 mod check;
 mod clamd;
+mod descriptions;
 mod error;
 mod lines;
 mod lists;
@@ -14,6 +15,7 @@ mod main_cf;
 mod master_cf;
 mod net;
 mod params;
+pub mod policy;
 pub mod restrictions;
 mod route;
 mod table;
@@ -23,8 +25,16 @@ pub use address::split_address;
 pub use check::{Report, check};
 pub use clamd::{ClamdTransfer, ClamdTransferError};
 pub use error::{ConfigError, Diagnostic};
+pub use lines::{split_list, strip_braces};
 pub use lists::{DomainList, NetworkList};
 pub use main_cf::{MainConfig, Override};
 pub use master_cf::{MasterConfig, ServiceEntry, ServiceKind};
+pub use params::{ParameterDoc, documentation as parameter_documentation};
 pub use route::{Route, Router};
 pub use table::{AddressLookup, Table, lookup_address, open_tables};
+
+/// The known parameter an unknown name was probably meant to be, for a
+/// "did you mean" hint.
+pub fn suggest_parameter(name: &str) -> Option<&'static str> {
+    params::suggest(name)
+}

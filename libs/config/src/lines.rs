@@ -91,7 +91,7 @@ pub(crate) fn tokens(text: &str, is_separator: impl Fn(char) -> bool) -> Vec<(us
 }
 
 /// Postfix list syntax: items separated by whitespace and/or commas, braces group.
-pub(crate) fn split_list(text: &str) -> Vec<String> {
+pub fn split_list(text: &str) -> Vec<String> {
     tokens(text, |c| c.is_whitespace() || c == ',')
         .into_iter()
         .map(|(_, t)| t.to_string())
@@ -99,7 +99,7 @@ pub(crate) fn split_list(text: &str) -> Vec<String> {
 }
 
 /// Strips one level of `{ }` around a token, trimming whitespace inside.
-pub(crate) fn strip_braces(token: &str) -> Option<&str> {
+pub fn strip_braces(token: &str) -> Option<&str> {
     token
         .strip_prefix('{')
         .and_then(|t| t.strip_suffix('}'))

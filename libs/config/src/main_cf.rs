@@ -146,13 +146,22 @@ impl MainConfig {
         }
         for (name, setting) in &settings {
             if params::find(name).is_none() && !referenced.contains(name) {
-                diagnostics.push(Diagnostic::new(
-                    &setting.file,
-                    setting.line,
+                let message = if crate::restrictions::is_restriction_name(name) {
+                    // Seed 001 writes `reject_unauth_pipelining = yes`:
+                    // Postfix ignores the line, so the defence is never on.
                     format!(
-                        "unknown parameter \"{name}\" (not a mailgate parameter, and not used as ${name} by any other setting)"
-                    ),
-                ));
+                        "unknown parameter \"{name}\": {name} is a restriction, not a parameter; \
+                         name it in a restriction list (such as smtpd_data_restrictions = {name})"
+                    )
+                } else {
+                    let hint = params::suggest(name)
+                        .map(|known| format!("; did you mean \"{known}\"?"))
+                        .unwrap_or_default();
+                    format!(
+                        "unknown parameter \"{name}\" (not a mailgate parameter, and not used as ${name} by any other setting){hint}"
+                    )
+                };
+                diagnostics.push(Diagnostic::new(&setting.file, setting.line, message));
             }
         }
 
@@ -753,6 +762,11 @@ spam_kill_level = high
         assert!(errs[2].starts_with("main.cf:3: message_size_limit: invalid size"));
         assert!(errs[3].starts_with("main.cf:4: smtpd_hard_error_limit: invalid number"));
         assert!(errs[4].starts_with("main.cf:5: unknown parameter \"sendmail_pth\""));
+        assert!(
+            errs[4].ends_with("; did you mean \"sendmail_path\"?"),
+            "{}",
+            errs[4]
+        );
         assert!(errs[5].starts_with("main.cf:6: expected \"name = value\""));
         assert!(errs[6].starts_with("main.cf:7: bad parameter name"));
         assert!(errs[7].starts_with("main.cf:9: spam_kill_level: invalid score"));

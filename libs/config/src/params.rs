@@ -190,6 +190,11 @@ static PARAMS: &[Param] = &[
     p("smtpd_peername_lookup", "yes", Bool),
     p("smtpd_log_access_permit_actions", "", List),
     p("smtpd_forbid_unauth_pipelining", "no", Bool),
+    p(
+        "smtpd_forbidden_commands",
+        "CONNECT GET POST regexp:{{/^[^A-Z]/ Bogus}}",
+        List,
+    ),
     p("smtpd_relay_before_recipient_restrictions", "yes", Bool),
     p("disable_vrfy_command", "no", Bool),
     // Set to "yes" for a service under stress (all its slots busy); the
@@ -214,6 +219,8 @@ static PARAMS: &[Param] = &[
     p("smtpd_client_message_rate_limit", "0", Int),
     p("smtpd_client_recipient_rate_limit", "0", Int),
     p("smtpd_client_event_limit_exceptions", "$mynetworks", List),
+    p("smtpd_client_new_tls_session_rate_limit", "0", Int),
+    p("smtpd_client_auth_rate_limit", "0", Int),
     p("anvil_rate_time_unit", "60s", Time('s')),
     // A bare LF ends a line (Postfix 3.7's "no" behaves the same); "yes"
     // and "reject" (refuse it) are not implemented.
@@ -278,6 +285,19 @@ static PARAMS: &[Param] = &[
     ),
     p("rbl_reply_maps", "", List),
     p("show_user_unknown_table_name", "yes", Bool),
+    // Policy delegation client (check_policy_service): Postfix's names and defaults.
+    p("smtpd_policy_service_timeout", "100s", Time('s')),
+    p("smtpd_policy_service_max_idle", "300s", Time('s')),
+    p("smtpd_policy_service_max_ttl", "1000s", Time('s')),
+    p("smtpd_policy_service_request_limit", "0", Int),
+    p("smtpd_policy_service_try_limit", "2", Int),
+    p("smtpd_policy_service_retry_delay", "1s", Time('s')),
+    p(
+        "smtpd_policy_service_default_action",
+        "451 4.3.5 Server configuration problem",
+        Str,
+    ),
+    p("smtpd_policy_service_policy_context", "", Str),
     p("address_verify_map", "", Str),
     p("debug_peer_list", "", List),
     p("debug_peer_level", "2", Int),
@@ -337,6 +357,13 @@ static PARAMS: &[Param] = &[
     p("command_time_limit", "1000s", Time('s')),
     p("in_flow_delay", "1s", Time('s')),
     p("master_drain_time", "30s", Time('s')),
+    // The web page (web service in master.cf, off by default).
+    p("web_admin_users", "", List),
+    p("web_sasl_type", "dovecot", Str),
+    p("web_sasl_path", "private/auth", Str),
+    p("web_tls_cert_file", "", Str),
+    p("web_tls_key_file", "$web_tls_cert_file", Str),
+    p("web_session_timeout", "3600s", Time('s')),
     // Spam scoring (mailgate-spam); the levels are with the scanner's parameters.
     p("spam_rules_files", "", List),
     p("spam_stock_rules_directory", "/usr/share/spamassassin", Str),
@@ -346,6 +373,24 @@ static PARAMS: &[Param] = &[
     p("spam_bayes_auto_learn", "no", Bool),
     p("spam_bayes_auto_learn_threshold_spam", "12.0", Score),
     p("spam_bayes_auto_learn_threshold_nonspam", "0.1", Score),
+    // Greylisting (the greylist service): postgrey's semantics and defaults.
+    p("greylist_delay", "300s", Time('s')),
+    p("greylist_retry_window", "2d", Time('d')),
+    p("greylist_max_age", "35d", Time('d')),
+    p("greylist_auto_whitelist_clients", "5", Int),
+    p("greylist_whitelist_clients", "", List),
+    p("greylist_whitelist_recipients", "", List),
+    p(
+        "greylist_text",
+        "Greylisted, see http://postgrey.schweikert.ch/help/%r.html",
+        Str,
+    ),
+    p(
+        "greylist_database",
+        "redb:$data_directory/greylist.redb",
+        Str,
+    ),
+    p("greylist_database_timeout", "5s", Time('s')),
     p("sandbox_mode", "enforce", Str),
     p("table_check_interval", "5s", Time('s')),
 ];
@@ -361,6 +406,97 @@ pub(crate) fn find(name: &str) -> Option<&'static Param> {
 
 pub(crate) fn all() -> &'static [Param] {
     PARAMS
+}
+
+/// The known parameter closest to an unknown `name` ("did you mean"): one
+/// a few edits away, or one that differs only in the order of its words.
+pub(crate) fn suggest(name: &str) -> Option<&'static str> {
+    let limit = (name.len() / 4).clamp(1, 3);
+    let words = |n: &str| {
+        let mut w: Vec<String> = n.split('_').map(str::to_string).collect();
+        w.sort();
+        w
+    };
+    let reordered = words(name);
+    PARAMS
+        .iter()
+        .filter_map(|p| {
+            let distance = edit_distance(name, p.name);
+            if distance <= limit {
+                Some((distance, p.name))
+            } else if words(p.name) == reordered {
+                Some((limit, p.name))
+            } else {
+                None
+            }
+        })
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance with adjacent transpositions counting as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
+}
+
+/// A parameter as the manual shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParameterDoc {
+    pub name: &'static str,
+    /// The built-in default, unexpanded (`$name` references kept).
+    pub default: &'static str,
+    /// What kind of value it takes, in words.
+    pub kind: String,
+    /// One line; empty when the parameter is not described yet.
+    pub description: &'static str,
+}
+
+/// Every parameter in the table with its documentation, sorted by name:
+/// what mailgate.cf(5) lists.
+pub fn documentation() -> Vec<ParameterDoc> {
+    let described: HashMap<&str, &str> =
+        crate::descriptions::DESCRIPTIONS.iter().copied().collect();
+    let mut docs: Vec<ParameterDoc> = PARAMS
+        .iter()
+        .map(|p| ParameterDoc {
+            name: p.name,
+            default: p.default,
+            kind: match p.kind {
+                Kind::Str => "text".to_string(),
+                Kind::Bool => "yes or no".to_string(),
+                Kind::Int => "integer".to_string(),
+                Kind::Size => "size in bytes".to_string(),
+                Kind::Score => "decimal number".to_string(),
+                Kind::List => "list".to_string(),
+                Kind::Time(unit) => format!("time (s, m, h, d or w; default unit {unit})"),
+                Kind::Choice(words) => format!("one of {}", words.join(", ")),
+                Kind::Raw => "text".to_string(),
+            },
+            description: described.get(p.name).copied().unwrap_or(""),
+        })
+        .collect();
+    docs.sort_by_key(|d| d.name);
+    docs
 }
 
 /// Postfix booleans: yes or no, any case.
@@ -461,6 +597,40 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn suggestions_for_misspelled_names() {
+        assert_eq!(suggest("sendmail_pth"), Some("sendmail_path"));
+        assert_eq!(suggest("relay_domain"), Some("relay_domains"));
+        assert_eq!(suggest("mynetwork"), Some("mynetworks"));
+        assert_eq!(
+            suggest("smtpd_relay_restrictons"),
+            Some("smtpd_relay_restrictions")
+        );
+        assert_eq!(
+            suggest("restrictions_relay_smtpd"),
+            Some("smtpd_relay_restrictions")
+        );
+        assert_eq!(suggest("myhsotname"), Some("myhostname"));
+        assert_eq!(suggest("completely_unrelated_thing"), None);
+        assert_eq!(suggest("my_checks"), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn documentation_lists_every_parameter_sorted() {
+        let docs = documentation();
+        assert_eq!(docs.len(), all().len());
+        assert!(docs.windows(2).all(|w| w[0].name < w[1].name));
+        let relayhost = docs.iter().find(|d| d.name == "relayhost").unwrap();
+        assert!(relayhost.description.contains("next hop"));
+        let timeout = docs
+            .iter()
+            .find(|d| d.name == "minimal_backoff_time")
+            .unwrap();
+        assert_eq!(timeout.default, "300s");
+        assert!(timeout.kind.starts_with("time"));
     }
 
     #[test]

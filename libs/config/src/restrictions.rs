@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::lines::split_list;
 use crate::main_cf::MainConfig;
+use crate::policy::PolicySpec;
 use crate::table::Table;
 
 /// What an access table or a server-access check looks up.
@@ -207,6 +208,8 @@ pub enum Restriction {
     ServerAccess(Subject, ServerRecord, Table),
     CcertAccess(Table),
     SaslAccess(Table),
+    // Delegation.
+    PolicyService(Arc<PolicySpec>),
     /// A name from smtpd_restriction_classes.
     Class(String),
 }
@@ -246,6 +249,9 @@ pub enum ListError {
     BareTable(String),
     /// Tables inside an access table's result (Postfix refuses them too).
     TableInAction(String),
+    /// A policy service inside an access table's result: its client is
+    /// made before the sandbox, from the restriction lists.
+    PolicyInAction(String),
     UnknownClass(String),
     ClassLoop(String),
 }
@@ -253,6 +259,11 @@ pub enum ListError {
 impl fmt::Display for ListError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ListError::Unknown(name) if name.starts_with('#') => write!(
+                f,
+                "unknown restriction \"{name}\": a '#' comment must be on a line of its own \
+                 (after a value, '#' and what follows are part of the value, in Postfix too)"
+            ),
             ListError::Unknown(name) => write!(f, "unknown restriction \"{name}\""),
             ListError::NotImplemented { name, why } => {
                 write!(
@@ -274,6 +285,11 @@ impl fmt::Display for ListError {
                 "\"{spec}\": do not name lookup tables inside access table results; define a \
                  restriction class (smtpd_restriction_classes) and name it instead"
             ),
+            ListError::PolicyInAction(spec) => write!(
+                f,
+                "check_policy_service {spec}: name policy services in a restriction list, \
+                 not in an access table result"
+            ),
             ListError::UnknownClass(name) => write!(
                 f,
                 "\"{name}\" is in smtpd_restriction_classes but has no value in main.cf"
@@ -293,6 +309,8 @@ pub struct ParseContext<'a> {
     pub open: &'a dyn Fn(&str) -> Result<Table, ListError>,
     /// Names that are restriction classes.
     pub classes: &'a dyn Fn(&str) -> bool,
+    /// Parses a check_policy_service argument, or refuses.
+    pub policy: &'a dyn Fn(&str) -> Result<PolicySpec, ListError>,
 }
 
 fn simple(name: &str) -> Option<Restriction> {
@@ -383,7 +401,6 @@ fn server_access(name: &str) -> Option<(Subject, ServerRecord)> {
 /// Postfix names that mailgate refuses rather than ignore, with the reason.
 fn not_implemented(name: &str) -> Option<&'static str> {
     Some(match name {
-        "check_policy_service" => "the policy delegation client does not exist yet",
         "reject_unverified_recipient" | "reject_unverified_sender" => {
             "address verification (the verify service) does not exist yet"
         }
@@ -397,6 +414,20 @@ fn not_implemented(name: &str) -> Option<&'static str> {
         "permit_naked_ip_address" => "removed from Postfix 3.9; use permit_mynetworks",
         _ => return None,
     })
+}
+
+/// True for the name of a restriction (known to mailgate or to Postfix).
+pub fn is_restriction_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    simple(&name).is_some()
+        || dnsxl(&name).is_some()
+        || access(&name).is_some()
+        || server_access(&name).is_some()
+        || not_implemented(&name).is_some()
+        || matches!(
+            name.as_str(),
+            "check_ccert_access" | "check_sasl_access" | "sleep"
+        )
 }
 
 /// Parses one list's items; an argument (table, DNS list, number) follows
@@ -437,6 +468,9 @@ pub fn parse_list(items: &[String], ctx: &ParseContext) -> Result<Vec<Restrictio
                 name: item.clone(),
                 error: format!("\"{seconds}\" is not a number of seconds"),
             })?)
+        } else if name == "check_policy_service" {
+            let spec = argument("a policy server (inet:host:port or unix:path)")?;
+            Restriction::PolicyService(Arc::new((ctx.policy)(spec)?))
         } else if let Some(why) = not_implemented(&name) {
             return Err(ListError::NotImplemented {
                 name: name.clone(),
@@ -493,6 +527,12 @@ impl Restrictions {
         let class_names: Vec<String> = config.list("smtpd_restriction_classes");
         let is_class = |name: &str| class_names.iter().any(|c| c == name);
         let open = |spec: &str| open_table(spec, dir);
+        let policy = |argument: &str| {
+            PolicySpec::parse(argument, config).map_err(|error| ListError::BadArgument {
+                name: "check_policy_service".to_string(),
+                error,
+            })
+        };
         let mut errors = Vec::new();
         let mut classes = HashMap::new();
         for name in &class_names {
@@ -510,6 +550,7 @@ impl Restrictions {
                 default_access: Some(Subject::Recipient),
                 open: &open,
                 classes: &is_class,
+                policy: &policy,
             };
             match parse_list(&config.list(name), &ctx) {
                 Ok(list) => {
@@ -529,6 +570,7 @@ impl Restrictions {
                 default_access,
                 open: &open,
                 classes: &is_class,
+                policy: &policy,
             };
             match parse_list(&config.list(parameter), &ctx) {
                 Ok(list) => lists.push(List::from(list)),
@@ -611,11 +653,13 @@ impl Restrictions {
     /// does at run time. Tables are refused there.
     pub fn parse_action(&self, text: &str, default_access: Subject) -> Result<List, ListError> {
         let refuse = |spec: &str| Err(ListError::TableInAction(spec.to_string()));
+        let no_policy = |spec: &str| Err(ListError::PolicyInAction(spec.to_string()));
         let is_class = |name: &str| self.classes.contains_key(name);
         let ctx = ParseContext {
             default_access: Some(default_access),
             open: &refuse,
             classes: &is_class,
+            policy: &no_policy,
         };
         parse_list(&split_list(text), &ctx).map(List::from)
     }

@@ -75,17 +75,30 @@ impl Table {
                 (Some(path.clone()), Source::Cidr(parse_cidr(&text, &path)?))
             }
             "regexp" | "pcre" => {
-                let path = file_path()?;
-                let text = read_file(&path)?;
                 let dialect = if kind == "pcre" {
                     Dialect::Pcre
                 } else {
                     Dialect::Posix
                 };
-                (
-                    Some(path.clone()),
-                    Source::Regex(parse_regex_table(&text, &path, dialect)?),
-                )
+                // Postfix 3.7's inline form: regexp:{{/pattern/ result}, ...}.
+                if let Some(inner) = strip_braces(name) {
+                    let rules: Vec<String> = split_list(inner)
+                        .iter()
+                        .map(|item| strip_braces(item).unwrap_or(item).to_string())
+                        .collect();
+                    let text = rules.join("\n");
+                    (
+                        None,
+                        Source::Regex(parse_regex_table(&text, Path::new(spec), dialect)?),
+                    )
+                } else {
+                    let path = file_path()?;
+                    let text = read_file(&path)?;
+                    (
+                        Some(path.clone()),
+                        Source::Regex(parse_regex_table(&text, &path, dialect)?),
+                    )
+                }
             }
             _ => {
                 return Err(invalid(format!(
@@ -694,6 +707,21 @@ pub(crate) fn parent_keys(domain: &str, bare: bool) -> Vec<String> {
         rest = parent;
     }
     keys
+}
+
+#[cfg(test)]
+mod inline_regexp_tests {
+    use super::*;
+
+    #[test]
+    fn inline_regexp_tables() {
+        let t = Table::open("regexp:{{/^[^A-Z]/ Bogus}, {/^x/ X}}", Path::new("/")).unwrap();
+        // Case-insensitive, as regexp tables are by default: only what does
+        // not start with a letter.
+        assert_eq!(t.lookup("\u{16}\u{3}").as_deref(), Some("Bogus"));
+        assert_eq!(t.lookup("lower"), None);
+        assert!(t.is_pattern_table());
+    }
 }
 
 #[cfg(test)]

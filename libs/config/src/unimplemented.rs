@@ -46,7 +46,6 @@ const NO: &[&str] = &["no"];
 const EMPTY: &[&str] = &[""];
 const INSTALL: &str = "a Postfix installation path; mailgate installs its own files";
 const NO_LOCAL: &str = "mailgate delivers no mail locally";
-
 static TABLE: &[Unimplemented] = &[
     // After-queue filtering, rewriting and local delivery (the drop-in issue).
     e(
@@ -188,7 +187,17 @@ static TABLE: &[Unimplemented] = &[
         NO,
         "SMTP AUTH is not implemented",
     ),
+    e(
+        "smtpd_client_auth_rate_limit",
+        &["0"],
+        "SMTP AUTH is not implemented, so there is nothing to limit yet",
+    ),
     // TLS.
+    e(
+        "smtpd_client_new_tls_session_rate_limit",
+        &["0"],
+        "TLS is not implemented, so there is nothing to limit yet",
+    ),
     e(
         "smtpd_tls_security_level",
         &["", "none"],

@@ -20,7 +20,7 @@ use landlock::{
 use mailgate_config::MainConfig;
 
 use crate::privileges::SandboxError;
-use crate::profiles::{Files, Ports, Profile};
+use crate::profiles::{Files, PortSource, Ports, Profile};
 
 /// The ABI the rulesets are written for.
 const TARGET: ABI = ABI::V7;
@@ -54,17 +54,47 @@ fn rights(files: Files) -> BitFlags<AccessFs> {
         | AccessFs::MakeReg
         | AccessFs::RemoveFile;
     match files {
+        Files::Read => AccessFs::ReadFile | AccessFs::ReadDir,
         Files::Queue => queue,
         Files::QueueMove => queue | AccessFs::Refer | AccessFs::Truncate,
     }
 }
 
-/// The port a `PortOf` parameter names: `inet:host:port` (Postfix's form
-/// for clamd_socket and the like). A Unix socket has none.
-fn port_of(config: Option<&MainConfig>, parameter: &str) -> Option<u16> {
-    let value = config?.get(parameter);
-    let rest = value.trim().strip_prefix("inet:")?;
+/// The port an address names: `inet:host:port` (Postfix's form, for
+/// clamd_socket and the policy services) or `redis:host:port[/db]`. A Unix
+/// socket has none.
+fn port_in(value: &str) -> Option<u16> {
+    let value = value.trim();
+    let rest = value
+        .strip_prefix("inet:")
+        .or_else(|| value.strip_prefix("redis:"))?;
+    let rest = rest.split('/').next().unwrap_or(rest);
     rest.rsplit_once(':')?.1.parse().ok()
+}
+
+/// Every `check_policy_service inet:host:port` of the configuration, in any
+/// parameter (restriction lists and classes), with or without `{ ... }`
+/// settings around it.
+fn policy_ports(config: Option<&MainConfig>) -> Vec<u16> {
+    let Some(config) = config else {
+        return Vec::new();
+    };
+    let mut ports = Vec::new();
+    for (name, _) in config.all() {
+        let value = config.get(&name);
+        let words: Vec<&str> = value
+            .split(|c: char| c.is_whitespace() || c == ',' || c == '{' || c == '}')
+            .filter(|w| !w.is_empty())
+            .collect();
+        for pair in words.windows(2) {
+            if pair[0] == "check_policy_service"
+                && let Some(port) = port_in(pair[1])
+            {
+                ports.push(port);
+            }
+        }
+    }
+    ports
 }
 
 /// The ports of the DNS servers: each dns_nameservers entry's (`ip:port`,
@@ -138,11 +168,20 @@ pub fn restrict(
         (rules.tcp_connect, AccessNet::ConnectTcp),
         (rules.tcp_bind, AccessNet::BindTcp),
     ] {
-        let allowed = match ports {
-            Ports::None | Ports::Any => Vec::new(),
-            Ports::PortOf(parameter) => port_of(config, parameter).into_iter().collect(),
-            Ports::DnsServers => dns_ports(config),
-        };
+        let mut allowed = Vec::new();
+        if let Ports::Of(sources) = ports {
+            for source in sources {
+                match source {
+                    PortSource::Parameter(parameter) => {
+                        allowed.extend(config.and_then(|c| port_in(&c.get(parameter))));
+                    }
+                    PortSource::DnsServers => allowed.extend(dns_ports(config)),
+                    PortSource::PolicyServices => allowed.extend(policy_ports(config)),
+                }
+            }
+        }
+        allowed.sort_unstable();
+        allowed.dedup();
         for port in allowed {
             created = created
                 .add_rule(NetPort::new(port, access))
@@ -192,6 +231,14 @@ mod tests {
             .to_string(),
             "not enforced (not in this kernel)"
         );
+    }
+
+    #[test]
+    fn ports_are_read_from_addresses() {
+        assert_eq!(port_in("inet:127.0.0.1:3310"), Some(3310));
+        assert_eq!(port_in("inet:[::1]:10023"), Some(10023));
+        assert_eq!(port_in("redis:127.0.0.1:6379/2"), Some(6379));
+        assert_eq!(port_in("unix:/run/clamd.sock"), None);
     }
 
     #[test]

@@ -139,7 +139,7 @@ pub struct Placement<'a> {
     /// nothing to drop.
     pub identity: Option<&'a Identity>,
     /// Where a profile's Landlock rules find the ports they name
-    /// (`Ports::PortOf`); None allows no such port.
+    /// (`Ports::Of`); None allows no such port.
     pub config: Option<&'a MainConfig>,
 }
 

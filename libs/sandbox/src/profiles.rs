@@ -11,13 +11,16 @@
 //!
 //! ```text
 //! service  root     user           callers (SO_PEERCRED)      promises                                files (Landlock)                   TCP (Landlock)
-//! smtpd    spool    smtpd_owner*   - (inet)                   stdio accept unix-connect memfd inet    none                               connect the DNS servers' ports
+//! smtpd    spool    smtpd_owner*   - (inet)                   stdio accept unix-connect memfd inet    none                               connect DNS and policy services' ports
 //! cleanup  spool    mail_owner     smtpd_owner mail_owner root stdio accept unix-connect spool-files  incoming hold quarantine           none
 //! qmgr     spool    mail_owner     mail_owner root            stdio accept unix-connect spool-files memfd  incoming active deferred hold corrupt  none
 //! relay    spool    relay_owner    mail_owner                 stdio accept inet                       none                               connect any port, bind none
 //! scanner  scanner_directory  scanner_owner  mail_owner       stdio accept unix-connect file-locks    none                               none (connect clamd's port with clamd over TCP)
+//! stats    spool    mail_owner     - (inet)                   stdio accept                            none                               none
+//! web      spool    mail_owner     - (inet)                   stdio accept unix-connect spool-files   read the queues and data, release from quarantine  none
+//! greylist data_directory  mail_owner  smtpd_owner mail_owner root  stdio accept db-file (or inet: Redis)  none            none (connect Redis's port)
 //! scan     -        scanner_owner  -                          stdio file-locks                        none                               none
-//! learn    -        scanner_owner  -                          stdio file-locks bayes-store            none                               none
+//! learn    -        scanner_owner  -                          stdio file-locks db-file                none                               none
 //! ```
 //! (* with mail_owner's group, to reach the sockets in public/.) Every
 //! profile scopes abstract Unix sockets and signals to its own process.
@@ -94,14 +97,18 @@ pub enum Promise {
     /// Advisory locks (fcntl F_OFD_*/F_*LK, flock) on descriptors it holds:
     /// the Bayes store's reader locks. They change no data.
     FileLocks,
-    /// pwrite, fsync, fdatasync and ftruncate on the descriptors it holds:
-    /// `mailgate learn` writing the Bayes store it opened before.
-    BayesStore,
+    /// Write, grow, shrink and sync a database file opened before the
+    /// sandbox (pwrite, fdatasync/fsync, ftruncate, fallocate), and release
+    /// the locks taken on it at open (flock LOCK_UN, open-file-description
+    /// record locks). Opens nothing: open still answers EACCES.
+    DbFile,
 }
 
 /// What Landlock allows beneath one directory of the profile's root.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Files {
+    /// Read the files and list the directory.
+    Read,
     /// Create, write, read, list and remove the queue files of this
     /// directory, renaming only within it.
     Queue,
@@ -118,12 +125,22 @@ pub enum Ports {
     /// Any port: the next hop's port comes from the transport map, the MX
     /// lookup or relayhost.
     Any,
-    /// The port of the `inet:host:port` address a main.cf parameter names
-    /// (none when it names a Unix socket).
-    PortOf(&'static str),
-    /// The ports of the DNS servers (dns_nameservers, or 53 for those of
+    /// The ports these sources name in the configuration (a port rule does
+    /// not narrow the host).
+    Of(&'static [PortSource]),
+}
+
+/// Where a profile's allowed TCP ports come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortSource {
+    /// The port of the `inet:host:port` (or `redis:host:port`) address a
+    /// main.cf parameter names; none when it names a Unix socket.
+    Parameter(&'static str),
+    /// The DNS servers' (dns_nameservers, or 53 for those of
     /// /etc/resolv.conf): TCP is DNS's fallback for long answers.
     DnsServers,
+    /// Every `check_policy_service inet:host:port` in the configuration.
+    PolicyServices,
 }
 
 /// The Landlock ruleset of a profile. Whatever is not listed is denied:
@@ -172,6 +189,20 @@ impl Profile {
         self.promises.contains(&promise)
     }
 
+    /// The mode of the service's Unix socket: 0660 when a caller runs in
+    /// mail_owner's group under a uid of its own (smtpd calls cleanup and
+    /// the greylist service), 0600 (mail_owner and root only) otherwise.
+    pub fn socket_mode(&self) -> u32 {
+        let group_callers = self.callers.iter().any(|c| matches!(c, Caller::User(_)));
+        if group_callers { 0o660 } else { 0o600 }
+    }
+
+    /// The profile of the program a master.cf entry runs, when it is one of
+    /// mailgate's.
+    pub fn of_program(program: &str) -> Option<&'static Profile> {
+        ALL.iter().find(|p| p.service == program)
+    }
+
     /// One line, as `mailgate status` and the log show it.
     pub fn pledge(&self) -> String {
         let names: Vec<&str> = self
@@ -185,7 +216,7 @@ impl Profile {
                 Promise::SpoolFiles => "spool-files",
                 Promise::Inet => "inet",
                 Promise::FileLocks => "file-locks",
-                Promise::BayesStore => "bayes-store",
+                Promise::DbFile => "db-file",
             })
             .collect();
         names.join(" ")
@@ -219,7 +250,7 @@ pub const SMTPD: Profile = Profile {
     ],
     landlock: Landlock {
         dirs: &[],
-        tcp_connect: Ports::DnsServers,
+        tcp_connect: Ports::Of(&[PortSource::DnsServers, PortSource::PolicyServices]),
         tcp_bind: Ports::None,
     },
 };
@@ -335,7 +366,7 @@ pub const SCANNER_CLAMD_INET: Profile = Profile {
     ],
     landlock: Landlock {
         dirs: &[],
-        tcp_connect: Ports::PortOf("clamd_socket"),
+        tcp_connect: Ports::Of(&[PortSource::Parameter("clamd_socket")]),
         tcp_bind: Ports::None,
     },
 };
@@ -362,8 +393,89 @@ pub const LEARN: Profile = Profile {
     run_as: RunAs::User("scanner_owner"),
     callers: &[],
     limits: &[Limit::CoreSize(0)],
-    promises: &[Promise::Stdio, Promise::FileLocks, Promise::BayesStore],
+    promises: &[Promise::Stdio, Promise::FileLocks, Promise::DbFile],
     landlock: NOTHING,
+};
+
+/// Traffic statistics: follows maillog_file through a descriptor opened
+/// read-only before the sandbox, counts into the statistics file (opened
+/// before too, written with lseek and write) and answers GET /metrics on
+/// its listener. Opens nothing, connects nowhere.
+pub const STATS: Profile = Profile {
+    service: "stats",
+    root: Root::Spool,
+    run_as: RunAs::MailOwner,
+    callers: &[],
+    limits: LIMITS,
+    promises: &[Promise::Stdio, Promise::Accept],
+    landlock: NOTHING,
+};
+
+/// The web page: HTTP(S) on its listener; reads queue files and the
+/// statistics file and moves quarantined messages in the spool (what
+/// `mailgate queue` and `quarantine` do as mail_owner); asks qmgr to act on
+/// queued mail and the login backend (Dovecot's auth socket under
+/// private/) to check passwords, over Unix sockets. No network out, no
+/// memfd; the log is a descriptor opened before the sandbox.
+pub const WEB: Profile = Profile {
+    service: "web",
+    root: Root::Spool,
+    run_as: RunAs::MailOwner,
+    callers: &[],
+    limits: LIMITS,
+    promises: &[
+        Promise::Stdio,
+        Promise::Accept,
+        Promise::UnixConnect,
+        Promise::SpoolFiles,
+    ],
+    landlock: Landlock {
+        dirs: &[
+            ("incoming", Files::QueueMove),
+            ("quarantine", Files::QueueMove),
+            ("active", Files::Read),
+            ("deferred", Files::Read),
+            ("hold", Files::Read),
+            ("corrupt", Files::Read),
+            ("data", Files::Read),
+        ],
+        tcp_connect: Ports::None,
+        tcp_bind: Ports::None,
+    },
+};
+
+/// Greylisting policy service (postgrey's job): accepts policy queries on
+/// its inherited socket (Unix, or TCP for a stock Postfix), keeps its
+/// triplets in a redb file under data_directory opened before the sandbox.
+/// No network, no files to open.
+pub const GREYLIST: Profile = Profile {
+    service: "greylist",
+    root: Root::Directory("data_directory"),
+    run_as: RunAs::MailOwner,
+    callers: GREYLIST_CALLERS,
+    limits: LIMITS,
+    promises: &[Promise::Stdio, Promise::Accept, Promise::DbFile],
+    landlock: NOTHING,
+};
+
+/// On a Unix socket the greylist service answers smtpd, and the tools.
+const GREYLIST_CALLERS: &[Caller] = &[Caller::User("smtpd_owner"), Caller::MailOwner, Caller::Root];
+
+/// The greylist service when greylist_database = redis:...: TCP out to
+/// the Redis server (which a seccomp filter cannot narrow to that address),
+/// and no database file.
+pub const GREYLIST_REDIS: Profile = Profile {
+    service: "greylist",
+    root: Root::Directory("data_directory"),
+    run_as: RunAs::MailOwner,
+    callers: GREYLIST_CALLERS,
+    limits: LIMITS,
+    promises: &[Promise::Stdio, Promise::Accept, Promise::Inet],
+    landlock: Landlock {
+        dirs: &[],
+        tcp_connect: Ports::Of(&[PortSource::Parameter("greylist_database")]),
+        tcp_bind: Ports::None,
+    },
 };
 
 /// Every profile, for tests and tools.
@@ -374,6 +486,10 @@ pub const ALL: &[Profile] = &[
     RELAY,
     SCANNER,
     SCANNER_CLAMD_INET,
+    STATS,
+    WEB,
+    GREYLIST,
+    GREYLIST_REDIS,
     SCAN,
     LEARN,
 ];
@@ -387,11 +503,22 @@ mod tests {
         for profile in ALL {
             assert!(profile.keeps(Promise::Stdio), "{}", profile.service);
         }
-        for profile in [CLEANUP, QMGR, SCANNER, SCAN, LEARN] {
+        for profile in [CLEANUP, QMGR, SCANNER, GREYLIST, STATS, WEB, SCAN, LEARN] {
             assert!(!profile.keeps(Promise::Inet), "{}", profile.service);
             assert_eq!(profile.landlock.tcp_connect, Ports::None);
         }
-        for profile in [SMTPD, RELAY, SCANNER, SCAN, LEARN] {
+        for profile in [GREYLIST, GREYLIST_REDIS] {
+            assert!(
+                !profile.keeps(Promise::SpoolFiles),
+                "greylist opens no files"
+            );
+            assert!(
+                !profile.keeps(Promise::UnixConnect),
+                "greylist connects to no peer"
+            );
+        }
+        assert_eq!(GREYLIST.pledge(), "stdio accept db-file");
+        for profile in [SMTPD, RELAY, STATS, SCANNER, SCAN, LEARN] {
             assert!(!profile.keeps(Promise::SpoolFiles), "{}", profile.service);
             assert!(profile.landlock.dirs.is_empty(), "{}", profile.service);
         }
@@ -399,7 +526,7 @@ mod tests {
             assert_eq!(profile.landlock.tcp_bind, Ports::None);
         }
         assert!(!RELAY.keeps(Promise::UnixConnect));
-        assert_eq!(SMTPD.landlock.tcp_connect, Ports::DnsServers);
+        assert!(matches!(SMTPD.landlock.tcp_connect, Ports::Of(_)));
         assert_eq!(SMTPD.pledge(), "stdio accept unix-connect memfd inet");
     }
 

@@ -192,18 +192,21 @@ const SPOOL_FILES: &[i64] = &[
     libc::SYS_utimensat,
 ];
 
-/// Writing a store opened before the sandbox (`mailgate learn`).
-const BAYES_STORE: &[i64] = &[
+#[cfg(target_arch = "x86_64")]
+const SPOOL_FILES_LEGACY: &[i64] = &[libc::SYS_rename, libc::SYS_unlink];
+#[cfg(not(target_arch = "x86_64"))]
+const SPOOL_FILES_LEGACY: &[i64] = &[];
+
+/// Working with a database file opened before the sandbox, beyond the
+/// pread that stdio has.
+const DB_FILE: &[i64] = &[
     libc::SYS_pwrite64,
     libc::SYS_pwritev,
     libc::SYS_fsync,
     libc::SYS_fdatasync,
     libc::SYS_ftruncate,
+    libc::SYS_fallocate,
 ];
-#[cfg(target_arch = "x86_64")]
-const SPOOL_FILES_LEGACY: &[i64] = &[libc::SYS_rename, libc::SYS_unlink];
-#[cfg(not(target_arch = "x86_64"))]
-const SPOOL_FILES_LEGACY: &[i64] = &[];
 
 /// fcntl commands any worker uses (tokio, std, descriptor passing). Not
 /// F_SETFL: it could take O_APPEND off the log on stderr, after which a
@@ -283,7 +286,17 @@ fn allowlist(profile: &Profile) -> Result<Allowlist, SandboxError> {
                 list.when_arg_in(libc::SYS_fcntl, 1, &commands)?;
                 list.always(&[libc::SYS_flock]);
             }
-            Promise::BayesStore => list.always(BAYES_STORE),
+            Promise::DbFile => {
+                list.always(DB_FILE);
+                // redb releases, when the database closes, the locks it took
+                // when it opened: flock and open-file-description locks.
+                list.when_arg_in(libc::SYS_flock, 1, &[c(libc::LOCK_UN)])?;
+                list.when_arg_in(
+                    libc::SYS_fcntl,
+                    1,
+                    &[c(libc::F_OFD_SETLK), c(libc::F_OFD_GETLK)],
+                )?;
+            }
         }
     }
     Ok(list)

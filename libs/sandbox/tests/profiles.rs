@@ -105,6 +105,12 @@ const CASES: &[(&str, &str, Expect)] = &[
     ("scan", "log-mode-signal", Expect::Refused),
     ("learn", "allowed", Expect::Works),
     ("learn", "log-mode-mkdir", Expect::Refused),
+    ("web", "outside-its-queues", Expect::Refused),
+    ("web", "log-mode-tcp-connect", Expect::Refused),
+    ("stats", "log-mode-mkdir", Expect::Refused),
+    ("stats", "log-mode-signal", Expect::Refused),
+    ("greylist", "log-mode-tcp-connect", Expect::Refused),
+    ("greylist", "log-mode-mkdir", Expect::Refused),
     ("worker", "handoff-twice", Expect::Works),
 ];
 
@@ -181,6 +187,7 @@ fn make_spool(spool: &Path) -> Result<(), String> {
         "corrupt",
         "quarantine",
         "private",
+        "data",
     ] {
         let path = spool.join(dir);
         fs::create_dir_all(&path).map_err(|e| e.to_string())?;
@@ -419,16 +426,15 @@ fn probe(service: &str, case: &str, spool: &Path) -> ExitCode {
         "outside-its-queues" => {
             // Where the profile's Landlock rules give nothing: the top of
             // the spool, private/, and for cleanup the queues qmgr owns.
-            refused(fs::File::open("main.cf").map(drop), libc::EACCES);
-            refused(fs::File::create("private/planted").map(drop), libc::EACCES);
-            if service == "cleanup" {
-                refused(fs::File::create("deferred/planted").map(drop), libc::EACCES);
-            } else {
-                refused(
-                    fs::File::create("quarantine/planted").map(drop),
-                    libc::EACCES,
-                );
-            }
+            expect_errno(fs::File::open("main.cf").map(drop), libc::EACCES);
+            expect_errno(fs::File::create("private/planted").map(drop), libc::EACCES);
+            // cleanup writes incoming/ hold/ quarantine/ only; the web page
+            // only reads deferred/; qmgr has nothing in quarantine/.
+            let planted = match service {
+                "cleanup" | "web" => "deferred/planted",
+                _ => "quarantine/planted",
+            };
+            expect_errno(fs::File::create(planted).map(drop), libc::EACCES);
             std::process::exit(i32::from(REFUSED));
         }
         "move-between-queues" => {
@@ -456,8 +462,14 @@ fn probe(service: &str, case: &str, spool: &Path) -> ExitCode {
 
 /// Exits with REFUSED when `result` failed with `errno`; fails otherwise.
 fn refused(result: std::io::Result<()>, errno: libc::c_int) {
+    expect_errno(result, errno);
+    std::process::exit(i32::from(REFUSED))
+}
+
+/// Returns when `result` failed with `errno`; fails otherwise.
+fn expect_errno(result: std::io::Result<()>, errno: libc::c_int) {
     match result {
-        Err(e) if e.raw_os_error() == Some(errno) => std::process::exit(i32::from(REFUSED)),
+        Err(e) if e.raw_os_error() == Some(errno) => {}
         other => fail(&format!("expected errno {errno}, got {other:?}")),
     }
 }

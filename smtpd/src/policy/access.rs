@@ -29,13 +29,25 @@ impl Evaluator<'_> {
             }
             Subject::ReverseClient => {
                 let (name, addr) = (st.peer.reverse_name.clone(), st.peer.addr);
-                self.name_addr_access(st, table, &name, addr, &name, class, default_access)
-                    .await
+                let decision = self
+                    .name_addr_access(st, table, &name, addr, &name, class, default_access)
+                    .await;
+                // The client controls its PTR name: it may deny, never allow.
+                if decision == Decision::Permit && !st.actions.discard {
+                    warning!(
+                        "restriction check_reverse_client_hostname_access {} returns OK for {name}; \
+                         this is not allowed for security reasons; use DUNNO instead of OK if you \
+                         want to make an exception",
+                        table.spec()
+                    );
+                    return self.server_error(st);
+                }
+                decision
             }
             Subject::Helo => match st.helo.clone() {
                 Some(helo) => match self.domain_lookup(table, &helo) {
                     Some(value) => {
-                        self.table_result(st, table, &value, &helo, class, default_access)
+                        self.table_result(st, table.spec(), &value, &helo, class, default_access)
                             .await
                     }
                     None => Decision::Dunno,
@@ -46,8 +58,15 @@ impl Evaluator<'_> {
                 Some(sender) if sender.is_empty() => {
                     match table.lookup(&self.settings.null_access_key) {
                         Some(value) => {
-                            self.table_result(st, table, &value, &sender, class, default_access)
-                                .await
+                            self.table_result(
+                                st,
+                                table.spec(),
+                                &value,
+                                &sender,
+                                class,
+                                default_access,
+                            )
+                            .await
                         }
                         None => Decision::Dunno,
                     }
@@ -85,7 +104,7 @@ impl Evaluator<'_> {
         };
         match lookup_address(table, address, &opts) {
             Some(value) => {
-                self.table_result(st, table, &value, address, class, default_access)
+                self.table_result(st, table.spec(), &value, address, class, default_access)
                     .await
             }
             None => Decision::Dunno,
@@ -111,7 +130,7 @@ impl Evaluator<'_> {
             .or_else(|| addr_lookup(table, addr));
         match value {
             Some(value) => {
-                self.table_result(st, table, &value, reply_name, class, default_access)
+                self.table_result(st, table.spec(), &value, reply_name, class, default_access)
                     .await
             }
             None => Decision::Dunno,
@@ -151,11 +170,13 @@ impl Evaluator<'_> {
         None
     }
 
-    /// What an access table's result means (Postfix's check_table_result).
+    /// What an access table's (or a policy server's) result means
+    /// (Postfix's check_table_result); `source` names the table or server
+    /// in warnings.
     pub(super) async fn table_result(
         &self,
         st: &mut State,
-        table: &Table,
+        source: &str,
         value: &str,
         name: &str,
         class: &str,
@@ -168,7 +189,7 @@ impl Evaluator<'_> {
             None => (value, ""),
         };
         let upper = word.to_ascii_uppercase();
-        let spec = table.spec();
+        let spec = source;
         match upper.as_str() {
             "DUNNO" => Decision::Dunno,
             "REJECT" | "DEFER" => {

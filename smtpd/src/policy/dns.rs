@@ -400,7 +400,7 @@ impl Evaluator<'_> {
                 .and_then(|ip| addr_lookup(table, ip))
             {
                 Some(value) => {
-                    self.table_result(st, table, &value, reply_name, class, default_access)
+                    self.table_result(st, table.spec(), &value, reply_name, class, default_access)
                         .await
                 }
                 None => Decision::Dunno,
@@ -442,7 +442,7 @@ impl Evaluator<'_> {
                     && let Some(value) = addr_lookup(table, ip)
                 {
                     return self
-                        .table_result(st, table, &value, reply_name, class, default_access)
+                        .table_result(st, table.spec(), &value, reply_name, class, default_access)
                         .await;
                 }
                 continue;
@@ -451,7 +451,7 @@ impl Evaluator<'_> {
                 && let Some(value) = self.domain_lookup(table, &server)
             {
                 return self
-                    .table_result(st, table, &value, reply_name, class, default_access)
+                    .table_result(st, table.spec(), &value, reply_name, class, default_access)
                     .await;
             }
             let addresses = match dns.addresses(&server).await {
@@ -475,7 +475,7 @@ impl Evaluator<'_> {
                 }
                 if let Some(value) = addr_lookup(table, ip) {
                     return self
-                        .table_result(st, table, &value, reply_name, class, default_access)
+                        .table_result(st, table.spec(), &value, reply_name, class, default_access)
                         .await;
                 }
             }

@@ -12,6 +12,7 @@
 
 mod access;
 mod checks;
+mod delegate;
 mod dns;
 pub mod names;
 mod state;
@@ -482,6 +483,10 @@ impl<'a> Evaluator<'a> {
             R::Access(subject, table) => self.access(st, *subject, table, default_access).await,
             R::ServerAccess(subject, record, table) => {
                 self.server_access(st, *subject, *record, table, default_access)
+                    .await
+            }
+            R::PolicyService(spec) => {
+                self.policy_service(st, spec, name, class, default_access)
                     .await
             }
             R::Class(class_name) => match s.restrictions.classes.get(class_name) {

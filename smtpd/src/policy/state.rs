@@ -1,7 +1,7 @@
 //! What the restrictions know about a session: the client, the HELO name,
 //! the transaction so far, and the bookkeeping of deferrals and warnings.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use mailgate_log::info;
 
@@ -83,6 +83,14 @@ pub struct State {
     /// The command being handled: RCPT, DATA, END-OF-MESSAGE...
     pub stage: &'static str,
     pub queue_id: Option<String>,
+    /// The same for every policy query about one transaction.
+    pub instance: String,
+    /// SIZE= from MAIL FROM, then the message's size after DATA.
+    pub size: u64,
+    /// Our end of the connection (policy requests' server_address).
+    pub server: Option<SocketAddr>,
+    /// The service is under stress (policy requests' stress=yes).
+    pub stress: bool,
     pub smtputf8: bool,
     /// The client sent a command before it could know our answer to the
     /// previous one (reject_unauth_pipelining).
@@ -110,6 +118,10 @@ impl State {
             protocol: "SMTP",
             stage: "CONNECT",
             queue_id: None,
+            instance: String::new(),
+            size: 0,
+            server: None,
+            stress: false,
             smtputf8: false,
             ill_pipelining: false,
             defer_if_permit: Defer::default(),
@@ -132,6 +144,8 @@ impl State {
         self.recipient = None;
         self.rcpt_count = 0;
         self.queue_id = None;
+        self.instance = String::new();
+        self.size = 0;
         self.smtputf8 = false;
         self.actions = Actions::default();
         self.dip_sender = false;

@@ -1,0 +1,1018 @@
+//! One line of documentation for every main.cf parameter, keyed by name.
+//!
+//! `mailgate.cf(5)` is generated from these lines together with the
+//! parameter table (params.rs), so the manual always lists exactly the
+//! parameters `mailgate config` knows. A parameter added to the table needs
+//! a line here: a unit test names any that are missing.
+
+/// `(name, description)`. Order does not matter; the manual is sorted.
+pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
+    // Identity.
+    (
+        "myhostname",
+        "The gateway's fully-qualified host name, used in the SMTP greeting, HELO and Received headers; defaults to the machine's host name.",
+    ),
+    (
+        "mydomain",
+        "The gateway's domain; defaults to myhostname without its first label.",
+    ),
+    (
+        "myorigin",
+        "The domain that locally submitted mail without a domain appears to come from.",
+    ),
+    (
+        "mail_name",
+        "The name of the mail system in the SMTP greeting and in generated mail.",
+    ),
+    (
+        "mail_owner",
+        "The unprivileged user the workers run as and who owns the spool; never root.",
+    ),
+    (
+        "smtpd_owner",
+        "The user smtpd runs as, in mail_owner's group: a uid of its own, so qmgr, relay and the scanner refuse it.",
+    ),
+    (
+        "relay_owner",
+        "The user relay runs as: a uid and group of its own, which reach no socket of the spool.",
+    ),
+    (
+        "syslog_name",
+        "The program name prefix on every log line (mailgate/smtpd[pid]); pflogsumm --syslog-name reads it.",
+    ),
+    (
+        "maillog_file",
+        "A file the master and every service append their log lines to; empty: the master's standard error (the journal under systemd). The stats service follows this file.",
+    ),
+    (
+        "compatibility_level",
+        "Postfix's compatibility level; accepted so existing main.cf files load.",
+    ),
+    (
+        "biff",
+        "Postfix's biff notification; a gateway delivers nothing locally, so only no is meaningful.",
+    ),
+    // Directories and install paths.
+    (
+        "queue_directory",
+        "The spool: queue directories, service sockets, the master's pid file and the statistics file; the chroot of the workers.",
+    ),
+    (
+        "daemon_directory",
+        "Where the master and the worker programs are; empty: the directory holding the mailgate program.",
+    ),
+    (
+        "data_directory",
+        "Where long-lived data lives (the scanner's directory and the Bayes store by default).",
+    ),
+    (
+        "command_directory",
+        "Where the administrator's commands are installed (Postfix install path; informational).",
+    ),
+    (
+        "config_directory",
+        "Where main.cf and master.cf are (informational: mailgate -c or MAILGATE_CONFIG selects the directory).",
+    ),
+    (
+        "html_directory",
+        "Postfix install path for HTML documentation; informational.",
+    ),
+    (
+        "manpage_directory",
+        "Where the manual pages are installed; informational.",
+    ),
+    (
+        "readme_directory",
+        "Postfix install path for README files; informational.",
+    ),
+    (
+        "sample_directory",
+        "Postfix install path for sample files; informational.",
+    ),
+    (
+        "sendmail_path",
+        "Where the sendmail-compatible command is installed; informational (mailgate sendmail is the submission command).",
+    ),
+    (
+        "newaliases_path",
+        "Postfix install path of newaliases; informational, a gateway has no aliases database.",
+    ),
+    (
+        "mailq_path",
+        "Postfix install path of mailq; informational (mailgate queue list is the listing command).",
+    ),
+    (
+        "setgid_group",
+        "Postfix's postdrop group; informational, mailgate has no world-writable maildrop.",
+    ),
+    // Destinations and routing.
+    (
+        "mydestination",
+        "Domains delivered locally; a gateway delivers nothing locally, so it stays empty.",
+    ),
+    (
+        "mynetworks",
+        "Clients trusted to relay anywhere (permit_mynetworks): networks, hosts and tables.",
+    ),
+    (
+        "mynetworks_style",
+        "How mynetworks is computed when it is not set (host, subnet, class), as in Postfix.",
+    ),
+    (
+        "inet_interfaces",
+        "The addresses inet services listen on: all, loopback-only or a list of addresses.",
+    ),
+    ("inet_protocols", "The IP versions used: all, ipv4 or ipv6."),
+    (
+        "relay_domains",
+        "The domains this gateway accepts mail for and relays to their internal servers.",
+    ),
+    (
+        "relay_recipient_maps",
+        "Tables of the valid recipients in relay_domains; others are refused during SMTP. Empty: any recipient.",
+    ),
+    (
+        "transport_maps",
+        "Tables that map a recipient domain or address to transport:nexthop, such as smtp:[mail.example.com].",
+    ),
+    (
+        "relayhost",
+        "The next hop for mail that transport_maps does not route: [host]:port, host or domain; empty: deliver by MX.",
+    ),
+    (
+        "default_transport",
+        "The transport for mail to domains that are not relay_domains.",
+    ),
+    (
+        "relay_transport",
+        "The transport for mail to relay_domains when transport_maps says nothing.",
+    ),
+    (
+        "local_transport",
+        "The transport for local domains; a gateway refuses local delivery.",
+    ),
+    (
+        "defer_transports",
+        "Transports whose mail is kept in the queue and not delivered until flushed.",
+    ),
+    (
+        "parent_domain_matches_subdomains",
+        "Which lists match subdomains of a listed domain, as in Postfix.",
+    ),
+    (
+        "local_recipient_maps",
+        "Tables of valid local recipients; a gateway has no local recipients.",
+    ),
+    (
+        "alias_maps",
+        "Local aliases; a gateway delivers nothing locally.",
+    ),
+    (
+        "alias_database",
+        "Alias databases rebuilt by newaliases; a gateway has none.",
+    ),
+    (
+        "virtual_alias_maps",
+        "Tables that rewrite recipient addresses to other addresses.",
+    ),
+    (
+        "canonical_maps",
+        "Tables that rewrite sender and recipient addresses.",
+    ),
+    (
+        "sender_canonical_maps",
+        "Tables that rewrite sender addresses.",
+    ),
+    (
+        "recipient_canonical_maps",
+        "Tables that rewrite recipient addresses.",
+    ),
+    (
+        "recipient_delimiter",
+        "The separator of address extensions (user+ext), for table lookups.",
+    ),
+    (
+        "content_filter",
+        "Postfix's after-queue content filter (an SMTP transport); mailgate scans before the queue with content_scanner.",
+    ),
+    (
+        "receive_override_options",
+        "Postfix's switches that turn off address mapping or checks for some mail streams.",
+    ),
+    (
+        "dns_nameservers",
+        "DNS servers to ask instead of those in /etc/resolv.conf (address or address:port).",
+    ),
+    (
+        "disable_dns_lookups",
+        "Do not use DNS to find the next hop (deliver to relayhost or transport_maps hosts by address).",
+    ),
+    (
+        "smtp_host_lookup",
+        "How the SMTP client finds next-hop hosts: dns, native or both.",
+    ),
+    // Message limits.
+    (
+        "message_size_limit",
+        "The largest message accepted, in bytes (SIZE in EHLO; larger ones get 552).",
+    ),
+    (
+        "header_size_limit",
+        "The largest header section accepted, in bytes.",
+    ),
+    (
+        "line_length_limit",
+        "Longer lines are split when stored, as Postfix does.",
+    ),
+    (
+        "hopcount_limit",
+        "Messages with more Received headers than this are refused as a mail loop.",
+    ),
+    (
+        "always_add_missing_headers",
+        "Add From, To, Date and Message-ID to mail that lacks them, not only to local mail.",
+    ),
+    (
+        "strict_rfc821_envelopes",
+        "Refuse MAIL FROM and RCPT TO addresses that are not strictly RFC 821 (<user@domain>).",
+    ),
+    (
+        "allow_percent_hack",
+        "Rewrite user%domain@gateway to user@domain (off: the address trick does not get through).",
+    ),
+    (
+        "swap_bangpath",
+        "Rewrite site!user to user@site (off: the address trick does not get through).",
+    ),
+    (
+        "resolve_dequoted_address",
+        "Resolve a quoted local part after removing the quotes, as Postfix does.",
+    ),
+    (
+        "smtputf8_enable",
+        "Offer SMTPUTF8 and accept internationalized addresses.",
+    ),
+    (
+        "header_checks",
+        "regexp: or pcre: tables of header patterns with actions (REJECT, WARN, DISCARD, HOLD, IGNORE, PREPEND, REPLACE, ...).",
+    ),
+    (
+        "body_checks",
+        "regexp: or pcre: tables of body line patterns with actions.",
+    ),
+    (
+        "mime_header_checks",
+        "Header patterns for MIME part headers; defaults to header_checks.",
+    ),
+    (
+        "nested_header_checks",
+        "Header patterns for attached messages' headers; defaults to header_checks.",
+    ),
+    // Content filtering.
+    (
+        "content_scanner",
+        "The master.cf unix service that scans every message before it is accepted; empty: no scanning.",
+    ),
+    (
+        "scanner_owner",
+        "The user the scanner runs as (not mail_owner: it has no spool access).",
+    ),
+    (
+        "scanner_directory",
+        "The scanner's chroot: its data, and clamd's Unix socket when clamd is reached that way.",
+    ),
+    (
+        "scanner_timeout",
+        "How long cleanup waits for the scanner's verdict before applying scanner_failure_action.",
+    ),
+    (
+        "scanner_failure_action",
+        "What the client gets when the scanner or clamd fails: defer (4xx, the default) or reject.",
+    ),
+    (
+        "clamd_socket",
+        "clamd's address: unix:PATH inside scanner_directory, or inet:host:port; empty: no virus scanning.",
+    ),
+    (
+        "clamd_timeout",
+        "How long the scanner waits for clamd's answer.",
+    ),
+    (
+        "clamd_transfer",
+        "How the message reaches clamd: auto, fildes (its descriptor over a Unix socket) or instream (the bytes).",
+    ),
+    (
+        "virus_action",
+        "What to do with a virus: reject (554), quarantine or discard.",
+    ),
+    (
+        "virus_admin",
+        "An address told about each virus found; never the (forged) sender.",
+    ),
+    (
+        "banned_action",
+        "What to do with a banned attachment: reject, quarantine or discard.",
+    ),
+    (
+        "banned_filename_re",
+        "Extra regular expressions of banned attachment names.",
+    ),
+    (
+        "banned_filename_extensions",
+        "Attachment name extensions that are banned, also as double extensions and inside archives.",
+    ),
+    (
+        "banned_mime_types",
+        "Declared MIME types of banned attachments.",
+    ),
+    (
+        "banned_executable_content",
+        "Ban PE and ELF programs by content, whatever their name.",
+    ),
+    (
+        "scanner_archive_depth",
+        "How deep the scanner looks into nested zip, gzip and tar archives.",
+    ),
+    (
+        "scanner_archive_max_size",
+        "The most bytes unpacked from one message's archives (against archive bombs).",
+    ),
+    (
+        "scanner_archive_max_ratio",
+        "The largest compression ratio accepted in an archive (against archive bombs).",
+    ),
+    (
+        "scanner_archive_max_entries",
+        "The most archive members looked at in one message.",
+    ),
+    (
+        "spam_tag_level",
+        "From this score up, X-Spam-Status, X-Spam-Score and X-Spam-Level are added.",
+    ),
+    (
+        "spam_tag2_level",
+        "From this score up, mail is spam: X-Spam-Flag: YES and spam_subject_tag.",
+    ),
+    (
+        "spam_kill_level",
+        "From this score up, spam_kill_action applies.",
+    ),
+    (
+        "spam_kill_action",
+        "What to do with mail at spam_kill_level: reject, quarantine, discard or pass.",
+    ),
+    (
+        "spam_subject_tag",
+        "Prefix added to the Subject of mail at spam_tag2_level; empty: none.",
+    ),
+    (
+        "spam_lovers_maps",
+        "Recipients who get spam anyway (amavisd-new's spam lovers).",
+    ),
+    ("virus_lovers_maps", "Recipients who get viruses anyway."),
+    (
+        "banned_files_lovers_maps",
+        "Recipients who get banned attachments anyway.",
+    ),
+    (
+        "bypass_spam_checks_maps",
+        "Recipients whose mail is not scored for spam.",
+    ),
+    (
+        "bypass_virus_checks_maps",
+        "Recipients whose mail is not scanned for viruses.",
+    ),
+    (
+        "bypass_banned_checks_maps",
+        "Recipients whose mail is not checked for banned attachments.",
+    ),
+    // SMTP server.
+    ("smtpd_banner", "The text after 220 in the SMTP greeting."),
+    (
+        "smtpd_relay_restrictions",
+        "Restrictions that decide relaying at RCPT TO (permit_mynetworks, reject_unauth_destination, ...).",
+    ),
+    (
+        "smtpd_recipient_restrictions",
+        "Restrictions applied at RCPT TO after the relay restrictions.",
+    ),
+    (
+        "smtpd_client_restrictions",
+        "Restrictions on the client's address and name.",
+    ),
+    (
+        "smtpd_helo_restrictions",
+        "Restrictions on the HELO/EHLO name.",
+    ),
+    (
+        "smtpd_sender_restrictions",
+        "Restrictions on the MAIL FROM address.",
+    ),
+    ("smtpd_data_restrictions", "Restrictions applied at DATA."),
+    (
+        "smtpd_end_of_data_restrictions",
+        "Restrictions applied after the message is received.",
+    ),
+    ("smtpd_etrn_restrictions", "Restrictions applied to ETRN."),
+    (
+        "smtpd_restriction_classes",
+        "Names of user-defined restriction lists that access tables may return.",
+    ),
+    (
+        "smtpd_null_access_lookup_key",
+        "The key access tables see for the null sender (<>).",
+    ),
+    (
+        "smtpd_sender_login_maps",
+        "Which authenticated logins may use which sender addresses.",
+    ),
+    (
+        "smtpd_helo_required",
+        "Refuse MAIL FROM before HELO or EHLO.",
+    ),
+    (
+        "smtpd_delay_reject",
+        "Apply client, HELO and sender restrictions at RCPT TO, as Postfix does by default.",
+    ),
+    ("disable_vrfy_command", "Refuse the VRFY command."),
+    (
+        "smtpd_timeout",
+        "How long smtpd waits for a client's command or data.",
+    ),
+    (
+        "smtpd_hard_error_limit",
+        "Errors after which a session is closed.",
+    ),
+    (
+        "smtpd_soft_error_limit",
+        "Errors after which each reply is delayed by smtpd_error_sleep_time.",
+    ),
+    (
+        "smtpd_error_sleep_time",
+        "The delay before replies once smtpd_soft_error_limit is reached.",
+    ),
+    (
+        "smtpd_junk_command_limit",
+        "Commands that do not move a transaction forward (NOOP, RSET, ...) before the session is closed.",
+    ),
+    (
+        "smtpd_recipient_limit",
+        "The most recipients accepted in one message.",
+    ),
+    (
+        "smtpd_client_connection_count_limit",
+        "The most simultaneous sessions from one client address.",
+    ),
+    (
+        "smtpd_client_connection_rate_limit",
+        "The most connections one client may make per minute; 0: no limit.",
+    ),
+    (
+        "smtpd_forbid_bare_newline",
+        "What to do with bare LF line ends in SMTP (normalize, reject or no), against SMTP smuggling.",
+    ),
+    (
+        "smtpd_reject_unlisted_recipient",
+        "Refuse recipients in relay_domains that relay_recipient_maps does not list.",
+    ),
+    ("smtpd_milters", "Milter applications for SMTP mail."),
+    (
+        "non_smtpd_milters",
+        "Milter applications for locally submitted mail.",
+    ),
+    (
+        "local_header_rewrite_clients",
+        "Clients whose mail gets local-style header rewriting.",
+    ),
+    (
+        "unknown_relay_recipient_reject_code",
+        "The reply code for recipients missing from relay_recipient_maps.",
+    ),
+    (
+        "unknown_local_recipient_reject_code",
+        "The reply code for unknown local recipients.",
+    ),
+    (
+        "unverified_recipient_reject_code",
+        "The reply code for recipients that address verification found undeliverable.",
+    ),
+    (
+        "relay_domains_reject_code",
+        "The reply code for relaying that is not allowed.",
+    ),
+    (
+        "access_map_reject_code",
+        "The reply code for REJECT in an access table.",
+    ),
+    (
+        "access_map_defer_code",
+        "The reply code for DEFER in an access table.",
+    ),
+    (
+        "defer_code",
+        "The reply code for defer and defer_if_permit restrictions.",
+    ),
+    ("reject_code", "The reply code for the reject restriction."),
+    (
+        "address_verify_map",
+        "The cache of address verification results.",
+    ),
+    (
+        "debug_peer_list",
+        "Clients and servers whose sessions are logged in detail.",
+    ),
+    (
+        "debug_peer_level",
+        "How much more detail debug_peer_list gets.",
+    ),
+    (
+        "smtpd_reject_unlisted_sender",
+        "Refuse sender addresses in our own domains that the recipient tables do not list.",
+    ),
+    (
+        "smtpd_peername_lookup",
+        "Look up the client's host name in DNS (off: every client is unknown[address]).",
+    ),
+    (
+        "smtpd_log_access_permit_actions",
+        "Access table actions (such as OK) that are logged when they permit a request.",
+    ),
+    (
+        "smtpd_forbid_unauth_pipelining",
+        "Disconnect clients that send commands ahead of the replies without PIPELINING.",
+    ),
+    (
+        "smtpd_relay_before_recipient_restrictions",
+        "Evaluate smtpd_relay_restrictions before smtpd_recipient_restrictions.",
+    ),
+    (
+        "stress",
+        "Set by the master when the SMTP service is overloaded; other defaults (timeouts, error limits) depend on it.",
+    ),
+    (
+        "smtpd_per_record_deadline",
+        "Apply smtpd_timeout to each whole command or data record, not to each read.",
+    ),
+    (
+        "smtpd_per_request_deadline",
+        "Apply the time limit to each whole request.",
+    ),
+    (
+        "smtpd_min_data_rate",
+        "The slowest data rate, in bytes per second, a client may send at once the per-record deadline applies.",
+    ),
+    (
+        "smtpd_recipient_overshoot_limit",
+        "Recipients over smtpd_recipient_limit answered before the session counts them as errors.",
+    ),
+    (
+        "smtpd_client_message_rate_limit",
+        "The most messages one client may send per anvil_rate_time_unit; 0: no limit.",
+    ),
+    (
+        "smtpd_client_recipient_rate_limit",
+        "The most recipients one client may send to per anvil_rate_time_unit; 0: no limit.",
+    ),
+    (
+        "smtpd_client_event_limit_exceptions",
+        "Clients exempt from the connection, message and recipient limits.",
+    ),
+    (
+        "anvil_rate_time_unit",
+        "The period the client rate limits count over.",
+    ),
+    (
+        "unknown_client_reject_code",
+        "The reply code when a client's address has no (valid) host name.",
+    ),
+    (
+        "unknown_hostname_reject_code",
+        "The reply code when the HELO name has no DNS record.",
+    ),
+    (
+        "unknown_address_reject_code",
+        "The reply code when the sender or recipient domain has no DNS record.",
+    ),
+    (
+        "non_fqdn_reject_code",
+        "The reply code for host names and addresses that are not fully qualified.",
+    ),
+    (
+        "invalid_hostname_reject_code",
+        "The reply code for a syntactically invalid HELO name.",
+    ),
+    (
+        "multi_recipient_bounce_reject_code",
+        "The reply code for a null-sender message to more than one recipient.",
+    ),
+    (
+        "plaintext_reject_code",
+        "The reply code when TLS is required and the client did not start it.",
+    ),
+    (
+        "maps_rbl_reject_code",
+        "The reply code when a DNS block list lists the client.",
+    ),
+    (
+        "reject_tempfail_action",
+        "What a restriction does when its lookup fails temporarily: defer, defer_if_permit, ...",
+    ),
+    (
+        "unknown_helo_hostname_tempfail_action",
+        "What reject_unknown_helo_hostname does when DNS fails temporarily.",
+    ),
+    (
+        "unknown_address_tempfail_action",
+        "What the unknown sender and recipient domain checks do when DNS fails temporarily.",
+    ),
+    (
+        "rbl_tempfail_action",
+        "What a DNS block list check does when DNS fails temporarily.",
+    ),
+    (
+        "default_rbl_reply",
+        "The reply text for a DNS block list listing ($rbl_code, $rbl_class, $rbl_what, $rbl_domain, $rbl_reason).",
+    ),
+    (
+        "rbl_reply_maps",
+        "Tables with a reply text per block list domain, instead of default_rbl_reply.",
+    ),
+    (
+        "show_user_unknown_table_name",
+        "Name the table in \"User unknown in ... table\" replies.",
+    ),
+    (
+        "smtpd_forbidden_commands",
+        "Commands (such as CONNECT, GET, POST) after which a session is closed at once: a web client, not a mail client.",
+    ),
+    (
+        "smtpd_client_new_tls_session_rate_limit",
+        "The most new TLS sessions one client may negotiate per anvil_rate_time_unit; 0: no limit.",
+    ),
+    (
+        "smtpd_client_auth_rate_limit",
+        "The most AUTH commands one client may send per anvil_rate_time_unit; 0: no limit.",
+    ),
+    (
+        "smtpd_policy_service_timeout",
+        "How long a check_policy_service query may take.",
+    ),
+    (
+        "smtpd_policy_service_max_idle",
+        "How long an idle connection to a policy service is kept.",
+    ),
+    (
+        "smtpd_policy_service_max_ttl",
+        "How long a connection to a policy service is reused at most.",
+    ),
+    (
+        "smtpd_policy_service_request_limit",
+        "Queries per connection to a policy service; 0: no limit.",
+    ),
+    (
+        "smtpd_policy_service_try_limit",
+        "How many times a policy query is tried before the default action.",
+    ),
+    (
+        "smtpd_policy_service_retry_delay",
+        "The wait between tries of a policy query.",
+    ),
+    (
+        "smtpd_policy_service_default_action",
+        "The answer when a policy service cannot be asked (never a pass).",
+    ),
+    (
+        "smtpd_policy_service_policy_context",
+        "Text sent to policy services as policy_context=.",
+    ),
+    // SMTP AUTH and TLS.
+    ("smtpd_sasl_auth_enable", "Offer SMTP AUTH to clients."),
+    (
+        "smtpd_sasl_type",
+        "The SASL backend that checks SMTP AUTH logins (dovecot, ...).",
+    ),
+    (
+        "smtpd_sasl_path",
+        "Where the SASL backend is reached, such as private/auth (relative to queue_directory).",
+    ),
+    (
+        "smtpd_sasl_security_options",
+        "Which SASL mechanisms are offered (noanonymous, noplaintext, ...).",
+    ),
+    (
+        "smtpd_sasl_local_domain",
+        "The realm appended to logins without one.",
+    ),
+    (
+        "smtpd_sasl_authenticated_header",
+        "Name the authenticated login in the Received header.",
+    ),
+    (
+        "broken_sasl_auth_clients",
+        "Also announce AUTH in the old AUTH= form for broken clients.",
+    ),
+    (
+        "smtpd_tls_security_level",
+        "TLS in the SMTP server: empty or none, may (STARTTLS offered) or encrypt (required).",
+    ),
+    (
+        "smtpd_tls_cert_file",
+        "The SMTP server's certificate chain (PEM).",
+    ),
+    (
+        "smtpd_tls_key_file",
+        "The SMTP server's private key (PEM); defaults to the certificate file.",
+    ),
+    (
+        "smtpd_tls_CAfile",
+        "CA certificates for client certificates.",
+    ),
+    (
+        "smtpd_tls_CApath",
+        "A directory of CA certificates for client certificates.",
+    ),
+    (
+        "smtpd_tls_loglevel",
+        "How much the SMTP server logs about TLS.",
+    ),
+    (
+        "smtpd_tls_received_header",
+        "Note the TLS protocol and cipher in the Received header.",
+    ),
+    ("smtpd_tls_auth_only", "Offer AUTH only after STARTTLS."),
+    (
+        "smtpd_tls_session_cache_database",
+        "Where TLS sessions of the SMTP server are cached.",
+    ),
+    (
+        "smtpd_use_tls",
+        "Postfix's older switch for smtpd_tls_security_level = may.",
+    ),
+    (
+        "smtp_tls_security_level",
+        "TLS in the SMTP client: empty or none, may, encrypt, verify or secure.",
+    ),
+    ("smtp_tls_CAfile", "CA certificates the SMTP client trusts."),
+    (
+        "smtp_tls_CApath",
+        "A directory of CA certificates the SMTP client trusts.",
+    ),
+    (
+        "smtp_tls_loglevel",
+        "How much the SMTP client logs about TLS.",
+    ),
+    (
+        "smtp_tls_session_cache_database",
+        "Where TLS sessions of the SMTP client are cached.",
+    ),
+    (
+        "smtp_use_tls",
+        "Postfix's older switch for smtp_tls_security_level = may.",
+    ),
+    (
+        "tls_random_source",
+        "Postfix's TLS random source; informational (the kernel's getrandom is used).",
+    ),
+    // Queue manager.
+    (
+        "minimal_backoff_time",
+        "The shortest wait before a deferred message is tried again.",
+    ),
+    (
+        "maximal_backoff_time",
+        "The longest wait before a deferred message is tried again.",
+    ),
+    (
+        "queue_run_delay",
+        "How often the deferred queue is scanned for mail that is due.",
+    ),
+    (
+        "maximal_queue_lifetime",
+        "How long a message may stay undelivered before it is bounced.",
+    ),
+    (
+        "bounce_queue_lifetime",
+        "How long a bounce may stay undelivered before it is given up.",
+    ),
+    (
+        "delay_warning_time",
+        "After this long undelivered, the sender gets one delay notice; 0: never.",
+    ),
+    (
+        "default_destination_concurrency_limit",
+        "The most simultaneous deliveries to one destination.",
+    ),
+    (
+        "default_destination_recipient_limit",
+        "The most recipients in one delivery.",
+    ),
+    (
+        "qmgr_message_active_limit",
+        "The most messages in the active queue at once.",
+    ),
+    // SMTP client.
+    (
+        "smtp_connect_timeout",
+        "How long the SMTP client waits to connect.",
+    ),
+    (
+        "smtp_helo_timeout",
+        "How long the SMTP client waits for the greeting and the EHLO reply.",
+    ),
+    (
+        "smtp_mail_timeout",
+        "How long the SMTP client waits for the MAIL FROM reply.",
+    ),
+    (
+        "smtp_rcpt_timeout",
+        "How long the SMTP client waits for each RCPT TO reply.",
+    ),
+    (
+        "smtp_data_init_timeout",
+        "How long the SMTP client waits for the DATA reply.",
+    ),
+    (
+        "smtp_data_xfer_timeout",
+        "How long the SMTP client waits while sending the message.",
+    ),
+    (
+        "smtp_data_done_timeout",
+        "How long the SMTP client waits for the reply after the message.",
+    ),
+    (
+        "smtp_quit_timeout",
+        "How long the SMTP client waits for the QUIT reply.",
+    ),
+    ("smtp_helo_name", "The name the SMTP client sends in EHLO."),
+    (
+        "smtp_send_xforward_command",
+        "Send XFORWARD with the original client's details to the next hop.",
+    ),
+    // Master and process management.
+    (
+        "default_process_limit",
+        "maxproc for master.cf services whose column says -.",
+    ),
+    (
+        "service_throttle_time",
+        "How long the master waits before restarting a service that keeps dying at start-up.",
+    ),
+    (
+        "daemon_timeout",
+        "How long a service may take for one request before it is considered stuck.",
+    ),
+    (
+        "ipc_timeout",
+        "How long a process waits on a peer over a Unix socket.",
+    ),
+    (
+        "max_idle",
+        "Postfix restarts idle daemons after this; accepted, mailgate's long-lived workers do not use it (see SECURITY.md).",
+    ),
+    (
+        "max_use",
+        "Postfix restarts daemons after this many clients; accepted, mailgate's workers do not use it (see SECURITY.md).",
+    ),
+    (
+        "command_time_limit",
+        "How long an external command may run.",
+    ),
+    (
+        "in_flow_delay",
+        "Postfix's delay for submissions when the queue manager falls behind.",
+    ),
+    (
+        "master_drain_time",
+        "How long sessions in progress get to finish when the gateway stops.",
+    ),
+    // Spam scoring.
+    (
+        "spam_rules_files",
+        "SpamAssassin rule files loaded after the stock rules, such as a site's local.cf.",
+    ),
+    (
+        "spam_stock_rules_directory",
+        "Where SpamAssassin's stock rules are (the spamassassin package).",
+    ),
+    (
+        "spam_bayes_directory",
+        "The Bayes store that mailgate learn trains and the scanner reads.",
+    ),
+    (
+        "spam_bayes_enabled",
+        "Use the Bayes classifier in spam scores.",
+    ),
+    (
+        "spam_network_tests",
+        "Run the rules that need the network (DNS block lists and the like).",
+    ),
+    (
+        "spam_bayes_auto_learn",
+        "Let the scanner learn the clear cases by itself, as SpamAssassin's bayes_auto_learn.",
+    ),
+    (
+        "spam_bayes_auto_learn_threshold_spam",
+        "The score without Bayes from which mail is auto-learned as spam.",
+    ),
+    (
+        "spam_bayes_auto_learn_threshold_nonspam",
+        "The score without Bayes below which mail is auto-learned as ham.",
+    ),
+    (
+        "greylist_delay",
+        "How long a new triplet (client, sender, recipient) is deferred, as postgrey's --delay.",
+    ),
+    (
+        "greylist_retry_window",
+        "How long after the delay a retry still passes a new triplet.",
+    ),
+    (
+        "greylist_max_age",
+        "Triplets not seen for this long are forgotten.",
+    ),
+    (
+        "greylist_auto_whitelist_clients",
+        "Clients that retried properly this many times pass at once (postgrey's AWL); 0: never.",
+    ),
+    (
+        "greylist_whitelist_clients",
+        "Tables of clients never greylisted (postgrey's whitelist_clients).",
+    ),
+    (
+        "greylist_whitelist_recipients",
+        "Tables of recipients never greylisted (postgrey's whitelist_recipients).",
+    ),
+    (
+        "greylist_text",
+        "The text of the greylisting deferral; %r is the recipient's domain.",
+    ),
+    (
+        "greylist_database",
+        "Where the triplets are: redb:PATH (one process) or redis:host:port[/db] (shared by gateways).",
+    ),
+    (
+        "greylist_database_timeout",
+        "How long the greylist service waits for its store before it defers.",
+    ),
+    (
+        "sandbox_mode",
+        "enforce: a call outside a service's seccomp profile kills it; log: it is only logged (to find a missing call).",
+    ),
+    (
+        "table_check_interval",
+        "How often the master looks whether a lookup table file changed (and reloads when one did).",
+    ),
+    // The web page.
+    (
+        "web_admin_users",
+        "The logins allowed on the web page (each also checked by the SASL backend); empty: nobody.",
+    ),
+    (
+        "web_sasl_type",
+        "The backend that checks web page logins: dovecot (Dovecot's auth protocol).",
+    ),
+    (
+        "web_sasl_path",
+        "Where the login backend is reached: a Unix socket relative to queue_directory, such as private/auth.",
+    ),
+    (
+        "web_tls_cert_file",
+        "The web page's certificate chain (PEM); set, the page is served over HTTPS only.",
+    ),
+    (
+        "web_tls_key_file",
+        "The web page's private key (PEM); defaults to web_tls_cert_file.",
+    ),
+    (
+        "web_session_timeout",
+        "A web page session ends after this long without a request.",
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_parameter_has_one_description_and_no_description_is_orphaned() {
+        let mut seen = std::collections::HashSet::new();
+        for (name, text) in DESCRIPTIONS {
+            assert!(seen.insert(*name), "{name} is described twice");
+            assert!(
+                crate::params::find(name).is_some(),
+                "{name} is described but is not a parameter"
+            );
+            assert!(!text.is_empty() && !text.contains('\n'), "{name}");
+        }
+        let missing: Vec<&str> = crate::params::all()
+            .iter()
+            .map(|p| p.name)
+            .filter(|name| !seen.contains(name))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "parameters without a line in libs/config/src/descriptions.rs (mailgate.cf(5) is \
+             generated from it): {missing:?}"
+        );
+    }
+}

@@ -29,22 +29,13 @@ fn write_error() -> SmtpReply {
     }
 }
 
-/// Why a peer's request is refused, and what it hears.
-fn refused(channel: &Channel, why: impl std::fmt::Display) {
-    let peer = channel
-        .peer()
-        .map(|p| p.to_string())
-        .unwrap_or_else(|| "an unknown peer".into());
-    warning!("refusing a request from {peer}: {why}");
-}
-
 pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
     match channel.recv::<Request>().await {
         Ok((Request::Begin, fds)) if fds.is_empty() => {}
-        Ok((Request::Begin, _)) => return refused(&channel, "Begin with descriptors"),
-        Ok((_, _)) => return refused(&channel, "expected Begin"),
+        Ok((Request::Begin, _)) => return channel.log_refusal("Begin with descriptors"),
+        Ok((_, _)) => return channel.log_refusal("expected Begin"),
         Err(IpcError::Closed) => return,
-        Err(e) => return refused(&channel, e),
+        Err(e) => return channel.log_refusal(e),
     }
     let queue_id = shared
         .ids
@@ -73,13 +64,13 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
         Ok(received) => received,
         // The client went away or reset the transaction.
         Err(IpcError::Closed) => return,
-        Err(e) => return refused(&channel, format_args!("{queue_id}: {e}")),
+        Err(e) => return channel.log_refusal(format_args!("{queue_id}: {e}")),
     };
     let (envelope, actions, content) =
         match checked_commit(&request, fds, shared.settings.max_content) {
             Ok(commit) => commit,
             Err((why, reply)) => {
-                refused(&channel, format_args!("{queue_id}: {why}"));
+                channel.log_refusal(format_args!("{queue_id}: {why}"));
                 let _ = channel.send(&reply, &[]).await;
                 return;
             }

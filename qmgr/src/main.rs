@@ -15,7 +15,6 @@ use mailgate_ipc::protocol::qmgr::Request;
 use mailgate_ipc::server::{serve_unix, unix_listener};
 use mailgate_ipc::validate::Validate;
 use mailgate_ipc::{Channel, IpcError};
-use mailgate_log::warning;
 use mailgate_sandbox::{Worker, die, profiles};
 use tokio::sync::{mpsc, oneshot};
 
@@ -97,12 +96,12 @@ async fn serve(mut channel: Channel, commands: mpsc::Sender<Command>) {
     loop {
         let request = match channel.recv::<Request>().await {
             Ok((request, fds)) if fds.is_empty() => request,
-            Ok(_) => return refused(&channel, "a request with descriptors"),
+            Ok(_) => return channel.log_refusal("a request with descriptors"),
             Err(IpcError::Closed) => return,
-            Err(e) => return refused(&channel, e),
+            Err(e) => return channel.log_refusal(e),
         };
         if let Err(e) = request.validate() {
-            return refused(&channel, e);
+            return channel.log_refusal(e);
         }
         match request {
             // Many wake-ups in a burst fold into one scan, so a full
@@ -131,12 +130,4 @@ async fn serve(mut channel: Channel, commands: mpsc::Sender<Command>) {
             }
         }
     }
-}
-
-fn refused(channel: &Channel, why: impl std::fmt::Display) {
-    let peer = channel
-        .peer()
-        .map(|p| p.to_string())
-        .unwrap_or_else(|| "an unknown peer".into());
-    warning!("refusing a request from {peer}: {why}");
 }

@@ -148,8 +148,7 @@ async fn connection(
         let file = match checked(&request, fds) {
             Ok(file) => Arc::new(file),
             Err(why) => {
-                let peer = channel.peer().map(|p| p.to_string()).unwrap_or_default();
-                warning!("refusing a delivery request from {peer}: {why}");
+                channel.log_refusal(why);
                 return;
             }
         };

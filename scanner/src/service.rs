@@ -34,8 +34,7 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
     let fd = match checked(&request, fds, shared.max_content) {
         Ok(fd) => fd,
         Err(why) => {
-            let peer = channel.peer().map(|p| p.to_string()).unwrap_or_default();
-            warning!("refusing a scan request from {peer}: {why}");
+            channel.log_refusal(why);
             let reply = Reply::Failed {
                 reason: "malformed scan request".into(),
             };

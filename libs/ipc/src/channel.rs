@@ -94,6 +94,15 @@ impl Channel {
         self.peer
     }
 
+    /// Logs that a request from this connection's peer is refused, and why.
+    pub fn log_refusal(&self, why: impl std::fmt::Display) {
+        let peer = self
+            .peer
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "an unknown peer".into());
+        mailgate_log::warning!("refusing a request from {peer}: {why}");
+    }
+
     /// Connects to a service socket such as `private/cleanup`.
     pub async fn connect(path: &Path) -> Result<Channel, IpcError> {
         Ok(Channel::new(UnixStream::connect(path).await?))

@@ -249,6 +249,33 @@ fn relay_delivers_only_for_qmgr() {
 }
 
 #[test]
+fn the_greylist_service_answers_smtpd_and_no_other_worker() {
+    let users = users();
+    let backend = Backend::start();
+    let gateway = Gateway::configure(&backend, "");
+    let data = gateway.path("data");
+    fs::create_dir(&data).expect("data directory");
+    fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    gateway.add_main_cf(&format!("data_directory = {}", data.display()));
+    gateway.add_master_cf("greylist unix - - y - - greylist");
+    let gateway = gateway.launch();
+    let greylist = gateway.spool("private/greylist");
+    wait_for("the greylist socket", || greylist.exists().then_some(()));
+
+    // smtpd asks, as check_policy_service unix:private/greylist does.
+    let out = wait_for("the greylist service to answer", || {
+        Some(peer(&users.smtpd, false, &greylist, &["policy"])).filter(|o| o.starts_with("action="))
+    });
+    assert!(out.starts_with("action=DEFER"), "{out}");
+    // relay's uid and a stranger's are refused, even past the socket's mode.
+    for identity in [&users.relay, &users.nobody] {
+        let out = peer(identity, true, &greylist, &["policy"]);
+        assert_eq!(out, "closed");
+    }
+    gateway.wait_for_log("refusing a connection to service greylist");
+}
+
+#[test]
 fn the_scanner_scans_only_for_cleanup_and_only_sealed_content() {
     let users = users();
     let backend = Backend::start();

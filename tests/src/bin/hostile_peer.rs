@@ -82,6 +82,9 @@ fn become_user(uid: u32, gid: u32, fs_root: bool) {
 }
 
 async fn run(socket: &Path, scenario: &str, arg: &str) -> String {
+    if scenario == "policy" {
+        return policy(socket).await;
+    }
     let mut channel = match Channel::connect(socket).await {
         Ok(channel) => channel,
         Err(e) => return format!("connect failed: {e}"),
@@ -97,6 +100,38 @@ async fn run(socket: &Path, scenario: &str, arg: &str) -> String {
         other => Ok(format!("unknown scenario {other}")),
     };
     result.unwrap_or_else(|e| e)
+}
+
+/// A policy delegation request (the greylist service's protocol), as
+/// smtpd sends one: the answer's action, or `closed`.
+async fn policy(socket: &Path) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = match tokio::net::UnixStream::connect(socket).await {
+        Ok(stream) => stream,
+        Err(e) => return format!("connect failed: {e}"),
+    };
+    let request = "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n\
+                   client_address=192.0.2.1\nclient_name=unknown\n\
+                   sender=alice@sender.example\nrecipient=bob@example.com\n\n";
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return "closed".into();
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+        if answer.ends_with(b"\n\n") {
+            break;
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    answer
+        .lines()
+        .find(|l| l.starts_with("action="))
+        .map_or_else(|| "closed".to_string(), str::to_string)
 }
 
 /// What a closed connection or any other failure reads as.

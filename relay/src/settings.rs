@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use mailgate_config::MainConfig;
+use mailgate_tls::client::{ClientTls, ClientTlsError};
 
 use crate::nexthop::Dns;
 
@@ -26,6 +27,10 @@ pub struct Timeouts {
 pub struct Settings {
     /// smtp_helo_name, sent with EHLO/HELO.
     pub helo_name: String,
+    /// smtp_tls_*: the level, policy table, CAs, protocols.
+    pub tls: ClientTls,
+    /// smtp_starttls_timeout: the limit on the TLS handshake.
+    pub starttls_timeout: Duration,
     pub timeouts: Timeouts,
     pub dns: Dns,
 }
@@ -34,6 +39,7 @@ pub struct Settings {
 pub enum SettingsError {
     Dns(mailgate_dns::SetupError),
     HeloName(String),
+    Tls(ClientTlsError),
 }
 
 impl fmt::Display for SettingsError {
@@ -44,6 +50,7 @@ impl fmt::Display for SettingsError {
                 f,
                 "smtp_helo_name: \"{v}\" is not a host name or address literal"
             ),
+            SettingsError::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -85,6 +92,8 @@ impl Settings {
         };
         Ok(Settings {
             helo_name,
+            tls: ClientTls::load(config).map_err(SettingsError::Tls)?,
+            starttls_timeout: config.time("smtp_starttls_timeout"),
             timeouts,
             dns,
         })

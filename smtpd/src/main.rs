@@ -4,6 +4,7 @@
 
 mod address;
 mod anvil;
+mod auth;
 mod command;
 mod conn;
 mod data;
@@ -12,6 +13,7 @@ mod policy;
 mod reply;
 mod session;
 mod settings;
+mod starttls;
 mod transaction;
 
 use std::future::Future;

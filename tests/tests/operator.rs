@@ -249,6 +249,7 @@ fn the_debian_package_installs_upgrades_starts_and_purges() {
     assert!(r.join("usr/sbin/mailgate").is_file());
     for worker in [
         "master", "smtpd", "cleanup", "qmgr", "relay", "scanner", "greylist", "stats", "web",
+        "tlskeys",
     ] {
         assert!(
             r.join("usr/lib/mailgate").join(worker).is_file(),
@@ -274,6 +275,7 @@ fn the_debian_package_installs_upgrades_starts_and_purges() {
         "mailgate-smtpd:",
         "mailgate-relay:",
         "mailgate-scan:",
+        "mailgate-tls:",
     ] {
         assert!(passwd.contains(&format!("\n{user}")), "{passwd}");
     }

@@ -61,15 +61,30 @@ fn rights(files: Files) -> BitFlags<AccessFs> {
 }
 
 /// The port an address names: `inet:host:port` (Postfix's form, for
-/// clamd_socket and the policy services) or `redis:host:port[/db]`. A Unix
-/// socket has none.
+/// clamd_socket, the policy services and Dovecot's auth service),
+/// `redis:host:port[/db]`, or `imap:host[:port]` / `imaps:host[:port]` (143
+/// and 993 when none is given). A Unix socket has none.
 fn port_in(value: &str) -> Option<u16> {
     let value = value.trim();
-    let rest = value
-        .strip_prefix("inet:")
-        .or_else(|| value.strip_prefix("redis:"))?;
+    let (scheme, rest) = value.split_once(':')?;
+    let default = match scheme {
+        "inet" | "redis" => None,
+        "imap" => Some(143),
+        "imaps" => Some(993),
+        _ => return None,
+    };
     let rest = rest.split('/').next().unwrap_or(rest);
-    rest.rsplit_once(':')?.1.parse().ok()
+    let port = if rest.starts_with('[') {
+        rest.rsplit_once("]:").map(|(_, port)| port)
+    } else if rest.matches(':').count() == 1 {
+        rest.rsplit_once(':').map(|(_, port)| port)
+    } else {
+        None
+    };
+    match port {
+        Some(port) => port.parse().ok(),
+        None => default,
+    }
 }
 
 /// Every `check_policy_service inet:host:port` of the configuration, in any
@@ -239,6 +254,9 @@ mod tests {
         assert_eq!(port_in("inet:[::1]:10023"), Some(10023));
         assert_eq!(port_in("redis:127.0.0.1:6379/2"), Some(6379));
         assert_eq!(port_in("unix:/run/clamd.sock"), None);
+        assert_eq!(port_in("private/auth"), None);
+        assert_eq!(port_in("imap:mail.example.com:1143"), Some(1143));
+        assert_eq!(port_in("imaps:mail.example.com"), Some(993));
     }
 
     #[test]

@@ -11,19 +11,21 @@
 //!
 //! ```text
 //! service  root     user           callers (SO_PEERCRED)      promises                                files (Landlock)                   TCP (Landlock)
-//! smtpd    spool    smtpd_owner*   - (inet)                   stdio accept unix-connect memfd inet    none                               connect DNS and policy services' ports
+//! smtpd    spool    smtpd_owner*   - (inet)                   stdio accept unix-connect memfd inet    none                               connect DNS, policy and SASL servers' ports
 //! cleanup  spool    mail_owner     smtpd_owner mail_owner root stdio accept unix-connect spool-files  incoming hold quarantine           none
 //! qmgr     spool    mail_owner     mail_owner root            stdio accept unix-connect spool-files memfd  incoming active deferred hold corrupt  none
-//! relay    spool    relay_owner    mail_owner                 stdio accept inet                       none                               connect any port, bind none
+//! relay    spool    relay_owner*   mail_owner                 stdio accept unix-connect inet          none                               connect any port, bind none
 //! scanner  scanner_directory  scanner_owner  mail_owner       stdio accept unix-connect file-locks    none                               none (connect clamd's port with clamd over TCP)
+//! tlskeys  tlskeys_directory  tlskeys_owner  smtpd_owner relay_owner  stdio accept           none                               none
 //! stats    spool    mail_owner     - (inet)                   stdio accept                            none                               none
-//! web      spool    mail_owner     - (inet)                   stdio accept unix-connect spool-files   read the queues and data, release from quarantine  none
+//! web      spool    mail_owner     - (inet)                   stdio accept unix-connect spool-files   read the queues and data, release from quarantine  connect the login backend's port
 //! greylist data_directory  mail_owner  smtpd_owner mail_owner root  stdio accept db-file (or inet: Redis)  none            none (connect Redis's port)
 //! scan     -        scanner_owner  -                          stdio file-locks                        none                               none
 //! learn    -        scanner_owner  -                          stdio file-locks db-file                none                               none
 //! ```
-//! (* with mail_owner's group, to reach the sockets in public/.) Every
-//! profile scopes abstract Unix sockets and signals to its own process.
+//! (* with mail_owner's group, to reach the sockets made for them: cleanup,
+//! greylist, tlskeys.) Every profile scopes abstract Unix sockets and
+//! signals to its own process.
 //!
 //! Nothing here depends on configuration or on anything a process was told:
 //! a profile is a constant.
@@ -133,8 +135,8 @@ pub enum Ports {
 /// Where a profile's allowed TCP ports come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PortSource {
-    /// The port of the `inet:host:port` (or `redis:host:port`) address a
-    /// main.cf parameter names; none when it names a Unix socket.
+    /// The port of the `inet:host:port` (or `redis:`, `imap:`, `imaps:`)
+    /// address a main.cf parameter names; none when it names a Unix socket.
     Parameter(&'static str),
     /// The DNS servers' (dns_nameservers, or 53 for those of
     /// /etc/resolv.conf): TCP is DNS's fallback for long answers.
@@ -250,7 +252,11 @@ pub const SMTPD: Profile = Profile {
     ],
     landlock: Landlock {
         dirs: &[],
-        tcp_connect: Ports::Of(&[PortSource::DnsServers, PortSource::PolicyServices]),
+        tcp_connect: Ports::Of(&[
+            PortSource::DnsServers,
+            PortSource::PolicyServices,
+            PortSource::Parameter("smtpd_sasl_path"),
+        ]),
         tcp_bind: Ports::None,
     },
 };
@@ -310,16 +316,23 @@ pub const QMGR: Profile = Profile {
 };
 
 /// SMTP client: reads the queue files qmgr hands it as descriptors,
-/// connects out, uses DNS. Opens no files, makes no Unix socket (so it can
-/// bind none in the spool). Its own uid and group: it reaches no socket of
-/// the spool, and the one it serves refuses everyone but qmgr's uid.
+/// connects out, uses DNS, asks tlskeys to sign its TLS handshakes (over
+/// private/tlskeys, which is why it runs in mail_owner's group). Opens no
+/// files and, by Landlock, can make no socket in the spool. Its own uid: the
+/// services it must not call (cleanup, qmgr, greylist) refuse it, and the
+/// one it serves refuses everyone but qmgr's uid.
 pub const RELAY: Profile = Profile {
     service: "relay",
     root: Root::Spool,
-    run_as: RunAs::User("relay_owner"),
+    run_as: RunAs::UserInMailGroup("relay_owner"),
     callers: &[Caller::MailOwner],
     limits: LIMITS,
-    promises: &[Promise::Stdio, Promise::Accept, Promise::Inet],
+    promises: &[
+        Promise::Stdio,
+        Promise::Accept,
+        Promise::UnixConnect,
+        Promise::Inet,
+    ],
     landlock: Landlock {
         dirs: &[],
         tcp_connect: Ports::Any,
@@ -397,6 +410,20 @@ pub const LEARN: Profile = Profile {
     landlock: NOTHING,
 };
 
+/// The TLS key holder: its own user, an empty chroot (tlskeys_directory),
+/// the keys read before. Accepts on its inherited socket and answers on the
+/// connections it accepted; it connects nowhere, opens nothing, and has no
+/// network at all.
+pub const TLSKEYS: Profile = Profile {
+    service: "tlskeys",
+    root: Root::Directory("tlskeys_directory"),
+    run_as: RunAs::User("tlskeys_owner"),
+    callers: &[Caller::User("smtpd_owner"), Caller::User("relay_owner")],
+    limits: LIMITS,
+    promises: &[Promise::Stdio, Promise::Accept],
+    landlock: NOTHING,
+};
+
 /// Traffic statistics: follows maillog_file through a descriptor opened
 /// read-only before the sandbox, counts into the statistics file (opened
 /// before too, written with lseek and write) and answers GET /metrics on
@@ -439,7 +466,7 @@ pub const WEB: Profile = Profile {
             ("corrupt", Files::Read),
             ("data", Files::Read),
         ],
-        tcp_connect: Ports::None,
+        tcp_connect: Ports::Of(&[PortSource::Parameter("web_sasl_path")]),
         tcp_bind: Ports::None,
     },
 };
@@ -486,6 +513,7 @@ pub const ALL: &[Profile] = &[
     RELAY,
     SCANNER,
     SCANNER_CLAMD_INET,
+    TLSKEYS,
     STATS,
     WEB,
     GREYLIST,
@@ -503,8 +531,10 @@ mod tests {
         for profile in ALL {
             assert!(profile.keeps(Promise::Stdio), "{}", profile.service);
         }
-        for profile in [CLEANUP, QMGR, SCANNER, GREYLIST, STATS, WEB, SCAN, LEARN] {
+        for profile in [CLEANUP, QMGR, SCANNER, GREYLIST, STATS, WEB, TLSKEYS, SCAN, LEARN] {
             assert!(!profile.keeps(Promise::Inet), "{}", profile.service);
+        }
+        for profile in [CLEANUP, QMGR, SCANNER, GREYLIST, STATS, TLSKEYS, SCAN, LEARN] {
             assert_eq!(profile.landlock.tcp_connect, Ports::None);
         }
         for profile in [GREYLIST, GREYLIST_REDIS] {
@@ -518,14 +548,14 @@ mod tests {
             );
         }
         assert_eq!(GREYLIST.pledge(), "stdio accept db-file");
-        for profile in [SMTPD, RELAY, STATS, SCANNER, SCAN, LEARN] {
+        assert_eq!(TLSKEYS.pledge(), "stdio accept");
+        for profile in [SMTPD, RELAY, STATS, SCANNER, TLSKEYS, SCAN, LEARN] {
             assert!(!profile.keeps(Promise::SpoolFiles), "{}", profile.service);
             assert!(profile.landlock.dirs.is_empty(), "{}", profile.service);
         }
         for profile in ALL {
             assert_eq!(profile.landlock.tcp_bind, Ports::None);
         }
-        assert!(!RELAY.keeps(Promise::UnixConnect));
         assert!(matches!(SMTPD.landlock.tcp_connect, Ports::Of(_)));
         assert_eq!(SMTPD.pledge(), "stdio accept unix-connect memfd inet");
     }

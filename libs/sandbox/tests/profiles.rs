@@ -84,7 +84,7 @@ const CASES: &[(&str, &str, Expect)] = &[
     ("relay", "fork", Expect::Sigsys),
     ("relay", "netlink-socket", Expect::Sigsys),
     ("relay", "unlink", Expect::Sigsys),
-    ("relay", "unix-socket", Expect::Sigsys),
+    ("relay", "unix-bind", Expect::Refused),
     ("relay", "unappend-log", Expect::Sigsys),
     ("relay", "tcp-bind", Expect::Refused),
     ("relay", "log-mode-unix-bind", Expect::Refused),
@@ -417,7 +417,7 @@ fn probe(service: &str, case: &str, spool: &Path) -> ExitCode {
             refused(TcpStream::connect(address).map(drop), libc::EACCES);
         }
         "tcp-bind" => refused(TcpListener::bind("127.0.0.1:0").map(drop), libc::EACCES),
-        "log-mode-unix-bind" => {
+        "unix-bind" | "log-mode-unix-bind" => {
             refused(
                 UnixListener::bind("private/squatter").map(drop),
                 libc::EACCES,

@@ -9,7 +9,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use mailgate_tests::{Backend, Client, Gateway, message, wait_for};
+use mailgate_tests::{Backend, Client, Gateway, message, wait_for, with_attachment};
 
 const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
@@ -44,42 +44,6 @@ fn send(gateway: &Gateway, message: &str) -> String {
     let reply = client.send_message("a@sender.example", &["b@example.com"], message);
     client.send("QUIT");
     reply
-}
-
-fn base64(data: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for (i, chunk) in data.chunks(3).enumerate() {
-        if i > 0 && i % 19 == 0 {
-            out.push('\n');
-        }
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for k in 0..4 {
-            if k <= chunk.len() {
-                out.push(TABLE[(n >> (18 - 6 * k) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// A message with a text part and one base64 attachment.
-fn with_attachment(marker: &str, name: &str, ctype: &str, data: &[u8]) -> String {
-    format!(
-        "From: a@sender.example\nTo: b@example.com\nSubject: attachment\nMIME-Version: 1.0\n\
-         Content-Type: multipart/mixed; boundary=\"XX\"\n\n--XX\nContent-Type: text/plain\n\n\
-         {marker}\n--XX\nContent-Type: {ctype}; name=\"{name}\"\n\
-         Content-Disposition: attachment; filename=\"{name}\"\n\
-         Content-Transfer-Encoding: base64\n\n{}\n--XX--\n",
-        base64(data)
-    )
 }
 
 fn zip_of(name: &str, data: &[u8]) -> Vec<u8> {

@@ -156,3 +156,25 @@ fn a_delivery_that_hangs_is_cut_at_smtp_delivery_time_limit() {
     assert!(line.contains("dsn=4.4.7"), "{line}");
     assert!(started.elapsed() < Duration::from_secs(60), "{line}");
 }
+
+#[test]
+fn lines_over_998_octets_reach_the_next_hop_broken_with_crlf_space() {
+    let backend = Backend::start();
+    let gateway = Gateway::start(&backend, "");
+    let long: String = (0..5000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let text = format!(
+        "From: a@sender.example\nTo: b@example.com\nSubject: long\nX-Long: {long}\n\n{long}\nLONG-LINES\n"
+    );
+    let mut client = Client::connect(gateway.port, "127.0.0.1").expect("connect");
+    let reply = client.send_message("a@sender.example", &["b@example.com"], &text);
+    assert!(reply.starts_with("250"), "{reply}");
+    let got = backend.wait_for_message("LONG-LINES").message;
+    for line in got.split('\n') {
+        assert!(line.trim_end_matches('\r').len() <= 998, "{} octets", line.len());
+    }
+    // Unfolded, the header and the body line are what was sent.
+    let unfolded = got.replace("\r\n ", "").replace("\n ", "");
+    assert!(unfolded.contains(&format!("X-Long: {long}")));
+    assert!(unfolded.contains(&format!("\n{long}")));
+    gateway.wait_for_log("breaking line > 998 bytes with <CR><LF>SPACE");
+}

@@ -36,6 +36,8 @@ pub enum Line {
 /// The socket with its input and output buffers.
 pub struct Conn<S> {
     pub stream: S,
+    /// The last line read ended with a bare LF.
+    pub bare_lf: bool,
     inbuf: Vec<u8>,
     /// Bytes of `inbuf` before this offset are consumed.
     start: usize,
@@ -46,6 +48,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     pub fn new(stream: S) -> Conn<S> {
         Conn {
             stream,
+            bare_lf: false,
             inbuf: Vec::new(),
             start: 0,
             outbuf: Vec::new(),
@@ -146,6 +149,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             let buf = self.buffered();
             if let Some(pos) = buf.iter().position(|&b| b == b'\n') {
                 let line = &buf[..pos];
+                let bare_lf = !line.ends_with(b"\r");
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 let result = if too_long || line.len() > limit {
                     Line::TooLong
@@ -153,6 +157,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     Line::Text(line.to_vec())
                 };
                 self.consume(pos + 1);
+                self.bare_lf = bare_lf;
                 return Ok(result);
             }
             if buf.len() > limit {

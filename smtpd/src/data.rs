@@ -3,8 +3,10 @@
 //!
 //! SMTP smuggling (CVE-2023-51766 and friends) works when two servers
 //! disagree on where a message ends. Here only `<CR><LF>.<CR><LF>` ends it;
-//! a bare LF or a bare CR never helps: `\n.\n`, `\n.\r\n`, `\r\n.\n`,
-//! `\r.\r` and the like are content. Every line end in the stored content is
+//! a bare LF or a bare CR never helps: in `\n.\n`, `\n.\r\n`, `\r\n.\n`,
+//! `\r.\r` and the like the lone '.' line is dropped, as Postfix's
+//! smtpd_forbid_bare_newline = normalize drops it (the differential tests
+//! compare what both servers pass on). Every line end in the stored content is
 //! CRLF (a bare LF or a bare CR becomes CRLF, Postfix's
 //! smtpd_forbid_bare_newline = normalize), so what was one message here is
 //! one message to every server after us, which dot-stuff each stored line
@@ -31,6 +33,10 @@ enum State {
     Dot,
     /// CRLF '.' CR: one LF away from the end.
     DotCr,
+    /// A '.' at the start of a line that followed a bare line end.
+    LateDot,
+    /// A bare line end, '.', CR.
+    LateDotCr,
 }
 
 /// The limits the reader enforces; 0 means unlimited for the size.
@@ -89,6 +95,8 @@ pub struct DataReader {
     header_len: u64,
     header_too_big: bool,
     hops: u32,
+    /// A line ended with a bare LF (smtpd_forbid_bare_newline = reject).
+    bare_lf: bool,
 }
 
 const RECEIVED: &[u8] = b"received";
@@ -104,7 +112,13 @@ impl DataReader {
             header_len: 0,
             header_too_big: false,
             hops: 0,
+            bare_lf: false,
         }
+    }
+
+    /// True once a line ended with a bare LF.
+    pub fn saw_bare_lf(&self) -> bool {
+        self.bare_lf
     }
 
     pub fn verdict(&self) -> Verdict {
@@ -168,8 +182,12 @@ impl DataReader {
     fn step(&mut self, b: u8, out: &mut Vec<u8>) -> bool {
         match (self.state, b) {
             (State::LineStart { real: true }, b'.') => self.state = State::Dot,
+            (State::LineStart { real: false }, b'.') => self.state = State::LateDot,
             (State::LineStart { .. } | State::InLine, b'\r') => self.state = State::Cr,
-            (State::LineStart { .. } | State::InLine, b'\n') => self.end_line(false, out),
+            (State::LineStart { .. } | State::InLine, b'\n') => {
+                self.bare_lf = true;
+                self.end_line(false, out);
+            }
             (State::LineStart { .. } | State::InLine, _) => {
                 self.emit(b, out);
                 self.state = State::InLine;
@@ -183,14 +201,29 @@ impl DataReader {
             }
             // CRLF '.': the '.' is stuffing or the start of the end.
             (State::Dot, b'\r') => self.state = State::DotCr,
+            // A lone '.' next to a bare LF is neither the end nor content:
+            // Postfix (normalize) drops the line, and so do we, so that
+            // what one server stores is what the other stores.
+            (State::Dot, b'\n') | (State::LateDot, b'\n') => {
+                self.bare_lf = true;
+                self.state = State::LineStart { real: false };
+            }
+            (State::LateDot, b'\r') => self.state = State::LateDotCr,
+            (State::LateDotCr, b'\n') => self.state = State::LineStart { real: true },
+            // Otherwise the '.' is stuffing, whatever ended the line before.
+            (State::LateDot, _) => {
+                self.state = State::InLine;
+                return self.step(b, out);
+            }
             (State::Dot, _) => {
                 self.state = State::InLine;
                 return self.step(b, out);
             }
             (State::DotCr, b'\n') => return true,
-            // CRLF '.' CR x: the (unstuffed, empty) line ended with a bare CR.
-            (State::DotCr, _) => {
-                self.end_line(false, out);
+            // CRLF '.' CR x: a lone '.' ended by a bare CR, dropped as the
+            // lone dots next to a bare LF are.
+            (State::DotCr, _) | (State::LateDotCr, _) => {
+                self.state = State::LineStart { real: false };
                 return self.step(b, out);
             }
         }
@@ -348,10 +381,11 @@ mod tests {
     }
 
     #[test]
-    fn unstuffs_after_real_crlf() {
+    fn unstuffs_after_any_line_end() {
         assert_eq!(content(b"..x\r\n...\r\n.\r\n"), b".x\r\n..\r\n");
-        // After a bare LF the dot is content, kept as is.
-        assert_eq!(content(b"a\n..x\r\n.\r\n"), b"a\r\n..x\r\n");
+        // After a bare LF too, as Postfix: what servers after us store is
+        // what we store, once they stuff it again.
+        assert_eq!(content(b"a\n..x\r\n.\r\n"), b"a\r\n.x\r\n");
     }
 
     #[test]
@@ -376,18 +410,20 @@ mod tests {
     #[test]
     fn smuggling_sequences_do_not_end_the_message() {
         let cases: &[(&[u8], &[u8])] = &[
-            (
-                b"a\n.\nMAIL FROM:<x>\r\n.\r\n",
-                b"a\r\n.\r\nMAIL FROM:<x>\r\n",
-            ),
-            (b"a\n.\r\nb\r\n.\r\n", b"a\r\n.\r\nb\r\n"),
-            (b"a\r\n.\nb\r\n.\r\n", b"a\r\n\r\nb\r\n"),
-            (b"a\r.\rb\r\n.\r\n", b"a\r\n.\r\nb\r\n"),
-            (b"a\r\n.\rb\r\n.\r\n", b"a\r\n\r\nb\r\n"),
-            (b"a\r.\r\nb\r\n.\r\n", b"a\r\n.\r\nb\r\n"),
-            (b"a\n.\rb\r\n.\r\n", b"a\r\n.\r\nb\r\n"),
-            (b"a\r\n.\r\r\nb\r\n.\r\n", b"a\r\n\r\n\r\nb\r\n"),
-            (b"\n.\n\r\n.\r\n", b"\r\n.\r\n\r\n"),
+            // A line of only '.' next to a bare line end is dropped, as
+            // Postfix (smtpd_forbid_bare_newline = normalize) drops it.
+            (b"a\n.\nMAIL FROM:<x>\r\n.\r\n", b"a\r\nMAIL FROM:<x>\r\n"),
+            (b"a\n.\r\nb\r\n.\r\n", b"a\r\nb\r\n"),
+            (b"a\r\n.\nb\r\n.\r\n", b"a\r\nb\r\n"),
+            (b"a\r.\rb\r\n.\r\n", b"a\r\nb\r\n"),
+            (b"a\r\n.\rb\r\n.\r\n", b"a\r\nb\r\n"),
+            (b"a\r.\r\nb\r\n.\r\n", b"a\r\nb\r\n"),
+            (b"a\n.\rb\r\n.\r\n", b"a\r\nb\r\n"),
+            (b"a\r\n.\r\r\nb\r\n.\r\n", b"a\r\n\r\nb\r\n"),
+            (b"\n.\n\r\n.\r\n", b"\r\n\r\n"),
+            // Otherwise a leading '.' is stuffing, whatever ended the line
+            // before (Postfix's too).
+            (b"a\n..\nb\r\n.\r\n", b"a\r\n.\r\nb\r\n"),
         ];
         for (input, expected) in cases {
             let (out, used, verdict) = read(input, LIMITS);

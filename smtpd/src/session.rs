@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use mailgate_log::{info, warning};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -16,7 +16,7 @@ use crate::conn::{Conn, IoError, Line, Wake};
 use crate::peer;
 use crate::policy::{Evaluator, State};
 use crate::reply::Reply;
-use crate::settings::{Settings, Timing};
+use crate::settings::{BareNewline, Settings, Timing};
 use crate::transaction::Transaction;
 
 /// What every session of the process shares.
@@ -34,6 +34,8 @@ pub struct Shared {
     /// True while every slot is busy: the service is under stress, and the
     /// ${stress?...} limits apply, to waiting sessions too.
     stress: watch::Sender<bool>,
+    /// Bytes of message content the sessions hold (smtpd_message_memory_limit).
+    memory: AtomicU64,
 }
 
 impl Shared {
@@ -47,7 +49,28 @@ impl Shared {
             maxproc,
             active: AtomicUsize::new(0),
             stress: watch::Sender::new(false),
+            memory: AtomicU64::new(0),
         }
+    }
+
+    /// Takes `bytes` of the content memory budget; false when that would
+    /// pass smtpd_message_memory_limit.
+    pub fn reserve(&self, bytes: u64) -> bool {
+        let limit = self.settings.memory_limit;
+        self.memory
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
+                let now = used.checked_add(bytes)?;
+                (limit == 0 || now <= limit).then_some(now)
+            })
+            .is_ok()
+    }
+
+    pub fn release(&self, bytes: u64) {
+        let _ = self
+            .memory
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
+                Some(used.saturating_sub(bytes))
+            });
     }
 
     pub fn stressed(&self) -> bool {
@@ -163,6 +186,8 @@ pub(crate) struct Session<'a, S> {
     /// The next reply is a refusal that counts as neither an error nor a
     /// failed command (a recipient over the limit, within the overshoot).
     pub soft_refusal: bool,
+    /// A bare LF was seen (smtpd_forbid_bare_newline = note).
+    pub note_bare_lf: bool,
 }
 
 /// Serves one client until it quits or is dropped, logging as Postfix does.
@@ -197,6 +222,7 @@ where
         access_denied: None,
         rcpt_overshoot: 0,
         soft_refusal: false,
+        note_bare_lf: false,
     };
     session.st.server = local;
     info!("connect from {}", session.st.peer.label());
@@ -225,7 +251,12 @@ where
     // The transaction, if any, is abandoned here: cleanup sees its
     // connection close and discards the queue file.
     session.txn = None;
-    info!("disconnect from {label} {}", session.stats.summary());
+    let notes = if session.note_bare_lf {
+        " notes=bare_lf"
+    } else {
+        ""
+    };
+    info!("disconnect from {label} {}{notes}", session.stats.summary());
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
@@ -314,6 +345,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 }
                 Err(e) => return io_end(e),
             };
+            if self.conn.bare_lf && self.bare_lf_matters() {
+                if self.settings.bare_newline == BareNewline::Reject {
+                    return self.refuse_bare_lf().await;
+                }
+                self.note_bare_lf = true;
+            }
             // A control character in a command (a bare CR, a NUL) is never
             // legitimate, and would reach log lines and the Received header.
             let text = match String::from_utf8(line) {
@@ -432,6 +469,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 return End::Dropped;
             }
         }
+    }
+
+    /// smtpd_forbid_bare_newline is note or reject, and the client is not
+    /// one of its exclusions.
+    pub(crate) fn bare_lf_matters(&self) -> bool {
+        self.settings.bare_newline != BareNewline::Normalize
+            && !self
+                .settings
+                .bare_newline_exclusions
+                .contains(self.st.peer.addr)
+    }
+
+    /// smtpd_forbid_bare_newline = reject, for a command line: Postfix's
+    /// reply, then the session ends.
+    async fn refuse_bare_lf(&mut self) -> End {
+        self.st.log_whatsup("reject", "bare <LF> received");
+        self.conn.queue(&self.bare_lf_reply());
+        let _ = self.conn.flush(self.shared.timing().timeout).await;
+        End::Dropped
+    }
+
+    pub(crate) fn bare_lf_reply(&self) -> Reply {
+        Reply::new(
+            self.settings.bare_newline_code,
+            format!(
+                "5.5.2 {} Error: bare <LF> received",
+                self.settings.myhostname
+            ),
+        )
     }
 
     /// A message header or an HTTP request where a command should be:

@@ -10,6 +10,7 @@ use std::time::Duration;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use mailgate_config::client_score::ClientScore;
 use mailgate_config::restrictions::{ListError, Restriction, Restrictions};
 use mailgate_config::{DomainList, MainConfig, NetworkList, Override, Table};
 use mailgate_dns::Dns;
@@ -51,6 +52,17 @@ impl ForbiddenCommands {
         self.words.iter().any(|w| w.eq_ignore_ascii_case(word))
             || self.tables.iter().any(|t| t.lookup(word).is_some())
     }
+}
+
+/// smtpd_forbid_bare_newline: only <CR><LF>.<CR><LF> ever ends DATA; what
+/// else happens to a bare LF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BareNewline {
+    Normalize,
+    /// Normalize and note it in the disconnect line.
+    Note,
+    /// Refuse the command or message.
+    Reject,
 }
 
 /// What a DNS lookup that fails does to a restriction.
@@ -116,6 +128,13 @@ pub struct Settings {
     pub recipient_overshoot_limit: u32,
     pub forbid_unauth_pipelining: bool,
     pub forbidden_commands: ForbiddenCommands,
+    pub bare_newline: BareNewline,
+    pub bare_newline_exclusions: NetworkList,
+    pub bare_newline_code: u16,
+    pub strict_smtputf8: bool,
+    /// Bytes of message content all sessions may hold before cleanup has
+    /// them.
+    pub memory_limit: u64,
     /// 0 means no limit.
     pub message_size_limit: u64,
     pub header_size_limit: u64,
@@ -142,6 +161,7 @@ pub struct Settings {
     pub unknown_address_tempfail: TempfailAction,
     pub rbl_tempfail: TempfailAction,
     pub default_rbl_reply: String,
+    pub client_score: ClientScore,
     pub rbl_reply_maps: Vec<Table>,
     pub peername_lookup: bool,
     /// The addresses of this host (permit_inet_interfaces).
@@ -294,6 +314,19 @@ impl Settings {
             recipient_limit: count(config, "smtpd_recipient_limit")? as usize,
             recipient_overshoot_limit: count(config, "smtpd_recipient_overshoot_limit")?,
             forbid_unauth_pipelining: config.bool("smtpd_forbid_unauth_pipelining"),
+            bare_newline: match config
+                .get("smtpd_forbid_bare_newline")
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "note" => BareNewline::Note,
+                "reject" => BareNewline::Reject,
+                _ => BareNewline::Normalize,
+            },
+            bare_newline_exclusions: networks("smtpd_forbid_bare_newline_exclusions")?,
+            bare_newline_code: code(config, "smtpd_forbid_bare_newline_reject_code")?,
+            strict_smtputf8: config.bool("strict_smtputf8"),
+            memory_limit: config.size("smtpd_message_memory_limit"),
             forbidden_commands: {
                 let mut forbidden = ForbiddenCommands::default();
                 for item in config.list("smtpd_forbidden_commands") {
@@ -355,6 +388,10 @@ impl Settings {
             ),
             rbl_tempfail: TempfailAction::from(&config.get("rbl_tempfail_action")),
             default_rbl_reply: config.get("default_rbl_reply"),
+            client_score: ClientScore::load(config).map_err(|e| SettingsError::Config {
+                parameter: "client_score_*",
+                problems: vec![e],
+            })?,
             rbl_reply_maps: tables("rbl_reply_maps")?,
             peername_lookup: config.bool("smtpd_peername_lookup"),
             local_addresses: local_addresses(config),

@@ -243,7 +243,7 @@ async fn smuggled_end_of_data_stays_inside_the_message() {
     assert_eq!(committed.len(), 1);
     assert_eq!(
         committed[0].content,
-        b"Subject: one\r\n\r\nx\r\n.\r\nMAIL FROM:<evil@x>\r\nRCPT TO:<victim@relay.example>\r\nDATA\r\nforged\r\n"
+        b"Subject: one\r\n\r\nx\r\nMAIL FROM:<evil@x>\r\nRCPT TO:<victim@relay.example>\r\nDATA\r\nforged\r\n"
     );
     assert_eq!(committed[0].envelope.client.protocol, "SMTP");
     assert_eq!(committed[0].envelope.sender, "");

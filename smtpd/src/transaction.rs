@@ -17,7 +17,8 @@ use crate::conn::{DataBudget, Filled, IoError, READ_CHUNK};
 use crate::data::{DataReader, Feed, Limits, Verdict};
 use crate::policy::Evaluator;
 use crate::reply::Reply;
-use crate::session::Session;
+use crate::session::{Session, Shared};
+use crate::settings::BareNewline;
 
 /// From MAIL to the end of DATA or its abandonment.
 pub(crate) struct Transaction {
@@ -73,6 +74,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
         }
         let sender_text = sender.to_string();
+        if s.strict_smtputf8 && !params.smtputf8 && !sender_text.is_ascii() {
+            return Reply::new(553, "5.6.7 Must declare SMTPUTF8 to send unicode address");
+        }
         self.st.smtputf8 = params.smtputf8;
         self.st.instance = mailgate_policy::new_instance();
         self.st.size = params.size.unwrap_or(0);
@@ -117,6 +121,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
         }
         let recipient = address.to_string();
+        if s.strict_smtputf8 && !txn.params.smtputf8 && !recipient.is_ascii() {
+            return Reply::new(553, "5.6.7 Must declare SMTPUTF8 to send unicode address");
+        }
         if let Some(reply) = Evaluator::new(s).check_rcpt(&mut self.st, &recipient).await {
             return reply;
         }
@@ -182,6 +189,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let mut out = Vec::with_capacity(READ_CHUNK * 2);
         let mut write_error = None;
         let mut written: u64 = 0;
+        // The content stays in memory until cleanup has it: every byte is
+        // counted against smtpd_message_memory_limit, and given back when
+        // this transaction ends, whatever the outcome.
+        let mut held = Held {
+            shared: self.shared,
+            bytes: 0,
+        };
+        let mut out_of_memory = false;
         loop {
             let buffered = self.conn.buffered();
             let feed = reader.feed(buffered, &mut out);
@@ -191,11 +206,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             };
             self.conn.consume(used);
             written += out.len() as u64;
-            if write_error.is_none()
-                && !out.is_empty()
-                && let Err(e) = content.write(&out)
-            {
-                write_error = Some(e);
+            if !out.is_empty() && !out_of_memory && write_error.is_none() {
+                if held.take(out.len() as u64) {
+                    if let Err(e) = content.write(&out) {
+                        write_error = Some(e);
+                    }
+                } else {
+                    // Read on to the end, keeping nothing more.
+                    out_of_memory = true;
+                    content = match Content::new() {
+                        Ok(empty) => empty,
+                        Err(e) => {
+                            write_error = Some(e);
+                            content
+                        }
+                    };
+                    held.give_back();
+                }
             }
             out.clear();
             if matches!(feed, Feed::Done { .. }) {
@@ -229,12 +256,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             )),
             Verdict::TooManyHops => Some(Reply::new(554, "5.4.6 Too many hops")),
         };
-        let refusal = match refusal {
-            Some(reply) => {
-                self.st.log_whatsup("reject", &reply.to_string());
-                Some(reply)
-            }
-            None => Evaluator::new(s).check_eod(&mut self.st).await,
+        let bare_lf = reader.saw_bare_lf() && self.bare_lf_matters();
+        let refusal = if let Some(reply) = refusal {
+            self.st.log_whatsup("reject", &reply.to_string());
+            Some(reply)
+        } else if bare_lf && s.bare_newline == BareNewline::Reject {
+            self.st.log_whatsup("reject", "bare <LF> received");
+            Some(self.bare_lf_reply())
+        } else if out_of_memory {
+            warning!(
+                "{}: not enough memory for the message from {}: the sessions hold \
+                 smtpd_message_memory_limit ({} bytes) of message content",
+                self.st.queue_id.as_deref().unwrap_or("NOQUEUE"),
+                self.st.peer.label(),
+                s.memory_limit
+            );
+            Some(Reply::new(452, "4.3.1 Insufficient system storage"))
+        } else {
+            self.note_bare_lf |= bare_lf;
+            Evaluator::new(s).check_eod(&mut self.st).await
         };
         let actions = std::mem::take(&mut self.st.actions);
         let queue_id = self.st.queue_id.clone();
@@ -296,5 +336,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 Ok(queue_error())
             }
         }
+    }
+}
+
+/// Content memory held by one transaction, given back when it ends.
+struct Held<'a> {
+    shared: &'a Shared,
+    bytes: u64,
+}
+
+impl Held<'_> {
+    fn take(&mut self, bytes: u64) -> bool {
+        if self.shared.reserve(bytes) {
+            self.bytes += bytes;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn give_back(&mut self) {
+        self.shared.release(self.bytes);
+        self.bytes = 0;
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.give_back();
     }
 }

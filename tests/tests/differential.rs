@@ -110,7 +110,7 @@ fn mask_queue_id(reply: &str) -> String {
 /// compares. `files` are written into both configuration directories, for
 /// the tables the settings name.
 fn compare(name: &str, main_cf: &str, files: &[(&str, &str)], sessions: &[Session]) -> usize {
-    compare_with(name, main_cf, files, &|port| {
+    compare_with(name, main_cf, files, &|port, _| {
         sessions
             .iter()
             .map(|session| {
@@ -128,7 +128,7 @@ fn compare_with(
     name: &str,
     main_cf: &str,
     files: &[(&str, &str)],
-    scenario: &dyn Fn(u16) -> Vec<String>,
+    scenario: &dyn Fn(u16, &Backend) -> Vec<String>,
 ) -> usize {
     let backend = Backend::start();
     let dns = DnsServer::on_port_53(&records());
@@ -159,8 +159,8 @@ fn compare_with(
         mailgate_tests::make_traversable(postfix_dir.path());
         StockPostfix::start(&text, backend.port, &dns)
     };
-    let theirs = scenario(postfix.port);
-    let ours = scenario(mailgate.port);
+    let theirs = scenario(postfix.port, &backend);
+    let ours = scenario(mailgate.port, &backend);
     for line in &ours {
         println!("{name}: {line}");
     }
@@ -715,7 +715,7 @@ fn per_client_connection_message_and_recipient_limits() {
         smtpd_client_connection_count_limit = 2\n\
         smtpd_client_message_rate_limit = 2\n\
         smtpd_client_recipient_rate_limit = 3\n";
-    let n = compare_with("client limits", main_cf, &[], &|port| {
+    let n = compare_with("client limits", main_cf, &[], &|port, _| {
         let mut seen = Vec::new();
         // Two connections held open; the third from the same address is
         // refused, one from another address is served.
@@ -755,7 +755,7 @@ fn per_client_connection_message_and_recipient_limits() {
 fn pipelining_rules_and_clients_that_are_not_speaking_smtp() {
     need_root();
     let main_cf = "smtpd_data_restrictions = reject_unauth_pipelining\n";
-    let n = compare_with("pipelining", main_cf, &[], &|port| {
+    let n = compare_with("pipelining", main_cf, &[], &|port, _| {
         let mut seen = Vec::new();
         // DATA and the message sent at once, without waiting for 354.
         let mut client = Client::connect(port, "127.0.0.2").expect("connect");
@@ -802,7 +802,7 @@ fn policy_delegation_to_a_real_postgrey() {
          check_policy_service inet:127.0.0.1:{}\n",
         postgrey.port
     );
-    let n = compare_with("policy delegation", &main_cf, &[], &|port| {
+    let n = compare_with("policy delegation", &main_cf, &[], &|port, _| {
         // Each server its own triplet (the sender is not in the replies).
         let sender = format!("MAIL FROM:<s{port}@good.test>");
         let mut seen = Vec::new();
@@ -822,4 +822,85 @@ fn policy_delegation_to_a_real_postgrey() {
         seen
     });
     println!("policy delegation: {n} results identical");
+}
+
+/// What arrives at the next hop for message content with bare line ends,
+/// lone dots and dot-stuffing (the SMTP smuggling cases): both servers
+/// store the same lines.
+#[test]
+fn message_content_with_bare_line_ends_and_dots() {
+    need_root();
+    let main_cf = "smtpd_forbid_bare_newline = normalize\n";
+    let bodies: [&[u8]; 8] = [
+        b"a\n.\nMAIL FROM:<x>\r\n",
+        b"a\r\n.\nMAIL FROM:<x>\r\n",
+        b"a\n.\r\nMAIL FROM:<x>\r\n",
+        b"a\n..\nb\r\n",
+        b"..stuffed\r\n...two\r\n",
+        b"line one\nline two\r\nline three\n",
+        b"a\n\n.\n\r\nb\r\n",
+        b"x\r\n.\r\n.\r\n",
+    ];
+    let n = compare_with("content", main_cf, &[], &|port, backend| {
+        let mut seen = Vec::new();
+        for (i, body) in bodies.iter().enumerate() {
+            let marker = format!("content-{port}-{i}");
+            let mut client = Client::connect(port, "127.0.0.2").expect("connect");
+            client.send("EHLO mail.good.test");
+            client.send("MAIL FROM:<a@good.test>");
+            client.send("RCPT TO:<b@example.com>");
+            client.send("DATA");
+            client.write_raw(format!("Subject: {marker}\r\n\r\n").as_bytes());
+            client.write_raw(body);
+            let reply = client.send("\r\n.");
+            // A body that smuggled an end of data leaves the real one
+            // unanswered; the first reply is what counts.
+            seen.push(format!("{i}: {}", mask_queue_id(&reply)));
+            client.send("QUIT");
+            let received = backend.wait_for_message(&format!("Subject: {marker}"));
+            seen.push(format!("{i}: body {:?}", received.body()));
+        }
+        seen
+    });
+    println!("content: {n} results identical");
+}
+
+/// smtpd_forbid_bare_newline = reject (its exclusions: mynetworks) and
+/// strict_smtputf8 = yes.
+#[test]
+fn bare_newlines_refused_and_unicode_addresses_without_smtputf8() {
+    need_root();
+    let main_cf = "smtpd_forbid_bare_newline = reject\nstrict_smtputf8 = yes\n";
+    let n = compare_with("bare LF", main_cf, &[], &|port, _| {
+        let mut seen = Vec::new();
+        // A command line ending in a bare LF.
+        let mut client = Client::connect(port, "127.0.0.2").expect("connect");
+        client.write_raw(b"EHLO mail.good.test\n");
+        seen.push(format!("bare LF command: {}", client.reply()));
+        seen.push(format!("then: {:?}", client.send("NOOP")));
+        // A message with a bare LF in its body.
+        for from in ["127.0.0.2", "127.0.0.1"] {
+            let mut client = Client::connect(port, from).expect("connect");
+            client.send("EHLO mail.good.test");
+            client.send("MAIL FROM:<a@good.test>");
+            client.send("RCPT TO:<b@example.com>");
+            client.send("DATA");
+            client.write_raw(b"Subject: bare\r\n\r\nline\nnext\r\n");
+            seen.push(format!(
+                "bare LF body from {from}: {}",
+                mask_queue_id(&client.send("."))
+            ));
+        }
+        // Unicode addresses without SMTPUTF8, then with it.
+        let mut client = Client::connect(port, "127.0.0.2").expect("connect");
+        client.send("EHLO mail.good.test");
+        seen.push(client.send("MAIL FROM:<jos\u{e9}@good.test>"));
+        seen.push(client.send("MAIL FROM:<a@good.test>"));
+        seen.push(client.send("RCPT TO:<b\u{fc}cher@example.com>"));
+        client.send("RSET");
+        seen.push(client.send("MAIL FROM:<jos\u{e9}@good.test> SMTPUTF8"));
+        seen.push(client.send("RCPT TO:<b\u{fc}cher@example.com>"));
+        seen
+    });
+    println!("bare LF: {n} results identical");
 }

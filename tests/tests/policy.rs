@@ -18,6 +18,9 @@ fn records() -> Vec<Record<'static>> {
         Record::Address("forged.good.test", "192.0.2.99"),
         Record::Address("example.com", "192.0.2.10"),
         Record::Address("good.test", "192.0.2.11"),
+        Record::Address("5.0.0.127.zen.test", "127.0.0.2"),
+        Record::Address("5.0.0.127.bl2.test", "127.0.0.10"),
+        Record::Address("6.0.0.127.zen.test", "127.0.0.11"),
     ]
 }
 
@@ -301,5 +304,90 @@ fn the_seeds_restriction_blocks_load() {
     assert_eq!(
         client.send("RCPT TO:<b@example.com>"),
         "504 5.5.2 <foo>: Helo command rejected: need fully-qualified hostname"
+    );
+}
+
+/// Message content waits in memory until cleanup has it: all sessions
+/// together hold no more than smtpd_message_memory_limit, a message past it
+/// gets 452 4.3.1 (its sender tries again), and the memory is given back.
+#[test]
+fn message_content_in_memory_is_bounded_across_sessions() {
+    let backend = Backend::start();
+    let gw = Gateway::start(&backend, "smtpd_message_memory_limit = 100000\n");
+    let big = format!(
+        "Subject: big\r\n\r\n{}marker-too-big\r\n",
+        "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n".repeat(2000)
+    );
+    let mut client = Client::connect(gw.port, "127.0.0.2").unwrap();
+    let reply = client.send_message("a@good.test", &["b@example.com"], &big);
+    assert_eq!(reply, "452 4.3.1 Insufficient system storage");
+    gw.wait_for_log("smtpd_message_memory_limit (100000 bytes)");
+    // The same session and others go on, the memory given back.
+    let reply = client.transaction(
+        "a@good.test",
+        &["b@example.com"],
+        &message("small", "marker-small-after-big"),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    backend.wait_for_message("marker-small-after-big");
+    // Two sessions that each fit, one after the other, both pass: nothing
+    // stays counted after a transaction.
+    for i in 0..3 {
+        let body = format!(
+            "Subject: fits\r\n\r\n{}marker-fits-{i}\r\n",
+            "x".repeat(60_000)
+        );
+        let mut client = Client::connect(gw.port, "127.0.0.3").unwrap();
+        let reply = client.send_message("a@good.test", &["b@example.com"], &body);
+        assert!(reply.starts_with("250"), "{i}: {reply}");
+    }
+}
+
+/// policyd-weight's job: weights from DNS lists, the client's name, the HELO
+/// name and the sender's domain; refused at the reject level, deferred at
+/// the defer level, logged with its parts.
+#[test]
+fn check_client_score_weighs_dns_lists_helo_and_names() {
+    let backend = Backend::start();
+    let dns = DnsServer::with(&records());
+    let gw = Gateway::start(
+        &backend,
+        &format!(
+            "dns_nameservers = {}\n\
+             client_score_dnsbl_sites = zen.test*2.5, bl2.test*2\n\
+             smtpd_recipient_restrictions = reject_unauth_destination, check_client_score\n",
+            dns.nameserver()
+        ),
+    );
+    let mail = |from: &str, helo: &str| {
+        let mut client = Client::connect(gw.port, from).unwrap();
+        client.send(&format!("EHLO {helo}"));
+        client.send("MAIL FROM:<a@good.test>");
+        client.send("RCPT TO:<b@example.com>")
+    };
+    // Listed twice, no PTR name, a HELO name that is someone else's.
+    assert_eq!(
+        mail("127.0.0.5", "mail.good.test"),
+        "550 5.7.1 Mail appeared to be SPAM or forged. Ask your Mail/DNS-Administrator to correct HELO and DNS MX settings or to get removed from DNSBLs"
+    );
+    let line = gw.wait_for_log("score: RCPT from unknown[127.0.0.5]");
+    assert!(
+        line.contains(
+            "client score 6.00: IN_zen.test=2.5 IN_bl2.test=2 NO_REVERSE_NAME=1 HELO_MISMATCH=0.5"
+        ),
+        "{line}"
+    );
+    // Listed once (2.5), no PTR name (1), someone else's HELO name (0.5):
+    // deferred.
+    assert_eq!(
+        mail("127.0.0.6", "mail.good.test"),
+        "450 4.7.1 Mail appeared to be SPAM or forged; please try again later"
+    );
+    // A clean client whose HELO name is its own.
+    assert_eq!(mail("127.0.0.2", "mail.good.test"), "250 2.1.5 Ok");
+    let line = gw.wait_for_log("score: RCPT from mail.good.test[127.0.0.2]");
+    assert!(
+        line.contains("client score -1.00: HELO_IS_CLIENT=-1"),
+        "{line}"
     );
 }

@@ -143,6 +143,7 @@ impl Checker {
         }
         self.check_restrictions(config);
         self.check_unimplemented(config);
+        self.check_client_score(config);
         let parents = config.list("parent_domain_matches_subdomains");
         for name in ["relay_domains", "mydestination"] {
             let listed = parents.iter().any(|p| p == name);
@@ -218,6 +219,24 @@ impl Checker {
                     self.diagnostics
                         .push(Diagnostic::new(&file, line, format!("{name}: {error}")));
                 }
+            }
+        }
+    }
+
+    /// The client_score_* settings check_client_score uses.
+    fn check_client_score(&mut self, config: &MainConfig) {
+        if let Err(message) = crate::client_score::ClientScore::load(config) {
+            let name = message
+                .split([':', ' ', '('])
+                .find(|w| w.starts_with("client_score_"))
+                .unwrap_or("client_score_reject_level")
+                .to_string();
+            let (file, line) = self.origin(config, &name);
+            if self
+                .seen
+                .insert((file.clone(), line, name.clone(), message.clone()))
+            {
+                self.diagnostics.push(Diagnostic::new(&file, line, message));
             }
         }
     }

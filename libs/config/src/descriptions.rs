@@ -7,6 +7,67 @@
 
 /// `(name, description)`. Order does not matter; the manual is sorted.
 pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
+    // check_client_score.
+    (
+        "client_score_dnsbl_sites",
+        "DNS lists check_client_score asks about the client address, as domain[=filter]*weight (zen.spamhaus.org*3.5).",
+    ),
+    (
+        "client_score_rhsbl_sites",
+        "Domain lists check_client_score asks about the sender domain, the HELO name and the client name, as domain[=filter]*weight.",
+    ),
+    (
+        "client_score_no_reverse_name",
+        "check_client_score weight: the client address has no PTR name.",
+    ),
+    (
+        "client_score_forged_reverse_name",
+        "check_client_score weight: the client's PTR name does not resolve back to its address.",
+    ),
+    (
+        "client_score_helo_invalid",
+        "check_client_score weight: the HELO name is not a valid fully-qualified host name.",
+    ),
+    (
+        "client_score_helo_numeric",
+        "check_client_score weight: the HELO name is an address (literal or bare) that is not the client's.",
+    ),
+    (
+        "client_score_helo_unresolvable",
+        "check_client_score weight: the HELO name has no A, AAAA or MX record.",
+    ),
+    (
+        "client_score_helo_mismatch",
+        "check_client_score weight: the HELO name resolves, but not to the client's address.",
+    ),
+    (
+        "client_score_helo_is_client",
+        "check_client_score weight (usually negative): the HELO name resolves to the client's address.",
+    ),
+    (
+        "client_score_sender_domain_unknown",
+        "check_client_score weight: the sender's domain has no MX, A or AAAA record.",
+    ),
+    (
+        "client_score_sender_domain_mismatch",
+        "check_client_score weight: the sender's domain is neither the HELO name's nor the client name's domain.",
+    ),
+    (
+        "client_score_defer_level",
+        "check_client_score: a total at or above this gets client_score_defer_reply.",
+    ),
+    (
+        "client_score_reject_level",
+        "check_client_score: a total at or above this gets client_score_reject_reply.",
+    ),
+    (
+        "client_score_reject_reply",
+        "check_client_score: the reply (code, enhanced status, text) for a total at the reject level.",
+    ),
+    (
+        "client_score_defer_reply",
+        "check_client_score: the reply for a total at the defer level.",
+    ),
     // Identity.
     (
         "myhostname",
@@ -486,6 +547,22 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     (
         "smtpd_client_connection_rate_limit",
         "The most connections one client may make per minute; 0: no limit.",
+    ),
+    (
+        "smtpd_forbid_bare_newline_exclusions",
+        "Clients for which a bare LF is never refused or noted (default $mynetworks).",
+    ),
+    (
+        "smtpd_forbid_bare_newline_reject_code",
+        "The reply code when smtpd_forbid_bare_newline = reject refuses a bare LF.",
+    ),
+    (
+        "strict_smtputf8",
+        "Refuse a non-ASCII address unless MAIL FROM declared SMTPUTF8 (553 5.6.7), as RFC 6531 requires (Postfix's default is no).",
+    ),
+    (
+        "smtpd_message_memory_limit",
+        "Bytes of message content all SMTP sessions together may hold in memory before cleanup has them; past it a message gets 452 4.3.1.",
     ),
     (
         "smtpd_forbid_bare_newline",

@@ -7,6 +7,7 @@
 mod address;
 mod check;
 mod clamd;
+pub mod client_score;
 mod descriptions;
 mod error;
 mod lines;

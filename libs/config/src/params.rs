@@ -220,13 +220,22 @@ static PARAMS: &[Param] = &[
     p("smtpd_client_new_tls_session_rate_limit", "0", Int),
     p("smtpd_client_auth_rate_limit", "0", Int),
     p("anvil_rate_time_unit", "60s", Time('s')),
-    // A bare LF ends a line (Postfix 3.7's "no" behaves the same); "yes"
-    // and "reject" (refuse it) are not implemented.
+    // Postfix 3.9's values. Only <CR><LF>.<CR><LF> ever ends DATA, and a
+    // bare LF ends a line, whatever the value ("no" too, unlike Postfix);
+    // "note" also logs it, "reject" refuses it.
     p(
         "smtpd_forbid_bare_newline",
         "normalize",
-        Choice(&["normalize", "no"]),
+        Choice(&["normalize", "yes", "no", "note", "reject"]),
     ),
+    p("smtpd_forbid_bare_newline_exclusions", "$mynetworks", List),
+    p("smtpd_forbid_bare_newline_reject_code", "550", Int),
+    // RFC 6531: a non-ASCII address needs SMTPUTF8 on MAIL FROM. Postfix's
+    // default is no; mailgate's is yes.
+    p("strict_smtputf8", "yes", Bool),
+    // mailgate: the message content all smtpd sessions may hold in memory
+    // before cleanup has it; past it, 452 4.3.1.
+    p("smtpd_message_memory_limit", "536870912", Size),
     p("smtpd_reject_unlisted_recipient", "yes", Bool),
     p("smtpd_milters", "", List),
     p("non_smtpd_milters", "", List),
@@ -283,6 +292,30 @@ static PARAMS: &[Param] = &[
     ),
     p("rbl_reply_maps", "", List),
     p("show_user_unknown_table_name", "yes", Bool),
+    // mailgate: check_client_score, policyd-weight's weighted checks.
+    p("client_score_dnsbl_sites", "", List),
+    p("client_score_rhsbl_sites", "", List),
+    p("client_score_no_reverse_name", "1.0", Score),
+    p("client_score_forged_reverse_name", "1.5", Score),
+    p("client_score_helo_invalid", "2.5", Score),
+    p("client_score_helo_numeric", "2.5", Score),
+    p("client_score_helo_unresolvable", "1.5", Score),
+    p("client_score_helo_mismatch", "0.5", Score),
+    p("client_score_helo_is_client", "-1.0", Score),
+    p("client_score_sender_domain_unknown", "2.5", Score),
+    p("client_score_sender_domain_mismatch", "0.5", Score),
+    p("client_score_defer_level", "3.5", Score),
+    p("client_score_reject_level", "5", Score),
+    p(
+        "client_score_reject_reply",
+        "550 5.7.1 Mail appeared to be SPAM or forged. Ask your Mail/DNS-Administrator to correct HELO and DNS MX settings or to get removed from DNSBLs",
+        Str,
+    ),
+    p(
+        "client_score_defer_reply",
+        "450 4.7.1 Mail appeared to be SPAM or forged; please try again later",
+        Str,
+    ),
     // Policy delegation client (check_policy_service): Postfix's names and defaults.
     p("smtpd_policy_service_timeout", "100s", Time('s')),
     p("smtpd_policy_service_max_idle", "300s", Time('s')),

@@ -203,6 +203,8 @@ pub enum Restriction {
     RejectMultiRecipientBounce,
     // DNS lists.
     Dnsxl(DnsxlCheck, Dnsxl),
+    /// mailgate: policyd-weight's weighted checks (client_score_*).
+    CheckClientScore,
     // Tables.
     Access(Subject, Table),
     ServerAccess(Subject, ServerRecord, Table),
@@ -348,6 +350,7 @@ fn simple(name: &str) -> Option<Restriction> {
         "reject_unknown_recipient_domain" => R::RejectUnknownRecipientDomain,
         "reject_unlisted_recipient" | "check_recipient_maps" => R::RejectUnlistedRecipient,
         "reject_multi_recipient_bounce" => R::RejectMultiRecipientBounce,
+        "check_client_score" => R::CheckClientScore,
         _ => return None,
     })
 }

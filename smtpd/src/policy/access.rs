@@ -192,26 +192,8 @@ impl Evaluator<'_> {
         let spec = source;
         match upper.as_str() {
             "DUNNO" => Decision::Dunno,
-            "REJECT" | "DEFER" => {
-                let (code, default) = if upper == "REJECT" {
-                    (s.codes.map_reject, "5.7.1")
-                } else {
-                    (s.codes.map_defer, "4.7.1")
-                };
-                let (dsn, text) = dsn_split(default, text);
-                let text = if text.is_empty() {
-                    "Access denied"
-                } else {
-                    text
-                };
-                self.reject(
-                    st,
-                    ErrorClass::Policy,
-                    code,
-                    &dsn_fix(&dsn, class),
-                    format!("<{name}>: {class} rejected: {text}"),
-                )
-            }
+            "REJECT" => self.refuse(st, s.codes.map_reject, "5.7.1", text, name, class),
+            "DEFER" => self.refuse(st, s.codes.map_defer, "4.7.1", text, name, class),
             "INFO" | "WARN" => {
                 st.log_whatsup(&upper.to_ascii_lowercase(), text);
                 Decision::Dunno
@@ -323,19 +305,7 @@ impl Evaluator<'_> {
             {
                 let code: u16 = word.parse().unwrap_or(554);
                 let default = format!("{}.7.1", &word[..1]);
-                let (dsn, text) = dsn_split(&default, text);
-                let text = if text.is_empty() {
-                    "Access denied"
-                } else {
-                    text
-                };
-                self.reject(
-                    st,
-                    ErrorClass::Policy,
-                    code,
-                    &dsn_fix(&dsn, class),
-                    format!("<{name}>: {class} rejected: {text}"),
-                )
+                self.refuse(st, code, &default, text, name, class)
             }
             "OK" | "RELAY" => self.permit(st, word, class, name),
             _ => {
@@ -343,6 +313,32 @@ impl Evaluator<'_> {
                     .await
             }
         }
+    }
+
+    /// REJECT, DEFER and 4NN/5NN results: an optional enhanced status code
+    /// leads the text, which defaults to "Access denied".
+    fn refuse(
+        &self,
+        st: &mut State,
+        code: u16,
+        default_dsn: &str,
+        text: &str,
+        name: &str,
+        class: &str,
+    ) -> Decision {
+        let (dsn, text) = dsn_split(default_dsn, text);
+        let text = if text.is_empty() {
+            "Access denied"
+        } else {
+            text
+        };
+        self.reject(
+            st,
+            ErrorClass::Policy,
+            code,
+            &dsn_fix(&dsn, class),
+            format!("<{name}>: {class} rejected: {text}"),
+        )
     }
 
     /// A result that names restrictions (or a class): evaluated in place.

@@ -15,6 +15,7 @@ mod checks;
 mod delegate;
 mod dns;
 pub mod names;
+mod score;
 mod state;
 
 use std::future::Future;
@@ -480,6 +481,7 @@ impl<'a> Evaluator<'a> {
                 }
             }
             R::Dnsxl(check, list) => self.dnsxl(st, *check, list).await,
+            R::CheckClientScore => self.client_score(st).await,
             R::Access(subject, table) => self.access(st, *subject, table, default_access).await,
             R::ServerAccess(subject, record, table) => {
                 self.server_access(st, *subject, *record, table, default_access)

@@ -57,11 +57,23 @@ pub fn scan(content: &[u8]) -> HeaderFacts {
 /// The Received header in Postfix's form:
 /// `from HELO (NAME [ADDR])\r\n\tby MYHOSTNAME (MAIL_NAME) with PROTO id ID\r\n\tfor <RCPT>; DATE`
 /// ("for" only when there is exactly one recipient, as Postfix does, so a
-/// header never lists the other recipients of a message).
-pub fn received(settings: &Settings, envelope: &Envelope, queue_id: &str, unix_now: i64) -> String {
+/// header never lists the other recipients of a message). `comments` go
+/// on their own lines between "from" and "by" (smtpd's TLS details and
+/// authenticated sender; a comment may itself be folded with `\n\t`).
+pub fn received(
+    settings: &Settings,
+    envelope: &Envelope,
+    comments: &[String],
+    queue_id: &str,
+    unix_now: i64,
+) -> String {
     let client = &envelope.client;
+    let comments: String = comments
+        .iter()
+        .map(|c| format!("\r\n\t{}", c.replace("\r\n", "\n").replace('\n', "\r\n")))
+        .collect();
     let mut header = format!(
-        "Received: from {} ({} [{}])\r\n\tby {} ({}) with {} id {}",
+        "Received: from {} ({} [{}]){comments}\r\n\tby {} ({}) with {} id {}",
         if client.helo.is_empty() {
             "unknown"
         } else {
@@ -145,7 +157,7 @@ mod tests {
             dsn_envid: None,
             arrival: 0,
         };
-        let header = received(&settings, &envelope, "0123ABC", 0);
+        let header = received(&settings, &envelope, &[], "0123ABC", 0);
         assert!(header.starts_with(
             "Received: from client.example.org (unknown [192.0.2.1])\r\n\tby gw.example.com (mailgate) with ESMTP id 0123ABC\r\n\tfor <b@example.com>; "
         ));
@@ -153,7 +165,7 @@ mod tests {
         envelope
             .recipients
             .push(Recipient::new("c@example.com".into(), None));
-        assert!(!received(&settings, &envelope, "X", 0).contains("for <"));
+        assert!(!received(&settings, &envelope, &[], "X", 0).contains("for <"));
         let date = mailgate_log::rfc5322_date(0);
         assert!(date.contains(" 1970 ") || date.contains(" 1969 "), "{date}");
     }

@@ -192,10 +192,12 @@ async fn deliver(
     let mut extra = Vec::new();
     let mut subject_tag = None;
     if let Some(service) = &settings.content_scanner {
-        // The same header write_queue_file adds (same arrival time).
+        // The same header write_queue_file adds (same comments: TLS and
+        // the authenticated sender; same arrival time).
         let received = headers::received(
             settings,
             &envelope,
+            &actions.received_comments,
             queue_id,
             (envelope.arrival / 1_000_000) as i64,
         );
@@ -270,7 +272,10 @@ async fn deliver(
             &work.settings,
             envelope,
             &content,
-            &actions.prepend,
+            Top {
+                prepend: &actions.prepend,
+                received_comments: &actions.received_comments,
+            },
             &extra,
             &id,
         )
@@ -312,19 +317,26 @@ fn prepare(settings: &Settings, content: OwnedFd) -> io::Result<(Vec<u8>, checks
     Ok((original, outcome))
 }
 
+/// What smtpd asked to add at the top: PREPEND results (above the
+/// Received header, as in Postfix) and the Received header's comments.
+#[derive(Clone, Copy, Default)]
+struct Top<'a> {
+    prepend: &'a [String],
+    received_comments: &'a [String],
+}
+
 /// Writes record + added headers + content, then commits. Returns the
 /// Message-ID (the client's, or the one added).
-/// `prepend` (smtpd's PREPEND results) goes above the Received header, as
-/// in Postfix.
 fn write_queue_file(
     mut pending: PendingFile,
     settings: &Settings,
     envelope: Envelope,
     content: &[u8],
-    prepend: &[String],
+    top: Top<'_>,
     extra: &[(String, String)],
     queue_id: &str,
 ) -> io::Result<String> {
+    let (prepend, comments) = (top.prepend, top.received_comments);
     let facts = headers::scan(content);
     let now = (envelope.arrival / 1_000_000) as i64;
     let mut added = String::new();
@@ -332,7 +344,9 @@ fn write_queue_file(
         let (name, value) = line.split_once(':').unwrap_or((line, ""));
         added.push_str(&format!("{}:{}\r\n", name.trim(), one_header_value(value)));
     }
-    added.push_str(&headers::received(settings, &envelope, queue_id, now));
+    added.push_str(&headers::received(
+        settings, &envelope, comments, queue_id, now,
+    ));
     let message_id = match facts.message_id {
         Some(id) => id,
         None => {
@@ -445,7 +459,15 @@ async fn notify_virus_admin(
             arrival: now_micros,
         };
         let pending = PendingFile::create(INCOMING, &id)?;
-        write_queue_file(pending, settings, notice, content.as_bytes(), &[], &[], &id)
+        write_queue_file(
+            pending,
+            settings,
+            notice,
+            content.as_bytes(),
+            Top::default(),
+            &[],
+            &id,
+        )
     })
     .await;
     match written {

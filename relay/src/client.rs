@@ -11,12 +11,15 @@ use std::fs::File;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mailgate_config::ClientLevel;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::content::{ContentReader, DotStuffer};
 use crate::reply::{MAX_LINE, Reply, ReplyBuilder, ReplyError};
 use crate::settings::Timeouts;
 use crate::status::Status;
+use crate::tls::{OpenError, StartTls, Stream, handshake};
+use mailgate_tls::stream::{Stream as TlsOrPlain, take_plain};
 
 /// At most this many commands go out in one pipelined write before their
 /// replies are read (RFC 2920 §3.1: a client that writes without reading
@@ -72,6 +75,7 @@ struct Extensions {
     size_limit: Option<u64>,
     eight_bit_mime: bool,
     smtputf8: bool,
+    starttls: bool,
 }
 
 impl Extensions {
@@ -87,6 +91,7 @@ impl Extensions {
                 "PIPELINING" => ext.pipelining = true,
                 "8BITMIME" => ext.eight_bit_mime = true,
                 "SMTPUTF8" => ext.smtputf8 = true,
+                "STARTTLS" => ext.starttls = true,
                 "SIZE" => {
                     ext.size = true;
                     ext.size_limit = words
@@ -108,6 +113,7 @@ enum Stage {
     Rset,
     Ehlo,
     Helo,
+    StartTls,
     Mail,
     Rcpt,
     Data,
@@ -122,6 +128,7 @@ impl fmt::Display for Stage {
             Stage::Rset => "sending RSET command",
             Stage::Ehlo => "performing the EHLO handshake",
             Stage::Helo => "performing the HELO handshake",
+            Stage::StartTls => "sending STARTTLS command",
             Stage::Mail => "sending MAIL FROM",
             Stage::Rcpt => "sending RCPT TO",
             Stage::Data => "sending DATA command",
@@ -151,14 +158,15 @@ enum Command {
 
 /// An SMTP session past greeting and EHLO, between transactions.
 pub struct Connection<S> {
-    stream: BufReader<S>,
+    stream: BufReader<Stream<S>>,
     /// `host[ip]`, for the texts.
     host: String,
     timeouts: Timeouts,
     ext: Extensions,
 }
 
-/// Greeting and EHLO (HELO if EHLO is refused) on a connected stream.
+/// Greeting and EHLO (HELO if EHLO is refused) on a connected stream, and
+/// STARTTLS with a second EHLO when `tls` asks for it.
 /// Err: the server will not take mail on this connection, another server
 /// may be tried.
 pub async fn open<S>(
@@ -166,17 +174,24 @@ pub async fn open<S>(
     host: String,
     helo_name: &str,
     timeouts: Timeouts,
-) -> Result<Connection<S>, Status>
+    tls: Option<&StartTls>,
+) -> Result<Connection<S>, OpenError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut connection = Connection {
-        stream: BufReader::new(stream),
+        stream: BufReader::new(TlsOrPlain::Plain(stream)),
         host,
         timeouts,
         ext: Extensions::default(),
     };
-    connection.ext = connection.setup(helo_name).await?;
+    connection.ext = connection
+        .setup(helo_name)
+        .await
+        .map_err(OpenError::Refused)?;
+    if let Some(tls) = tls {
+        connection.starttls(helo_name, tls).await?;
+    }
     Ok(connection)
 }
 
@@ -206,6 +221,68 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             statuses,
             connection,
         })
+    }
+
+    /// STARTTLS after the first EHLO, as the level wants it, then EHLO
+    /// again over TLS.
+    async fn starttls(&mut self, helo_name: &str, tls: &StartTls) -> Result<(), OpenError> {
+        if tls.level == ClientLevel::None {
+            return Ok(());
+        }
+        if !self.ext.starttls {
+            if tls.level.requires_tls() {
+                self.quit().await;
+                return Err(OpenError::Refused(Status::deferred(
+                    "4.7.4",
+                    format!("TLS is required, but was not offered by host {}", self.host),
+                )));
+            }
+            return Ok(());
+        }
+        let reply = self
+            .command(b"STARTTLS\r\n", self.timeouts.helo)
+            .await
+            .map_err(|f| OpenError::Refused(self.broken(f, Stage::StartTls)))?;
+        if reply.code != 220 {
+            if tls.level.requires_tls() {
+                self.quit().await;
+                return Err(OpenError::Refused(Status::deferred(
+                    format!("4{}", &reply.dsn()[1..]),
+                    format!(
+                        "TLS is required, but host {} refused to start TLS: {reply}",
+                        self.host
+                    ),
+                )));
+            }
+            return Ok(());
+        }
+        let Some(plain) = take_plain(&mut self.stream) else {
+            return Err(OpenError::Refused(Status::deferred(
+                "4.3.0",
+                "internal error: STARTTLS on a TLS connection",
+            )));
+        };
+        let (stream, refused) = handshake(plain, tls, &self.host).await?;
+        self.stream = BufReader::new(stream);
+        if let Some(status) = refused {
+            // A certificate not good enough for the level: the handshake is
+            // complete, so the goodbye goes over TLS.
+            self.quit().await;
+            return Err(OpenError::Refused(status));
+        }
+        let ehlo = self
+            .command(
+                format!("EHLO {helo_name}\r\n").as_bytes(),
+                self.timeouts.helo,
+            )
+            .await
+            .map_err(|f| OpenError::Refused(self.broken(f, Stage::Ehlo)))?;
+        if !ehlo.is_positive() {
+            self.quit().await;
+            return Err(OpenError::Refused(self.rejected(&ehlo, "EHLO")));
+        }
+        self.ext = Extensions::parse(&ehlo);
+        Ok(())
     }
 
     /// Ends the session politely; the answer does not matter.
@@ -575,9 +652,9 @@ mod tests {
         timeouts: Timeouts,
         message: &Message<'_>,
     ) -> SessionResult {
-        let connection = match open(stream, host.to_string(), helo_name, timeouts).await {
+        let connection = match open(stream, host.to_string(), helo_name, timeouts, None).await {
             Ok(connection) => connection,
-            Err(status) => return SessionResult::Setup(status),
+            Err(e) => return SessionResult::Setup(e.status()),
         };
         match connection.send_mail(message, false).await {
             Ok(Delivered {
@@ -959,7 +1036,7 @@ mod tests {
             ],
         ));
         let t = timeouts(Duration::from_secs(5));
-        let first = open(client, "h[ip]".into(), "gw", t).await.unwrap();
+        let first = open(client, "h[ip]".into(), "gw", t, None).await.unwrap();
         let message = message(vec!["a@x"], b"x\r\n");
         let delivered = first.send_mail(&message, false).await.unwrap();
         assert_eq!(delivered.statuses[0].outcome, Outcome::Sent);
@@ -985,7 +1062,7 @@ mod tests {
             ],
         ));
         let t = timeouts(Duration::from_secs(5));
-        let connection = open(client, "h[ip]".into(), "gw", t).await.unwrap();
+        let connection = open(client, "h[ip]".into(), "gw", t, None).await.unwrap();
         let status = match connection
             .send_mail(&message(vec!["a@x"], b"x\r\n"), true)
             .await

@@ -17,6 +17,8 @@ use crate::client::{self, Connection, Message};
 use crate::nexthop::{self, Nexthop};
 use crate::settings::Settings;
 use crate::status::{Status, Timeline, log_recipient};
+use crate::tls::{OpenError, StartTls};
+use mailgate_config::ClientLevel;
 
 /// A connection kept for the next delivery to its next hop.
 pub struct Idle {
@@ -243,73 +245,112 @@ async fn smtp(
         }
     }
 
+    // The TLS policy is looked up before any connection: a destination
+    // whose policy cannot be used gets nothing, in clear or otherwise.
+    let policy = match settings.tls.policy(&request.nexthop, &nexthop.host) {
+        Ok(policy) => policy,
+        Err(reason) => {
+            mailgate_log::warning!("{}: {reason}", request.queue_id);
+            return none(Status::deferred("4.7.5", reason));
+        }
+    };
     let targets = match nexthop::resolve(&nexthop, &settings.dns, &settings.addresses).await {
         Ok(targets) => targets,
         Err(status) => return none(status),
     };
     let mut relay = "none".to_string();
     // Postfix's smtp_mx_session_limit: sessions that got past the greeting
-    // and EHLO count; connect and handshake failures do not. As in
-    // Postfix, a recipient that gets a temporary failure from a server
-    // that is not the last one allowed is kept for the next server.
+    // and EHLO (and STARTTLS) count; connect and handshake failures do
+    // not. As in Postfix, a recipient that gets a temporary failure from a
+    // server that is not the last one allowed is kept for the next server.
     let mut sessions = 0;
     let mut remaining = sendable;
     for (n, target) in targets.iter().enumerate() {
         if settings.session_limit != 0 && sessions >= settings.session_limit {
             break;
         }
-        let stream = match connect(target.addr, settings.timeouts.connect).await {
-            Ok(stream) => stream,
-            Err(e) => {
-                let reason = format!("connect to {}: {}", target.label(), describe(&e));
-                mailgate_log::info!("{reason}");
-                last = Status::deferred("4.4.1", reason);
-                continue;
-            }
-        };
-        relay = target.label();
-        let born = Instant::now();
-        let opened = client::open(
-            stream,
-            target.host_label(),
-            &settings.helo_name,
-            settings.timeouts,
-        )
-        .await;
-        let setup_done = now_micros();
-        // A new connection always starts its transaction, so send_mail
-        // fails only after a failed setup; both mean: try the next server.
-        let sent = match opened {
-            Ok(connection) => {
-                sessions += 1;
-                connection.send_mail(&message_for(&remaining), false).await
-            }
-            Err(status) => Err(status),
-        };
-        match sent {
-            Ok(delivered) => {
-                timeline.setup_done = Some(setup_done);
-                let final_server = n + 1 == targets.len()
-                    || (settings.session_limit != 0 && sessions >= settings.session_limit);
-                let mut again = Vec::new();
-                for (i, status) in remaining.iter().zip(delivered.statuses) {
-                    if status.outcome == Outcome::Deferred && !final_server {
-                        mailgate_log::info!("{}: {}", request.queue_id, status.reason);
-                        last = status;
-                        again.push(*i);
-                    } else {
-                        statuses[*i] = Some(status);
+        let mut use_tls = policy.level > ClientLevel::None;
+        // At most twice: again without TLS when the handshake failed at a
+        // level that does not require it.
+        loop {
+            let stream = match connect(target.addr, settings.timeouts.connect).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    let reason = format!("connect to {}: {}", target.label(), describe(&e));
+                    mailgate_log::info!("{reason}");
+                    last = Status::deferred("4.4.1", reason);
+                    break;
+                }
+            };
+            relay = target.label();
+            let born = Instant::now();
+            let starttls = if use_tls {
+                match settings.tls.handshake(&policy, &target.name, &nexthop.host) {
+                    Ok(handshake) => Some(StartTls {
+                        level: policy.level,
+                        handshake,
+                        peer: target.label(),
+                        timeout: settings.starttls_timeout,
+                    }),
+                    Err(reason) => {
+                        let status = Status::deferred("4.7.5", format!("TLS setup: {reason}"));
+                        return none(status);
                     }
                 }
-                keep(delivered.connection, &relay, born);
-                if again.is_empty() {
-                    return (relay, fill(statuses, &last));
+            } else {
+                None
+            };
+            let opened = client::open(
+                stream,
+                target.host_label(),
+                &settings.helo_name,
+                settings.timeouts,
+                starttls.as_ref(),
+            )
+            .await;
+            let setup_done = now_micros();
+            // A new connection always starts its transaction, so send_mail
+            // fails only after a failed setup; both mean: try the next server.
+            let sent = match opened {
+                Ok(connection) => {
+                    sessions += 1;
+                    connection.send_mail(&message_for(&remaining), false).await
                 }
-                remaining = again;
-            }
-            Err(status) => {
-                mailgate_log::info!("{}: {}", request.queue_id, status.reason);
-                last = status;
+                Err(OpenError::TlsHandshake(status)) => {
+                    mailgate_log::info!("{}: {}", request.queue_id, status.reason);
+                    last = status;
+                    use_tls = false;
+                    continue;
+                }
+                Err(OpenError::Refused(status)) => Err(status),
+            };
+            match sent {
+                Ok(delivered) => {
+                    timeline.setup_done = Some(setup_done);
+                    let final_server = n + 1 == targets.len()
+                        || (settings.session_limit != 0 && sessions >= settings.session_limit);
+                    let mut again = Vec::new();
+                    for (i, status) in remaining.iter().zip(delivered.statuses) {
+                        if status.outcome == Outcome::Deferred && !final_server {
+                            mailgate_log::info!("{}: {}", request.queue_id, status.reason);
+                            last = status;
+                            again.push(*i);
+                        } else {
+                            statuses[*i] = Some(status);
+                        }
+                    }
+                    keep(delivered.connection, &relay, born);
+                    if again.is_empty() {
+                        return (relay, fill(statuses, &last));
+                    }
+                    remaining = again;
+                    break;
+                }
+                Err(status) => {
+                    mailgate_log::info!("{}: {}", request.queue_id, status.reason);
+                    last = status;
+                    break;
+                }
             }
         }
     }

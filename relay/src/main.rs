@@ -20,6 +20,7 @@ mod reply;
 mod serve;
 mod settings;
 mod status;
+mod tls;
 
 use std::process::ExitCode;
 
@@ -61,7 +62,16 @@ mod tests {
 
     pub fn settings() -> Settings {
         let t = Duration::from_secs(5);
+        let empty = mailgate_config::MainConfig::parse(
+            "",
+            std::path::Path::new("/nonexistent/main.cf"),
+            std::path::Path::new("/nonexistent"),
+            &[],
+        )
+        .unwrap();
         Settings {
+            tls: mailgate_tls::client::ClientTls::load(&empty).unwrap(),
+            starttls_timeout: t,
             helo_name: "gw.example.org".into(),
             timeouts: Timeouts {
                 connect: t,
@@ -154,6 +164,135 @@ mod tests {
             write.write_all(reply).await.unwrap();
         }
         transcript
+    }
+
+    /// How the TLS test server treats STARTTLS.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub enum StartTlsMode {
+        /// Offered, and a real handshake follows.
+        Offer,
+        /// Not in the EHLO reply; refused if sent anyway.
+        NotOffered,
+        /// Offered and answered 220, then the server talks nonsense.
+        BrokenHandshake,
+    }
+
+    /// What one session at the TLS test server carried: the commands before
+    /// STARTTLS, and those after it (over TLS).
+    #[derive(Debug, Default)]
+    pub struct TlsTranscript {
+        pub plain: String,
+        pub tls: String,
+    }
+
+    /// An SMTP server on 127.0.0.1 with STARTTLS (rustls, the given
+    /// certificate chain and key): accepts `sessions` sessions, one message
+    /// each at most.
+    pub async fn tls_sink(
+        sessions: usize,
+        mode: StartTlsMode,
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> (u16, JoinHandle<Vec<TlsTranscript>>) {
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = tokio::spawn(async move {
+            let mut out = Vec::new();
+            for _ in 0..sessions {
+                let (stream, _) = listener.accept().await.unwrap();
+                let mut transcript = TlsTranscript::default();
+                let mut plain = BufReader::new(stream);
+                plain
+                    .get_mut()
+                    .write_all(b"220 sink ESMTP\r\n")
+                    .await
+                    .unwrap();
+                let ehlo = if mode == StartTlsMode::NotOffered {
+                    "250-sink\r\n250 PIPELINING\r\n"
+                } else {
+                    "250-sink\r\n250-PIPELINING\r\n250 STARTTLS\r\n"
+                };
+                let upgrade =
+                    tls_sink_dialogue(&mut plain, &mut transcript.plain, ehlo, mode).await;
+                if upgrade {
+                    if mode == StartTlsMode::BrokenHandshake {
+                        let _ = plain.get_mut().write_all(b"this is not TLS\r\n").await;
+                    } else if let Ok(tls) = acceptor.accept(plain.into_inner()).await {
+                        let mut tls = BufReader::new(tls);
+                        tls_sink_dialogue(
+                            &mut tls,
+                            &mut transcript.tls,
+                            "250-sink\r\n250 PIPELINING\r\n",
+                            StartTlsMode::NotOffered,
+                        )
+                        .await;
+                    }
+                }
+                out.push(transcript);
+            }
+            out
+        });
+        (port, handle)
+    }
+
+    /// Serves commands until QUIT or end of file; true when the client
+    /// asked for STARTTLS and got 220.
+    async fn tls_sink_dialogue<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+        stream: &mut BufReader<S>,
+        transcript: &mut String,
+        ehlo: &str,
+        mode: StartTlsMode,
+    ) -> bool {
+        let mut in_data = false;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return false;
+            }
+            transcript.push_str(&line);
+            let upper = line.to_ascii_uppercase();
+            let reply: &str = if in_data {
+                if line != ".\r\n" {
+                    continue;
+                }
+                in_data = false;
+                "250 2.0.0 Ok: queued as TLS1\r\n"
+            } else if upper.starts_with("EHLO") {
+                ehlo
+            } else if upper.starts_with("STARTTLS") {
+                if mode == StartTlsMode::NotOffered {
+                    "502 5.5.1 Error: command not implemented\r\n"
+                } else {
+                    let _ = stream
+                        .get_mut()
+                        .write_all(b"220 2.0.0 Ready to start TLS\r\n")
+                        .await;
+                    return true;
+                }
+            } else if upper.starts_with("DATA") {
+                in_data = true;
+                "354 End data with <CR><LF>.<CR><LF>\r\n"
+            } else if upper.starts_with("QUIT") {
+                let _ = stream.get_mut().write_all(b"221 2.0.0 Bye\r\n").await;
+                let _ = stream.get_mut().shutdown().await;
+                return false;
+            } else {
+                "250 2.1.0 Ok\r\n"
+            };
+            if stream.get_mut().write_all(reply.as_bytes()).await.is_err() {
+                return false;
+            }
+        }
     }
 
     /// A tiny authoritative DNS server on a real UDP socket:

@@ -7,6 +7,7 @@ use std::net::{IpAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use mailgate_config::MainConfig;
+use mailgate_tls::client::{ClientTls, ClientTlsError};
 
 use crate::nexthop::{AddressPolicy, Dns};
 
@@ -27,6 +28,10 @@ pub struct Timeouts {
 pub struct Settings {
     /// smtp_helo_name, sent with EHLO/HELO.
     pub helo_name: String,
+    /// smtp_tls_*: the level, policy table, CAs, protocols.
+    pub tls: ClientTls,
+    /// smtp_starttls_timeout: the limit on the TLS handshake.
+    pub starttls_timeout: Duration,
     pub timeouts: Timeouts,
     pub dns: Dns,
     /// smtp_mx_address_limit and this gateway's own addresses.
@@ -50,6 +55,7 @@ pub enum SettingsError {
         value: String,
         why: String,
     },
+    Tls(ClientTlsError),
 }
 
 impl fmt::Display for SettingsError {
@@ -65,6 +71,7 @@ impl fmt::Display for SettingsError {
                 value,
                 why,
             } => write!(f, "{parameter}: \"{value}\": {why}"),
+            SettingsError::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -107,6 +114,8 @@ impl Settings {
         let count = |name: &str| usize::try_from(config.int(name).max(0)).unwrap_or(usize::MAX);
         Ok(Settings {
             helo_name,
+            tls: ClientTls::load(config).map_err(SettingsError::Tls)?,
+            starttls_timeout: config.time("smtp_starttls_timeout"),
             timeouts,
             dns,
             addresses: AddressPolicy {

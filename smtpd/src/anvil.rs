@@ -42,6 +42,7 @@ struct Client {
     connection_rate: Window,
     message_rate: Window,
     recipient_rate: Window,
+    auth_rate: Window,
 }
 
 /// The counters, shared by every session of the process.
@@ -90,6 +91,7 @@ impl Anvil {
                     || !c.connection_rate.expired(now, unit)
                     || !c.message_rate.expired(now, unit)
                     || !c.recipient_rate.expired(now, unit)
+                    || !c.auth_rate.expired(now, unit)
             });
         }
         let client = clients.entry(addr).or_default();
@@ -114,6 +116,17 @@ impl Anvil {
             .entry(addr)
             .or_default()
             .message_rate
+            .hit(now, self.unit)
+    }
+
+    /// An AUTH command: the client's AUTH rate including this one
+    /// (smtpd_client_auth_rate_limit).
+    pub fn auth(&self, addr: IpAddr) -> u32 {
+        let now = Instant::now();
+        self.lock()
+            .entry(addr)
+            .or_default()
+            .auth_rate
             .hit(now, self.unit)
     }
 

@@ -12,6 +12,8 @@ use crate::reply::Reply;
 pub enum Verb {
     Helo,
     Ehlo,
+    Starttls,
+    Auth,
     Mail,
     Rcpt,
     Data,
@@ -25,9 +27,11 @@ pub enum Verb {
 
 impl Verb {
     /// In the order Postfix prints its counters.
-    pub const ALL: [Verb; 11] = [
+    pub const ALL: [Verb; 13] = [
         Verb::Helo,
         Verb::Ehlo,
+        Verb::Starttls,
+        Verb::Auth,
         Verb::Mail,
         Verb::Rcpt,
         Verb::Data,
@@ -43,6 +47,8 @@ impl Verb {
         match self {
             Verb::Helo => "HELO",
             Verb::Ehlo => "EHLO",
+            Verb::Starttls => "STARTTLS",
+            Verb::Auth => "AUTH",
             Verb::Mail => "MAIL",
             Verb::Rcpt => "RCPT",
             Verb::Data => "DATA",
@@ -90,6 +96,9 @@ pub struct RcptParams {
 pub enum Command {
     Helo(String),
     Ehlo(String),
+    Starttls,
+    /// The mechanism and the initial response, as one argument.
+    Auth(String),
     Mail(ReversePath, MailParams),
     Rcpt(Address, RcptParams),
     Data,
@@ -118,6 +127,8 @@ pub fn parse(line: &str, opts: ParseOptions) -> (Verb, Result<Command, Reply>) {
     let command = match verb {
         Verb::Helo => need_arg(arg, "HELO hostname").map(|a| Command::Helo(a.to_string())),
         Verb::Ehlo => need_arg(arg, "EHLO hostname").map(|a| Command::Ehlo(a.to_string())),
+        Verb::Starttls => no_arg(arg, "STARTTLS", Command::Starttls),
+        Verb::Auth => need_arg(arg, "AUTH mechanism").map(|a| Command::Auth(a.to_string())),
         Verb::Mail => parse_mail(arg, opts),
         Verb::Rcpt => parse_rcpt(arg, opts),
         Verb::Data => no_arg(arg, "DATA", Command::Data),

@@ -71,6 +71,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.outbuf.extend_from_slice(&reply.to_wire());
     }
 
+    /// Queues a line that is not a Reply (an AUTH challenge, `334 ...`).
+    pub fn queue_raw(&mut self, line: &[u8]) {
+        self.outbuf.extend_from_slice(line);
+    }
+
+    /// Forgets all input read so far (after STARTTLS: it came in clear).
+    pub fn discard_input(&mut self) {
+        self.inbuf.clear();
+        self.start = 0;
+    }
+
     /// Writes the queued replies, within `timeout` for all of them.
     pub async fn flush(&mut self, timeout: Duration) -> Result<(), IoError> {
         if self.outbuf.is_empty() {

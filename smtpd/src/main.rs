@@ -3,11 +3,13 @@
 //! 250 only once cleanup has the message on stable storage.
 
 mod anvil;
+mod auth;
 mod conn;
 mod peer;
 mod policy;
 mod session;
 mod settings;
+mod starttls;
 mod transaction;
 
 use std::future::Future;

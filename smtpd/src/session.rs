@@ -17,7 +17,10 @@ use crate::peer;
 use crate::policy::{Evaluator, State};
 use crate::reply::Reply;
 use crate::settings::{BareNewline, Settings, Timing};
+use crate::starttls::TlsSession;
 use crate::transaction::Transaction;
+use mailgate_config::ServerLevel;
+use mailgate_tls::stream::{ServerStream, Stream};
 
 /// What every session of the process shares.
 pub struct Shared {
@@ -165,7 +168,11 @@ impl Stats {
 }
 
 pub(crate) struct Session<'a, S> {
-    pub conn: Conn<S>,
+    /// The client connection: plain until STARTTLS (or TLS from the start
+    /// in wrapper mode).
+    pub conn: Conn<ServerStream<S>>,
+    /// The TLS handshake's details, once TLS is on.
+    pub tls: Option<TlsSession>,
     pub shared: &'a Shared,
     pub settings: &'a Settings,
     /// What the restrictions know: the client, HELO, the transaction.
@@ -209,7 +216,8 @@ where
     )
     .await;
     let mut session = Session {
-        conn: Conn::new(stream),
+        conn: Conn::new(Stream::Plain(stream)),
+        tls: None,
         shared,
         settings,
         st: State::new(peer),
@@ -226,10 +234,18 @@ where
     };
     session.st.server = local;
     info!("connect from {}", session.st.peer.label());
+    // SMTPS: TLS before the greeting.
+    let wrapped = match &settings.tls {
+        Some(tls) if tls.wrapper => session.handshake().await,
+        _ => Ok(()),
+    };
     // Held for the whole session: the client's open-connection count.
-    let (end, _connection) = match session.open().await {
-        Ok(connection) => (session.dialogue().await, connection),
+    let (end, _connection) = match wrapped {
         Err(end) => (end, None),
+        Ok(()) => match session.open().await {
+            Ok(connection) => (session.dialogue().await, connection),
+            Err(end) => (end, None),
+        },
     };
     let label = session.st.peer.label();
     let stage = session.st.stage;
@@ -260,6 +276,21 @@ where
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
+    /// The protocol for the Received header, with RFC 3848's suffixes:
+    /// ESMTPS over TLS, ESMTPA when authenticated, ESMTPSA for both.
+    pub(crate) fn received_protocol(&self) -> String {
+        let mut protocol = self.protocol().to_string();
+        if self.esmtp {
+            if self.tls.is_some() {
+                protocol.push('S');
+            }
+            if self.st.sasl_username.is_some() {
+                protocol.push('A');
+            }
+        }
+        protocol
+    }
+
     /// Everything before the dialogue: a client that speaks before the
     /// greeting, the per-client connection limits, the client
     /// restrictions when they are not delayed, then the greeting.
@@ -416,7 +447,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             // pipeline at all.
             let last_in_group = matches!(
                 verb,
-                Verb::Helo | Verb::Ehlo | Verb::Data | Verb::Noop | Verb::Vrfy
+                Verb::Helo
+                    | Verb::Ehlo
+                    | Verb::Data
+                    | Verb::Noop
+                    | Verb::Vrfy
+                    | Verb::Starttls
+                    | Verb::Auth
             );
             if (!self.esmtp || last_in_group)
                 && !self.st.ill_pipelining
@@ -425,7 +462,46 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             {
                 return self.refuse_pipelining().await;
             }
+            // smtpd_tls_security_level = encrypt: nothing but the
+            // commands that lead to TLS, before TLS.
+            let tls_required = self
+                .settings
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.level == ServerLevel::Encrypt);
+            if tls_required
+                && !self.conn.stream.is_tls()
+                && !matches!(
+                    verb,
+                    Verb::Helo | Verb::Ehlo | Verb::Starttls | Verb::Noop | Verb::Rset | Verb::Quit
+                )
+            {
+                self.finish(
+                    verb,
+                    Reply::new(530, "5.7.0 Must issue a STARTTLS command first"),
+                )
+                .await;
+                continue;
+            }
             let reply = match command {
+                Command::Starttls => match self.starttls().await {
+                    Ok(Some(reply)) => reply,
+                    Ok(None) => {
+                        self.stats.record(Verb::Starttls, true);
+                        continue;
+                    }
+                    Err(end) => {
+                        self.stats.record(Verb::Starttls, false);
+                        return end;
+                    }
+                },
+                Command::Auth(arg) => match self.auth(&arg).await {
+                    Ok(reply) => reply,
+                    Err(end) => {
+                        self.stats.record(Verb::Auth, false);
+                        return end;
+                    }
+                },
                 Command::Helo(name) => self.helo(name, false).await,
                 Command::Ehlo(name) => self.helo(name, true).await,
                 Command::Mail(path, params) => self.mail(path, params).await,
@@ -585,6 +661,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         if !s.disable_vrfy {
             lines.push("VRFY".to_string());
         }
+        // Postfix's order: ... VRFY, ETRN, STARTTLS, AUTH, ENHANCEDSTATUSCODES ...
+        if self.starttls_offered() {
+            lines.push("STARTTLS".to_string());
+        }
+        lines.extend(self.auth_ehlo_lines());
         lines.push("ENHANCEDSTATUSCODES".to_string());
         lines.push("8BITMIME".to_string());
         if s.smtputf8_enable {

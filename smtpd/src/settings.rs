@@ -14,6 +14,10 @@ use mailgate_config::client_score::ClientScore;
 use mailgate_config::restrictions::{ListError, Restriction, Restrictions};
 use mailgate_config::{DomainList, MainConfig, NetworkList, Override, Table};
 use mailgate_dns::Dns;
+use mailgate_tls::protocol::SERVICE as TLSKEYS_SERVICE;
+use mailgate_tls::server::ServerTls;
+
+use crate::auth::Sasl;
 use mailgate_policy::{PolicyClient, PolicyService};
 
 /// RFC 5321 section 4.5.3.1.4: a server must accept command lines of 512
@@ -173,6 +177,12 @@ pub struct Settings {
     pub policy_clients: HashMap<String, Arc<PolicyClient>>,
     /// None: the cleanup service's socket in the spool.
     pub cleanup_socket: Option<PathBuf>,
+    /// STARTTLS or wrapper mode; None when TLS is off.
+    pub tls: Option<Arc<ServerTls>>,
+    /// SMTP AUTH; None when smtpd_sasl_auth_enable = no.
+    pub sasl: Option<Arc<Sasl>>,
+    /// smtpd_sender_login_maps: who may use which sender address.
+    pub sender_login_maps: Vec<Table>,
 }
 
 /// A configuration smtpd cannot run with; each names its parameter.
@@ -200,6 +210,8 @@ pub enum SettingsError {
         value: i64,
     },
     Dns(mailgate_dns::SetupError),
+    Tls(String),
+    Sasl(String),
     Policy {
         argument: String,
         error: String,
@@ -230,6 +242,8 @@ impl fmt::Display for SettingsError {
                 write!(f, "parameter {parameter}: {value} must not be negative")
             }
             SettingsError::Dns(e) => e.fmt(f),
+            SettingsError::Tls(e) => write!(f, "{e}"),
+            SettingsError::Sasl(e) => write!(f, "{e}"),
             SettingsError::Policy { argument, error } => {
                 write!(f, "check_policy_service {argument}: {error}")
             }
@@ -406,6 +420,13 @@ impl Settings {
             dns: Dns::new(&config.list("dns_nameservers")).map_err(SettingsError::Dns)?,
             policy_clients,
             cleanup_socket: None,
+            // tlskeys' socket, relative to the spool (the working directory
+            // once the sandbox is in place).
+            tls: ServerTls::load(config, PathBuf::from("private").join(TLSKEYS_SERVICE))
+                .map_err(|e| SettingsError::Tls(e.to_string()))?
+                .map(Arc::new),
+            sasl: Sasl::load(config).map_err(SettingsError::Sasl)?,
+            sender_login_maps: tables("smtpd_sender_login_maps")?,
         })
     }
 }

@@ -30,6 +30,20 @@ pub(crate) struct Transaction {
     cleanup: Option<CleanupSession>,
 }
 
+/// Text fit inside a header comment (Postfix's comment_sanitize): no
+/// parentheses, backslashes or control characters.
+fn comment_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '(' | ')' | '\\') {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 fn queue_error() -> Reply {
     Reply::new(451, "4.3.0 Error: queue file write error")
 }
@@ -138,7 +152,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 .unwrap_or_else(|| service_socket("cleanup"));
             match CleanupSession::begin(&socket, s.ipc_timeout).await {
                 Ok(cleanup) => {
-                    info!("{}: client={label}", cleanup.queue_id());
+                    // Postfix's line, with the login for an authenticated
+                    // client (pflogsumm reads both forms).
+                    let sasl = match (&self.st.sasl_method, &self.st.sasl_username) {
+                        (Some(method), Some(user)) => {
+                            format!(", sasl_method={method}, sasl_username={user}")
+                        }
+                        _ => String::new(),
+                    };
+                    info!("{}: client={label}{sasl}", cleanup.queue_id());
                     self.st.queue_id = Some(cleanup.queue_id().to_string());
                     txn.cleanup = Some(cleanup);
                 }
@@ -305,7 +327,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 addr: self.st.peer.addr.to_string(),
                 port: self.st.peer.port,
                 helo: self.st.helo.clone().unwrap_or_default(),
-                protocol: self.protocol().to_string(),
+                protocol: self.received_protocol(),
             },
             body_type: txn.params.body,
             smtputf8: txn.params.smtputf8,
@@ -313,12 +335,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             dsn_envid: txn.params.envid,
             arrival,
         };
+        let mut received_comments = Vec::new();
+        if let Some(tls) = &self.tls
+            && s.tls.as_ref().is_some_and(|t| t.received_header)
+        {
+            received_comments.extend(tls.received_comments());
+        }
+        if let (Some(user), Some(sasl)) = (&self.st.sasl_username, &s.sasl)
+            && sasl.authenticated_header
+        {
+            received_comments.push(format!("(Authenticated sender: {})", comment_safe(user)));
+        }
         let actions = Actions {
             hold: actions.hold.is_some(),
             discard: actions.discard,
             redirect: actions.redirect,
             bcc: actions.bcc,
             prepend: actions.prepend,
+            received_comments,
         };
         // Invariant 1: 250 only for Queued, which cleanup sends once the
         // queue file is durable.

@@ -11,6 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
+
+pub mod dovecot;
+pub mod tls;
 use nix::unistd::Pid;
 
 pub mod browser;
@@ -514,6 +517,34 @@ impl Gateway {
         text.push_str("scanner unix n - y - 8 scanner\n");
         fs::write(&path, text).expect("master.cf");
         self
+    }
+
+    /// Appends lines to master.cf: call between `configure` and `launch`.
+    pub fn with_master_cf(self, lines: &str) -> Gateway {
+        let path = self.path("master.cf");
+        let mut text = fs::read_to_string(&path).expect("master.cf");
+        text.push_str(lines);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        fs::write(&path, text).expect("master.cf");
+        self
+    }
+
+    /// TLS for smtpd with `pki`'s certificate (written as key.pem and
+    /// cert.pem in the gateway's directory), the tlskeys service that holds
+    /// its key, and `level` for smtpd_tls_security_level.
+    pub fn with_tls(self, pki: &tls::TestPki, level: &str) -> Gateway {
+        pki.write(self.dir.path(), "");
+        self.add_main_cf(&format!(
+            "smtpd_tls_security_level = {level}\n\
+             smtpd_tls_cert_file = cert.pem\n\
+             smtpd_tls_key_file = key.pem\n\
+             smtpd_tls_received_header = yes\n\
+             tlskeys_directory = {}\n",
+            self.dir.path().join("tlskeys").display()
+        ));
+        self.with_master_cf("tlskeys unix - - y - - tlskeys\n")
     }
 
     /// Appends lines to master.cf (a service such as greylist): call

@@ -249,6 +249,7 @@ fn the_debian_package_installs_upgrades_starts_and_purges() {
     assert!(r.join("usr/sbin/mailgate").is_file());
     for worker in [
         "master", "smtpd", "cleanup", "qmgr", "relay", "scanner", "greylist", "stats", "web",
+        "tlskeys",
     ] {
         assert!(
             r.join("usr/lib/mailgate").join(worker).is_file(),
@@ -269,7 +270,7 @@ fn the_debian_package_installs_upgrades_starts_and_purges() {
     );
     // The users, made by postinst in the root's own account files.
     let passwd = fs::read_to_string(r.join("etc/passwd")).unwrap();
-    for user in ["mailgate:", "mailgate-scan:"] {
+    for user in ["mailgate:", "mailgate-scan:", "mailgate-tls:"] {
         assert!(passwd.contains(&format!("\n{user}")), "{passwd}");
     }
     // The manual pages, generated from the programs.

@@ -85,6 +85,7 @@ pub fn check(config_dir: &Path, command_line: &[Override]) -> Report {
     }
     if let Some(master) = &master {
         checker.check_content_scanner(&main, master);
+        checker.check_tlskeys(&main, master);
     }
     Report {
         errors: checker.diagnostics,
@@ -139,6 +140,38 @@ impl Checker {
     }
 }
 
+impl Checker {
+    /// Certificates need the tlskeys service: without it smtpd could
+    /// offer no TLS (and mail for `encrypt` would be refused).
+    fn check_tlskeys(&mut self, main: &MainConfig, master: &MasterConfig) {
+        let served = master
+            .services
+            .iter()
+            .any(|s| s.name == "tlskeys" && s.kind == crate::ServiceKind::Unix && s.private);
+        if served {
+            return;
+        }
+        let needed = crate::tls_check::needs_tlskeys(main)
+            || master.services.iter().any(|s| {
+                main.with_overrides(&s.overrides)
+                    .is_ok_and(|c| crate::tls_check::needs_tlskeys(&c))
+            });
+        if needed {
+            self.diagnostics.push(Diagnostic::new(
+                master_cf_path(main),
+                0,
+                "TLS certificates are configured, but master.cf runs no tlskeys service \
+                 (the process that holds the private keys): add \
+                 `tlskeys unix - - y - - tlskeys`",
+            ));
+        }
+    }
+}
+
+fn master_cf_path(main: &MainConfig) -> PathBuf {
+    main.config_dir().join("master.cf")
+}
+
 struct Checker {
     /// (parameter origin, value) pairs already checked, so a table named in main.cf is
     /// not reported again for every service that inherits it.
@@ -167,6 +200,21 @@ impl Checker {
         self.check_restrictions(config);
         self.check_unimplemented(config);
         self.check_client_score(config);
+        for (name, message) in crate::tls_check::problems(config) {
+            let value = config.get(&name);
+            let (file, line) = self.origin(config, &name);
+            if self
+                .seen
+                .insert((file.clone(), line, format!("tls:{name}"), value + &message))
+            {
+                let message = if message.starts_with(&name) {
+                    message
+                } else {
+                    format!("{name}: {message}")
+                };
+                self.diagnostics.push(Diagnostic::new(&file, line, message));
+            }
+        }
         let parents = config.list("parent_domain_matches_subdomains");
         for name in ["relay_domains", "mydestination"] {
             let listed = parents.iter().any(|p| p == name);
@@ -480,7 +528,7 @@ relay     unix  -       -       y       -       -       relay
              smtpd_tls_security_level = none\n\
              content_filter = smtp-amavis:[127.0.0.1]:10024\n\
              html_directory = /usr/share/doc/postfix/html\n\
-             smtp_tls_security_level = encrypt\n",
+             smtp_tls_wrappermode = yes\n",
         );
         let main = d.join("main.cf").display().to_string();
         let master = d.join("master.cf").display().to_string();
@@ -491,10 +539,40 @@ relay     unix  -       -       y       -       -       relay
         assert!(errors[0].starts_with(&format!(
             "{main}:3: content_filter = smtp-amavis:[127.0.0.1]:10024: not implemented in mailgate"
         )));
-        assert!(errors[1].starts_with(&format!("{main}:5: smtp_tls_security_level = encrypt")));
+        assert!(errors[1].starts_with(&format!("{main}:5: smtp_tls_wrappermode = yes")));
         assert!(errors[2].starts_with(&format!("{master}:2: smtpd_milters = inet:127.0.0.1:8891")));
         assert_eq!(warnings.len(), 1, "{warnings:#?}");
         assert!(warnings[0].starts_with(&format!("{main}:4: html_directory")));
+    }
+
+    #[test]
+    fn tls_and_auth_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "master.cf", "smtp inet n - y - - smtpd\n");
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\n\
+             smtpd_tls_security_level = may\n\
+             smtpd_tls_cert_file = /nonexistent/cert.pem\n\
+             smtp_tls_security_level = dane\n\
+             smtp_tls_mandatory_protocols = !TLSv1.2, !TLSv1.3\n\
+             smtpd_sasl_auth_enable = yes\n\
+             smtpd_sasl_type = cyrus\n",
+        );
+        let errors: Vec<String> = check(d, &[]).errors.iter().map(|e| e.to_string()).collect();
+        let all = errors.join("\n");
+        for expected in [
+            "main.cf:4: smtp_tls_security_level = dane: not implemented by mailgate",
+            "main.cf:5: smtp_tls_mandatory_protocols",
+            "cannot read /nonexistent/cert.pem",
+            "main.cf:7: smtpd_sasl_type: cyrus is not implemented",
+            "master.cf: TLS certificates are configured, but master.cf runs no tlskeys service",
+        ] {
+            assert!(all.contains(expected), "{expected}\n{all}");
+        }
+        assert_eq!(errors.len(), 5, "{all}");
     }
 
     #[test]

@@ -786,11 +786,11 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ("smtpd_sasl_auth_enable", "Offer SMTP AUTH to clients."),
     (
         "smtpd_sasl_type",
-        "The SASL backend that checks SMTP AUTH logins (dovecot, ...).",
+        "The SASL backend that checks SMTP AUTH logins: dovecot (Dovecot's auth service) or imap (an IMAP login, as saslauthd's rimap).",
     ),
     (
         "smtpd_sasl_path",
-        "Where the SASL backend is reached, such as private/auth (relative to queue_directory).",
+        "Where the SASL backend is reached: private/auth (relative to queue_directory) or inet:host:port for dovecot; imap:host:port or imaps:host:port for imap.",
     ),
     (
         "smtpd_sasl_security_options",
@@ -869,6 +869,243 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     (
         "tls_random_source",
         "Postfix's TLS random source; informational (the kernel's getrandom is used).",
+    ),
+    (
+        "smtpd_sasl_service",
+        "The service name smtpd gives Dovecot's auth service (smtp).",
+    ),
+    (
+        "smtpd_sasl_tls_security_options",
+        "The SASL security options over TLS; defaults to smtpd_sasl_security_options.",
+    ),
+    (
+        "smtpd_sasl_exceptions_networks",
+        "Clients to which AUTH is not announced.",
+    ),
+    (
+        "smtpd_sasl_failure_delay",
+        "How long a failed AUTH waits before its 535 (mailgate; against password guessing).",
+    ),
+    (
+        "smtpd_sasl_imap_tls_security_level",
+        "TLS to the IMAP server of smtpd_sasl_type = imap: none, may (STARTTLS when offered), encrypt or verify (mailgate).",
+    ),
+    (
+        "smtpd_sasl_imap_tls_CAfile",
+        "CA certificates for verifying the IMAP server's certificate (mailgate).",
+    ),
+    (
+        "smtpd_sasl_timeout",
+        "How long smtpd waits for the SASL backend (mailgate).",
+    ),
+    (
+        "smtpd_enforce_tls",
+        "Postfix's older switch for smtpd_tls_security_level = encrypt.",
+    ),
+    (
+        "smtpd_tls_eccert_file",
+        "The SMTP server's ECDSA certificate chain (PEM).",
+    ),
+    (
+        "smtpd_tls_eckey_file",
+        "The SMTP server's ECDSA private key (PEM); defaults to the ECDSA certificate file.",
+    ),
+    (
+        "smtpd_tls_dcert_file",
+        "A DSA certificate; DSA is not supported.",
+    ),
+    ("smtpd_tls_dkey_file", "A DSA key; DSA is not supported."),
+    (
+        "smtpd_tls_chain_files",
+        "Files each holding a private key followed by its certificate chain (RSA and ECDSA); read by tlskeys.",
+    ),
+    (
+        "smtpd_tls_wrappermode",
+        "TLS from the first byte (SMTPS, port 465), usually as a master.cf -o override.",
+    ),
+    (
+        "smtpd_tls_ask_ccert",
+        "Ask clients for a certificate (not implemented).",
+    ),
+    (
+        "smtpd_tls_req_ccert",
+        "Require a client certificate (not implemented).",
+    ),
+    (
+        "smtpd_tls_protocols",
+        "The TLS protocols of opportunistic TLS (!SSLv2, >=TLSv1.2, ...); mailgate speaks TLSv1.2 and TLSv1.3.",
+    ),
+    (
+        "smtpd_tls_mandatory_protocols",
+        "The TLS protocols when TLS is required (encrypt, SMTPS).",
+    ),
+    (
+        "smtpd_tls_ciphers",
+        "The cipher grade of opportunistic TLS; every suite mailgate offers is of the high grade.",
+    ),
+    (
+        "smtpd_tls_mandatory_ciphers",
+        "The cipher grade when TLS is required.",
+    ),
+    (
+        "smtpd_tls_exclude_ciphers",
+        "Cipher suites to leave out (OpenSSL names).",
+    ),
+    (
+        "smtpd_tls_mandatory_exclude_ciphers",
+        "Cipher suites to leave out when TLS is required.",
+    ),
+    (
+        "smtpd_tls_session_cache_timeout",
+        "Postfix's session cache lifetime; sessions are resumed from memory and tickets.",
+    ),
+    (
+        "smtpd_tls_dh1024_param_file",
+        "Finite-field DH parameters; key exchange is ECDHE only.",
+    ),
+    (
+        "smtpd_tls_eecdh_grade",
+        "Postfix's ECDHE curve grade; the curves are rustls's.",
+    ),
+    (
+        "smtpd_tls_always_issue_session_ids",
+        "Postfix's session ID switch; resumption is always offered.",
+    ),
+    (
+        "smtpd_tls_fingerprint_digest",
+        "The digest of client certificate fingerprints (client certificates are not requested).",
+    ),
+    (
+        "smtpd_starttls_timeout",
+        "How long the TLS handshake of the SMTP server may take.",
+    ),
+    (
+        "tls_preempt_cipherlist",
+        "Postfix's server cipher preference switch; the order is rustls's.",
+    ),
+    (
+        "tls_ssl_options",
+        "OpenSSL options; there are none in mailgate.",
+    ),
+    (
+        "tls_high_cipherlist",
+        "OpenSSL's high-grade cipher list; mailgate's suites are all of it.",
+    ),
+    (
+        "tls_medium_cipherlist",
+        "OpenSSL's medium-grade cipher list; mailgate's suites are all high-grade.",
+    ),
+    (
+        "tlskeys_owner",
+        "The user tlskeys, the holder of the TLS private keys, runs as (mailgate).",
+    ),
+    (
+        "tlskeys_directory",
+        "The empty directory tlskeys is chrooted into (mailgate).",
+    ),
+    (
+        "tlskeys_timeout",
+        "How long smtpd waits for tlskeys to sign a handshake (mailgate).",
+    ),
+    (
+        "smtp_enforce_tls",
+        "Postfix's older switch for smtp_tls_security_level = encrypt (verify with smtp_tls_enforce_peername).",
+    ),
+    (
+        "smtp_tls_enforce_peername",
+        "With smtp_enforce_tls: also check the server's name (verify).",
+    ),
+    (
+        "smtp_tls_policy_maps",
+        "Per-destination TLS levels: next hop or domain to \"level [match=...] [protocols=...]\".",
+    ),
+    (
+        "smtp_tls_protocols",
+        "The TLS protocols of opportunistic TLS in the SMTP client.",
+    ),
+    (
+        "smtp_tls_mandatory_protocols",
+        "The TLS protocols when TLS is required (encrypt, verify, secure).",
+    ),
+    (
+        "smtp_tls_ciphers",
+        "The cipher grade of opportunistic TLS in the SMTP client.",
+    ),
+    (
+        "smtp_tls_mandatory_ciphers",
+        "The cipher grade when TLS is required.",
+    ),
+    (
+        "smtp_tls_exclude_ciphers",
+        "Cipher suites the SMTP client leaves out.",
+    ),
+    (
+        "smtp_tls_mandatory_exclude_ciphers",
+        "Cipher suites the SMTP client leaves out when TLS is required.",
+    ),
+    (
+        "smtp_tls_verify_cert_match",
+        "The names a certificate must match at the verify level (hostname, nexthop, dot-nexthop, names).",
+    ),
+    (
+        "smtp_tls_secure_cert_match",
+        "The names a certificate must match at the secure level.",
+    ),
+    (
+        "smtp_tls_cert_file",
+        "A client certificate for the SMTP client (not implemented).",
+    ),
+    (
+        "smtp_tls_key_file",
+        "The client certificate's key (not implemented).",
+    ),
+    (
+        "smtp_tls_eccert_file",
+        "An ECDSA client certificate (not implemented).",
+    ),
+    (
+        "smtp_tls_eckey_file",
+        "The ECDSA client certificate's key (not implemented).",
+    ),
+    (
+        "smtp_tls_dcert_file",
+        "A DSA client certificate; DSA is not supported.",
+    ),
+    (
+        "smtp_tls_dkey_file",
+        "A DSA client key; DSA is not supported.",
+    ),
+    (
+        "smtp_tls_chain_files",
+        "Client keys and certificates in one file (not implemented).",
+    ),
+    (
+        "smtp_tls_session_cache_timeout",
+        "Postfix's client session cache lifetime (sessions are not cached).",
+    ),
+    (
+        "smtp_tls_note_starttls_offer",
+        "Log servers that offer STARTTLS (not implemented).",
+    ),
+    (
+        "smtp_tls_servername",
+        "The SNI name the SMTP client sends: empty (none), hostname, nexthop or a name.",
+    ),
+    (
+        "smtp_tls_wrappermode",
+        "TLS from the first byte to the next hop (not implemented).",
+    ),
+    (
+        "smtp_tls_connection_reuse",
+        "Postfix's tlsproxy-based reuse of TLS connections; relay reuses connections itself.",
+    ),
+    (
+        "smtp_tls_fingerprint_digest",
+        "The digest of certificate fingerprints (fingerprint matching is not implemented).",
+    ),
+    (
+        "smtp_starttls_timeout",
+        "How long the TLS handshake of the SMTP client may take.",
     ),
     // Queue manager.
     (

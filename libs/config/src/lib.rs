@@ -9,6 +9,7 @@ mod check;
 mod clamd;
 pub mod client_score;
 mod descriptions;
+mod endpoint;
 mod error;
 mod lines;
 mod lists;
@@ -19,12 +20,16 @@ mod params;
 pub mod policy;
 pub mod restrictions;
 mod route;
+mod sasl;
 mod table;
+mod tls;
+mod tls_check;
 pub mod unimplemented;
 
 pub use address::split_address;
 pub use check::{Report, check};
 pub use clamd::{ClamdTransfer, ClamdTransferError};
+pub use endpoint::{Endpoint, EndpointError};
 pub use error::{ConfigError, Diagnostic};
 pub use lines::{split_list, strip_braces};
 pub use lists::{DomainList, NetworkList};
@@ -32,7 +37,12 @@ pub use main_cf::{MainConfig, Override};
 pub use master_cf::{MasterConfig, ServiceEntry, ServiceKind};
 pub use params::{ParameterDoc, documentation as parameter_documentation};
 pub use route::{Route, Router};
+pub use sasl::{ImapTls, SaslBackend, SaslConfigError, mechanisms_allowed};
 pub use table::{AddressLookup, Table, lookup_address, open_tables};
+pub use tls::{
+    ClientLevel, KeySource, Protocols, ServerLevel, Side, TlsConfigError, check_cipher_grade,
+    excluded_cipher_fragments, key_sources,
+};
 
 /// The known parameter an unknown name was probably meant to be, for a
 /// "did you mean" hint.

@@ -164,6 +164,23 @@ impl Dnsxl {
 }
 
 /// One restriction, with its argument.
+/// Which clients reject_*sender_login_mismatch checks (Postfix's four
+/// forms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginMismatch {
+    /// reject_sender_login_mismatch: both of the next two.
+    Both,
+    /// reject_authenticated_sender_login_mismatch: an authenticated client
+    /// may use only addresses the maps give its login.
+    Authenticated,
+    /// reject_known_sender_login_mismatch: the same, but only for addresses
+    /// the maps list.
+    Known,
+    /// reject_unauthenticated_sender_login_mismatch: an address the maps
+    /// list needs its owner logged in.
+    Unauthenticated,
+}
+
 #[derive(Clone, Debug)]
 pub enum Restriction {
     // Generic.
@@ -193,6 +210,9 @@ pub enum Restriction {
     RejectNonFqdnSender,
     RejectUnknownSenderDomain,
     RejectUnlistedSender,
+    /// reject_sender_login_mismatch and its three narrower forms
+    /// (smtpd_sender_login_maps).
+    SenderLoginMismatch(LoginMismatch),
     // Recipient.
     PermitAuthDestination,
     RejectUnauthDestination,
@@ -343,6 +363,14 @@ fn simple(name: &str) -> Option<Restriction> {
         "reject_non_fqdn_sender" => R::RejectNonFqdnSender,
         "reject_unknown_sender_domain" | "reject_unknown_address" => R::RejectUnknownSenderDomain,
         "reject_unlisted_sender" => R::RejectUnlistedSender,
+        "reject_sender_login_mismatch" => R::SenderLoginMismatch(LoginMismatch::Both),
+        "reject_authenticated_sender_login_mismatch" => {
+            R::SenderLoginMismatch(LoginMismatch::Authenticated)
+        }
+        "reject_known_sender_login_mismatch" => R::SenderLoginMismatch(LoginMismatch::Known),
+        "reject_unauthenticated_sender_login_mismatch" => {
+            R::SenderLoginMismatch(LoginMismatch::Unauthenticated)
+        }
         "permit_auth_destination" => R::PermitAuthDestination,
         "reject_unauth_destination" => R::RejectUnauthDestination,
         "defer_unauth_destination" => R::DeferUnauthDestination,
@@ -407,10 +435,6 @@ fn not_implemented(name: &str) -> Option<&'static str> {
         "reject_unverified_recipient" | "reject_unverified_sender" => {
             "address verification (the verify service) does not exist yet"
         }
-        "reject_sender_login_mismatch"
-        | "reject_authenticated_sender_login_mismatch"
-        | "reject_known_sender_login_mismatch"
-        | "reject_unauthenticated_sender_login_mismatch" => "SMTP AUTH does not exist yet",
         "permit_mx_backup" => "mailgate is not a backup MX; list the domains in relay_domains",
         "check_relay_domains" => "removed from Postfix 3.9; use reject_unauth_destination",
         "reject_maps_rbl" => "removed from Postfix too; use reject_rbl_client DOMAIN",

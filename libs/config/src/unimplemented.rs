@@ -151,97 +151,143 @@ static TABLE: &[Unimplemented] = &[
         "address verification is not implemented",
     ),
     // SMTP AUTH.
-    e("smtpd_sasl_auth_enable", NO, "SMTP AUTH is not implemented"),
-    e(
-        "smtpd_sender_login_maps",
-        EMPTY,
-        "SMTP AUTH is not implemented",
-    ),
-    w(
-        "smtpd_sasl_type",
-        &["cyrus"],
-        "SMTP AUTH is not implemented",
-    ),
-    w(
-        "smtpd_sasl_path",
-        &["smtpd"],
-        "SMTP AUTH is not implemented",
-    ),
-    w(
-        "smtpd_sasl_security_options",
-        &["noanonymous"],
-        "SMTP AUTH is not implemented",
-    ),
     w(
         "smtpd_sasl_local_domain",
         EMPTY,
-        "SMTP AUTH is not implemented",
-    ),
-    w(
-        "smtpd_sasl_authenticated_header",
-        NO,
-        "SMTP AUTH is not implemented",
-    ),
-    w(
-        "broken_sasl_auth_clients",
-        NO,
-        "SMTP AUTH is not implemented",
-    ),
-    e(
-        "smtpd_client_auth_rate_limit",
-        &["0"],
-        "SMTP AUTH is not implemented, so there is nothing to limit yet",
+        "no realm is appended: the backend gets the login as the client sent it",
     ),
     // TLS.
     e(
         "smtpd_client_new_tls_session_rate_limit",
         &["0"],
-        "TLS is not implemented, so there is nothing to limit yet",
+        "the rate of new TLS sessions per client is not limited",
     ),
-    e(
-        "smtpd_tls_security_level",
-        &["", "none"],
-        "TLS is not implemented",
-    ),
-    e("smtpd_use_tls", NO, "TLS is not implemented"),
-    e("smtpd_tls_auth_only", NO, "TLS is not implemented"),
-    w("smtpd_tls_cert_file", EMPTY, "TLS is not implemented"),
     w(
-        "smtpd_tls_key_file",
-        &["", "$smtpd_tls_cert_file"],
-        "TLS is not implemented",
+        "smtpd_tls_CAfile",
+        EMPTY,
+        "smtpd asks for no client certificates, so it verifies none",
     ),
-    w("smtpd_tls_CAfile", EMPTY, "TLS is not implemented"),
-    w("smtpd_tls_CApath", EMPTY, "TLS is not implemented"),
-    w("smtpd_tls_loglevel", &["0"], "TLS is not implemented"),
-    w("smtpd_tls_received_header", NO, "TLS is not implemented"),
+    w(
+        "smtpd_tls_CApath",
+        EMPTY,
+        "smtpd asks for no client certificates, so it verifies none",
+    ),
+    w(
+        "smtpd_tls_fingerprint_digest",
+        &["sha256"],
+        "smtpd asks for no client certificates",
+    ),
+    w(
+        "smtpd_tls_loglevel",
+        &["0", "1"],
+        "TLS connections are logged as at Postfix's level 1; there is no more detail",
+    ),
+    w(
+        "smtp_tls_loglevel",
+        &["0", "1"],
+        "TLS connections are logged as at Postfix's level 1; there is no more detail",
+    ),
     w(
         "smtpd_tls_session_cache_database",
         EMPTY,
-        "TLS is not implemented",
+        "sessions are resumed from memory and with session tickets, not from a database",
     ),
-    e(
-        "smtp_tls_security_level",
-        &["", "none", "may"],
-        "TLS is not implemented: mail would leave in clear text",
+    w(
+        "smtpd_tls_session_cache_timeout",
+        &["3600s", "3600"],
+        "resumed sessions and tickets follow rustls's own lifetimes",
     ),
-    e(
-        "smtp_use_tls",
-        NO,
-        "TLS is not implemented: mail would leave in clear text",
-    ),
-    w("smtp_tls_CAfile", EMPTY, "TLS is not implemented"),
-    w("smtp_tls_CApath", EMPTY, "TLS is not implemented"),
-    w("smtp_tls_loglevel", &["0"], "TLS is not implemented"),
     w(
         "smtp_tls_session_cache_database",
         EMPTY,
-        "TLS is not implemented",
+        "relay keeps connections open for reuse instead of caching TLS sessions",
+    ),
+    w(
+        "smtp_tls_session_cache_timeout",
+        &["3600s", "3600"],
+        "relay does not cache TLS sessions",
+    ),
+    w(
+        "smtpd_tls_dh1024_param_file",
+        EMPTY,
+        "no finite-field Diffie-Hellman: key exchange is ECDHE (X25519, P-256, P-384)",
+    ),
+    w(
+        "smtpd_tls_eecdh_grade",
+        &["auto"],
+        "the ECDHE groups are rustls's (X25519, P-256, P-384)",
+    ),
+    w(
+        "smtpd_tls_always_issue_session_ids",
+        &["yes"],
+        "session resumption is always offered",
+    ),
+    w(
+        "tls_preempt_cipherlist",
+        NO,
+        "the server's cipher suite order is rustls's (AES-256-GCM first)",
+    ),
+    w("tls_ssl_options", EMPTY, "there are no OpenSSL options"),
+    w(
+        "tls_high_cipherlist",
+        EMPTY,
+        "every cipher suite mailgate offers is of the high grade",
+    ),
+    w(
+        "tls_medium_cipherlist",
+        EMPTY,
+        "every cipher suite mailgate offers is of the high grade",
     ),
     w(
         "tls_random_source",
         &["dev:/dev/urandom"],
-        "TLS is not implemented",
+        "TLS takes its randomness from the kernel (getrandom)",
+    ),
+    w(
+        "smtp_tls_cert_file",
+        EMPTY,
+        "relay presents no client certificate",
+    ),
+    w(
+        "smtp_tls_key_file",
+        &["", "$smtp_tls_cert_file"],
+        "relay presents no client certificate",
+    ),
+    w(
+        "smtp_tls_eccert_file",
+        EMPTY,
+        "relay presents no client certificate",
+    ),
+    w(
+        "smtp_tls_eckey_file",
+        &["", "$smtp_tls_eccert_file"],
+        "relay presents no client certificate",
+    ),
+    w(
+        "smtp_tls_chain_files",
+        EMPTY,
+        "relay presents no client certificate",
+    ),
+    w(
+        "smtp_tls_fingerprint_digest",
+        &["sha256"],
+        "certificate fingerprint matching is not implemented",
+    ),
+    w(
+        "smtp_tls_note_starttls_offer",
+        NO,
+        "the offer of STARTTLS is not logged",
+    ),
+    w(
+        "smtp_tls_connection_reuse",
+        NO,
+        "relay reuses its connections (TLS ones too) without a tlsproxy",
+    ),
+    e(
+        "smtp_tls_wrappermode",
+        NO,
+        "relay does not speak TLS from the first byte (SMTPS); deliveries to such a \
+         port would fail",
     ),
     // The SMTP server.
     w(

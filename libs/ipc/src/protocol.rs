@@ -36,6 +36,11 @@ pub mod cleanup {
         pub bcc: Vec<String>,
         /// Header lines ("Name: value") to put above the message.
         pub prepend: Vec<String>,
+        /// Comments for the Received header, between its "from" and "by"
+        /// parts, one per line: the TLS details
+        /// (smtpd_tls_received_header) and the authenticated sender
+        /// (smtpd_sasl_authenticated_header).
+        pub received_comments: Vec<String>,
     }
 
     #[derive(Debug, Serialize, Deserialize)]

@@ -9,7 +9,7 @@
 
 use std::fmt::Arguments;
 use std::io::Write;
-use std::sync::OnceLock;
+use std::sync::RwLock;
 
 struct Identity {
     host: String,
@@ -17,7 +17,9 @@ struct Identity {
     pid: u32,
 }
 
-static IDENTITY: OnceLock<Identity> = OnceLock::new();
+/// Set by [`init`]; set again when a worker has read its syslog_name
+/// (a master.cf `-o syslog_name=...` names the service in its lines).
+static IDENTITY: RwLock<Option<Identity>> = RwLock::new(None);
 
 unsafe extern "C" {
     /// POSIX tzset(3); the libc crate does not bind it.
@@ -37,11 +39,14 @@ pub fn init(syslog_name: &str, service: &str) {
         .map(|h| h.split('.').next().unwrap_or("").to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_string());
-    let _ = IDENTITY.set(Identity {
+    let identity = Identity {
         host,
         program: format!("{syslog_name}/{service}"),
         pid: std::process::id(),
-    });
+    };
+    *IDENTITY
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(identity);
 }
 
 /// Severity prefixes as Postfix writes them.
@@ -66,7 +71,10 @@ impl Level {
 
 /// Formats one log line (without the trailing newline).
 pub fn format_line(level: Level, args: Arguments<'_>) -> String {
-    let (host, program, pid) = match IDENTITY.get() {
+    let identity = IDENTITY
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (host, program, pid) = match identity.as_ref() {
         Some(id) => (id.host.as_str(), id.program.as_str(), id.pid),
         None => ("localhost", "mailgate", std::process::id()),
     };

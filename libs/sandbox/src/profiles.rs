@@ -12,6 +12,7 @@
 //! qmgr     spool  mail_owner  stdio accept unix-connect spool-files memfd  spool
 //! relay    spool  mail_owner  stdio accept unix-connect inet            none (open -> EACCES)
 //! scanner  scanner_directory  scanner_owner  stdio accept unix-connect (+ inet for clamd over TCP)  none (open -> EACCES)
+//! tlskeys  tlskeys_directory  tlskeys_owner  stdio accept                 none (open -> EACCES)
 //! stats    spool  mail_owner  stdio accept                              none (open -> EACCES)
 //! web      spool  mail_owner  stdio accept unix-connect spool-files     spool
 //! greylist data_directory  mail_owner  stdio accept db-file (redb), or stdio accept inet (Redis)  none (open -> EACCES)
@@ -207,6 +208,18 @@ pub const SCANNER_CLAMD_INET: Profile = Profile {
     ],
 };
 
+/// The TLS key holder: its own user, an empty chroot (tlskeys_directory),
+/// the keys read before. Accepts on its inherited socket and answers on the
+/// connections it accepted; it connects nowhere, opens nothing, and has no
+/// network at all.
+pub const TLSKEYS: Profile = Profile {
+    service: "tlskeys",
+    root: Root::Directory("tlskeys_directory"),
+    run_as: RunAs::User("tlskeys_owner"),
+    limits: LIMITS,
+    promises: &[Promise::Stdio, Promise::Accept],
+};
+
 /// Traffic statistics: follows maillog_file through a descriptor opened
 /// read-only before the sandbox, counts into the statistics file (opened
 /// before too, written with lseek and write) and answers GET /metrics on
@@ -269,6 +282,7 @@ pub const ALL: &[Profile] = &[
     RELAY,
     SCANNER,
     SCANNER_CLAMD_INET,
+    TLSKEYS,
     STATS,
     WEB,
     GREYLIST,
@@ -284,7 +298,7 @@ mod tests {
         for profile in ALL {
             assert!(profile.keeps(Promise::Stdio), "{}", profile.service);
         }
-        for profile in [CLEANUP, QMGR, SCANNER, GREYLIST, STATS, WEB] {
+        for profile in [CLEANUP, QMGR, SCANNER, GREYLIST, STATS, WEB, TLSKEYS] {
             assert!(!profile.keeps(Promise::Inet), "{}", profile.service);
         }
         for profile in [GREYLIST, GREYLIST_REDIS] {
@@ -298,6 +312,7 @@ mod tests {
             );
         }
         assert_eq!(GREYLIST.pledge(), "stdio accept db-file");
+        assert_eq!(TLSKEYS.pledge(), "stdio accept");
         for profile in [SMTPD, RELAY, STATS] {
             assert!(!profile.keeps(Promise::SpoolFiles), "{}", profile.service);
         }

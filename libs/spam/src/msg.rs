@@ -981,8 +981,6 @@ impl Message {
         // SpamAssassin also lists `www.example.com` as `http://www.example.com`.
         let mut all = Vec::with_capacity(uris.len());
         for u in uris {
-            // Bytes, not a str slice: a URI from HTML may hold non-ASCII
-            // text where byte 4 is inside a character.
             if u.len() > 4 && u.as_bytes()[..4].eq_ignore_ascii_case(b"www.") {
                 all.push(format!("http://{u}"));
             }

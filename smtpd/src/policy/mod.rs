@@ -14,6 +14,7 @@ mod access;
 mod checks;
 mod delegate;
 mod dns;
+mod login;
 pub mod names;
 mod score;
 mod state;
@@ -371,7 +372,7 @@ impl<'a> Evaluator<'a> {
                 tokio::time::sleep(std::time::Duration::from_secs(u64::from(*seconds))).await;
                 Decision::Dunno
             }
-            // No TLS exists yet: every session is in plain text.
+            R::RejectPlaintextSession if st.tls => Decision::Dunno,
             R::RejectPlaintextSession => self.reject(
                 st,
                 ErrorClass::Policy,
@@ -388,9 +389,15 @@ impl<'a> Evaluator<'a> {
                 "Client host",
                 &st.peer.label(),
             ),
-            // Without SMTP AUTH and TLS no client is authenticated or
-            // presents a certificate: these never match, as in a Postfix
-            // built without them.
+            R::PermitSaslAuthenticated if st.sasl_username.is_some() => self.permit(
+                st,
+                "permit_sasl_authenticated",
+                "Client host",
+                &st.peer.label(),
+            ),
+            R::SenderLoginMismatch(kind) => self.login_mismatch(st, *kind),
+            // smtpd asks for no client certificates: these never match,
+            // as in Postfix when no certificate was presented.
             R::PermitMynetworks
             | R::PermitInetInterfaces
             | R::PermitSaslAuthenticated

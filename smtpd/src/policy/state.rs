@@ -95,6 +95,11 @@ pub struct State {
     /// The client sent a command before it could know our answer to the
     /// previous one (reject_unauth_pipelining).
     pub ill_pipelining: bool,
+    /// The SASL login (AUTH succeeded) and its mechanism.
+    pub sasl_username: Option<String>,
+    pub sasl_method: Option<String>,
+    /// The session is protected by TLS.
+    pub tls: bool,
     pub defer_if_permit: Defer,
     pub defer_if_reject: Defer,
     pub(super) dip_client: bool,
@@ -124,6 +129,9 @@ impl State {
             stress: false,
             smtputf8: false,
             ill_pipelining: false,
+            sasl_username: None,
+            sasl_method: None,
+            tls: false,
             defer_if_permit: Defer::default(),
             defer_if_reject: Defer::default(),
             dip_client: false,

@@ -1,0 +1,222 @@
+//! What smtpd and relay ask tlskeys, the process that holds the private
+//! keys, over its Unix socket (`private/tlskeys`).
+//!
+//! Frames are mailgate's IPC frames (a 4-byte little-endian length, a
+//! descriptor count that is always 0 here, postcard). The asking side is
+//! synchronous, because rustls asks for a signature synchronously in the
+//! middle of a handshake; tlskeys serves with mailgate_ipc's async Channel.
+
+use std::io::{Read, Write};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// The one socket tlskeys listens on, relative to the spool.
+pub const SERVICE: &str = "tlskeys";
+
+/// Which certificates a process wants: its configuration's key files.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Source {
+    pub side: Side,
+    pub key: String,
+    pub cert: String,
+    pub chain_file: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Side {
+    Server,
+    Client,
+}
+
+impl From<mailgate_config::Side> for Side {
+    fn from(side: mailgate_config::Side) -> Side {
+        match side {
+            mailgate_config::Side::Server => Side::Server,
+            mailgate_config::Side::Client => Side::Client,
+        }
+    }
+}
+
+impl Source {
+    pub fn new(side: mailgate_config::Side, source: &mailgate_config::KeySource) -> Source {
+        Source {
+            side: side.into(),
+            key: source.key.display().to_string(),
+            cert: source.cert.display().to_string(),
+            chain_file: source.chain_file,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// The certificate chains of these sources (as the asking process's
+    /// configuration names them); tlskeys answers only for files it loaded
+    /// at its own start.
+    Certificates { sources: Vec<Source> },
+    /// A handshake signature with the key whose public key hashes to
+    /// `key_id`.
+    Sign {
+        key_id: [u8; 32],
+        scheme: u16,
+        message: Vec<u8>,
+    },
+}
+
+/// A certificate chain and what the asking side needs to know of its key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// SHA-256 of the key's SubjectPublicKeyInfo: names the key in Sign.
+    pub key_id: [u8; 32],
+    /// DER certificates, the server's (or client's) own first.
+    pub chain: Vec<Vec<u8>>,
+    /// The key's SubjectPublicKeyInfo, DER.
+    pub spki: Vec<u8>,
+    /// The signature schemes the key can make, best first (TLS code points).
+    pub schemes: Vec<u16>,
+    /// For the log: "RSA-PSS", "ECDSA" or "ED25519".
+    pub kind: String,
+    /// For the log: "2048 bits" for RSA, the curve ("prime256v1") for ECDSA.
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Reply {
+    Certificates(Vec<KeyInfo>),
+    Signature(Vec<u8>),
+    Refused(String),
+}
+
+/// Frames above this are refused (a certificate chain is a few KiB).
+const MAX_FRAME: usize = 1024 * 1024;
+
+/// Writes one frame in mailgate's IPC format, without descriptors.
+pub fn write_frame<M: Serialize>(out: &mut impl Write, message: &M) -> std::io::Result<()> {
+    let body = postcard::to_stdvec(message)
+        .map_err(|e| std::io::Error::other(format!("cannot encode: {e}")))?;
+    let mut frame = Vec::with_capacity(body.len() + 5);
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.push(0);
+    frame.extend_from_slice(&body);
+    out.write_all(&frame)?;
+    out.flush()
+}
+
+/// Reads one frame written by [`write_frame`] or mailgate_ipc's Channel.
+pub fn read_frame<M: DeserializeOwned>(input: &mut impl Read) -> std::io::Result<M> {
+    let mut header = [0u8; 5];
+    input.read_exact(&mut header)?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    if len > MAX_FRAME || header[4] != 0 {
+        return Err(std::io::Error::other(format!(
+            "frame of {len} bytes with {} descriptors",
+            header[4]
+        )));
+    }
+    let mut body = vec![0u8; len];
+    input.read_exact(&mut body)?;
+    postcard::from_bytes(&body).map_err(|e| std::io::Error::other(format!("cannot decode: {e}")))
+}
+
+/// What a signature request may sign. tlskeys signs only what a TLS
+/// handshake of the key's side signs, so a process that asks for signatures
+/// cannot have it sign anything else (a certificate, a document, another
+/// protocol's challenge).
+pub fn handshake_context(side: Side, message: &[u8]) -> Result<&'static str, &'static str> {
+    const PAD: [u8; 64] = [0x20; 64];
+    let context: &[u8] = match side {
+        Side::Server => b"TLS 1.3, server CertificateVerify\0",
+        Side::Client => b"TLS 1.3, client CertificateVerify\0",
+    };
+    if let Some(rest) = message.strip_prefix(&PAD[..]) {
+        if let Some(hash) = rest.strip_prefix(context)
+            && matches!(hash.len(), 32 | 48)
+        {
+            return Ok("TLS 1.3 CertificateVerify");
+        }
+        return Err("a TLS 1.3 signature context of the other side, or a malformed one");
+    }
+    match side {
+        // TLS 1.2 ServerKeyExchange: client random, server random, then the
+        // ECDHE parameters: named_curve (3), the group, the point.
+        Side::Server => {
+            let params = message
+                .get(64..)
+                .ok_or("too short for TLS 1.2 parameters")?;
+            let valid = params.len() >= 4
+                && params[0] == 3
+                && usize::from(params[3]) == params.len() - 4
+                && matches!(params.len() - 4, 32 | 65 | 97);
+            if valid {
+                Ok("TLS 1.2 ServerKeyExchange")
+            } else {
+                Err("not the signed parameters of a TLS handshake")
+            }
+        }
+        // TLS 1.2 client CertificateVerify signs the handshake so far, which
+        // begins with the ClientHello.
+        Side::Client => {
+            if message.first() == Some(&1) && message.len() > 40 {
+                Ok("TLS 1.2 CertificateVerify")
+            } else {
+                Err("not a TLS 1.2 handshake transcript")
+            }
+        }
+    }
+}
+
+/// Sends one request on a blocking stream and reads the reply.
+pub fn call<S: Read + Write, R: DeserializeOwned>(
+    stream: &mut S,
+    request: &Request,
+) -> std::io::Result<R> {
+    write_frame(stream, request)?;
+    read_frame(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let mut buf = Vec::new();
+        let request = Request::Sign {
+            key_id: [7; 32],
+            scheme: 0x0804,
+            message: vec![1, 2, 3],
+        };
+        write_frame(&mut buf, &request).unwrap();
+        assert_eq!(buf[4], 0);
+        let back: Request = read_frame(&mut buf.as_slice()).unwrap();
+        assert!(matches!(back, Request::Sign { scheme: 0x0804, .. }));
+        // A corrupt length is refused before anything is allocated.
+        let mut bad = vec![0xff, 0xff, 0xff, 0x7f, 0];
+        bad.extend_from_slice(&[0; 16]);
+        assert!(read_frame::<Request>(&mut bad.as_slice()).is_err());
+    }
+
+    #[test]
+    fn only_handshake_signatures_are_signed() {
+        let mut tls13 = vec![0x20; 64];
+        tls13.extend_from_slice(b"TLS 1.3, server CertificateVerify\0");
+        tls13.extend_from_slice(&[9; 32]);
+        assert!(handshake_context(Side::Server, &tls13).is_ok());
+        // The client context is refused for a server key and vice versa.
+        assert!(handshake_context(Side::Client, &tls13).is_err());
+        let mut wrong_len = tls13.clone();
+        wrong_len.push(0);
+        assert!(handshake_context(Side::Server, &wrong_len).is_err());
+
+        let mut tls12 = vec![5u8; 64];
+        tls12.extend_from_slice(&[3, 0, 29, 32]);
+        tls12.extend_from_slice(&[1; 32]);
+        assert!(handshake_context(Side::Server, &tls12).is_ok());
+        tls12.push(0);
+        assert!(handshake_context(Side::Server, &tls12).is_err());
+        // Anything else: a certificate's to-be-signed bytes, a random blob.
+        assert!(handshake_context(Side::Server, b"0\x82\x01\x0atbsCertificate").is_err());
+        assert!(handshake_context(Side::Server, &[0x20; 100]).is_err());
+    }
+}

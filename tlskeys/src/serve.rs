@@ -1,0 +1,215 @@
+//! The accept loop: each connection is checked against the allowed uid,
+//! then served one request at a time until it closes.
+
+use std::future::Future;
+use std::os::fd::OwnedFd;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailgate_ipc::{Channel, IpcError};
+use mailgate_log::{fatal, warning};
+use mailgate_tls::protocol::Request;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::store::Store;
+
+/// A connection that sends nothing for this long is closed.
+const IDLE: Duration = Duration::from_secs(300);
+/// How long requests in progress may take when the service stops.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+pub async fn serve(
+    listener: OwnedFd,
+    store: Store,
+    allowed_uid: u32,
+    limit: usize,
+    shutdown: impl Future<Output = ()>,
+) -> ExitCode {
+    let listener = match mailgate_ipc::server::unix_listener(listener) {
+        Ok(listener) => listener,
+        Err(e) => {
+            fatal!("cannot use the inherited listening socket: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    run(listener, Arc::new(store), allowed_uid, limit, shutdown).await;
+    ExitCode::SUCCESS
+}
+
+async fn run(
+    listener: UnixListener,
+    store: Arc<Store>,
+    allowed_uid: u32,
+    limit: usize,
+    shutdown: impl Future<Output = ()>,
+) {
+    let slots = Arc::new(Semaphore::new(limit.max(1)));
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    warning!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        match stream.peer_cred() {
+            Ok(cred) if cred.uid() == allowed_uid || cred.uid() == 0 => {}
+            Ok(cred) => {
+                warning!(
+                    "refusing a connection from uid {} (pid {:?}): only mail_owner's processes may ask for signatures",
+                    cred.uid(),
+                    cred.pid()
+                );
+                continue;
+            }
+            Err(e) => {
+                warning!("cannot tell who connected: {e}");
+                continue;
+            }
+        }
+        let store = Arc::clone(&store);
+        connections.spawn(async move {
+            connection(stream, &store).await;
+            drop(permit);
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    // Idle connections from smtpd and relay stay open for reuse; a request
+    // in progress gets a moment to finish, then the rest are closed (their
+    // owners reconnect to the successor).
+    let _ = tokio::time::timeout(STOP_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    connections.shutdown().await;
+}
+
+async fn connection(stream: UnixStream, store: &Store) {
+    let mut channel = Channel::new(stream);
+    loop {
+        let request = match tokio::time::timeout(IDLE, channel.recv::<Request>()).await {
+            Err(_) | Ok(Err(IpcError::Closed)) => return,
+            Ok(Err(e)) => {
+                warning!("request: {e}");
+                return;
+            }
+            Ok(Ok((request, _fds))) => request,
+        };
+        let reply = store.answer(request);
+        if let Err(e) = channel.send(&reply, &[]).await {
+            warning!("cannot answer: {e}");
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailgate_config::{KeySource, Side as ConfigSide};
+    use mailgate_tls::protocol::{Side, Source};
+    use mailgate_tls::remote::KeyClient;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rustls_handshake_signed_by_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["mx.example.com".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let path = dir.path().join("pair.pem");
+        std::fs::write(&path, format!("{}{}", key.serialize_pem(), cert.pem())).unwrap();
+        let source = KeySource {
+            key: path.clone(),
+            cert: path,
+            chain_file: false,
+        };
+        let store = Store::load(&[(ConfigSide::Server, source.clone())]).unwrap();
+        let socket = dir.path().join("tlskeys");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let uid = nix::unistd::geteuid().as_raw();
+        let server = tokio::spawn(run(listener, Arc::new(store), uid, 4, async {
+            let _ = stopped.await;
+        }));
+
+        let client = KeyClient::new(socket, Duration::from_secs(5));
+        let keys = {
+            let client = Arc::clone(&client);
+            let source = Source::new(ConfigSide::Server, &source);
+            assert_eq!(source.side, Side::Server);
+            client.certified_keys(vec![source]).unwrap()
+        };
+        assert_eq!(keys.len(), 1);
+        // A real handshake over a real TCP socket, the server's key in the
+        // store: the client verifies the signature against the certificate.
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let certified = keys[0].0.clone();
+        let accept = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(Single(certified)));
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+            let mut tls = acceptor.accept(tcp).await.unwrap();
+            use tokio::io::AsyncWriteExt;
+            tls.write_all(b"hello over tls").await.unwrap();
+            tls.shutdown().await.unwrap();
+        });
+        let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("mx.example.com").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let mut text = String::new();
+        use tokio::io::AsyncReadExt;
+        tls.read_to_string(&mut text).await.unwrap();
+        assert_eq!(text, "hello over tls");
+        accept.await.unwrap();
+        stop.send(()).unwrap();
+        server.await.unwrap();
+    }
+
+    #[derive(Debug)]
+    struct Single(Arc<rustls::sign::CertifiedKey>);
+
+    impl rustls::server::ResolvesServerCert for Single {
+        fn resolve(
+            &self,
+            _: rustls::server::ClientHello<'_>,
+        ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+            Some(self.0.clone())
+        }
+    }
+}

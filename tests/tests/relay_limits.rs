@@ -161,7 +161,9 @@ fn a_delivery_that_hangs_is_cut_at_smtp_delivery_time_limit() {
 fn lines_over_998_octets_reach_the_next_hop_broken_with_crlf_space() {
     let backend = Backend::start();
     let gateway = Gateway::start(&backend, "");
-    let long: String = (0..5000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let long: String = (0..5000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     let text = format!(
         "From: a@sender.example\nTo: b@example.com\nSubject: long\nX-Long: {long}\n\n{long}\nLONG-LINES\n"
     );
@@ -170,7 +172,11 @@ fn lines_over_998_octets_reach_the_next_hop_broken_with_crlf_space() {
     assert!(reply.starts_with("250"), "{reply}");
     let got = backend.wait_for_message("LONG-LINES").message;
     for line in got.split('\n') {
-        assert!(line.trim_end_matches('\r').len() <= 998, "{} octets", line.len());
+        assert!(
+            line.trim_end_matches('\r').len() <= 998,
+            "{} octets",
+            line.len()
+        );
     }
     // Unfolded, the header and the body line are what was sent.
     let unfolded = got.replace("\r\n ", "").replace("\n ", "");

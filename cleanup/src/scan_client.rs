@@ -53,6 +53,7 @@ pub async fn scan(
     queue_id: &str,
     envelope: &Envelope,
     content: &OwnedFd,
+    received: String,
     timeout: Duration,
 ) -> Result<Verdict, String> {
     let size = nix::sys::stat::fstat(content)
@@ -67,7 +68,8 @@ pub async fn scan(
             .iter()
             .map(|r| r.address.clone())
             .collect(),
-        client_addr: envelope.client.addr.clone(),
+        client: envelope.client.clone(),
+        received,
     };
     let socket = service_socket(service);
     let call = async {

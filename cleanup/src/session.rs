@@ -238,11 +238,21 @@ async fn deliver(
     let mut extra = Vec::new();
     let mut subject_tag = None;
     if let Some(service) = &settings.content_scanner {
+        // The same header write_queue_file adds (same comments: TLS and
+        // the authenticated sender; same arrival time).
+        let received = headers::received(
+            settings,
+            &envelope,
+            &actions.received_comments,
+            queue_id,
+            (envelope.arrival / 1_000_000) as i64,
+        );
         let verdict = scan_client::scan(
             service,
             queue_id,
             &envelope,
             &content,
+            received,
             settings.scanner_timeout,
         )
         .await;

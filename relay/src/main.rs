@@ -85,6 +85,13 @@ mod tests {
                 quit: t,
             },
             dns: Dns::Disabled,
+            addresses: crate::nexthop::AddressPolicy {
+                limit: 5,
+                own: Vec::new(),
+            },
+            session_limit: 2,
+            deadline: Duration::from_secs(60),
+            line_limit: 998,
         }
     }
 

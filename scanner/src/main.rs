@@ -9,8 +9,6 @@
 //! Every scan runs on a blocking thread under catch_unwind, so a panic in
 //! one scan costs that message a 4xx, not the service.
 
-mod archive;
-mod banned;
 mod clamd;
 mod policy;
 mod scan;
@@ -24,6 +22,8 @@ use std::sync::Arc;
 
 use mailgate_ipc::server::{serve_unix, unix_listener};
 use mailgate_sandbox::{Worker, die, profiles};
+
+use scanner::{archive, banned};
 
 use crate::scan::Scanner;
 use crate::service::Shared;

@@ -2,15 +2,11 @@
 //! applies the restrictions, passes each message to cleanup, and answers
 //! 250 only once cleanup has the message on stable storage.
 
-mod address;
 mod anvil;
 mod auth;
-mod command;
 mod conn;
-mod data;
 mod peer;
 mod policy;
-mod reply;
 mod session;
 mod settings;
 mod starttls;
@@ -25,6 +21,8 @@ use std::time::Duration;
 use mailgate_log::{error, fatal, warning};
 use mailgate_sandbox::{Worker, die, profiles};
 use tokio::task::JoinSet;
+
+use smtpd::{address, command, data, reply};
 
 use crate::session::Shared;
 use crate::settings::Settings;

@@ -884,3 +884,40 @@ impl Client {
 pub fn message(subject: &str, marker: &str) -> String {
     format!("From: a@sender.example\nTo: b@example.com\nSubject: {subject}\n\nHello.\n{marker}\n")
 }
+
+/// Base64 with lines of 76 characters, as MIME wants it.
+pub fn base64(data: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for (i, chunk) in data.chunks(3).enumerate() {
+        if i > 0 && i % 19 == 0 {
+            out.push('\n');
+        }
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * k) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A message with a text part holding `marker` and one base64 attachment.
+pub fn with_attachment(marker: &str, name: &str, ctype: &str, data: &[u8]) -> String {
+    format!(
+        "From: a@sender.example\nTo: b@example.com\nSubject: attachment\nMIME-Version: 1.0\n\
+         Content-Type: multipart/mixed; boundary=\"XX\"\n\n--XX\nContent-Type: text/plain\n\n\
+         {marker}\n--XX\nContent-Type: {ctype}; name=\"{name}\"\n\
+         Content-Disposition: attachment; filename=\"{name}\"\n\
+         Content-Transfer-Encoding: base64\n\n{}\n--XX--\n",
+        base64(data)
+    )
+}

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use mailgate_tests::{Backend, Clamd, Client, EICAR, Gateway, message, wait_for};
+use mailgate_tests::{Backend, Clamd, Client, EICAR, Gateway, message, wait_for, with_attachment};
 
 const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
 
@@ -42,42 +42,6 @@ fn send(gateway: &Gateway, message: &str) -> String {
     let reply = client.send_message("a@sender.example", &["b@example.com"], message);
     client.send("QUIT");
     reply
-}
-
-fn base64(data: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for (i, chunk) in data.chunks(3).enumerate() {
-        if i > 0 && i % 19 == 0 {
-            out.push('\n');
-        }
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for k in 0..4 {
-            if k <= chunk.len() {
-                out.push(TABLE[(n >> (18 - 6 * k) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// A message with a text part and one base64 attachment.
-fn with_attachment(marker: &str, name: &str, ctype: &str, data: &[u8]) -> String {
-    format!(
-        "From: a@sender.example\nTo: b@example.com\nSubject: attachment\nMIME-Version: 1.0\n\
-         Content-Type: multipart/mixed; boundary=\"XX\"\n\n--XX\nContent-Type: text/plain\n\n\
-         {marker}\n--XX\nContent-Type: {ctype}; name=\"{name}\"\n\
-         Content-Disposition: attachment; filename=\"{name}\"\n\
-         Content-Transfer-Encoding: base64\n\n{}\n--XX--\n",
-        base64(data)
-    )
 }
 
 fn zip_of(name: &str, data: &[u8]) -> Vec<u8> {

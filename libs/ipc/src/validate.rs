@@ -171,8 +171,10 @@ impl Validate for scanner::Request {
         for r in &self.recipients {
             text("recipient", r, MAX_NAME)?;
         }
-        if self.client_addr.parse::<IpAddr>().is_err() {
-            return invalid("client address");
+        client(&self.client)?;
+        // One Received header, folded: its names are bounded above.
+        if self.received.len() > 4 * MAX_NAME + 1024 {
+            return invalid(format!("Received header of {} bytes", self.received.len()));
         }
         Ok(())
     }

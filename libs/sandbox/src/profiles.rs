@@ -531,10 +531,14 @@ mod tests {
         for profile in ALL {
             assert!(profile.keeps(Promise::Stdio), "{}", profile.service);
         }
-        for profile in [CLEANUP, QMGR, SCANNER, GREYLIST, STATS, WEB, TLSKEYS, SCAN, LEARN] {
+        for profile in [
+            CLEANUP, QMGR, SCANNER, GREYLIST, STATS, WEB, TLSKEYS, SCAN, LEARN,
+        ] {
             assert!(!profile.keeps(Promise::Inet), "{}", profile.service);
         }
-        for profile in [CLEANUP, QMGR, SCANNER, GREYLIST, STATS, TLSKEYS, SCAN, LEARN] {
+        for profile in [
+            CLEANUP, QMGR, SCANNER, GREYLIST, STATS, TLSKEYS, SCAN, LEARN,
+        ] {
             assert_eq!(profile.landlock.tcp_connect, Ports::None);
         }
         for profile in [GREYLIST, GREYLIST_REDIS] {

@@ -329,7 +329,14 @@ async fn scan(channel: &mut Channel, kind: &str) -> Result<String, String> {
         queue_id: "0661AAAAAAAAAA".into(),
         sender: "a@sender.example".into(),
         recipients: vec!["b@example.com".into()],
-        client_addr: "192.0.2.1".into(),
+        client: mailgate_ipc::envelope::ClientInfo {
+            name: "unknown".into(),
+            addr: "192.0.2.1".into(),
+            port: 25,
+            helo: "hostile.example".into(),
+            protocol: "ESMTP".into(),
+        },
+        received: "Received: from hostile.example (unknown [192.0.2.1])\r\n\tby mailgate".into(),
         size,
     };
     let reply: scanner::Reply = channel

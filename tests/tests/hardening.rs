@@ -324,7 +324,8 @@ fn control_characters_from_attachment_names_are_escaped_in_the_log() {
     let line = gateway.wait_for_log("name.exe");
     // Escaped (by the scanner for its reply, or by the log for any line).
     assert!(
-        line.to_ascii_lowercase().contains("evil\\x1b[2j\\x07name.exe"),
+        line.to_ascii_lowercase()
+            .contains("evil\\x1b[2j\\x07name.exe"),
         "{line:?}"
     );
     let raw = fs::read(gateway.path("maillog")).expect("maillog");

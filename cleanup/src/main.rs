@@ -24,6 +24,9 @@ use mailgate_sandbox::{Worker, die, profiles};
 use crate::checks::Checks;
 use crate::scan_client::FailureAction;
 
+/// What a delivery status notice adds around the message it returns.
+const NOTICE_ROOM: u64 = 1024 * 1024;
+
 /// What cleanup needs from main.cf, read before the sandbox.
 #[derive(Default)]
 pub struct Settings {
@@ -39,6 +42,10 @@ pub struct Settings {
     /// virus_admin: who hears about viruses (never the sender, who is
     /// usually forged).
     pub virus_admin: Option<String>,
+    /// The largest content a peer may hand over: message_size_limit plus
+    /// room for the notices qmgr builds around a message (0: no limit, as
+    /// Postfix's; the allocation is still checked).
+    pub max_content: u64,
 }
 
 impl Settings {
@@ -84,6 +91,10 @@ impl Settings {
             scanner_timeout: config.time("scanner_timeout"),
             failure_action,
             virus_admin: nonempty("virus_admin"),
+            max_content: match config.size("message_size_limit") {
+                0 => u64::MAX,
+                limit => limit.saturating_add(NOTICE_ROOM),
+            },
         })
     }
 }
@@ -97,8 +108,9 @@ fn main() -> ExitCode {
     let mut worker = Worker::start("cleanup");
     let settings = Settings::load(&worker.config).unwrap_or_else(|e| die(e));
     let listener = worker.take_listener();
-    worker.enter_sandbox(&profiles::CLEANUP);
+    let mut worker = worker.enter_sandbox(&profiles::CLEANUP);
     let shutdown = worker.shutdown();
+    let callers = worker.callers();
     let limit = worker.handoff.maxproc as usize;
     let runtime = worker.runtime(2);
     runtime.block_on(async move {
@@ -114,7 +126,7 @@ fn main() -> ExitCode {
             settings,
             ids: Mutex::new(QueueIdGenerator::default()),
         });
-        serve_unix(listener, limit, shutdown.wait(), |channel| {
+        serve_unix(listener, limit, shutdown.wait(), &callers, |channel| {
             session::run(channel, shared.clone())
         })
         .await;

@@ -491,3 +491,29 @@ fn check_names_site_spam_directives_it_does_not_carry_out() {
     assert!(out.stderr.contains(&expected), "{expected}: {}", out.stderr);
     assert!(!out.stderr.contains("required_score"), "{}", out.stderr);
 }
+
+/// docs/parameters.md is what `mailgate config --status` prints: the
+/// table of every parameter's status cannot go stale.
+#[test]
+fn parameter_status_table_is_the_documented_one() {
+    let dir = TestDir::new();
+    dir.configure("");
+    let out = mailgate(&dir, &["config", "--status"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/parameters.md"),
+    )
+    .unwrap();
+    assert!(
+        out.stdout == doc,
+        "docs/parameters.md is stale: run `mailgate config --status > docs/parameters.md`"
+    );
+    assert!(
+        out.stdout
+            .contains("| `virtual_alias_maps` |  | carried out |")
+    );
+    assert!(
+        out.stdout
+            .contains("| `smtpd_milters` |  | **not carried out, refused when set**")
+    );
+}

@@ -595,3 +595,35 @@ fn without_verbose_no_protocol_lines() {
     let log = gateway.log();
     assert!(!log.contains("< unknown[127.0.0.5]:"), "{log}");
 }
+
+/// disable_dns_lookups = yes (seed 003's re-injection services): relay
+/// finds a next hop named by host name in the hosts file, read before its
+/// chroot, as Postfix's native lookups do; a name the file lacks defers.
+#[test]
+fn without_dns_next_hops_come_from_the_hosts_file() {
+    let backend = Backend::start();
+    let gateway = Gateway::start(
+        &backend,
+        &format!(
+            "disable_dns_lookups = yes\n\
+             transport_maps = inline:{{ example.com=smtp:[localhost]:{port}, \
+             example.org=smtp:[no-such-host.invalid]:{port} }}\n\
+             relay_domains = example.com example.org\n",
+            port = backend.port
+        ),
+    );
+    let mut client = Client::connect(gateway.port, "127.0.0.5").expect("connect");
+    let reply = client.send_message(
+        "alice@sender.example",
+        &["bob@example.com", "carol@example.org"],
+        &message("hosts file", "MARKER-HOSTS"),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let got = backend.wait_for_message("MARKER-HOSTS");
+    assert_eq!(got.rcpt_to, vec!["<bob@example.com>"]);
+    let line = gateway.wait_for_log("to=<carol@example.org>");
+    assert!(
+        line.contains("status=deferred") && line.contains("no-such-host.invalid"),
+        "{line}"
+    );
+}

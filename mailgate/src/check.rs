@@ -145,7 +145,25 @@ fn unevaluated_spam_rules(invocation: &Invocation) -> Result<Vec<Diagnostic>, Di
     let engine = mailgate_spam::Engine::load(&config)
         .map_err(|e| Diagnostic::new(Path::new(""), 0, format!("spam rules: {e}")))?;
     let rules = engine.unsupported_rules();
-    let mut out = Vec::with_capacity(rules.len() + 1);
+    let ignored = engine.ignored_directives();
+    let mut out = Vec::with_capacity(rules.len() + ignored.len() + 2);
+    if !ignored.is_empty() {
+        out.push(Diagnostic::new(
+            Path::new(""),
+            0,
+            format!(
+                "{} directives in the site's spam rule files are not carried out by mailgate:",
+                ignored.len()
+            ),
+        ));
+    }
+    out.extend(ignored.into_iter().map(|d| {
+        Diagnostic::new(
+            &d.file,
+            d.line,
+            format!("{} {}: not implemented", d.name, d.test).replace("  ", " "),
+        )
+    }));
     if !rules.is_empty() {
         out.push(Diagnostic::new(
             Path::new(""),

@@ -390,6 +390,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 text.extend_from_slice(self.command_line(*command, &ext, message).as_bytes());
             }
             let (first_stage, first_timeout) = self.step(batch[0]);
+            self.trace_out(&text);
             if let Err(f) = self.send(&text, first_timeout).await {
                 let status = self.broken(f, first_stage);
                 if matches!(batch[0], Command::Rset) {
@@ -552,8 +553,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     async fn command(&mut self, line: &[u8], timeout: Duration) -> Result<Reply, Fail> {
+        self.trace_out(line);
         self.send(line, timeout).await?;
         self.read_reply(timeout).await
+    }
+
+    /// Under master.cf's `-v`: each command line sent (an AUTH argument is
+    /// a credential and is not shown).
+    fn trace_out(&self, data: &[u8]) {
+        if !mailgate_log::verbose() {
+            return;
+        }
+        for line in String::from_utf8_lossy(data).lines() {
+            let shown = match line.get(..5) {
+                Some(v) if v.eq_ignore_ascii_case("AUTH ") => "AUTH ...",
+                _ => line,
+            };
+            mailgate_log::debug!("> {}: {shown}", self.host);
+        }
     }
 
     async fn send(&mut self, data: &[u8], timeout: Duration) -> Result<(), Fail> {
@@ -598,6 +615,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     if line.last() == Some(&b'\r') {
                         line.pop();
                     }
+                    mailgate_log::debug!("< {}: {}", self.host, String::from_utf8_lossy(&line));
                     if line.len() > MAX_LINE {
                         return Err(Fail::Malformed(ReplyError::LineTooLong));
                     }

@@ -15,6 +15,7 @@ mod cache;
 mod client;
 mod content;
 mod deliver;
+mod hosts;
 mod nexthop;
 mod reply;
 mod serve;
@@ -84,7 +85,7 @@ mod tests {
                 data_done: t,
                 quit: t,
             },
-            dns: Dns::Disabled,
+            dns: Dns::Native(crate::hosts::Hosts::default()),
             addresses: crate::nexthop::AddressPolicy {
                 limit: 5,
                 own: Vec::new(),

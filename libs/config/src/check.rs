@@ -203,6 +203,7 @@ impl Checker {
         }
         self.check_restrictions(config);
         self.check_unimplemented(config);
+        self.check_host_lookup(config);
         self.check_client_score(config);
         for (name, message) in crate::tls_check::problems(config) {
             let value = config.get(&name);
@@ -349,6 +350,32 @@ impl Checker {
                 Severity::Error => self.diagnostics.push(diagnostic),
                 Severity::Warning => self.warnings.push(diagnostic),
             }
+        }
+    }
+
+    /// smtp_host_lookup: relay asks the DNS ("dns") or reads the hosts
+    /// file ("native", or disable_dns_lookups); not one after the other.
+    fn check_host_lookup(&mut self, config: &MainConfig) {
+        let methods = config.list("smtp_host_lookup");
+        let has = |m: &str| methods.iter().any(|x| x.eq_ignore_ascii_case(m));
+        let (file, line) = self.origin(config, "smtp_host_lookup");
+        if let Some(other) = methods
+            .iter()
+            .find(|m| !m.eq_ignore_ascii_case("dns") && !m.eq_ignore_ascii_case("native"))
+        {
+            self.diagnostics.push(Diagnostic::new(
+                &file,
+                line,
+                format!("smtp_host_lookup: unknown method \"{other}\" (dns or native)"),
+            ));
+        } else if has("dns") && has("native") && !config.bool("disable_dns_lookups") {
+            self.warnings.push(Diagnostic::new(
+                &file,
+                line,
+                "smtp_host_lookup = dns, native: not implemented in mailgate: names are looked \
+                 up in the DNS only, the hosts file is not asked after it"
+                    .to_string(),
+            ));
         }
     }
 

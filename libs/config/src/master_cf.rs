@@ -136,6 +136,18 @@ impl MasterConfig {
             let mut rest = fields[8..].iter();
             while let Some(&(offset, arg)) = rest.next() {
                 if arg != "-o" {
+                    if arg != "-v" {
+                        diagnostics.push(Diagnostic::new(
+                            origin,
+                            logical.line_at(offset),
+                            format!(
+                                "{}: argument \"{arg}\" is not implemented (mailgate's \
+                                 services take -o name=value and -v)",
+                                fields[0].1
+                            ),
+                        ));
+                        ok = false;
+                    }
                     args.push(arg.to_string());
                     continue;
                 }
@@ -347,6 +359,17 @@ relay     unix  -       -       y       -       -       relay
         assert_eq!(relay.overrides[0].value, "5s");
         assert_eq!(relay.overrides[0].line, 7);
         assert_eq!(relay.overrides[0].origin, Path::new("master.cf"));
+    }
+
+    #[test]
+    fn arguments_other_than_v_and_o_are_refused() {
+        let err = parse("smtp inet n - n - - smtpd -v -D\n").unwrap_err();
+        let text = format!("{err}");
+        assert!(
+            text.contains("smtp: argument \"-D\" is not implemented"),
+            "{text}"
+        );
+        assert!(!text.contains("\"-v\""), "{text}");
     }
 
     #[test]

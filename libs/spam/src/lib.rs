@@ -406,6 +406,12 @@ impl Engine {
         self.set.unsupported.clone()
     }
 
+    /// Directives in the site's rule files that the engine does not carry
+    /// out (the directive as `name`, the rest of its line as `test`).
+    pub fn ignored_directives(&self) -> Vec<UnsupportedRule> {
+        self.set.ignored.clone()
+    }
+
     /// Learned spam and ham counts, when there is a Bayes store.
     pub fn bayes_counts(&self) -> Result<Option<(u64, u64)>, SpamError> {
         self.store.as_ref().map(bayes::Store::counts).transpose()

@@ -16,6 +16,7 @@ mod client;
 mod content;
 mod deliver;
 mod nexthop;
+mod probe;
 mod reply;
 mod serve;
 mod settings;

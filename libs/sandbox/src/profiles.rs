@@ -16,6 +16,7 @@
 //! stats    spool  mail_owner  stdio accept                              none (open -> EACCES)
 //! web      spool  mail_owner  stdio accept unix-connect spool-files     spool
 //! greylist data_directory  mail_owner  stdio accept db-file (redb), or stdio accept inet (Redis)  none (open -> EACCES)
+//! verify   spool  mail_owner  stdio accept unix-connect + db-file (redb), inet (Redis) or nothing (memory)  none (open -> EACCES)
 //! ```
 //!
 //! Nothing here depends on configuration or on anything a process was told:
@@ -274,6 +275,51 @@ pub const GREYLIST_REDIS: Profile = Profile {
     promises: &[Promise::Stdio, Promise::Accept, Promise::Inet],
 };
 
+/// Address verification (Postfix's verify(8)): answers smtpd's queries on
+/// its inherited socket from a cache kept in a redb file under
+/// data_directory, opened before the sandbox; probes an address by asking
+/// the delivery agent of its route (a Unix socket in private/: relay does
+/// the SMTP). Chrooted into the spool, where those sockets are. No network,
+/// no files to open.
+pub const VERIFY: Profile = Profile {
+    service: "verify",
+    root: Root::Spool,
+    run_as: RunAs::MailOwner,
+    limits: LIMITS,
+    promises: &[
+        Promise::Stdio,
+        Promise::Accept,
+        Promise::UnixConnect,
+        Promise::DbFile,
+    ],
+};
+
+/// The verify service when address_verify_map = redis:...: TCP out to the
+/// Redis server (which a seccomp filter cannot narrow to that address),
+/// and no database file. Probes still go through relay.
+pub const VERIFY_REDIS: Profile = Profile {
+    service: "verify",
+    root: Root::Spool,
+    run_as: RunAs::MailOwner,
+    limits: LIMITS,
+    promises: &[
+        Promise::Stdio,
+        Promise::Accept,
+        Promise::UnixConnect,
+        Promise::Inet,
+    ],
+};
+
+/// The verify service with its cache in memory (address_verify_map empty):
+/// neither a database file nor the network.
+pub const VERIFY_MEMORY: Profile = Profile {
+    service: "verify",
+    root: Root::Spool,
+    run_as: RunAs::MailOwner,
+    limits: LIMITS,
+    promises: &[Promise::Stdio, Promise::Accept, Promise::UnixConnect],
+};
+
 /// Every profile, for tests and tools.
 pub const ALL: &[Profile] = &[
     SMTPD,
@@ -287,6 +333,9 @@ pub const ALL: &[Profile] = &[
     WEB,
     GREYLIST,
     GREYLIST_REDIS,
+    VERIFY,
+    VERIFY_REDIS,
+    VERIFY_MEMORY,
 ];
 
 #[cfg(test)]
@@ -298,7 +347,17 @@ mod tests {
         for profile in ALL {
             assert!(profile.keeps(Promise::Stdio), "{}", profile.service);
         }
-        for profile in [CLEANUP, QMGR, SCANNER, GREYLIST, STATS, WEB, TLSKEYS] {
+        for profile in [
+            CLEANUP,
+            QMGR,
+            SCANNER,
+            GREYLIST,
+            STATS,
+            WEB,
+            TLSKEYS,
+            VERIFY,
+            VERIFY_MEMORY,
+        ] {
             assert!(!profile.keeps(Promise::Inet), "{}", profile.service);
         }
         for profile in [GREYLIST, GREYLIST_REDIS] {
@@ -317,5 +376,12 @@ mod tests {
             assert!(!profile.keeps(Promise::SpoolFiles), "{}", profile.service);
         }
         assert_eq!(SMTPD.pledge(), "stdio accept unix-connect memfd inet");
+        // verify reaches the network only through relay (and its Redis).
+        for profile in [VERIFY, VERIFY_REDIS, VERIFY_MEMORY] {
+            assert!(!profile.keeps(Promise::SpoolFiles), "verify opens no files");
+            assert!(!profile.keeps(Promise::Memfd));
+        }
+        assert_eq!(VERIFY.pledge(), "stdio accept unix-connect db-file");
+        assert_eq!(VERIFY_REDIS.pledge(), "stdio accept unix-connect inet");
     }
 }

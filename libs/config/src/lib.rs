@@ -9,6 +9,7 @@ mod check;
 mod clamd;
 pub mod client_score;
 mod descriptions;
+mod endpoint;
 mod error;
 mod lines;
 mod lists;
@@ -29,6 +30,7 @@ pub mod verify;
 pub use address::split_address;
 pub use check::{Report, check};
 pub use clamd::{ClamdTransfer, ClamdTransferError};
+pub use endpoint::{Endpoint, EndpointError};
 pub use error::{ConfigError, Diagnostic};
 pub use lines::{split_list, strip_braces};
 pub use lists::{DomainList, NetworkList};
@@ -36,7 +38,7 @@ pub use main_cf::{MainConfig, Override};
 pub use master_cf::{MasterConfig, ServiceEntry, ServiceKind};
 pub use params::{ParameterDoc, documentation as parameter_documentation};
 pub use route::{Route, Router};
-pub use sasl::{Endpoint, ImapTls, SaslBackend, SaslConfigError, mechanisms_allowed};
+pub use sasl::{ImapTls, SaslBackend, SaslConfigError, mechanisms_allowed};
 pub use table::{AddressLookup, Table, lookup_address, open_tables};
 pub use tls::{
     ClientLevel, KeySource, Protocols, ServerLevel, Side, TlsConfigError, check_cipher_grade,

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::endpoint::Endpoint;
 use crate::main_cf::MainConfig;
 
 /// Where passwords are checked.
@@ -20,12 +21,6 @@ pub enum SaslBackend {
         port: u16,
         implicit_tls: bool,
     },
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Endpoint {
-    Unix(PathBuf),
-    Inet { host: String, port: u16 },
 }
 
 impl SaslBackend {

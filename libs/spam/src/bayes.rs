@@ -83,6 +83,21 @@ pub fn combine(probs: &[f64]) -> f64 {
     ((s - h) + 1.0) / 2.0
 }
 
+/// A message's spam probability from the (spam, ham) counts of its known
+/// tokens, with `ns` spams and `nh` hams learned: SpamAssassin's selection of
+/// the strongest tokens and chi-square combining. The store and the in-memory
+/// counts of `mailgate scores` share it, so both classify alike.
+pub fn probability(counts: &[(u64, u64)], ns: u64, nh: u64) -> f64 {
+    let mut probs: Vec<f64> = counts
+        .iter()
+        .filter_map(|&(s, h)| token_probability(s, h, ns, nh))
+        .filter(|prob| (prob - 0.5).abs() >= MIN_PROB_STRENGTH)
+        .collect();
+    probs.sort_by(|a, b| (b - 0.5).abs().total_cmp(&(a - 0.5).abs()));
+    probs.truncate(N_SIGNIFICANT_TOKENS);
+    combine(&probs)
+}
+
 /// The token store: a redb file in the Bayes directory.
 pub struct Store {
     db: Database,
@@ -154,21 +169,14 @@ impl Store {
             return Ok(None);
         }
         let table = txn.open_table(TOKENS).map_err(|e| db_err(p, e))?;
-        let mut probs = Vec::new();
+        let mut counts = Vec::with_capacity(tokens.len());
         for &t in tokens {
-            let Some(v) = table.get(t).map_err(|e| db_err(p, e))? else {
-                continue;
-            };
-            let v = v.value();
-            if let Some(prob) = token_probability(v >> 32, v & 0xffff_ffff, ns, nh)
-                && (prob - 0.5).abs() >= MIN_PROB_STRENGTH
-            {
-                probs.push(prob);
+            if let Some(v) = table.get(t).map_err(|e| db_err(p, e))? {
+                let v = v.value();
+                counts.push((v >> 32, v & 0xffff_ffff));
             }
         }
-        probs.sort_by(|a, b| (b - 0.5).abs().total_cmp(&(a - 0.5).abs()));
-        probs.truncate(N_SIGNIFICANT_TOKENS);
-        Ok(Some(combine(&probs)))
+        Ok(Some(probability(&counts, ns, nh)))
     }
 
     /// Learns (or with `forget`, unlearns) messages given as (message hash, token

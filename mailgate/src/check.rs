@@ -236,6 +236,15 @@ fn state_stores(invocation: &Invocation, master: &MasterConfig) -> Vec<Diagnosti
         match StoreSpec::parse(&value) {
             Err(e) => out.push(place(format!("service {}: {parameter}: {e}", service.name))),
             Ok(StoreSpec::Redb(path)) => {
+                // maxproc 1 makes the master wait for the old process at a
+                // reload; otherwise the new one finds the file locked, dies
+                // at start-up and is throttled.
+                if parameter == "address_verify_map" && service.maxproc != Some(1) {
+                    out.push(place(format!(
+                        "service {}: maxproc must be 1 when address_verify_map is a redb: file (one process at a time can open it; Postfix too runs one verify)",
+                        service.name
+                    )));
+                }
                 match files.iter().find(|(file, _)| *file == path) {
                     Some((_, other)) => out.push(place(format!(
                         "services {other} and {} both keep their state in redb:{}: one process at a time can open a redb file; give one its own (-o {parameter}=redb:...) or share a redis: store",

@@ -31,6 +31,11 @@ use crate::settings::Settings;
 /// process, the one writer of the cache.
 const CONNECTIONS: usize = 256;
 
+/// With an empty address_verify_map, the cache in memory holds at most this
+/// many live entries; past it new addresses are not cached (their queries
+/// answer "in progress", then 4xx) until entries expire.
+const MEMORY_ENTRIES: usize = 100_000;
+
 fn main() -> ExitCode {
     let mut worker = Worker::start("verify");
     let settings = Settings::load(&worker.config).unwrap_or_else(|e| die(e));
@@ -51,7 +56,7 @@ fn main() -> ExitCode {
             Store::open(spec, "verify", options)
                 .unwrap_or_else(|e| die(format!("address_verify_map: {e}")))
         }
-        None => Store::in_memory("verify"),
+        None => Store::in_memory("verify", MEMORY_ENTRIES),
     };
     let listener = worker.take_listener();
     // Network only when the cache is a Redis server; a file only when it

@@ -244,7 +244,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("main.cf"), main_cf).unwrap();
         let settings = Settings::load(&MainConfig::load(dir.path()).unwrap()).unwrap();
-        Arc::new(Verifier::new(settings, Store::in_memory("verify")))
+        Arc::new(Verifier::new(settings, Store::in_memory("verify", 1000)))
     }
 
     async fn wait_until_idle(verifier: &Verifier) {

@@ -126,7 +126,7 @@ fn probe(name: &str, case: &str, dir: &Path) -> ExitCode {
             Store::open(&spec, "verify", StoreOptions::default())
                 .unwrap_or_else(|e| fail(&e.to_string()))
         }
-        _ => Store::in_memory("verify"),
+        _ => Store::in_memory("verify", 1000),
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&e.to_string()));
     let address = listener

@@ -111,10 +111,11 @@ impl Store {
         })
     }
 
-    /// A store in this process's memory only, for `namespace`.
-    pub fn in_memory(namespace: &str) -> Store {
+    /// A store in this process's memory only, for `namespace`, holding at
+    /// most `limit` entries that have not expired.
+    pub fn in_memory(namespace: &str, limit: usize) -> Store {
         Store {
-            backend: Backend::Memory(memory::Memory::default()),
+            backend: Backend::Memory(memory::Memory::new(limit)),
             namespace: namespace.to_string(),
             spec: None,
         }
@@ -258,7 +259,7 @@ mod tests {
     #[test]
     fn a_store_in_memory_expires_and_prunes_too() {
         runtime().block_on(async {
-            let store = Store::in_memory("verify");
+            let store = Store::in_memory("verify", 2);
             assert!(!store.is_remote() && !store.is_file() && store.spec().is_none());
             assert_eq!(store.describe(), "memory");
             store.set("a", b"1", Duration::from_secs(60)).await.unwrap();
@@ -272,6 +273,23 @@ mod tests {
             assert_eq!(store.prune().await.unwrap(), 1);
             store.remove("a").await.unwrap();
             assert_eq!(store.get("a").await.unwrap(), None);
+            // Full of live entries: a new key is refused, a known one is
+            // replaced, and room made by expiry is used.
+            for key in ["a", "b"] {
+                store.set(key, b"1", Duration::from_secs(60)).await.unwrap();
+            }
+            let full = store.set("c", b"3", Duration::from_secs(60)).await;
+            assert!(
+                full.unwrap_err().to_string().contains("full (2 entries"),
+                "a full store refuses"
+            );
+            store
+                .set("b", b"2", Duration::from_millis(1))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            store.set("c", b"3", Duration::from_secs(60)).await.unwrap();
+            assert_eq!(store.get("c").await.unwrap(), Some(b"3".to_vec()));
         });
     }
 

@@ -228,10 +228,14 @@ fn state_stores(invocation: &Invocation, master: &MasterConfig) -> Vec<Diagnosti
             continue;
         };
         let place = |message: String| Diagnostic::new(&service.file, service.line, message);
-        let value = config.get(parameter);
-        // An empty address_verify_map keeps the cache in memory.
-        if parameter == "address_verify_map" && value.trim().is_empty() {
-            continue;
+        let mut value = config.get(parameter);
+        if parameter == "address_verify_map" {
+            // Postfix's btree:... is a redb file; empty keeps the cache in
+            // memory.
+            value = mailgate_config::verify::cache_map(&value);
+            if value.is_empty() {
+                continue;
+            }
         }
         match StoreSpec::parse(&value) {
             Err(e) => out.push(place(format!("service {}: {parameter}: {e}", service.name))),

@@ -42,8 +42,8 @@ impl std::error::Error for SettingsError {}
 impl Settings {
     pub fn load(config: &MainConfig) -> Result<Settings, SettingsError> {
         let mut errors = Vec::new();
-        let map = config.get("address_verify_map");
-        let store = if map.trim().is_empty() {
+        let map = mailgate_config::verify::cache_map(&config.get("address_verify_map"));
+        let store = if map.is_empty() {
             None
         } else {
             StoreSpec::parse(&map)
@@ -116,6 +116,14 @@ mod tests {
         assert_eq!(s.cleanup_interval, Duration::from_secs(12 * 3600));
         assert_eq!(s.sender.at(0), "double-bounce@gw.example.com");
         assert_eq!(s.pending_limit, 5000);
+        // A Postfix tutorial's cache file: a redb file beside it.
+        let s = load("address_verify_map = btree:/var/spool/postfix/data/verify\n").unwrap();
+        assert_eq!(
+            s.store,
+            Some(StoreSpec::Redb(
+                "/var/spool/postfix/data/verify.redb".into()
+            ))
+        );
         let s = load("address_verify_map =\naddress_verify_sender = <>\n").unwrap();
         assert_eq!((s.store, s.sender), (None, ProbeSender::Null));
     }
@@ -123,7 +131,7 @@ mod tests {
     #[test]
     fn mistakes_are_all_reported() {
         let e = load(
-            "address_verify_map = btree:/var/lib/postfix/verify\n\
+            "address_verify_map = cdb:/var/lib/postfix/verify\n\
              address_verify_sender = @example.com\n\
              address_verify_pending_request_limit = 0\n\
              address_verify_transport_maps = nis:transport\n",
@@ -132,7 +140,7 @@ mod tests {
         .unwrap()
         .to_string();
         for part in [
-            "address_verify_map = \"btree:/var/lib/postfix/verify\": unknown store type",
+            "address_verify_map = \"cdb:/var/lib/postfix/verify\": unknown store type",
             "address_verify_sender = @example.com: must not start with '@'",
             "address_verify_pending_request_limit = 0",
             "address_verify_transport_maps",

@@ -693,7 +693,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ("reject_code", "The reply code for the reject restriction."),
     (
         "address_verify_map",
-        "The cache of address verification results: redb:/path, redis:host:port[/db] shared by several gateways, or empty (memory only).",
+        "The cache of address verification results: redb:/path, redis:host:port[/db] shared by several gateways, or empty (memory only); Postfix's btree:/path is the redb file /path.redb.",
     ),
     (
         "debug_peer_list",

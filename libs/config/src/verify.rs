@@ -75,6 +75,27 @@ impl ProbeSender {
     }
 }
 
+/// Postfix's writable table types that address_verify_map may name
+/// (`btree:$data_directory/verify_cache` is its default), with or without
+/// `proxy:`.
+const POSTFIX_CACHE_TYPES: [&str; 4] = ["btree", "hash", "lmdb", "sdbm"];
+
+/// address_verify_map as the store to open: empty for memory; a Postfix
+/// cache file (`btree:/path/verify_cache`, `proxy:btree:...`) becomes a
+/// redb file beside where Postfix would have kept it (`redb:` + the path +
+/// `.redb`): the same persistent cache, in mailgate's format; anything else
+/// (`redb:...`, `redis:...`) as it is, for the store to parse.
+pub fn cache_map(value: &str) -> String {
+    let value = value.trim();
+    let table = value.strip_prefix("proxy:").unwrap_or(value);
+    match table.split_once(':') {
+        Some((kind, path)) if POSTFIX_CACHE_TYPES.contains(&kind) && !path.is_empty() => {
+            format!("redb:{path}.redb")
+        }
+        _ => value.to_string(),
+    }
+}
+
 /// An unverified_*_code: Postfix takes 2xx (the address passes), 4xx and
 /// 5xx.
 pub fn reply_code(config: &MainConfig, parameter: &str) -> Result<u16, String> {
@@ -157,6 +178,28 @@ mod tests {
         assert_eq!(sender.at(1_800_000_000), "probeJS91@example.org");
         assert_eq!(sender.at(1_800_000_000 + 3599), "probeJS91@example.org");
         assert_ne!(sender.at(1_800_000_000 + 3600), sender.at(1_800_000_000));
+    }
+
+    #[test]
+    fn postfix_cache_files_become_redb_files_beside_them() {
+        assert_eq!(
+            cache_map("btree:/var/spool/postfix/data/verify"),
+            "redb:/var/spool/postfix/data/verify.redb"
+        );
+        assert_eq!(
+            cache_map(" proxy:btree:/var/lib/postfix/verify_cache "),
+            "redb:/var/lib/postfix/verify_cache.redb"
+        );
+        assert_eq!(cache_map("lmdb:/d/verify"), "redb:/d/verify.redb");
+        for kept in [
+            "",
+            "redb:/d/v.redb",
+            "redis:127.0.0.1:6379/2",
+            "btree:",
+            "cdb:/x",
+        ] {
+            assert_eq!(cache_map(kept), kept);
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! lines, and the probe sessions in the internal Postfix's log (the only
 //! sessions there that say RSET). Also: the cache shared by two gateways
 //! through a real redis-server, a verify service that hangs or is killed,
-//! and the negative cache turned off.
+//! the negative cache turned off, and the replies compared with a stock
+//! Postfix gateway's in front of the same internal server.
 //!
 //! Needs root: Postfix's master runs only as root.
 
@@ -411,4 +412,58 @@ fn without_the_negative_cache_a_refused_address_is_probed_at_every_lookup() {
     assert!(rcpt("bob@example.com").starts_with("250"));
     assert_eq!(probes(&gateway, "bob@example.com"), 1, "{}", gateway.log());
     assert!(!gateway.log().contains("undeliverable address:"));
+}
+
+/// One session's reply to RCPT TO (after MAIL FROM), asked again in new
+/// sessions while the address is still being verified.
+fn verified_reply(port: u16, from: &str, to: &str) -> String {
+    wait_for(&format!("a verified answer for <{from}> -> <{to}>"), || {
+        let mut client = Client::connect(port, "127.0.0.2").ok()?;
+        client.send("EHLO client.example.org");
+        client.send(&format!("MAIL FROM:<{from}>"));
+        let reply = client.send(&format!("RCPT TO:<{to}>"));
+        client.send("QUIT");
+        (!reply.contains("Address verification in progress")).then_some(reply)
+    })
+}
+
+#[test]
+fn replies_are_a_stock_postfix_gateways_word_for_word() {
+    assert!(is_root(), "Postfix needs root");
+    let backend = Backend::start();
+    let (internal, dns) = internal_server(&backend);
+    let settings = "smtpd_sender_restrictions = reject_unverified_sender\n\
+                    smtpd_recipient_restrictions = reject_unauth_destination, reject_unverified_recipient\n\
+                    unverified_recipient_reject_code = 550\n\
+                    address_verify_poll_delay = 1s\n";
+    // Postfix as the gateway, in front of the same internal server (its
+    // transport_maps sends example.com there), with its own verify(8).
+    let postfix = StockPostfix::start(
+        &format!("myhostname = postfix-gw.example.com\n{settings}"),
+        internal.port,
+        &dns,
+    );
+    let mailgate = gateway(
+        &backend,
+        &internal,
+        "unverified_recipient_reject_code = 550\n",
+    );
+    for (from, to, expected) in [
+        ("carol@example.com", "bob@example.com", "250 2.1.5 Ok"),
+        (
+            "carol@example.com",
+            "nobody@example.com",
+            "550 5.1.1 <nobody@example.com>: Recipient address rejected: undeliverable address: ",
+        ),
+        (
+            "nobody@example.com",
+            "bob@example.com",
+            "450 4.1.7 <nobody@example.com>: Sender address rejected: unverified address: ",
+        ),
+    ] {
+        let theirs = verified_reply(postfix.port, from, to);
+        let ours = verified_reply(mailgate.port, from, to);
+        assert!(theirs.starts_with(expected), "Postfix: {theirs}");
+        assert_eq!(ours, theirs, "{from} -> {to}");
+    }
 }

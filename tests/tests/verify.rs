@@ -324,16 +324,7 @@ fn two_gateways_share_the_cache_through_redis_and_probe_once() {
         gateway(&backend, &internal, &extra),
     ];
     let rcpt = |gateway: &Gateway, address: &str| {
-        let mut client = Client::connect(gateway.port, "127.0.0.2").expect("connect");
-        assert!(client.send("EHLO client.example.org").starts_with("250"));
-        assert!(
-            client
-                .send("MAIL FROM:<carol@example.com>")
-                .starts_with("250")
-        );
-        let reply = client.send(&format!("RCPT TO:<{address}>"));
-        client.send("QUIT");
-        reply
+        rcpt_in_a_session(gateway.port, "carol@example.com", address)
     };
     // The first gateway probes; the second finds the result in Redis.
     assert!(rcpt(&gateways[0], "bob@example.com").starts_with("250"));
@@ -382,18 +373,7 @@ fn without_the_negative_cache_a_refused_address_is_probed_at_every_lookup() {
         "address_verify_negative_cache = no\nunverified_recipient_reject_code = 550\n\
          smtpd_sender_restrictions =\n",
     );
-    let rcpt = |address: &str| {
-        let mut client = Client::connect(gateway.port, "127.0.0.2").expect("connect");
-        assert!(client.send("EHLO client.example.org").starts_with("250"));
-        assert!(
-            client
-                .send("MAIL FROM:<carol@example.com>")
-                .starts_with("250")
-        );
-        let reply = client.send(&format!("RCPT TO:<{address}>"));
-        client.send("QUIT");
-        reply
-    };
+    let rcpt = |address: &str| rcpt_in_a_session(gateway.port, "carol@example.com", address);
     // As in Postfix: the refusal is never kept, so every lookup finds
     // nothing, probes again and answers "in progress" (never the 550).
     let in_progress = "450 4.1.1 <nobody@example.com>: Recipient address rejected: \
@@ -418,13 +398,24 @@ fn without_the_negative_cache_a_refused_address_is_probed_at_every_lookup() {
 /// sessions while the address is still being verified.
 fn verified_reply(port: u16, from: &str, to: &str) -> String {
     wait_for(&format!("a verified answer for <{from}> -> <{to}>"), || {
-        let mut client = Client::connect(port, "127.0.0.2").ok()?;
-        client.send("EHLO client.example.org");
-        client.send(&format!("MAIL FROM:<{from}>"));
-        let reply = client.send(&format!("RCPT TO:<{to}>"));
-        client.send("QUIT");
+        let reply = rcpt_in_a_session(port, from, to);
         (!reply.contains("Address verification in progress")).then_some(reply)
     })
+}
+
+/// The reply to RCPT TO in a session of its own from 127.0.0.2.
+fn rcpt_in_a_session(port: u16, from: &str, to: &str) -> String {
+    let mut client = Client::connect(port, "127.0.0.2").expect("connect");
+    assert!(client.send("EHLO client.example.org").starts_with("250"));
+    assert!(
+        client
+            .send(&format!("MAIL FROM:<{from}>"))
+            .starts_with("250"),
+        "MAIL FROM:<{from}>"
+    );
+    let reply = client.send(&format!("RCPT TO:<{to}>"));
+    client.send("QUIT");
+    reply
 }
 
 #[test]

@@ -53,9 +53,14 @@ pub async fn scan(
     queue_id: &str,
     envelope: &Envelope,
     content: &OwnedFd,
+    received: String,
     timeout: Duration,
 ) -> Result<Verdict, String> {
+    let size = nix::sys::stat::fstat(content)
+        .map_err(|e| format!("cannot stat the message: {e}"))?
+        .st_size as u64;
     let request = Request {
+        size,
         queue_id: queue_id.to_string(),
         sender: envelope.sender.clone(),
         recipients: envelope
@@ -63,7 +68,8 @@ pub async fn scan(
             .iter()
             .map(|r| r.address.clone())
             .collect(),
-        client_addr: envelope.client.addr.clone(),
+        client: envelope.client.clone(),
+        received,
     };
     let socket = service_socket(service);
     let call = async {

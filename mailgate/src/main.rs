@@ -5,6 +5,7 @@
 
 mod check;
 mod config;
+mod confine;
 mod control;
 mod error;
 mod imap;

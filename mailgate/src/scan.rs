@@ -166,7 +166,7 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Source>, SpamCmdError> {
 /// Adds a file's messages. A file that cannot be read is added as one message,
 /// whose read error is then reported in its turn, among the others.
 fn add_file(path: &Path, out: &mut Vec<Source>) {
-    let n = std::fs::read(path).map_or(1, |data| split_mbox(&data).len());
+    let n = crate::confine::read(path).map_or(1, |data| split_mbox(&data).len());
     if n > 1 {
         out.extend((0..n).map(|i| Source {
             path: path.to_path_buf(),
@@ -182,7 +182,7 @@ fn add_file(path: &Path, out: &mut Vec<Source>) {
 
 /// The bytes of one message.
 pub fn read(source: &Source) -> Result<Vec<u8>, SpamCmdError> {
-    let data = std::fs::read(&source.path).map_err(read_error(&source.path))?;
+    let data = crate::confine::read(&source.path).map_err(read_error(&source.path))?;
     Ok(match source.index {
         Some(i) => split_mbox(&data)
             .get(i)
@@ -225,7 +225,8 @@ fn line(source: &Source, report: &SpamReport, levels: &Levels, json: bool) -> St
 
 pub fn run(invocation: &Invocation, args: &ScanArgs) -> Result<(), Error> {
     let config = invocation.load()?;
-    let engine = engine(&config)?;
+    let engine = Engine::load_read_only(&EngineConfig::from_main_cf(&config))
+        .map_err(SpamCmdError::Engine)?;
     let mut out = io::stdout().lock();
     if args.unsupported {
         let text: String = engine
@@ -237,6 +238,7 @@ pub fn run(invocation: &Invocation, args: &ScanArgs) -> Result<(), Error> {
     }
     let levels = Levels::from_main_cf(&config);
     let sources = collect(&args.paths)?;
+    crate::confine::enter(&config, &mailgate_sandbox::profiles::SCAN)?;
     let lines: Vec<Result<String, SpamCmdError>> = quietly(|| {
         sources
             .par_iter()

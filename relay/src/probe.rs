@@ -100,13 +100,20 @@ async fn smtp(request: &Probe, settings: &Settings) -> (String, Status) {
             return none(Status::deferred("4.7.5", reason));
         }
     };
-    let targets = match nexthop::resolve(&nexthop, &settings.dns).await {
+    let targets = match nexthop::resolve(&nexthop, &settings.dns, &settings.addresses).await {
         Ok(targets) => targets,
         Err(status) => return none(status),
     };
     let mut last = Status::deferred("4.4.1", "no server to connect to");
     let mut relay = "none".to_string();
-    for target in &targets {
+    // As for a delivery: at most smtp_mx_session_limit sessions, and a
+    // temporary failure from a server that is not the last one allowed
+    // sends the probe on to the next.
+    let mut sessions = 0;
+    for (n, target) in targets.iter().enumerate() {
+        if settings.session_limit != 0 && sessions >= settings.session_limit {
+            break;
+        }
         let mut use_tls = policy.level > ClientLevel::None;
         // At most twice: again without TLS when the handshake failed at a
         // level that does not require it.
@@ -146,10 +153,16 @@ async fn smtp(request: &Probe, settings: &Settings) -> (String, Status) {
             .await;
             match opened {
                 Ok(connection) => {
-                    return (
-                        relay,
-                        connection.probe(&request.sender, &request.recipient).await,
-                    );
+                    sessions += 1;
+                    let status = connection.probe(&request.sender, &request.recipient).await;
+                    let final_server = n + 1 == targets.len()
+                        || (settings.session_limit != 0 && sessions >= settings.session_limit);
+                    if status.outcome == Outcome::Deferred && !final_server {
+                        mailgate_log::info!("probe: {}", status.reason);
+                        last = status;
+                        break;
+                    }
+                    return (relay, status);
                 }
                 Err(OpenError::TlsHandshake(status)) => {
                     // Tried again in clear, which decides the outcome.

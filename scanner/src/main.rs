@@ -9,8 +9,6 @@
 //! Every scan runs on a blocking thread under catch_unwind, so a panic in
 //! one scan costs that message a 4xx, not the service.
 
-mod archive;
-mod banned;
 mod clamd;
 mod policy;
 mod scan;
@@ -24,6 +22,8 @@ use std::sync::Arc;
 
 use mailgate_ipc::server::{serve_unix, unix_listener};
 use mailgate_sandbox::{Worker, die, profiles};
+
+use scanner::{archive, banned};
 
 use crate::scan::Scanner;
 use crate::service::Shared;
@@ -47,13 +47,14 @@ fn main() -> ExitCode {
     } else {
         &profiles::SCANNER
     };
-    worker.enter_sandbox(profile);
+    let mut worker = worker.enter_sandbox(profile);
     let shutdown = worker.shutdown();
+    let callers = worker.callers();
     let limit = worker.handoff.maxproc as usize;
     let runtime = worker.runtime(2);
     runtime.block_on(async move {
         let listener = unix_listener(listener).unwrap_or_else(|e| die(e));
-        serve_unix(listener, limit, shutdown.wait(), |channel| {
+        serve_unix(listener, limit, shutdown.wait(), &callers, |channel| {
             service::run(channel, shared.clone())
         })
         .await;

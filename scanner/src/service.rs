@@ -1,14 +1,17 @@
-//! One connection from cleanup: a request with the message descriptor in,
-//! a verdict (or a failure) out.
+//! One connection from cleanup (only its uid gets this far): a request with
+//! the message descriptor in, a verdict (or a failure) out. The request is
+//! checked first: valid fields, and exactly one descriptor, a memfd sealed
+//! against any change, of the announced size, within the size limit.
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mailgate_ipc::protocol::scanner::{Action, Reply, Request, Verdict};
+use mailgate_ipc::validate::{self, Validate};
 use mailgate_ipc::{Channel, IpcError};
 use mailgate_log::{info, warning};
 
@@ -23,23 +26,29 @@ pub struct Shared {
 }
 
 pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
-    let (request, fd) = match channel.recv::<Request>().await {
-        Ok((request, fds)) if fds.len() == 1 => (request, fds.into_iter().next()),
-        Ok((request, fds)) => {
-            return warning!(
-                "{}: protocol error: expected one descriptor, got {}",
-                request.queue_id,
-                fds.len()
-            );
-        }
+    let (request, fds) = match channel.recv::<Request>().await {
+        Ok(received) => received,
         Err(IpcError::Closed) => return,
         Err(e) => return warning!("{e}"),
     };
-    let Some(fd) = fd else { return };
+    let fd = match checked(&request, fds, shared.max_content) {
+        Ok(fd) => fd,
+        Err(why) => {
+            channel.log_refusal(why);
+            let reply = Reply::Failed {
+                reason: "malformed scan request".into(),
+            };
+            let _ = channel.send(&reply, &[]).await;
+            return;
+        }
+    };
     let queue_id = request.queue_id.clone();
     let work = shared.clone();
-    let scan = tokio::task::spawn_blocking(move || scan_descriptor(&work, fd, &request.recipients));
-    let reply = match tokio::time::timeout(shared.timeout, scan).await {
+    let deadline = Instant::now() + shared.timeout;
+    let mut scan =
+        tokio::task::spawn_blocking(move || scan_descriptor(&work, fd, &request, deadline));
+    let mut abandoned = false;
+    let reply = match tokio::time::timeout(shared.timeout, &mut scan).await {
         Ok(Ok(Ok(verdict))) => {
             log_verdict(&queue_id, &verdict);
             Reply::Verdict(Box::new(verdict))
@@ -55,9 +64,8 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
             }
         }
         Err(_) => {
-            // The blocking task cannot be cancelled; it finishes on its own
-            // and its result is dropped.
             warning!("{queue_id}: scan timed out (scanner_timeout)");
+            abandoned = true;
             Reply::Failed {
                 reason: "scan timed out".into(),
             }
@@ -66,13 +74,58 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
     if let Err(e) = channel.send(&reply, &[]).await {
         warning!("{queue_id}: cannot answer cleanup: {e}");
     }
+    if abandoned {
+        // The scan checks its deadline and stops by itself; this
+        // connection (one of the service's maxproc slots) is held until
+        // it has, so timed-out scans cannot pile up threads.
+        let started = Instant::now();
+        let _ = scan.await;
+        info!(
+            "{queue_id}: timed-out scan abandoned after another {} ms",
+            started.elapsed().as_millis()
+        );
+    }
+}
+
+/// The request's one descriptor, when the request is valid and the
+/// descriptor is sealed content of the announced size within `max`.
+fn checked(request: &Request, fds: Vec<OwnedFd>, max: u64) -> Result<OwnedFd, String> {
+    request.validate().map_err(|e| e.to_string())?;
+    let [fd]: [OwnedFd; 1] = fds
+        .try_into()
+        .map_err(|fds: Vec<OwnedFd>| format!("{} descriptors, not one", fds.len()))?;
+    validate::sealed_content(&fd, request.size, max).map_err(|e| e.to_string())?;
+    Ok(fd)
 }
 
 /// Reads the content with positioned reads (the file offset belongs to
 /// cleanup too) and scans it; clamd gets the bytes or, with FILDES, the
 /// descriptor itself. A panic anywhere in the checks is caught
 /// here and costs this message a temporary failure, not the service.
-fn scan_descriptor(shared: &Shared, fd: OwnedFd, recipients: &[String]) -> Result<Verdict, String> {
+fn scan_descriptor(
+    shared: &Shared,
+    fd: OwnedFd,
+    request: &Request,
+    deadline: Instant,
+) -> Result<Verdict, String> {
+    let result = scan_content(shared, fd, request, deadline);
+    // The content and everything parsed from it were freed; give the
+    // memory back to the system rather than keep the peak of the largest
+    // message scanned so far (glibc keeps freed memory in its arenas).
+    // SAFETY: malloc_trim only releases free memory; it is safe to call at
+    // any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    result
+}
+
+fn scan_content(
+    shared: &Shared,
+    fd: OwnedFd,
+    request: &Request,
+    deadline: Instant,
+) -> Result<Verdict, String> {
     let file = File::from(fd);
     let size = file
         .metadata()
@@ -88,7 +141,9 @@ fn scan_descriptor(shared: &Shared, fd: OwnedFd, recipients: &[String]) -> Resul
     file.read_exact_at(&mut content, 0)
         .map_err(|e| format!("cannot read the message: {e}"))?;
     match catch_unwind(AssertUnwindSafe(|| {
-        shared.scanner.scan(&content, file.as_fd(), recipients)
+        shared
+            .scanner
+            .scan(&content, file.as_fd(), request, deadline)
     })) {
         Ok(Ok(verdict)) => Ok(verdict),
         Ok(Err(e)) => Err(e.to_string()),

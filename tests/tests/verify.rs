@@ -238,7 +238,10 @@ fn unverified_recipients_and_senders_are_refused_by_what_the_internal_server_say
         .find(|l| l.split_whitespace().nth(2) == Some(&pids[0].to_string()))
         .unwrap_or_else(|| panic!("status has no line for verify {}:\n{status}", pids[0]));
     assert!(line.contains(" verify "), "{line}");
-    assert!(line.ends_with("1          2 (filter)"), "{line}");
+    assert!(
+        line.contains(" 1          2 (filter) enforced (ABI "),
+        "seccomp filter and Landlock: {line}"
+    );
     assert!(
         line.contains(spool.to_string_lossy().trim_end_matches('/')),
         "{line}"

@@ -7,9 +7,10 @@
 //! master.cf `-o` overrides) while still root, then runs as its own user
 //! (tlskeys_owner) in an empty chroot (tlskeys_directory), with no network
 //! and no files: it can accept on its inherited socket, read and write the
-//! connections it accepted, and nothing else. It answers only mail_owner's
-//! processes (checked with SO_PEERCRED), and signs only what a TLS
-//! handshake signs (see mailgate_tls::protocol::handshake_context).
+//! connections it accepted, and nothing else. It answers only smtpd's and
+//! relay's uids (its profile's callers, checked with SO_PEERCRED), and signs
+//! only what a TLS handshake signs (see
+//! mailgate_tls::protocol::handshake_context).
 
 mod serve;
 mod store;
@@ -20,7 +21,7 @@ use std::process::ExitCode;
 
 use mailgate_config::MasterConfig;
 use mailgate_log::info;
-use mailgate_sandbox::{Worker, die, lookup_user, profiles};
+use mailgate_sandbox::{Worker, die, profiles};
 
 use crate::store::{Store, configured_sources};
 
@@ -29,26 +30,17 @@ fn main() -> ExitCode {
     let master = MasterConfig::load(&worker.handoff.config_dir).unwrap_or_else(|e| die(e));
     let sources = configured_sources(&worker.config, &master).unwrap_or_else(|e| die(e));
     let store = Store::load(&sources).unwrap_or_else(|e| die(e));
-    // Who may ask: mail_owner's processes (smtpd, relay), or, without
-    // root, this same user (development runs).
-    let allowed = if nix::unistd::geteuid().is_root() {
-        let owner =
-            lookup_user("mail_owner", &worker.config.get("mail_owner")).unwrap_or_else(|e| die(e));
-        owner.uid.as_raw()
-    } else {
-        nix::unistd::geteuid().as_raw()
-    };
     let home = worker.config.get("tlskeys_directory");
     prepare_home(Path::new(&home));
     let listener = worker.take_listener();
-    worker.enter_sandbox(&profiles::TLSKEYS);
+    let mut worker = worker.enter_sandbox(&profiles::TLSKEYS);
     info!("holding {} private key(s)", store.len());
     let shutdown = worker.shutdown();
     let runtime = worker.runtime(2);
     runtime.block_on(serve::serve(
         listener,
         store,
-        allowed,
+        worker.callers(),
         worker.handoff.maxproc as usize,
         shutdown.wait(),
     ))

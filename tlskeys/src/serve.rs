@@ -1,5 +1,6 @@
-//! The accept loop: each connection is checked against the allowed uid,
-//! then served one request at a time until it closes.
+//! The accept loop: each connection's peer is checked against the
+//! profile's callers (smtpd's and relay's uids), then served one request at
+//! a time until it closes.
 
 use std::future::Future;
 use std::os::fd::OwnedFd;
@@ -7,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mailgate_ipc::peer::Callers;
 use mailgate_ipc::{Channel, IpcError};
 use mailgate_log::{fatal, warning};
 use mailgate_tls::protocol::Request;
@@ -24,7 +26,7 @@ const STOP_GRACE: Duration = Duration::from_secs(1);
 pub async fn serve(
     listener: OwnedFd,
     store: Store,
-    allowed_uid: u32,
+    callers: Arc<Callers>,
     limit: usize,
     shutdown: impl Future<Output = ()>,
 ) -> ExitCode {
@@ -35,14 +37,14 @@ pub async fn serve(
             return ExitCode::FAILURE;
         }
     };
-    run(listener, Arc::new(store), allowed_uid, limit, shutdown).await;
+    run(listener, Arc::new(store), &callers, limit, shutdown).await;
     ExitCode::SUCCESS
 }
 
 async fn run(
     listener: UnixListener,
     store: Arc<Store>,
-    allowed_uid: u32,
+    callers: &Callers,
     limit: usize,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -68,20 +70,12 @@ async fn run(
                 }
             },
         };
-        match stream.peer_cred() {
-            Ok(cred) if cred.uid() == allowed_uid || cred.uid() == 0 => {}
-            Ok(cred) => {
-                warning!(
-                    "refusing a connection from uid {} (pid {:?}): only mail_owner's processes may ask for signatures",
-                    cred.uid(),
-                    cred.pid()
-                );
-                continue;
-            }
-            Err(e) => {
-                warning!("cannot tell who connected: {e}");
-                continue;
-            }
+        if let Err(refusal) = callers.check(&stream) {
+            warning!(
+                "refusing a connection to service {}: {refusal}",
+                callers.service()
+            );
+            continue;
         }
         let store = Arc::clone(&store);
         connections.spawn(async move {
@@ -146,10 +140,13 @@ mod tests {
         let socket = dir.path().join("tlskeys");
         let listener = UnixListener::bind(&socket).unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let uid = nix::unistd::geteuid().as_raw();
-        let server = tokio::spawn(run(listener, Arc::new(store), uid, 4, async {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(async move {
+            let callers = Callers::same_user("tlskeys");
+            run(listener, Arc::new(store), &callers, 4, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
 
         let client = KeyClient::new(socket, Duration::from_secs(5));
         let keys = {

@@ -68,8 +68,9 @@ fn main() -> ExitCode {
     } else {
         &profiles::VERIFY_MEMORY
     };
-    worker.enter_sandbox(profile);
+    let mut worker = worker.enter_sandbox(profile);
     let shutdown = worker.shutdown();
+    let callers = worker.callers();
     let runtime = worker.runtime(2);
     runtime.block_on(async move {
         let listener = unix_listener(listener)
@@ -85,9 +86,13 @@ fn main() -> ExitCode {
         if prunes {
             tokio::spawn(prune(Arc::clone(&verifier), cleanup));
         }
-        serve_unix(listener, CONNECTIONS, shutdown.wait(), move |channel| {
-            Arc::clone(&verifier).serve(channel)
-        })
+        serve_unix(
+            listener,
+            CONNECTIONS,
+            shutdown.wait(),
+            &callers,
+            move |channel| Arc::clone(&verifier).serve(channel),
+        )
         .await;
     });
     ExitCode::SUCCESS

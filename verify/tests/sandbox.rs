@@ -146,6 +146,20 @@ fn probe(name: &str, case: &str, dir: &Path) -> ExitCode {
         .truncate(true)
         .open(dir.join("scratch"))
         .unwrap_or_else(|e| fail(&e.to_string()));
+    // The configuration the Landlock rules read: for the Redis profile,
+    // the port TCP may go to.
+    let main_cf = match &redis {
+        Some(redis) => {
+            let port = redis
+                .local_addr()
+                .unwrap_or_else(|e| fail(&e.to_string()))
+                .port();
+            format!("address_verify_map = redis:127.0.0.1:{port}\n")
+        }
+        None => String::new(),
+    };
+    fs::write(dir.join("main.cf"), main_cf).unwrap_or_else(|e| fail(&e.to_string()));
+    let config = mailgate_config::MainConfig::load(dir).unwrap_or_else(|e| fail(&e.to_string()));
     let held = Held {
         store,
         listener,
@@ -161,6 +175,7 @@ fn probe(name: &str, case: &str, dir: &Path) -> ExitCode {
         root: identity.as_ref().map(|_| dir),
         chdir_to: dir,
         identity: identity.as_ref(),
+        config: Some(&config),
     };
     enter(profile, &place, Mode::Enforce).unwrap_or_else(|e| fail(&e.to_string()));
 

@@ -5,10 +5,12 @@
 pub mod channel;
 pub mod envelope;
 pub mod handoff;
+pub mod peer;
 pub mod protocol;
 pub mod queue_file;
 pub mod server;
 pub mod spool;
 pub mod submit;
+pub mod validate;
 
 pub use channel::{Channel, IpcError};

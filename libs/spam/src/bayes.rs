@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::SpamError;
 use crate::msg::Message;
@@ -100,8 +100,35 @@ pub fn probability(counts: &[(u64, u64)], ns: u64, nh: u64) -> f64 {
 
 /// The token store: a redb file in the Bayes directory.
 pub struct Store {
-    db: Database,
+    db: Db,
     path: PathBuf,
+}
+
+/// The store opened for learning, or only for scoring. A process that only
+/// scores (the scanner, `mailgate scan`) opens it read-only: closing a
+/// read-write redb database writes its header, a write those processes'
+/// sandboxes forbid (the scanner died of SIGSYS at every stop and reload).
+enum Db {
+    Write(Database),
+    Read(ReadOnlyDatabase),
+}
+
+impl Db {
+    fn begin_read(&self) -> Result<redb::ReadTransaction, redb::TransactionError> {
+        match self {
+            Db::Write(db) => db.begin_read(),
+            Db::Read(db) => db.begin_read(),
+        }
+    }
+
+    fn begin_write(&self) -> Result<redb::WriteTransaction, redb::Error> {
+        match self {
+            Db::Write(db) => Ok(db.begin_write()?),
+            Db::Read(_) => Err(redb::Error::Io(std::io::Error::other(
+                "the Bayes store is open for scoring only",
+            ))),
+        }
+    }
 }
 
 /// The result of learning or forgetting one message.
@@ -150,7 +177,38 @@ impl Store {
         txn.open_table(SEEN).map_err(|e| db_err(&path, e))?;
         txn.open_table(VARS).map_err(|e| db_err(&path, e))?;
         txn.commit().map_err(|e| db_err(&path, e))?;
-        Ok(Store { db, path })
+        Ok(Store {
+            db: Db::Write(db),
+            path,
+        })
+    }
+
+    /// Opens `DIR/bayes.redb` for scoring only. A store that does not exist
+    /// yet, or that a crash left unclean, is first created or repaired by a
+    /// read-write open closed at once (this runs before any sandbox).
+    pub fn open_read_only(dir: &Path) -> Result<Option<Store>, SpamError> {
+        let path = dir.join("bayes.redb");
+        if !path.exists() {
+            drop(Store::open(dir)?);
+        }
+        let db = match ReadOnlyDatabase::open(&path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::RepairAborted) => {
+                drop(Store::open(dir)?);
+                ReadOnlyDatabase::open(&path).map_err(|e| db_err(&path, e))?
+            }
+            Err(e) => return Err(db_err(&path, e)),
+        };
+        let store = Store {
+            db: Db::Read(db),
+            path,
+        };
+        // A store made by an older mailgate may lack a table: learn() makes
+        // them, and a store without them is read as an empty one.
+        match store.counts() {
+            Ok(_) => Ok(Some(store)),
+            Err(_) => Ok(None),
+        }
     }
 
     /// Learned spam and ham counts.

@@ -273,6 +273,10 @@ impl Engine {
     /// order, and opens the Bayes store. A bad line in a site file is an error naming
     /// file:line; stock rules PCRE2 cannot compile are listed as unsupported.
     pub fn load(config: &EngineConfig) -> Result<Engine, SpamError> {
+        Engine::load_with(config, false)
+    }
+
+    fn load_with(config: &EngineConfig, read_only: bool) -> Result<Engine, SpamError> {
         let mut loader = Loader::new();
         if let Some(dir) = &config.stock_rules_dir
             && dir.is_dir()
@@ -286,16 +290,24 @@ impl Engine {
         for file in &config.rule_files {
             loader.load_file(file, true)?;
         }
-        Engine::finish(loader, config)
+        Engine::finish(loader, config, read_only)
+    }
+
+    /// As [`Engine::load`], with the Bayes store opened for scoring only
+    /// (the scanner, `mailgate scan`): such an engine never writes the
+    /// store, not even its header when it is dropped. `learn` fails on it.
+    pub fn load_read_only(config: &EngineConfig) -> Result<Engine, SpamError> {
+        Engine::load_with(config, true)
     }
 
     /// Picks the score set (SpamAssassin's four: Bayes on or off, network
     /// tests on or off) and opens the Bayes store.
-    fn finish(loader: Loader, config: &EngineConfig) -> Result<Engine, SpamError> {
+    fn finish(loader: Loader, config: &EngineConfig, read_only: bool) -> Result<Engine, SpamError> {
         let bayes = config.bayes_enabled && config.bayes_dir.is_some();
         let score_set = usize::from(config.network_tests) + if bayes { 2 } else { 0 };
         let set = loader.finish(score_set)?;
         let store = match (&config.bayes_dir, config.bayes_enabled) {
+            (Some(dir), true) if read_only => bayes::Store::open_read_only(dir)?,
             (Some(dir), true) => Some(bayes::Store::open(dir)?),
             _ => None,
         };
@@ -306,7 +318,7 @@ impl Engine {
     pub fn from_rules(text: &str, config: &EngineConfig) -> Result<Engine, SpamError> {
         let mut loader = Loader::new();
         loader.load_text(text, Path::new("(rules)"), true)?;
-        Engine::finish(loader, config)
+        Engine::finish(loader, config, false)
     }
 
     fn build(

@@ -461,6 +461,17 @@ fn stock_eval_tests_are_supported() {
     }
 }
 
+/// Found by fuzz/ (target mime): a URI from an HTML attribute whose fourth
+/// byte is inside a multi-byte character made the engine panic.
+#[test]
+fn uri_with_a_character_across_byte_four_does_not_panic() {
+    let e = engine("uri URI_ANY /./\n");
+    let message = b"Subject: x\nContent-Type: text/html\n\n\
+<img src=\"htt\xff\xffp://www.example.com/a.gif\"><a href=\"ww\xc3\xa9w.x\">y</a>\n";
+    let report = e.score(message);
+    assert!(report.score.is_finite());
+}
+
 /// `enlist_addrlist` and `enlist_uri_host` lists, as the stock rules use
 /// them (banks, suspicious TLDs, cash link shorteners).
 #[test]

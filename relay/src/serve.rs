@@ -139,8 +139,17 @@ async fn connection(
         };
         let (request, fds) = match received {
             Ok((AgentRequest::Deliver(request), fds)) => (request, fds),
-            Ok((AgentRequest::Probe(probe), _)) => {
-                // A probe carries no descriptor; any that came are closed.
+            Ok((AgentRequest::Probe(probe), fds)) => {
+                // A probe carries no descriptor.
+                let checked = match probe.validate() {
+                    Ok(()) if fds.is_empty() => Ok(()),
+                    Ok(()) => Err(format!("a probe with {} descriptors", fds.len())),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(why) = checked {
+                    channel.log_refusal(why);
+                    return;
+                }
                 let reply = {
                     let _slot = slots.acquire().await.ok();
                     crate::probe::probe(&probe, &settings).await

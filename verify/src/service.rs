@@ -16,16 +16,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use mailgate_ipc::protocol::delivery::{AgentRequest, Outcome, Probe, ProbeReply};
 use mailgate_ipc::protocol::verify::{Reply, Request, Status};
 use mailgate_ipc::spool::service_socket;
+use mailgate_ipc::validate::Validate;
 use mailgate_ipc::{Channel, IpcError};
 use mailgate_log::{info, warning};
 use mailgate_store::Store;
 
 use crate::cache::{self, PROBE_TTL, UNAVAILABLE};
 use crate::settings::Settings;
-
-/// The longest address a query may name (a whole SMTP command line, as
-/// Postfix's line_length_limit bounds it).
-const MAX_ADDRESS: usize = 2048;
 
 /// How long a connection may sit without sending its query.
 const IDLE: Duration = Duration::from_secs(30);
@@ -42,11 +39,6 @@ fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// An address smtpd could have sent: bounded, no control characters.
-fn acceptable(address: &str) -> bool {
-    !address.is_empty() && address.len() <= MAX_ADDRESS && !address.chars().any(char::is_control)
 }
 
 impl Verifier {
@@ -75,14 +67,11 @@ impl Verifier {
                     return;
                 }
             };
-            let Request::Query { address } = request;
-            if !acceptable(&address) {
-                warning!(
-                    "refusing a query for an address of {} bytes with control characters or none",
-                    address.len()
-                );
+            if let Err(e) = request.validate() {
+                channel.log_refusal(e);
                 return;
             }
+            let Request::Query { address } = request;
             let reply = self.query(&address).await;
             if let Err(e) = channel.send(&reply, &[]).await {
                 warning!("cannot answer smtpd: {e}");
@@ -287,13 +276,5 @@ mod tests {
             (second.status, second.text.as_str()),
             (Status::Deferred, "Too many address verification requests")
         );
-    }
-
-    #[test]
-    fn queries_for_odd_addresses_are_refused() {
-        assert!(acceptable("bob@example.com"));
-        assert!(!acceptable(""));
-        assert!(!acceptable("a\r\nb"));
-        assert!(!acceptable(&"a".repeat(MAX_ADDRESS + 1)));
     }
 }

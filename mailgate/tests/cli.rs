@@ -517,3 +517,59 @@ fn parameter_status_table_is_the_documented_one() {
             .contains("| `smtpd_milters` |  | **not carried out, refused when set**")
     );
 }
+
+#[test]
+fn check_knows_what_the_verify_service_needs() {
+    let dir = TestDir::new();
+    let main_cf = format!(
+        "data_directory = {}/data\nrelay_domains = example.com\n\
+         smtpd_recipient_restrictions = reject_unauth_destination, reject_unverified_recipient\n",
+        dir.path().display()
+    );
+    dir.configure(&main_cf);
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("master.cf has no unix service \"verify\" (address_verify_service_name)"),
+        "{}",
+        out.stderr
+    );
+    let smtpd = "smtp inet n - - - - smtpd\ncleanup unix n - - - 0 cleanup\n";
+    dir.write(
+        "master.cf",
+        &format!("{smtpd}verify unix - - y - - verify\n"),
+    );
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("service verify: maxproc must be 1 when address_verify_map is a redb: file"),
+        "{}",
+        out.stderr
+    );
+    dir.write(
+        "master.cf",
+        &format!("{smtpd}verify unix - - y - 1 verify\n"),
+    );
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // In memory or in Redis, a reload may overlap the old process.
+    dir.configure(&format!(
+        "{main_cf}address_verify_map =\nunverified_recipient_reject_code = 399\n"
+    ));
+    dir.write(
+        "master.cf",
+        &format!("{smtpd}verify unix - - y - - verify\n"),
+    );
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains(
+            "unverified_recipient_reject_code = 399: not a 2xx, 4xx or 5xx SMTP reply code"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("maxproc"), "{}", out.stderr);
+}

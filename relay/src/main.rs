@@ -17,6 +17,7 @@ mod content;
 mod deliver;
 mod hosts;
 mod nexthop;
+mod probe;
 mod reply;
 mod serve;
 mod settings;

@@ -1,0 +1,214 @@
+//! Where header sections, header fields and multipart body parts begin and
+//! end, as byte offsets into the buffer being read.
+
+use std::ops::Range;
+
+use crate::Field;
+
+/// The end of the line starting at `pos` (the offset of its `\n`, or `end`).
+fn line_end(data: &[u8], pos: usize, end: usize) -> usize {
+    data[pos..end]
+        .iter()
+        .position(|&c| c == b'\n')
+        .map_or(end, |p| pos + p)
+}
+
+/// A header line: a name of printable characters (no space, no colon)
+/// followed by a colon.
+pub fn is_header_line(line: &[u8]) -> bool {
+    line.iter()
+        .position(|&c| c == b':')
+        .is_some_and(|p| p > 0 && line[..p].iter().all(|&c| c.is_ascii_graphic()))
+}
+
+/// Where an entity's header section ends and its body starts.
+pub struct Head {
+    /// The header fields' lines.
+    pub fields: Range<usize>,
+    /// The fields and the empty line after them.
+    pub section: Range<usize>,
+    pub body_start: usize,
+    /// The section did not end with an empty line (the body starts at the
+    /// first line that is neither a header nor a continuation).
+    pub missing_separator: bool,
+}
+
+/// Splits `data[start..end]` into the header section and the body: the
+/// section ends at the first empty line, or before the first line that is
+/// neither a header field nor a continuation (the first line included).
+pub fn head(data: &[u8], start: usize, end: usize) -> Head {
+    let mut pos = start;
+    let mut first = true;
+    while pos < end {
+        let le = line_end(data, pos, end);
+        let line = &data[pos..le];
+        let bare = line.strip_suffix(b"\r").unwrap_or(line);
+        let next = (le + 1).min(end);
+        if bare.is_empty() {
+            return Head {
+                fields: start..pos,
+                section: start..next,
+                body_start: next,
+                missing_separator: false,
+            };
+        }
+        let continuation = !first && matches!(bare[0], b' ' | b'\t');
+        if !continuation && !is_header_line(bare) {
+            return Head {
+                fields: start..pos,
+                section: start..pos,
+                body_start: pos,
+                missing_separator: true,
+            };
+        }
+        first = false;
+        pos = next;
+        if le == end {
+            break;
+        }
+    }
+    Head {
+        fields: start..end,
+        section: start..end,
+        body_start: end,
+        missing_separator: true,
+    }
+}
+
+/// The fields of a header section, each with its continuation lines.
+pub fn fields(data: &[u8], range: Range<usize>) -> Vec<Field> {
+    let mut out: Vec<Field> = Vec::new();
+    let mut pos = range.start;
+    while pos < range.end {
+        let le = line_end(data, pos, range.end);
+        let next = (le + 1).min(range.end);
+        let line = &data[pos..le];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if matches!(line.first(), Some(b' ' | b'\t')) {
+            if let Some(last) = out.last_mut() {
+                last.raw.push(b'\n');
+                last.raw.extend_from_slice(line);
+                last.span.end = next;
+            }
+        } else if let Some(colon) = line.iter().position(|&c| c == b':') {
+            let name = String::from_utf8_lossy(&line[..colon]).trim().to_string();
+            let mut value = &line[colon + 1..];
+            if value.first() == Some(&b' ') {
+                value = &value[1..];
+            }
+            out.push(Field {
+                name,
+                raw: value.to_vec(),
+                span: pos..next,
+            });
+        }
+        pos = next;
+    }
+    out
+}
+
+/// A multipart body taken apart.
+#[derive(Default)]
+pub struct Multipart {
+    /// Each body part, without the line break before the next delimiter.
+    pub parts: Vec<Range<usize>>,
+    /// The delimiter lines, line ends included.
+    pub delimiters: Vec<Range<usize>>,
+    /// The closing delimiter was seen.
+    pub closed: bool,
+    /// Text (more than white space and dots) after the closing delimiter.
+    pub epilogue: bool,
+    /// More parts than `max_parts` were there.
+    pub cut: bool,
+}
+
+/// Splits a multipart body at its delimiter lines: `--boundary`, maybe
+/// `--`, then only white space (RFC 2046, and what Thunderbird's libmime
+/// matches: a longer boundary that starts with this one is not this one).
+pub fn multipart(data: &[u8], body: Range<usize>, boundary: &[u8], max_parts: usize) -> Multipart {
+    let mut delim = Vec::with_capacity(boundary.len() + 2);
+    delim.extend_from_slice(b"--");
+    delim.extend_from_slice(boundary);
+    let mut out = Multipart::default();
+    let mut start: Option<usize> = None;
+    let mut pos = body.start;
+    while pos < body.end {
+        let le = line_end(data, pos, body.end);
+        let next = (le + 1).min(body.end);
+        let line = &data[pos..le];
+        let delimiter = line.strip_prefix(&delim[..]).and_then(|r| {
+            let (last, r) = match r.strip_prefix(b"--") {
+                Some(r) => (true, r),
+                None => (false, r),
+            };
+            r.iter().all(u8::is_ascii_whitespace).then_some(last)
+        });
+        if let Some(last) = delimiter {
+            // The line break before a delimiter belongs to the delimiter.
+            if let Some(s) = start {
+                let mut end = pos.saturating_sub(1).max(s);
+                if end > s && data.get(end - 1) == Some(&b'\r') {
+                    end -= 1;
+                }
+                out.parts.push(s..end);
+            }
+            out.delimiters.push(pos..next);
+            if last {
+                out.closed = true;
+                out.epilogue = data[next..body.end]
+                    .iter()
+                    .any(|c| !c.is_ascii_whitespace() && *c != b'.');
+                return out;
+            }
+            if out.parts.len() >= max_parts {
+                out.cut = true;
+                return out;
+            }
+            start = Some(next);
+        }
+        pos = next;
+    }
+    if let Some(s) = start {
+        out.parts.push(s..body.end);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections() {
+        let m = b"A: 1\r\n b\r\nC: 2\r\n\r\nbody";
+        let h = head(m, 0, m.len());
+        assert_eq!((h.fields, h.body_start), (0..16, 18));
+        let f = fields(m, 0..16);
+        assert_eq!(f[0].raw, b"1\n b");
+        assert_eq!(f[0].span, 0..10);
+        assert_eq!(f[1].name, "C");
+        let m = b"not a header\nA: 1\n";
+        let h = head(m, 0, m.len());
+        assert!(h.missing_separator);
+        assert_eq!(h.body_start, 0);
+        let m = b"A: 1\nstray line\n";
+        assert_eq!(head(m, 0, m.len()).body_start, 5);
+        let m = b"\r\nbody";
+        assert_eq!(head(m, 0, m.len()).body_start, 2);
+        let m = b"A: 1";
+        assert_eq!(head(m, 0, m.len()).body_start, 4);
+    }
+
+    #[test]
+    fn delimiters() {
+        let m = b"pre\r\n--b\r\none\r\n--bb\r\n--b \r\ntwo\r\n--b--\r\nepi";
+        let mp = multipart(m, 0..m.len(), b"b", 10);
+        let parts: Vec<&[u8]> = mp.parts.iter().map(|r| &m[r.clone()]).collect();
+        assert_eq!(parts, [&b"one\r\n--bb"[..], b"two"]);
+        assert_eq!(mp.delimiters.len(), 3);
+        assert!(mp.closed && mp.epilogue);
+        let mp = multipart(b"--b\nx", 0..5, b"b", 10);
+        assert_eq!(mp.parts, [4..5]);
+        assert!(!mp.closed);
+    }
+}

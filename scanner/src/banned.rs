@@ -6,23 +6,19 @@
 //! The check fails closed: what it cannot look into (an encrypted or
 //! damaged archive member, an unknown compression method, an archive
 //! nested deeper than scanner_archive_depth, an archive that cannot be
-//! read at all, message/rfc822 parts nested deeper than
-//! MAX_MESSAGE_DEPTH) is reported as unchecked, and the caller applies
+//! read at all, MIME parts past mailgate-mime's bounds on nesting, count
+//! and decoding) is reported as unchecked, and the caller applies
 //! banned_unchecked_action to it. Every name an archive lists is judged,
 //! whether or not its member can be read.
 
 use std::collections::HashSet;
 use std::time::Instant;
 
-use mail_parser::{MessageParser, MimeHeaders, PartType};
 use mailgate_config::Table;
 use mailgate_ipc::protocol::scanner::BannedPart;
+use mailgate_mime::{Anomaly, Entity, Mime, Role};
 
 use crate::archive::{self, Budget, Content, Limits, Problem};
-
-/// message/rfc822 parts nested deeper than this are not looked into (this
-/// bounds our own recursion); what lies deeper is unchecked.
-pub const MAX_MESSAGE_DEPTH: usize = 16;
 
 /// File names and reasons, as they go into the verdict, the 554 text and
 /// the log, are at most this long.
@@ -179,85 +175,48 @@ impl Policy {
 
     /// Every banned and every unchecked part of a message, archives
     /// included; stops with TimedOut once `deadline` has passed.
+    ///
+    /// The message is read by mailgate-mime as cleanup's checks and the
+    /// spam engine read it; where readers may differ (several
+    /// Content-Type fields, loose delimiter lines), the most permissive
+    /// reading is checked too, so that what any mail reader shows is
+    /// judged.
     pub fn check_message(&self, raw: &[u8], deadline: Option<Instant>) -> Result<Report, TimedOut> {
         let mut walk = Walk {
             budget: Budget::new(&self.limits),
             deadline,
             report: Report::default(),
         };
-        // mail-parser is not ours: a panic in it (one debug assertion fires
-        // on a MIME structure its release build handles) makes the message
-        // unchecked, not a failed scan retried forever.
-        let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw));
-        match parsed {
-            Err(_) => walk.unchecked("message", "MIME structure the parser failed on".into()),
-            Ok(Some(message)) => self.walk_message(&message, "", 0, &mut walk)?,
-            // No header section to speak of: the bytes are one part.
-            Ok(None) => self.check_content("message", raw, 0, &mut walk)?,
+        let limits = mailgate_mime::Limits::default();
+        let mime = Mime::parse(raw, &limits);
+        self.walk_mime(&mime, &mut walk)?;
+        if mime.ambiguous() {
+            drop(mime);
+            self.walk_mime(&Mime::parse_lenient(raw, &limits), &mut walk)?;
         }
         let Report { banned, unchecked } = walk.report;
         Ok(Report {
-            banned: banned.into_iter().map(clean).collect(),
-            unchecked: unchecked.into_iter().map(clean).collect(),
+            banned: distinct(banned.into_iter().map(clean)),
+            unchecked: distinct(unchecked.into_iter().map(clean)),
         })
     }
 
-    fn walk_message(
-        &self,
-        message: &mail_parser::Message<'_>,
-        prefix: &str,
-        depth: usize,
-        walk: &mut Walk,
-    ) -> Result<(), TimedOut> {
-        if depth > MAX_MESSAGE_DEPTH {
-            walk.unchecked(
-                prefix.trim_end_matches('/'),
-                format!("message/rfc822 parts nested deeper than {MAX_MESSAGE_DEPTH}"),
-            );
-            return Ok(());
-        }
-        for (index, part) in message.parts.iter().enumerate() {
+    fn walk_mime(&self, mime: &Mime<'_>, walk: &mut Walk) -> Result<(), TimedOut> {
+        for view in part_views(mime) {
             walk.check_time()?;
-            let filename = part.attachment_name().map(str::to_string);
-            let declared = part.content_type().map(|ct| match ct.subtype() {
-                Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                None => ct.ctype().to_string(),
-            });
-            let label = format!(
-                "{prefix}{}",
-                filename
-                    .clone()
-                    .or_else(|| declared.clone())
-                    .unwrap_or_else(|| format!("part {index}"))
-            );
-            if let Some(reason) = filename.as_deref().and_then(|n| self.judge_name(n)) {
-                walk.ban(&label, reason);
+            let entity = view.entity;
+            let label = view.label.as_str();
+            if let Some(reason) = entity.filename.as_deref().and_then(|n| self.judge_name(n)) {
+                walk.ban(label, reason);
             }
-            if let Some(reason) = declared.as_deref().and_then(|t| self.judge_type(t)) {
-                walk.ban(&label, reason);
+            if let Some(reason) = view.declared.and_then(|t| self.judge_type(t)) {
+                walk.ban(label, reason);
             }
-            let is_message = declared.as_deref().is_some_and(|t| {
-                let t = t.to_ascii_lowercase();
-                t == "message/rfc822" || t == "message/global"
-            });
-            match &part.body {
-                PartType::Message(inner) => {
-                    self.walk_message(inner, &format!("{label}/"), depth + 1, walk)?
-                }
-                PartType::Multipart(_) => {}
-                // mail-parser gives up on a message/rfc822 part it will not
-                // nest into (it stops at a few levels of encoded messages)
-                // and hands over its raw bytes: what is inside is unchecked.
-                PartType::Binary(_) | PartType::InlineBinary(_) if is_message => walk.unchecked(
-                    &label,
-                    "message/rfc822 part that could not be parsed".into(),
-                ),
-                PartType::Binary(data) | PartType::InlineBinary(data) => {
-                    self.check_content(&label, data, 0, walk)?
-                }
-                PartType::Text(text) | PartType::Html(text) => {
-                    self.check_content(&label, text.as_bytes(), 0, walk)?
-                }
+            for anomaly in entity.anomalies.iter().filter(|a| a.is_bound()) {
+                walk.unchecked(label, bound_reason(*anomaly));
+            }
+            if entity.is_leaf {
+                self.check_content(label, &mime.decoded(entity), 0, walk)?;
             }
         }
         Ok(())
@@ -312,6 +271,67 @@ impl Policy {
         }
         Ok(())
     }
+}
+
+/// An entity as the banned check names and judges it.
+pub struct PartView<'m> {
+    /// The name in reports: the file name, else the declared type, else
+    /// `part N`, under the label of the message/rfc822 part it is in.
+    pub label: String,
+    /// The declared Content-Type (`type/subtype`), judged against
+    /// banned_mime_types; None without a Content-Type field.
+    pub declared: Option<&'m str>,
+    pub entity: &'m Entity,
+}
+
+/// The entities of a message in the order the check walks them, with
+/// their labels. Leaves' decoded bodies (`Mime::decoded`) are what the
+/// content and archive checks read.
+pub fn part_views<'m>(mime: &'m Mime<'_>) -> Vec<PartView<'m>> {
+    let mut views: Vec<PartView<'m>> = Vec::with_capacity(mime.entities.len());
+    let mut prefixes: Vec<String> = Vec::with_capacity(mime.entities.len());
+    for (index, entity) in mime.entities.iter().enumerate() {
+        let prefix = match entity.parent {
+            Some(p) if entity.role == Role::Attached => format!("{}/", views[p].label),
+            Some(p) => prefixes[p].clone(),
+            None => String::new(),
+        };
+        let declared = entity.declared.then_some(entity.content_type.as_str());
+        let label = format!(
+            "{prefix}{}",
+            entity
+                .filename
+                .clone()
+                .or_else(|| declared.map(str::to_string))
+                .unwrap_or_else(|| format!("part {index}"))
+        );
+        prefixes.push(prefix);
+        views.push(PartView {
+            label,
+            declared,
+            entity,
+        });
+    }
+    views
+}
+
+fn bound_reason(anomaly: Anomaly) -> String {
+    let limits = mailgate_mime::Limits::default();
+    match anomaly {
+        Anomaly::TooDeep => format!("MIME parts nested deeper than {}", limits.depth),
+        Anomaly::TooManyParts => format!("more than {} MIME parts", limits.parts),
+        Anomaly::DecodedLimit => "attached message too large to decode".to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The parts in order, each (name, reason) once: the careful and the
+/// permissive reading often find the same.
+fn distinct(parts: impl Iterator<Item = BannedPart>) -> Vec<BannedPart> {
+    let mut seen = HashSet::new();
+    parts
+        .filter(|p| seen.insert((p.name.clone(), p.reason.clone())))
+        .collect()
 }
 
 /// "PE executable" for a Windows program (MZ header pointing at a PE
@@ -608,7 +628,8 @@ mod tests {
             b"x",
         ))
         .unwrap();
-        for level in 0..(MAX_MESSAGE_DEPTH + 4) {
+        // 20 levels of multipart + message/rfc822: 40 deep, past the bound.
+        for level in 0..20 {
             message = format!(
                 "From: a@example.org\r\nSubject: level {level}\r\nMIME-Version: 1.0\r\n\
                  Content-Type: multipart/mixed; boundary=\"L{level}\"\r\n\r\n--L{level}\r\n\
@@ -616,9 +637,11 @@ mod tests {
             );
         }
         let report = p.check_message(message.as_bytes(), None).unwrap();
+        assert!(report.banned.is_empty(), "{report:?}");
+        assert_eq!(report.unchecked.len(), 1, "{report:?}");
         assert!(
-            !report.banned.is_empty() || !report.unchecked.is_empty(),
-            "an .exe beyond the nesting limit passed: {report:?}"
+            report.unchecked[0].reason.contains("nested deeper than 20"),
+            "{report:?}"
         );
     }
 
@@ -640,14 +663,83 @@ mod tests {
         );
     }
 
-    /// Found by fuzz/ (target banned): mail-parser's debug build asserts
-    /// on this structure. Whatever the parser does, the check answers.
+    /// Found by fuzz/ (target banned): mail-parser's debug build asserted
+    /// on this structure (a message/rfc822 part cut inside its headers).
+    /// mailgate-mime reads it: the attached message is all header.
     #[test]
     fn a_message_the_parser_chokes_on_gets_an_answer() {
         let raw = include_bytes!("testdata/mail-parser-debug-assert.eml");
         let report = policy().check_message(raw, None).unwrap();
-        if cfg!(debug_assertions) {
-            assert_eq!(report.unchecked.len(), 1, "{report:?}");
+        assert!(report.unchecked.is_empty(), "{report:?}");
+    }
+
+    fn shape(headers: &str, body: &str) -> Vec<u8> {
+        format!("From: a@example.org\r\nSubject: x\r\n{headers}\r\n{body}").into_bytes()
+    }
+
+    const EXE_PART: &str = "Content-Type: application/octet-stream\r\n\
+        Content-Disposition: attachment; filename=\"a.exe\"\r\n\r\nxx\r\n";
+
+    /// Fails on the code before mailgate-mime: mail-parser took the last
+    /// Content-Type (text/plain) and saw no attachment, where the spam
+    /// engine (and Thunderbird) take the first and see a.exe.
+    #[test]
+    fn a_second_content_type_does_not_hide_an_attachment() {
+        let raw = shape(
+            "Content-Type: multipart/mixed; boundary=q\r\nContent-Type: text/plain\r\n",
+            &format!("--q\r\nContent-Type: text/plain\r\n\r\nhi\r\n--q\r\n{EXE_PART}--q--\r\n"),
+        );
+        let found = banned(&policy(), &raw);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].name, "a.exe");
+        // The other order: readers that take the last see it, so it is judged.
+        let raw = shape(
+            "Content-Type: text/plain\r\nContent-Type: multipart/mixed; boundary=q\r\n",
+            &format!("--q\r\n{EXE_PART}--q--\r\n"),
+        );
+        assert_eq!(banned(&policy(), &raw).len(), 1);
+    }
+
+    /// Shapes careful and permissive readers split differently: each
+    /// attachment some reader shows is judged.
+    #[test]
+    fn what_permissive_readers_show_is_judged() {
+        // A delimiter followed by more text.
+        let prefix = shape(
+            "Content-Type: multipart/mixed; boundary=q\r\n",
+            &format!("--q\r\n\r\nhi\r\n--qq\r\n{EXE_PART}--q--\r\n"),
+        );
+        // A nested multipart reusing the outer boundary.
+        let reused = shape(
+            "Content-Type: multipart/mixed; boundary=q\r\n",
+            &format!(
+                "--q\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\nhi\r\n\
+                 --q--\r\n--q\r\n{EXE_PART}--q--\r\n"
+            ),
+        );
+        // An encoded message/rfc822 (readers decode it).
+        let encoded = shape(
+            "Content-Type: multipart/mixed; boundary=q\r\n",
+            &format!(
+                "--q\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--q--\r\n",
+                base64(EXE_PART.as_bytes())
+            ),
+        );
+        // RFC 2231 continuations.
+        let continued = shape(
+            "Content-Type: multipart/mixed; boundary=q\r\n",
+            "--q\r\nContent-Type: application/octet-stream\r\n\
+             Content-Disposition: attachment; filename*0=\"a.\"; filename*1=\"exe\"\r\n\r\nxx\r\n--q--\r\n",
+        );
+        for raw in [prefix, reused, encoded, continued] {
+            let found = banned(&policy(), &raw);
+            assert_eq!(
+                found.len(),
+                1,
+                "{found:?} in {}",
+                String::from_utf8_lossy(&raw)
+            );
+            assert!(found[0].name.ends_with("a.exe"), "{found:?}");
         }
     }
 

@@ -14,6 +14,9 @@
 //!   appears, is one leaf;
 //! - of several Content-Type fields the first counts (Thunderbird, Python's
 //!   email package), and the entity notes [`Anomaly::DuplicateContentType`];
+//! - where readers differ (several Content-Type fields, lines that start
+//!   with a delimiter but go on), [`Mime::parse_lenient`] gives the most
+//!   permissive reading, for checks that must see what any reader shows;
 //! - a message/rfc822 (or message/global) part is read as a message, also
 //!   when it is base64 or quoted-printable encoded (readers decode it);
 //! - bounds: [`Limits`] on nesting, entity count and bytes decoded to read
@@ -97,6 +100,9 @@ pub enum Anomaly {
     NoDelimiter,
     /// A multipart without its closing delimiter.
     Unterminated,
+    /// A line some readers take for a delimiter and others do not (the
+    /// boundary followed by more text, a delimiter after the closing one).
+    LooseDelimiter,
     /// The header section did not end with an empty line.
     MissingSeparator,
     /// A message/rfc822 part with a transfer encoding (decoded and read).
@@ -131,7 +137,8 @@ pub struct Entity {
     /// The header fields and the empty line after them.
     pub header_span: Range<usize>,
     pub body_span: Range<usize>,
-    /// Lowercase `type/subtype` of the first Content-Type field; the
+    /// Lowercase `type/subtype` of the first Content-Type field (the last
+    /// in [`Mime::parse_lenient`]); the
     /// default (text/plain, or message/rfc822 in a multipart/digest) when
     /// there is none or it has no `/`.
     pub content_type: String,
@@ -180,8 +187,32 @@ pub struct Mime<'a> {
 }
 
 impl<'a> Mime<'a> {
-    /// Parses a message. A leading mbox `From ` line is skipped.
+    /// Parses a message as careful readers do (RFC 2046, Thunderbird). A
+    /// leading mbox `From ` line is skipped.
     pub fn parse(raw: &'a [u8], limits: &Limits) -> Mime<'a> {
+        Self::read(raw, limits, false)
+    }
+
+    /// Parses a message as the most permissive readers do: the last
+    /// Content-Type counts, any line that starts with a delimiter is one,
+    /// a closing delimiter closes only when no delimiter follows. Where
+    /// [`Mime::parse`] notes [`Anomaly::DuplicateContentType`] or
+    /// [`Anomaly::LooseDelimiter`], a check that must not miss what any
+    /// reader shows reads this too.
+    pub fn parse_lenient(raw: &'a [u8], limits: &Limits) -> Mime<'a> {
+        Self::read(raw, limits, true)
+    }
+
+    /// Whether some reader may see other parts than [`Mime::parse`] lists.
+    pub fn ambiguous(&self) -> bool {
+        self.entities.iter().any(|e| {
+            e.anomalies
+                .iter()
+                .any(|a| matches!(a, Anomaly::DuplicateContentType | Anomaly::LooseDelimiter))
+        })
+    }
+
+    fn read(raw: &'a [u8], limits: &Limits, lenient: bool) -> Mime<'a> {
         let start = if raw.starts_with(b"From ") {
             raw.iter()
                 .position(|&c| c == b'\n')
@@ -199,6 +230,7 @@ impl<'a> Mime<'a> {
             },
             limits: *limits,
             decoded_bytes: 0,
+            lenient,
         };
         walker.entity(Source::Raw, start..raw.len(), Role::Message, 0, None);
         walker.mime
@@ -241,6 +273,7 @@ struct Walker<'a> {
     mime: Mime<'a>,
     limits: Limits,
     decoded_bytes: usize,
+    lenient: bool,
 }
 
 /// The bytes being read: the raw message or a decoded buffer.
@@ -286,11 +319,17 @@ impl Walker<'_> {
         if head.missing_separator && role != Role::Part {
             anomalies.push(Anomaly::MissingSeparator);
         }
-        let mut ctypes = headers
+        let ctypes: Vec<&Field> = headers
             .iter()
-            .filter(|f| f.name.eq_ignore_ascii_case("content-type"));
-        let ctype = ctypes.next().map(|f| params::parse(&f.raw));
-        if ctypes.next().is_some() {
+            .filter(|f| f.name.eq_ignore_ascii_case("content-type"))
+            .collect();
+        let chosen = if self.lenient {
+            ctypes.last()
+        } else {
+            ctypes.first()
+        };
+        let ctype = chosen.map(|f| params::parse(&f.raw));
+        if ctypes.len() > 1 {
             anomalies.push(Anomaly::DuplicateContentType);
         }
         let default = match parent.map(|p| &self.mime.entities[p]) {
@@ -354,7 +393,7 @@ impl Walker<'_> {
             if depth >= self.limits.depth {
                 return self.note(index, Anomaly::TooDeep);
             }
-            let mp = split::multipart(&data, body, &boundary, self.limits.parts);
+            let mp = split::multipart(&data, body, &boundary, self.limits.parts, self.lenient);
             if mp.delimiters.is_empty() {
                 return self.note(index, Anomaly::NoDelimiter);
             }
@@ -364,6 +403,9 @@ impl Walker<'_> {
             }
             if mp.cut {
                 self.note(index, Anomaly::TooManyParts);
+            }
+            if mp.loose {
+                self.note(index, Anomaly::LooseDelimiter);
             }
             if source == Source::Raw {
                 self.mime.delimiters.extend(mp.delimiters.iter().cloned());

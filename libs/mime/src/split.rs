@@ -34,8 +34,8 @@ pub struct Head {
 }
 
 /// Splits `data[start..end]` into the header section and the body: the
-/// section ends at the first empty line, or before the first line that is
-/// neither a header field nor a continuation (the first line included).
+/// section ends at the first empty line, or before the first line after
+/// the first that is neither a header field nor a continuation.
 pub fn head(data: &[u8], start: usize, end: usize) -> Head {
     let mut pos = start;
     let mut first = true;
@@ -52,8 +52,10 @@ pub fn head(data: &[u8], start: usize, end: usize) -> Head {
                 missing_separator: false,
             };
         }
-        let continuation = !first && matches!(bare[0], b' ' | b'\t');
-        if !continuation && !is_header_line(bare) {
+        // The first line belongs to the section whatever it is (as in
+        // SpamAssassin and mail-parser): a stray line there is ignored.
+        let continuation = matches!(bare[0], b' ' | b'\t');
+        if !first && !continuation && !is_header_line(bare) {
             return Head {
                 fields: start..pos,
                 section: start..pos,
@@ -120,17 +122,31 @@ pub struct Multipart {
     pub epilogue: bool,
     /// More parts than `max_parts` were there.
     pub cut: bool,
+    /// A line some readers take for a delimiter: the boundary followed by
+    /// more text, or a delimiter after the closing one.
+    pub loose: bool,
 }
 
 /// Splits a multipart body at its delimiter lines: `--boundary`, maybe
 /// `--`, then only white space (RFC 2046, and what Thunderbird's libmime
 /// matches: a longer boundary that starts with this one is not this one).
-pub fn multipart(data: &[u8], body: Range<usize>, boundary: &[u8], max_parts: usize) -> Multipart {
+///
+/// `lenient` reads as the most permissive readers do (mail-parser, for
+/// one): any line that starts with `--boundary` is a delimiter, and a
+/// closing delimiter closes only when no delimiter follows it.
+pub fn multipart(
+    data: &[u8],
+    body: Range<usize>,
+    boundary: &[u8],
+    max_parts: usize,
+    lenient: bool,
+) -> Multipart {
     let mut delim = Vec::with_capacity(boundary.len() + 2);
     delim.extend_from_slice(b"--");
     delim.extend_from_slice(boundary);
     let mut out = Multipart::default();
     let mut start: Option<usize> = None;
+    let mut closing = false;
     let mut pos = body.start;
     while pos < body.end {
         let le = line_end(data, pos, body.end);
@@ -141,7 +157,9 @@ pub fn multipart(data: &[u8], body: Range<usize>, boundary: &[u8], max_parts: us
                 Some(r) => (true, r),
                 None => (false, r),
             };
-            r.iter().all(u8::is_ascii_whitespace).then_some(last)
+            let exact = r.iter().all(u8::is_ascii_whitespace);
+            out.loose |= !exact;
+            (exact || lenient).then_some(last)
         });
         if let Some(last) = delimiter {
             // The line break before a delimiter belongs to the delimiter.
@@ -153,11 +171,14 @@ pub fn multipart(data: &[u8], body: Range<usize>, boundary: &[u8], max_parts: us
                 out.parts.push(s..end);
             }
             out.delimiters.push(pos..next);
-            if last {
+            closing = last;
+            if last && !lenient {
                 out.closed = true;
-                out.epilogue = data[next..body.end]
-                    .iter()
-                    .any(|c| !c.is_ascii_whitespace() && *c != b'.');
+                let rest = &data[next..body.end];
+                out.epilogue = rest.iter().any(|c| !c.is_ascii_whitespace() && *c != b'.');
+                out.loose |= rest
+                    .split(|&c| c == b'\n')
+                    .any(|l| l.starts_with(&delim[..]));
                 return out;
             }
             if out.parts.len() >= max_parts {
@@ -168,7 +189,10 @@ pub fn multipart(data: &[u8], body: Range<usize>, boundary: &[u8], max_parts: us
         }
         pos = next;
     }
-    if let Some(s) = start {
+    out.closed = closing;
+    if let Some(s) = start
+        && !closing
+    {
         out.parts.push(s..body.end);
     }
     out
@@ -187,10 +211,11 @@ mod tests {
         assert_eq!(f[0].raw, b"1\n b");
         assert_eq!(f[0].span, 0..10);
         assert_eq!(f[1].name, "C");
-        let m = b"not a header\nA: 1\n";
+        let m = b"not a header\nA: 1\n\nbody";
         let h = head(m, 0, m.len());
-        assert!(h.missing_separator);
-        assert_eq!(h.body_start, 0);
+        assert!(!h.missing_separator);
+        assert_eq!(h.body_start, 19);
+        assert_eq!(fields(m, h.fields)[0].name, "A");
         let m = b"A: 1\nstray line\n";
         assert_eq!(head(m, 0, m.len()).body_start, 5);
         let m = b"\r\nbody";
@@ -202,13 +227,21 @@ mod tests {
     #[test]
     fn delimiters() {
         let m = b"pre\r\n--b\r\none\r\n--bb\r\n--b \r\ntwo\r\n--b--\r\nepi";
-        let mp = multipart(m, 0..m.len(), b"b", 10);
+        let mp = multipart(m, 0..m.len(), b"b", 10, false);
+        assert!(mp.loose);
         let parts: Vec<&[u8]> = mp.parts.iter().map(|r| &m[r.clone()]).collect();
         assert_eq!(parts, [&b"one\r\n--bb"[..], b"two"]);
         assert_eq!(mp.delimiters.len(), 3);
         assert!(mp.closed && mp.epilogue);
-        let mp = multipart(b"--b\nx", 0..5, b"b", 10);
-        assert_eq!(mp.parts, [4..5]);
+        let lenient = multipart(m, 0..m.len(), b"b", 10, true);
+        let parts: Vec<&[u8]> = lenient.parts.iter().map(|r| &m[r.clone()]).collect();
+        assert_eq!(parts, [&b"one"[..], b"", b"two"]);
+        let m = b"--b\n\none\n--b--\n--b\n\ntwo\n--b--\nepilogue";
+        assert_eq!(multipart(m, 0..m.len(), b"b", 10, false).parts.len(), 1);
+        // The text between a closing delimiter and the next is a part too.
+        assert_eq!(multipart(m, 0..m.len(), b"b", 10, true).parts.len(), 3);
+        let mp = multipart(b"--b\nx", 0..5, b"b", 10, false);
+        assert_eq!(mp.parts, vec![4..5]);
         assert!(!mp.closed);
     }
 }

@@ -186,3 +186,40 @@ fn bounds_hold() {
         }
     }
 }
+
+#[test]
+fn the_lenient_reading_sees_what_permissive_readers_see() {
+    let dup = b"Content-Type: text/plain\nContent-Type: multipart/mixed; boundary=q\n\n\
+        --q\nContent-Type: application/octet-stream; name=a.exe\n\nMZ\n--q--\n";
+    let strict = parse(dup);
+    assert_eq!(types(&strict), ["text/plain"]);
+    assert!(strict.ambiguous());
+    let lenient = Mime::parse_lenient(dup, &Limits::default());
+    assert_eq!(
+        types(&lenient),
+        ["multipart/mixed", "application/octet-stream"]
+    );
+    // A nested multipart that reuses the outer boundary: careful readers
+    // close the outer at the inner's closing line.
+    let same = b"Content-Type: multipart/mixed; boundary=q\n\n--q\n\
+        Content-Type: multipart/mixed; boundary=q\n\n--q\nContent-Type: text/plain\n\nhi\n\
+        --q--\n--q\nContent-Type: application/octet-stream; name=a.exe\n\nMZ\n--q--\n";
+    let strict = parse(same);
+    assert!(strict.ambiguous());
+    assert!(strict.entities.iter().all(|e| e.filename.is_none()));
+    let lenient = Mime::parse_lenient(same, &Limits::default());
+    assert!(
+        lenient
+            .entities
+            .iter()
+            .any(|e| e.filename.as_deref() == Some("a.exe"))
+    );
+    // A longer boundary that starts with this one.
+    let prefix = b"Content-Type: multipart/mixed; boundary=q\n\n--q\n\nhi\n--qq\n\
+        Content-Type: application/octet-stream; name=a.exe\n\nMZ\n--q--\n";
+    assert!(parse(prefix).ambiguous());
+    assert_eq!(parse(prefix).entities.len(), 2);
+    let lenient = Mime::parse_lenient(prefix, &Limits::default());
+    assert_eq!(lenient.entities.len(), 3);
+    assert!(!parse(b"Subject: plain\n\nbody\n").ambiguous());
+}

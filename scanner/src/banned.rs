@@ -315,6 +315,40 @@ pub fn part_views<'m>(mime: &'m Mime<'_>) -> Vec<PartView<'m>> {
     views
 }
 
+/// A part as the check reads it, for differential tests with cleanup's
+/// checks and the spam engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadPart {
+    pub label: String,
+    pub content_type: String,
+    pub declared: Option<String>,
+    pub filename: Option<String>,
+    /// In the message as written (not inside an encoded attached message).
+    pub in_message: bool,
+    /// For a leaf, the bytes the content and archive checks read.
+    pub content: Option<Vec<u8>>,
+}
+
+/// The parts of a message in the order check_message walks them (its
+/// careful reading).
+pub fn read_parts(raw: &[u8]) -> Vec<ReadPart> {
+    let mime = Mime::parse(raw, &mailgate_mime::Limits::default());
+    part_views(&mime)
+        .into_iter()
+        .map(|v| ReadPart {
+            label: v.label,
+            content_type: v.entity.content_type.clone(),
+            declared: v.declared.map(str::to_string),
+            filename: v.entity.filename.clone(),
+            in_message: v.entity.source == mailgate_mime::Source::Raw,
+            content: v
+                .entity
+                .is_leaf
+                .then(|| mime.decoded(v.entity).into_owned()),
+        })
+        .collect()
+}
+
 fn bound_reason(anomaly: Anomaly) -> String {
     let limits = mailgate_mime::Limits::default();
     match anomaly {

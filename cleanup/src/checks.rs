@@ -508,6 +508,36 @@ mod tests {
         );
     }
 
+    /// Fails on the code before mailgate-mime: cleanup matched a
+    /// boundary as a prefix and took the last Content-Type, so lines the
+    /// banned check and the spam engine read as body text went to
+    /// mime_header_checks, and a part they read went unchecked.
+    #[test]
+    fn parts_are_the_ones_the_other_checks_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Checks {
+            mime: table(dir.path(), "m", "/^Content-Type:.*name=/ WARN mime\n"),
+            body: table(dir.path(), "b", "/^Content-Type:.*name=/ WARN body\n"),
+            ..Checks::default()
+        };
+        let warned = |message: &[u8]| -> Vec<String> {
+            c.apply(message)
+                .log
+                .iter()
+                .map(|l| l.rsplit(": ").next().unwrap().to_string())
+                .collect()
+        };
+        // `--qq` is not a delimiter of boundary q: the line after it is text.
+        let prefix = b"Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\nhi\r\n\
+            --qq\r\nContent-Type: application/x; name=a.exe\r\n\r\n--q--\r\n";
+        assert_eq!(warned(prefix), ["body"]);
+        // Of two Content-Types the first counts: a multipart, whose part
+        // header goes to mime_header_checks.
+        let twice = b"Content-Type: multipart/mixed; boundary=q\r\nContent-Type: text/plain\r\n\r\n\
+            --q\r\nContent-Type: application/x; name=a.exe\r\n\r\nx\r\n--q--\r\n";
+        assert_eq!(warned(twice), ["mime"]);
+    }
+
     #[test]
     fn hostile_input_does_not_panic() {
         let dir = tempfile::tempdir().unwrap();

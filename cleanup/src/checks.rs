@@ -533,7 +533,8 @@ mod tests {
         assert_eq!(warned(prefix), ["body"]);
         // Of two Content-Types the first counts: a multipart, whose part
         // header goes to mime_header_checks.
-        let twice = b"Content-Type: multipart/mixed; boundary=q\r\nContent-Type: text/plain\r\n\r\n\
+        let twice =
+            b"Content-Type: multipart/mixed; boundary=q\r\nContent-Type: text/plain\r\n\r\n\
             --q\r\nContent-Type: application/x; name=a.exe\r\n\r\nx\r\n--q--\r\n";
         assert_eq!(warned(twice), ["mime"]);
     }

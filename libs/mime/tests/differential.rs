@@ -172,9 +172,9 @@ fn hostile_shapes() -> Vec<(String, Vec<u8>)> {
         ("encoded message/rfc822", mixed(&format!(
             "--q\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--q--\r\n",
             b64(inner.as_bytes())))),
-        ("quoted-printable message/rfc822", mixed(&format!(
+        ("quoted-printable message/rfc822", mixed(
             "--q\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
-             Subject: =69nner\r\nContent-Type: application/x-msdownload; name=3D\"b.exe\"\r\n\r\nMZ=\r\n\r\n--q--\r\n"))),
+             Subject: =69nner\r\nContent-Type: application/x-msdownload; name=3D\"b.exe\"\r\n\r\nMZ=\r\n\r\n--q--\r\n")),
         ("message/rfc822 cut in its headers", mixed("--q\r\nContent-Type: message/rfc822\r\n\r\nSubject: cut\r\nContent-Type: multipart/mixed; bou\r\n--q--\r\n")),
         ("bad base64", mixed("--q\r\nContent-Type: application/zip; name=a.zip\r\nContent-Transfer-Encoding: base64\r\n\r\nUEsDB!!AoAAA**AAA===garbage\r\n--q--\r\n")),
         ("bad quoted-printable", mixed("--q\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=ZZ=4=\r\n=\r\n--q--\r\n")),

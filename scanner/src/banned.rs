@@ -209,6 +209,16 @@ impl Policy {
             if let Some(reason) = entity.filename.as_deref().and_then(|n| self.judge_name(n)) {
                 walk.ban(label, reason);
             }
+            // Content-Type's name where Content-Disposition names another
+            // file: some readers show that one.
+            let other = entity
+                .param("name")
+                .filter(|n| Some(*n) != entity.filename.as_deref());
+            if let Some(name) = other
+                && let Some(reason) = self.judge_name(name)
+            {
+                walk.ban(&format!("{}{name}", view.prefix), reason);
+            }
             if let Some(reason) = view.declared.and_then(|t| self.judge_type(t)) {
                 walk.ban(label, reason);
             }
@@ -282,6 +292,8 @@ pub struct PartView<'m> {
     /// banned_mime_types; None without a Content-Type field.
     pub declared: Option<&'m str>,
     pub entity: &'m Entity,
+    /// The label of the message/rfc822 part it is in, and a slash.
+    pub prefix: String,
 }
 
 /// The entities of a message in the order the check walks them, with
@@ -305,11 +317,12 @@ pub fn part_views<'m>(mime: &'m Mime<'_>) -> Vec<PartView<'m>> {
                 .or_else(|| declared.map(str::to_string))
                 .unwrap_or_else(|| format!("part {index}"))
         );
-        prefixes.push(prefix);
+        prefixes.push(prefix.clone());
         views.push(PartView {
             label,
             declared,
             entity,
+            prefix,
         });
     }
     views

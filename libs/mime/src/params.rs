@@ -152,6 +152,10 @@ pub fn parse(raw: &[u8]) -> Value {
             }
             bytes.extend(percent_decode(text));
         }
+        // Sections without a first one are no value: a plain one stays.
+        if parts.first().is_none_or(|s| s.index != 0) {
+            continue;
+        }
         let value = String::from_utf8_lossy(&bytes).into_owned();
         match plain.iter_mut().find(|(n, _)| *n == name) {
             Some(entry) => entry.1 = value,
@@ -180,6 +184,8 @@ mod tests {
         assert_eq!(v.param("filename"), Some("caf\u{e9}.exe"));
         let v = parse(b"application/x; name=\"=?utf-8?B?YS5leGU=?=\"");
         assert_eq!(v.param("name"), Some("a.exe"));
+        let v = parse(b"attachment; filename=\"a.exe\"; filename*5=x");
+        assert_eq!(v.param("filename"), Some("a.exe"));
         assert_eq!(parse(b"").token, "");
         assert_eq!(
             parse(b";;=;a=").params,

@@ -371,7 +371,13 @@ fn what_permissive_readers_show_is_judged() {
         "--q\r\nContent-Type: application/octet-stream\r\n\
          Content-Disposition: attachment; filename*0=\"a.\"; filename*1=\"exe\"\r\n\r\nxx\r\n--q--\r\n",
     );
-    for raw in [prefix, reused, encoded, continued] {
+    // Content-Disposition names one file, Content-Type another.
+    let two_names = shape(
+        "Content-Type: multipart/mixed; boundary=q\r\n",
+        "--q\r\nContent-Type: application/octet-stream; name=\"a.exe\"\r\n\
+         Content-Disposition: attachment; filename=\"report.pdf\"\r\n\r\nxx\r\n--q--\r\n",
+    );
+    for raw in [prefix, reused, encoded, continued, two_names] {
         let found = banned(&policy(), &raw);
         assert_eq!(
             found.len(),

@@ -7,6 +7,7 @@
 //! only then answers smtpd, which only then answers 250. Then it wakes qmgr.
 
 mod headers;
+mod rewrite;
 mod scan_client;
 mod session;
 
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mailgate_config::open_tables;
+use mailgate_config::{Rewriting, open_tables};
 use mailgate_ipc::server::{serve_unix, unix_listener};
 use mailgate_ipc::spool::{INCOMING, QueueIdGenerator, remove_stale_temporaries};
 use mailgate_log::info;
@@ -33,6 +34,8 @@ pub struct Settings {
     pub mail_name: String,
     pub myorigin: String,
     pub checks: Checks,
+    /// canonical and virtual alias maps; None with no_address_mappings.
+    pub rewriting: Option<Rewriting>,
     /// content_scanner: the master.cf service that scans each message
     /// before it is queued; None when content filtering is off.
     pub content_scanner: Option<String>,
@@ -57,6 +60,19 @@ impl Settings {
             .list("receive_override_options")
             .iter()
             .any(|o| o == "no_header_body_checks");
+        // no_address_mappings turns canonical and virtual alias mapping
+        // off, as in Postfix.
+        let rewriting = if config
+            .list("receive_override_options")
+            .iter()
+            .any(|o| o == "no_address_mappings")
+        {
+            None
+        } else {
+            Rewriting::from_config(config)
+                .map_err(|e| errors.push(format!("address rewriting: {e}")))
+                .ok()
+        };
         let mut tables = |name: &str| {
             if checks_off {
                 return Vec::new();
@@ -86,6 +102,7 @@ impl Settings {
             mail_name: config.get("mail_name"),
             myorigin: config.get("myorigin"),
             checks,
+            rewriting,
             content_scanner: nonempty("content_scanner"),
             scanner_timeout: config.time("scanner_timeout"),
             failure_action,

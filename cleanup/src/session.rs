@@ -19,7 +19,7 @@ use mailgate_ipc::{Channel, IpcError};
 use mailgate_log::{info, warning};
 
 use crate::scan_client::{self, FailureAction};
-use crate::{Settings, Shared, checks, headers};
+use crate::{Settings, Shared, checks, headers, rewrite};
 
 fn write_error() -> SmtpReply {
     SmtpReply {
@@ -188,6 +188,16 @@ async fn deliver(
             queue_id: queue_id.to_string(),
         };
     }
+    // The Received header names the one recipient as the client gave it.
+    let received_for = match envelope.recipients.as_slice() {
+        [only] => Some(only.address.clone()),
+        _ => None,
+    };
+    if let Some(rewriting) = &settings.rewriting
+        && let Err(reply) = rewrite::apply(rewriting, queue_id, &mut envelope)
+    {
+        return Reply::Deferred(reply);
+    }
     if let Some(to) = &actions.redirect {
         envelope.recipients = vec![Recipient::new(to.clone(), None)];
     }
@@ -244,6 +254,7 @@ async fn deliver(
             settings,
             &envelope,
             &actions.received_comments,
+            received_for.as_deref(),
             queue_id,
             (envelope.arrival / 1_000_000) as i64,
         );
@@ -321,6 +332,7 @@ async fn deliver(
             Top {
                 prepend: &actions.prepend,
                 received_comments: &actions.received_comments,
+                received_for: received_for.as_deref(),
             },
             &extra,
             &id,
@@ -376,6 +388,8 @@ fn prepare(settings: &Settings, content: OwnedFd) -> io::Result<(Vec<u8>, checks
 struct Top<'a> {
     prepend: &'a [String],
     received_comments: &'a [String],
+    /// The one recipient the Received header names, if one.
+    received_for: Option<&'a str>,
 }
 
 /// Writes record + added headers + content, then commits. Returns the
@@ -398,7 +412,12 @@ fn write_queue_file(
         added.push_str(&format!("{}:{}\r\n", name.trim(), one_header_value(value)));
     }
     added.push_str(&headers::received(
-        settings, &envelope, comments, queue_id, now,
+        settings,
+        &envelope,
+        comments,
+        top.received_for,
+        queue_id,
+        now,
     ));
     let message_id = match facts.message_id {
         Some(id) => id,

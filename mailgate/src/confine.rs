@@ -28,10 +28,15 @@ use nix::unistd::{ForkResult, fork};
 
 use crate::error::{Error, say};
 
+/// What opening a message file gave: the file, or the error number (kept,
+/// so the error reported after the sandbox is the one the open met before
+/// it, not the sandbox's EACCES).
+type Opened = Result<Arc<File>, i32>;
+
 /// The message files opened so far, by the path `scan::collect` names
 /// them with.
-fn opened() -> &'static Mutex<HashMap<PathBuf, Arc<File>>> {
-    static OPENED: OnceLock<Mutex<HashMap<PathBuf, Arc<File>>>> = OnceLock::new();
+fn opened() -> &'static Mutex<HashMap<PathBuf, Opened>> {
+    static OPENED: OnceLock<Mutex<HashMap<PathBuf, Opened>>> = OnceLock::new();
     OPENED.get_or_init(|| {
         // Every input stays open until it is read: a corpus of thousands of
         // files needs the hard limit.
@@ -48,14 +53,12 @@ fn opened() -> &'static Mutex<HashMap<PathBuf, Arc<File>>> {
 pub fn read(path: &Path) -> io::Result<Vec<u8>> {
     let file = {
         let mut files = opened().lock().unwrap_or_else(|e| e.into_inner());
-        match files.get(path) {
-            Some(file) => file.clone(),
-            None => {
-                let file = Arc::new(File::open(path)?);
-                files.insert(path.to_path_buf(), file.clone());
-                file
-            }
-        }
+        let entry = files.entry(path.to_path_buf()).or_insert_with(|| {
+            File::open(path)
+                .map(Arc::new)
+                .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+        });
+        entry.clone().map_err(io::Error::from_raw_os_error)?
     };
     let len = usize::try_from(file.metadata()?.len()).map_err(io::Error::other)?;
     let mut data = Vec::new();

@@ -98,13 +98,18 @@ fn qmgr_acts_only_for_mail_owner_and_root_and_only_on_queue_ids() {
     );
     assert!(reply.starts_with("250"), "{reply}");
     gateway.wait_for_log("status=deferred");
+    let count = |q: &str| fs::read_dir(gateway.spool(q)).map_or(0, |d| d.count());
     let queued = || {
         ["incoming", "active", "deferred"]
             .iter()
-            .map(|q| fs::read_dir(gateway.spool(q)).map_or(0, |d| d.count()))
+            .map(|q| count(q))
             .sum::<usize>()
     };
-    assert_eq!(queued(), 1);
+    // qmgr rewrites the file in active/ (through a temporary file there)
+    // before it moves it: settled once it is in deferred/ alone.
+    wait_for("the message in deferred/", || {
+        (count("deferred") == 1 && queued() == 1).then_some(())
+    });
     let qmgr = gateway.spool("public/qmgr");
 
     // smtpd's uid (in mail_owner's group) cannot open qmgr's socket (0600),

@@ -23,6 +23,10 @@ const TABLE_PARAMETERS: &[&str] = &[
     "rbl_reply_maps",
     "greylist_whitelist_clients",
     "greylist_whitelist_recipients",
+    "virtual_alias_maps",
+    "canonical_maps",
+    "sender_canonical_maps",
+    "recipient_canonical_maps",
 ];
 
 /// Parameters whose items are words or lookup tables (Postfix's string
@@ -216,7 +220,7 @@ impl Checker {
             }
         }
         let parents = config.list("parent_domain_matches_subdomains");
-        for name in ["relay_domains", "mydestination"] {
+        for name in ["relay_domains", "mydestination", "virtual_alias_domains"] {
             let listed = parents.iter().any(|p| p == name);
             let value = config.get(name);
             self.once(config, name, &value, |_| {

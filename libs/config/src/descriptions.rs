@@ -249,6 +249,26 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
         "Tables that rewrite recipient addresses.",
     ),
     (
+        "virtual_alias_domains",
+        "Domains whose users are only those virtual_alias_maps lists (others: User unknown in virtual alias table).",
+    ),
+    (
+        "virtual_alias_recursion_limit",
+        "How deep virtual alias results may be expanded again before the message is deferred.",
+    ),
+    (
+        "virtual_alias_expansion_limit",
+        "How many addresses one recipient may expand into before the message is deferred.",
+    ),
+    (
+        "propagate_unmatched_extensions",
+        "Where an address extension the tables did not match is carried over to the result (canonical, virtual).",
+    ),
+    (
+        "unknown_virtual_alias_reject_code",
+        "The reply code for a user virtual_alias_maps does not list in a virtual alias domain.",
+    ),
+    (
         "recipient_delimiter",
         "The separator of address extensions (user+ext), for table lookups.",
     ),

@@ -33,6 +33,7 @@ pub use fit::{
     Features, MAX_RULE_SCORE, Sample, Scores, Verdict, cross_validate, fit, scores_file,
 };
 pub use journal::{AutoLearn, Journal, Synced, sync as sync_journals};
+pub use msg::{EntityView, entity_views};
 pub use rules::UnsupportedRule;
 pub use snapshot::{StoreLock, scanner_snapshot};
 pub use tokens::TokenOptions;

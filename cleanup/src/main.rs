@@ -127,8 +127,8 @@ fn main() -> ExitCode {
     let mut worker = worker.enter_sandbox(&profiles::CLEANUP);
     let shutdown = worker.shutdown();
     let callers = worker.callers();
-    let limit = worker.handoff.maxproc as usize;
-    let runtime = worker.runtime(2);
+    let limit = worker.handoff.sessions as usize;
+    let runtime = worker.runtime();
     runtime.block_on(async move {
         // A crash of an earlier cleanup may have left half-written files;
         // an hour is far longer than any transaction lives.
@@ -140,7 +140,7 @@ fn main() -> ExitCode {
         let listener = unix_listener(listener).unwrap_or_else(|e| die(e));
         let shared = Arc::new(Shared {
             settings,
-            ids: Mutex::new(QueueIdGenerator::default()),
+            ids: Mutex::new(QueueIdGenerator::new()),
         });
         serve_unix(listener, limit, shutdown.wait(), &callers, |channel| {
             session::run(channel, shared.clone())

@@ -52,9 +52,9 @@ fn main() -> ExitCode {
     let mut worker = worker.enter_sandbox(profile);
     let shutdown = worker.shutdown();
     let callers = worker.callers();
-    let limit = worker.handoff.maxproc as usize;
+    let limit = worker.handoff.sessions as usize;
     let kind = worker.handoff.kind.clone();
-    let runtime = worker.runtime(2);
+    let runtime = worker.runtime();
     runtime.block_on(async move {
         let listener = Listener::from_fd(listener, &kind)
             .unwrap_or_else(|e| die(format!("cannot use the listening socket: {e}")));

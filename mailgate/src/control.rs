@@ -280,11 +280,24 @@ pub fn status(invocation: &Invocation) -> Result<(), Error> {
                 .to_path_buf();
             let mut out = io::stdout().lock();
             let _ = writeln!(out, "{}", Confinement::HEADER);
-            for child in children_of(pid) {
-                if let Some(mut confinement) = Confinement::read(child) {
+            let mut workers: Vec<Confinement> = children_of(pid)
+                .into_iter()
+                .filter_map(|child| {
+                    let mut confinement = Confinement::read(child)?;
                     confinement.landlock = landlock_state(&spool, child);
-                    let _ = writeln!(out, "{confinement}");
-                }
+                    Some(confinement)
+                })
+                .collect();
+            // The processes of one service together, in their order.
+            workers.sort_by(|a, b| {
+                (&a.service, a.process_index(), a.pid.as_raw()).cmp(&(
+                    &b.service,
+                    b.process_index(),
+                    b.pid.as_raw(),
+                ))
+            });
+            for confinement in workers {
+                let _ = writeln!(out, "{confinement}");
             }
             Ok(())
         }
@@ -313,6 +326,9 @@ struct Confinement {
     service: String,
     program: String,
     pid: Pid,
+    /// Which of the service's processes, as `INDEX/COUNT` (the worker's
+    /// `-p`), or `-`.
+    process: String,
     /// Real, effective, saved and filesystem ids, as the kernel lists them.
     uid: String,
     gid: String,
@@ -330,7 +346,7 @@ struct Confinement {
 }
 
 impl Confinement {
-    const HEADER: &str = "service              program  pid      uid      gid      root                                CapEff           CapPrm           CapBnd           NoNewPrivs Seccomp    Landlock";
+    const HEADER: &str = "service              program  pid      process  uid      gid      root                                CapEff           CapPrm           CapBnd           NoNewPrivs Seccomp    Landlock";
 
     fn read(pid: Pid) -> Option<Confinement> {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -355,12 +371,15 @@ impl Confinement {
             .split(|&b| b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        let service = args
-            .iter()
-            .position(|a| a == "-n")
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-            .unwrap_or_else(|| "-".to_string());
+        let option = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .and_then(|i| args.get(i + 1))
+                .cloned()
+                .unwrap_or_else(|| "-".to_string())
+        };
+        let service = option("-n");
+        let process = option("-p");
         let seccomp = match field("Seccomp").as_str() {
             "0" => "0 (off)".to_string(),
             "1" => "1 (strict)".to_string(),
@@ -371,6 +390,7 @@ impl Confinement {
             service,
             program: field("Name"),
             pid,
+            process,
             uid: field("Uid"),
             gid: field("Gid"),
             root: "?".to_string(),
@@ -381,6 +401,16 @@ impl Confinement {
             seccomp,
             landlock: "-".to_string(),
         }
+    }
+}
+
+impl Confinement {
+    /// The process's place in its service, for ordering (0 when unknown).
+    fn process_index(&self) -> u32 {
+        self.process
+            .split_once('/')
+            .and_then(|(index, _)| index.parse().ok())
+            .unwrap_or(0)
     }
 }
 
@@ -398,10 +428,11 @@ impl std::fmt::Display for Confinement {
         };
         write!(
             f,
-            "{:<20} {:<8} {:<8} {:<8} {:<8} {:<35} {:<16} {:<16} {:<16} {:<10} {:<10} {}",
+            "{:<20} {:<8} {:<8} {:<8} {:<8} {:<8} {:<35} {:<16} {:<16} {:<16} {:<10} {:<10} {}",
             self.service,
             self.program,
             self.pid,
+            self.process,
             ids(&self.uid),
             ids(&self.gid),
             self.root,
@@ -487,16 +518,17 @@ mod tests {
         let status = "Name:\tsmtpd\nUid:\t999\t999\t999\t999\nGid:\t995\t995\t995\t995\n\
                       CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n\
                       CapBnd:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n";
-        let cmdline = b"/usr/lib/mailgate/smtpd\0-c\0/etc/mailgate\0-n\x00127.0.0.1:25\0-t\0inet\0";
+        let cmdline = b"/usr/lib/mailgate/smtpd\0-c\0/etc/mailgate\0-n\x00127.0.0.1:25\0-t\0inet\0-m\x0050\0-p\x002/3\0";
         let c = Confinement::parse(Pid::from_raw(42), status, cmdline);
         assert_eq!(c.service, "127.0.0.1:25");
         assert_eq!(c.program, "smtpd");
+        assert_eq!((c.process.as_str(), c.process_index()), ("2/3", 2));
         assert_eq!(c.uid, "999,999,999,999");
         assert_eq!(c.seccomp, "2 (filter)");
         assert_eq!(c.no_new_privs, "1");
         let line = c.to_string();
         assert!(
-            line.starts_with("127.0.0.1:25         smtpd    42       999      995 "),
+            line.starts_with("127.0.0.1:25         smtpd    42       2/3      999      995 "),
             "{line}"
         );
         let unknown = Confinement::parse(Pid::from_raw(1), "", b"");

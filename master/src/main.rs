@@ -5,6 +5,7 @@
 //! drains on SIGTERM.
 
 mod listeners;
+mod settings;
 mod spool;
 mod supervisor;
 

@@ -4,12 +4,13 @@ use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
+use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mailgate_config::{MainConfig, MasterConfig, Override, ServiceEntry};
-use mailgate_ipc::handoff::{Handoff, LISTEN_FD, MASTER_WATCH_FD};
+use mailgate_config::MainConfig;
+use mailgate_ipc::handoff::{LISTEN_FD, MASTER_WATCH_FD};
 use mailgate_log::{error, info, warning};
 use mailgate_sandbox::{Identity, Mode, lookup_user};
 use nix::fcntl::{FcntlArg, fcntl};
@@ -19,7 +20,8 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use crate::listeners::{Endpoint, endpoints, listen_on};
+use crate::listeners::{Endpoint, listen_on};
+use crate::settings::{ServiceSpec, Settings, load_settings};
 use crate::spool::{self, PidLock};
 
 /// A process that dies sooner than this after it was started died "at
@@ -48,30 +50,10 @@ impl std::fmt::Display for MasterError {
     }
 }
 
-/// Everything read from the configuration directory.
-struct Settings {
-    config: MainConfig,
-    services: Vec<ServiceSpec>,
-    table_files: Vec<PathBuf>,
-}
-
-/// One process to keep running: a master.cf entry on one endpoint.
-struct ServiceSpec {
-    /// "127.0.0.1:2525/inet" or "cleanup/unix": stable across reloads.
-    key: String,
-    endpoint: Endpoint,
-    /// A Unix socket's mode, from the program's profile (who may call it).
-    socket_mode: u32,
-    program: PathBuf,
-    handoff: Handoff,
-    /// maxproc 1 means one instance: on reload the old process must be gone
-    /// before the new one starts (two queue managers would race).
-    exclusive: bool,
-}
-
 struct Running {
     spec: ServiceSpec,
-    listener: OwnedFd,
+    /// The service's listening socket, shared by all its processes.
+    listener: Rc<OwnedFd>,
     pid: Option<Pid>,
     started: Instant,
     startup_deaths: u32,
@@ -206,7 +188,7 @@ impl Master {
             .drain(..)
             .map(|r| (r.spec.key.clone(), r))
             .collect();
-        let mut listeners: HashMap<Endpoint, OwnedFd> = HashMap::new();
+        let mut listeners: HashMap<Endpoint, Rc<OwnedFd>> = HashMap::new();
         for (_, running) in old.drain() {
             if let Some(pid) = running.pid {
                 self.retiring.insert(pid, running.spec.key.clone());
@@ -214,14 +196,24 @@ impl Master {
             }
             listeners.insert(running.spec.endpoint.clone(), running.listener);
         }
+        // Listeners of the new configuration: those of the old one that it
+        // still uses, then new ones; the rest close when `listeners` goes.
+        let mut current: HashMap<Endpoint, Rc<OwnedFd>> = HashMap::new();
         let mut fresh = Vec::new();
         for spec in settings.services {
-            let listener = match listeners.remove(&spec.endpoint) {
-                Some(fd) => fd,
-                None => high_fd(
-                    listen_on(&spec.endpoint, self.owner.as_ref(), spec.socket_mode)
-                        .map_err(|e| MasterError::Setup(e.to_string()))?,
-                )?,
+            let listener = match current.get(&spec.endpoint) {
+                Some(fd) => Rc::clone(fd),
+                None => {
+                    let fd = match listeners.remove(&spec.endpoint) {
+                        Some(fd) => fd,
+                        None => Rc::new(high_fd(
+                            listen_on(&spec.endpoint, self.owner.as_ref(), spec.socket_mode)
+                                .map_err(|e| MasterError::Setup(e.to_string()))?,
+                        )?),
+                    };
+                    current.insert(spec.endpoint.clone(), Rc::clone(&fd));
+                    fd
+                }
             };
             fresh.push(Running {
                 spec,
@@ -563,145 +555,6 @@ fn redirect_log(config: &MainConfig) -> Result<(), MasterError> {
     nix::unistd::dup2_stderr(&file)
         .map_err(|e| MasterError::Setup(format!("cannot redirect the log: {e}")))?;
     Ok(())
-}
-
-fn load_settings(
-    config_dir: &Path,
-    overrides: &[(String, String)],
-) -> Result<Settings, MasterError> {
-    let master_cf =
-        MasterConfig::load(config_dir).map_err(|e| MasterError::Config(e.to_string()))?;
-    let config = MainConfig::load_with_references(config_dir, &master_cf.parameter_references())
-        .map_err(|e| MasterError::Config(e.to_string()))?;
-    let command_line: Vec<Override> = overrides
-        .iter()
-        .map(|(name, value)| Override {
-            name: name.clone(),
-            value: value.clone(),
-            origin: PathBuf::from("command line"),
-            line: 0,
-        })
-        .collect();
-    let config = config
-        .with_overrides(&command_line)
-        .map_err(|e| MasterError::Config(e.to_string()))?;
-    // The same check as `mailgate check`: nothing it refuses ever runs,
-    // including a setting mailgate would not carry out.
-    let report = mailgate_config::check(config_dir, &command_line);
-    if !report.errors.is_empty() {
-        let list: Vec<String> = report.errors.iter().map(|d| d.to_string()).collect();
-        return Err(MasterError::Config(list.join("\n")));
-    }
-    let daemon_directory = match config.get("daemon_directory") {
-        dir if dir.is_empty() => std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.parent().map(Path::to_path_buf))
-            .ok_or_else(|| {
-                MasterError::Setup("cannot find the directory of the master binary".into())
-            })?,
-        dir => PathBuf::from(dir),
-    };
-    let queue_directory = PathBuf::from(config.get("queue_directory"));
-    let mut services = Vec::new();
-    let mut table_files = Vec::new();
-    collect_table_files(&config, &mut table_files);
-    for entry in &master_cf.services {
-        let service_config = config
-            .with_overrides(&entry.overrides)
-            .map_err(|e| MasterError::Config(e.to_string()))?;
-        collect_table_files(&service_config, &mut table_files);
-        // A bad value would only show as workers dying at start-up.
-        Mode::parse(&service_config.get("sandbox_mode"))
-            .map_err(|e| MasterError::Config(format!("service {}: {e}", entry.name)))?;
-        let program = daemon_directory.join(&entry.command);
-        if !program.is_file() {
-            return Err(MasterError::Config(format!(
-                "{}:{}: service {}: no program {}",
-                entry.file.display(),
-                entry.line,
-                entry.name,
-                program.display()
-            )));
-        }
-        for endpoint in endpoints(entry, &config, &queue_directory)
-            .map_err(|e| MasterError::Config(e.to_string()))?
-        {
-            let socket_mode = mailgate_sandbox::profiles::Profile::of_program(&entry.command)
-                .map_or(0o660, |profile| profile.socket_mode());
-            services.push(ServiceSpec {
-                socket_mode,
-                key: format!("{}/{:?}/{endpoint}", entry.name, entry.kind),
-                handoff: handoff_for(entry, config_dir, &command_line, &config),
-                endpoint,
-                program: program.clone(),
-                exclusive: entry.maxproc == Some(1),
-            });
-        }
-    }
-    table_files.sort();
-    table_files.dedup();
-    Ok(Settings {
-        config,
-        services,
-        table_files,
-    })
-}
-
-fn handoff_for(
-    entry: &ServiceEntry,
-    config_dir: &Path,
-    command_line: &[Override],
-    config: &MainConfig,
-) -> Handoff {
-    let maxproc = match entry.maxproc {
-        // 0 means no limit in master.cf; a process still needs a bound.
-        Some(0) => 10_000,
-        Some(n) => n,
-        None => config.int("default_process_limit").clamp(1, 10_000) as u32,
-    };
-    let overrides = command_line
-        .iter()
-        .chain(entry.overrides.iter())
-        .map(|o| (o.name.clone(), o.value.clone(), o.line))
-        .collect();
-    Handoff {
-        config_dir: config_dir.to_path_buf(),
-        service: entry.name.clone(),
-        kind: format!("{:?}", entry.kind).to_lowercase(),
-        chroot: entry.chroot,
-        unprivileged: entry.unprivileged,
-        maxproc,
-        overrides,
-        args: entry.args.clone(),
-    }
-}
-
-const FILE_TABLE_TYPES: [&str; 7] = [
-    "hash", "btree", "lmdb", "texthash", "cidr", "regexp", "pcre",
-];
-
-/// Source files of every file-backed lookup table named in any parameter,
-/// so the master can reload when one changes.
-fn collect_table_files(config: &MainConfig, out: &mut Vec<PathBuf>) {
-    for (name, _) in config.all() {
-        if !config.is_known(&name) {
-            continue;
-        }
-        for item in config.list(&name) {
-            let Some((kind, path)) = item.split_once(':') else {
-                continue;
-            };
-            let kind = kind.trim_start_matches("proxy:");
-            if FILE_TABLE_TYPES.contains(&kind) && !path.is_empty() {
-                let path = Path::new(path);
-                out.push(if path.is_absolute() {
-                    path.to_path_buf()
-                } else {
-                    config.config_dir().join(path)
-                });
-            }
-        }
-    }
 }
 
 fn stamps(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {

@@ -39,11 +39,11 @@ fn main() -> ExitCode {
     let listener = worker.take_listener();
     let mut worker = worker.enter_sandbox(&mailgate_sandbox::profiles::RELAY);
     let shutdown = worker.shutdown();
-    let runtime = worker.runtime(2);
+    let runtime = worker.runtime();
     runtime.block_on(serve(
         listener,
         settings,
-        worker.handoff.maxproc,
+        worker.handoff.sessions,
         worker.callers(),
         shutdown.wait(),
     ))

@@ -50,8 +50,8 @@ fn main() -> ExitCode {
     let mut worker = worker.enter_sandbox(profile);
     let shutdown = worker.shutdown();
     let callers = worker.callers();
-    let limit = worker.handoff.maxproc as usize;
-    let runtime = worker.runtime(2);
+    let limit = worker.handoff.sessions as usize;
+    let runtime = worker.runtime();
     runtime.block_on(async move {
         let listener = unix_listener(listener).unwrap_or_else(|e| die(e));
         serve_unix(listener, limit, shutdown.wait(), &callers, |channel| {

@@ -32,9 +32,9 @@ fn main() -> ExitCode {
     let settings = Settings::load(&worker.config).unwrap_or_else(|e| die(e));
     let listener = worker.take_listener();
     let mut worker = worker.enter_sandbox(&profiles::SMTPD);
-    let runtime = worker.runtime(2);
+    let runtime = worker.runtime();
     let shutdown = worker.shutdown();
-    let shared = Shared::new(settings, &worker.handoff.service, worker.handoff.maxproc);
+    let shared = Shared::new(settings, &worker.handoff.service, worker.handoff.sessions);
     runtime.block_on(serve(listener, shared, shutdown.wait()))
 }
 

@@ -45,7 +45,7 @@ fn main() -> ExitCode {
     let listener = worker.take_listener();
     let mut worker = worker.enter_sandbox(&profiles::STATS);
     let shutdown = worker.shutdown();
-    let runtime = worker.runtime(1);
+    let runtime = worker.runtime();
     let follower = Arc::new(Mutex::new(follower));
     runtime.block_on(async move {
         let counting = follow::run(follower.clone(), POLL);

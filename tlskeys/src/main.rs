@@ -36,12 +36,12 @@ fn main() -> ExitCode {
     let mut worker = worker.enter_sandbox(&profiles::TLSKEYS);
     info!("holding {} private key(s)", store.len());
     let shutdown = worker.shutdown();
-    let runtime = worker.runtime(2);
+    let runtime = worker.runtime();
     runtime.block_on(serve::serve(
         listener,
         store,
         worker.callers(),
-        worker.handoff.maxproc as usize,
+        worker.handoff.sessions as usize,
         shutdown.wait(),
     ))
 }

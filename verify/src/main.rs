@@ -71,7 +71,7 @@ fn main() -> ExitCode {
     let mut worker = worker.enter_sandbox(profile);
     let shutdown = worker.shutdown();
     let callers = worker.callers();
-    let runtime = worker.runtime(2);
+    let runtime = worker.runtime();
     runtime.block_on(async move {
         let listener = unix_listener(listener)
             .unwrap_or_else(|e| die(format!("cannot use the listening socket: {e}")));

@@ -127,7 +127,7 @@ fn main() -> ExitCode {
     let mut worker = Worker::start("web");
     let settings = Settings::from(&worker.config).unwrap_or_else(|e| die(e));
     let listener = worker.take_listener();
-    let limit = worker.handoff.maxproc as usize;
+    let limit = worker.handoff.sessions as usize;
     let app = Arc::new(App {
         sessions: Sessions::new(settings.session_timeout),
         auth: Box::new(DovecotAuth {
@@ -139,7 +139,7 @@ fn main() -> ExitCode {
     });
     let mut worker = worker.enter_sandbox(&profiles::WEB);
     let shutdown = worker.shutdown();
-    let runtime = worker.runtime(2);
+    let runtime = worker.runtime();
     runtime.block_on(async move {
         tokio::select! {
             _ = server::serve(listener, app, settings.tls, limit) => {}

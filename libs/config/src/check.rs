@@ -92,6 +92,9 @@ pub fn check(config_dir: &Path, command_line: &[Override]) -> Report {
         checker.check_content_scanner(&main, master);
         checker.check_tlskeys(&main, master);
         checker.check_verify_service(&main, master);
+        checker
+            .diagnostics
+            .extend(crate::processes::problems(&main, master));
     }
     Report {
         errors: checker.diagnostics,

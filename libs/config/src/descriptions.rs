@@ -1325,6 +1325,14 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
         "maxproc for master.cf services whose column says -.",
     ),
     (
+        "mailgate_service_processes",
+        "How many processes run one master.cf service, all accepting on its socket (auto: the number of cores for smtpd, cleanup, relay and scanner, one for the others); master.cf's maxproc is split among them.",
+    ),
+    (
+        "mailgate_service_threads",
+        "How many runtime threads each service process runs (1 to 256).",
+    ),
+    (
         "service_throttle_time",
         "How long the master waits before restarting a service that keeps dying at start-up.",
     ),

@@ -18,6 +18,7 @@ mod master_cf;
 mod net;
 mod params;
 pub mod policy;
+pub mod processes;
 pub mod restrictions;
 mod rewrite;
 mod route;

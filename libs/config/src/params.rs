@@ -524,6 +524,9 @@ static PARAMS: &[Param] = &[
     p("command_time_limit", "1000s", Time('s')),
     p("in_flow_delay", "1s", Time('s')),
     p("master_drain_time", "30s", Time('s')),
+    // Processes per service and runtime threads per process (mailgate).
+    p("mailgate_service_processes", "auto", Str),
+    p("mailgate_service_threads", "2", Int),
     // The web page (web service in master.cf, off by default).
     p("web_admin_users", "", List),
     p("web_sasl_type", "dovecot", Str),

@@ -1,7 +1,7 @@
 //! What the master hands a worker it starts: the command line it builds and
 //! the descriptors it leaves open.
 //!
-//! `COMMAND -c CONFIG_DIR -n SERVICE -t TYPE [-r] [-u] -m MAXPROC [-o NAME=VALUE]... [-- ARGS...]`
+//! `COMMAND -c CONFIG_DIR -n SERVICE -t TYPE [-r] [-u] -m SESSIONS -p INDEX/COUNT [-o NAME=VALUE]... [-- ARGS...]`
 //! with the service's listening socket on descriptor 3 and the read end of a
 //! pipe on descriptor 4 whose other end only the master holds: when it reads
 //! end-of-file, the master is gone and the worker exits.
@@ -23,9 +23,13 @@ pub struct Handoff {
     pub chroot: bool,
     /// master.cf's unpriv column.
     pub unprivileged: bool,
-    /// master.cf's maxproc column: how many sessions (or deliveries) this
-    /// process serves at once.
-    pub maxproc: u32,
+    /// How many sessions (or deliveries) this process serves at once: its
+    /// share of master.cf's maxproc, which limits the whole service.
+    pub sessions: u32,
+    /// Which of the service's processes this is (1-based).
+    pub process: u32,
+    /// How many processes run the service.
+    pub processes: u32,
     /// `-o` overrides from master.cf, as (name, value, master.cf line).
     pub overrides: Vec<(String, String, usize)>,
     pub args: Vec<String>,
@@ -41,7 +45,9 @@ impl Handoff {
             "-t".to_string(),
             self.kind.clone(),
             "-m".to_string(),
-            self.maxproc.to_string(),
+            self.sessions.to_string(),
+            "-p".to_string(),
+            format!("{}/{}", self.process, self.processes),
         ];
         if self.chroot {
             args.push("-r".to_string());
@@ -66,7 +72,9 @@ impl Handoff {
             kind: String::new(),
             chroot: false,
             unprivileged: false,
-            maxproc: 1,
+            sessions: 1,
+            process: 1,
+            processes: 1,
             overrides: Vec::new(),
             args: Vec::new(),
         };
@@ -82,9 +90,19 @@ impl Handoff {
                 "-n" => handoff.service = value("-n")?,
                 "-t" => handoff.kind = value("-t")?,
                 "-m" => {
-                    handoff.maxproc = value("-m")?
+                    handoff.sessions = value("-m")?
                         .parse()
                         .map_err(|_| "option -m needs a number".to_string())?
+                }
+                "-p" => {
+                    let spec = value("-p")?;
+                    let (index, count) = spec
+                        .split_once('/')
+                        .and_then(|(i, c)| Some((i.parse().ok()?, c.parse().ok()?)))
+                        .filter(|&(i, c): &(u32, u32)| (1..=c).contains(&i))
+                        .ok_or_else(|| format!("option -p needs INDEX/COUNT, found {spec:?}"))?;
+                    handoff.process = index;
+                    handoff.processes = count;
                 }
                 "-r" => handoff.chroot = true,
                 "-u" => handoff.unprivileged = true,
@@ -127,11 +145,19 @@ mod tests {
             kind: "inet".into(),
             chroot: true,
             unprivileged: true,
-            maxproc: 100,
+            sessions: 100,
+            process: 2,
+            processes: 3,
             overrides: vec![("smtpd_banner".into(), "a = b".into(), 7)],
             args: vec!["-v".into()],
         };
         assert_eq!(Handoff::parse(&handoff.to_args()).unwrap(), handoff);
         assert!(Handoff::parse(&[]).is_err());
+        let mut args = handoff.to_args();
+        let p = args.iter().position(|a| a == "-p").unwrap();
+        for bad in ["4/3", "0/3", "x/3", "3"] {
+            args[p + 1] = bad.to_string();
+            assert!(Handoff::parse(&args).is_err(), "{bad}");
+        }
     }
 }

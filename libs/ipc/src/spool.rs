@@ -56,19 +56,36 @@ pub fn queue_path(queue: &str, queue_id: &str) -> PathBuf {
     Path::new(queue).join(queue_id)
 }
 
-/// Queue IDs are the arrival time in microseconds as 14 hex digits, so they
-/// are unique within one generator and sort by arrival as strings.
-#[derive(Default)]
+/// Queue IDs are the arrival time in microseconds as 14 hex digits followed
+/// by the generating process's pid as 6 (Linux pids stay below 2^22): they
+/// sort by arrival as strings, are unique within one generator, and two
+/// cleanup processes (a service runs several) can never make the same one.
 pub struct QueueIdGenerator {
     last: u64,
+    pid: u32,
 }
 
 impl QueueIdGenerator {
+    /// IDs of this process.
+    pub fn new() -> QueueIdGenerator {
+        QueueIdGenerator::with_pid(std::process::id())
+    }
+
+    pub fn with_pid(pid: u32) -> QueueIdGenerator {
+        QueueIdGenerator { last: 0, pid }
+    }
+
     pub fn next_id(&mut self) -> String {
         let now = crate::envelope::now_micros();
         // Strictly increasing even when the clock stands still or steps back.
         self.last = now.max(self.last + 1);
-        format!("{:014X}", self.last)
+        format!("{:014X}{:06X}", self.last, self.pid & 0xFF_FFFF)
+    }
+}
+
+impl Default for QueueIdGenerator {
+    fn default() -> QueueIdGenerator {
+        QueueIdGenerator::new()
     }
 }
 
@@ -243,5 +260,13 @@ mod tests {
         assert_eq!(ids, sorted);
         assert!(ids.iter().all(|id| is_queue_id(id)));
         assert!(!is_queue_id("X.tmp"));
+        // Two processes in the same microsecond still differ.
+        let (mut a, mut b) = (
+            QueueIdGenerator::with_pid(100),
+            QueueIdGenerator::with_pid(101),
+        );
+        a.last = 1 << 40;
+        b.last = 1 << 40;
+        assert_ne!(a.next_id(), b.next_id());
     }
 }

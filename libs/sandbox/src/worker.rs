@@ -193,11 +193,13 @@ impl Worker {
 }
 
 impl Sandboxed {
-    /// The async runtime, with an explicit thread count (so tokio needs no
-    /// look at /proc after the sandbox is in place).
-    pub fn runtime(&self, threads: usize) -> tokio::runtime::Runtime {
+    /// The async runtime, with the thread count the configuration gives
+    /// (mailgate_service_threads, maybe this service's `-o`), stated
+    /// explicitly so tokio needs no look at /proc after the sandbox is in
+    /// place.
+    pub fn runtime(&self) -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads.max(1))
+            .worker_threads(mailgate_config::processes::runtime_threads(&self.config))
             .enable_all()
             .build()
             .unwrap_or_else(|e| die(format!("cannot start the runtime: {e}")))

@@ -573,3 +573,58 @@ fn check_knows_what_the_verify_service_needs() {
     );
     assert!(!out.stderr.contains("maxproc"), "{}", out.stderr);
 }
+
+#[test]
+fn check_validates_processes_and_threads_per_service() {
+    let dir = TestDir::new();
+    dir.configure("mailgate_service_processes = fuor\nmailgate_service_threads = 0\n");
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 1);
+    for expected in [
+        "main.cf:3: mailgate_service_processes = fuor: expected auto or a number of processes from 1 to 256",
+        "main.cf:4: mailgate_service_threads = 0: expected a number of threads from 1 to 256",
+    ] {
+        assert!(out.stderr.contains(expected), "{expected}\n{}", out.stderr);
+    }
+    // A number in main.cf is for the programs that can run several; a
+    // one-process program asked for more by its own -o is an error, placed
+    // at its master.cf line.
+    dir.configure("mailgate_service_processes = 4\nmailgate_service_threads = 3\n");
+    dir.write(
+        "master.cf",
+        "smtp inet n - - - - smtpd -o mailgate_service_processes=2\n\
+         cleanup unix n - - - 0 cleanup\n\
+         qmgr unix n - - 300 1 qmgr -o mailgate_service_processes=2\n",
+    );
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains(
+            "master.cf:3: service qmgr: mailgate_service_processes = 2: qmgr runs as one process (only smtpd, cleanup, relay, scanner may run several)"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.matches("mailgate_service").count(), 1, "{}", out.stderr);
+    dir.write(
+        "master.cf",
+        "smtp inet n - - - - smtpd -o mailgate_service_processes=2 -o mailgate_service_threads=x\n\
+         cleanup unix n - - - 0 cleanup\n\
+         qmgr unix n - - 300 1 qmgr\n",
+    );
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("mailgate_service_threads") && out.stderr.contains("\"x\""),
+        "{}",
+        out.stderr
+    );
+    dir.write(
+        "master.cf",
+        "smtp inet n - - - - smtpd -o mailgate_service_processes=2\n\
+         cleanup unix n - - - 0 cleanup\n\
+         qmgr unix n - - 300 1 qmgr\n",
+    );
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}

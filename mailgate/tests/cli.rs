@@ -605,7 +605,12 @@ fn check_validates_processes_and_threads_per_service() {
         "{}",
         out.stderr
     );
-    assert_eq!(out.stderr.matches("mailgate_service").count(), 1, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("mailgate_service").count(),
+        1,
+        "{}",
+        out.stderr
+    );
     dir.write(
         "master.cf",
         "smtp inet n - - - - smtpd -o mailgate_service_processes=2 -o mailgate_service_threads=x\n\

@@ -7,7 +7,8 @@
 //! callers), and each request is checked before it is used: a valid
 //! envelope slice and exactly one descriptor, a regular file holding the
 //! content range it names. At most `maxproc` deliveries run at once
-//! (master.cf's maxproc column). On shutdown, no new connection or request
+//! in this process: its share of master.cf's maxproc column, which limits
+//! the service's processes together. On shutdown, no new connection or request
 //! is taken, the deliveries in progress finish and are answered, then the
 //! process exits.
 

@@ -29,7 +29,10 @@ use crate::settings::Settings;
 
 fn main() -> ExitCode {
     let mut worker = Worker::start("smtpd");
-    let settings = Settings::load(&worker.config).unwrap_or_else(|e| die(e));
+    let mut settings = Settings::load(&worker.config).unwrap_or_else(|e| die(e));
+    // smtpd_message_memory_limit bounds the service: each of its processes
+    // holds an equal share.
+    settings.memory_processes = u64::from(worker.handoff.processes);
     let listener = worker.take_listener();
     let mut worker = worker.enter_sandbox(&profiles::SMTPD);
     let runtime = worker.runtime();
@@ -42,7 +45,7 @@ fn main() -> ExitCode {
 /// trying again, rather than spinning.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
-/// Serves up to `maxproc` sessions at once until `shutdown` resolves, then
+/// Serves up to its share of maxproc sessions at once until `shutdown` resolves, then
 /// lets the sessions in progress finish (the master kills the process after
 /// master_drain_time if they do not).
 async fn serve(listener: OwnedFd, shared: Shared, shutdown: impl Future<Output = ()>) -> ExitCode {

@@ -57,9 +57,9 @@ impl Shared {
     }
 
     /// Takes `bytes` of the content memory budget; false when that would
-    /// pass smtpd_message_memory_limit.
+    /// pass this process's share of smtpd_message_memory_limit.
     pub fn reserve(&self, bytes: u64) -> bool {
-        let limit = self.settings.memory_limit;
+        let limit = self.settings.memory_share();
         self.memory
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
                 let now = used.checked_add(bytes)?;

@@ -138,9 +138,11 @@ pub struct Settings {
     pub bare_newline_exclusions: NetworkList,
     pub bare_newline_code: u16,
     pub strict_smtputf8: bool,
-    /// Bytes of message content all sessions may hold before cleanup has
-    /// them.
+    /// Bytes of message content all sessions of the service may hold
+    /// before cleanup has them (smtpd_message_memory_limit)...
     pub memory_limit: u64,
+    /// ...over this many processes, each holding an equal share.
+    pub memory_processes: u64,
     /// 0 means no limit.
     pub message_size_limit: u64,
     pub header_size_limit: u64,
@@ -261,6 +263,12 @@ impl fmt::Display for SettingsError {
 impl std::error::Error for SettingsError {}
 
 impl Settings {
+    /// What this process's sessions may hold: its share of
+    /// smtpd_message_memory_limit (0: no limit).
+    pub fn memory_share(&self) -> u64 {
+        self.memory_limit.div_ceil(self.memory_processes.max(1))
+    }
+
     pub fn load(config: &MainConfig) -> Result<Settings, SettingsError> {
         let dir = config.config_dir();
         let parents = config.list("parent_domain_matches_subdomains");
@@ -348,6 +356,7 @@ impl Settings {
             bare_newline_code: code(config, "smtpd_forbid_bare_newline_reject_code")?,
             strict_smtputf8: config.bool("strict_smtputf8"),
             memory_limit: config.size("smtpd_message_memory_limit"),
+            memory_processes: 1,
             forbidden_commands: {
                 let mut forbidden = ForbiddenCommands::default();
                 for item in config.list("smtpd_forbidden_commands") {

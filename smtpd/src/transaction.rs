@@ -286,9 +286,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.st.log_whatsup("reject", "bare <LF> received");
             Some(self.bare_lf_reply())
         } else if out_of_memory {
+            let share = match s.memory_processes {
+                0 | 1 => String::new(),
+                n => format!(", {} for each of its {n} processes", s.memory_share()),
+            };
             warning!(
                 "{}: not enough memory for the message from {}: the sessions hold \
-                 smtpd_message_memory_limit ({} bytes) of message content",
+                 smtpd_message_memory_limit ({} bytes{share}) of message content",
                 self.st.queue_id.as_deref().unwrap_or("NOQUEUE"),
                 self.st.peer.label(),
                 s.memory_limit

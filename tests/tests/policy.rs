@@ -308,12 +308,16 @@ fn the_seeds_restriction_blocks_load() {
 }
 
 /// Message content waits in memory until cleanup has it: all sessions
-/// together hold no more than smtpd_message_memory_limit, a message past it
-/// gets 452 4.3.1 (its sender tries again), and the memory is given back.
+/// together hold no more than smtpd_message_memory_limit (each of the two
+/// smtpd processes half of it), a message past it gets 452 4.3.1 (its
+/// sender tries again), and the memory is given back.
 #[test]
 fn message_content_in_memory_is_bounded_across_sessions() {
     let backend = Backend::start();
-    let gw = Gateway::start(&backend, "smtpd_message_memory_limit = 100000\n");
+    let gw = Gateway::start(
+        &backend,
+        "smtpd_message_memory_limit = 200000\nmailgate_service_processes = 2\n",
+    );
     let big = format!(
         "Subject: big\r\n\r\n{}marker-too-big\r\n",
         "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n".repeat(2000)
@@ -321,7 +325,9 @@ fn message_content_in_memory_is_bounded_across_sessions() {
     let mut client = Client::connect(gw.port, "127.0.0.2").unwrap();
     let reply = client.send_message("a@good.test", &["b@example.com"], &big);
     assert_eq!(reply, "452 4.3.1 Insufficient system storage");
-    gw.wait_for_log("smtpd_message_memory_limit (100000 bytes)");
+    gw.wait_for_log(
+        "smtpd_message_memory_limit (200000 bytes, 100000 for each of its 2 processes)",
+    );
     // The same session and others go on, the memory given back.
     let reply = client.transaction(
         "a@good.test",

@@ -127,7 +127,10 @@ fn a_killed_smtpd_process_costs_only_its_own_sessions() {
         let pid = Pid::from_raw(fields[2].parse().expect("pid"));
         assert!(before.contains(&pid), "{line}");
         assert_eq!(fields[3], format!("{}/{PROCESSES}", index + 1), "{line}");
-        assert!(line.contains(" 1          2 (filter) enforced (ABI "), "{line}");
+        assert!(
+            line.contains(" 1          2 (filter) enforced (ABI "),
+            "{line}"
+        );
     }
 
     // maxproc sessions in all: each process takes its share (two) and then
@@ -148,7 +151,9 @@ fn a_killed_smtpd_process_costs_only_its_own_sessions() {
         "every process serves sessions"
     );
     assert!(
-        by_pid.values().all(|sessions| sessions.len() == MAXPROC / PROCESSES),
+        by_pid
+            .values()
+            .all(|sessions| sessions.len() == MAXPROC / PROCESSES),
         "each process serves its share of maxproc: {by_pid:?}"
     );
     // The service is at maxproc: one more client waits in the backlog.
@@ -172,7 +177,10 @@ fn a_killed_smtpd_process_costs_only_its_own_sessions() {
         if lost.contains(&i) {
             assert_eq!(reply, "", "session {i} of the killed process answered");
         } else {
-            assert!(reply.starts_with("250 2.0.0 Ok: queued as "), "session {i}: {reply}");
+            assert!(
+                reply.starts_with("250 2.0.0 Ok: queued as "),
+                "session {i}: {reply}"
+            );
             assert!(session.client.send("QUIT").starts_with("221"));
         }
     }
@@ -204,7 +212,9 @@ fn a_killed_smtpd_process_costs_only_its_own_sessions() {
     for i in &lost {
         let marker = &held[*i].marker;
         assert!(
-            !delivered.iter().any(|m| m.message.contains(marker.as_str())),
+            !delivered
+                .iter()
+                .any(|m| m.message.contains(marker.as_str())),
             "{marker} was delivered"
         );
     }

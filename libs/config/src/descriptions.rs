@@ -590,7 +590,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "smtpd_message_memory_limit",
-        "Bytes of message content all SMTP sessions together may hold in memory before cleanup has them; past it a message gets 452 4.3.1.",
+        "Bytes of message content all SMTP sessions of a service together may hold in memory before cleanup has them (each smtpd process holds an equal share); past it a message gets 452 4.3.1.",
     ),
     (
         "smtpd_forbid_bare_newline",

@@ -632,4 +632,21 @@ fn check_validates_processes_and_threads_per_service() {
     );
     let out = mailgate(&dir, &["check"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("counted in each"), "{}", out.stderr);
+    // Per-client limits are counted in each smtpd process: said when set.
+    dir.configure("smtpd_client_connection_rate_limit = 30\n");
+    dir.write(
+        "master.cf",
+        "smtp inet n - - - - smtpd -o mailgate_service_processes=2\n\
+         cleanup unix n - - - 0 cleanup\n",
+    );
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "main.cf:3: smtpd_client_connection_rate_limit = 30: counted in each smtpd process, and service smtp runs 2"
+        ),
+        "{}",
+        out.stderr
+    );
 }

@@ -95,6 +95,11 @@ pub fn check(config_dir: &Path, command_line: &[Override]) -> Report {
         checker
             .diagnostics
             .extend(crate::processes::problems(&main, master));
+        checker.warnings.extend(crate::processes::warnings(
+            &main,
+            master,
+            crate::processes::cores(),
+        ));
     }
     Report {
         errors: checker.diagnostics,

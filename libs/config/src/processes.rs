@@ -166,6 +166,53 @@ pub fn problems(main: &MainConfig, master: &MasterConfig) -> Vec<Diagnostic> {
     out
 }
 
+/// smtpd's per-client limits (Postfix's anvil) are counted inside each
+/// smtpd process; with several processes a client may reach each limit in
+/// every one of them. `mailgate check` says so when such a limit is set
+/// explicitly for an smtpd service that runs several processes.
+pub const PER_PROCESS_LIMITS: &[&str] = &[
+    "smtpd_client_connection_count_limit",
+    "smtpd_client_connection_rate_limit",
+    "smtpd_client_message_rate_limit",
+    "smtpd_client_recipient_rate_limit",
+];
+
+pub fn warnings(main: &MainConfig, master: &MasterConfig, cores: u32) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for entry in master.services.iter().filter(|e| e.command == "smtpd") {
+        let Ok(config) = main.with_overrides(&entry.overrides) else {
+            continue;
+        };
+        let Ok(plan) = plan(entry, &config, cores) else {
+            continue;
+        };
+        let processes = plan.sessions.len();
+        if processes < 2 {
+            continue;
+        }
+        for name in PER_PROCESS_LIMITS {
+            let Some((file, line)) = config.origin(name) else {
+                continue;
+            };
+            if config.int(name) == 0 {
+                continue;
+            }
+            out.push(Diagnostic::new(
+                file,
+                line,
+                format!(
+                    "{name} = {}: counted in each smtpd process, and service {} runs {processes} \
+                     ({PROCESSES}): a client may reach the limit in each; set -o {PROCESSES}=1 \
+                     on the service for Postfix's exact count",
+                    config.get(name),
+                    entry.name
+                ),
+            ));
+        }
+    }
+    out
+}
+
 fn threads_message(config: &MainConfig) -> String {
     format!(
         "{THREADS} = {}: expected a number of threads from 1 to {MAX_THREADS}",

@@ -58,6 +58,13 @@ pub async fn serve(
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        // A process whose delivery slots are all busy takes no new
+        // connection: the service's other processes, which share the
+        // listening socket, take it (or it waits in the backlog).
+        tokio::select! {
+            () = &mut shutdown => break,
+            free = slots.acquire() => drop(free),
+        }
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {

@@ -219,3 +219,93 @@ fn a_killed_smtpd_process_costs_only_its_own_sessions() {
         );
     }
 }
+
+/// Established TCP connections to 127.0.0.1:`port` (client ends), from
+/// /proc/net/tcp.
+fn connections_to(port: u16) -> usize {
+    let table = fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let remote = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(2) == Some(&remote.as_str()) && fields.get(3) == Some(&"01")
+        })
+        .count()
+}
+
+/// The pids of the processes of master.cf service `name`.
+fn service_pids(gateway: &Gateway, program: &str, name: &str) -> BTreeSet<Pid> {
+    gateway
+        .worker_pids(program)
+        .into_iter()
+        .filter(|pid| {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            args.windows(2)
+                .any(|w| w[0] == b"-n" && w[1] == name.as_bytes())
+        })
+        .collect()
+}
+
+/// maxproc of a delivery service counts deliveries over all its processes:
+/// relay maxproc 3 over two processes (shares 2 and 1) never has more than
+/// three sessions with a slow next hop, reaches three only with both
+/// processes delivering, and both do.
+#[test]
+fn maxproc_limits_deliveries_across_relay_processes() {
+    let slow = Backend::start_with(&["-w", "2"]);
+    let gateway = Gateway::configure(&slow, "");
+    let master_cf = gateway.path("master.cf");
+    let text = fs::read_to_string(&master_cf).expect("master.cf");
+    let smtp_line = "smtp unix - - y - - relay\n";
+    assert!(text.contains(smtp_line), "{text}");
+    fs::write(
+        &master_cf,
+        text.replace(
+            smtp_line,
+            "smtp unix - - y - 3 relay -o mailgate_service_processes=2\n",
+        ),
+    )
+    .expect("master.cf");
+    let gateway = gateway.launch();
+    let relays = wait_for("two smtp relay processes", || {
+        let pids = service_pids(&gateway, "relay", "smtp");
+        (pids.len() == 2).then_some(pids)
+    });
+    const MESSAGES: usize = 8;
+    for n in 0..MESSAGES {
+        let mut client = Client::connect(gateway.port, "127.0.0.1").expect("connect");
+        let reply = client.send_message(
+            "a@sender.example",
+            &["b@example.com"],
+            &mailgate_tests::message("slow", &format!("MARKER-SLOW-{n}")),
+        );
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut most = 0;
+    while slow.messages().len() < MESSAGES {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {MESSAGES} delivered",
+            slow.messages().len()
+        );
+        most = most.max(connections_to(slow.port));
+        assert!(most <= 3, "{most} sessions with the next hop: maxproc is 3");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(most, 3, "both processes deliver at once");
+    for n in 0..MESSAGES {
+        slow.wait_for_message(&format!("MARKER-SLOW-{n}"));
+    }
+    let log = gateway.log();
+    for pid in &relays {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&format!("/relay[{pid}]: ")) && l.contains("status=sent")),
+            "relay process {pid} delivered nothing:\n{log}"
+        );
+    }
+}

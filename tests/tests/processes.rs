@@ -3,7 +3,8 @@
 //! service as a whole (each process serves its share), `mailgate status`
 //! lists each process confined, and a process killed with SIGKILL costs
 //! only its own sessions: the sessions on the other processes finish their
-//! mail, and the master starts a new process in its place.
+//! mail, and the master starts a new process in its place. Each process
+//! runs the runtime threads mailgate_service_threads asks for.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -103,7 +104,7 @@ fn a_killed_smtpd_process_costs_only_its_own_sessions() {
         text.replace(
             &smtpd_line,
             &format!(
-                "127.0.0.1:{} inet n - y - {MAXPROC} smtpd -o mailgate_service_processes={PROCESSES}\n",
+                "127.0.0.1:{} inet n - y - {MAXPROC} smtpd -o mailgate_service_processes={PROCESSES} -o mailgate_service_threads=3\n",
                 gateway.port
             ),
         ),
@@ -111,6 +112,23 @@ fn a_killed_smtpd_process_costs_only_its_own_sessions() {
     .expect("master.cf");
     let gateway = gateway.launch();
     let before = confined_smtpds(&gateway, PROCESSES);
+    // Each runs the runtime threads its -o asks for (the sandbox comes
+    // first, the runtime's threads a moment later).
+    for pid in &before {
+        let workers = || {
+            fs::read_dir(format!("/proc/{pid}/task"))
+                .expect("tasks")
+                .flatten()
+                .filter(|task| {
+                    fs::read_to_string(task.path().join("comm"))
+                        .is_ok_and(|comm| comm.trim() == "tokio-rt-worker")
+                })
+                .count()
+        };
+        wait_for(&format!("smtpd {pid} to run 3 runtime threads"), || {
+            (workers() == 3).then_some(())
+        });
+    }
 
     // `mailgate status` lists each process of the service, confined.
     let (code, status, err) = gateway.admin(&["status"]);

@@ -586,6 +586,14 @@ fn check_validates_processes_and_threads_per_service() {
     ] {
         assert!(out.stderr.contains(expected), "{expected}\n{}", out.stderr);
     }
+    // Once, not again for each service that inherits the value.
+    assert_eq!(out.stderr.matches("= fuor").count(), 1, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("threads = 0").count(),
+        1,
+        "{}",
+        out.stderr
+    );
     // A number in main.cf is for the programs that can run several; a
     // one-process program asked for more by its own -o is an error, placed
     // at its master.cf line.

@@ -154,9 +154,15 @@ pub fn problems(main: &MainConfig, master: &MasterConfig) -> Vec<Diagnostic> {
         let Ok(config) = main.with_overrides(&entry.overrides) else {
             continue;
         };
-        if let Err(e) = plan(entry, &config, 1) {
-            let (file, line) = place(&config, PROCESSES);
-            report(&file, line, format!("service {}: {e}", entry.name));
+        // main.cf's bad value is reported once, above.
+        let inherited_error = ProcessCount::parse(&config.get(PROCESSES)).is_err()
+            && config.get(PROCESSES) == main.get(PROCESSES);
+        match plan(entry, &config, 1) {
+            Err(e) if !inherited_error => {
+                let (file, line) = place(&config, PROCESSES);
+                report(&file, line, format!("service {}: {e}", entry.name));
+            }
+            _ => {}
         }
         if !threads_ok(&config) {
             let (file, line) = place(&config, THREADS);

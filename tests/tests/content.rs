@@ -537,7 +537,8 @@ fn auto_learn_journals_clear_cases_and_learn_sync_folds_them_in() {
     .expect("local.cf");
     let extra = format!(
         "spam_bayes_directory = {}\nspam_rules_files = {}\n\
-         spam_bayes_auto_learn = yes\nspam_kill_level = 100\n",
+         spam_bayes_auto_learn = yes\nspam_kill_level = 100\n\
+         mailgate_service_processes = 2\n",
         bayes.path().display(),
         rules.display()
     );
@@ -562,27 +563,35 @@ fn auto_learn_journals_clear_cases_and_learn_sync_folds_them_in() {
             .unwrap_or_default()
     };
     let before = journals();
-    assert_eq!(before.len(), 1, "one scanner, one journal: {before:?}");
+    assert_eq!(
+        before.len(),
+        2,
+        "two scanner processes, a journal each: {before:?}"
+    );
 
     let (code, out, err) = gateway.admin(&["learn", "--sync"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("learned 2 auto-learned message(s)"), "{out}");
-    // The journal stays while its scanner lives (it may still append); once
+    // A journal stays while its scanner lives (it may still append); once
     // the reload has replaced that scanner, the next sync removes it.
     gateway.wait_for_log("reload -- version");
-    let old_pid: i32 = before[0]
-        .file_name()
-        .and_then(|n| n.to_str()?.split('-').nth(1)?.parse().ok())
-        .expect("autolearn-PID-NANOS");
-    wait_for("the old scanner to exit", || {
-        (!Path::new(&format!("/proc/{old_pid}")).exists()).then_some(())
-    });
+    for journal in &before {
+        let old_pid: i32 = journal
+            .file_name()
+            .and_then(|n| n.to_str()?.split('-').nth(1)?.parse().ok())
+            .expect("autolearn-PID-NANOS");
+        wait_for("the old scanner to exit", || {
+            (!Path::new(&format!("/proc/{old_pid}")).exists()).then_some(())
+        });
+    }
     let empty = tempfile::tempdir().expect("tempdir");
     let (code, out, err) = gateway.admin(&["learn", "--ham", &empty.path().display().to_string()]);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        !before[0].exists(),
-        "the exited scanner's journal is removed"
-    );
+    for journal in &before {
+        assert!(
+            !journal.exists(),
+            "the exited scanner's journal is removed: {journal:?}"
+        );
+    }
     assert!(out.contains("store: 1 spam, 1 ham"), "{out}");
 }

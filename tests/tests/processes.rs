@@ -224,6 +224,7 @@ fn a_killed_smtpd_process_costs_only_its_own_sessions() {
         &mailgate_tests::message("after", "MARKER-AFTER-RESTART"),
     );
     assert!(reply.starts_with("250"), "{reply}");
+    assert!(client.send("QUIT").starts_with("221"));
     backend.wait_for_message("MARKER-AFTER-RESTART");
     // The held messages of the killed process never arrive.
     let delivered = backend.messages();
@@ -236,6 +237,54 @@ fn a_killed_smtpd_process_costs_only_its_own_sessions() {
             "{marker} was delivered"
         );
     }
+
+    // A reload with another count replaces the processes on the same
+    // socket.
+    let text = fs::read_to_string(&master_cf).expect("master.cf");
+    fs::write(
+        &master_cf,
+        text.replace(
+            &format!("mailgate_service_processes={PROCESSES}"),
+            "mailgate_service_processes=2",
+        ),
+    )
+    .expect("master.cf");
+    gateway.signal_master(Signal::SIGHUP);
+    let reloaded = wait_for("two new smtpd processes, the old ones gone", || {
+        let pids = confined_smtpds_now(&gateway);
+        (pids.len() == 2 && pids.is_disjoint(&after)).then_some(pids)
+    });
+    let (_, status, _) = gateway.admin(&["status"]);
+    for pid in &reloaded {
+        assert!(
+            status.lines().any(|l| {
+                let fields: Vec<&str> = l.split_whitespace().collect();
+                fields.get(2) == Some(&pid.to_string().as_str())
+                    && fields.get(3).is_some_and(|p| p.ends_with("/2"))
+            }),
+            "{status}"
+        );
+    }
+    let mut client = Client::connect(gateway.port, "127.0.9.21").expect("connect");
+    let reply = client.send_message(
+        "a@sender.example",
+        &["b@example.com"],
+        &mailgate_tests::message("reloaded", "MARKER-AFTER-RELOAD"),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    backend.wait_for_message("MARKER-AFTER-RELOAD");
+}
+
+/// The smtpd processes that are inside their sandbox now.
+fn confined_smtpds_now(gateway: &Gateway) -> BTreeSet<Pid> {
+    gateway
+        .worker_pids("smtpd")
+        .into_iter()
+        .filter(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/status"))
+                .is_ok_and(|status| status.contains("\nSeccomp:\t2\n"))
+        })
+        .collect()
 }
 
 /// Established TCP connections to 127.0.0.1:`port` (client ends), from

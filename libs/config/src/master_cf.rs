@@ -449,7 +449,7 @@ cleanup unix n - y - 0 cleanup
     boom
 ";
         let errs = errors(text);
-        assert_eq!(errs.len(), 9, "{errs:#?}");
+        assert_eq!(errs.len(), 10, "{errs:#?}");
         assert!(errs[0].starts_with("master.cf:1: expected at least 8 fields"));
         assert!(errs[1].starts_with("master.cf:2: private field must be y, n or -"));
         assert!(errs[2].starts_with("master.cf:3: wakeup field"));
@@ -461,6 +461,7 @@ cleanup unix n - y - 0 cleanup
             "master.cf:9: duplicate service \"cleanup\" of type unix (first defined at line 8)"
         ));
         assert!(errs[8].starts_with("master.cf:10: -o nonsense: expected name=value"));
+        assert!(errs[9].starts_with("master.cf:11: cleanup: argument \"boom\" is not implemented"));
     }
 
     #[test]

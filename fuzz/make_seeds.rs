@@ -77,6 +77,7 @@ fn main() {
             &cleanup::Request::Commit {
                 envelope: Box::new(envelope()),
                 actions: cleanup::Actions::default(),
+                size: 0,
             },
             0,
         ),
@@ -101,6 +102,7 @@ fn main() {
                 recipients: vec!["b@example.com".into()],
                 client: envelope().client,
                 received: "Received: from x (x [192.0.2.1])\r\n\tby gw (mailgate) with ESMTP id 4XyZ1; Mon, 1 Jan 2024 00:00:00 +0000\r\n".into(),
+                size: 0,
             },
             0,
         ),

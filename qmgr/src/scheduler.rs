@@ -754,6 +754,7 @@ fn delivery_request(route: &Route, job: &Job, message: &Message) -> Request {
         content_length: record.content_length,
         arrival: envelope.arrival,
         active_since: message.active_since,
+        client: envelope.client.clone(),
     }
 }
 

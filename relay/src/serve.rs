@@ -233,6 +233,7 @@ mod tests {
                 content_length: 21,
                 arrival: now_micros(),
                 active_since: now_micros(),
+                client: mailgate_ipc::submit::local_client(),
             };
             let reply: Reply = channel.call(&request, &[file.as_fd()]).await.unwrap();
             assert_eq!(reply.results.len(), 1);

@@ -216,7 +216,7 @@ pub mod qmgr {
 pub mod delivery {
     use serde::{Deserialize, Serialize};
 
-    use crate::envelope::{BodyType, Micros};
+    use crate::envelope::{BodyType, ClientInfo, Micros};
 
     #[derive(Debug, Serialize, Deserialize)]
     pub struct Request {
@@ -234,6 +234,8 @@ pub mod delivery {
         /// For the delays=a/b/c/d figures in the log.
         pub arrival: Micros,
         pub active_since: Micros,
+        /// The client the message came from, for XFORWARD.
+        pub client: ClientInfo,
         // The request carries one descriptor: the queue file, read-only.
     }
 

@@ -187,6 +187,8 @@ pub struct Settings {
     pub sasl: Option<Arc<Sasl>>,
     /// smtpd_sender_login_maps: who may use which sender address.
     pub sender_login_maps: Vec<Table>,
+    /// content_filter, receive_override_options, XFORWARD.
+    pub filtering: crate::xforward::Filtering,
 }
 
 /// A configuration smtpd cannot run with; each names its parameter.
@@ -316,6 +318,7 @@ impl Settings {
             NetworkList::parse(&config.list(parameter), dir).map_err(problems(parameter))
         };
         Ok(Settings {
+            filtering: crate::xforward::Filtering::load(config, dir)?,
             myhostname: config.get("myhostname"),
             banner: config.get("smtpd_banner"),
             helo_required: config.bool("smtpd_helo_required"),

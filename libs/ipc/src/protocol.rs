@@ -44,6 +44,12 @@ pub mod cleanup {
         /// (smtpd_tls_received_header) and the authenticated sender
         /// (smtpd_sasl_authenticated_header).
         pub received_comments: Vec<String>,
+        /// content_filter or a FILTER action: the `transport:nexthop`
+        /// every recipient goes to after the queue.
+        pub filter: Option<String>,
+        /// receive_override_options of smtpd's service, for cleanup.
+        pub no_header_body_checks: bool,
+        pub no_address_mappings: bool,
     }
 
     #[derive(Debug, Serialize, Deserialize)]

@@ -16,6 +16,7 @@ pub mod dovecot;
 pub mod tls;
 use nix::unistd::Pid;
 
+pub mod amavis;
 pub mod browser;
 pub mod imapd;
 pub mod peers;

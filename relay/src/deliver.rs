@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 
 use crate::cache::ConnectionCache;
 use crate::client::{self, Connection, Message, Xforward};
+use crate::lmtp_unix;
 use crate::nexthop::{self, Nexthop};
 use crate::settings::{Protocol, Settings};
 use crate::status::{Status, Timeline, log_recipient};
@@ -181,9 +182,17 @@ async fn smtp(
         return none(Status::bounced("5.1.7", "bad sender address syntax"));
     }
     let lmtp = settings.protocol == Protocol::Lmtp;
-    let nexthop = match parse_nexthop(&request.nexthop, lmtp) {
-        Ok(nexthop) => nexthop,
-        Err(reason) => return none(Status::deferred("4.3.5", reason)),
+    // lmtp(8) also reaches a server on a Unix socket (`unix:PATH`).
+    let hop = match lmtp
+        .then(|| lmtp_unix::socket_path(&request.nexthop))
+        .flatten()
+    {
+        Some(Ok(path)) => Hop::Unix(path),
+        Some(Err(reason)) => return none(Status::deferred("4.3.5", reason)),
+        None => match parse_nexthop(&request.nexthop, lmtp) {
+            Ok(nexthop) => Hop::Inet(nexthop),
+            Err(reason) => return none(Status::deferred("4.3.5", reason)),
+        },
     };
     let xforward = settings.send_xforward.then(|| xforward_attributes(request));
 
@@ -228,6 +237,25 @@ async fn smtp(
     };
 
     let mut last = Status::deferred("4.4.1", "no server to connect to");
+
+    let nexthop = match hop {
+        Hop::Inet(nexthop) => nexthop,
+        Hop::Unix(path) => {
+            return match lmtp_unix::deliver(&path, settings, &message_for(&sendable)).await {
+                Ok(delivered) => {
+                    timeline.setup_done = Some(now_micros());
+                    for (i, status) in sendable.iter().zip(delivered) {
+                        statuses[*i] = Some(status);
+                    }
+                    (lmtp_unix::label(settings, &path), fill(statuses, &last))
+                }
+                Err(status) => {
+                    mailgate_log::info!("{}: {}", request.queue_id, status.reason);
+                    ("none".to_string(), fill(statuses, &status))
+                }
+            };
+        }
+    };
 
     // A kept connection needs no lookup and no setup: Postfix logs c=0
     // for it. One the server closed while it was idle fails its RSET
@@ -363,6 +391,13 @@ async fn smtp(
     (relay, fill(statuses, &last))
 }
 
+/// Where a delivery goes: a host (or its MX hosts) over TCP, or, for
+/// lmtp(8), a Unix socket.
+enum Hop {
+    Inet(Nexthop),
+    Unix(std::path::PathBuf),
+}
+
 /// The next hop as smtp(8) or lmtp(8) reads it: lmtp(8) takes
 /// `inet:host:port` too, never looks up MX records and defaults to port 24.
 fn parse_nexthop(text: &str, lmtp: bool) -> Result<Nexthop, String> {
@@ -370,11 +405,6 @@ fn parse_nexthop(text: &str, lmtp: bool) -> Result<Nexthop, String> {
         return Nexthop::parse(text).map_err(|e| e.to_string());
     }
     let text = text.trim();
-    if text.starts_with("unix:") {
-        return Err(format!(
-            "LMTP over a Unix socket is not supported (next hop \"{text}\"); use inet:host:port"
-        ));
-    }
     let text = text.strip_prefix("inet:").unwrap_or(text);
     let mut nexthop = Nexthop::parse(text).map_err(|e| e.to_string())?;
     let explicit_port = text
@@ -440,7 +470,7 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
 
 /// The system's words for a connect error, as Postfix shows them
 /// ("Connection refused"), without Rust's "(os error 111)".
-fn describe(e: &io::Error) -> String {
+pub(crate) fn describe(e: &io::Error) -> String {
     if e.kind() == io::ErrorKind::TimedOut {
         return "Connection timed out".to_string();
     }
@@ -468,11 +498,6 @@ mod tests {
         let bare = hop("lmtp.example.com").unwrap();
         assert_eq!((bare.port, bare.mx), (24, false));
         assert_eq!(hop("[10.0.0.1]").unwrap().port, 24);
-        assert!(
-            hop("unix:/var/run/dovecot/lmtp")
-                .unwrap_err()
-                .contains("Unix socket")
-        );
         // smtp(8) keeps its own defaults.
         let smtp = parse_nexthop("example.com", false).unwrap();
         assert_eq!((smtp.port, smtp.mx), (25, true));

@@ -16,6 +16,7 @@ mod cache;
 mod client;
 mod content;
 mod deliver;
+mod lmtp_unix;
 mod nexthop;
 mod reply;
 mod serve;
@@ -78,6 +79,7 @@ mod tests {
             tls: mailgate_tls::client::ClientTls::load(&empty).unwrap(),
             starttls_timeout: t,
             helo_name: "gw.example.org".into(),
+            myhostname: "gw.example.org".into(),
             timeouts: Timeouts {
                 connect: t,
                 helo: t,

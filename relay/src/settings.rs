@@ -58,6 +58,8 @@ pub struct Settings {
     pub send_xforward: bool,
     /// smtp_helo_name (lmtp_lhlo_name), sent with EHLO/HELO (LHLO).
     pub helo_name: String,
+    /// myhostname: the host part of a Unix-socket peer's `relay=` label.
+    pub myhostname: String,
     /// smtp_tls_*: the level, policy table, CAs, protocols.
     pub tls: ClientTls,
     /// smtp_starttls_timeout: the limit on the TLS handshake.
@@ -158,6 +160,7 @@ impl Settings {
             protocol,
             send_xforward: config.bool(&param("send_xforward_command")),
             helo_name,
+            myhostname: config.get("myhostname"),
             tls: ClientTls::load(config).map_err(SettingsError::Tls)?,
             starttls_timeout: config.time("smtp_starttls_timeout"),
             timeouts,

@@ -37,6 +37,18 @@ impl DovecotLmtp {
     /// Starts Dovecot speaking LMTP on 127.0.0.1 for `mailboxes`; any other
     /// user is unknown (refused at RCPT TO).
     pub fn start(mailboxes: &[Mailbox]) -> DovecotLmtp {
+        DovecotLmtp::start_with(mailboxes, None)
+    }
+
+    /// The same, also listening on the Unix socket `socket` (mode 0666:
+    /// the directory it is put in decides who may reach it).
+    pub fn start_on_socket(mailboxes: &[Mailbox], socket: &Path) -> DovecotLmtp {
+        let lmtp = DovecotLmtp::start_with(mailboxes, Some(socket));
+        wait_for("Dovecot's LMTP socket", || socket.exists().then_some(()));
+        lmtp
+    }
+
+    fn start_with(mailboxes: &[Mailbox], socket: Option<&Path>) -> DovecotLmtp {
         let dir = tempfile::tempdir().expect("tempdir");
         // The mail processes run as nobody and must reach their homes.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -65,6 +77,14 @@ impl DovecotLmtp {
         chown_tree(&d.join("home"), &nobody);
         fs::write(d.join("users"), users).unwrap();
         let port = free_port();
+        let unix_listener = socket
+            .map(|path| {
+                format!(
+                    "  unix_listener {} {{\n    mode = 0666\n  }}\n",
+                    path.display()
+                )
+            })
+            .unwrap_or_default();
         let config = format!(
             "base_dir = {d}/run\n\
              state_dir = {d}/state\n\
@@ -78,7 +98,7 @@ impl DovecotLmtp {
              plugin {{\n  quota = maildir:User quota\n}}\n\
              passdb {{\n  driver = passwd-file\n  args = username_format=%n {d}/users\n}}\n\
              userdb {{\n  driver = passwd-file\n  args = username_format=%n {d}/users\n}}\n\
-             service lmtp {{\n  inet_listener lmtp {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n}}\n\
+             service lmtp {{\n  inet_listener lmtp {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n{unix_listener}}}\n\
              service anvil {{\n  chroot =\n}}\n",
             d = d.display(),
         );

@@ -110,3 +110,60 @@ fn lmtp_delivery_to_dovecot_gets_a_reply_per_recipient() {
         "nothing went to the SMTP backend"
     );
 }
+
+/// `lmtp:unix:private/dovecot-lmtp`, as Postfix sites hand mail to
+/// Dovecot: the path is relative to the queue directory (relay's chroot).
+/// Mail for a socket nobody listens on yet is deferred with the system's
+/// reason, and goes out once Dovecot is there.
+#[test]
+fn lmtp_delivery_over_a_unix_socket_in_the_queue_directory() {
+    let backend = Backend::start();
+    let gateway = Gateway::configure(
+        &backend,
+        "transport_maps = inline:{ example.com=lmtp:unix:private/dovecot-lmtp }\n",
+    )
+    .with_master_cf("lmtp unix - - y - - lmtp\n");
+    let (status, out, err) = gateway.admin(&["check"]);
+    assert_eq!(status, 0, "mailgate check: {out}{err}");
+    let gateway = gateway.launch();
+
+    let mut client = Client::connect(gateway.port, "127.0.0.2").expect("connect");
+    let reply = client.send_message(
+        "alice@example.com",
+        &["carol@example.com"],
+        &message("over a unix socket", "LMTP-UNIX-MARKER"),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let id = reply.rsplit(' ').next().unwrap().to_string();
+    let deferred = gateway.wait_for_log(&format!("{id}: to=<carol@example.com>"));
+    assert!(deferred.contains("relay=none"), "{deferred}");
+    assert!(
+        deferred.contains(
+            "status=deferred (connect to private/dovecot-lmtp: No such file or directory)"
+        ),
+        "{deferred}"
+    );
+
+    let socket = gateway.spool("private").join("dovecot-lmtp");
+    let lmtp = DovecotLmtp::start_on_socket(
+        &[Mailbox {
+            user: "carol",
+            quota_bytes: None,
+        }],
+        &socket,
+    );
+    let delivered = lmtp.wait_for_message("carol", "LMTP-UNIX-MARKER");
+    assert!(
+        delivered.contains("Subject: over a unix socket"),
+        "{delivered}"
+    );
+    let sent = gateway.wait_for_log("relay=gw.example.com[private/dovecot-lmtp]");
+    assert!(
+        sent.contains(&format!("{id}: to=<carol@example.com>")),
+        "{sent}"
+    );
+    assert!(
+        sent.contains("status=sent (250 2.0.0 <carol@example.com>"),
+        "{sent}"
+    );
+}

@@ -9,7 +9,11 @@
 use mailgate_tests::amavis::Amavis;
 use mailgate_tests::{Backend, Clamd, Client, EICAR, Gateway, free_port, message};
 
-/// The seeds' master.cf blocks, on this test's ports.
+/// The seeds' master.cf blocks, on this test's ports: seed 001's
+/// `smtp-amavis`, seed 003's `amavisfeed` and re-injection listener as
+/// written, plus `smtpd_authorized_xforward_hosts`, which Postfix's
+/// AMAVIS_README adds (without it Postfix, and mailgate, refuse amavis's
+/// XFORWARD and the re-injected mail names 127.0.0.1 as its client).
 fn seed_services(reinject_port: u16) -> String {
     format!(
         "smtp-amavis unix - - n - 2 smtp\n\
@@ -20,6 +24,7 @@ fn seed_services(reinject_port: u16) -> String {
          \x20   -o lmtp_data_done_timeout=1200\n\
          \x20   -o lmtp_send_xforward_command=yes\n\
          \x20   -o disable_dns_lookups=yes\n\
+         \x20   -o max_use=20\n\
          127.0.0.1:{reinject_port} inet n - n - - smtpd\n\
          \x20   -o content_filter=\n\
          \x20   -o smtpd_delay_reject=no\n\
@@ -29,6 +34,7 @@ fn seed_services(reinject_port: u16) -> String {
          \x20   -o smtpd_recipient_restrictions=permit_mynetworks,reject\n\
          \x20   -o smtpd_data_restrictions=reject_unauth_pipelining\n\
          \x20   -o smtpd_end_of_data_restrictions=\n\
+         \x20   -o smtpd_restriction_classes=\n\
          \x20   -o mynetworks=127.0.0.0/8\n\
          \x20   -o smtpd_error_sleep_time=0\n\
          \x20   -o smtpd_soft_error_limit=1001\n\
@@ -36,7 +42,9 @@ fn seed_services(reinject_port: u16) -> String {
          \x20   -o smtpd_client_connection_count_limit=0\n\
          \x20   -o smtpd_client_connection_rate_limit=0\n\
          \x20   -o receive_override_options=no_header_body_checks,no_unknown_recipient_checks,no_milters,no_address_mappings\n\
+         \x20   -o local_header_rewrite_clients=\n\
          \x20   -o smtpd_milters=\n\
+         \x20   -o local_recipient_maps=\n\
          \x20   -o relay_recipient_maps=\n\
          \x20   -o smtpd_authorized_xforward_hosts=127.0.0.0/8\n"
     )

@@ -12,8 +12,8 @@ use mailgate_tests::{Backend, Clamd, Client, EICAR, Gateway, free_port, message}
 /// The seeds' master.cf blocks, on this test's ports: seed 001's
 /// `smtp-amavis`, seed 003's `amavisfeed` and re-injection listener as
 /// written, plus `smtpd_authorized_xforward_hosts`, which Postfix's
-/// AMAVIS_README adds (without it Postfix, and mailgate, refuse amavis's
-/// XFORWARD and the re-injected mail names 127.0.0.1 as its client).
+/// AMAVIS_README adds (without it Postfix, and mailgate, do not offer amavis
+/// XFORWARD, and the re-injected mail names 127.0.0.1 as its client).
 fn seed_services(reinject_port: u16) -> String {
     format!(
         "smtp-amavis unix - - n - 2 smtp\n\

@@ -179,5 +179,17 @@ fn amavisd_new_scans_after_the_queue_and_mail_comes_back_through_the_reinjection
         .collect();
     assert_eq!(sent.len(), 2, "{log}");
 
+    // The public listener neither offers XFORWARD nor takes it: only the
+    // re-injection listener's smtpd_authorized_xforward_hosts may say who
+    // the client was.
+    let mut outsider = Client::connect(gateway.port, "127.0.0.2").expect("connect");
+    let ehlo = outsider.send("EHLO client.example.org");
+    assert!(
+        ehlo.starts_with("250") && !ehlo.contains("XFORWARD"),
+        "{ehlo}"
+    );
+    let refused = outsider.send("XFORWARD ADDR=192.0.2.1");
+    assert_eq!(refused, "550 5.7.0 Error: insufficient authorization");
+
     drop(clamd);
 }

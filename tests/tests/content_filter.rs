@@ -193,3 +193,50 @@ fn amavisd_new_scans_after_the_queue_and_mail_comes_back_through_the_reinjection
 
     drop(clamd);
 }
+
+/// With the filter down, mail waits in the queue for it: it is never
+/// delivered unscanned, and each retry goes to the filter again.
+#[test]
+fn mail_waits_for_a_filter_that_is_down() {
+    let backend = Backend::start();
+    let filter_port = free_port();
+    let gateway = Gateway::configure(
+        &backend,
+        &format!("content_filter = smtp-amavis:[127.0.0.1]:{filter_port}\n"),
+    )
+    .with_master_cf(&seed_services(free_port()));
+    let (status, out, err) = gateway.admin(&["check"]);
+    assert_eq!(status, 0, "mailgate check: {out}{err}");
+    let gateway = gateway.launch();
+
+    let mut client = Client::connect(gateway.port, "127.0.0.2").expect("connect");
+    let reply = client.send_message(
+        "alice@sender.example",
+        &["bob@example.com"],
+        &message("filter down", "FILTER-DOWN-MARKER"),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let id = reply.rsplit(' ').next().unwrap().to_string();
+    let refused = format!(
+        "status=deferred (connect to 127.0.0.1[127.0.0.1]:{filter_port}: Connection refused)"
+    );
+    // Two attempts (the first and a retry), both at the filter.
+    mailgate_tests::wait_for("two deferrals at the filter", || {
+        let log = gateway.log();
+        let attempts = log
+            .lines()
+            .filter(|l| l.contains(&format!("{id}: to=<bob@example.com>")))
+            .collect::<Vec<_>>();
+        (attempts.len() >= 2).then(|| {
+            assert!(attempts.iter().all(|l| l.contains(&refused)), "{log}");
+        })
+    });
+    assert!(backend.messages().is_empty(), "delivered unscanned");
+    assert_eq!(
+        std::fs::read_dir(gateway.spool("deferred"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        1,
+        "the message waits in deferred/"
+    );
+}

@@ -60,6 +60,7 @@ fn main() {
         state: DeliveryState::default(),
         message_id: Some("<1@example.org>".into()),
         content_length: content.len() as u64,
+        filter: None,
     };
     let mut file = Vec::new();
     write_record(&mut file, &record).expect("record");

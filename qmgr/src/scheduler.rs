@@ -246,9 +246,15 @@ impl Scheduler {
             envelope.recipients.len()
         );
         let mut by_route: HashMap<Route, Vec<usize>> = HashMap::new();
+        let router = &self.settings.router;
         for (index, recipient) in envelope.recipients.iter().enumerate() {
             if recipient.state == RecipientState::Pending {
-                let route = self.settings.router.route(&recipient.address);
+                // A content filter takes every recipient, whatever its
+                // own route; the filter's return path routes them normally.
+                let route = match &loaded.record.filter {
+                    Some(filter) => router.filter_route(filter, &recipient.address),
+                    None => router.route(&recipient.address),
+                };
                 by_route.entry(route).or_default().push(index);
             }
         }
@@ -754,6 +760,7 @@ fn delivery_request(route: &Route, job: &Job, message: &Message) -> Request {
         content_length: record.content_length,
         arrival: envelope.arrival,
         active_since: message.active_since,
+        client: envelope.client.clone(),
     }
 }
 

@@ -190,6 +190,8 @@ pub struct Settings {
     pub sender_login_maps: Vec<Table>,
     /// reject_unverified_*: the verify service and the reply codes.
     pub verify: VerifySettings,
+    /// content_filter, receive_override_options, XFORWARD.
+    pub filtering: crate::xforward::Filtering,
 }
 
 /// A configuration smtpd cannot run with; each names its parameter.
@@ -319,6 +321,7 @@ impl Settings {
             NetworkList::parse(&config.list(parameter), dir).map_err(problems(parameter))
         };
         Ok(Settings {
+            filtering: crate::xforward::Filtering::load(config, dir)?,
             myhostname: config.get("myhostname"),
             banner: config.get("smtpd_banner"),
             helo_required: config.bool("smtpd_helo_required"),

@@ -89,6 +89,12 @@ pub fn check(config_dir: &Path, command_line: &[Override]) -> Report {
         }
     }
     if let Some(master) = &master {
+        checker.check_content_filter(&main, master);
+        for service in &master.services {
+            if let Ok(config) = main.with_overrides(&service.overrides) {
+                checker.check_content_filter(&config, master);
+            }
+        }
         checker.check_content_scanner(&main, master);
         checker.check_tlskeys(&main, master);
         checker.check_verify_service(&main, master);
@@ -100,6 +106,22 @@ pub fn check(config_dir: &Path, command_line: &[Override]) -> Report {
 }
 
 impl Checker {
+    /// content_filter and receive_override_options, wherever set (once
+    /// per place).
+    fn check_content_filter(&mut self, config: &MainConfig, master: &MasterConfig) {
+        for (name, message) in crate::filter_check::problems(config, master) {
+            let (file, line) = self.origin(config, name);
+            if self.seen.insert((
+                file.clone(),
+                line,
+                format!("filter:{name}"),
+                message.clone(),
+            )) {
+                self.diagnostics.push(Diagnostic::new(&file, line, message));
+            }
+        }
+    }
+
     /// content_scanner must name a Unix service of master.cf: otherwise
     /// every message would get a 4xx at run time.
     fn check_content_scanner(&mut self, main: &MainConfig, master: &MasterConfig) {
@@ -613,13 +635,48 @@ relay     unix  -       -       y       -       -       relay
         let errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
         let warnings: Vec<String> = report.warnings.iter().map(|e| e.to_string()).collect();
         assert_eq!(errors.len(), 3, "{errors:#?}");
-        assert!(errors[0].starts_with(&format!(
-            "{main}:3: content_filter = smtp-amavis:[127.0.0.1]:10024: not implemented in mailgate"
+        assert!(errors[0].starts_with(&format!("{main}:5: smtp_tls_wrappermode = yes")));
+        assert!(errors[1].starts_with(&format!("{master}:2: smtpd_milters = inet:127.0.0.1:8891")));
+        // Not unimplemented any more: checked against master.cf.
+        assert!(errors[2].starts_with(&format!(
+            "{main}:3: content_filter = smtp-amavis:[127.0.0.1]:10024: master.cf has no unix service \"smtp-amavis\""
         )));
-        assert!(errors[1].starts_with(&format!("{main}:5: smtp_tls_wrappermode = yes")));
-        assert!(errors[2].starts_with(&format!("{master}:2: smtpd_milters = inet:127.0.0.1:8891")));
         assert_eq!(warnings.len(), 1, "{warnings:#?}");
         assert!(warnings[0].starts_with(&format!("{main}:4: html_directory")));
+    }
+
+    #[test]
+    fn content_filter_services_from_the_seeds_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(
+            d,
+            "master.cf",
+            "smtp inet n - y - - smtpd\n\
+             amavisfeed unix - - n - 4 lmtp\n  -o lmtp_data_done_timeout=1200\n  \
+             -o lmtp_send_xforward_command=yes\n  -o disable_dns_lookups=yes\n\
+             smtp-amavis unix - - n - 2 smtp\n  -o smtp_data_done_timeout=1200\n  \
+             -o smtp_send_xforward_command=yes\n\
+             127.0.0.1:10025 inet n - n - - smtpd\n  -o content_filter=\n  \
+             -o receive_override_options=no_header_body_checks,no_unknown_recipient_checks,no_milters,no_address_mappings\n  \
+             -o smtpd_authorized_xforward_hosts=127.0.0.0/8\n\
+             10026 inet n - n - - smtpd\n  -o content_filter=nowhere:[127.0.0.1]:1\n  \
+             -o receive_override_options=no_fun\n",
+        );
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\ncontent_filter = amavisfeed:[127.0.0.1]:10024\n",
+        );
+        let master = d.join("master.cf").display().to_string();
+        let errors: Vec<String> = check(d, &[]).errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors[0].starts_with(&format!(
+            "{master}:14: content_filter = nowhere:[127.0.0.1]:1: master.cf has no unix service"
+        )));
+        assert!(errors[1].starts_with(&format!(
+            "{master}:15: receive_override_options: unknown option \"no_fun\""
+        )));
     }
 
     #[test]

@@ -274,11 +274,15 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "content_filter",
-        "Postfix's after-queue content filter (an SMTP transport); mailgate scans before the queue with content_scanner.",
+        "After-queue content filter as transport:nexthop (smtp-amavis:[127.0.0.1]:10024): every recipient of the mail this service receives goes there instead of its normal route.",
     ),
     (
         "receive_override_options",
-        "Postfix's switches that turn off address mapping or checks for some mail streams.",
+        "Turns off, for the mail this smtpd receives: no_address_mappings, no_header_body_checks, no_unknown_recipient_checks, no_milters (a content filter's re-injection service).",
+    ),
+    (
+        "smtpd_authorized_xforward_hosts",
+        "Clients (as mynetworks) allowed to use XFORWARD to name the original client of mail they re-inject.",
     ),
     (
         "dns_nameservers",
@@ -1318,6 +1322,62 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     (
         "smtp_send_xforward_command",
         "Send XFORWARD with the original client's details to the next hop.",
+    ),
+    (
+        "lmtp_connect_timeout",
+        "How long the LMTP client may take to connect (0: only the delivery's own limit).",
+    ),
+    (
+        "lmtp_lhlo_timeout",
+        "How long the LMTP client waits for the greeting and the LHLO reply.",
+    ),
+    (
+        "lmtp_mail_timeout",
+        "How long the LMTP client waits for the reply to MAIL FROM (and XFORWARD).",
+    ),
+    (
+        "lmtp_rcpt_timeout",
+        "How long the LMTP client waits for the reply to RCPT TO.",
+    ),
+    (
+        "lmtp_data_init_timeout",
+        "How long the LMTP client waits for the reply to DATA.",
+    ),
+    (
+        "lmtp_data_xfer_timeout",
+        "How long the LMTP client may take to send a piece of the content.",
+    ),
+    (
+        "lmtp_data_done_timeout",
+        "How long the LMTP client waits for the replies after the final dot.",
+    ),
+    (
+        "lmtp_quit_timeout",
+        "How long the LMTP client waits for the reply to QUIT.",
+    ),
+    (
+        "lmtp_lhlo_name",
+        "The name the LMTP client sends with LHLO.",
+    ),
+    (
+        "lmtp_host_lookup",
+        "How the LMTP client finds the next hop's addresses (dns).",
+    ),
+    (
+        "lmtp_mx_address_limit",
+        "The most addresses the LMTP client tries per delivery.",
+    ),
+    (
+        "lmtp_line_length_limit",
+        "Longer content lines are broken by the LMTP client (0: never).",
+    ),
+    (
+        "lmtp_mx_session_limit",
+        "The most LMTP sessions per delivery (0: no limit).",
+    ),
+    (
+        "lmtp_send_xforward_command",
+        "Send XFORWARD with the original client's details to the LMTP server.",
     ),
     // Master and process management.
     (

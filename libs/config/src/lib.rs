@@ -11,6 +11,7 @@ pub mod client_score;
 mod descriptions;
 mod endpoint;
 mod error;
+mod filter_check;
 mod lines;
 mod lists;
 mod main_cf;

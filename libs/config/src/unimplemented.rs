@@ -49,12 +49,6 @@ const NO_LOCAL: &str = "mailgate delivers no mail locally";
 static TABLE: &[Unimplemented] = &[
     // After-queue filtering, rewriting and local delivery (the drop-in issue).
     e(
-        "content_filter",
-        EMPTY,
-        "after-queue content filters are not implemented: mail would go out unscanned \
-         (use the built-in scanner: content_scanner)",
-    ),
-    e(
         "smtpd_milters",
         EMPTY,
         "milters are not implemented: mail would pass unchecked by them",
@@ -63,11 +57,6 @@ static TABLE: &[Unimplemented] = &[
         "non_smtpd_milters",
         EMPTY,
         "milters are not implemented: mail would pass unchecked by them",
-    ),
-    w(
-        "receive_override_options",
-        EMPTY,
-        "only meaningful with content_filter, which is not implemented",
     ),
     w("alias_maps", EMPTY, NO_LOCAL),
     w("alias_database", EMPTY, NO_LOCAL),
@@ -88,11 +77,6 @@ static TABLE: &[Unimplemented] = &[
         "defer_transports",
         EMPTY,
         "not implemented: no transport is held back",
-    ),
-    w(
-        "smtp_send_xforward_command",
-        NO,
-        "XFORWARD is not implemented: the next hop does not learn the original client",
     ),
     w(
         "allow_percent_hack",

@@ -131,6 +131,17 @@ impl Evaluator<'_> {
     /// @domain). Used by reject_unlisted_{sender,recipient} and
     /// smtpd_reject_unlisted_{sender,recipient}.
     pub(super) fn unlisted(&self, st: &mut State, address: &str, who: Subject) -> Decision {
+        // receive_override_options = no_unknown_recipient_checks (behind a
+        // content filter: the recipients were checked on the way in).
+        if who != Subject::Sender
+            && self
+                .settings
+                .filtering
+                .overrides
+                .no_unknown_recipient_checks
+        {
+            return Decision::Dunno;
+        }
         if st.warn_if_reject == 0 {
             match who {
                 Subject::Sender => st.sender_checked = true,

@@ -400,7 +400,7 @@ enum Hop {
 
 /// The next hop as smtp(8) or lmtp(8) reads it: lmtp(8) takes
 /// `inet:host:port` too, never looks up MX records and defaults to port 24.
-fn parse_nexthop(text: &str, lmtp: bool) -> Result<Nexthop, String> {
+pub(crate) fn parse_nexthop(text: &str, lmtp: bool) -> Result<Nexthop, String> {
     if !lmtp {
         return Nexthop::parse(text).map_err(|e| e.to_string());
     }

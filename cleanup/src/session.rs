@@ -193,9 +193,12 @@ async fn deliver(
         [only] => Some(only.address.clone()),
         _ => None,
     };
-    if let Some(rewriting) = &settings.rewriting
-        && let Err(reply) = rewrite::apply(rewriting, queue_id, &mut envelope)
-    {
+    if let Err(reply) = rewrite::apply(
+        settings.rewriting.as_ref(),
+        settings.local.as_ref(),
+        queue_id,
+        &mut envelope,
+    ) {
         return Reply::Deferred(reply);
     }
     if let Some(to) = &actions.redirect {

@@ -169,7 +169,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     // Destinations and routing.
     (
         "mydestination",
-        "Domains delivered locally; a gateway delivers nothing locally, so it stays empty.",
+        "Local domains: their names are forwarded by alias_maps, unknown ones refused (local_recipient_maps); the rest goes to local_transport.",
     ),
     (
         "mynetworks",
@@ -222,11 +222,11 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "local_recipient_maps",
-        "Tables of valid local recipients; a gateway has no local recipients.",
+        "Tables of valid recipients in mydestination domains (unix:passwd.byname lists no one on a gateway).",
     ),
     (
         "alias_maps",
-        "Local aliases; a gateway delivers nothing locally.",
+        "aliases(5) tables forwarding local names (postmaster, abuse) to addresses; commands, files and :include: are refused.",
     ),
     (
         "alias_database",

@@ -5,6 +5,7 @@
 //! all errors rather than stopping at the first.
 
 mod address;
+mod aliases;
 mod check;
 mod clamd;
 pub mod client_score;
@@ -13,6 +14,7 @@ mod endpoint;
 mod error;
 mod lines;
 mod lists;
+mod local;
 mod main_cf;
 mod master_cf;
 mod net;
@@ -34,6 +36,7 @@ pub use endpoint::{Endpoint, EndpointError};
 pub use error::{ConfigError, Diagnostic};
 pub use lines::{split_list, strip_braces};
 pub use lists::{DomainList, NetworkList};
+pub use local::{LocalRecipients, is_passwd_table};
 pub use main_cf::{MainConfig, Override};
 pub use master_cf::{MasterConfig, ServiceEntry, ServiceKind};
 pub use params::{ParameterDoc, documentation as parameter_documentation};

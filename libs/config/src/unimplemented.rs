@@ -69,14 +69,10 @@ static TABLE: &[Unimplemented] = &[
         EMPTY,
         "only meaningful with content_filter, which is not implemented",
     ),
-    w("alias_maps", EMPTY, NO_LOCAL),
-    w("alias_database", EMPTY, NO_LOCAL),
-    w("local_recipient_maps", EMPTY, NO_LOCAL),
     w(
-        "mydestination",
+        "alias_database",
         EMPTY,
-        "mailgate delivers no mail locally: mail for these domains is refused unless they \
-         are in relay_domains",
+        "there is no newaliases: alias_maps tables are read from their text source",
     ),
     w("biff", NO, NO_LOCAL),
     w(

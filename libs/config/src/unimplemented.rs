@@ -81,11 +81,6 @@ static TABLE: &[Unimplemented] = &[
         "not implemented: only the clients listed in mynetworks are trusted",
     ),
     w(
-        "defer_transports",
-        EMPTY,
-        "not implemented: no transport is held back",
-    ),
-    w(
         "smtp_send_xforward_command",
         NO,
         "XFORWARD is not implemented: the next hop does not learn the original client",

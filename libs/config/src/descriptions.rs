@@ -177,7 +177,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "mynetworks_style",
-        "How mynetworks is computed when it is not set (host, subnet, class), as in Postfix.",
+        "When set and mynetworks is not: mynetworks is computed from the machine's addresses as hosts, subnets or classes, as in Postfix.",
     ),
     (
         "inet_interfaces",

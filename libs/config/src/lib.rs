@@ -17,6 +17,7 @@ mod lists;
 mod local;
 mod main_cf;
 mod master_cf;
+mod mynetworks;
 mod net;
 mod params;
 pub mod policy;

@@ -76,11 +76,6 @@ static TABLE: &[Unimplemented] = &[
     ),
     w("biff", NO, NO_LOCAL),
     w(
-        "mynetworks_style",
-        &["host"],
-        "not implemented: only the clients listed in mynetworks are trusted",
-    ),
-    w(
         "smtp_send_xforward_command",
         NO,
         "XFORWARD is not implemented: the next hop does not learn the original client",

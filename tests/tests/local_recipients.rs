@@ -106,6 +106,34 @@ fn aliases_forward_local_names_inward_and_unknown_local_users_are_refused() {
         "{received:?}"
     );
     assert_eq!(received.mail_from, "<a@good.test>");
+
+    // A changed alias file is read again (table_check_interval), as every
+    // table is: the new name is known without a restart.
+    assert!(
+        rcpt_reply(&gateway, "info@gw.example.com").starts_with("550 5.1.1"),
+        "not an alias yet"
+    );
+    fs::write(
+        gateway.path("aliases"),
+        format!("{ALIASES}info: info-team@example.com\n"),
+    )
+    .expect("aliases");
+    gateway.wait_for_log("changed -- reload");
+    mailgate_tests::wait_for("the new alias", || {
+        rcpt_reply(&gateway, "info@gw.example.com")
+            .starts_with("250")
+            .then_some(())
+    });
+}
+
+/// The reply to one RCPT from an outside client.
+fn rcpt_reply(gateway: &Gateway, rcpt: &str) -> String {
+    let mut client = Client::connect(gateway.port, "127.0.0.2").expect("connect");
+    client.send("EHLO mail.good.test");
+    client.send("MAIL FROM:<a@good.test>");
+    let reply = client.send(&format!("RCPT TO:<{rcpt}>"));
+    client.send("QUIT");
+    reply
 }
 
 #[test]
@@ -128,6 +156,24 @@ fn an_empty_local_recipient_maps_takes_every_local_user_as_postfix_does() {
     let (code, _, err) = gateway.admin(&["check"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("local_recipient_maps is empty"), "{err}");
+}
+
+#[test]
+fn a_command_alias_added_while_running_is_not_loaded() {
+    let backend = Backend::start();
+    let gateway = gateway(&backend, LOCAL, ALIASES);
+    fs::write(
+        gateway.path("aliases"),
+        format!("{ALIASES}backup: /var/mail/backup\n"),
+    )
+    .expect("aliases");
+    let line = gateway.wait_for_log("reload failed, keeping the running configuration");
+    assert!(
+        line.contains("delivery to a file is not supported"),
+        "{line}"
+    );
+    assert!(rcpt_reply(&gateway, "backup@gw.example.com").starts_with("550 5.1.1"));
+    assert!(rcpt_reply(&gateway, "abuse@gw.example.com").starts_with("250"));
 }
 
 #[test]

@@ -20,6 +20,7 @@ use mailgate_tls::protocol::SERVICE as TLSKEYS_SERVICE;
 use mailgate_tls::server::ServerTls;
 
 use crate::auth::Sasl;
+use crate::policy::verify::VerifySettings;
 use mailgate_policy::{PolicyClient, PolicyService};
 
 /// RFC 5321 section 4.5.3.1.4: a server must accept command lines of 512
@@ -84,7 +85,7 @@ pub enum TempfailAction {
 }
 
 impl TempfailAction {
-    fn from(value: &str) -> TempfailAction {
+    pub(crate) fn from(value: &str) -> TempfailAction {
         match value.to_ascii_lowercase().as_str() {
             "defer" => TempfailAction::Defer,
             "dunno" => TempfailAction::Dunno,
@@ -192,6 +193,8 @@ pub struct Settings {
     pub sasl: Option<Arc<Sasl>>,
     /// smtpd_sender_login_maps: who may use which sender address.
     pub sender_login_maps: Vec<Table>,
+    /// reject_unverified_*: the verify service and the reply codes.
+    pub verify: VerifySettings,
 }
 
 /// A configuration smtpd cannot run with; each names its parameter.
@@ -440,6 +443,7 @@ impl Settings {
                 .map(Arc::new),
             sasl: Sasl::load(config).map_err(SettingsError::Sasl)?,
             sender_login_maps: tables("smtpd_sender_login_maps")?,
+            verify: VerifySettings::load(config, &stressed)?,
         })
     }
 }

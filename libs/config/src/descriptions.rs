@@ -156,7 +156,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "newaliases_path",
-        "Postfix install path of newaliases; informational, a gateway has no aliases database.",
+        "Postfix install path of newaliases; informational, mailgate reads alias files as text.",
     ),
     (
         "mailq_path",
@@ -210,7 +210,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "local_transport",
-        "The transport for local domains; a gateway refuses local delivery.",
+        "The transport for local recipients no alias forwards; by default an error (they bounce).",
     ),
     (
         "defer_transports",
@@ -230,7 +230,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "alias_database",
-        "Alias databases rebuilt by newaliases; a gateway has none.",
+        "Alias databases newaliases rebuilds; mailgate reads alias_maps from their text, so there is none.",
     ),
     (
         "virtual_alias_maps",

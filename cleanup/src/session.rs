@@ -195,9 +195,13 @@ async fn deliver(
     };
     // receive_override_options of smtpd's service, as Postfix's cleanup
     // takes them from its client.
-    if let Some(rewriting) = &settings.rewriting
-        && !actions.no_address_mappings
-        && let Err(reply) = rewrite::apply(rewriting, queue_id, &mut envelope)
+    if !actions.no_address_mappings
+        && let Err(reply) = rewrite::apply(
+            settings.rewriting.as_ref(),
+            settings.local.as_ref(),
+            queue_id,
+            &mut envelope,
+        )
     {
         return Reply::Deferred(reply);
     }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::clamd::ClamdTransfer;
 use crate::error::{ConfigError, Diagnostic};
 use crate::lists::{DomainList, NetworkList};
+use crate::local::{LocalRecipients, is_passwd_table};
 use crate::main_cf::{MainConfig, Override};
 use crate::master_cf::MasterConfig;
 use crate::restrictions::{LIST_PARAMETERS, Restrictions};
@@ -259,6 +260,7 @@ impl Checker {
                 }
             }
         }
+        self.check_local(config);
         self.check_restrictions(config);
         self.check_unimplemented(config);
         self.check_host_lookup(config);
@@ -364,6 +366,72 @@ impl Checker {
                         .push(Diagnostic::new(&file, line, format!("{name}: {error}")));
                 }
             }
+        }
+    }
+
+    /// alias_maps (in aliases(5) syntax, with only addresses as targets),
+    /// local_recipient_maps, and what a gateway's local domains need.
+    fn check_local(&mut self, config: &MainConfig) {
+        let dir = config.config_dir();
+        let alias_specs = config.list("alias_maps");
+        for spec in &alias_specs {
+            if self.tables.insert(format!("aliases {spec}")) {
+                self.once(config, "alias_maps", spec, |spec| {
+                    Table::open_aliases(spec, dir).map(drop)
+                });
+            }
+        }
+        for item in config.list("local_recipient_maps") {
+            if !is_passwd_table(&item) && !alias_specs.contains(&item) {
+                self.table(config, "local_recipient_maps", &item);
+            }
+        }
+        let Ok(local) = LocalRecipients::from_config(config) else {
+            return;
+        };
+        if config.list("mydestination").is_empty() {
+            return;
+        }
+        let warn = |this: &mut Checker, name: &str, message: String| {
+            let (file, line) = this.origin(config, name);
+            if this
+                .seen
+                .insert((file.clone(), line, format!("local:{name}"), message.clone()))
+            {
+                this.warnings.push(Diagnostic::new(&file, line, message));
+            }
+        };
+        let items = config.list("local_recipient_maps");
+        if items.is_empty() {
+            warn(
+                self,
+                "local_recipient_maps",
+                "local_recipient_maps is empty: mail for any user in mydestination is \
+                 accepted, and what alias_maps does not forward is then bounced by \
+                 local_transport (backscatter)"
+                    .to_string(),
+            );
+        } else if config.origin("local_recipient_maps").is_some()
+            && items.iter().any(|i| is_passwd_table(i))
+        {
+            warn(
+                self,
+                "local_recipient_maps",
+                "local_recipient_maps: unix:passwd.byname lists no one: mailgate has no \
+                 system accounts; the local recipients are those alias_maps and the \
+                 other tables list"
+                    .to_string(),
+            );
+        }
+        if !local.has_alias("postmaster") {
+            warn(
+                self,
+                "mydestination",
+                "mydestination: alias_maps forwards no postmaster: mail to postmaster in \
+                 these domains is accepted (RFC 5321) and then bounced by local_transport; \
+                 alias postmaster to an address inside"
+                    .to_string(),
+            );
         }
     }
 
@@ -909,5 +977,70 @@ relay     unix  -       -       y       -       -       relay
         let errs = run(d);
         assert_eq!(errs.len(), 1, "{errs:#?}");
         assert!(errs[0].contains("main.cf:2: unknown parameter \"unused_thing\""));
+    }
+
+    #[test]
+    fn local_domains_aliases_and_their_warnings() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "master.cf", MASTER_CF);
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\nmydestination = $myhostname\nalias_maps = hash:aliases\n",
+        );
+        write(d, "svc_access", "spammer@ REJECT\n");
+        write(
+            d,
+            "aliases",
+            "abuse: sec@inside.example\nbackup: /var/backup/mbox\n",
+        );
+        let errs = run(d);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].contains("aliases:2: alias \"backup\": \"/var/backup/mbox\": delivery to a file is not supported"),
+            "{errs:#?}"
+        );
+        write(d, "aliases", "abuse: sec@inside.example\n");
+        assert_eq!(run(d), Vec::<String>::new());
+        let warnings: Vec<String> = check(d, &[])
+            .warnings
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(
+            warnings[0].contains("main.cf:2: mydestination: alias_maps forwards no postmaster")
+        );
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\nmydestination = $myhostname\nalias_maps = hash:aliases\n\
+             local_recipient_maps =\n",
+        );
+        write(d, "aliases", "postmaster: admin@inside.example\n");
+        let warnings: Vec<String> = check(d, &[])
+            .warnings
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(warnings[0].contains("main.cf:4: local_recipient_maps is empty"));
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\nmydestination = $myhostname\nalias_maps = hash:aliases\n\
+             local_recipient_maps = proxy:unix:passwd.byname $alias_maps\n",
+        );
+        let warnings: Vec<String> = check(d, &[])
+            .warnings
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(
+            warnings[0]
+                .contains("main.cf:4: local_recipient_maps: unix:passwd.byname lists no one")
+        );
     }
 }

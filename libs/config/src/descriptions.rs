@@ -156,7 +156,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "newaliases_path",
-        "Postfix install path of newaliases; informational, a gateway has no aliases database.",
+        "Postfix install path of newaliases; informational, mailgate reads alias files as text.",
     ),
     (
         "mailq_path",
@@ -169,7 +169,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     // Destinations and routing.
     (
         "mydestination",
-        "Domains delivered locally; a gateway delivers nothing locally, so it stays empty.",
+        "Local domains: their names are forwarded by alias_maps, unknown ones refused (local_recipient_maps); the rest goes to local_transport.",
     ),
     (
         "mynetworks",
@@ -177,7 +177,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "mynetworks_style",
-        "How mynetworks is computed when it is not set (host, subnet, class), as in Postfix.",
+        "When set and mynetworks is not: mynetworks is computed from the machine's addresses as hosts, subnets or classes, as in Postfix.",
     ),
     (
         "inet_interfaces",
@@ -210,7 +210,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "local_transport",
-        "The transport for local domains; a gateway refuses local delivery.",
+        "The transport for local recipients no alias forwards; by default an error (they bounce).",
     ),
     (
         "defer_transports",
@@ -222,15 +222,15 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "local_recipient_maps",
-        "Tables of valid local recipients; a gateway has no local recipients.",
+        "Tables of valid recipients in mydestination domains (unix:passwd.byname lists no one on a gateway).",
     ),
     (
         "alias_maps",
-        "Local aliases; a gateway delivers nothing locally.",
+        "aliases(5) tables forwarding local names (postmaster, abuse) to addresses; commands, files and :include: are refused.",
     ),
     (
         "alias_database",
-        "Alias databases rebuilt by newaliases; a gateway has none.",
+        "Alias databases newaliases rebuilds; mailgate reads alias_maps from their text, so there is none.",
     ),
     (
         "virtual_alias_maps",

@@ -98,7 +98,11 @@ static PARAMS: &[Param] = &[
         "debug_peer_list,fast_flush_domains,mynetworks,permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains,smtpd_access_maps",
         List,
     ),
-    p("local_recipient_maps", "", List),
+    p(
+        "local_recipient_maps",
+        "proxy:unix:passwd.byname $alias_maps",
+        List,
+    ),
     p("alias_maps", "", List),
     p("alias_database", "", List),
     p("virtual_alias_maps", "", List),

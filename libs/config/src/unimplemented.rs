@@ -58,26 +58,12 @@ static TABLE: &[Unimplemented] = &[
         EMPTY,
         "milters are not implemented: mail would pass unchecked by them",
     ),
-    w("alias_maps", EMPTY, NO_LOCAL),
-    w("alias_database", EMPTY, NO_LOCAL),
-    w("local_recipient_maps", EMPTY, NO_LOCAL),
     w(
-        "mydestination",
+        "alias_database",
         EMPTY,
-        "mailgate delivers no mail locally: mail for these domains is refused unless they \
-         are in relay_domains",
+        "there is no newaliases: alias_maps tables are read from their text source",
     ),
     w("biff", NO, NO_LOCAL),
-    w(
-        "mynetworks_style",
-        &["host"],
-        "not implemented: only the clients listed in mynetworks are trusted",
-    ),
-    w(
-        "defer_transports",
-        EMPTY,
-        "not implemented: no transport is held back",
-    ),
     w(
         "allow_percent_hack",
         NO,

@@ -126,7 +126,8 @@ impl Evaluator<'_> {
         )
     }
 
-    /// The recipient tables: with relay_recipient_maps set, an address in
+    /// The recipient tables: a local address (mydestination) must be in
+    /// local_recipient_maps; with relay_recipient_maps set, an address in
     /// relay_domains must be listed (as user@domain, user+ext's base, or
     /// @domain). Used by reject_unlisted_{sender,recipient} and
     /// smtpd_reject_unlisted_{sender,recipient}.
@@ -159,9 +160,12 @@ impl Evaluator<'_> {
         if s.rewriting.known(address, who == Subject::Sender) {
             return Decision::Dunno;
         }
-        let Some((local, domain)) = mailgate_config::split_address(address) else {
-            // No domain: a local address, and mailgate has no local users
-            // (Postfix's local_recipient_maps finds no such user).
+        // A local address (mydestination, or no domain): the local
+        // recipient tables decide. Without a local myorigin an address
+        // without a domain has nowhere to go either.
+        let is_local = s.local.is_local(address);
+        let domainless = mailgate_config::split_address(address).is_none();
+        if (is_local && !s.local.known(address)) || (domainless && !is_local) {
             let table = if s.show_unknown_table {
                 " in local recipient table"
             } else {
@@ -177,7 +181,13 @@ impl Evaluator<'_> {
                     who.reply_class()
                 ),
             );
+        }
+        let Some((local, domain)) = mailgate_config::split_address(address) else {
+            return Decision::Dunno;
         };
+        if is_local {
+            return Decision::Dunno;
+        }
         if s.rewriting.is_alias_domain(&domain) {
             let table = if s.show_unknown_table {
                 " in virtual alias table"

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mailgate_config::{Rewriting, open_tables};
+use mailgate_config::{LocalRecipients, Rewriting, open_tables};
 use mailgate_ipc::server::{serve_unix, unix_listener};
 use mailgate_ipc::spool::{INCOMING, QueueIdGenerator, remove_stale_temporaries};
 use mailgate_log::info;
@@ -36,6 +36,9 @@ pub struct Settings {
     pub checks: Checks,
     /// canonical and virtual alias maps; None with no_address_mappings.
     pub rewriting: Option<Rewriting>,
+    /// alias_maps for mydestination's recipients; None without local
+    /// domains or aliases.
+    pub local: Option<LocalRecipients>,
     /// content_scanner: the master.cf service that scans each message
     /// before it is queued; None when content filtering is off.
     pub content_scanner: Option<String>,
@@ -73,6 +76,16 @@ impl Settings {
                 .map_err(|e| errors.push(format!("address rewriting: {e}")))
                 .ok()
         };
+        // Postfix's local(8) expands aliases whatever
+        // receive_override_options says.
+        let local =
+            if config.list("mydestination").is_empty() || config.list("alias_maps").is_empty() {
+                None
+            } else {
+                LocalRecipients::from_config(config)
+                    .map_err(|e| errors.push(format!("alias_maps: {e}")))
+                    .ok()
+            };
         let mut tables = |name: &str| {
             if checks_off {
                 return Vec::new();
@@ -103,6 +116,7 @@ impl Settings {
             myorigin: config.get("myorigin"),
             checks,
             rewriting,
+            local,
             content_scanner: nonempty("content_scanner"),
             scanner_timeout: config.time("scanner_timeout"),
             failure_action,

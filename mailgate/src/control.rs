@@ -208,7 +208,7 @@ pub fn start(invocation: &Invocation) -> Result<(), Error> {
 fn users_needed(invocation: &Invocation) -> Vec<&'static str> {
     let mut users = vec!["mail_owner"];
     let commands: Vec<String> = mailgate_config::MasterConfig::load(&invocation.config_dir)
-        .map(|m| m.services.into_iter().map(|s| s.command).collect())
+        .map(|m| m.services.iter().map(|s| s.program().to_string()).collect())
         .unwrap_or_default();
     for (command, parameter) in [
         ("smtpd", "smtpd_owner"),
@@ -327,7 +327,7 @@ struct Confinement {
     program: String,
     pid: Pid,
     /// Which of the service's processes, as `INDEX/COUNT` (the worker's
-    /// `-p`), or `-`.
+    /// `-i`), or `-`.
     process: String,
     /// Real, effective, saved and filesystem ids, as the kernel lists them.
     uid: String,
@@ -379,7 +379,7 @@ impl Confinement {
                 .unwrap_or_else(|| "-".to_string())
         };
         let service = option("-n");
-        let process = option("-p");
+        let process = option("-i");
         let seccomp = match field("Seccomp").as_str() {
             "0" => "0 (off)".to_string(),
             "1" => "1 (strict)".to_string(),
@@ -518,7 +518,7 @@ mod tests {
         let status = "Name:\tsmtpd\nUid:\t999\t999\t999\t999\nGid:\t995\t995\t995\t995\n\
                       CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n\
                       CapBnd:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n";
-        let cmdline = b"/usr/lib/mailgate/smtpd\0-c\0/etc/mailgate\0-n\x00127.0.0.1:25\0-t\0inet\0-m\x0050\0-p\x002/3\0";
+        let cmdline = b"/usr/lib/mailgate/smtpd\0-c\0/etc/mailgate\0-n\x00127.0.0.1:25\0-t\0inet\0-p\0smtpd\0-m\x0050\0-i\x002/3\0";
         let c = Confinement::parse(Pid::from_raw(42), status, cmdline);
         assert_eq!(c.service, "127.0.0.1:25");
         assert_eq!(c.program, "smtpd");

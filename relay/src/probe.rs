@@ -17,9 +17,9 @@ use mailgate_config::ClientLevel;
 use mailgate_ipc::protocol::delivery::{Outcome, Probe, ProbeReply};
 
 use crate::client;
-use crate::deliver::{connect, describe, fits_command, pseudo};
-use crate::nexthop::{self, Nexthop};
-use crate::settings::Settings;
+use crate::deliver::{connect, describe, fits_command, parse_nexthop, pseudo};
+use crate::nexthop;
+use crate::settings::{Protocol, Settings};
 use crate::status::{Status, pretty};
 use crate::tls::{OpenError, StartTls};
 
@@ -87,9 +87,18 @@ async fn smtp(request: &Probe, settings: &Settings) -> (String, Status) {
     if let Some(status) = refusal(request) {
         return none(status);
     }
-    let nexthop = match Nexthop::parse(&request.nexthop) {
+    // lmtp(8) probes speak LMTP (LHLO, port 24, no MX lookups); over a
+    // Unix socket they are not implemented and defer, never pass.
+    let lmtp = settings.protocol == Protocol::Lmtp;
+    if lmtp && crate::lmtp_unix::socket_path(&request.nexthop).is_some() {
+        return none(Status::deferred(
+            "4.3.5",
+            "address probes over an LMTP Unix socket are not implemented",
+        ));
+    }
+    let nexthop = match parse_nexthop(&request.nexthop, lmtp) {
         Ok(nexthop) => nexthop,
-        Err(e) => return none(Status::deferred("4.3.5", e.to_string())),
+        Err(e) => return none(Status::deferred("4.3.5", e)),
     };
     // The same TLS policy as a delivery to this next hop: a probe that
     // went in clear where mail may not would prove nothing about it.
@@ -114,7 +123,7 @@ async fn smtp(request: &Probe, settings: &Settings) -> (String, Status) {
         if settings.session_limit != 0 && sessions >= settings.session_limit {
             break;
         }
-        let mut use_tls = policy.level > ClientLevel::None;
+        let mut use_tls = !lmtp && policy.level > ClientLevel::None;
         // At most twice: again without TLS when the handshake failed at a
         // level that does not require it.
         loop {
@@ -149,6 +158,7 @@ async fn smtp(request: &Probe, settings: &Settings) -> (String, Status) {
                 &settings.helo_name,
                 settings.timeouts,
                 starttls.as_ref(),
+                lmtp,
             )
             .await;
             match opened {

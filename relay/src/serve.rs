@@ -301,6 +301,7 @@ mod tests {
                 content_length: 21,
                 arrival: now_micros(),
                 active_since: now_micros(),
+                client: mailgate_ipc::submit::local_client(),
             };
             let reply: Reply = channel
                 .call(&AgentRequest::Deliver(request), &[file.as_fd()])

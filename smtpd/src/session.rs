@@ -514,6 +514,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         return end;
                     }
                 },
+                Command::Xforward(arg) => self.xforward(&arg),
                 Command::Helo(name) => self.helo(name, false).await,
                 Command::Ehlo(name) => self.helo(name, true).await,
                 Command::Mail(path, params) => self.mail(path, params).await,
@@ -683,7 +684,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         if s.smtputf8_enable {
             lines.push("SMTPUTF8".to_string());
         }
+        if self.xforward_allowed() {
+            lines.push(crate::xforward::EHLO_LINE.to_string());
+        }
         Reply::multi(250, lines)
+    }
+
+    /// smtpd_authorized_xforward_hosts lists the client.
+    fn xforward_allowed(&self) -> bool {
+        self.settings
+            .filtering
+            .xforward_hosts
+            .contains(self.st.peer.addr)
+    }
+
+    /// XFORWARD: an authorized client (a content filter re-injecting)
+    /// names the original client of the next transaction.
+    fn xforward(&mut self, arg: &str) -> Reply {
+        if !self.xforward_allowed() {
+            return Reply::new(550, "5.7.0 Error: insufficient authorization");
+        }
+        if self.txn.is_some() {
+            return Reply::new(503, "5.5.1 Error: MAIL transaction in progress");
+        }
+        match self.st.xforward.apply(arg) {
+            Ok(()) => Reply::new(250, "2.0.0 Ok"),
+            Err(reply) => reply,
+        }
     }
 
     pub(crate) fn protocol(&self) -> &'static str {

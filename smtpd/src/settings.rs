@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use mailgate_config::client_score::ClientScore;
 use mailgate_config::restrictions::{ListError, Restriction, Restrictions};
-use mailgate_config::{DomainList, MainConfig, NetworkList, Override, Rewriting, Table};
+use mailgate_config::{
+    DomainList, LocalRecipients, MainConfig, NetworkList, Override, Rewriting, Table,
+};
 use mailgate_dns::Dns;
 use mailgate_tls::protocol::SERVICE as TLSKEYS_SERVICE;
 use mailgate_tls::server::ServerTls;
@@ -154,6 +156,9 @@ pub struct Settings {
     /// canonical and virtual alias maps: an address they list is a known
     /// one; virtual_alias_domains are ours, with the maps' users only.
     pub rewriting: Rewriting,
+    /// mydestination, alias_maps and local_recipient_maps: the local
+    /// recipients, refused when the tables do not list them.
+    pub local: LocalRecipients,
     pub restrictions: Restrictions,
     pub delay_reject: bool,
     pub relay_before_recipient: bool,
@@ -192,6 +197,8 @@ pub struct Settings {
     pub sender_login_maps: Vec<Table>,
     /// reject_unverified_*: the verify service and the reply codes.
     pub verify: VerifySettings,
+    /// content_filter, receive_override_options, XFORWARD.
+    pub filtering: crate::xforward::Filtering,
 }
 
 /// A configuration smtpd cannot run with; each names its parameter.
@@ -327,6 +334,7 @@ impl Settings {
             NetworkList::parse(&config.list(parameter), dir).map_err(problems(parameter))
         };
         Ok(Settings {
+            filtering: crate::xforward::Filtering::load(config, dir)?,
             myhostname: config.get("myhostname"),
             banner: config.get("smtpd_banner"),
             helo_required: config.bool("smtpd_helo_required"),
@@ -384,6 +392,8 @@ impl Settings {
             .map_err(problems("relay_domains"))?,
             relay_recipient_maps: tables("relay_recipient_maps")?,
             rewriting: Rewriting::from_config(config).map_err(problems("virtual_alias_maps"))?,
+            local: LocalRecipients::from_config(config)
+                .map_err(problems("local_recipient_maps"))?,
             restrictions,
             delay_reject: config.bool("smtpd_delay_reject"),
             relay_before_recipient: config.bool("smtpd_relay_before_recipient_restrictions"),

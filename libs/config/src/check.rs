@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::clamd::ClamdTransfer;
 use crate::error::{ConfigError, Diagnostic};
 use crate::lists::{DomainList, NetworkList};
+use crate::local::{LocalRecipients, is_passwd_table};
 use crate::main_cf::{MainConfig, Override};
 use crate::master_cf::MasterConfig;
 use crate::restrictions::{LIST_PARAMETERS, Restrictions};
@@ -89,6 +90,12 @@ pub fn check(config_dir: &Path, command_line: &[Override]) -> Report {
         }
     }
     if let Some(master) = &master {
+        checker.check_content_filter(&main, master);
+        for service in &master.services {
+            if let Ok(config) = main.with_overrides(&service.overrides) {
+                checker.check_content_filter(&config, master);
+            }
+        }
         checker.check_content_scanner(&main, master);
         checker.check_tlskeys(&main, master);
         checker.check_verify_service(&main, master);
@@ -108,6 +115,22 @@ pub fn check(config_dir: &Path, command_line: &[Override]) -> Report {
 }
 
 impl Checker {
+    /// content_filter and receive_override_options, wherever set (once
+    /// per place).
+    fn check_content_filter(&mut self, config: &MainConfig, master: &MasterConfig) {
+        for (name, message) in crate::filter_check::problems(config, master) {
+            let (file, line) = self.origin(config, name);
+            if self.seen.insert((
+                file.clone(),
+                line,
+                format!("filter:{name}"),
+                message.clone(),
+            )) {
+                self.diagnostics.push(Diagnostic::new(&file, line, message));
+            }
+        }
+    }
+
     /// content_scanner must name a Unix service of master.cf: otherwise
     /// every message would get a 4xx at run time.
     fn check_content_scanner(&mut self, main: &MainConfig, master: &MasterConfig) {
@@ -245,6 +268,7 @@ impl Checker {
                 }
             }
         }
+        self.check_local(config);
         self.check_restrictions(config);
         self.check_unimplemented(config);
         self.check_host_lookup(config);
@@ -350,6 +374,72 @@ impl Checker {
                         .push(Diagnostic::new(&file, line, format!("{name}: {error}")));
                 }
             }
+        }
+    }
+
+    /// alias_maps (in aliases(5) syntax, with only addresses as targets),
+    /// local_recipient_maps, and what a gateway's local domains need.
+    fn check_local(&mut self, config: &MainConfig) {
+        let dir = config.config_dir();
+        let alias_specs = config.list("alias_maps");
+        for spec in &alias_specs {
+            if self.tables.insert(format!("aliases {spec}")) {
+                self.once(config, "alias_maps", spec, |spec| {
+                    Table::open_aliases(spec, dir).map(drop)
+                });
+            }
+        }
+        for item in config.list("local_recipient_maps") {
+            if !is_passwd_table(&item) && !alias_specs.contains(&item) {
+                self.table(config, "local_recipient_maps", &item);
+            }
+        }
+        let Ok(local) = LocalRecipients::from_config(config) else {
+            return;
+        };
+        if config.list("mydestination").is_empty() {
+            return;
+        }
+        let warn = |this: &mut Checker, name: &str, message: String| {
+            let (file, line) = this.origin(config, name);
+            if this
+                .seen
+                .insert((file.clone(), line, format!("local:{name}"), message.clone()))
+            {
+                this.warnings.push(Diagnostic::new(&file, line, message));
+            }
+        };
+        let items = config.list("local_recipient_maps");
+        if items.is_empty() {
+            warn(
+                self,
+                "local_recipient_maps",
+                "local_recipient_maps is empty: mail for any user in mydestination is \
+                 accepted, and what alias_maps does not forward is then bounced by \
+                 local_transport (backscatter)"
+                    .to_string(),
+            );
+        } else if config.origin("local_recipient_maps").is_some()
+            && items.iter().any(|i| is_passwd_table(i))
+        {
+            warn(
+                self,
+                "local_recipient_maps",
+                "local_recipient_maps: unix:passwd.byname lists no one: mailgate has no \
+                 system accounts; the local recipients are those alias_maps and the \
+                 other tables list"
+                    .to_string(),
+            );
+        }
+        if !local.has_alias("postmaster") {
+            warn(
+                self,
+                "mydestination",
+                "mydestination: alias_maps forwards no postmaster: mail to postmaster in \
+                 these domains is accepted (RFC 5321) and then bounced by local_transport; \
+                 alias postmaster to an address inside"
+                    .to_string(),
+            );
         }
     }
 
@@ -621,13 +711,48 @@ relay     unix  -       -       y       -       -       relay
         let errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
         let warnings: Vec<String> = report.warnings.iter().map(|e| e.to_string()).collect();
         assert_eq!(errors.len(), 3, "{errors:#?}");
-        assert!(errors[0].starts_with(&format!(
-            "{main}:3: content_filter = smtp-amavis:[127.0.0.1]:10024: not implemented in mailgate"
+        assert!(errors[0].starts_with(&format!("{main}:5: smtp_tls_wrappermode = yes")));
+        assert!(errors[1].starts_with(&format!("{master}:2: smtpd_milters = inet:127.0.0.1:8891")));
+        // Not unimplemented any more: checked against master.cf.
+        assert!(errors[2].starts_with(&format!(
+            "{main}:3: content_filter = smtp-amavis:[127.0.0.1]:10024: master.cf has no unix service \"smtp-amavis\""
         )));
-        assert!(errors[1].starts_with(&format!("{main}:5: smtp_tls_wrappermode = yes")));
-        assert!(errors[2].starts_with(&format!("{master}:2: smtpd_milters = inet:127.0.0.1:8891")));
         assert_eq!(warnings.len(), 1, "{warnings:#?}");
         assert!(warnings[0].starts_with(&format!("{main}:4: html_directory")));
+    }
+
+    #[test]
+    fn content_filter_services_from_the_seeds_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(
+            d,
+            "master.cf",
+            "smtp inet n - y - - smtpd\n\
+             amavisfeed unix - - n - 4 lmtp\n  -o lmtp_data_done_timeout=1200\n  \
+             -o lmtp_send_xforward_command=yes\n  -o disable_dns_lookups=yes\n\
+             smtp-amavis unix - - n - 2 smtp\n  -o smtp_data_done_timeout=1200\n  \
+             -o smtp_send_xforward_command=yes\n\
+             127.0.0.1:10025 inet n - n - - smtpd\n  -o content_filter=\n  \
+             -o receive_override_options=no_header_body_checks,no_unknown_recipient_checks,no_milters,no_address_mappings\n  \
+             -o smtpd_authorized_xforward_hosts=127.0.0.0/8\n\
+             10026 inet n - n - - smtpd\n  -o content_filter=nowhere:[127.0.0.1]:1\n  \
+             -o receive_override_options=no_fun\n",
+        );
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\ncontent_filter = amavisfeed:[127.0.0.1]:10024\n",
+        );
+        let master = d.join("master.cf").display().to_string();
+        let errors: Vec<String> = check(d, &[]).errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors[0].starts_with(&format!(
+            "{master}:14: content_filter = nowhere:[127.0.0.1]:1: master.cf has no unix service"
+        )));
+        assert!(errors[1].starts_with(&format!(
+            "{master}:15: receive_override_options: unknown option \"no_fun\""
+        )));
     }
 
     #[test]
@@ -860,5 +985,70 @@ relay     unix  -       -       y       -       -       relay
         let errs = run(d);
         assert_eq!(errs.len(), 1, "{errs:#?}");
         assert!(errs[0].contains("main.cf:2: unknown parameter \"unused_thing\""));
+    }
+
+    #[test]
+    fn local_domains_aliases_and_their_warnings() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "master.cf", MASTER_CF);
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\nmydestination = $myhostname\nalias_maps = hash:aliases\n",
+        );
+        write(d, "svc_access", "spammer@ REJECT\n");
+        write(
+            d,
+            "aliases",
+            "abuse: sec@inside.example\nbackup: /var/backup/mbox\n",
+        );
+        let errs = run(d);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].contains("aliases:2: alias \"backup\": \"/var/backup/mbox\": delivery to a file is not supported"),
+            "{errs:#?}"
+        );
+        write(d, "aliases", "abuse: sec@inside.example\n");
+        assert_eq!(run(d), Vec::<String>::new());
+        let warnings: Vec<String> = check(d, &[])
+            .warnings
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(
+            warnings[0].contains("main.cf:2: mydestination: alias_maps forwards no postmaster")
+        );
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\nmydestination = $myhostname\nalias_maps = hash:aliases\n\
+             local_recipient_maps =\n",
+        );
+        write(d, "aliases", "postmaster: admin@inside.example\n");
+        let warnings: Vec<String> = check(d, &[])
+            .warnings
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(warnings[0].contains("main.cf:4: local_recipient_maps is empty"));
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\nmydestination = $myhostname\nalias_maps = hash:aliases\n\
+             local_recipient_maps = proxy:unix:passwd.byname $alias_maps\n",
+        );
+        let warnings: Vec<String> = check(d, &[])
+            .warnings
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(
+            warnings[0]
+                .contains("main.cf:4: local_recipient_maps: unix:passwd.byname lists no one")
+        );
     }
 }

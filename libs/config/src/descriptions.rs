@@ -156,7 +156,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "newaliases_path",
-        "Postfix install path of newaliases; informational, a gateway has no aliases database.",
+        "Postfix install path of newaliases; informational, mailgate reads alias files as text.",
     ),
     (
         "mailq_path",
@@ -169,7 +169,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     // Destinations and routing.
     (
         "mydestination",
-        "Domains delivered locally; a gateway delivers nothing locally, so it stays empty.",
+        "Local domains: their names are forwarded by alias_maps, unknown ones refused (local_recipient_maps); the rest goes to local_transport.",
     ),
     (
         "mynetworks",
@@ -177,7 +177,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "mynetworks_style",
-        "How mynetworks is computed when it is not set (host, subnet, class), as in Postfix.",
+        "When set and mynetworks is not: mynetworks is computed from the machine's addresses as hosts, subnets or classes, as in Postfix.",
     ),
     (
         "inet_interfaces",
@@ -210,7 +210,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "local_transport",
-        "The transport for local domains; a gateway refuses local delivery.",
+        "The transport for local recipients no alias forwards; by default an error (they bounce).",
     ),
     (
         "defer_transports",
@@ -222,15 +222,15 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "local_recipient_maps",
-        "Tables of valid local recipients; a gateway has no local recipients.",
+        "Tables of valid recipients in mydestination domains (unix:passwd.byname lists no one on a gateway).",
     ),
     (
         "alias_maps",
-        "Local aliases; a gateway delivers nothing locally.",
+        "aliases(5) tables forwarding local names (postmaster, abuse) to addresses; commands, files and :include: are refused.",
     ),
     (
         "alias_database",
-        "Alias databases rebuilt by newaliases; a gateway has none.",
+        "Alias databases newaliases rebuilds; mailgate reads alias_maps from their text, so there is none.",
     ),
     (
         "virtual_alias_maps",
@@ -274,11 +274,15 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "content_filter",
-        "Postfix's after-queue content filter (an SMTP transport); mailgate scans before the queue with content_scanner.",
+        "After-queue content filter as transport:nexthop (smtp-amavis:[127.0.0.1]:10024): every recipient of the mail this service receives goes there instead of its normal route.",
     ),
     (
         "receive_override_options",
-        "Postfix's switches that turn off address mapping or checks for some mail streams.",
+        "Turns off, for the mail this smtpd receives: no_address_mappings, no_header_body_checks, no_unknown_recipient_checks, no_milters (a content filter's re-injection service).",
+    ),
+    (
+        "smtpd_authorized_xforward_hosts",
+        "Clients (as mynetworks) allowed to use XFORWARD to name the original client of mail they re-inject.",
     ),
     (
         "dns_nameservers",
@@ -1318,6 +1322,62 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     (
         "smtp_send_xforward_command",
         "Send XFORWARD with the original client's details to the next hop.",
+    ),
+    (
+        "lmtp_connect_timeout",
+        "How long the LMTP client may take to connect (0: only the delivery's own limit).",
+    ),
+    (
+        "lmtp_lhlo_timeout",
+        "How long the LMTP client waits for the greeting and the LHLO reply.",
+    ),
+    (
+        "lmtp_mail_timeout",
+        "How long the LMTP client waits for the reply to MAIL FROM (and XFORWARD).",
+    ),
+    (
+        "lmtp_rcpt_timeout",
+        "How long the LMTP client waits for the reply to RCPT TO.",
+    ),
+    (
+        "lmtp_data_init_timeout",
+        "How long the LMTP client waits for the reply to DATA.",
+    ),
+    (
+        "lmtp_data_xfer_timeout",
+        "How long the LMTP client may take to send a piece of the content.",
+    ),
+    (
+        "lmtp_data_done_timeout",
+        "How long the LMTP client waits for the replies after the final dot.",
+    ),
+    (
+        "lmtp_quit_timeout",
+        "How long the LMTP client waits for the reply to QUIT.",
+    ),
+    (
+        "lmtp_lhlo_name",
+        "The name the LMTP client sends with LHLO.",
+    ),
+    (
+        "lmtp_host_lookup",
+        "How the LMTP client finds the next hop's addresses (dns).",
+    ),
+    (
+        "lmtp_mx_address_limit",
+        "The most addresses the LMTP client tries per delivery.",
+    ),
+    (
+        "lmtp_line_length_limit",
+        "Longer content lines are broken by the LMTP client (0: never).",
+    ),
+    (
+        "lmtp_mx_session_limit",
+        "The most LMTP sessions per delivery (0: no limit).",
+    ),
+    (
+        "lmtp_send_xforward_command",
+        "Send XFORWARD with the original client's details to the LMTP server.",
     ),
     // Master and process management.
     (

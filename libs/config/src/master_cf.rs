@@ -52,6 +52,16 @@ pub struct ServiceEntry {
 }
 
 impl ServiceEntry {
+    /// The program in daemon_directory that runs this service: Postfix's
+    /// delivery-agent commands `smtp` and `lmtp` are both served by relay
+    /// (told which by the command it is started for).
+    pub fn program(&self) -> &str {
+        match self.command.as_str() {
+            "smtp" | "lmtp" => "relay",
+            other => other,
+        }
+    }
+
     /// For inet services: the host part (None = all of inet_interfaces) and the port.
     /// None for other service kinds.
     pub fn inet_address(&self) -> Option<(Option<String>, u16)> {
@@ -406,6 +416,9 @@ pickup    fifo  n       -       y       60?     1       pickup
         assert_eq!(smtp.args, vec!["-v"]);
         let amavis = &m.services[3];
         assert_eq!(amavis.overrides[1].name, "smtpd_recipient_restrictions");
+        assert_eq!(amavis.program(), "relay");
+        assert_eq!(m.services[0].program(), "relay");
+        assert_eq!(feed.program(), "smtpd");
         assert_eq!(amavis.overrides[1].value, "permit_mynetworks, $my_extra");
         assert_eq!(m.services[4].kind, ServiceKind::Fifo);
         assert_eq!(m.services[4].wakeup, Some(Duration::from_secs(60)));

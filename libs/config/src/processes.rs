@@ -77,7 +77,7 @@ pub fn service_limit(entry: &ServiceEntry, config: &MainConfig) -> Option<u32> {
 /// overrides, are `config`) on a machine with `cores` cores, and each one's
 /// share of maxproc. Errors are those `mailgate check` reports.
 pub fn plan(entry: &ServiceEntry, config: &MainConfig, cores: u32) -> Result<ProcessPlan, String> {
-    let multi = MULTI_PROCESS_PROGRAMS.contains(&entry.command.as_str());
+    let multi = MULTI_PROCESS_PROGRAMS.contains(&entry.program());
     let count = ProcessCount::parse(&config.get(PROCESSES))?;
     // main.cf's value is for the programs that can run several; a service's
     // own -o asking a one-process program for more is a mistake.
@@ -86,7 +86,7 @@ pub fn plan(entry: &ServiceEntry, config: &MainConfig, cores: u32) -> Result<Pro
         ProcessCount::Fixed(n) if n > 1 && !multi && own => {
             return Err(format!(
                 "{PROCESSES} = {n}: {} runs as one process (only {} may run several)",
-                entry.command,
+                entry.program(),
                 MULTI_PROCESS_PROGRAMS.join(", ")
             ));
         }
@@ -185,7 +185,7 @@ pub const PER_PROCESS_LIMITS: &[&str] = &[
 
 pub fn warnings(main: &MainConfig, master: &MasterConfig, cores: u32) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    for entry in master.services.iter().filter(|e| e.command == "smtpd") {
+    for entry in master.services.iter().filter(|e| e.program() == "smtpd") {
         let Ok(config) = main.with_overrides(&entry.overrides) else {
             continue;
         };

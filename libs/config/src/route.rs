@@ -165,6 +165,26 @@ impl Router {
         }
     }
 
+    /// The route of a recipient of a message with a content filter
+    /// (content_filter or FILTER, `transport:nexthop`), which replaces the
+    /// recipient's own, as Postfix's qmgr does. Without a next hop, the
+    /// recipient's domain is the destination.
+    pub fn filter_route(&self, filter: &str, recipient: &str) -> Route {
+        let value = TransportValue::parse(filter);
+        let nexthop = if value.nexthop.is_empty() {
+            match split_address(recipient) {
+                Some((_, domain)) => domain.trim_end_matches('.').to_string(),
+                None => self.myorigin.clone(),
+            }
+        } else {
+            value.nexthop
+        };
+        Route {
+            transport: value.transport,
+            nexthop,
+        }
+    }
+
     fn class_route(&self, domain: &str) -> Route {
         let (class, use_relayhost) = if self.mydestination.matches(domain) {
             (&self.local_transport, false)
@@ -247,6 +267,30 @@ mod tests {
             transport: transport.into(),
             nexthop: nexthop.into(),
         }
+    }
+
+    #[test]
+    fn content_filter_replaces_every_route() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = router(
+            dir.path(),
+            "relay_domains = example.com\nrelayhost = [mail.isp.tld]\nmyorigin = example.net\n",
+        );
+        let filter = "smtp-amavis:[127.0.0.1]:10024";
+        for rcpt in ["a@example.com", "b@other.org", "postmaster"] {
+            assert_eq!(
+                r.filter_route(filter, rcpt),
+                route("smtp-amavis", "[127.0.0.1]:10024")
+            );
+        }
+        assert_eq!(
+            r.filter_route("amavisfeed:", "a@Example.com."),
+            route("amavisfeed", "example.com")
+        );
+        assert_eq!(
+            r.filter_route("scan", "postmaster"),
+            route("scan", "example.net")
+        );
     }
 
     #[test]

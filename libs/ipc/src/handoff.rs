@@ -1,7 +1,7 @@
 //! What the master hands a worker it starts: the command line it builds and
 //! the descriptors it leaves open.
 //!
-//! `COMMAND -c CONFIG_DIR -n SERVICE -t TYPE [-r] [-u] -m SESSIONS -p INDEX/COUNT [-o NAME=VALUE]... [-- ARGS...]`
+//! `PROGRAM -c CONFIG_DIR -n SERVICE -t TYPE -p COMMAND [-r] [-u] -m SESSIONS -i INDEX/COUNT [-o NAME=VALUE]... [-- ARGS...]`
 //! with the service's listening socket on descriptor 3 and the read end of a
 //! pipe on descriptor 4 whose other end only the master holds: when it reads
 //! end-of-file, the master is gone and the worker exits.
@@ -19,6 +19,9 @@ pub struct Handoff {
     pub service: String,
     /// master.cf's type column: `inet` or `unix`.
     pub kind: String,
+    /// master.cf's command column as written: one program may serve
+    /// several commands (relay serves `smtp` and `lmtp`).
+    pub command: String,
     /// master.cf's chroot column.
     pub chroot: bool,
     /// master.cf's unpriv column.
@@ -44,9 +47,11 @@ impl Handoff {
             self.service.clone(),
             "-t".to_string(),
             self.kind.clone(),
+            "-p".to_string(),
+            self.command.clone(),
             "-m".to_string(),
             self.sessions.to_string(),
-            "-p".to_string(),
+            "-i".to_string(),
             format!("{}/{}", self.process, self.processes),
         ];
         if self.chroot {
@@ -70,6 +75,7 @@ impl Handoff {
             config_dir: PathBuf::new(),
             service: String::new(),
             kind: String::new(),
+            command: String::new(),
             chroot: false,
             unprivileged: false,
             sessions: 1,
@@ -89,18 +95,19 @@ impl Handoff {
                 "-c" => handoff.config_dir = PathBuf::from(value("-c")?),
                 "-n" => handoff.service = value("-n")?,
                 "-t" => handoff.kind = value("-t")?,
+                "-p" => handoff.command = value("-p")?,
                 "-m" => {
                     handoff.sessions = value("-m")?
                         .parse()
                         .map_err(|_| "option -m needs a number".to_string())?
                 }
-                "-p" => {
-                    let spec = value("-p")?;
+                "-i" => {
+                    let spec = value("-i")?;
                     let (index, count) = spec
                         .split_once('/')
                         .and_then(|(i, c)| Some((i.parse().ok()?, c.parse().ok()?)))
                         .filter(|&(i, c): &(u32, u32)| (1..=c).contains(&i))
-                        .ok_or_else(|| format!("option -p needs INDEX/COUNT, found {spec:?}"))?;
+                        .ok_or_else(|| format!("option -i needs INDEX/COUNT, found {spec:?}"))?;
                     handoff.process = index;
                     handoff.processes = count;
                 }
@@ -143,6 +150,7 @@ mod tests {
             config_dir: "/etc/mailgate".into(),
             service: "127.0.0.1:2525".into(),
             kind: "inet".into(),
+            command: "smtpd".into(),
             chroot: true,
             unprivileged: true,
             sessions: 100,
@@ -154,7 +162,7 @@ mod tests {
         assert_eq!(Handoff::parse(&handoff.to_args()).unwrap(), handoff);
         assert!(Handoff::parse(&[]).is_err());
         let mut args = handoff.to_args();
-        let p = args.iter().position(|a| a == "-p").unwrap();
+        let p = args.iter().position(|a| a == "-i").unwrap();
         for bad in ["4/3", "0/3", "x/3", "3"] {
             args[p + 1] = bad.to_string();
             assert!(Handoff::parse(&args).is_err(), "{bad}");

@@ -44,6 +44,12 @@ pub mod cleanup {
         /// (smtpd_tls_received_header) and the authenticated sender
         /// (smtpd_sasl_authenticated_header).
         pub received_comments: Vec<String>,
+        /// content_filter or a FILTER action: the `transport:nexthop`
+        /// every recipient goes to after the queue.
+        pub filter: Option<String>,
+        /// receive_override_options of smtpd's service, for cleanup.
+        pub no_header_body_checks: bool,
+        pub no_address_mappings: bool,
     }
 
     #[derive(Debug, Serialize, Deserialize)]
@@ -221,7 +227,7 @@ pub mod qmgr {
 pub mod delivery {
     use serde::{Deserialize, Serialize};
 
-    use crate::envelope::{BodyType, Micros};
+    use crate::envelope::{BodyType, ClientInfo, Micros};
 
     /// What a delivery agent is asked.
     #[derive(Debug, Serialize, Deserialize)]
@@ -274,6 +280,8 @@ pub mod delivery {
         /// For the delays=a/b/c/d figures in the log.
         pub arrival: Micros,
         pub active_since: Micros,
+        /// The client the message came from, for XFORWARD.
+        pub client: ClientInfo,
         // The request carries one descriptor: the queue file, read-only.
     }
 

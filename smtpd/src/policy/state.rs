@@ -65,6 +65,9 @@ pub struct Actions {
     pub bcc: Vec<String>,
     /// PREPEND: header lines put above the message.
     pub prepend: Vec<String>,
+    /// FILTER: the content filter (transport:nexthop) instead of
+    /// content_filter.
+    pub filter: Option<String>,
 }
 
 /// A session's policy state (Postfix's SMTPD_STATE, the parts restrictions
@@ -110,6 +113,8 @@ pub struct State {
     pub(super) sender_checked: bool,
     pub(super) recipient_checked: bool,
     pub actions: Actions,
+    /// What XFORWARD said about the original client, for this transaction.
+    pub xforward: crate::xforward::Forwarded,
 }
 
 impl State {
@@ -142,6 +147,7 @@ impl State {
             sender_checked: false,
             recipient_checked: false,
             actions: Actions::default(),
+            xforward: Default::default(),
         }
     }
 
@@ -157,6 +163,8 @@ impl State {
         self.smtputf8 = false;
         self.actions = Actions::default();
         self.dip_sender = false;
+        // Postfix's mail_reset: XFORWARD holds for one transaction.
+        self.xforward = Default::default();
     }
 
     /// `ID: what: STAGE from host[ip]: text; from=<s> to=<r> proto=P

@@ -314,6 +314,7 @@ async fn deliver(channel: &mut Channel, arg: &str) -> Result<String, String> {
         content_length: MESSAGE.len() as u64 + if beyond { 1 << 20 } else { 0 },
         arrival: now_micros(),
         active_since: now_micros(),
+        client: mailgate_ipc::submit::local_client(),
     };
     let fd: BorrowedFd<'_> = file.as_fd();
     let request = delivery::AgentRequest::Deliver(request);

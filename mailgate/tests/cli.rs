@@ -636,12 +636,14 @@ fn check_validates_processes_and_threads_per_service() {
         "master.cf",
         "smtp inet n - - - - smtpd -o mailgate_service_processes=2\n\
          cleanup unix n - - - 0 cleanup\n\
-         qmgr unix n - - 300 1 qmgr\n",
+         qmgr unix n - - 300 1 qmgr\n\
+         anvil unix - - y - 1 anvil\n",
     );
     let out = mailgate(&dir, &["check"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(!out.stderr.contains("counted in each"), "{}", out.stderr);
-    // Per-client limits are counted in each smtpd process: said when set.
+    // Without an anvil service, per-client limits are counted in each
+    // smtpd process: said for a service that runs several.
     dir.configure("smtpd_client_connection_rate_limit = 30\n");
     dir.write(
         "master.cf",
@@ -652,9 +654,21 @@ fn check_validates_processes_and_threads_per_service() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stderr.contains(
-            "main.cf:3: smtpd_client_connection_rate_limit = 30: counted in each smtpd process, and service smtp runs 2"
+            "master.cf:1: service smtp runs 2 smtpd processes and \
+             master.cf has no anvil service: smtpd_client_connection_count_limit = 50, \
+             smtpd_client_connection_rate_limit = 30 counted in each process"
         ),
         "{}",
         out.stderr
     );
+    // With anvil they are counted over all of them: nothing to say.
+    dir.write(
+        "master.cf",
+        "smtp inet n - - - - smtpd -o mailgate_service_processes=2\n\
+         cleanup unix n - - - 0 cleanup\n\
+         anvil unix - - y - 1 anvil\n",
+    );
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("counted in each"), "{}", out.stderr);
 }

@@ -176,7 +176,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
         let addr = self.st.peer.addr;
         if sasl.rate_limit > 0 && !s.limits.exceptions.contains(addr) {
-            let rate = self.shared.anvil.auth(addr);
+            let rate = self.shared.anvil.auth(addr).await;
             if rate > sasl.rate_limit {
                 warning!(
                     "AUTH command rate limit exceeded: {rate} from {} for service {}",

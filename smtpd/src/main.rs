@@ -3,6 +3,7 @@
 //! 250 only once cleanup has the message on stable storage.
 
 mod anvil;
+mod anvil_client;
 mod auth;
 mod conn;
 mod peer;
@@ -38,7 +39,11 @@ fn main() -> ExitCode {
     let mut worker = worker.enter_sandbox(&profiles::SMTPD);
     let runtime = worker.runtime();
     let shutdown = worker.shutdown();
-    let shared = Shared::new(settings, &worker.handoff.service, worker.handoff.sessions);
+    // Inside the runtime: the connection to the anvil service is a task.
+    let shared = {
+        let _runtime = runtime.enter();
+        Shared::new(settings, &worker.handoff.service, worker.handoff.sessions)
+    };
     runtime.block_on(serve(listener, shared, shutdown.wait()))
 }
 

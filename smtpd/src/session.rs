@@ -45,7 +45,17 @@ impl Shared {
     pub fn new(settings: Settings, service: &str, maxproc: u32) -> Shared {
         let maxproc = maxproc.max(1) as usize;
         Shared {
-            anvil: Anvil::new(settings.limits.rate_unit),
+            // With a runtime, over every smtpd process through the anvil
+            // service; without one (unit tests), in this process.
+            anvil: if tokio::runtime::Handle::try_current().is_ok() {
+                Anvil::with_service(
+                    settings.limits.rate_unit,
+                    service,
+                    settings.limits.anvil_socket.clone(),
+                )
+            } else {
+                Anvil::new(settings.limits.rate_unit)
+            },
             settings,
             service: service.to_string(),
             slots: Arc::new(Semaphore::new(maxproc)),
@@ -302,8 +312,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
         let addr = self.st.peer.addr;
         let mut connection = None;
-        if !s.limits.exceptions.contains(addr) {
-            let (guard, count, rate) = self.shared.anvil.connect(addr);
+        let limited = s.limits.connection_count > 0 || s.limits.connection_rate > 0;
+        if limited && !s.limits.exceptions.contains(addr) {
+            let (guard, count, rate) = self.shared.anvil.connect(addr).await;
             connection = Some(guard);
             let limits = &s.limits;
             let over = if limits.connection_count > 0 && count > limits.connection_count {

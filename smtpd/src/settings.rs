@@ -115,6 +115,9 @@ pub struct ClientLimits {
     pub recipient_rate: u32,
     pub rate_unit: Duration,
     pub exceptions: NetworkList,
+    /// The anvil service's socket; None: private/anvil in the spool
+    /// (tests name another).
+    pub anvil_socket: Option<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -444,6 +447,7 @@ impl Settings {
                 recipient_rate: count(config, "smtpd_client_recipient_rate_limit")?,
                 rate_unit: config.time("anvil_rate_time_unit"),
                 exceptions: networks("smtpd_client_event_limit_exceptions")?,
+                anvil_socket: None,
             },
             dns: Dns::new(&config.list("dns_nameservers")).map_err(SettingsError::Dns)?,
             policy_clients,

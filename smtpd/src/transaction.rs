@@ -78,7 +78,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
         let addr = self.st.peer.addr;
         if s.limits.message_rate > 0 && !s.limits.exceptions.contains(addr) {
-            let rate = self.shared.anvil.message(addr);
+            let rate = self.shared.anvil.message(addr).await;
             if rate > s.limits.message_rate {
                 warning!(
                     "Message delivery request rate limit exceeded: {rate} from {} for service {}",
@@ -125,7 +125,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
         let addr = self.st.peer.addr;
         if s.limits.recipient_rate > 0 && !s.limits.exceptions.contains(addr) {
-            let rate = self.shared.anvil.recipient(addr);
+            let rate = self.shared.anvil.recipient(addr).await;
             if rate > s.limits.recipient_rate {
                 warning!(
                     "Recipient address rate limit exceeded: {rate} from {} for service {}",

@@ -543,7 +543,8 @@ pub fn master_cf(smtpd_port: u16) -> String {
          smtp unix - - y - - relay\n\
          relay unix - - y - - relay\n\
          error unix - - y - - relay\n\
-         discard unix - - y - - relay\n"
+         discard unix - - y - - relay\n\
+         anvil unix - - y - 1 anvil\n"
     )
 }
 

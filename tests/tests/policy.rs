@@ -135,11 +135,11 @@ fn trickling_clients_cannot_starve_the_listener() {
 #[test]
 fn the_per_client_connection_limit_is_logged_as_postfix_logs_it() {
     let backend = Backend::start();
-    // The limit is counted in each smtpd process (check says so when
-    // several run): one process, so the second connection meets it.
+    // Several smtpd processes: the anvil service counts over all of them,
+    // whichever process each connection lands on.
     let gw = Gateway::start(
         &backend,
-        "smtpd_client_connection_count_limit = 1\nmailgate_service_processes = 1\n",
+        "smtpd_client_connection_count_limit = 1\nmailgate_service_processes = 3\n",
     );
     let first = Client::connect(gw.port, "127.0.0.2").unwrap();
     assert!(first.greeting.starts_with("220"));

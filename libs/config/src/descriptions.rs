@@ -820,6 +820,10 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
         "The period the client rate limits count over.",
     ),
     (
+        "anvil_status_update_time",
+        "How often the anvil service logs the highest per-client counts it saw.",
+    ),
+    (
         "unknown_client_reject_code",
         "The reply code when a client's address has no (valid) host name.",
     ),

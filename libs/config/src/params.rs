@@ -233,6 +233,7 @@ static PARAMS: &[Param] = &[
     p("smtpd_client_new_tls_session_rate_limit", "0", Int),
     p("smtpd_client_auth_rate_limit", "0", Int),
     p("anvil_rate_time_unit", "60s", Time('s')),
+    p("anvil_status_update_time", "600s", Time('s')),
     // Postfix 3.9's values. Only <CR><LF>.<CR><LF> ever ends DATA, and a
     // bare LF ends a line, whatever the value ("no" too, unlike Postfix);
     // "note" also logs it, "reject" refuses it.

@@ -172,19 +172,28 @@ pub fn problems(main: &MainConfig, master: &MasterConfig) -> Vec<Diagnostic> {
     out
 }
 
-/// smtpd's per-client limits (Postfix's anvil) are counted inside each
-/// smtpd process; with several processes a client may reach each limit in
-/// every one of them. `mailgate check` says so when such a limit is set
-/// explicitly for an smtpd service that runs several processes.
-pub const PER_PROCESS_LIMITS: &[&str] = &[
+/// smtpd's per-client limits (Postfix's anvil): the anvil service counts
+/// them over every smtpd process. Without an `anvil` service in master.cf
+/// each smtpd process counts them for itself, so with several processes a
+/// client may reach each limit in every one: `mailgate check` says so for
+/// each smtpd service that runs several while a limit is in force.
+pub const PER_CLIENT_LIMITS: &[&str] = &[
     "smtpd_client_connection_count_limit",
     "smtpd_client_connection_rate_limit",
     "smtpd_client_message_rate_limit",
     "smtpd_client_recipient_rate_limit",
+    "smtpd_client_auth_rate_limit",
 ];
 
 pub fn warnings(main: &MainConfig, master: &MasterConfig, cores: u32) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    let anvil = master
+        .services
+        .iter()
+        .any(|e| e.program() == "anvil" && e.name == "anvil");
+    if anvil {
+        return out;
+    }
     for entry in master.services.iter().filter(|e| e.program() == "smtpd") {
         let Ok(config) = main.with_overrides(&entry.overrides) else {
             continue;
@@ -196,25 +205,25 @@ pub fn warnings(main: &MainConfig, master: &MasterConfig, cores: u32) -> Vec<Dia
         if processes < 2 {
             continue;
         }
-        for name in PER_PROCESS_LIMITS {
-            let Some((file, line)) = config.origin(name) else {
-                continue;
-            };
-            if config.int(name) == 0 {
-                continue;
-            }
-            out.push(Diagnostic::new(
-                file,
-                line,
-                format!(
-                    "{name} = {}: counted in each smtpd process, and service {} runs {processes} \
-                     ({PROCESSES}): a client may reach the limit in each; set -o {PROCESSES}=1 \
-                     on the service for Postfix's exact count",
-                    config.get(name),
-                    entry.name
-                ),
-            ));
+        let limits: Vec<String> = PER_CLIENT_LIMITS
+            .iter()
+            .filter(|name| config.int(name) > 0)
+            .map(|name| format!("{name} = {}", config.get(name)))
+            .collect();
+        if limits.is_empty() {
+            continue;
         }
+        out.push(Diagnostic::new(
+            &entry.file,
+            entry.line,
+            format!(
+                "service {} runs {processes} smtpd processes and master.cf has \
+                 no anvil service: {} counted in each process, so a client may reach the \
+                 limit in each; add \"anvil unix - - y - 1 anvil\" to master.cf",
+                entry.name,
+                limits.join(", ")
+            ),
+        ));
     }
     out
 }

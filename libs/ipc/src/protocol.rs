@@ -349,6 +349,60 @@ pub mod verify {
     }
 }
 
+/// smtpd -> anvil, one connection per smtpd process held open while it
+/// runs (Postfix's anvil(8)): the per-client counts over every smtpd
+/// process. A connection counted with `Connect` stays counted until the
+/// same smtpd connection sends `Disconnect` or closes (a crashed smtpd's
+/// clients are counted down with it). One reply per request, in order.
+pub mod anvil {
+    use std::net::IpAddr;
+
+    use serde::{Deserialize, Serialize};
+
+    /// Which limit a rate request counts for.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum Event {
+        /// MAIL FROM (smtpd_client_message_rate_limit).
+        Message,
+        /// An accepted RCPT TO (smtpd_client_recipient_rate_limit).
+        Recipient,
+        /// AUTH (smtpd_client_auth_rate_limit).
+        Auth,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    pub enum Request {
+        /// A new session of `client` on master.cf service `service`: count
+        /// it as open and as one connection in the rate window.
+        Connect { service: String, client: IpAddr },
+        /// That session ended.
+        Disconnect { service: String, client: IpAddr },
+        /// Count one event of the client in the rate window.
+        Rate {
+            service: String,
+            client: IpAddr,
+            event: Event,
+        },
+    }
+
+    #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Reply {
+        /// Sessions the client holds open (this one included), and its
+        /// connections in the current anvil_rate_time_unit.
+        Connected {
+            count: u32,
+            rate: u32,
+        },
+        Disconnected,
+        /// The client's events of that kind in the current unit, this one
+        /// included.
+        Rate(u32),
+        /// anvil holds as many clients as it may: the smtpd counts this
+        /// one itself.
+        Full,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::cleanup::Request;

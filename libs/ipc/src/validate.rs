@@ -12,7 +12,7 @@ use std::os::fd::AsFd;
 use nix::fcntl::{FcntlArg, SealFlag, fcntl};
 
 use crate::envelope::{ClientInfo, Envelope, RecipientState};
-use crate::protocol::{cleanup, delivery, qmgr, scanner, verify};
+use crate::protocol::{anvil, cleanup, delivery, qmgr, scanner, verify};
 use crate::spool::is_queue_id;
 
 /// Longest address, ORCPT, HELO name or host name accepted: a whole SMTP
@@ -250,6 +250,27 @@ impl Validate for verify::Request {
     }
 }
 
+/// Longest master.cf service name in an anvil request.
+pub const MAX_SERVICE: usize = 256;
+
+impl Validate for anvil::Request {
+    fn validate(&self) -> Result<(), Invalid> {
+        let (anvil::Request::Connect { service, client }
+        | anvil::Request::Disconnect { service, client }
+        | anvil::Request::Rate {
+            service, client, ..
+        }) = self;
+        text("service", service, MAX_SERVICE)?;
+        if service.is_empty() || service.contains(char::is_whitespace) {
+            return invalid(format!("service name {:?}", shorten(service)));
+        }
+        if client.is_unspecified() {
+            return invalid("the unspecified client address");
+        }
+        Ok(())
+    }
+}
+
 /// Checks that a message descriptor is a memory file sealed against
 /// writing, growing and shrinking (so what this process reads is what the
 /// scanner and the queue file get, whatever the sender does later), of the
@@ -351,6 +372,31 @@ mod tests {
         assert!(query("bob@example.com").is_ok());
         assert!(query("").is_err());
         assert!(query("a\nb").is_err());
+    }
+
+    #[test]
+    fn anvil_requests_are_checked() {
+        let connect = |service: &str, client: &str| anvil::Request::Connect {
+            service: service.into(),
+            client: client.parse().unwrap(),
+        };
+        assert!(connect("127.0.0.1:2525", "192.0.2.1").validate().is_ok());
+        assert!(connect("smtp", "2001:db8::1").validate().is_ok());
+        assert!(connect("", "192.0.2.1").validate().is_err());
+        assert!(connect("a\nb", "192.0.2.1").validate().is_err());
+        assert!(connect("a b", "192.0.2.1").validate().is_err());
+        assert!(
+            connect(&"x".repeat(MAX_SERVICE + 1), "192.0.2.1")
+                .validate()
+                .is_err()
+        );
+        assert!(connect("smtp", "0.0.0.0").validate().is_err());
+        let rate = anvil::Request::Rate {
+            service: "smtp".into(),
+            client: "::".parse().unwrap(),
+            event: anvil::Event::Auth,
+        };
+        assert!(rate.validate().is_err());
     }
 
     #[test]

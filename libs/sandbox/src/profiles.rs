@@ -21,6 +21,7 @@
 //! web      spool    mail_owner     - (inet)                   stdio accept unix-connect spool-files   read the queues and data, release from quarantine  connect the login backend's port
 //! greylist data_directory  mail_owner  smtpd_owner mail_owner root  stdio accept db-file (or inet: Redis)  none            none (connect Redis's port)
 //! verify   spool    mail_owner     smtpd_owner mail_owner root stdio accept unix-connect db-file (or inet: Redis, or neither: memory)  none  none (connect Redis's port)
+//! anvil    spool    mail_owner     smtpd_owner                stdio accept                            none                               none
 //! scan     -        scanner_owner  -                          stdio file-locks                        none                               none
 //! learn    -        scanner_owner  -                          stdio file-locks db-file                none                               none
 //! ```
@@ -565,6 +566,19 @@ pub const VERIFY_MEMORY: Profile = Profile {
     landlock: NOTHING,
 };
 
+/// Per-client counts for every smtpd process (Postfix's anvil): accepts on
+/// its inherited socket and answers smtpd only; opens nothing, connects
+/// nowhere, no network.
+pub const ANVIL: Profile = Profile {
+    service: "anvil",
+    root: Root::Spool,
+    run_as: RunAs::MailOwner,
+    callers: &[Caller::User("smtpd_owner")],
+    limits: LIMITS,
+    promises: &[Promise::Stdio, Promise::Accept],
+    landlock: NOTHING,
+};
+
 /// Every profile, for tests and tools.
 pub const ALL: &[Profile] = &[
     SMTPD,
@@ -581,6 +595,7 @@ pub const ALL: &[Profile] = &[
     VERIFY,
     VERIFY_REDIS,
     VERIFY_MEMORY,
+    ANVIL,
     SCAN,
     LEARN,
 ];
@@ -644,6 +659,10 @@ mod tests {
         }
         assert_eq!(GREYLIST.pledge(), "stdio accept db-file");
         assert_eq!(TLSKEYS.pledge(), "stdio accept");
+        assert_eq!(ANVIL.pledge(), "stdio accept");
+        assert_eq!(ANVIL.landlock, NOTHING);
+        assert_eq!(ANVIL.callers, &[Caller::User("smtpd_owner")]);
+        assert_eq!(ANVIL.socket_mode(), 0o660, "smtpd calls it");
         for profile in [SMTPD, RELAY, STATS, SCANNER, TLSKEYS, SCAN, LEARN] {
             assert!(!profile.keeps(Promise::SpoolFiles), "{}", profile.service);
             assert!(profile.landlock.dirs.is_empty(), "{}", profile.service);

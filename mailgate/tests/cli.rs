@@ -26,7 +26,7 @@ impl TestDir {
     fn configure(&self, extra_main_cf: &str) {
         self.write(
             "master.cf",
-            "smtp inet n - - - - smtpd\ncleanup unix n - - - 0 cleanup\n",
+            "smtp inet n - - - - smtpd\ncleanup unix n - - - 0 cleanup\nanvil unix - - y - 1 anvil\n",
         );
         self.write(
             "main.cf",
@@ -73,7 +73,7 @@ fn check_reports_errors_and_warnings() {
         (
             0,
             format!(
-                "ok: {}: 2 services in master.cf (smtpd, cleanup), 2 parameters set in main.cf\n",
+                "ok: {}: 3 services in master.cf (smtpd, cleanup, anvil), 2 parameters set in main.cf\n",
                 dir.path().display()
             )
             .as_str(),
@@ -83,7 +83,7 @@ fn check_reports_errors_and_warnings() {
 
     dir.write(
         "master.cf",
-        "smtp inet n - - - - smtpd\ncleanup unix n - n - 0 cleanup\n",
+        "smtp inet n - - - - smtpd\ncleanup unix n - n - 0 cleanup\nanvil unix - - y - 1 anvil\n",
     );
     let out = mailgate(&dir, &["check"]);
     assert_eq!(out.code, 0);

@@ -582,6 +582,7 @@ mod tests {
 cleanup   unix  n       -       y       -       0       cleanup
 relay     unix  -       -       y       -       -       relay
   -o smtp_helo_timeout=5s
+anvil     unix  -       -       y       -       1       anvil
 ";
 
     fn write(dir: &Path, name: &str, text: &str) {
@@ -694,7 +695,7 @@ relay     unix  -       -       y       -       -       relay
         write(
             d,
             "master.cf",
-            "smtp inet n - y - - smtpd\n  -o smtpd_milters=inet:127.0.0.1:8891\n",
+            "smtp inet n - y - - smtpd\n  -o smtpd_milters=inet:127.0.0.1:8891\nanvil unix - - y - 1 anvil\n",
         );
         write(
             d,

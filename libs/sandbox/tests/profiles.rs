@@ -111,6 +111,15 @@ const CASES: &[(&str, &str, Expect)] = &[
     ("stats", "log-mode-signal", Expect::Refused),
     ("greylist", "log-mode-tcp-connect", Expect::Refused),
     ("greylist", "log-mode-mkdir", Expect::Refused),
+    ("anvil", "allowed", Expect::Works),
+    ("anvil", "execve", Expect::Sigsys),
+    ("anvil", "fork", Expect::Sigsys),
+    ("anvil", "inet-socket", Expect::Sigsys),
+    ("anvil", "unlink", Expect::Sigsys),
+    ("anvil", "memfd", Expect::Sigsys),
+    ("anvil", "abstract-unix", Expect::Sigsys),
+    ("anvil", "log-mode-mkdir", Expect::Refused),
+    ("anvil", "log-mode-signal", Expect::Refused),
     ("worker", "handoff-twice", Expect::Works),
 ];
 
@@ -512,7 +521,7 @@ fn allowed(service: &str, inherited: Inherited) {
                 relay(&inherited).await;
                 open_is_refused();
             }
-            "scanner" => open_is_refused(),
+            "scanner" | "anvil" => open_is_refused(),
             "scan" => {
                 read_inherited(&inherited);
                 open_is_refused();

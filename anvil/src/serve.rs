@@ -17,12 +17,15 @@ use crate::table::{Key, Table};
 /// The counts every connection shares.
 pub struct Shared {
     table: Mutex<Table>,
+    /// When "table full" was last logged: at most once a minute.
+    full_logged: Mutex<Option<Instant>>,
 }
 
 impl Shared {
     pub fn new(table: Table) -> Arc<Shared> {
         Arc::new(Shared {
             table: Mutex::new(table),
+            full_logged: Mutex::new(None),
         })
     }
 
@@ -75,7 +78,7 @@ fn answer(shared: &Shared, open: &mut HashMap<Key, u32>, request: Request) -> Re
                     *n = n.saturating_add(1);
                     Reply::Connected { count, rate }
                 }
-                Err(_) => full(&key),
+                Err(_) => full(shared, &key),
             }
         }
         Request::Disconnect { service, client } => {
@@ -99,20 +102,28 @@ fn answer(shared: &Shared, open: &mut HashMap<Key, u32>, request: Request) -> Re
             let key = (service, client);
             match table.rate(&key, event, now) {
                 Ok(rate) => Reply::Rate(rate),
-                Err(_) => full(&key),
+                Err(_) => full(shared, &key),
             }
         }
     }
 }
 
-fn full(key: &Key) -> Reply {
-    warning!(
-        "client table full: not counting ({}:{}); smtpd counts it itself",
-        key.0,
-        key.1
-    );
+fn full(shared: &Shared, key: &Key) -> Reply {
+    let mut logged = shared.full_logged.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    if logged.is_none_or(|at| now.duration_since(at) >= FULL_LOG_EVERY) {
+        *logged = Some(now);
+        warning!(
+            "client table full: not counting ({}:{}) and other new clients; the smtpd processes count them themselves",
+            key.0,
+            key.1
+        );
+    }
     Reply::Full
 }
+
+/// "table full" is logged at most this often.
+const FULL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[cfg(test)]
 mod tests {

@@ -212,6 +212,26 @@ mod tests {
         assert_eq!(anvil.auth(b).await, 1);
     }
 
+    /// With no anvil service to ask, the counts of this process hold: a
+    /// limit per process, never none.
+    #[tokio::test]
+    async fn without_the_service_it_counts_here() {
+        let anvil = Anvil::with_service(
+            Duration::from_secs(60),
+            "smtp",
+            Some("/nonexistent/private/anvil".into()),
+        );
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let (_first, count, rate) = anvil.connect(a).await;
+        assert_eq!((count, rate), (1, 1));
+        let (second, count, rate) = anvil.connect(a).await;
+        assert_eq!((count, rate), (2, 2));
+        drop(second);
+        assert_eq!(anvil.connect(a).await.1, 2);
+        assert_eq!(anvil.message(a).await, 1);
+        assert_eq!(anvil.recipient(a).await, 1);
+    }
+
     #[test]
     fn windows_restart_after_a_unit() {
         let mut w = Window::default();

@@ -14,9 +14,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mailgate_ipc::Channel;
 use mailgate_ipc::protocol::anvil::{Event, Reply, Request};
 use mailgate_ipc::spool::PRIVATE;
+use mailgate_ipc::{Channel, IpcError};
 use mailgate_log::{info, warning};
 use tokio::sync::{mpsc, oneshot};
 
@@ -183,9 +183,16 @@ impl Link {
     }
 
     async fn call(&mut self, request: &Request) -> Option<Reply> {
+        let fresh = self.channel.is_none();
         let channel = self.channel().await?;
         match tokio::time::timeout(TIMEOUT, channel.call::<_, Reply>(request, &[])).await {
             Ok(Ok(reply)) => Some(reply),
+            // anvil closed a connection that worked (restarted on reload,
+            // say): one new connection on the same socket before giving up.
+            Ok(Err(IpcError::Closed | IpcError::Io(_))) if !fresh => {
+                self.channel = None;
+                Box::pin(self.call(request)).await
+            }
             Ok(Err(e)) => {
                 self.failed(e.to_string());
                 None

@@ -147,6 +147,54 @@ fn the_connection_count_limit_holds_across_smtpd_processes() {
     );
 }
 
+/// anvil killed and restarted by the master: the smtpd processes connect
+/// to the new one on the same socket at their next question, without
+/// falling back to their own counts, and the limit holds across them again.
+#[test]
+fn smtpd_reconnects_to_a_restarted_anvil() {
+    let backend = Backend::start();
+    let gateway = gateway_with_smtpd(
+        &backend,
+        LIMITS,
+        &format!("{PROCESSES} smtpd -o mailgate_service_processes={PROCESSES}"),
+    )
+    .launch();
+    confined_smtpds(&gateway);
+    let confined_anvil = || {
+        let pids = gateway.worker_pids("anvil");
+        let pid = *pids.first()?;
+        fs::read_to_string(format!("/proc/{pid}/status"))
+            .is_ok_and(|status| status.contains("\nSeccomp:\t2\n"))
+            .then_some(pid)
+    };
+    let anvil = wait_for("a confined anvil process", confined_anvil);
+    // Every smtpd process has its connection to the first anvil.
+    for n in 0..PROCESSES {
+        let client = Client::connect(gateway.port, &format!("127.0.1.{n}")).expect("connect");
+        assert!(client.greeting.starts_with("220"), "{}", client.greeting);
+    }
+    kill(anvil, Signal::SIGKILL).expect("kill anvil");
+    wait_for("a new confined anvil process", || {
+        confined_anvil().filter(|&pid| pid != anvil)
+    });
+    let first = Client::connect(gateway.port, "127.0.0.2").expect("connect");
+    assert!(first.greeting.starts_with("220"), "{}", first.greeting);
+    let second = Client::connect(gateway.port, "127.0.0.2").expect("connect");
+    assert!(second.greeting.starts_with("220"), "{}", second.greeting);
+    let third = Client::connect(gateway.port, "127.0.0.2").expect("connect");
+    assert_eq!(
+        third.greeting,
+        "421 4.7.0 gw.example.com Error: too many connections from 127.0.0.2"
+    );
+    let pids: BTreeSet<Pid> = serving_pids(&gateway, "127.0.0.2", 3).into_iter().collect();
+    assert_eq!(pids.len(), PROCESSES, "each session on its own process");
+    let log = gateway.log();
+    assert!(
+        !log.contains("counting the per-client limits in this smtpd process only"),
+        "{log}"
+    );
+}
+
 #[test]
 fn without_anvil_each_smtpd_process_still_counts() {
     let backend = Backend::start();

@@ -309,7 +309,7 @@ mod tests {
         let dir = TestDir::new();
         dir.write(
             "master.cf",
-            "smtp inet n - - - - smtpd\ncleanup unix n - n - 0 cleanup\n",
+            "smtp inet n - - - - smtpd\ncleanup unix n - n - 0 cleanup\nanvil unix - - y - 1 anvil\n",
         );
         dir.write("main.cf", "relayhost = [10.0.0.1]\n");
         let mut inv = Invocation {

@@ -306,6 +306,39 @@ fn the_verify_service_answers_smtpd_and_no_other_worker() {
 }
 
 #[test]
+fn anvil_answers_smtpd_and_no_other_worker() {
+    let users = users();
+    let backend = Backend::start();
+    let gateway = Gateway::start(&backend, "");
+    let anvil = gateway.spool("private/anvil");
+    wait_for("the anvil socket", || anvil.exists().then_some(()));
+
+    // smtpd's uid is counted; its connection's sessions end with it.
+    let out = peer(&users.smtpd, false, &anvil, &["anvil", "smtp"]);
+    assert_eq!(
+        out,
+        "Connected { count: 1, rate: 1 } Connected { count: 2, rate: 2 }"
+    );
+    let out = peer(&users.smtpd, false, &anvil, &["anvil", "smtp"]);
+    assert_eq!(
+        out,
+        "Connected { count: 1, rate: 3 } Connected { count: 2, rate: 4 }"
+    );
+    // mail_owner's, relay's and a stranger's uids are refused, even past
+    // the socket's mode.
+    for identity in [&users.mail_owner, &users.relay, &users.nobody] {
+        let out = peer(identity, true, &anvil, &["anvil", "smtp"]);
+        assert!(out.starts_with("closed"), "{out}");
+    }
+    gateway.wait_for_log("refusing a connection to service anvil");
+    // A service name with a line end in it is refused.
+    let out = peer(&users.smtpd, false, &anvil, &["anvil", "smtp\r\nx"]);
+    assert!(out.starts_with("closed"), "{out}");
+    gateway.wait_for_log("invalid request: service with a control character");
+    assert!(!gateway.log().contains("killed by signal"));
+}
+
+#[test]
 fn the_greylist_service_answers_smtpd_and_no_other_worker() {
     let users = users();
     let backend = Backend::start();

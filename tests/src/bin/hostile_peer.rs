@@ -98,6 +98,7 @@ async fn run(socket: &Path, scenario: &str, arg: &str) -> String {
         "deliver" => deliver(&mut channel, arg).await,
         "probe" => probe(&mut channel, arg).await,
         "verify" => query(&mut channel, arg).await,
+        "anvil" => anvil_connect(&mut channel, arg).await,
         "scan" => scan(&mut channel, arg).await,
         other => Ok(format!("unknown scenario {other}")),
     };
@@ -355,6 +356,22 @@ async fn query(channel: &mut Channel, address: &str) -> Result<String, String> {
     };
     let reply: verify::Reply = channel.call(&request, &[]).await.map_err(closed)?;
     Ok(format!("{:?} {}", reply.status, reply.text))
+}
+
+/// An anvil Connect for master.cf service `service` and client 192.0.2.1,
+/// twice: the counts anvil answers, or `closed`.
+async fn anvil_connect(channel: &mut Channel, service: &str) -> Result<String, String> {
+    use mailgate_ipc::protocol::anvil::{Reply, Request};
+    let request = Request::Connect {
+        service: service.to_string(),
+        client: "192.0.2.1".parse().expect("address"),
+    };
+    let mut out = Vec::new();
+    for _ in 0..2 {
+        let reply: Reply = channel.call(&request, &[]).await.map_err(closed)?;
+        out.push(format!("{reply:?}"));
+    }
+    Ok(out.join(" "))
 }
 
 async fn scan(channel: &mut Channel, kind: &str) -> Result<String, String> {

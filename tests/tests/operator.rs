@@ -299,7 +299,7 @@ fn the_debian_package_installs_upgrades_starts_and_purges() {
     let (code, stdout, stderr) = text(&output);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.starts_with(&format!("ok: {}: 8 services", config.display())),
+        stdout.starts_with(&format!("ok: {}: 9 services", config.display())),
         "{stdout}"
     );
 

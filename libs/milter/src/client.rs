@@ -217,8 +217,8 @@ impl Milter {
         };
         let reply = match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(reply)) => reply,
-            Ok(Err(e)) => return self.fail(&format!("{what}"), e),
-            Err(_) => return self.fail(&format!("{what}"), WireError::Timeout),
+            Ok(Err(e)) => return self.fail(what, e),
+            Err(_) => return self.fail(what, WireError::Timeout),
         };
         self.decide(stage, reply)
     }

@@ -15,6 +15,7 @@ mod lines;
 mod lists;
 mod main_cf;
 mod master_cf;
+pub mod milter;
 mod net;
 mod params;
 pub mod policy;

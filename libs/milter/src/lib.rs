@@ -6,7 +6,6 @@
 pub mod client;
 pub mod macros;
 pub mod message;
-pub mod spec;
 pub mod verdict;
 pub mod wire;
 
@@ -15,6 +14,7 @@ mod group;
 pub use client::{Edit, Milter};
 pub use group::{Envelope, Milters, Outcome};
 pub use macros::{MacroLists, Macros, Stage};
+pub use mailgate_config::milter as spec;
 pub use message::Message;
 pub use spec::{Address, DefaultAction, Defaults, MilterSpec, SpecError, parse_list};
 pub use verdict::Verdict;

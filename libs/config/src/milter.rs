@@ -7,6 +7,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::MainConfig;
+
 /// What happens when a milter cannot be reached or misbehaves
 /// (milter_default_action).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,6 +174,24 @@ fn items(value: &str) -> Result<Vec<String>, SpecError> {
         out.push(current);
     }
     Ok(out)
+}
+
+/// The milters `parameter` (smtpd_milters) names, with main.cf's
+/// milter_*_timeout and milter_default_action for those without their own.
+pub fn from_config(config: &MainConfig, parameter: &str) -> Result<Vec<MilterSpec>, SpecError> {
+    let defaults = Defaults {
+        connect_timeout: config.time("milter_connect_timeout"),
+        command_timeout: config.time("milter_command_timeout"),
+        content_timeout: config.time("milter_content_timeout"),
+        default_action: DefaultAction::parse(&config.get("milter_default_action"))?,
+    };
+    let protocol = config.get("milter_protocol");
+    if protocol.trim() != "6" {
+        return Err(SpecError(format!(
+            "milter_protocol = {protocol}: only version 6 is implemented"
+        )));
+    }
+    parse_list(&config.get(parameter), &defaults)
 }
 
 /// Parses smtpd_milters or non_smtpd_milters.

@@ -187,6 +187,8 @@ pub struct Settings {
     pub sasl: Option<Arc<Sasl>>,
     /// smtpd_sender_login_maps: who may use which sender address.
     pub sender_login_maps: Vec<Table>,
+    /// smtpd_milters and the milter_* settings.
+    pub milters: crate::milter::MilterSettings,
 }
 
 /// A configuration smtpd cannot run with; each names its parameter.
@@ -433,6 +435,7 @@ impl Settings {
                 .map(Arc::new),
             sasl: Sasl::load(config).map_err(SettingsError::Sasl)?,
             sender_login_maps: tables("smtpd_sender_login_maps")?,
+            milters: crate::milter::MilterSettings::load(config)?,
         })
     }
 }

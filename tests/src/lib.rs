@@ -18,6 +18,7 @@ use nix::unistd::Pid;
 
 pub mod browser;
 pub mod imapd;
+pub mod milters;
 pub mod peers;
 pub mod postfix;
 pub use peers::{Postgrey, Redis};

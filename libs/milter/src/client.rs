@@ -13,8 +13,8 @@ use crate::spec::{Address, DefaultAction, MilterSpec};
 use crate::verdict::Verdict;
 use crate::wire::{self, Builder, Fields, Frame, WireError};
 
-pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+pub trait Stream: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin> Stream for T {}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {

@@ -91,7 +91,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let reply = self.check_milter_reply(verdict?)?;
         let host = &self.settings.myhostname;
         match reply.code {
-            500..=599 => Some(Reply::new(554, format!("{host} ESMTP not accepting connections"))),
+            500..=599 => Some(Reply::new(
+                554,
+                format!("{host} ESMTP not accepting connections"),
+            )),
             421 => Some(Reply::new(
                 421,
                 format!("{host} Service unavailable - try again later"),
@@ -168,7 +171,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         if let Some(id) = &self.st.queue_id {
             m.set("i", id);
         }
-        let verdict = milters.rcpt(&[format!("<{recipient}>")], &self.macros).await?;
+        let verdict = milters
+            .rcpt(&[format!("<{recipient}>")], &self.macros)
+            .await?;
         let saved = self.st.recipient.replace(recipient.to_string());
         let reply = self.check_milter_reply(verdict);
         self.st.recipient = saved;
@@ -262,8 +267,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             Verdict::Reply(text) => {
                 let (code, lines) = Verdict::code_and_lines(&text);
                 let reply = Reply::multi(code, lines);
-                self.st
-                    .log_whatsup("milter-reject", &reply.to_string());
+                self.st.log_whatsup("milter-reject", &reply.to_string());
                 Some(reply)
             }
         }

@@ -443,9 +443,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         txn.recipients = kept;
         if let Some(new) = new {
             if !held.take(new.len() as u64) {
-                warning!(
-                    "{id}: not enough memory for the message as the milters changed it"
-                );
+                warning!("{id}: not enough memory for the message as the milters changed it");
                 return Err(Reply::new(452, "4.3.1 Insufficient system storage"));
             }
             let mut replaced = Content::new().map_err(|e| {

@@ -40,7 +40,7 @@ class TestMilter(Milter.Base):
     def __init__(self):
         self.subject = ""
         self.rcpts = []
-        self.body = b""
+        self.content = b""
 
     def note(self, stage):
         for name in MACROS[stage]:
@@ -64,7 +64,7 @@ class TestMilter(Milter.Base):
         self.note("mail")
         self.subject = ""
         self.rcpts = []
-        self.body = b""
+        self.content = b""
         if sender.startswith("<refuse-mail@"):
             return Milter.TEMPFAIL
         return Milter.CONTINUE
@@ -89,11 +89,11 @@ class TestMilter(Milter.Base):
         return Milter.CONTINUE
 
     def body(self, chunk):
-        self.body += chunk
+        self.content += chunk
         return Milter.CONTINUE
 
     def eom(self):
-        log(f"eom body={len(self.body)}")
+        log(f"eom body={len(self.content)}")
         self.note("eom")
         s = self.subject
         if "replace-body" in s:

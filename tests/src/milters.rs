@@ -143,6 +143,8 @@ impl Drop for ClamavMilter {
 pub struct TestMilter {
     pub log: PathBuf,
     child: Child,
+    /// The directory of its log, when it made one (dropped after it).
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl TestMilter {
@@ -160,6 +162,7 @@ impl TestMilter {
         let milter = TestMilter {
             log: log.to_path_buf(),
             child,
+            _dir: None,
         };
         wait_for("the test milter to listen", || {
             if let Some(port) = socket
@@ -180,19 +183,22 @@ impl TestMilter {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub fn inet() -> (TestMilter, u16, tempfile::TempDir) {
+    /// On a free loopback port, logging in a directory of its own.
+    pub fn inet() -> (TestMilter, u16) {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let milter = TestMilter::start(
+        let mut milter = TestMilter::start(
             &format!("inet:{port}@127.0.0.1"),
             &dir.path().join("milter.log"),
         );
-        (milter, port, dir)
+        milter._dir = Some(dir);
+        (milter, port)
     }
 }
 
 impl Drop for TestMilter {
     fn drop(&mut self) {
         terminate(&mut self.child);
+        self._dir.take();
     }
 }

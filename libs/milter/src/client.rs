@@ -39,6 +39,8 @@ pub enum Edit {
     AddRecipient(String, Option<String>),
     DeleteRecipient(String),
     ChangeSender(String, Option<String>),
+    /// SMFIR_QUARANTINE: put the message on hold, for this reason.
+    Quarantine(String),
 }
 
 pub struct Milter {
@@ -265,10 +267,10 @@ impl Milter {
                 wire::R_SKIP => return Ok(Reply::Skip),
                 wire::R_CONN_FAIL => return Ok(Reply::Tempfail),
                 wire::R_REPLYCODE => return Ok(Reply::Code(f.string()?)),
+                // Not a decision (Sendmail 8.13): the final reply follows.
                 wire::R_QUARANTINE => {
                     modification(wire::F_QUARANTINE, actions)?;
-                    let reason = f.string()?;
-                    return Ok(Reply::Quarantine(reason));
+                    edits.push(Edit::Quarantine(f.string()?));
                 }
                 wire::R_ADDHEADER => {
                     modification(wire::F_ADDHDRS, actions)?;
@@ -346,7 +348,6 @@ impl Milter {
                 self.state = State::AcceptMessage;
                 return Some(Verdict::Discard);
             }
-            Reply::Quarantine(reason) => return Some(Verdict::Hold(reason)),
             Reply::Reject => Verdict::Reply("550 5.7.1 Command rejected".into()),
             Reply::Tempfail => {
                 Verdict::Reply("451 4.7.1 Service unavailable - try again later".into())
@@ -497,7 +498,6 @@ enum Reply {
     Discard,
     Skip,
     Code(String),
-    Quarantine(String),
 }
 
 fn command_name(cmd: u8) -> &'static str {

@@ -220,6 +220,10 @@ impl Milters {
                             .recipients
                             .retain(|r| !r.eq_ignore_ascii_case(&rcpt));
                     }
+                    Edit::Quarantine(reason) => {
+                        notes.push(format!("quarantine: {reason}"));
+                        outcome.hold.get_or_insert(reason);
+                    }
                     Edit::ChangeSender(from, _) => {
                         let from = strip(&from);
                         notes.push(format!("change sender: <{from}>"));

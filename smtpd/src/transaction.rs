@@ -314,12 +314,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         // The milters' end of message: a refusal, or the content and
         // envelope as they leave them.
         let refusal = match refusal {
-            None if write_error.is_none() && self.milters.is_some() => {
-                match self.milter_end(&mut txn, &mut content, &mut held).await {
-                    Ok(()) => None,
-                    Err(reply) => Some(reply),
-                }
-            }
+            None if write_error.is_none() && self.milters.is_some() => self
+                .milter_end(&mut txn, &mut content, &mut held)
+                .await
+                .err(),
             refusal => refusal,
         };
         let actions = std::mem::take(&mut self.st.actions);

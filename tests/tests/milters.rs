@@ -192,7 +192,7 @@ fn replies_at_each_stage_as_postfix_gives_them() {
     );
 
     gw.wait_for_log("milter-reject: RCPT from unknown[127.0.0.1]: 550 5.1.1");
-    let log = gw.wait_for_log("milter-reject: END-OF-MESSAGE");
+    gw.wait_for_log("milter-reject: END-OF-MESSAGE");
     let log = gw.log();
     assert!(log.contains("milter-reject: MAIL from unknown[127.0.0.1]: 451 4.7.1 Service unavailable - try again later; from=<refuse-mail@sender.example> proto=ESMTP helo=<client.example.org>"), "{log}");
     assert!(log.contains("milter-reject: END-OF-MESSAGE from unknown[127.0.0.1]: 554 5.7.0 Refused by the test milter: 100% sure; from=<a@sender.example> to=<b@example.com>"), "{log}");

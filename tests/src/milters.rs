@@ -202,3 +202,75 @@ impl Drop for TestMilter {
         self._dir.take();
     }
 }
+
+/// How [`HostileMilter`] answers MAIL FROM.
+#[derive(Clone, Copy, Debug)]
+pub enum Misbehaviour {
+    /// A length prefix of 2 GiB.
+    HugeFrame,
+    /// SMFIR_ADDHEADER, which only the end of a message may carry.
+    EarlyModification,
+    /// A reply code the protocol does not have.
+    UnknownReply,
+    /// Nothing at all.
+    Silence,
+}
+
+/// A milter that negotiates as libmilter does and then answers MAIL FROM
+/// as no milter should: a test double for hostile replies (no packaged
+/// milter misbehaves on demand).
+pub struct HostileMilter {
+    pub port: u16,
+}
+
+impl HostileMilter {
+    pub fn start(how: Misbehaviour) -> HostileMilter {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                std::thread::spawn(move || {
+                    let frame = |cmd: u8, data: &[u8]| {
+                        let mut out = ((data.len() + 1) as u32).to_be_bytes().to_vec();
+                        out.push(cmd);
+                        out.extend_from_slice(data);
+                        out
+                    };
+                    loop {
+                        let mut head = [0u8; 4];
+                        if stream.read_exact(&mut head).is_err() {
+                            return;
+                        }
+                        let mut data = vec![0u8; u32::from_be_bytes(head) as usize];
+                        if stream.read_exact(&mut data).is_err() {
+                            return;
+                        }
+                        let answer = match data[0] {
+                            b'O' => {
+                                let mut o = 6u32.to_be_bytes().to_vec();
+                                o.extend_from_slice(&1u32.to_be_bytes());
+                                o.extend_from_slice(&0u32.to_be_bytes());
+                                frame(b'O', &o)
+                            }
+                            b'D' | b'A' => continue,
+                            b'Q' => return,
+                            b'M' => match how {
+                                Misbehaviour::HugeFrame => vec![0x7f, 0xff, 0xff, 0xff, b'c'],
+                                Misbehaviour::EarlyModification => frame(b'h', b"X-Evil\0yes\0"),
+                                Misbehaviour::UnknownReply => frame(b'Z', b""),
+                                Misbehaviour::Silence => continue,
+                            },
+                            _ => frame(b'c', b""),
+                        };
+                        if stream.write_all(&answer).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        HostileMilter { port }
+    }
+}

@@ -485,3 +485,58 @@ fn the_client_stays_in_step_with_libmilter() {
         milters.quit().await;
     });
 }
+
+/// A milter's replies are peer input: an oversized frame, a modification
+/// before the end of the message, an unknown reply code or silence past
+/// milter_command_timeout end the conversation with milter_default_action
+/// (tempfail), with a warning naming the milter; the session goes on.
+#[test]
+fn hostile_milter_replies_fail_closed() {
+    use mailgate_tests::milters::{HostileMilter, Misbehaviour};
+    let backend = Backend::start();
+    for (how, why) in [
+        (
+            Misbehaviour::HugeFrame,
+            "reply packet of 2147483647 bytes is larger than 1048576",
+        ),
+        (
+            Misbehaviour::EarlyModification,
+            "malformed reply: modification before the end of the message",
+        ),
+        (
+            Misbehaviour::UnknownReply,
+            "malformed reply: unknown reply code",
+        ),
+        (Misbehaviour::Silence, "timeout"),
+    ] {
+        let milter = HostileMilter::start(how);
+        let gw = Gateway::start(
+            &backend,
+            &format!(
+                "smtpd_milters = inet:127.0.0.1:{}\nmilter_command_timeout = 2s\n",
+                milter.port
+            ),
+        );
+        let mut c = Client::connect(gw.port, "127.0.0.1").unwrap();
+        assert!(
+            c.send("EHLO client.example.org").starts_with("250"),
+            "{how:?}"
+        );
+        assert_eq!(
+            c.send("MAIL FROM:<a@sender.example>"),
+            "451 4.7.1 Service unavailable - try again later",
+            "{how:?}"
+        );
+        // The milter is given up for the session: the answer stays, at once.
+        assert_eq!(
+            c.send("MAIL FROM:<a@sender.example>"),
+            "451 4.7.1 Service unavailable - try again later",
+            "{how:?}"
+        );
+        assert_eq!(c.send("QUIT"), "221 2.0.0 Bye");
+        gw.wait_for_log(&format!(
+            "warning: milter inet:127.0.0.1:{}: SMFIC_MAIL: {why}",
+            milter.port
+        ));
+    }
+}

@@ -87,6 +87,37 @@ impl Milter {
         milter
     }
 
+    /// A milter on a stream already open (the fuzz target's scripted
+    /// peer): negotiates as [`Milter::open`] does.
+    pub async fn over(
+        spec: MilterSpec,
+        lists: &MacroLists,
+        stream: Pin<Box<dyn Stream>>,
+    ) -> Milter {
+        let mut milter = Milter {
+            spec,
+            stream: Some(stream),
+            state: State::Ready,
+            stored: None,
+            actions: 0,
+            protocol: 0,
+            lists: lists.clone(),
+        };
+        let timeout = milter.spec.connect_timeout;
+        match tokio::time::timeout(timeout, milter.negotiate()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                warning!("milter {}: {e}", milter.spec.name);
+                milter.failed();
+            }
+            Err(_) => {
+                warning!("milter {}: negotiation timed out", milter.spec.name);
+                milter.failed();
+            }
+        }
+        milter
+    }
+
     async fn connect(&mut self) -> Result<(), String> {
         let stream: Pin<Box<dyn Stream>> = match &self.spec.address {
             Address::Inet { host, port } => Box::pin(
@@ -99,6 +130,10 @@ impl Milter {
             }
         };
         self.stream = Some(stream);
+        self.negotiate().await
+    }
+
+    async fn negotiate(&mut self) -> Result<(), String> {
         let offer = Builder::default()
             .u32(wire::VERSION)
             .u32(wire::ACTIONS)
@@ -377,7 +412,7 @@ impl Milter {
     /// modifications.
     pub async fn message(
         &mut self,
-        headers: &[(String, String)],
+        headers: &[(String, Vec<u8>)],
         body: &[u8],
         macros: &Macros,
     ) -> (Option<Verdict>, Vec<Edit>) {
@@ -406,7 +441,7 @@ impl Milter {
 
     async fn content(
         &mut self,
-        headers: &[(String, String)],
+        headers: &[(String, Vec<u8>)],
         body: &[u8],
         macros: &Macros,
         edits: &mut Vec<Edit>,
@@ -414,7 +449,7 @@ impl Milter {
         let early = |reply: Reply| !matches!(reply, Reply::Continue);
         if self.protocol & wire::P_NOHDRS == 0 {
             for (name, value) in headers {
-                let data = Builder::default().string(name).string(value);
+                let data = Builder::default().string(name).bytes(value);
                 self.send(wire::C_HEADER, &data.data).await?;
                 if self.protocol & wire::P_NR_HDR == 0 {
                     let reply = self.reply(Stage::Data, edits).await?;

@@ -56,6 +56,11 @@ impl Milters {
         Milters { list }
     }
 
+    /// Milters already connected (see [`Milter::over`]).
+    pub fn from_milters(list: Vec<Milter>) -> Milters {
+        Milters { list }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
@@ -172,7 +177,7 @@ impl Milters {
         let mut message = Message::parse(content);
         let mut changed = false;
         for milter in &mut self.list {
-            let headers: Vec<(String, String)> = message
+            let headers: Vec<(String, Vec<u8>)> = message
                 .headers
                 .iter()
                 .map(|h| (h.name.clone(), h.milter_value()))

@@ -3,20 +3,31 @@
 //! INSHEADER, CHGHEADER and REPLBODY, and written back.
 
 /// One header field: its name and everything after the colon, continuation
-/// lines included (CRLF between them, none at the end).
+/// lines included (CRLF between them, none at the end). The value stays
+/// bytes: a header in 8-bit text goes out as it came in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
     pub name: String,
-    pub value: String,
+    pub value: Vec<u8>,
 }
 
 impl Header {
     /// The value as milters get it: without the one space after the colon
     /// (there is no SMFIP_HDR_LEADSPC), with LF between folded lines, as
     /// Sendmail and Postfix send it.
-    pub fn milter_value(&self) -> String {
-        let v = self.value.strip_prefix(' ').unwrap_or(&self.value);
-        v.replace("\r\n", "\n")
+    pub fn milter_value(&self) -> Vec<u8> {
+        let v = self.value.strip_prefix(b" ").unwrap_or(&self.value);
+        let mut out = Vec::with_capacity(v.len());
+        let mut i = 0;
+        while i < v.len() {
+            if v[i] == b'\r' && v.get(i + 1) == Some(&b'\n') {
+                i += 1;
+                continue;
+            }
+            out.push(v[i]);
+            i += 1;
+        }
+        out
     }
 }
 
@@ -53,11 +64,10 @@ impl Message {
                 pos = end;
                 break;
             }
-            let text = String::from_utf8_lossy(line);
             if matches!(line[0], b' ' | b'\t') {
                 if let Some(last) = headers.last_mut() {
-                    last.value.push_str("\r\n");
-                    last.value.push_str(&text);
+                    last.value.extend_from_slice(b"\r\n");
+                    last.value.extend_from_slice(line);
                     pos = end;
                     continue;
                 }
@@ -65,8 +75,8 @@ impl Message {
             }
             match header_name(line) {
                 Some(colon) => headers.push(Header {
-                    name: text[..colon].to_string(),
-                    value: text[colon + 1..].to_string(),
+                    name: String::from_utf8_lossy(&line[..colon]).into_owned(),
+                    value: line[colon + 1..].to_vec(),
                 }),
                 None => break,
             }
@@ -84,7 +94,7 @@ impl Message {
         for h in &self.headers {
             out.extend_from_slice(h.name.as_bytes());
             out.push(b':');
-            out.extend_from_slice(h.value.as_bytes());
+            out.extend_from_slice(&h.value);
             out.extend_from_slice(b"\r\n");
         }
         if self.separator || !self.body.is_empty() {
@@ -172,7 +182,10 @@ fn make_header(name: &str, value: &str) -> Header {
         |c: char| c.is_control() && c != '\t' && c != '\r' && c != '\n',
         "?",
     );
-    Header { name, value: out }
+    Header {
+        name,
+        value: out.into_bytes(),
+    }
 }
 
 /// Bare LFs (and bare CRs) become CRLF.
@@ -209,7 +222,11 @@ mod tests {
     fn parses_and_writes_back_unchanged() {
         let m = Message::parse(MSG);
         assert_eq!(m.headers.len(), 3);
-        assert_eq!(m.headers[1].milter_value(), "hello\n  world");
+        assert_eq!(m.headers[1].milter_value(), b"hello\n  world");
+        // 8-bit header text survives an edit elsewhere.
+        let mut latin = Message::parse(b"Subject: caf\xe9\r\n\r\nb\r\n");
+        latin.add_header("X-A", "1");
+        assert_eq!(latin.to_bytes(), b"Subject: caf\xe9\r\nX-A: 1\r\n\r\nb\r\n");
         assert_eq!(m.body, b"body\r\n");
         assert_eq!(m.to_bytes(), MSG);
         let headless = Message::parse(b"just text\r\n");

@@ -233,10 +233,16 @@ pub struct Builder {
 }
 
 impl Builder {
-    pub fn string(mut self, s: &str) -> Builder {
-        // A NUL inside would split the field: it cannot be sent as is.
+    /// A NUL-terminated string: a NUL inside would split the field, so it
+    /// becomes '?'.
+    pub fn string(self, s: &str) -> Builder {
+        self.bytes(s.as_bytes())
+    }
+
+    /// Bytes as a NUL-terminated string (a NUL inside becomes '?').
+    pub fn bytes(mut self, s: &[u8]) -> Builder {
         self.data
-            .extend(s.bytes().map(|b| if b == 0 { b'?' } else { b }));
+            .extend(s.iter().map(|&b| if b == 0 { b'?' } else { b }));
         self.data.push(0);
         self
     }

@@ -409,6 +409,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         held: &mut Held<'_>,
     ) -> Result<(), Reply> {
         let id = self.st.queue_id.clone().unwrap_or_else(|| "NOQUEUE".into());
+        let size = self.st.size;
+        // The milters work on copies (the content read back, and the
+        // message parsed from it): they count against
+        // smtpd_message_memory_limit too, until the transaction ends.
+        if !held.take(size.saturating_mul(2)) {
+            warning!(
+                "{id}: not enough memory to show the message from {} to the milters: \
+                 the sessions hold smtpd_message_memory_limit ({} bytes) of message content",
+                self.st.peer.label(),
+                self.settings.memory_limit
+            );
+            return Err(Reply::new(452, "4.3.1 Insufficient system storage"));
+        }
         let bytes = match content.contents() {
             Ok(bytes) => bytes,
             Err(e) => {

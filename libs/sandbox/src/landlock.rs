@@ -280,6 +280,21 @@ mod tests {
     }
 
     #[test]
+    fn smtpd_may_reach_its_inet_milters_ports_only() {
+        let config = MainConfig::parse(
+            "smtpd_milters = inet:127.0.0.1:8891, unix:/milter/sock, \
+             { inet:[::1]:11332, default_action=accept }\n",
+            Path::new("main.cf"),
+            Path::new("/"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(milter_ports(Some(&config)), vec![8891, 11332]);
+        let none = MainConfig::parse("\n", Path::new("main.cf"), Path::new("/"), &[]).unwrap();
+        assert!(milter_ports(Some(&none)).is_empty());
+    }
+
+    #[test]
     fn queue_moves_need_refer_and_truncate_and_nothing_executes() {
         assert!(rights(Files::QueueMove).contains(AccessFs::Refer | AccessFs::Truncate));
         assert!(!rights(Files::Queue).contains(AccessFs::Refer));

@@ -7,6 +7,7 @@ Usage: test_milter.py SOCKET LOGFILE
 What it does is chosen by the mail itself, so one milter serves every case:
   HELO evil.example              -> REJECT (connection level: MAIL gets 550 5.7.1)
   MAIL FROM:<refuse-mail@...>    -> TEMPFAIL at MAIL
+  MAIL FROM:<accept-mail@...>    -> ACCEPT at MAIL (no more events for the message)
   RCPT TO:<blocked@...>          -> SMFIR_REPLYCODE 550 5.1.1 at RCPT
   Subject: replace-body          -> REPLBODY, CHGHEADER Subject, ADDHEADER, INSHEADER
   Subject: replycode             -> SMFIR_REPLYCODE 554 5.7.0 at end of message
@@ -67,6 +68,8 @@ class TestMilter(Milter.Base):
         self.content = b""
         if sender.startswith("<refuse-mail@"):
             return Milter.TEMPFAIL
+        if sender.startswith("<accept-mail@"):
+            return Milter.ACCEPT
         return Milter.CONTINUE
 
     def envrcpt(self, rcpt, *params):

@@ -461,8 +461,16 @@ fn the_client_stays_in_step_with_libmilter() {
         );
         assert_eq!(milters.helo("client.example.org", &m).await, None);
         let mut outcomes = Vec::new();
-        for subject in ["quarantine", "discard", "replycode"] {
-            assert_eq!(milters.mail(&["<a@sender.example>".into()], &m).await, None);
+        for (sender, subject) in [
+            ("a", "quarantine"),
+            ("a", "discard"),
+            // ACCEPT at MAIL: the rest of that message is not shown...
+            ("accept-mail", "replycode"),
+            // ...but the next one is.
+            ("a", "replycode"),
+        ] {
+            let sender = format!("<{sender}@sender.example>");
+            assert_eq!(milters.mail(&[sender], &m).await, None);
             assert_eq!(milters.rcpt(&["<b@example.com>".into()], &m).await, None);
             assert_eq!(milters.data(&m).await, None);
             let mut envelope = Envelope::default();
@@ -476,8 +484,9 @@ fn the_client_stays_in_step_with_libmilter() {
         assert_eq!(outcomes[0].hold.as_deref(), Some("held by the test milter"));
         assert_eq!(outcomes[0].verdict, None);
         assert_eq!(outcomes[1].verdict, Some(Verdict::Discard));
+        assert_eq!(outcomes[2].verdict, None);
         assert_eq!(
-            outcomes[2].verdict,
+            outcomes[3].verdict,
             Some(Verdict::Reply(
                 "554 5.7.0 Refused by the test milter: 100% sure".into()
             ))

@@ -236,6 +236,10 @@ impl Milter {
         no: u32,
         nr: u32,
     ) -> Option<Verdict> {
+        // ACCEPT held for one message: a new MAIL starts the next.
+        if stage == Stage::Mail && self.state == State::AcceptMessage {
+            self.state = State::Ready;
+        }
         if let Some(verdict) = self.skipped(stage) {
             return verdict;
         }
@@ -416,6 +420,12 @@ impl Milter {
         body: &[u8],
         macros: &Macros,
     ) -> (Option<Verdict>, Vec<Edit>) {
+        if self.state == State::AcceptMessage {
+            // Accepted before its content: the milter is told the message
+            // is over (Postfix's milter8_abort), and sees the next one.
+            self.abort().await;
+            return (None, Vec::new());
+        }
         if let Some(verdict) = self.skipped(Stage::Eom) {
             return (verdict, Vec::new());
         }

@@ -5,6 +5,8 @@
 
 use std::net::IpAddr;
 
+use mailgate_log::warning;
+
 use crate::client::{Edit, Milter};
 use crate::macros::{MacroLists, Macros, Stage};
 use crate::message::Message;
@@ -37,13 +39,19 @@ pub struct Outcome {
     pub changes: Vec<String>,
 }
 
-/// An address from a milter (`<a@b>` or `a@b`), without its brackets.
-fn strip(address: &str) -> String {
+/// An address from a milter (`<a@b>` or `a@b`), without its brackets;
+/// None for one no envelope may hold (white space, control characters,
+/// brackets inside, longer than RFC 5321's path).
+fn strip(address: &str) -> Option<String> {
     let a = address.trim();
-    a.strip_prefix('<')
+    let a = a
+        .strip_prefix('<')
         .and_then(|a| a.strip_suffix('>'))
-        .unwrap_or(a)
-        .to_string()
+        .unwrap_or(a);
+    let bad = a.len() > 256
+        || a.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>'));
+    (!bad).then(|| a.to_string())
 }
 
 impl Milters {
@@ -211,29 +219,40 @@ impl Milters {
                                 Some(Verdict::Reply("552 5.3.4 Message file too big".into()));
                         }
                     }
-                    Edit::AddRecipient(rcpt, _) => {
-                        let rcpt = strip(&rcpt);
-                        notes.push(format!("add rcpt: <{rcpt}>"));
-                        if !rcpt.is_empty() && !envelope.recipients.contains(&rcpt) {
-                            envelope.recipients.push(rcpt);
+                    Edit::AddRecipient(rcpt, _) => match strip(&rcpt) {
+                        Some(rcpt) if !rcpt.is_empty() => {
+                            notes.push(format!("add rcpt: <{rcpt}>"));
+                            if !envelope.recipients.contains(&rcpt) {
+                                envelope.recipients.push(rcpt);
+                            }
                         }
-                    }
+                        _ => warning!(
+                            "milter {}: ignored SMFIR_ADDRCPT of a malformed address",
+                            milter.spec.name
+                        ),
+                    },
                     Edit::DeleteRecipient(rcpt) => {
-                        let rcpt = strip(&rcpt);
-                        notes.push(format!("delete rcpt: <{rcpt}>"));
-                        envelope
-                            .recipients
-                            .retain(|r| !r.eq_ignore_ascii_case(&rcpt));
+                        if let Some(rcpt) = strip(&rcpt) {
+                            notes.push(format!("delete rcpt: <{rcpt}>"));
+                            envelope
+                                .recipients
+                                .retain(|r| !r.eq_ignore_ascii_case(&rcpt));
+                        }
                     }
                     Edit::Quarantine(reason) => {
                         notes.push(format!("quarantine: {reason}"));
                         outcome.hold.get_or_insert(reason);
                     }
-                    Edit::ChangeSender(from, _) => {
-                        let from = strip(&from);
-                        notes.push(format!("change sender: <{from}>"));
-                        envelope.sender = from;
-                    }
+                    Edit::ChangeSender(from, _) => match strip(&from) {
+                        Some(from) => {
+                            notes.push(format!("change sender: <{from}>"));
+                            envelope.sender = from;
+                        }
+                        None => warning!(
+                            "milter {}: ignored SMFIR_CHGFROM to a malformed address",
+                            milter.spec.name
+                        ),
+                    },
                 }
             }
             if let Some(body) = new_body {
@@ -282,5 +301,20 @@ impl Milters {
         for milter in &mut self.list {
             milter.quit().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip;
+
+    #[test]
+    fn addresses_from_milters_are_checked() {
+        assert_eq!(strip("<a@example.com>").as_deref(), Some("a@example.com"));
+        assert_eq!(strip("a@example.com").as_deref(), Some("a@example.com"));
+        assert_eq!(strip("<>").as_deref(), Some(""));
+        assert_eq!(strip("<a@b>\r\nRCPT TO:<c@d>"), None);
+        assert_eq!(strip("<a b@c>"), None);
+        assert_eq!(strip(&"x".repeat(300)), None);
     }
 }

@@ -6,7 +6,6 @@
 //! queue file to incoming/ (or hold/, quarantine/), makes it durable, and
 //! only then answers smtpd, which only then answers 250. Then it wakes qmgr.
 
-mod checks;
 mod headers;
 mod rewrite;
 mod scan_client;
@@ -22,8 +21,8 @@ use mailgate_ipc::spool::{INCOMING, QueueIdGenerator, remove_stale_temporaries};
 use mailgate_log::info;
 use mailgate_sandbox::{Worker, die, profiles};
 
-use crate::checks::Checks;
 use crate::scan_client::FailureAction;
+use cleanup::checks::{self, Checks};
 
 /// What a delivery status notice adds around the message it returns.
 const NOTICE_ROOM: u64 = 1024 * 1024;

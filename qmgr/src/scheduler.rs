@@ -18,7 +18,7 @@ use mailgate_config::Route;
 use mailgate_ipc::Channel;
 use mailgate_ipc::envelope::{Micros, RecipientState, from_micros, now_micros};
 use mailgate_ipc::protocol::delivery::{
-    Outcome, RecipientRequest, RecipientResult, Reply, Request,
+    AgentRequest, Outcome, RecipientRequest, RecipientResult, Reply, Request,
 };
 use mailgate_ipc::spool::{
     ACTIVE, DEFERRED, HOLD, INCOMING, act_on_file, is_queue_id, queue_path, service_socket,
@@ -768,7 +768,7 @@ async fn deliver(request: Request) -> Vec<RecipientResult> {
             .await
             .map_err(|_| "mail transport unavailable".to_string())?;
         agent
-            .call::<_, Reply>(&request, &[file.as_fd()])
+            .call::<_, Reply>(&AgentRequest::Deliver(request.clone()), &[file.as_fd()])
             .await
             .map_err(|e| format!("delivery agent failed: {e}"))
     }

@@ -390,6 +390,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 text.extend_from_slice(self.command_line(*command, &ext, message).as_bytes());
             }
             let (first_stage, first_timeout) = self.step(batch[0]);
+            self.trace_out(&text);
             if let Err(f) = self.send(&text, first_timeout).await {
                 let status = self.broken(f, first_stage);
                 if matches!(batch[0], Command::Rset) {
@@ -486,6 +487,53 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// An address probe (Postfix's verify mode): MAIL FROM and RCPT TO on
+    /// this fresh session, then RSET and QUIT; no message is sent. The
+    /// status is the recipient's: the server's answer to RCPT TO, or what
+    /// stopped the probe before it (a refused MAIL FROM, a broken
+    /// connection).
+    pub async fn probe(mut self, sender: &str, recipient: &str) -> Status {
+        let mut mail = format!("MAIL FROM:<{sender}>");
+        if !sender.is_ascii() || !recipient.is_ascii() {
+            if !self.ext.smtputf8 {
+                self.quit().await;
+                return Status::bounced(
+                    "5.6.7",
+                    format!(
+                        "SMTPUTF8 is required, but was not offered by host {}",
+                        self.host
+                    ),
+                );
+            }
+            mail.push_str(" SMTPUTF8");
+        }
+        mail.push_str("\r\n");
+        let reply = match self.command(mail.as_bytes(), self.timeouts.mail).await {
+            Ok(reply) => reply,
+            Err(f) => return self.broken(f, Stage::Mail),
+        };
+        if !reply.is_positive() {
+            let status = self.rejected(&reply, "MAIL FROM");
+            self.quit().await;
+            return status;
+        }
+        let rcpt = format!("RCPT TO:<{recipient}>\r\n");
+        let reply = match self.command(rcpt.as_bytes(), self.timeouts.rcpt).await {
+            Ok(reply) => reply,
+            Err(f) => return self.broken(f, Stage::Rcpt),
+        };
+        let status = if reply.is_positive() {
+            Status::sent(reply.dsn(), reply.to_string())
+        } else {
+            self.rejected(&reply, "RCPT TO")
+        };
+        // The answer to RSET changes nothing about the address.
+        if self.command(b"RSET\r\n", RSET_TIMEOUT).await.is_ok() {
+            self.quit().await;
+        }
+        status
+    }
+
     fn command_line(&self, command: Command, ext: &Extensions, message: &Message<'_>) -> String {
         match command {
             Command::Mail => {
@@ -552,8 +600,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     async fn command(&mut self, line: &[u8], timeout: Duration) -> Result<Reply, Fail> {
+        self.trace_out(line);
         self.send(line, timeout).await?;
         self.read_reply(timeout).await
+    }
+
+    /// Under master.cf's `-v`: each command line sent (an AUTH argument is
+    /// a credential and is not shown).
+    fn trace_out(&self, data: &[u8]) {
+        if !mailgate_log::verbose() {
+            return;
+        }
+        for line in String::from_utf8_lossy(data).lines() {
+            let shown = match line.get(..5) {
+                Some(v) if v.eq_ignore_ascii_case("AUTH ") => "AUTH ...",
+                _ => line,
+            };
+            mailgate_log::debug!("> {}: {shown}", self.host);
+        }
     }
 
     async fn send(&mut self, data: &[u8], timeout: Duration) -> Result<(), Fail> {
@@ -598,6 +662,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     if line.last() == Some(&b'\r') {
                         line.pop();
                     }
+                    mailgate_log::debug!("< {}: {}", self.host, String::from_utf8_lossy(&line));
                     if line.len() > MAX_LINE {
                         return Err(Fail::Malformed(ReplyError::LineTooLong));
                     }

@@ -134,7 +134,7 @@ pub async fn deliver(
 
 /// The status an error or retry transport reports: its text, with the
 /// enhanced status code it may start with (`5.1.1 User unknown`).
-fn pseudo(text: &str, class: char) -> Status {
+pub(crate) fn pseudo(text: &str, class: char) -> Status {
     let text = text.trim();
     let (dsn, reason) = match text.split_once(' ') {
         Some((code, rest)) if is_status_code(code, class) => (code.to_string(), rest.trim()),
@@ -160,7 +160,7 @@ fn is_status_code(code: &str, class: char) -> bool {
 
 /// Whether an address can go inside `<...>` on a command line: no line
 /// ends (command injection) and no angle brackets.
-fn fits_command(address: &str) -> bool {
+pub(crate) fn fits_command(address: &str) -> bool {
     !address
         .bytes()
         .any(|b| b.is_ascii_control() || b == b'<' || b == b'>')
@@ -364,7 +364,7 @@ fn fill(statuses: Vec<Option<Status>>, rest: &Status) -> Vec<Status> {
         .collect()
 }
 
-async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
     let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
         .await
         .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
@@ -375,7 +375,7 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
 
 /// The system's words for a connect error, as Postfix shows them
 /// ("Connection refused"), without Rust's "(os error 111)".
-fn describe(e: &io::Error) -> String {
+pub(crate) fn describe(e: &io::Error) -> String {
     if e.kind() == io::ErrorKind::TimedOut {
         return "Connection timed out".to_string();
     }

@@ -15,7 +15,9 @@ mod cache;
 mod client;
 mod content;
 mod deliver;
+mod hosts;
 mod nexthop;
+mod probe;
 mod reply;
 mod serve;
 mod settings;
@@ -84,7 +86,7 @@ mod tests {
                 data_done: t,
                 quit: t,
             },
-            dns: Dns::Disabled,
+            dns: Dns::Native(crate::hosts::Hosts::default()),
             addresses: crate::nexthop::AddressPolicy {
                 limit: 5,
                 own: Vec::new(),

@@ -96,20 +96,22 @@ impl Settings {
             data_done: config.time("smtp_data_done_timeout"),
             quit: config.time("smtp_quit_timeout"),
         };
-        // Only the DNS method is implemented; "native" (getaddrinfo) would
-        // need /etc/hosts and NSS modules inside the chroot.
+        // "dns" asks the DNS servers; "native" (alone, or forced by
+        // disable_dns_lookups) reads the hosts file, now, before the chroot
+        // (getaddrinfo would need it and NSS modules inside). "dns, native"
+        // uses DNS only: `check` says so.
+        let lookup = config.list("smtp_host_lookup");
         let dns_allowed = !config.bool("disable_dns_lookups")
-            && config
-                .list("smtp_host_lookup")
-                .iter()
-                .any(|m| m.eq_ignore_ascii_case("dns"));
+            && lookup.iter().any(|m| m.eq_ignore_ascii_case("dns"));
         let dns = if dns_allowed {
             Dns::Resolver(Box::new(
                 mailgate_dns::resolver(&config.list("dns_nameservers"))
                     .map_err(SettingsError::Dns)?,
             ))
         } else {
-            Dns::Disabled
+            Dns::Native(crate::hosts::Hosts::read(std::path::Path::new(
+                crate::hosts::HOSTS_FILE,
+            )))
         };
         let count = |name: &str| usize::try_from(config.int(name).max(0)).unwrap_or(usize::MAX);
         Ok(Settings {

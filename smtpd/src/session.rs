@@ -241,6 +241,7 @@ where
         milter_flags: crate::milter::MilterFlags::default(),
     };
     session.st.server = local;
+    session.conn.label = session.st.peer.label();
     info!("connect from {}", session.st.peer.label());
     // SMTPS: TLS before the greeting.
     let wrapped = match &settings.tls {
@@ -416,6 +417,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     continue;
                 }
             };
+            if mailgate_log::verbose() {
+                // AUTH's initial response is a credential: not logged.
+                let shown = match text.get(..5) {
+                    Some(v) if v.eq_ignore_ascii_case("AUTH ") => {
+                        let mech = text[5..].split_whitespace().next().unwrap_or("");
+                        format!("AUTH {mech} ...")
+                    }
+                    _ => text.clone(),
+                };
+                mailgate_log::debug!("< {}: {shown}", self.st.peer.label());
+            }
             let (verb, parsed) = command::parse(&text, opts);
             if verb == Verb::Unknown && self.is_not_smtp(&text) {
                 warning!(

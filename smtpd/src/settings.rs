@@ -18,6 +18,7 @@ use mailgate_tls::protocol::SERVICE as TLSKEYS_SERVICE;
 use mailgate_tls::server::ServerTls;
 
 use crate::auth::Sasl;
+use crate::policy::verify::VerifySettings;
 use mailgate_policy::{PolicyClient, PolicyService};
 
 /// RFC 5321 section 4.5.3.1.4: a server must accept command lines of 512
@@ -82,7 +83,7 @@ pub enum TempfailAction {
 }
 
 impl TempfailAction {
-    fn from(value: &str) -> TempfailAction {
+    pub(crate) fn from(value: &str) -> TempfailAction {
         match value.to_ascii_lowercase().as_str() {
             "defer" => TempfailAction::Defer,
             "dunno" => TempfailAction::Dunno,
@@ -189,6 +190,8 @@ pub struct Settings {
     pub sender_login_maps: Vec<Table>,
     /// smtpd_milters and the milter_* settings.
     pub milters: crate::milter::MilterSettings,
+    /// reject_unverified_*: the verify service and the reply codes.
+    pub verify: VerifySettings,
 }
 
 /// A configuration smtpd cannot run with; each names its parameter.
@@ -436,6 +439,7 @@ impl Settings {
             sasl: Sasl::load(config).map_err(SettingsError::Sasl)?,
             sender_login_maps: tables("smtpd_sender_login_maps")?,
             milters: crate::milter::MilterSettings::load(config)?,
+            verify: VerifySettings::load(config, &stressed)?,
         })
     }
 }

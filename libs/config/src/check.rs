@@ -23,6 +23,7 @@ const TABLE_PARAMETERS: &[&str] = &[
     "rbl_reply_maps",
     "greylist_whitelist_clients",
     "greylist_whitelist_recipients",
+    "address_verify_transport_maps",
     "virtual_alias_maps",
     "canonical_maps",
     "sender_canonical_maps",
@@ -90,6 +91,7 @@ pub fn check(config_dir: &Path, command_line: &[Override]) -> Report {
     if let Some(master) = &master {
         checker.check_content_scanner(&main, master);
         checker.check_tlskeys(&main, master);
+        checker.check_verify_service(&main, master);
     }
     Report {
         errors: checker.diagnostics,
@@ -172,6 +174,40 @@ impl Checker {
     }
 }
 
+impl Checker {
+    /// reject_unverified_recipient and reject_unverified_sender ask the
+    /// verify service: without it in master.cf every such check would
+    /// answer 4xx.
+    fn check_verify_service(&mut self, main: &MainConfig, master: &MasterConfig) {
+        let smtpd_configs = master
+            .services
+            .iter()
+            .filter(|s| s.command == "smtpd" && !s.overrides.is_empty())
+            .filter_map(|s| main.with_overrides(&s.overrides).ok());
+        for config in std::iter::once(main.clone()).chain(smtpd_configs) {
+            let uses = Restrictions::load(&config).is_ok_and(|r| r.uses_address_verification());
+            let name = config.get("address_verify_service_name");
+            let served = master
+                .services
+                .iter()
+                .any(|s| s.name == name && s.kind == crate::ServiceKind::Unix);
+            if uses && !served {
+                self.diagnostics.push(Diagnostic::new(
+                    master_cf_path(main),
+                    0,
+                    format!(
+                        "reject_unverified_recipient and reject_unverified_sender ask the \
+                         address verification service, but master.cf has no unix service \
+                         \"{name}\" (address_verify_service_name): add \
+                         `{name} unix - - y - 1 verify`"
+                    ),
+                ));
+                return;
+            }
+        }
+    }
+}
+
 fn master_cf_path(main: &MainConfig) -> PathBuf {
     main.config_dir().join("master.cf")
 }
@@ -204,7 +240,18 @@ impl Checker {
         self.check_restrictions(config);
         self.check_milters(config);
         self.check_unimplemented(config);
+        self.check_host_lookup(config);
         self.check_client_score(config);
+        for (name, message) in crate::verify::problems(config) {
+            let value = config.get(name);
+            let (file, line) = self.origin(config, name);
+            if self
+                .seen
+                .insert((file.clone(), line, format!("verify:{name}"), value))
+            {
+                self.diagnostics.push(Diagnostic::new(&file, line, message));
+            }
+        }
         for (name, message) in crate::tls_check::problems(config) {
             let value = config.get(&name);
             let (file, line) = self.origin(config, &name);
@@ -350,6 +397,32 @@ impl Checker {
                 Severity::Error => self.diagnostics.push(diagnostic),
                 Severity::Warning => self.warnings.push(diagnostic),
             }
+        }
+    }
+
+    /// smtp_host_lookup: relay asks the DNS ("dns") or reads the hosts
+    /// file ("native", or disable_dns_lookups); not one after the other.
+    fn check_host_lookup(&mut self, config: &MainConfig) {
+        let methods = config.list("smtp_host_lookup");
+        let has = |m: &str| methods.iter().any(|x| x.eq_ignore_ascii_case(m));
+        let (file, line) = self.origin(config, "smtp_host_lookup");
+        if let Some(other) = methods
+            .iter()
+            .find(|m| !m.eq_ignore_ascii_case("dns") && !m.eq_ignore_ascii_case("native"))
+        {
+            self.diagnostics.push(Diagnostic::new(
+                &file,
+                line,
+                format!("smtp_host_lookup: unknown method \"{other}\" (dns or native)"),
+            ));
+        } else if has("dns") && has("native") && !config.bool("disable_dns_lookups") {
+            self.warnings.push(Diagnostic::new(
+                &file,
+                line,
+                "smtp_host_lookup = dns, native: not implemented in mailgate: names are looked \
+                 up in the DNS only, the hosts file is not asked after it"
+                    .to_string(),
+            ));
         }
     }
 
@@ -729,6 +802,45 @@ relay     unix  -       -       y       -       -       relay
             "smtp inet n - y - - smtpd\nscanner unix n - y - 8 scanner\n",
         );
         assert!(run(d).is_empty());
+    }
+
+    #[test]
+    fn address_verification_needs_the_verify_service() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "master.cf", "smtp inet n - y - - smtpd\n");
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\nrelay_domains = example.com\n\
+             smtpd_recipient_restrictions = reject_unauth_destination, reject_unverified_recipient\n",
+        );
+        let errs = run(d);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].contains("master.cf has no unix service \"verify\""),
+            "{errs:?}"
+        );
+        write(
+            d,
+            "master.cf",
+            "smtp inet n - y - - smtpd\nverify unix - - y - 1 verify\n",
+        );
+        assert!(run(d).is_empty());
+        // Only in one smtpd's -o settings, and with another service name.
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\nrelay_domains = example.com\n\
+             address_verify_service_name = probe\n",
+        );
+        write(
+            d,
+            "master.cf",
+            "smtp inet n - y - - smtpd\n  -o smtpd_sender_restrictions=reject_unverified_sender\n\
+             verify unix - - y - 1 verify\n",
+        );
+        assert!(run(d)[0].contains("no unix service \"probe\""));
     }
 
     #[test]

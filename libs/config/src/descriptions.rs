@@ -682,7 +682,116 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "unverified_recipient_reject_code",
-        "The reply code for recipients that address verification found undeliverable.",
+        "reject_unverified_recipient: the reply code when the next hop refused the address for good (5xx).",
+    ),
+    (
+        "unverified_recipient_defer_code",
+        "reject_unverified_recipient: the reply code when the next hop could not say (4xx, unreachable) or verification is still in progress.",
+    ),
+    (
+        "unverified_recipient_tempfail_action",
+        "reject_unverified_recipient when verification is in progress, failed for now or the verify service cannot be asked: defer_if_permit or defer.",
+    ),
+    (
+        "unverified_recipient_reject_reason",
+        "Fixed text for reject_unverified_recipient's refusals instead of the next hop's reply.",
+    ),
+    (
+        "unverified_sender_reject_code",
+        "reject_unverified_sender: the reply code when the next hop refused the address for good (5xx).",
+    ),
+    (
+        "unverified_sender_defer_code",
+        "reject_unverified_sender: the reply code when the next hop could not say or verification is still in progress.",
+    ),
+    (
+        "unverified_sender_tempfail_action",
+        "reject_unverified_sender when verification is in progress, failed for now or the verify service cannot be asked: defer_if_permit or defer.",
+    ),
+    (
+        "unverified_sender_reject_reason",
+        "Fixed text for reject_unverified_sender's refusals instead of the next hop's reply.",
+    ),
+    (
+        "address_verify_service_name",
+        "The master.cf service smtpd asks to verify addresses (private/NAME).",
+    ),
+    (
+        "address_verify_poll_count",
+        "How many times smtpd asks the verify service about an address whose probe is in progress before it answers 450.",
+    ),
+    (
+        "address_verify_poll_delay",
+        "How long smtpd waits between two such questions.",
+    ),
+    (
+        "address_verify_service_timeout",
+        "How long smtpd waits for the verify service's answer; past it the check defers (mailgate).",
+    ),
+    (
+        "address_verify_map_timeout",
+        "The longest a Redis operation of the verification cache may take (mailgate).",
+    ),
+    (
+        "address_verify_positive_expire_time",
+        "How long a deliverable address stays in the verification cache without a new probe.",
+    ),
+    (
+        "address_verify_positive_refresh_time",
+        "After this long a deliverable address is probed again (the cached result is used meanwhile).",
+    ),
+    (
+        "address_verify_negative_expire_time",
+        "How long an undeliverable address stays in the verification cache without a new probe.",
+    ),
+    (
+        "address_verify_negative_refresh_time",
+        "After this long an undeliverable address is probed again (the cached result is used meanwhile).",
+    ),
+    (
+        "address_verify_negative_cache",
+        "Cache failed probes; with no, a refused address is probed again at every lookup.",
+    ),
+    (
+        "address_verify_cache_cleanup_interval",
+        "How often the verify service removes expired entries from its redb file (0: never).",
+    ),
+    (
+        "double_bounce_sender",
+        "The local part of the sender of mail that must never bounce, such as address probes.",
+    ),
+    (
+        "address_verify_sender",
+        "The sender of address probes (qualified with $myorigin); empty or <> for the null sender.",
+    ),
+    (
+        "address_verify_sender_ttl",
+        "When not 0: a time-dependent part is added to the probe sender's local part, changing this often.",
+    ),
+    (
+        "address_verify_pending_request_limit",
+        "The most probes in progress at once; a probe beyond it fails for now (4.3.2 Too many address verification requests).",
+    ),
+    (
+        "address_verify_transport_maps",
+        "transport_maps for address probes.",
+    ),
+    ("address_verify_relayhost", "relayhost for address probes."),
+    (
+        "address_verify_default_transport",
+        "default_transport for address probes.",
+    ),
+    (
+        "address_verify_relay_transport",
+        "relay_transport for address probes.",
+    ),
+    (
+        "address_verify_local_transport",
+        "local_transport for address probes.",
+    ),
+    (
+        "smtp_address_verify_target",
+        "The SMTP command a probe stops after: rcpt (data is not implemented).",
     ),
     (
         "relay_domains_reject_code",
@@ -703,7 +812,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ("reject_code", "The reply code for the reject restriction."),
     (
         "address_verify_map",
-        "The cache of address verification results.",
+        "The cache of address verification results: redb:/path, redis:host:port[/db] shared by several gateways, or empty (memory only); Postfix's btree:/path is the redb file /path.redb.",
     ),
     (
         "debug_peer_list",

@@ -27,6 +27,7 @@ mod table;
 mod tls;
 mod tls_check;
 pub mod unimplemented;
+pub mod verify;
 
 pub use address::split_address;
 pub use check::{Report, check};

@@ -136,6 +136,18 @@ impl MasterConfig {
             let mut rest = fields[8..].iter();
             while let Some(&(offset, arg)) = rest.next() {
                 if arg != "-o" {
+                    if arg != "-v" {
+                        diagnostics.push(Diagnostic::new(
+                            origin,
+                            logical.line_at(offset),
+                            format!(
+                                "{}: argument \"{arg}\" is not implemented (mailgate's \
+                                 services take -o name=value and -v)",
+                                fields[0].1
+                            ),
+                        ));
+                        ok = false;
+                    }
                     args.push(arg.to_string());
                     continue;
                 }
@@ -350,6 +362,17 @@ relay     unix  -       -       y       -       -       relay
     }
 
     #[test]
+    fn arguments_other_than_v_and_o_are_refused() {
+        let err = parse("smtp inet n - n - - smtpd -v -D\n").unwrap_err();
+        let text = format!("{err}");
+        assert!(
+            text.contains("smtp: argument \"-D\" is not implemented"),
+            "{text}"
+        );
+        assert!(!text.contains("\"-v\""), "{text}");
+    }
+
+    #[test]
     fn seed_content_filter_services() {
         // From the CentOS proxy tutorial (seed 003) and the Italian talk (seed 001).
         let text = "\
@@ -426,7 +449,7 @@ cleanup unix n - y - 0 cleanup
     boom
 ";
         let errs = errors(text);
-        assert_eq!(errs.len(), 9, "{errs:#?}");
+        assert_eq!(errs.len(), 10, "{errs:#?}");
         assert!(errs[0].starts_with("master.cf:1: expected at least 8 fields"));
         assert!(errs[1].starts_with("master.cf:2: private field must be y, n or -"));
         assert!(errs[2].starts_with("master.cf:3: wakeup field"));
@@ -438,6 +461,7 @@ cleanup unix n - y - 0 cleanup
             "master.cf:9: duplicate service \"cleanup\" of type unix (first defined at line 8)"
         ));
         assert!(errs[8].starts_with("master.cf:10: -o nonsense: expected name=value"));
+        assert!(errs[9].starts_with("master.cf:11: cleanup: argument \"boom\" is not implemented"));
     }
 
     #[test]

@@ -296,7 +296,6 @@ static PARAMS: &[Param] = &[
     p("unknown_relay_recipient_reject_code", "550", Int),
     p("unknown_virtual_alias_reject_code", "550", Int),
     p("unknown_local_recipient_reject_code", "550", Int),
-    p("unverified_recipient_reject_code", "450", Int),
     p("relay_domains_reject_code", "554", Int),
     p("access_map_reject_code", "554", Int),
     p("access_map_defer_code", "450", Int),
@@ -342,6 +341,60 @@ static PARAMS: &[Param] = &[
     ),
     p("rbl_reply_maps", "", List),
     p("show_user_unknown_table_name", "yes", Bool),
+    // reject_unverified_recipient and reject_unverified_sender (smtpd's
+    // side of address verification): Postfix's names and defaults.
+    p("unverified_recipient_reject_code", "450", Int),
+    p("unverified_recipient_defer_code", "450", Int),
+    p(
+        "unverified_recipient_tempfail_action",
+        "$reject_tempfail_action",
+        Choice(TEMPFAIL),
+    ),
+    p("unverified_recipient_reject_reason", "", Str),
+    p("unverified_sender_reject_code", "450", Int),
+    p("unverified_sender_defer_code", "450", Int),
+    p(
+        "unverified_sender_tempfail_action",
+        "$reject_tempfail_action",
+        Choice(TEMPFAIL),
+    ),
+    p("unverified_sender_reject_reason", "", Str),
+    p("address_verify_service_name", "verify", Str),
+    p("address_verify_poll_count", "${stress?{1}:{3}}", Int),
+    p("address_verify_poll_delay", "3s", Time('s')),
+    // mailgate: how long smtpd waits for the verify service's answer before
+    // it counts as failed (a 4xx, never a pass).
+    p("address_verify_service_timeout", "10s", Time('s')),
+    // The verify service: its cache (a redb file, or Redis shared by
+    // several gateways; empty: in memory only, as in Postfix) and probes.
+    p(
+        "address_verify_map",
+        "redb:$data_directory/verify_cache.redb",
+        Str,
+    ),
+    // mailgate: the longest a Redis operation of the cache may take.
+    p("address_verify_map_timeout", "5s", Time('s')),
+    p("address_verify_positive_expire_time", "31d", Time('d')),
+    p("address_verify_positive_refresh_time", "7d", Time('d')),
+    p("address_verify_negative_expire_time", "3d", Time('d')),
+    p("address_verify_negative_refresh_time", "3h", Time('h')),
+    p("address_verify_negative_cache", "yes", Bool),
+    p("address_verify_cache_cleanup_interval", "12h", Time('s')),
+    p("double_bounce_sender", "double-bounce", Str),
+    p("address_verify_sender", "$double_bounce_sender", Str),
+    p("address_verify_sender_ttl", "0s", Time('s')),
+    // Postfix's default is a quarter of qmgr_message_active_limit's.
+    p("address_verify_pending_request_limit", "5000", Int),
+    p("address_verify_transport_maps", "$transport_maps", List),
+    p("address_verify_relayhost", "$relayhost", Str),
+    p(
+        "address_verify_default_transport",
+        "$default_transport",
+        Str,
+    ),
+    p("address_verify_relay_transport", "$relay_transport", Str),
+    p("address_verify_local_transport", "$local_transport", Str),
+    p("smtp_address_verify_target", "rcpt", Str),
     // mailgate: check_client_score, policyd-weight's weighted checks.
     p("client_score_dnsbl_sites", "", List),
     p("client_score_rhsbl_sites", "", List),
@@ -379,7 +432,6 @@ static PARAMS: &[Param] = &[
         Str,
     ),
     p("smtpd_policy_service_policy_context", "", Str),
-    p("address_verify_map", "", Str),
     p("debug_peer_list", "", List),
     p("debug_peer_level", "2", Int),
     // SMTP AUTH (smtpd's AUTH command, checked by Dovecot or the IMAP server).

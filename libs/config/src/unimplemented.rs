@@ -139,15 +139,11 @@ static TABLE: &[Unimplemented] = &[
         "header rewriting is not implemented",
     ),
     // Address verification.
-    w(
-        "address_verify_map",
-        EMPTY,
-        "address verification is not implemented",
-    ),
-    w(
-        "unverified_recipient_reject_code",
-        &["450"],
-        "address verification is not implemented",
+    e(
+        "smtp_address_verify_target",
+        &["rcpt"],
+        "probes end after RCPT TO: an address the next hop refuses only after DATA \
+         would be taken as deliverable",
     ),
     // SMTP AUTH.
     w(

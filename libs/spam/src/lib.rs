@@ -33,6 +33,7 @@ pub use fit::{
     Features, MAX_RULE_SCORE, Sample, Scores, Verdict, cross_validate, fit, scores_file,
 };
 pub use journal::{AutoLearn, Journal, Synced, sync as sync_journals};
+pub use msg::{EntityView, entity_views};
 pub use rules::UnsupportedRule;
 pub use snapshot::{StoreLock, scanner_snapshot};
 pub use tokens::TokenOptions;
@@ -404,6 +405,12 @@ impl Engine {
     /// rejects), with where they are defined.
     pub fn unsupported_rules(&self) -> Vec<UnsupportedRule> {
         self.set.unsupported.clone()
+    }
+
+    /// Directives in the site's rule files that the engine does not carry
+    /// out (the directive as `name`, the rest of its line as `test`).
+    pub fn ignored_directives(&self) -> Vec<UnsupportedRule> {
+        self.set.ignored.clone()
     }
 
     /// Learned spam and ham counts, when there is a Bayes store.

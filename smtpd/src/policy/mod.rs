@@ -18,6 +18,7 @@ mod login;
 pub mod names;
 mod score;
 mod state;
+pub mod verify;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -471,6 +472,18 @@ impl<'a> Evaluator<'a> {
             },
             R::RejectUnlistedRecipient => match st.recipient.clone() {
                 Some(rcpt) if !rcpt.is_empty() => self.unlisted(st, &rcpt, Subject::Recipient),
+                _ => Decision::Dunno,
+            },
+            R::RejectUnverifiedRecipient => match st.recipient.clone() {
+                Some(rcpt) if !rcpt.is_empty() => {
+                    self.unverified(st, &rcpt, Subject::Recipient).await
+                }
+                _ => Decision::Dunno,
+            },
+            R::RejectUnverifiedSender => match st.sender.clone() {
+                Some(sender) if !sender.is_empty() => {
+                    self.unverified(st, &sender, Subject::Sender).await
+                }
                 _ => Decision::Dunno,
             },
             R::RejectMultiRecipientBounce => {

@@ -5,6 +5,7 @@
 mod anvil;
 mod auth;
 mod conn;
+mod milter;
 mod peer;
 mod policy;
 mod session;

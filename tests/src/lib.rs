@@ -18,8 +18,6 @@ use nix::unistd::Pid;
 
 pub mod amavis;
 pub mod browser;
-pub mod imapd;
-pub mod lmtpd;
 pub mod milters;
 pub mod peers;
 pub mod postfix;

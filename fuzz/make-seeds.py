@@ -10,6 +10,7 @@ import email.message
 import gzip
 import io
 import os
+import struct
 import sys
 import tarfile
 import zipfile
@@ -112,6 +113,22 @@ def main():
         "client_address=192.0.2.1\nclient_name=mail.example.org\nhelo_name=mail.example.org\n"
         "sender=a@example.org\nrecipient=b@example.com\nsize=1234\ninstance=12.34\n\n")
     put("policy_wire", "two", "request=smtpd_access_policy\nrecipient=x\n\nrequest=smtpd_access_policy\n\n")
+
+    def frame(cmd, data=b""):
+        return struct.pack(">I", len(data) + 1) + cmd + data
+    optneg = frame(b"O", struct.pack(">III", 6, 0x1FF, 0))
+    cont = frame(b"c")
+    put("milter_reply", "edits",
+        optneg + cont * 9
+        + frame(b"h", b"X-A\0v\0") + frame(b"m", struct.pack(">I", 1) + b"Subject\0new\0")
+        + frame(b"i", struct.pack(">I", 0) + b"X-Top\0t\0") + frame(b"b", b"new body\r\n")
+        + frame(b"+", b"<c@example.com>\0") + frame(b"-", b"<b@example.com>\0")
+        + frame(b"e", b"<d@example.org>\0") + frame(b"q", b"held\0") + frame(b"p") + cont)
+    put("milter_reply", "replycode",
+        optneg + cont * 3 + frame(b"y", b"550 5.7.1 no 100%% sure\0"))
+    put("milter_reply", "symlist",
+        frame(b"O", struct.pack(">III", 6, 0x1FF, 0x400) + struct.pack(">I", 2) + b"{mail_addr} i\0")
+        + cont * 5 + frame(b"s") + frame(b"a"))
 
     etc = os.path.join(HERE, "..", "etc")
     for name in ("main.cf", "master.cf"):

@@ -512,9 +512,10 @@ fn parameter_status_table_is_the_documented_one() {
         out.stdout
             .contains("| `virtual_alias_maps` |  | carried out |")
     );
+    assert!(out.stdout.contains("| `smtpd_milters` |  | carried out |"));
     assert!(
         out.stdout
-            .contains("| `smtpd_milters` |  | **not carried out, refused when set**")
+            .contains("| `non_smtpd_milters` |  | **not carried out, refused when set**")
     );
 }
 

@@ -6,6 +6,7 @@ mod anvil;
 mod anvil_client;
 mod auth;
 mod conn;
+mod milter;
 mod peer;
 mod policy;
 mod session;

@@ -205,6 +205,11 @@ pub(crate) struct Session<'a, S> {
     pub soft_refusal: bool,
     /// A bare LF was seen (smtpd_forbid_bare_newline = note).
     pub note_bare_lf: bool,
+    /// smtpd_milters, connected at the start of the session.
+    pub milters: Option<mailgate_milter::Milters>,
+    /// The macro values the milters get.
+    pub macros: mailgate_milter::Macros,
+    pub milter_flags: crate::milter::MilterFlags,
 }
 
 /// Serves one client until it quits or is dropped, logging as Postfix does.
@@ -241,6 +246,9 @@ where
         rcpt_overshoot: 0,
         soft_refusal: false,
         note_bare_lf: false,
+        milters: None,
+        macros: mailgate_milter::Macros::default(),
+        milter_flags: crate::milter::MilterFlags::default(),
     };
     session.st.server = local;
     session.conn.label = session.st.peer.label();
@@ -278,6 +286,8 @@ where
     // The transaction, if any, is abandoned here: cleanup sees its
     // connection close and discards the queue file.
     session.txn = None;
+    session.milter_abort().await;
+    session.milter_quit().await;
     let notes = if session.note_bare_lf {
         " notes=bare_lf"
     } else {
@@ -347,6 +357,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.conn.queue(&reply);
             self.errors += 1;
             self.access_denied = Some(reply);
+            return Ok(connection);
+        }
+        if let Some(reply) = self.milter_connect().await {
+            self.conn.queue(&reply);
+            if reply.code == 421 {
+                let _ = self.conn.flush(self.shared.timing().timeout).await;
+                return Err(End::Dropped);
+            }
+            self.errors += 1;
             return Ok(connection);
         }
         self.conn.queue(&Reply::new(220, s.banner.clone()));
@@ -564,6 +583,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             // Postfix.
             let hang_up = reply.code == 421;
             self.finish(verb, reply).await;
+            if self.milter_flags.pending && self.txn.is_none() {
+                self.milter_abort().await;
+            }
             if hang_up {
                 let _ = self.conn.flush(self.shared.timing().timeout).await;
                 return End::Dropped;
@@ -671,6 +693,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         // RFC 5321 4.1.4: a HELO or EHLO during a transaction resets it.
         self.txn = None;
         self.st.reset_transaction();
+        self.milter_abort().await;
+        if let Some(reply) = self.milter_helo(&name).await {
+            return reply;
+        }
         self.st.helo = Some(name);
         self.esmtp = esmtp;
         self.st.protocol = self.protocol();

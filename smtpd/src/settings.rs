@@ -198,6 +198,8 @@ pub struct Settings {
     pub sasl: Option<Arc<Sasl>>,
     /// smtpd_sender_login_maps: who may use which sender address.
     pub sender_login_maps: Vec<Table>,
+    /// smtpd_milters and the milter_* settings.
+    pub milters: crate::milter::MilterSettings,
     /// reject_unverified_*: the verify service and the reply codes.
     pub verify: VerifySettings,
     /// content_filter, receive_override_options, XFORWARD.
@@ -336,8 +338,15 @@ impl Settings {
         let networks = |parameter: &'static str| {
             NetworkList::parse(&config.list(parameter), dir).map_err(problems(parameter))
         };
+        let filtering = crate::xforward::Filtering::load(config, dir)?;
+        let mut milters = crate::milter::MilterSettings::load(config)?;
+        // receive_override_options = no_milters (a content filter's
+        // re-injection service): the mail met the milters on its way in.
+        if filtering.overrides.no_milters {
+            milters.specs.clear();
+        }
         Ok(Settings {
-            filtering: crate::xforward::Filtering::load(config, dir)?,
+            filtering,
             myhostname: config.get("myhostname"),
             banner: config.get("smtpd_banner"),
             helo_required: config.bool("smtpd_helo_required"),
@@ -459,6 +468,7 @@ impl Settings {
                 .map(Arc::new),
             sasl: Sasl::load(config).map_err(SettingsError::Sasl)?,
             sender_login_maps: tables("smtpd_sender_login_maps")?,
+            milters,
             verify: VerifySettings::load(config, &stressed)?,
         })
     }
@@ -559,6 +569,22 @@ pub(crate) mod tests {
         assert_eq!(s.line_length_limit, 2048);
         assert_eq!(s.cleanup_socket, None);
         assert!(s.access_parent_bare);
+    }
+
+    /// A re-injection service with receive_override_options = no_milters
+    /// asks no milter, as Postfix's; the others ask smtpd_milters.
+    #[test]
+    fn no_milters_turns_the_milters_off_for_that_service() {
+        let milters = "smtpd_milters = inet:127.0.0.1:8891, unix:/run/m.sock\n";
+        assert_eq!(settings(milters).milters.specs.len(), 2);
+        let s = settings(&format!(
+            "{milters}receive_override_options = no_header_body_checks, no_milters\n"
+        ));
+        assert!(s.milters.specs.is_empty());
+        let s = settings(&format!(
+            "{milters}receive_override_options = no_header_body_checks\n"
+        ));
+        assert_eq!(s.milters.specs.len(), 2);
     }
 
     #[test]

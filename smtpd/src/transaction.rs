@@ -29,6 +29,8 @@ pub(crate) struct Transaction {
     /// Opened at the first accepted recipient; dropping it discards the
     /// transaction in cleanup.
     cleanup: Option<CleanupSession>,
+    /// The sender a milter set (SMFIR_CHGFROM).
+    milter_sender: Option<String>,
 }
 
 /// Text fit inside a header comment (Postfix's comment_sanitize): no
@@ -103,12 +105,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.st.reset_transaction();
             return reply;
         }
+        if let Some(reply) = self.milter_mail(&sender_text, params.size).await {
+            self.st.reset_transaction();
+            return reply;
+        }
         self.st.sender = Some(sender_text);
         self.txn = Some(Transaction {
             sender,
             params,
             recipients: Vec::new(),
             cleanup: None,
+            milter_sender: None,
         });
         Reply::new(250, "2.1.0 Ok")
     }
@@ -140,6 +147,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             return Reply::new(553, "5.6.7 Must declare SMTPUTF8 to send unicode address");
         }
         if let Some(reply) = Evaluator::new(s).check_rcpt(&mut self.st, &recipient).await {
+            return reply;
+        }
+        if let Some(reply) = self.milter_rcpt(&recipient).await {
             return reply;
         }
         let label = self.st.peer.label();
@@ -190,6 +200,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
         let s = self.settings;
         if let Some(reply) = Evaluator::new(s).check_data(&mut self.st).await {
+            return Ok(reply);
+        }
+        if let Some(reply) = self.milter_data().await {
             return Ok(reply);
         }
         let mut content = match Content::new() {
@@ -304,6 +317,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.note_bare_lf |= bare_lf;
             Evaluator::new(s).check_eod(&mut self.st).await
         };
+        // The milters' end of message: a refusal, or the content and
+        // envelope as they leave them.
+        let refusal = match refusal {
+            None if write_error.is_none() && self.milters.is_some() => self
+                .milter_end(&mut txn, &mut content, &mut held)
+                .await
+                .err(),
+            refusal => refusal,
+        };
         let actions = std::mem::take(&mut self.st.actions);
         let forwarded = std::mem::take(&mut self.st.xforward);
         let queue_id = self.st.queue_id.clone();
@@ -327,7 +349,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             return Ok(queue_error());
         };
         let envelope = Envelope {
-            sender: txn.sender.to_string(),
+            sender: txn
+                .milter_sender
+                .take()
+                .unwrap_or_else(|| txn.sender.to_string()),
             recipients: txn.recipients,
             client: self.envelope_client(&forwarded),
             body_type: txn.params.body,
@@ -347,9 +372,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         {
             received_comments.push(format!("(Authenticated sender: {})", comment_safe(user)));
         }
+        let milter = std::mem::take(&mut self.milter_flags);
         let actions = Actions {
-            hold: actions.hold.is_some(),
-            discard: actions.discard,
+            hold: actions.hold.is_some() || milter.hold.is_some(),
+            discard: actions.discard || milter.discard,
             redirect: actions.redirect,
             bcc: actions.bcc,
             prepend: actions.prepend,
@@ -377,6 +403,78 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 Ok(queue_error())
             }
         }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
+    /// Runs the message through the milters and applies what they
+    /// changed: the envelope to `txn`, a new content to `content`.
+    async fn milter_end(
+        &mut self,
+        txn: &mut Transaction,
+        content: &mut Content,
+        held: &mut Held<'_>,
+    ) -> Result<(), Reply> {
+        let id = self.st.queue_id.clone().unwrap_or_else(|| "NOQUEUE".into());
+        let size = self.st.size;
+        // The milters work on copies (the content read back, and the
+        // message parsed from it): they count against
+        // smtpd_message_memory_limit too, until the transaction ends.
+        if !held.take(size.saturating_mul(2)) {
+            warning!(
+                "{id}: not enough memory to show the message from {} to the milters: \
+                 the sessions hold smtpd_message_memory_limit ({} bytes) of message content",
+                self.st.peer.label(),
+                self.settings.memory_limit
+            );
+            return Err(Reply::new(452, "4.3.1 Insufficient system storage"));
+        }
+        let bytes = match content.contents() {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                warning!("{id}: cannot read the message content: {e}");
+                return Err(queue_error());
+            }
+        };
+        let mut envelope = mailgate_milter::Envelope {
+            sender: txn.sender.to_string(),
+            recipients: txn.recipients.iter().map(|r| r.address.clone()).collect(),
+        };
+        let new = self.milter_message(&bytes, &mut envelope).await?;
+        drop(bytes);
+        if envelope.sender != txn.sender.to_string() {
+            txn.milter_sender = Some(envelope.sender);
+        }
+        let mut kept: Vec<Recipient> = Vec::with_capacity(envelope.recipients.len());
+        for address in envelope.recipients {
+            match txn.recipients.iter().position(|r| r.address == address) {
+                Some(i) => kept.push(txn.recipients.remove(i)),
+                None => kept.push(Recipient::new(address, None)),
+            }
+        }
+        if kept.is_empty() {
+            // Every recipient deleted: nothing to deliver, as Postfix's
+            // cleanup discards a message without recipients.
+            self.milter_flags.discard = true;
+            kept = std::mem::take(&mut txn.recipients);
+        }
+        txn.recipients = kept;
+        if let Some(new) = new {
+            if !held.take(new.len() as u64) {
+                warning!("{id}: not enough memory for the message as the milters changed it");
+                return Err(Reply::new(452, "4.3.1 Insufficient system storage"));
+            }
+            let mut replaced = Content::new().map_err(|e| {
+                warning!("{id}: cannot create a memory file for the message: {e}");
+                queue_error()
+            })?;
+            replaced.write(&new).map_err(|e| {
+                warning!("{id}: cannot store the message content: {e}");
+                queue_error()
+            })?;
+            *content = replaced;
+        }
+        Ok(())
     }
 }
 

@@ -18,8 +18,7 @@ use nix::unistd::Pid;
 
 pub mod amavis;
 pub mod browser;
-pub mod imapd;
-pub mod lmtpd;
+pub mod milters;
 pub mod peers;
 pub mod postfix;
 pub use peers::{Postgrey, Redis};
@@ -637,8 +636,19 @@ impl Gateway {
         self
     }
 
+    /// `launch` for a gateway whose smtpd greets with `code` instead of
+    /// 220 (a milter that refuses every connection).
+    pub fn launch_greeting(mut self, code: &str) -> Gateway {
+        self.start_master(code);
+        self
+    }
+
     /// `mailgate start`, then a wait until smtpd greets.
     fn spawn_master(&mut self) {
+        self.start_master("220");
+    }
+
+    fn start_master(&mut self, code: &str) {
         let child = Command::new(bin_dir().join("mailgate"))
             .arg("-c")
             .arg(self.dir.path())
@@ -652,7 +662,7 @@ impl Gateway {
             let mut client = Client::connect(self.port, "127.0.0.1").ok()?;
             let greeting = client.greeting.clone();
             client.send("QUIT");
-            greeting.starts_with("220").then_some(())
+            greeting.starts_with(code).then_some(())
         });
     }
 

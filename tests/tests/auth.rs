@@ -10,7 +10,24 @@ use mailgate_config::{Endpoint, ImapTls};
 use mailgate_sasl::dovecot::{self, Context};
 use mailgate_sasl::imap::{self, Target};
 use mailgate_sasl::{BackendError, Credentials, Verdict};
-use mailgate_tests::dovecot::{Dovecot, Plaintext, USERS};
+use mailgate_tests::dovecot::{Dovecot, Plaintext};
+
+/// The users every test Dovecot here knows: (name, password).
+const USERS: [(&str, &str); 2] = [
+    ("bob@example.com", "bob's secret"),
+    ("alice", "wonder land"),
+];
+
+/// Dovecot with the auth service on TCP, IMAP with STARTTLS and imaps.
+fn start_dovecot(plaintext: Plaintext) -> Dovecot {
+    Dovecot::builder()
+        .users(&USERS)
+        .plaintext(plaintext)
+        .auth_tcp()
+        .imap()
+        .imaps()
+        .start()
+}
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -44,16 +61,20 @@ fn context(n: u8) -> Context<'static> {
 
 #[test]
 fn dovecot_auth_protocol_over_tcp_and_unix_socket() {
-    let dovecot = Dovecot::start(Plaintext::Allowed);
+    let dovecot = Dovecot::builder()
+        .users(&USERS)
+        .auth_tcp()
+        .auth_socket("mailgate-test-auth")
+        .start();
     let rt = runtime();
     let (user, password) = USERS[0];
     let n = std::cell::Cell::new(0u8);
     for endpoint in [
         Endpoint::Inet {
             host: "127.0.0.1".into(),
-            port: dovecot.auth_port,
+            port: dovecot.auth_port(),
         },
-        Endpoint::Unix(dovecot.auth_socket.clone()),
+        Endpoint::Unix(dovecot.auth_socket().to_path_buf()),
     ] {
         let check = |c: Credentials| {
             n.set(n.get() + 1);
@@ -115,14 +136,14 @@ fn mailgate_tls_ca(path: &std::path::Path) -> Vec<rustls::pki_types::Certificate
 fn imap_login_with_starttls_as_rimap() {
     // LOGIN works only over TLS here, as on a mail server that refuses
     // plaintext passwords.
-    let dovecot = Dovecot::start(Plaintext::TlsOnly);
+    let dovecot = start_dovecot(Plaintext::TlsOnly);
     let rt = runtime();
     let target = |tls, implicit_tls, ca: &std::path::Path| Target {
-        host: dovecot.imap_host.into(),
+        host: dovecot.imap_host().into(),
         port: if implicit_tls {
-            dovecot.imaps_port
+            dovecot.imaps_port()
         } else {
-            dovecot.imap_port
+            dovecot.imap_port()
         },
         implicit_tls,
         tls,
@@ -131,9 +152,9 @@ fn imap_login_with_starttls_as_rimap() {
     let (user, password) = USERS[1];
     let check = |t: &Target, c: Credentials| rt.block_on(imap::check(t, &c, TIMEOUT));
     for t in [
-        target(ImapTls::May, false, &dovecot.ca_file),
-        target(ImapTls::Verify, false, &dovecot.ca_file),
-        target(ImapTls::Verify, true, &dovecot.ca_file),
+        target(ImapTls::May, false, dovecot.ca_file()),
+        target(ImapTls::Verify, false, dovecot.ca_file()),
+        target(ImapTls::Verify, true, dovecot.ca_file()),
     ] {
         assert_eq!(
             check(&t, credentials(user, password)).unwrap(),
@@ -142,21 +163,21 @@ fn imap_login_with_starttls_as_rimap() {
     }
     // One wrong password (Dovecot slows down the next login from the same
     // address after each failure).
-    let t = target(ImapTls::Verify, true, &dovecot.ca_file);
+    let t = target(ImapTls::Verify, true, dovecot.ca_file());
     assert_eq!(
         check(&t, credentials(user, "nope")).unwrap(),
         Verdict::Rejected
     );
     // Without TLS the server will not take the password at all.
     let err = check(
-        &target(ImapTls::None, false, &dovecot.ca_file),
+        &target(ImapTls::None, false, dovecot.ca_file()),
         credentials(user, password),
     )
     .unwrap_err();
     assert!(err.to_string().contains("LOGINDISABLED"), "{err}");
     // verify with another CA: no password is sent to an unverified server.
     let other = mailgate_tests::tls::TestPki::new(&["127.0.0.2"]);
-    let other_ca = dovecot.dir.path().join("other-ca.pem");
+    let other_ca = dovecot.dir().join("other-ca.pem");
     std::fs::write(&other_ca, &other.ca_pem).unwrap();
     let err = check(
         &target(ImapTls::Verify, true, &other_ca),
@@ -203,10 +224,10 @@ fn auth_against_dovecot_over_its_unix_socket() {
         &backend,
         "smtpd_sasl_type = dovecot\nsmtpd_sasl_path = private/auth\n",
     );
-    let dovecot = Dovecot::start_with_socket(
-        Plaintext::Allowed,
-        Some(gateway.spool("private").join("auth")),
-    );
+    let dovecot = Dovecot::builder()
+        .users(&USERS)
+        .auth_socket(gateway.spool("private").join("auth"))
+        .start();
     let (user, password) = USERS[0];
 
     // In clear: AUTH is neither announced nor accepted.
@@ -301,25 +322,27 @@ fn auth_against_dovecot_over_its_unix_socket() {
 
 #[test]
 fn auth_against_dovecot_over_tcp_and_the_imap_server_as_rimap() {
-    let dovecot = Dovecot::start(Plaintext::TlsOnly);
+    let dovecot = start_dovecot(Plaintext::TlsOnly);
     let backend = Backend::start();
-    let ca = dovecot.ca_file.display().to_string();
+    let ca = dovecot.ca_file().display().to_string();
     for sasl in [
         format!(
             "smtpd_sasl_type = dovecot\nsmtpd_sasl_path = inet:127.0.0.1:{}\n",
-            dovecot.auth_port
+            dovecot.auth_port()
         ),
         // STARTTLS to the IMAP server (it refuses LOGIN in clear), its
         // certificate checked.
         format!(
             "smtpd_sasl_type = imap\nsmtpd_sasl_path = imap:{}:{}\n\
              smtpd_sasl_imap_tls_security_level = verify\nsmtpd_sasl_imap_tls_CAfile = {ca}\n",
-            dovecot.imap_host, dovecot.imap_port
+            dovecot.imap_host(),
+            dovecot.imap_port()
         ),
         format!(
             "smtpd_sasl_type = imap\nsmtpd_sasl_path = imaps:{}:{}\n\
              smtpd_sasl_imap_tls_security_level = verify\nsmtpd_sasl_imap_tls_CAfile = {ca}\n",
-            dovecot.imap_host, dovecot.imaps_port
+            dovecot.imap_host(),
+            dovecot.imaps_port()
         ),
     ] {
         let (gateway, pki) = auth_gateway(&backend, &sasl);
@@ -380,7 +403,7 @@ fn backend_down_is_a_temporary_failure_and_auth_is_rate_limited() {
 
 #[test]
 fn sender_login_maps_with_reject_sender_login_mismatch() {
-    let dovecot = Dovecot::start(Plaintext::Allowed);
+    let dovecot = start_dovecot(Plaintext::Allowed);
     let backend = Backend::start();
     let (gateway, pki) = auth_gateway(
         &backend,
@@ -388,7 +411,7 @@ fn sender_login_maps_with_reject_sender_login_mismatch() {
             "smtpd_sasl_type = dovecot\nsmtpd_sasl_path = inet:127.0.0.1:{}\n\
              smtpd_sender_login_maps = inline:{{ bob@example.com=bob@example.com, @example.org=alice }}\n\
              smtpd_sender_restrictions = reject_sender_login_mismatch\n",
-            dovecot.auth_port
+            dovecot.auth_port()
         ),
     );
     let (alice, password) = USERS[1];

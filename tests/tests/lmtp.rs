@@ -4,31 +4,25 @@
 //! quota) and refused at RCPT TO for a third (unknown user), each logged
 //! with Dovecot's own reply and the refused ones bounced to the sender.
 
-use mailgate_tests::lmtpd::{DovecotLmtp, Mailbox};
+use mailgate_tests::dovecot::Dovecot;
 use mailgate_tests::{Backend, Client, Gateway, message};
 
 #[test]
 fn lmtp_delivery_to_dovecot_gets_a_reply_per_recipient() {
     let backend = Backend::start();
-    let lmtp = DovecotLmtp::start(&[
-        Mailbox {
-            user: "alice",
-            quota_bytes: None,
-        },
-        Mailbox {
-            user: "carol",
-            quota_bytes: None,
-        },
-        Mailbox {
-            user: "dave",
-            quota_bytes: Some(100),
-        },
-    ]);
+    // Mailbox users by address (what LMTP's RCPT TO names); dave's is
+    // nearly full.
+    let lmtp = Dovecot::builder()
+        .user("alice@example.com", "a")
+        .user("carol@example.com", "c")
+        .user_with_quota("dave@example.com", "d", 100)
+        .lmtp_tcp()
+        .start();
     let gateway = Gateway::configure(
         &backend,
         &format!(
             "transport_maps = inline:{{ example.com=lmtp:[127.0.0.1]:{} }}\n",
-            lmtp.port
+            lmtp.lmtp_port()
         ),
     )
     .with_master_cf("lmtp unix - - y - - lmtp\n");
@@ -50,12 +44,12 @@ fn lmtp_delivery_to_dovecot_gets_a_reply_per_recipient() {
     let id = reply.rsplit(' ').next().unwrap().to_string();
 
     // carol's mailbox has it; Dovecot said so for her alone.
-    let delivered = lmtp.wait_for_message("carol", "LMTP-INWARD-MARKER");
+    let delivered = lmtp.wait_for_message("carol@example.com", "INBOX", "LMTP-INWARD-MARKER");
     assert!(
         delivered.contains("Subject: inward over lmtp"),
         "{delivered}"
     );
-    let relay = format!("relay=127.0.0.1[127.0.0.1]:{}", lmtp.port);
+    let relay = format!("relay=127.0.0.1[127.0.0.1]:{}", lmtp.lmtp_port());
     let sent = gateway.wait_for_log(&format!("{id}: to=<carol@example.com>"));
     assert!(sent.contains(&relay), "{sent}");
     assert!(
@@ -75,7 +69,7 @@ fn lmtp_delivery_to_dovecot_gets_a_reply_per_recipient() {
     );
     assert!(full.contains("(in reply to end of DATA command)"), "{full}");
     assert!(
-        lmtp.messages("dave")
+        lmtp.messages("dave@example.com", "INBOX")
             .iter()
             .all(|m| !m.contains("LMTP-INWARD-MARKER")),
         "dave's full mailbox got the message"
@@ -96,7 +90,11 @@ fn lmtp_delivery_to_dovecot_gets_a_reply_per_recipient() {
 
     // One LMTP session did it all, and the sender learns of both refusals
     // (the bounce comes back to her mailbox over LMTP too).
-    let bounce = lmtp.wait_for_message("alice", "Undelivered Mail Returned to Sender");
+    let bounce = lmtp.wait_for_message(
+        "alice@example.com",
+        "INBOX",
+        "Undelivered Mail Returned to Sender",
+    );
     assert!(bounce.contains("<dave@example.com>"), "{bounce}");
     assert!(bounce.contains("<nosuch@example.com>"), "{bounce}");
     assert!(!bounce.contains("<carol@example.com>: "), "{bounce}");
@@ -145,14 +143,11 @@ fn lmtp_delivery_over_a_unix_socket_in_the_queue_directory() {
     );
 
     let socket = gateway.spool("private").join("dovecot-lmtp");
-    let lmtp = DovecotLmtp::start_on_socket(
-        &[Mailbox {
-            user: "carol",
-            quota_bytes: None,
-        }],
-        &socket,
-    );
-    let delivered = lmtp.wait_for_message("carol", "LMTP-UNIX-MARKER");
+    let lmtp = Dovecot::builder()
+        .user("carol@example.com", "c")
+        .lmtp_socket(&socket)
+        .start();
+    let delivered = lmtp.wait_for_message("carol@example.com", "INBOX", "LMTP-UNIX-MARKER");
     assert!(
         delivered.contains("Subject: over a unix socket"),
         "{delivered}"

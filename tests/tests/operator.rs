@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use mailgate_tests::bin_dir;
-use mailgate_tests::imapd::Dovecot;
+use mailgate_tests::dovecot::Dovecot;
+use mailgate_tests::tls::TestPki;
 
 fn text(output: &Output) -> (i32, String, String) {
     (
@@ -39,7 +40,12 @@ fn ham(n: usize) -> String {
 
 #[test]
 fn learn_from_dovecot_imap_folders() {
-    let dovecot = Dovecot::start(&[("ann", "s3cret pass")], None);
+    let dovecot = Dovecot::builder()
+        .user("ann", "s3cret pass")
+        .folders(&["Junk", "NotJunk", "Learned"])
+        .imap()
+        .imaps()
+        .start();
     for n in 0..3 {
         dovecot.deliver("ann", "Junk", &spam(n));
         dovecot.deliver("ann", "NotJunk", &ham(n));
@@ -63,8 +69,12 @@ fn learn_from_dovecot_imap_folders() {
         }
         text(&command.output().expect("run mailgate learn"))
     };
-    let ca = dovecot.certificate.to_str().unwrap();
-    let junk = format!("imaps://ann@127.0.0.1:{}/Junk", dovecot.imaps_port);
+    let ca = dovecot.ca_file().to_str().unwrap();
+    let junk = format!(
+        "imaps://ann@{}:{}/Junk",
+        dovecot.imap_host(),
+        dovecot.imaps_port()
+    );
 
     // Spam from Junk over IMAPS, the password from the environment.
     let (code, out, err) = learn(&["--spam", "--ca-file", ca, &junk], Some("s3cret pass"));
@@ -83,7 +93,11 @@ fn learn_from_dovecot_imap_folders() {
     // moved away once learned.
     let password = dir.path().join("imap-password");
     fs::write(&password, "s3cret pass\n").unwrap();
-    let not_junk = format!("imap://ann@127.0.0.1:{}/NotJunk", dovecot.imap_port);
+    let not_junk = format!(
+        "imap://ann@{}:{}/NotJunk",
+        dovecot.imap_host(),
+        dovecot.imap_port()
+    );
     let (code, out, err) = learn(
         &[
             "--ham",
@@ -129,7 +143,8 @@ fn learn_from_dovecot_imap_folders() {
     assert_eq!(code, 1);
     assert!(err.contains("MAILGATE_IMAP_PASSWORD"), "{err}");
     let other = tempfile::tempdir().unwrap();
-    let (stranger, _) = mailgate_tests::imapd::self_signed(other.path());
+    let stranger = other.path().join("stranger-ca.pem");
+    fs::write(&stranger, TestPki::new(&["localhost", "127.0.0.2"]).ca_pem).unwrap();
     let (code, _, err) = learn(
         &["--spam", "--ca-file", stranger.to_str().unwrap(), &junk],
         Some("s3cret pass"),

@@ -9,7 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use mailgate_tests::browser::Browser;
-use mailgate_tests::imapd::{Dovecot, self_signed};
+use mailgate_tests::dovecot::Dovecot;
+use mailgate_tests::tls::TestPki;
 use mailgate_tests::{Backend, Client, Gateway, free_port, message, wait_for};
 
 const ADMIN: &str = "admin@example.com";
@@ -38,7 +39,11 @@ fn the_web_page_in_chromium() {
     let scanner_home = tempfile::tempdir().unwrap();
     fs::set_permissions(scanner_home.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let certificates = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed(certificates.path());
+    TestPki::new(&["localhost", "127.0.0.1"]).write(certificates.path(), "");
+    let (cert, key) = (
+        certificates.path().join("cert.pem"),
+        certificates.path().join("key.pem"),
+    );
     let dead = free_port();
     let web_port = free_port();
     let gateway = Gateway::configure(
@@ -62,10 +67,10 @@ fn the_web_page_in_chromium() {
     // Dovecot checks the logins, on its auth socket inside the spool, as
     // Postfix's smtpd_sasl_path = private/auth.
     let auth = gateway.spool("private").join("auth");
-    let _dovecot = Dovecot::start(
-        &[(ADMIN, PASSWORD), ("user@example.com", PASSWORD)],
-        Some((&auth, "mailgate")),
-    );
+    let _dovecot = Dovecot::builder()
+        .users(&[(ADMIN, PASSWORD), ("user@example.com", PASSWORD)])
+        .auth_socket(&auth)
+        .start();
 
     // Traffic: one delivered, one deferred (to a closed port), one
     // quarantined for its banned attachment, one refused.

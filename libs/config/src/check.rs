@@ -270,6 +270,7 @@ impl Checker {
         }
         self.check_local(config);
         self.check_restrictions(config);
+        self.check_milters(config);
         self.check_unimplemented(config);
         self.check_host_lookup(config);
         self.check_client_score(config);
@@ -541,6 +542,23 @@ impl Checker {
 
     /// Runs one check unless the same value from the same place was already checked,
     /// placing its diagnostics at the parameter's setting.
+    /// smtpd_milters parses as smtpd will parse it, with main.cf's
+    /// milter_* settings (non_smtpd_milters is reported as not
+    /// implemented).
+    fn check_milters(&mut self, config: &MainConfig) {
+        for name in ["smtpd_milters"] {
+            let value = config.get(name);
+            if value.trim().is_empty() {
+                continue;
+            }
+            self.once(config, name, &value, |_| {
+                crate::milter::from_config(config, name)
+                    .map(drop)
+                    .map_err(|e| ConfigError::Invalid(vec![Diagnostic::unplaced(e.0)]))
+            });
+        }
+    }
+
     fn once(
         &mut self,
         config: &MainConfig,
@@ -711,15 +729,72 @@ anvil     unix  -       -       y       -       1       anvil
         let report = check(d, &[]);
         let errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
         let warnings: Vec<String> = report.warnings.iter().map(|e| e.to_string()).collect();
-        assert_eq!(errors.len(), 3, "{errors:#?}");
-        assert!(errors[0].starts_with(&format!("{main}:5: smtp_tls_wrappermode = yes")));
-        assert!(errors[1].starts_with(&format!("{master}:2: smtpd_milters = inet:127.0.0.1:8891")));
-        // Not unimplemented any more: checked against master.cf.
-        assert!(errors[2].starts_with(&format!(
-            "{main}:3: content_filter = smtp-amavis:[127.0.0.1]:10024: master.cf has no unix service \"smtp-amavis\""
-        )));
+        // smtpd_milters is implemented: no longer named; content_filter is
+        // checked against master.cf.
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with(&format!("{main}:5: smtp_tls_wrappermode = yes"))),
+            "{errors:#?}"
+        );
+        assert!(
+            errors.iter().any(|e| e.starts_with(&format!(
+                "{main}:3: content_filter = smtp-amavis:[127.0.0.1]:10024: master.cf has no unix service \"smtp-amavis\""
+            ))),
+            "{errors:#?}"
+        );
+        let _ = master;
         assert_eq!(warnings.len(), 1, "{warnings:#?}");
         assert!(warnings[0].starts_with(&format!("{main}:4: html_directory")));
+    }
+
+    #[test]
+    fn milter_lists_are_parsed_and_what_is_missing_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(
+            d,
+            "master.cf",
+            "smtp inet n - y - - smtpd\n  -o smtpd_milters=inet:127.0.0.1\n",
+        );
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\n\
+             non_smtpd_milters = unix:/var/run/milter.sock\n\
+             milter_default_action = bounce\n",
+        );
+        let main = d.join("main.cf").display().to_string();
+        let master = d.join("master.cf").display().to_string();
+        let errors: Vec<String> = check(d, &[]).errors.iter().map(|e| e.to_string()).collect();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with(&format!("{main}:3: milter_default_action"))),
+            "{errors:#?}"
+        );
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\n\
+             non_smtpd_milters = unix:/var/run/milter.sock\n",
+        );
+        let errors: Vec<String> = check(d, &[]).errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with(&format!("{master}:2: smtpd_milters"))
+                    && e.contains("milter inet:127.0.0.1: expected inet:host:port")),
+            "{errors:#?}"
+        );
+        assert!(
+            errors.iter().any(|e| e.starts_with(&format!(
+                "{main}:2: non_smtpd_milters = unix:/var/run/milter.sock: not implemented"
+            ))),
+            "{errors:#?}"
+        );
     }
 
     #[test]

@@ -604,7 +604,70 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
         "smtpd_reject_unlisted_recipient",
         "Refuse recipients in relay_domains that relay_recipient_maps does not list.",
     ),
-    ("smtpd_milters", "Milter applications for SMTP mail."),
+    (
+        "smtpd_milters",
+        "Milter applications (inet:host:port, unix:pathname, or { address, setting=value, ... }) that smtpd asks during the SMTP dialogue and at the end of each message, before its 250.",
+    ),
+    (
+        "smtpd_milter_maps",
+        "Per-client milter lists (not implemented).",
+    ),
+    ("milter_protocol", "The milter protocol version spoken (6)."),
+    (
+        "milter_default_action",
+        "What a milter that cannot be reached or misbehaves means: accept, reject, tempfail, quarantine or shutdown.",
+    ),
+    (
+        "milter_connect_timeout",
+        "Time limit for connecting to a milter and negotiating with it.",
+    ),
+    (
+        "milter_command_timeout",
+        "Time limit for a milter's answer to one SMTP event.",
+    ),
+    (
+        "milter_content_timeout",
+        "Time limit for sending a message to a milter and reading its answer.",
+    ),
+    (
+        "milter_connect_macros",
+        "Macros sent to milters with the connection.",
+    ),
+    (
+        "milter_helo_macros",
+        "Macros sent to milters with HELO/EHLO.",
+    ),
+    (
+        "milter_mail_macros",
+        "Macros sent to milters with MAIL FROM.",
+    ),
+    ("milter_rcpt_macros", "Macros sent to milters with RCPT TO."),
+    ("milter_data_macros", "Macros sent to milters with DATA."),
+    (
+        "milter_end_of_header_macros",
+        "Macros sent to milters at the end of the message header.",
+    ),
+    (
+        "milter_end_of_data_macros",
+        "Macros sent to milters at the end of the message.",
+    ),
+    (
+        "milter_unknown_command_macros",
+        "Macros sent with unknown commands (not implemented: those are not sent).",
+    ),
+    (
+        "milter_macro_daemon_name",
+        "The {daemon_name} macro's value.",
+    ),
+    ("milter_macro_v", "The v macro's value."),
+    (
+        "milter_macro_defaults",
+        "Default values for macros (not implemented).",
+    ),
+    (
+        "milter_header_checks",
+        "Header checks on milter-added headers (not implemented).",
+    ),
     (
         "non_smtpd_milters",
         "Milter applications for locally submitted mail.",

@@ -18,6 +18,7 @@ mod lists;
 mod local;
 mod main_cf;
 mod master_cf;
+pub mod milter;
 mod mynetworks;
 mod net;
 mod params;

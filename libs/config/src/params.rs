@@ -251,8 +251,49 @@ static PARAMS: &[Param] = &[
     // before cleanup has it; past it, 452 4.3.1.
     p("smtpd_message_memory_limit", "536870912", Size),
     p("smtpd_reject_unlisted_recipient", "yes", Bool),
-    p("smtpd_milters", "", List),
-    p("non_smtpd_milters", "", List),
+    // Milters (smtpd's; see libs/milter). The lists keep their { ... }
+    // groups, so they are read whole and split by the milter parser.
+    p("smtpd_milters", "", Str),
+    p("non_smtpd_milters", "", Str),
+    p("smtpd_milter_maps", "", Str),
+    p("milter_protocol", "6", Choice(&["6"])),
+    // Postfix before 3.11 (and compatibility level 3.6): tempfail.
+    p(
+        "milter_default_action",
+        "tempfail",
+        Choice(&["accept", "reject", "tempfail", "quarantine", "shutdown"]),
+    ),
+    p("milter_connect_timeout", "30s", Time('s')),
+    p("milter_command_timeout", "30s", Time('s')),
+    p("milter_content_timeout", "300s", Time('s')),
+    p(
+        "milter_connect_macros",
+        "j {daemon_name} {daemon_addr} v _",
+        Str,
+    ),
+    p(
+        "milter_helo_macros",
+        "{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}",
+        Str,
+    ),
+    p(
+        "milter_mail_macros",
+        "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}",
+        Str,
+    ),
+    p(
+        "milter_rcpt_macros",
+        "i {rcpt_addr} {rcpt_host} {rcpt_mailer}",
+        Str,
+    ),
+    p("milter_data_macros", "i", Str),
+    p("milter_end_of_header_macros", "i", Str),
+    p("milter_end_of_data_macros", "i", Str),
+    p("milter_unknown_command_macros", "", Str),
+    p("milter_macro_daemon_name", "$myhostname", Str),
+    p("milter_macro_v", "$mail_name", Str),
+    p("milter_macro_defaults", "", Str),
+    p("milter_header_checks", "", Str),
     p(
         "local_header_rewrite_clients",
         "permit_inet_interfaces",

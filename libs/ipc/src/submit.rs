@@ -105,6 +105,17 @@ impl Content {
         self.file.write_all(bytes)
     }
 
+    /// Everything written so far (the writer goes on at the end).
+    pub fn contents(&mut self) -> io::Result<Vec<u8>> {
+        use std::io::{Read, Seek, SeekFrom};
+        self.file.rewind()?;
+        let mut out = Vec::new();
+        let read = self.file.read_to_end(&mut out);
+        self.file.seek(SeekFrom::End(0))?;
+        read?;
+        Ok(out)
+    }
+
     pub fn seal(mut self) -> io::Result<SealedContent> {
         self.file.rewind()?;
         let seals = SealFlag::F_SEAL_SHRINK

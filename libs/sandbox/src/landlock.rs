@@ -112,6 +112,25 @@ fn policy_ports(config: Option<&MainConfig>) -> Vec<u16> {
     ports
 }
 
+/// The ports of smtpd_milters' `inet:` milters. A list that does not
+/// parse allows none (smtpd refuses to start with it anyway).
+fn milter_ports(config: Option<&MainConfig>) -> Vec<u16> {
+    let Some(config) = config else {
+        return Vec::new();
+    };
+    mailgate_config::milter::from_config(config, "smtpd_milters")
+        .map(|milters| {
+            milters
+                .iter()
+                .filter_map(|m| match m.address {
+                    mailgate_config::milter::Address::Inet { port, .. } => Some(port),
+                    mailgate_config::milter::Address::Unix(_) => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The ports of the DNS servers: each dns_nameservers entry's (`ip:port`,
 /// `[ip]:port`; 53 for a bare address), or 53 for /etc/resolv.conf's.
 fn dns_ports(config: Option<&MainConfig>) -> Vec<u16> {
@@ -192,6 +211,7 @@ pub fn restrict(
                     }
                     PortSource::DnsServers => allowed.extend(dns_ports(config)),
                     PortSource::PolicyServices => allowed.extend(policy_ports(config)),
+                    PortSource::Milters => allowed.extend(milter_ports(config)),
                 }
             }
         }
@@ -257,6 +277,21 @@ mod tests {
         assert_eq!(port_in("private/auth"), None);
         assert_eq!(port_in("imap:mail.example.com:1143"), Some(1143));
         assert_eq!(port_in("imaps:mail.example.com"), Some(993));
+    }
+
+    #[test]
+    fn smtpd_may_reach_its_inet_milters_ports_only() {
+        let config = MainConfig::parse(
+            "smtpd_milters = inet:127.0.0.1:8891, unix:/milter/sock, \
+             { inet:[::1]:11332, default_action=accept }\n",
+            Path::new("main.cf"),
+            Path::new("/"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(milter_ports(Some(&config)), vec![8891, 11332]);
+        let none = MainConfig::parse("\n", Path::new("main.cf"), Path::new("/"), &[]).unwrap();
+        assert!(milter_ports(Some(&none)).is_empty());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //!
 //! ```text
 //! service  root     user           callers (SO_PEERCRED)      promises                                files (Landlock)                   TCP (Landlock)
-//! smtpd    spool    smtpd_owner*   - (inet)                   stdio accept unix-connect memfd inet    none                               connect DNS, policy and SASL servers' ports
+//! smtpd    spool    smtpd_owner*   - (inet)                   stdio accept unix-connect memfd inet    none                               connect DNS, policy, SASL and milter servers' ports
 //! cleanup  spool    mail_owner     smtpd_owner mail_owner root stdio accept unix-connect spool-files  incoming hold quarantine           none
 //! qmgr     spool    mail_owner     mail_owner root            stdio accept unix-connect spool-files memfd  incoming active deferred hold corrupt  none
 //! relay    spool    relay_owner*   mail_owner                 stdio accept unix-connect inet          none                               connect any port, bind none
@@ -145,6 +145,9 @@ pub enum PortSource {
     DnsServers,
     /// Every `check_policy_service inet:host:port` in the configuration.
     PolicyServices,
+    /// The port of every `inet:host:port` milter in smtpd_milters
+    /// (`unix:` milters are reached through the chroot, as in Postfix).
+    Milters,
 }
 
 /// The Landlock ruleset of a profile. Whatever is not listed is denied:
@@ -234,9 +237,11 @@ const LIMITS: &[Limit] = &[Limit::CoreSize(0), Limit::OpenFiles(OPEN_FILES)];
 
 /// SMTP server: accepts on the inherited socket, writes each message into a
 /// sealed memfd and passes it to cleanup. No files. Network out only for
-/// its DNS queries (client names, the reject_unknown_* checks, DNS lists):
-/// the resolver's servers were read before the sandbox, and Landlock allows
-/// TCP (DNS's fallback) to their ports only. Its own uid: the services it
+/// its DNS queries (client names, the reject_unknown_* checks, DNS lists),
+/// its policy and SASL servers and its milters (smtpd_milters): the
+/// resolver's servers were read before the sandbox, and Landlock allows TCP
+/// (DNS's fallback) to the ports of these only. `unix:` milters are
+/// sockets inside the chroot, connected with unix-connect. Its own uid: the services it
 /// must not call (qmgr, relay, scanner) refuse it by uid, and in
 /// mail_owner's group it reaches only public/'s sockets.
 pub const SMTPD: Profile = Profile {
@@ -258,6 +263,7 @@ pub const SMTPD: Profile = Profile {
             PortSource::DnsServers,
             PortSource::PolicyServices,
             PortSource::Parameter("smtpd_sasl_path"),
+            PortSource::Milters,
         ]),
         tcp_bind: Ports::None,
     },

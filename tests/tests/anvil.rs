@@ -147,6 +147,44 @@ fn the_connection_count_limit_holds_across_smtpd_processes() {
     );
 }
 
+/// The message rate is counted across processes too: three sessions of
+/// one client held at once, each on its own process, share
+/// smtpd_client_message_rate_limit.
+#[test]
+fn the_message_rate_limit_holds_across_smtpd_processes() {
+    let backend = Backend::start();
+    let gateway = gateway_with_smtpd(
+        &backend,
+        "smtpd_client_message_rate_limit = 2\n\
+         smtpd_client_event_limit_exceptions =\n",
+        &format!("{PROCESSES} smtpd -o mailgate_service_processes={PROCESSES}"),
+    )
+    .launch();
+    let smtpds = confined_smtpds(&gateway);
+    let mut sessions: Vec<Client> = (0..PROCESSES)
+        .map(|_| {
+            let client = Client::connect(gateway.port, "127.0.0.2").expect("connect");
+            assert!(client.greeting.starts_with("220"), "{}", client.greeting);
+            client
+        })
+        .collect();
+    let pids: BTreeSet<Pid> = serving_pids(&gateway, "127.0.0.2", PROCESSES)
+        .into_iter()
+        .collect();
+    assert_eq!(pids, smtpds, "each session on its own process");
+    let mut replies = Vec::new();
+    for client in &mut sessions {
+        client.send("EHLO client.example.org");
+        replies.push(client.send("MAIL FROM:<a@sender.example>"));
+    }
+    assert!(replies[0].starts_with("250"), "{replies:?}");
+    assert!(replies[1].starts_with("250"), "{replies:?}");
+    assert_eq!(replies[2], "450 4.7.1 Error: too much mail from 127.0.0.2");
+    gateway.wait_for_log(
+        "warning: Message delivery request rate limit exceeded: 3 from unknown[127.0.0.2]",
+    );
+}
+
 /// anvil killed and restarted by the master: the smtpd processes connect
 /// to the new one on the same socket at their next question, without
 /// falling back to their own counts, and the limit holds across them again.

@@ -19,7 +19,8 @@ use nix::unistd::Pid;
 const PROCESSES: usize = 3;
 
 const LIMITS: &str = "smtpd_client_connection_count_limit = 2\n\
-                      smtpd_client_event_limit_exceptions =\n";
+                      smtpd_client_event_limit_exceptions =\n\
+                      anvil_status_update_time = 1s\n";
 
 fn gateway_with_smtpd(backend: &Backend, main_cf: &str, line: &str) -> Gateway {
     let gateway = Gateway::configure(backend, main_cf);
@@ -122,6 +123,15 @@ fn the_connection_count_limit_holds_across_smtpd_processes() {
         "{warning}"
     );
     drop(third);
+    // anvil logs the highest counts as Postfix's does.
+    let statistics = gateway.wait_for_log(&format!(
+        "statistics: max connection count 3 for (127.0.0.1:{}:127.0.0.2) at ",
+        gateway.port
+    ));
+    assert!(
+        statistics.contains(&format!("/anvil[{anvil}]: statistics: ")),
+        "{statistics}"
+    );
 
     // A session that ends counts its client down in anvil: the next one,
     // on whichever process, is within the limit again.

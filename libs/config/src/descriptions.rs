@@ -7,6 +7,31 @@
 
 /// `(name, description)`. Order does not matter; the manual is sorted.
 pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
+    // Sender authentication.
+    (
+        "spf_helo_reject",
+        "check_spf: which HELO results are refused with 550 5.7.23 (policyd-spf's HELO_reject): fail, softfail, not_pass, null (fail for the null sender only), no (header only) or no_check.",
+    ),
+    (
+        "spf_mail_from_reject",
+        "check_spf: which MAIL FROM results are refused with 550 5.7.23 (policyd-spf's Mail_From_reject): fail, softfail, not_pass, no (header only) or no_check.",
+    ),
+    (
+        "spf_permerror_reject",
+        "check_spf: refuse an SPF permerror with 550 5.7.24 (policyd-spf's PermError_reject).",
+    ),
+    (
+        "spf_temperror_defer",
+        "check_spf: an SPF temperror (a DNS failure) gets 451 4.4.3 and the sender retries; with no, it gets the Received-SPF header only (policyd-spf's TempError_Defer).",
+    ),
+    (
+        "spf_received_header",
+        "check_spf: put a Received-SPF header (RFC 7208) above the message.",
+    ),
+    (
+        "spf_reject_reason",
+        "check_spf: the text of a refusal or deferral, with $rejectdefer, $spf (the reason), $scope (helo or mfrom), $identity, $client_address and $receiver (the recipient's domain) (policyd-spf's Reason_Message).",
+    ),
     // check_client_score.
     (
         "client_score_dnsbl_sites",

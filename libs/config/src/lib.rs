@@ -21,6 +21,7 @@ pub mod policy;
 pub mod restrictions;
 mod route;
 mod sasl;
+pub mod sender_auth;
 mod table;
 mod tls;
 mod tls_check;

@@ -314,6 +314,26 @@ static PARAMS: &[Param] = &[
         "450 4.7.1 Mail appeared to be SPAM or forged; please try again later",
         Str,
     ),
+    // mailgate: sender authentication. check_spf (smtpd) with policyd-spf's
+    // settings.
+    p(
+        "spf_helo_reject",
+        "fail",
+        Choice(&["fail", "softfail", "not_pass", "null", "no", "no_check"]),
+    ),
+    p(
+        "spf_mail_from_reject",
+        "fail",
+        Choice(&["fail", "softfail", "not_pass", "no", "no_check"]),
+    ),
+    p("spf_permerror_reject", "no", Bool),
+    p("spf_temperror_defer", "yes", Bool),
+    p("spf_received_header", "yes", Bool),
+    p(
+        "spf_reject_reason",
+        "Message $rejectdefer due to: $spf. Please see http://www.openspf.net/Why?s=$scope;id=$identity;ip=$client_address;r=$receiver",
+        Raw,
+    ),
     // Policy delegation client (check_policy_service): Postfix's names and defaults.
     p("smtpd_policy_service_timeout", "100s", Time('s')),
     p("smtpd_policy_service_max_idle", "300s", Time('s')),

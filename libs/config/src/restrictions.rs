@@ -225,6 +225,9 @@ pub enum Restriction {
     Dnsxl(DnsxlCheck, Dnsxl),
     /// mailgate: policyd-weight's weighted checks (client_score_*).
     CheckClientScore,
+    /// mailgate: SPF for the HELO and MAIL FROM identities, as
+    /// policyd-spf does it (spf_* parameters).
+    CheckSpf,
     // Tables.
     Access(Subject, Table),
     ServerAccess(Subject, ServerRecord, Table),
@@ -379,6 +382,7 @@ fn simple(name: &str) -> Option<Restriction> {
         "reject_unlisted_recipient" | "check_recipient_maps" => R::RejectUnlistedRecipient,
         "reject_multi_recipient_bounce" => R::RejectMultiRecipientBounce,
         "check_client_score" => R::CheckClientScore,
+        "check_spf" => R::CheckSpf,
         _ => return None,
     })
 }

@@ -4,6 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use mailgate_log::info;
+use mailgate_mailauth::SpfOutcome;
 
 use super::Defer;
 
@@ -110,6 +111,10 @@ pub struct State {
     pub(super) sender_checked: bool,
     pub(super) recipient_checked: bool,
     pub actions: Actions,
+    /// check_spf's results: the HELO identity's for the session (with the
+    /// name checked), the MAIL FROM identity's for the transaction.
+    pub spf_helo: Option<(String, SpfOutcome)>,
+    pub spf_mail_from: Option<(String, SpfOutcome)>,
 }
 
 impl State {
@@ -142,6 +147,8 @@ impl State {
             sender_checked: false,
             recipient_checked: false,
             actions: Actions::default(),
+            spf_helo: None,
+            spf_mail_from: None,
         }
     }
 
@@ -157,6 +164,7 @@ impl State {
         self.smtputf8 = false;
         self.actions = Actions::default();
         self.dip_sender = false;
+        self.spf_mail_from = None;
     }
 
     /// `ID: what: STAGE from host[ip]: text; from=<s> to=<r> proto=P

@@ -39,6 +39,9 @@ pub struct Settings {
     /// virus_admin: who hears about viruses (never the sender, who is
     /// usually forged).
     pub virus_admin: Option<String>,
+    /// authserv_id: Authentication-Results fields with this id that come
+    /// from outside are removed.
+    pub authserv_id: String,
 }
 
 impl Settings {
@@ -84,6 +87,7 @@ impl Settings {
             scanner_timeout: config.time("scanner_timeout"),
             failure_action,
             virus_admin: nonempty("virus_admin"),
+            authserv_id: config.get("authserv_id").trim().to_ascii_lowercase(),
         })
     }
 }

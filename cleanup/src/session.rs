@@ -189,6 +189,12 @@ async fn deliver(
         Destination::Incoming
     };
     let content_bytes = outcome.rewritten.unwrap_or(original);
+    // Nothing from outside may speak for this gateway: its own
+    // Authentication-Results come from the scanner's checks below.
+    let content_bytes =
+        headers::strip_our_authentication_results(&content_bytes, &settings.authserv_id)
+            .inspect(|_| info!("{queue_id}: removed a forged Authentication-Results header"))
+            .unwrap_or(content_bytes);
     let mut extra = Vec::new();
     let mut subject_tag = None;
     if let Some(service) = &settings.content_scanner {
@@ -197,6 +203,7 @@ async fn deliver(
             queue_id,
             &envelope,
             &content,
+            &actions.sender_auth,
             settings.scanner_timeout,
         )
         .await;
@@ -220,7 +227,17 @@ async fn deliver(
             Action::Pass => {}
             Action::Reject => {
                 info!("{queue_id}: reject: {}; {tail}", verdict.reason);
-                return Reply::Rejected(rejected("5.7.1", format!("Rejected: {}", verdict.reason)));
+                return Reply::Rejected(verdict.reply.unwrap_or_else(|| {
+                    rejected("5.7.1", format!("Rejected: {}", verdict.reason))
+                }));
+            }
+            Action::Defer => {
+                let reply = verdict
+                    .reply
+                    .filter(|r| (400..500).contains(&r.code))
+                    .unwrap_or_else(|| settings.failure_action.reply());
+                info!("{queue_id}: defer: {}; {tail}", verdict.reason);
+                return Reply::Deferred(reply);
             }
             Action::Discard => {
                 info!("{queue_id}: discard: {}; {tail}", verdict.reason);

@@ -146,6 +146,7 @@ impl Decider {
             banned: findings.banned,
             headers,
             subject_tag,
+            reply: None,
         }
     }
 

@@ -299,6 +299,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             Evaluator::new(s).check_eod(&mut self.st).await
         };
         let actions = std::mem::take(&mut self.st.actions);
+        let trusted = s.mynetworks.contains(self.st.peer.addr) || self.st.sasl_username.is_some();
+        let sender_auth = self.st.sender_auth(trusted);
         let queue_id = self.st.queue_id.clone();
         self.st.reset_transaction();
         if let Some(reply) = refusal {
@@ -353,6 +355,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             bcc: actions.bcc,
             prepend: actions.prepend,
             received_comments,
+            sender_auth,
         };
         // Invariant 1: 250 only for Queued, which cleanup sends once the
         // queue file is durable.

@@ -173,6 +173,16 @@ fn check_knows_check_spf_and_its_parameters() {
     assert_ne!(status, 0, "{stderr}");
     assert!(stderr.contains(&format!("main.cf:{line}")), "{stderr}");
     assert!(stderr.contains("spf_mail_from_reject"), "{stderr}");
+    // DKIM and DMARC are the scanner's: without one, check says so.
+    fs::write(&main_cf, format!("{base}dmarc_verify = yes\n")).unwrap();
+    let (status, _, stderr) = gw.admin(&["check"]);
+    assert_ne!(status, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "main.cf:{line}: dmarc_verify = yes needs content_scanner"
+        )),
+        "{stderr}"
+    );
 }
 
 /// A client that authenticated (SMTP AUTH against a real Dovecot) is not
@@ -219,4 +229,257 @@ fn check_spf_skips_authenticated_clients() {
     let received = backend.wait_for_message("marker-spf-sasl");
     assert!(received.header("Received-SPF").is_empty());
     drop(dovecot);
+}
+
+// ---- DKIM and DMARC in the scanner ---------------------------------------
+
+/// A DKIM key made by python3-dkim's dknewkey (an independent signer):
+/// the private key file and the TXT record's strings (dnsmasq takes a
+/// record longer than 255 bytes as several strings, split at commas).
+struct DkimKey {
+    _dir: tempfile::TempDir,
+    key: std::path::PathBuf,
+    txt: String,
+}
+
+fn dkim_key() -> DkimKey {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("dknewkey")
+        .arg("sel1")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("dknewkey (Debian package python3-dkim)");
+    assert!(status.success());
+    let record = fs::read_to_string(dir.path().join("sel1.dns")).unwrap();
+    let record = record.trim();
+    let chunks: Vec<String> = record
+        .as_bytes()
+        .chunks(200)
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
+    DkimKey {
+        key: dir.path().join("sel1.key"),
+        txt: chunks.join(","),
+        _dir: dir,
+    }
+}
+
+/// The message signed by python3-dkim's dkimsign for `domain`, selector
+/// sel1.
+fn dkim_signed(key: &DkimKey, domain: &str, message: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("dkimsign")
+        .args(["sel1", domain])
+        .arg(&key.key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("dkimsign (Debian package python3-dkim)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(message.replace('\n', "\r\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().replace("\r\n", "\n")
+}
+
+fn author_message(domain: &str, marker: &str) -> String {
+    format!(
+        "From: Alice <alice@{domain}>\nTo: b@example.com\nSubject: dkim {marker}\n\
+         Message-ID: <{marker}@{domain}>\n\nHello.\n{marker}\n"
+    )
+}
+
+fn scanner_home() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn dkim_gateway(
+    backend: &Backend,
+    dns: &DnsServer,
+    home: &std::path::Path,
+    extra: &str,
+) -> Gateway {
+    Gateway::configure(
+        backend,
+        &format!(
+            "dns_nameservers = {}\ncontent_scanner = scanner\nscanner_directory = {}\n\
+             spam_bayes_directory =\nspam_stock_rules_directory =\nscanner_timeout = 20s\n\
+             dkim_verify = yes\ndmarc_verify = yes\n{extra}",
+            dns.nameserver(),
+            home.display()
+        ),
+    )
+    .with_scanner()
+    .launch()
+}
+
+fn dkim_records(key: &DkimKey) -> Vec<Record<'_>> {
+    vec![
+        Record::Zone("test"),
+        Record::Zone("example.org"),
+        Record::Zone("example.com"),
+        // good.test: signs, publishes p=reject; its SPF does not cover the
+        // test client, so DMARC rests on DKIM.
+        Record::Txt("sel1._domainkey.good.test", &key.txt),
+        Record::Txt("_dmarc.good.test", "v=DMARC1; p=reject"),
+        Record::Txt("good.test", "v=spf1 ip4:192.0.2.1 -all"),
+        // lax.test: the same key, p=none.
+        Record::Txt("sel1._domainkey.lax.test", &key.txt),
+        Record::Txt("_dmarc.lax.test", "v=DMARC1; p=none"),
+        // plain.test: no DKIM, no DMARC record.
+    ]
+}
+
+fn authentication_results(received: &mailgate_tests::Received) -> Vec<String> {
+    received.header("Authentication-Results")
+}
+
+#[test]
+fn dkim_and_dmarc_are_checked_before_the_250() {
+    let backend = Backend::start();
+    let key = dkim_key();
+    let dns = DnsServer::with(&dkim_records(&key));
+    let home = scanner_home();
+    let gw = dkim_gateway(&backend, &dns, home.path(), "");
+
+    // DKIM pass, DMARC pass (aligned signature).
+    let signed = dkim_signed(
+        &key,
+        "good.test",
+        &author_message("good.test", "marker-dkim-pass"),
+    );
+    let reply = send_from_with(&gw, "127.0.0.2", "alice@good.test", &signed);
+    assert!(reply.starts_with("250"), "{reply}");
+    let received = backend.wait_for_message("marker-dkim-pass");
+    let results = authentication_results(&received);
+    assert_eq!(results.len(), 1, "{results:?}");
+    let ar = &results[0];
+    assert!(ar.starts_with("gw.example.com;"), "{ar}");
+    assert!(
+        ar.contains("dkim=pass header.i=@good.test header.s=sel1"),
+        "{ar}"
+    );
+    assert!(ar.contains("spf=fail"), "{ar}");
+    assert!(ar.contains("dmarc=pass"), "{ar}");
+
+    // DKIM fail (body changed after signing) under p=reject: refused
+    // before the 250.
+    let signed = dkim_signed(&key, "good.test", &author_message("good.test", "marker-x"));
+    let tampered = signed.replace("Hello.", "Hello, changed.");
+    let reply = send_from_with(&gw, "127.0.0.2", "alice@good.test", &tampered);
+    assert_eq!(
+        reply,
+        "550 5.7.1 Email rejected per DMARC policy for good.test"
+    );
+    gw.wait_for_log("dkim=fail");
+
+    // DKIM fail under p=none: delivered, marked.
+    let signed = dkim_signed(
+        &key,
+        "lax.test",
+        &author_message("lax.test", "marker-dkim-fail"),
+    );
+    let tampered = signed.replace("Hello.", "Hello, changed.");
+    let reply = send_from_with(&gw, "127.0.0.2", "alice@lax.test", &tampered);
+    assert!(reply.starts_with("250"), "{reply}");
+    let ar = &authentication_results(&backend.wait_for_message("marker-dkim-fail"))[0];
+    assert!(ar.contains("dkim=fail"), "{ar}");
+    assert!(ar.contains("header.i=@lax.test header.s=sel1"), "{ar}");
+    assert!(
+        ar.contains("dmarc=fail") && ar.contains("header.from=lax.test"),
+        "{ar}"
+    );
+
+    // No signature, no DMARC record; and a forged Authentication-Results
+    // in our name is removed while another server's stays.
+    let message = format!(
+        "Authentication-Results: gw.example.com; dkim=pass header.d=bank.example\n\
+         Authentication-Results: mx.other.example; spf=pass\n{}",
+        author_message("plain.test", "marker-dkim-none")
+    );
+    let reply = send_from_with(&gw, "127.0.0.2", "alice@plain.test", &message);
+    assert!(reply.starts_with("250"), "{reply}");
+    let results = authentication_results(&backend.wait_for_message("marker-dkim-none"));
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(results[0].starts_with("gw.example.com;"), "{results:?}");
+    assert!(results[0].contains("dkim=none"), "{results:?}");
+    assert!(results[0].contains("dmarc=none"), "{results:?}");
+    assert!(!results[0].contains("bank.example"), "{results:?}");
+    assert_eq!(results[1], "mx.other.example; spf=pass");
+    gw.wait_for_log("removed a forged Authentication-Results header");
+
+    // The organisation's own mail (mynetworks) is not checked.
+    let signed = dkim_signed(
+        &key,
+        "good.test",
+        &author_message("good.test", "marker-dkim-own"),
+    );
+    let tampered = signed.replace("Hello.", "Hello, changed.");
+    let reply = send_from_with(&gw, "127.0.0.1", "alice@good.test", &tampered);
+    assert!(reply.starts_with("250"), "{reply}");
+    assert!(authentication_results(&backend.wait_for_message("marker-dkim-own")).is_empty());
+}
+
+/// dmarc_reject_action = quarantine: the message is accepted and kept in
+/// quarantine/ instead of being refused; a DMARC policy that cannot be
+/// looked up defers.
+#[test]
+fn dmarc_local_policy_quarantines_and_a_dns_failure_defers() {
+    let backend = Backend::start();
+    let key = dkim_key();
+    let dns = DnsServer::with(&dkim_records(&key));
+    let home = scanner_home();
+    let gw = dkim_gateway(
+        &backend,
+        &dns,
+        home.path(),
+        "dmarc_reject_action = quarantine\n",
+    );
+    let signed = dkim_signed(
+        &key,
+        "good.test",
+        &author_message("good.test", "marker-dmarc-q"),
+    );
+    let tampered = signed.replace("Hello.", "Hello, changed.");
+    let reply = send_from_with(&gw, "127.0.0.2", "alice@good.test", &tampered);
+    assert!(reply.starts_with("250"), "{reply}");
+    let line = gw.wait_for_log("quarantine: DMARC policy of good.test");
+    assert!(line.contains("p=reject"), "{line}");
+    let listing = mailgate_tests::wait_for("the message in quarantine/", || {
+        let (status, listing, _) = gw.admin(&["quarantine", "list"]);
+        (status == 0 && listing.contains("DMARC policy of good.test")).then_some(listing)
+    });
+    assert!(listing.contains("p=reject, failed"), "{listing}");
+    assert!(
+        backend
+            .messages()
+            .iter()
+            .all(|m| !m.message.contains("marker-dmarc-q"))
+    );
+
+    // From a domain whose DNS cannot be asked: 451 4.4.3, retried later.
+    let reply = send_from_with(
+        &gw,
+        "127.0.0.2",
+        "alice@unreachable.example",
+        &author_message("unreachable.example", "marker-dmarc-temp"),
+    );
+    assert_eq!(
+        reply,
+        "451 4.4.3 DMARC policy of unreachable.example could not be looked up; try again later"
+    );
+}
+
+fn send_from_with(gw: &Gateway, client_ip: &str, sender: &str, message: &str) -> String {
+    let mut client = Client::connect(gw.port, client_ip).unwrap();
+    client.send_message(sender, &["b@example.com"], message)
 }

@@ -114,6 +114,21 @@ impl Checker {
                 format!("content_scanner = {scanner}: master.cf has no unix service of that name"),
             ));
         }
+        // DKIM and DMARC are checked by the scanner: without one they
+        // would silently not happen.
+        if scanner.is_empty() {
+            for name in ["dkim_verify", "dmarc_verify"] {
+                if main.bool(name)
+                    && let Some((file, line)) = main.origin(name)
+                {
+                    self.diagnostics.push(Diagnostic::new(
+                        file,
+                        line,
+                        format!("{name} = yes needs content_scanner: the scanner runs the check"),
+                    ));
+                }
+            }
+        }
     }
 }
 

@@ -9,6 +9,30 @@
 pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     // Sender authentication.
     (
+        "authserv_id",
+        "The gateway's name in the Authentication-Results headers it adds (RFC 8601); such headers with this name that arrive from outside are removed.",
+    ),
+    (
+        "dkim_verify",
+        "The scanner verifies the DKIM signatures (RFC 6376) of mail from outside and records them in an Authentication-Results header. Needs content_scanner.",
+    ),
+    (
+        "dmarc_verify",
+        "The scanner evaluates the From domain's DMARC policy (RFC 7489) on mail from outside, with SPF (smtpd's check_spf result, or its own) and DKIM, and applies dmarc_reject_action and dmarc_quarantine_action. Needs content_scanner.",
+    ),
+    (
+        "dmarc_reject_action",
+        "What mail failing DMARC under p=reject gets: reject (550 5.7.1), quarantine, or tag (the Authentication-Results header only).",
+    ),
+    (
+        "dmarc_quarantine_action",
+        "What mail failing DMARC under p=quarantine gets: reject, quarantine, or tag.",
+    ),
+    (
+        "dmarc_tempfail_action",
+        "What mail gets whose DMARC policy could not be looked up (a DNS failure): defer (451 4.4.3, the sender retries) or tag.",
+    ),
+    (
         "spf_helo_reject",
         "check_spf: which HELO results are refused with 550 5.7.23 (policyd-spf's HELO_reject): fail, softfail, not_pass, null (fail for the null sender only), no (header only) or no_check.",
     ),

@@ -315,7 +315,8 @@ static PARAMS: &[Param] = &[
         Str,
     ),
     // mailgate: sender authentication. check_spf (smtpd) with policyd-spf's
-    // settings.
+    // settings; DKIM and DMARC verification (scanner).
+    p("authserv_id", "$myhostname", Str),
     p(
         "spf_helo_reject",
         "fail",
@@ -334,6 +335,19 @@ static PARAMS: &[Param] = &[
         "Message $rejectdefer due to: $spf. Please see http://www.openspf.net/Why?s=$scope;id=$identity;ip=$client_address;r=$receiver",
         Raw,
     ),
+    p("dkim_verify", "no", Bool),
+    p("dmarc_verify", "no", Bool),
+    p(
+        "dmarc_reject_action",
+        "reject",
+        Choice(&["reject", "quarantine", "tag"]),
+    ),
+    p(
+        "dmarc_quarantine_action",
+        "quarantine",
+        Choice(&["reject", "quarantine", "tag"]),
+    ),
+    p("dmarc_tempfail_action", "defer", Choice(&["defer", "tag"])),
     // Policy delegation client (check_policy_service): Postfix's names and defaults.
     p("smtpd_policy_service_timeout", "100s", Time('s')),
     p("smtpd_policy_service_max_idle", "300s", Time('s')),

@@ -1,5 +1,6 @@
 //! Sender authentication as main.cf configures it: check_spf's policy
-//! (policyd-spf's settings under Postfix-style names).
+//! (policyd-spf's settings under Postfix-style names) and the scanner's
+//! DKIM and DMARC checks.
 
 use crate::main_cf::MainConfig;
 
@@ -58,6 +59,58 @@ impl SpfPolicy {
     }
 }
 
+/// What mail that fails DMARC (or whose check failed) gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmarcAction {
+    Reject,
+    Quarantine,
+    Tag,
+    Defer,
+}
+
+impl DmarcAction {
+    fn parse(value: &str) -> DmarcAction {
+        match value.to_ascii_lowercase().as_str() {
+            "reject" => DmarcAction::Reject,
+            "quarantine" => DmarcAction::Quarantine,
+            "defer" => DmarcAction::Defer,
+            _ => DmarcAction::Tag,
+        }
+    }
+}
+
+/// The scanner's checks of mail from outside.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyPolicy {
+    pub dkim: bool,
+    pub dmarc: bool,
+    pub on_reject: DmarcAction,
+    pub on_quarantine: DmarcAction,
+    pub on_tempfail: DmarcAction,
+    pub authserv_id: String,
+    /// For SPF's %{r} macro when the scanner runs SPF itself.
+    pub receiver: String,
+}
+
+impl VerifyPolicy {
+    pub fn load(config: &MainConfig) -> VerifyPolicy {
+        VerifyPolicy {
+            dkim: config.bool("dkim_verify"),
+            dmarc: config.bool("dmarc_verify"),
+            on_reject: DmarcAction::parse(&config.get("dmarc_reject_action")),
+            on_quarantine: DmarcAction::parse(&config.get("dmarc_quarantine_action")),
+            on_tempfail: DmarcAction::parse(&config.get("dmarc_tempfail_action")),
+            authserv_id: config.get("authserv_id").trim().to_string(),
+            receiver: config.get("myhostname"),
+        }
+    }
+
+    /// Any check at all: the scanner then needs DNS.
+    pub fn any(&self) -> bool {
+        self.dkim || self.dmarc
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,11 +125,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = config(
             dir.path(),
-            "spf_mail_from_reject = softfail\nspf_helo_reject = no_check\n",
+            "spf_mail_from_reject = softfail\nspf_helo_reject = no_check\ndmarc_verify = yes\n\
+             dmarc_reject_action = quarantine\n",
         );
         let spf = SpfPolicy::load(&c);
         assert_eq!(spf.mail_from, SpfReject::Softfail);
         assert_eq!(spf.helo, SpfReject::NoCheck);
         assert!(spf.temperror_defer && !spf.permerror_reject && spf.received_header);
+        let verify = VerifyPolicy::load(&c);
+        assert!(verify.any() && verify.dmarc && !verify.dkim);
+        assert_eq!(verify.on_reject, DmarcAction::Quarantine);
+        assert_eq!(verify.on_quarantine, DmarcAction::Quarantine);
+        assert_eq!(verify.on_tempfail, DmarcAction::Defer);
     }
 }

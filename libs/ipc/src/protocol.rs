@@ -41,6 +41,9 @@ pub mod cleanup {
         /// (smtpd_tls_received_header) and the authenticated sender
         /// (smtpd_sasl_authenticated_header).
         pub received_comments: Vec<String>,
+        /// Where the message came from and smtpd's SPF results, for the
+        /// scanner's DKIM and DMARC checks.
+        pub sender_auth: crate::auth::SenderAuth,
     }
 
     #[derive(Debug, Serialize, Deserialize)]
@@ -75,6 +78,10 @@ pub mod scanner {
         /// Per-recipient policy (spam lovers, bypass maps) looks at these.
         pub recipients: Vec<String>,
         pub client_addr: String,
+        /// The HELO name, for SPF and the Authentication-Results header.
+        pub helo: String,
+        /// Where the message came from and smtpd's SPF results.
+        pub sender_auth: crate::auth::SenderAuth,
     }
 
     /// What to do with the message as a whole.
@@ -88,6 +95,9 @@ pub mod scanner {
         Quarantine,
         /// Accept (250) and drop it.
         Discard,
+        /// Not now (a check could not be completed, such as DMARC on a DNS
+        /// failure): `Verdict::reply`, a 4xx.
+        Defer,
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -121,6 +131,10 @@ pub mod scanner {
         pub headers: Vec<(String, String)>,
         /// Prefix for the Subject (spam_subject_tag), when tagged as spam.
         pub subject_tag: Option<String>,
+        /// The SMTP reply for Reject or Defer when the check that decided
+        /// has its own (DMARC: 550 5.7.1); otherwise 554 5.7.1 with
+        /// `reason`.
+        pub reply: Option<crate::envelope::SmtpReply>,
     }
 
     #[derive(Debug, Serialize, Deserialize)]

@@ -7,12 +7,16 @@
 //! The DNS resolver is mailgate's own (mailgate-dns: `dns_nameservers` or
 //! /etc/resolv.conf, no hosts file), built before the sandbox.
 
+pub mod facts;
 pub mod spf;
+pub mod verify;
 
 pub use mail_auth;
 use mail_auth::MessageAuthenticator;
 
+pub use facts::Facts;
 pub use spf::{SpfOutcome, SpfScope};
+pub use verify::{DmarcDisposition, Verification};
 
 /// The DNS side of every check: mail-auth's authenticator on mailgate's
 /// resolver. Cheap to clone.

@@ -77,7 +77,6 @@ fn result_of(output: &SpfOutput) -> SpfResult {
 }
 
 /// mail-auth's result for one of ours, to build its headers.
-#[cfg(test)]
 pub(crate) fn output_of(check: &SpfCheck) -> SpfOutput {
     let result = match check.result {
         SpfResult::Pass => mail_auth::SpfResult::Pass,

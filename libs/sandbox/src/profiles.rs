@@ -11,7 +11,7 @@
 //! cleanup  spool  mail_owner  stdio accept unix-connect spool-files     spool
 //! qmgr     spool  mail_owner  stdio accept unix-connect spool-files memfd  spool
 //! relay    spool  mail_owner  stdio accept unix-connect inet            none (open -> EACCES)
-//! scanner  scanner_directory  scanner_owner  stdio accept unix-connect (+ inet for clamd over TCP)  none (open -> EACCES)
+//! scanner  scanner_directory  scanner_owner  stdio accept unix-connect (+ inet for clamd over TCP, DKIM/DMARC DNS)  none (open -> EACCES)
 //! tlskeys  tlskeys_directory  tlskeys_owner  stdio accept                 none (open -> EACCES)
 //! stats    spool  mail_owner  stdio accept                              none (open -> EACCES)
 //! web      spool  mail_owner  stdio accept unix-connect spool-files     spool
@@ -193,9 +193,11 @@ pub const SCANNER: Profile = Profile {
     promises: &[Promise::Stdio, Promise::Accept, Promise::UnixConnect],
 };
 
-/// The scanner when clamd_socket = inet:host:port: the same, plus TCP out
-/// (which a seccomp filter cannot narrow to clamd's address).
-pub const SCANNER_CLAMD_INET: Profile = Profile {
+/// The scanner when clamd_socket = inet:host:port, or when it checks DKIM
+/// and DMARC (dkim_verify, dmarc_verify: DNS queries for the keys and
+/// policies): the same, plus UDP and TCP out (which a seccomp filter
+/// cannot narrow to clamd's or the resolver's address).
+pub const SCANNER_INET: Profile = Profile {
     service: "scanner",
     root: Root::Directory("scanner_directory"),
     run_as: RunAs::User("scanner_owner"),
@@ -281,7 +283,7 @@ pub const ALL: &[Profile] = &[
     QMGR,
     RELAY,
     SCANNER,
-    SCANNER_CLAMD_INET,
+    SCANNER_INET,
     TLSKEYS,
     STATS,
     WEB,

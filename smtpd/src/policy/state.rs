@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use mailgate_ipc::auth::{Origin, SenderAuth};
 use mailgate_log::info;
 use mailgate_mailauth::SpfOutcome;
 
@@ -165,6 +166,31 @@ impl State {
         self.actions = Actions::default();
         self.dip_sender = false;
         self.spf_mail_from = None;
+    }
+
+    /// What cleanup and the scanner learn of the sender's authenticity:
+    /// where the message came from, and the SPF results check_spf found
+    /// for the identities the transaction has now.
+    pub fn sender_auth(&self, trusted: bool) -> SenderAuth {
+        let helo = self.helo.as_deref().unwrap_or("");
+        let sender = self.sender.as_deref().unwrap_or("");
+        SenderAuth {
+            origin: if trusted {
+                Origin::Trusted
+            } else {
+                Origin::Remote
+            },
+            helo: self
+                .spf_helo
+                .as_ref()
+                .filter(|(name, _)| name == helo)
+                .map(|(_, outcome)| outcome.check.clone()),
+            mail_from: self
+                .spf_mail_from
+                .as_ref()
+                .filter(|(name, _)| !sender.is_empty() && name == sender)
+                .map(|(_, outcome)| outcome.check.clone()),
+        }
     }
 
     /// `ID: what: STAGE from host[ip]: text; from=<s> to=<r> proto=P

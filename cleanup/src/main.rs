@@ -7,6 +7,7 @@
 //! only then answers smtpd, which only then answers 250. Then it wakes qmgr.
 
 mod checks;
+mod dkim;
 mod headers;
 mod scan_client;
 mod session;
@@ -42,6 +43,8 @@ pub struct Settings {
     /// authserv_id: Authentication-Results fields with this id that come
     /// from outside are removed.
     pub authserv_id: String,
+    /// DKIM signing of the organisation's mail (dkim_signing_table).
+    pub signer: Option<dkim::Signer>,
 }
 
 impl Settings {
@@ -74,6 +77,10 @@ impl Settings {
                 errors.push(e);
                 FailureAction::Defer
             });
+        let signer = dkim::Signer::load(config).unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
         if !errors.is_empty() {
             return Err(errors.join("; "));
         }
@@ -88,6 +95,7 @@ impl Settings {
             failure_action,
             virus_admin: nonempty("virus_admin"),
             authserv_id: config.get("authserv_id").trim().to_ascii_lowercase(),
+            signer,
         })
     }
 }

@@ -8,6 +8,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+use crate::dkim::Signer;
 use mailgate_ipc::envelope::{ClientInfo, DeliveryState, Envelope, Recipient, SmtpReply};
 use mailgate_ipc::protocol::cleanup::{Actions, Reply, Request};
 use mailgate_ipc::protocol::qmgr;
@@ -282,6 +283,11 @@ async fn deliver(
             Top {
                 prepend: &actions.prepend,
                 received_comments: &actions.received_comments,
+                signer: work
+                    .settings
+                    .signer
+                    .as_ref()
+                    .filter(|_| actions.sender_auth.origin.is_outbound()),
             },
             &extra,
             &id,
@@ -297,6 +303,14 @@ async fn deliver(
             Reply::Queued {
                 queue_id: queue_id.to_string(),
             }
+        }
+        Ok(Err(e)) if e.get_ref().is_some_and(|e| e.is::<SigningFailed>()) => {
+            warning!("{queue_id}: {e}");
+            Reply::Deferred(SmtpReply {
+                code: 451,
+                status: "4.7.0".into(),
+                text: "Error: DKIM signing unavailable, try again later".into(),
+            })
         }
         Ok(Err(e)) => {
             warning!("{queue_id}: queue file write error: {e}");
@@ -330,7 +344,22 @@ fn prepare(settings: &Settings, content: OwnedFd) -> io::Result<(Vec<u8>, checks
 struct Top<'a> {
     prepend: &'a [String],
     received_comments: &'a [String],
+    /// DKIM-sign the message as queued (the organisation's own mail).
+    signer: Option<&'a Signer>,
 }
+
+/// DKIM signing failed (tlskeys down, a key it does not have): the
+/// message is not queued unsigned; the client retries.
+#[derive(Debug)]
+struct SigningFailed(String);
+
+impl std::fmt::Display for SigningFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SigningFailed {}
 
 /// Writes record + added headers + content, then commits. Returns the
 /// Message-ID (the client's, or the one added).
@@ -367,6 +396,16 @@ fn write_queue_file(
     }
     for (name, value) in extra {
         added.push_str(&format!("{name}: {}\r\n", one_header_value(value)));
+    }
+    if let Some(signer) = top.signer {
+        let mut whole = Vec::with_capacity(added.len() + content.len());
+        whole.extend_from_slice(added.as_bytes());
+        whole.extend_from_slice(content);
+        match signer.signature(&whole) {
+            Ok(Some(signature)) => added.insert_str(0, &signature),
+            Ok(None) => {}
+            Err(e) => return Err(io::Error::other(SigningFailed(e))),
+        }
     }
     let record = QueueRecord {
         queue_id: queue_id.to_string(),

@@ -63,6 +63,7 @@ pub enum Error {
     Spam(crate::scan::SpamCmdError),
     Stats(crate::stats::StatsError),
     Imap(crate::imap_learn::ImapLearnError),
+    Dkim(crate::dkim::DkimCmdError),
 }
 
 impl Error {
@@ -157,6 +158,7 @@ impl fmt::Display for Error {
             Error::Spam(e) => write!(f, "{e}"),
             Error::Stats(e) => write!(f, "{e}"),
             Error::Imap(e) => write!(f, "{e}"),
+            Error::Dkim(e) => write!(f, "{e}"),
         }
     }
 }
@@ -174,6 +176,7 @@ impl std::error::Error for Error {
             Error::Spam(e) => Some(e),
             Error::Stats(e) => Some(e),
             Error::Imap(e) => Some(e),
+            Error::Dkim(e) => Some(e),
             _ => None,
         }
     }

@@ -183,6 +183,35 @@ fn check_knows_check_spf_and_its_parameters() {
         )),
         "{stderr}"
     );
+    // Signing names keys that tlskeys holds: a key name the key table does
+    // not list, and signing without the tlskeys service, are errors.
+    let dir = gw.dir.path();
+    fs::write(dir.join("keys"), "k1 example.org:sel1:key.pem\n").unwrap();
+    fs::write(dir.join("key.pem"), "not checked here: tlskeys reads it\n").unwrap();
+    fs::write(dir.join("signing"), "example.org k2\n").unwrap();
+    let signing = format!(
+        "{base}dkim_signing_table = texthash:{d}/signing\ndkim_key_table = texthash:{d}/keys\n",
+        d = dir.display()
+    );
+    fs::write(&main_cf, &signing).unwrap();
+    let (status, _, stderr) = gw.admin(&["check"]);
+    assert_ne!(status, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("main.cf:{line}: dkim_signing_table"))
+            && stderr.contains("names key \"k2\", which dkim_key_table does not list"),
+        "{stderr}"
+    );
+    fs::write(dir.join("signing"), "example.org k1\n").unwrap();
+    let (status, _, stderr) = gw.admin(&["check"]);
+    assert_ne!(status, 0, "{stderr}");
+    assert!(
+        stderr.contains("the signing keys are held by the tlskeys service"),
+        "{stderr}"
+    );
+    fs::remove_file(dir.join("key.pem")).unwrap();
+    let (status, _, stderr) = gw.admin(&["check"]);
+    assert_ne!(status, 0, "{stderr}");
+    assert!(stderr.contains("key.pem does not exist"), "{stderr}");
 }
 
 /// A client that authenticated (SMTP AUTH against a real Dovecot) is not
@@ -482,4 +511,138 @@ fn dmarc_local_policy_quarantines_and_a_dns_failure_defers() {
 fn send_from_with(gw: &Gateway, client_ip: &str, sender: &str, message: &str) -> String {
     let mut client = Client::connect(gw.port, client_ip).unwrap();
     client.send_message(sender, &["b@example.com"], message)
+}
+
+// ---- DKIM signing ----------------------------------------------------------
+
+/// The strings of the TXT record `mailgate dkim keygen` printed, and the
+/// name it goes under.
+fn keygen(gw: &Gateway, domain: &str, selector: &str, kind: &str) -> (String, Vec<String>) {
+    let dir = gw.dir.path().display().to_string();
+    let (status, stdout, stderr) =
+        gw.admin(&["dkim", "keygen", domain, selector, "-t", kind, "-D", &dir]);
+    assert_eq!(status, 0, "{stderr}");
+    let (name, rest) = stdout.split_once(" IN TXT ").expect("a TXT record line");
+    let strings: Vec<String> = rest
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    assert!(strings.iter().all(|s| s.len() <= 255), "{stdout}");
+    (name.trim_end_matches('.').to_string(), strings)
+}
+
+/// python3-dkim's dkimverify (dkimpy), reading the key from the DNS: run
+/// in a private mount namespace whose /etc/resolv.conf names `dns`.
+fn dkimverify(dns: &DnsServer, dir: &std::path::Path, message: &str) -> (bool, String) {
+    let resolv = dir.join("resolv.conf");
+    fs::write(
+        &resolv,
+        format!("nameserver {}\noptions timeout:2 attempts:1\n", dns.ip),
+    )
+    .unwrap();
+    let file = dir.join("to-verify.eml");
+    fs::write(&file, message.replace('\n', "\r\n")).unwrap();
+    let script = format!(
+        "mount --bind {} /etc/resolv.conf && exec dkimverify < {}",
+        resolv.display(),
+        file.display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("unshare and dkimverify");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Mail from mynetworks is DKIM-signed with the key dkim_signing_table
+/// names for its From: domain (RSA and Ed25519), the key held by tlskeys;
+/// the TXT record `mailgate dkim keygen` printed verifies it in dkimpy.
+/// Mail from outside is not signed.
+#[test]
+fn outbound_mail_is_signed_and_verifies_with_dkimpy() {
+    if !mailgate_tests::is_root() {
+        panic!("this test needs root (dkimverify runs in a mount namespace of its own)");
+    }
+    let backend = Backend::start();
+    let gw = Gateway::configure(&backend, "").with_master_cf("tlskeys unix - - y - - tlskeys\n");
+    let (rsa_name, rsa_txt) = keygen(&gw, "example.org", "sel1", "rsa");
+    let (ed_name, ed_txt) = keygen(&gw, "ed.example.org", "ed1", "ed25519");
+    assert_eq!(rsa_name, "sel1._domainkey.example.org");
+    let dir = gw.dir.path().to_path_buf();
+    let dir = dir.as_path();
+    fs::write(
+        dir.join("dkim_keys"),
+        format!(
+            "rsa example.org:sel1:{}\ned ed.example.org:ed1:{}\n",
+            dir.join("sel1.example.org.pem").display(),
+            dir.join("ed1.ed.example.org.pem").display()
+        ),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("dkim_signing"),
+        "example.org rsa\ned.example.org ed\n",
+    )
+    .unwrap();
+    let dns = DnsServer::on_port_53(&[
+        Record::Zone("example.org"),
+        Record::Txt(&rsa_name, &rsa_txt.join(",")),
+        Record::Txt(&ed_name, &ed_txt.join(",")),
+    ]);
+    gw.add_main_cf(&format!(
+        "dkim_signing_table = texthash:{d}/dkim_signing\ndkim_key_table = texthash:{d}/dkim_keys\n\
+         tlskeys_directory = {d}/tlskeys\n",
+        d = dir.display()
+    ));
+    let (status, _, stderr) = gw.admin(&["check"]);
+    assert_eq!(status, 0, "{stderr}");
+    let gw = gw.launch();
+
+    let message = "From: Alice <alice@example.org>\nTo: b@example.com\nSubject: signed\n\n\
+                   Hello from the inside.\nmarker-dkim-signed\n";
+    let reply = send_from_with(&gw, "127.0.0.1", "alice@example.org", message);
+    assert!(reply.starts_with("250"), "{reply}\n{}", gw.log());
+    let received = backend.wait_for_message("marker-dkim-signed");
+    let signature = &received.header("DKIM-Signature")[0];
+    assert!(
+        signature.contains("d=example.org") && signature.contains("s=sel1"),
+        "{signature}"
+    );
+    let (ok, out) = dkimverify(&dns, dir, &received.message);
+    assert!(ok, "dkimverify: {out}\n{}", received.message);
+
+    let message = "From: Eve <eve@ed.example.org>\nTo: b@example.com\nSubject: signed\n\n\
+                   Hello.\nmarker-dkim-ed25519\n";
+    let reply = send_from_with(&gw, "127.0.0.1", "eve@ed.example.org", message);
+    assert!(reply.starts_with("250"), "{reply}");
+    let received = backend.wait_for_message("marker-dkim-ed25519");
+    assert!(received.header("DKIM-Signature")[0].contains("a=ed25519-sha256"));
+    let (ok, out) = dkimverify(&dns, dir, &received.message);
+    assert!(ok, "dkimverify: {out}\n{}", received.message);
+    // The same message changed after signing does not verify: the check
+    // above can fail.
+    let (ok, _) = dkimverify(&dns, dir, &received.message.replace("Hello.", "Hello!"));
+    assert!(!ok);
+
+    // From outside: not signed, even with a From: of a signing domain.
+    let message = "From: Mallory <m@example.org>\nTo: b@example.com\nSubject: x\n\n\
+                   marker-dkim-outside\n";
+    let reply = send_from_with(&gw, "127.0.0.2", "m@example.org", message);
+    assert!(reply.starts_with("250"), "{reply}");
+    assert!(
+        backend
+            .wait_for_message("marker-dkim-outside")
+            .header("DKIM-Signature")
+            .is_empty()
+    );
+    gw.wait_for_log("2 DKIM key(s)");
 }

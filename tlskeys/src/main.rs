@@ -9,8 +9,11 @@
 //! and no files: it can accept on its inherited socket, read and write the
 //! connections it accepted, and nothing else. It answers only mail_owner's
 //! processes (checked with SO_PEERCRED), and signs only what a TLS
-//! handshake signs (see mailgate_tls::protocol::handshake_context).
+//! handshake signs (see mailgate_tls::protocol::handshake_context) with a
+//! TLS key, and only DKIM-Signature data of the key's own domain and
+//! selector with a DKIM key of dkim_key_table (dkim_context), for cleanup.
 
+mod dkim;
 mod serve;
 mod store;
 
@@ -22,13 +25,15 @@ use mailgate_config::MasterConfig;
 use mailgate_log::info;
 use mailgate_sandbox::{Worker, die, lookup_user, profiles};
 
+use crate::dkim::DkimKeys;
 use crate::store::{Store, configured_sources};
 
 fn main() -> ExitCode {
     let mut worker = Worker::start("tlskeys");
     let master = MasterConfig::load(&worker.handoff.config_dir).unwrap_or_else(|e| die(e));
     let sources = configured_sources(&worker.config, &master).unwrap_or_else(|e| die(e));
-    let store = Store::load(&sources).unwrap_or_else(|e| die(e));
+    let dkim = DkimKeys::load(&worker.config).unwrap_or_else(|e| die(e));
+    let store = Store::load(&sources, dkim).unwrap_or_else(|e| die(e));
     // Who may ask: mail_owner's processes (smtpd, relay), or, without
     // root, this same user (development runs).
     let allowed = if nix::unistd::geteuid().is_root() {
@@ -42,7 +47,11 @@ fn main() -> ExitCode {
     prepare_home(Path::new(&home));
     let listener = worker.take_listener();
     worker.enter_sandbox(&profiles::TLSKEYS);
-    info!("holding {} private key(s)", store.len());
+    info!(
+        "holding {} private key(s), {} DKIM key(s)",
+        store.len(),
+        store.dkim_keys()
+    );
     let shutdown = worker.shutdown();
     let runtime = worker.runtime(2);
     runtime.block_on(serve::serve(

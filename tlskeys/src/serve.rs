@@ -142,7 +142,8 @@ mod tests {
             cert: path,
             chain_file: false,
         };
-        let store = Store::load(&[(ConfigSide::Server, source.clone())]).unwrap();
+        let store =
+            Store::load(&[(ConfigSide::Server, source.clone())], Default::default()).unwrap();
         let socket = dir.path().join("tlskeys");
         let listener = UnixListener::bind(&socket).unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -140,6 +140,7 @@ impl Checker {
             .services
             .iter()
             .any(|s| s.name == "tlskeys" && s.kind == crate::ServiceKind::Unix && s.private);
+        self.check_dkim_signing(main, served);
         if served {
             return;
         }
@@ -156,6 +157,49 @@ impl Checker {
                  (the process that holds the private keys): add \
                  `tlskeys unix - - y - - tlskeys`",
             ));
+        }
+    }
+}
+
+impl Checker {
+    /// dkim_signing_table and dkim_key_table as cleanup and tlskeys will
+    /// read them; the keys live in tlskeys, which must run.
+    fn check_dkim_signing(&mut self, main: &MainConfig, tlskeys_served: bool) {
+        let (file, line) = main
+            .origin("dkim_signing_table")
+            .map(|(f, l)| (f.to_path_buf(), l))
+            .unwrap_or_else(|| (main.config_dir().join("main.cf"), 0));
+        let signing = match crate::sender_auth::Signing::load(main) {
+            Ok(Some(signing)) => signing,
+            Ok(None) => return,
+            Err(e) => {
+                self.diagnostics
+                    .push(Diagnostic::new(&file, line, e.to_string()));
+                return;
+            }
+        };
+        if !tlskeys_served {
+            self.diagnostics.push(Diagnostic::new(
+                &file,
+                line,
+                "dkim_signing_table: the signing keys are held by the tlskeys service, \
+                 which master.cf does not run: add `tlskeys unix - - y - - tlskeys`",
+            ));
+        }
+        // tlskeys reads the files as root at start; one that does not
+        // exist would stop it. (Their content is its to judge.)
+        for key in &signing.keys {
+            if !key.path.exists() {
+                self.diagnostics.push(Diagnostic::new(
+                    &file,
+                    line,
+                    format!(
+                        "dkim_key_table key {}: {} does not exist",
+                        key.name,
+                        key.path.display()
+                    ),
+                ));
+            }
         }
     }
 }

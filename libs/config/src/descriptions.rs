@@ -9,6 +9,18 @@
 pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     // Sender authentication.
     (
+        "dkim_signing_table",
+        "Lookup tables from the From: address (user@domain, domain, parent domains) to a key name of dkim_key_table: mail from mynetworks, authenticated clients and the gateway itself is DKIM-signed with that key (opendkim's SigningTable). Needs the tlskeys service.",
+    ),
+    (
+        "dkim_key_table",
+        "A lookup table from key names to domain:selector:/path/to/key.pem (opendkim's KeyTable); tlskeys reads the keys (RSA or Ed25519, PKCS#8 or PKCS#1 PEM), no other process does.",
+    ),
+    (
+        "dkim_sign_headers",
+        "The header fields a DKIM signature covers, when the message has them (From always).",
+    ),
+    (
         "authserv_id",
         "The gateway's name in the Authentication-Results headers it adds (RFC 8601); such headers with this name that arrive from outside are removed.",
     ),

@@ -348,6 +348,14 @@ static PARAMS: &[Param] = &[
         Choice(&["reject", "quarantine", "tag"]),
     ),
     p("dmarc_tempfail_action", "defer", Choice(&["defer", "tag"])),
+    // DKIM signing (cleanup, with the keys in tlskeys).
+    p("dkim_signing_table", "", List),
+    p("dkim_key_table", "", Str),
+    p(
+        "dkim_sign_headers",
+        "From, Reply-To, Subject, Date, Message-ID, To, Cc, In-Reply-To, References, MIME-Version, Content-Type, Content-Transfer-Encoding",
+        List,
+    ),
     // Policy delegation client (check_policy_service): Postfix's names and defaults.
     p("smtpd_policy_service_timeout", "100s", Time('s')),
     p("smtpd_policy_service_max_idle", "300s", Time('s')),

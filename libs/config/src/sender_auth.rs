@@ -1,8 +1,14 @@
 //! Sender authentication as main.cf configures it: check_spf's policy
-//! (policyd-spf's settings under Postfix-style names) and the scanner's
-//! DKIM and DMARC checks.
+//! (policyd-spf's settings under Postfix-style names), the scanner's DKIM
+//! and DMARC checks, and DKIM signing with opendkim's two tables. Parsed
+//! here so that `mailgate check`, smtpd, the scanner, cleanup and tlskeys
+//! read them the same way.
+
+use std::fmt;
+use std::path::PathBuf;
 
 use crate::main_cf::MainConfig;
+use crate::table::{AddressLookup, Table, lookup_address, open_tables};
 
 /// Which results of one SPF identity are refused (policyd-spf's
 /// HELO_reject and Mail_From_reject).
@@ -111,6 +117,157 @@ impl VerifyPolicy {
     }
 }
 
+/// One key of dkim_key_table: `name  domain:selector:/path/to/key.pem`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DkimKey {
+    pub name: String,
+    pub domain: String,
+    pub selector: String,
+    pub path: PathBuf,
+}
+
+/// Why the signing configuration cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningError(pub String);
+
+impl fmt::Display for SigningError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SigningError {}
+
+/// DKIM signing: which key signs what.
+#[derive(Clone, Debug)]
+pub struct Signing {
+    tables: Vec<Table>,
+    pub keys: Vec<DkimKey>,
+    /// dkim_sign_headers.
+    pub headers: Vec<String>,
+}
+
+impl Signing {
+    /// None when signing is not configured. Every table entry is checked:
+    /// a key name the signing table gives must be in the key table (key
+    /// files are read by tlskeys only).
+    pub fn load(config: &MainConfig) -> Result<Option<Signing>, SigningError> {
+        let table_specs = config.list("dkim_signing_table");
+        let key_table = config.get("dkim_key_table");
+        if table_specs.is_empty() {
+            return Ok(None);
+        }
+        let key_table = key_table.trim();
+        if key_table.is_empty() {
+            return Err(SigningError(
+                "dkim_signing_table names keys of dkim_key_table, which is not set".into(),
+            ));
+        }
+        let dir = config.config_dir();
+        let table = Table::open(key_table, dir)
+            .map_err(|e| SigningError(format!("dkim_key_table: {e}")))?;
+        let entries = table.entries().ok_or_else(|| {
+            SigningError(format!(
+                "dkim_key_table = {key_table}: use a table mailgate can list (hash:, texthash:, \
+                 btree:, lmdb: or inline:), as opendkim's KeyTable is a list"
+            ))
+        })?;
+        let mut keys = Vec::new();
+        for (name, value) in entries {
+            keys.push(parse_key(&name, &value, dir)?);
+        }
+        keys.sort_by(|a, b| a.name.cmp(&b.name));
+        let tables = open_tables(&table_specs, dir)
+            .map_err(|e| SigningError(format!("dkim_signing_table: {e}")))?;
+        // A text table's values can be checked now; a pattern table's only
+        // when it matches (smtpd logs then, and the message is deferred).
+        for table in &tables {
+            for (key, name) in table.entries().unwrap_or_default() {
+                if !keys
+                    .iter()
+                    .any(|k| k.name == name.trim().to_ascii_lowercase())
+                {
+                    return Err(SigningError(format!(
+                        "dkim_signing_table {}: \"{key}\" names key \"{name}\", which dkim_key_table does not list",
+                        table.spec()
+                    )));
+                }
+            }
+        }
+        let headers = config
+            .list("dkim_sign_headers")
+            .into_iter()
+            .filter(|h| !h.is_empty())
+            .collect::<Vec<_>>();
+        if !headers.iter().any(|h| h.eq_ignore_ascii_case("from")) {
+            return Err(SigningError(
+                "dkim_sign_headers must include From (RFC 6376 section 5.4)".into(),
+            ));
+        }
+        Ok(Some(Signing {
+            tables,
+            keys,
+            headers,
+        }))
+    }
+
+    /// The key that signs mail from this From: address, if any.
+    pub fn key_for(&self, from: &str) -> Result<Option<&DkimKey>, SigningError> {
+        let opts = AddressLookup {
+            parent_domains: true,
+            parent_bare: true,
+            recipient_delimiter: None,
+        };
+        for table in &self.tables {
+            if let Some(name) = lookup_address(table, from, &opts) {
+                let name = name.trim().to_ascii_lowercase();
+                return match self.keys.iter().find(|k| k.name == name) {
+                    Some(key) => Ok(Some(key)),
+                    None => Err(SigningError(format!(
+                        "dkim_signing_table {} gives key \"{name}\" for {from}, which dkim_key_table does not list",
+                        table.spec()
+                    ))),
+                };
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// `domain:selector:/path` (opendkim's KeyTable value).
+fn parse_key(name: &str, value: &str, dir: &std::path::Path) -> Result<DkimKey, SigningError> {
+    let bad = |why: &str| {
+        SigningError(format!(
+            "dkim_key_table entry \"{name}\": \"{value}\" {why} (expected domain:selector:/path/to/key.pem)"
+        ))
+    };
+    let mut parts = value.trim().splitn(3, ':');
+    let domain = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    let selector = parts.next().unwrap_or("").trim().to_string();
+    let path = parts.next().unwrap_or("").trim();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if domain.is_empty() || !domain.trim_end_matches('.').split('.').all(label_ok) {
+        return Err(bad("has no valid domain"));
+    }
+    if selector.is_empty() || !selector.split('.').all(label_ok) {
+        return Err(bad("has no valid selector"));
+    }
+    if path.is_empty() {
+        return Err(bad("names no key file"));
+    }
+    Ok(DkimKey {
+        name: name.to_ascii_lowercase(),
+        domain: domain.trim_end_matches('.').to_string(),
+        selector,
+        path: dir.join(path),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +275,67 @@ mod tests {
     fn config(dir: &std::path::Path, text: &str) -> MainConfig {
         std::fs::write(dir.join("main.cf"), text).unwrap();
         MainConfig::load(dir).unwrap()
+    }
+
+    #[test]
+    fn tables_in_opendkims_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("keys"),
+            "default._domainkey.example.com example.com:default:/etc/keys/example.pem\n\
+             ed  example.org:ed2024:keys/ed.pem\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("signing"),
+            "example.com default._domainkey.example.com\n\
+             bob@example.org ed\n",
+        )
+        .unwrap();
+        let c = config(
+            dir.path(),
+            "dkim_signing_table = hash:signing\ndkim_key_table = hash:keys\n",
+        );
+        let signing = Signing::load(&c).unwrap().unwrap();
+        assert_eq!(signing.keys.len(), 2);
+        let key = signing.key_for("alice@example.com").unwrap().unwrap();
+        assert_eq!(
+            (key.domain.as_str(), key.selector.as_str()),
+            ("example.com", "default")
+        );
+        assert_eq!(key.path, PathBuf::from("/etc/keys/example.pem"));
+        // Subdomains sign with the parent's key; other addresses not at all.
+        assert!(signing.key_for("a@mail.example.com").unwrap().is_some());
+        assert_eq!(
+            signing
+                .key_for("bob@example.org")
+                .unwrap()
+                .unwrap()
+                .selector,
+            "ed2024"
+        );
+        assert!(signing.key_for("carol@example.org").unwrap().is_none());
+        assert_eq!(
+            signing.key_for("bob@example.org").unwrap().unwrap().path,
+            dir.path().join("keys/ed.pem")
+        );
+
+        std::fs::write(dir.path().join("signing"), "example.net nosuchkey\n").unwrap();
+        assert!(Signing::load(&c).unwrap_err().0.contains("nosuchkey"));
+        let c = config(dir.path(), "dkim_signing_table = hash:signing\n");
+        assert!(Signing::load(&c).is_err());
+        std::fs::write(dir.path().join("keys"), "k example.com:sel\n").unwrap();
+        let c = config(
+            dir.path(),
+            "dkim_signing_table = hash:signing\ndkim_key_table = hash:keys\n",
+        );
+        assert!(
+            Signing::load(&c)
+                .unwrap_err()
+                .0
+                .contains("names no key file")
+        );
+        assert!(Signing::load(&config(dir.path(), "")).unwrap().is_none());
     }
 
     #[test]

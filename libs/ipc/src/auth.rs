@@ -19,6 +19,13 @@ pub enum Origin {
     Remote,
 }
 
+impl Origin {
+    /// Mail of the organisation: signed (DKIM), not checked.
+    pub fn is_outbound(self) -> bool {
+        matches!(self, Origin::Local | Origin::Trusted)
+    }
+}
+
 /// An SPF result (RFC 7208 section 2.6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SpfResult {

@@ -210,8 +210,8 @@ pub const SCANNER_INET: Profile = Profile {
     ],
 };
 
-/// The TLS key holder: its own user, an empty chroot (tlskeys_directory),
-/// the keys read before. Accepts on its inherited socket and answers on the
+/// The TLS and DKIM key holder: its own user, an empty chroot
+/// (tlskeys_directory), the keys read before. Accepts on its inherited socket and answers on the
 /// connections it accepted; it connects nowhere, opens nothing, and has no
 /// network at all.
 pub const TLSKEYS: Profile = Profile {

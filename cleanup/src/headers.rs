@@ -57,13 +57,15 @@ pub fn scan(content: &[u8]) -> HeaderFacts {
 /// The Received header in Postfix's form:
 /// `from HELO (NAME [ADDR])\r\n\tby MYHOSTNAME (MAIL_NAME) with PROTO id ID\r\n\tfor <RCPT>; DATE`
 /// ("for" only when there is exactly one recipient, as Postfix does, so a
-/// header never lists the other recipients of a message). `comments` go
+/// header never lists the other recipients of a message; the recipient as
+/// the client gave it, before address rewriting). `comments` go
 /// on their own lines between "from" and "by" (smtpd's TLS details and
 /// authenticated sender; a comment may itself be folded with `\n\t`).
 pub fn received(
     settings: &Settings,
     envelope: &Envelope,
     comments: &[String],
+    for_recipient: Option<&str>,
     queue_id: &str,
     unix_now: i64,
 ) -> String {
@@ -86,8 +88,8 @@ pub fn received(
         client.protocol,
         queue_id
     );
-    if let [only] = envelope.recipients.as_slice() {
-        header.push_str(&format!("\r\n\tfor <{}>", only.address));
+    if let Some(only) = for_recipient {
+        header.push_str(&format!("\r\n\tfor <{only}>"));
     }
     header.push_str(&format!("; {}\r\n", mailgate_log::rfc5322_date(unix_now)));
     header
@@ -287,7 +289,14 @@ Authentication-Results: gw.example.com; in the body\r\n"
             dsn_envid: None,
             arrival: 0,
         };
-        let header = received(&settings, &envelope, &[], "0123ABC", 0);
+        let header = received(
+            &settings,
+            &envelope,
+            &[],
+            Some("b@example.com"),
+            "0123ABC",
+            0,
+        );
         assert!(header.starts_with(
             "Received: from client.example.org (unknown [192.0.2.1])\r\n\tby gw.example.com (mailgate) with ESMTP id 0123ABC\r\n\tfor <b@example.com>; "
         ));
@@ -295,7 +304,7 @@ Authentication-Results: gw.example.com; in the body\r\n"
         envelope
             .recipients
             .push(Recipient::new("c@example.com".into(), None));
-        assert!(!received(&settings, &envelope, &[], "X", 0).contains("for <"));
+        assert!(!received(&settings, &envelope, &[], None, "X", 0).contains("for <"));
         let date = mailgate_log::rfc5322_date(0);
         assert!(date.contains(" 1970 ") || date.contains(" 1969 "), "{date}");
     }

@@ -9,6 +9,7 @@
 mod checks;
 mod dkim;
 mod headers;
+mod rewrite;
 mod scan_client;
 mod session;
 
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mailgate_config::open_tables;
+use mailgate_config::{Rewriting, open_tables};
 use mailgate_ipc::server::{serve_unix, unix_listener};
 use mailgate_ipc::spool::{INCOMING, QueueIdGenerator, remove_stale_temporaries};
 use mailgate_log::info;
@@ -25,6 +26,9 @@ use mailgate_sandbox::{Worker, die, profiles};
 use crate::checks::Checks;
 use crate::scan_client::FailureAction;
 
+/// What a delivery status notice adds around the message it returns.
+const NOTICE_ROOM: u64 = 1024 * 1024;
+
 /// What cleanup needs from main.cf, read before the sandbox.
 #[derive(Default)]
 pub struct Settings {
@@ -32,6 +36,8 @@ pub struct Settings {
     pub mail_name: String,
     pub myorigin: String,
     pub checks: Checks,
+    /// canonical and virtual alias maps; None with no_address_mappings.
+    pub rewriting: Option<Rewriting>,
     /// content_scanner: the master.cf service that scans each message
     /// before it is queued; None when content filtering is off.
     pub content_scanner: Option<String>,
@@ -45,6 +51,10 @@ pub struct Settings {
     pub authserv_id: String,
     /// DKIM signing of the organisation's mail (dkim_signing_table).
     pub signer: Option<dkim::Signer>,
+    /// The largest content a peer may hand over: message_size_limit plus
+    /// room for the notices qmgr builds around a message (0: no limit, as
+    /// Postfix's; the allocation is still checked).
+    pub max_content: u64,
 }
 
 impl Settings {
@@ -57,6 +67,19 @@ impl Settings {
             .list("receive_override_options")
             .iter()
             .any(|o| o == "no_header_body_checks");
+        // no_address_mappings turns canonical and virtual alias mapping
+        // off, as in Postfix.
+        let rewriting = if config
+            .list("receive_override_options")
+            .iter()
+            .any(|o| o == "no_address_mappings")
+        {
+            None
+        } else {
+            Rewriting::from_config(config)
+                .map_err(|e| errors.push(format!("address rewriting: {e}")))
+                .ok()
+        };
         let mut tables = |name: &str| {
             if checks_off {
                 return Vec::new();
@@ -90,12 +113,17 @@ impl Settings {
             mail_name: config.get("mail_name"),
             myorigin: config.get("myorigin"),
             checks,
+            rewriting,
             content_scanner: nonempty("content_scanner"),
             scanner_timeout: config.time("scanner_timeout"),
             failure_action,
             virus_admin: nonempty("virus_admin"),
             authserv_id: config.get("authserv_id").trim().to_ascii_lowercase(),
             signer,
+            max_content: match config.size("message_size_limit") {
+                0 => u64::MAX,
+                limit => limit.saturating_add(NOTICE_ROOM),
+            },
         })
     }
 }
@@ -109,8 +137,9 @@ fn main() -> ExitCode {
     let mut worker = Worker::start("cleanup");
     let settings = Settings::load(&worker.config).unwrap_or_else(|e| die(e));
     let listener = worker.take_listener();
-    worker.enter_sandbox(&profiles::CLEANUP);
+    let mut worker = worker.enter_sandbox(&profiles::CLEANUP);
     let shutdown = worker.shutdown();
+    let callers = worker.callers();
     let limit = worker.handoff.maxproc as usize;
     let runtime = worker.runtime(2);
     runtime.block_on(async move {
@@ -126,7 +155,7 @@ fn main() -> ExitCode {
             settings,
             ids: Mutex::new(QueueIdGenerator::default()),
         });
-        serve_unix(listener, limit, shutdown.wait(), |channel| {
+        serve_unix(listener, limit, shutdown.wait(), &callers, |channel| {
             session::run(channel, shared.clone())
         })
         .await;

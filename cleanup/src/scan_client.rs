@@ -55,9 +55,14 @@ pub async fn scan(
     envelope: &Envelope,
     content: &OwnedFd,
     sender_auth: &SenderAuth,
+    received: String,
     timeout: Duration,
 ) -> Result<Verdict, String> {
+    let size = nix::sys::stat::fstat(content)
+        .map_err(|e| format!("cannot stat the message: {e}"))?
+        .st_size as u64;
     let request = Request {
+        size,
         queue_id: queue_id.to_string(),
         sender: envelope.sender.clone(),
         recipients: envelope
@@ -65,8 +70,8 @@ pub async fn scan(
             .iter()
             .map(|r| r.address.clone())
             .collect(),
-        client_addr: envelope.client.addr.clone(),
-        helo: envelope.client.helo.clone(),
+        client: envelope.client.clone(),
+        received,
         sender_auth: sender_auth.clone(),
     };
     let socket = service_socket(service);

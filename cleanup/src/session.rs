@@ -15,11 +15,12 @@ use mailgate_ipc::protocol::qmgr;
 use mailgate_ipc::protocol::scanner::Action;
 use mailgate_ipc::queue_file::{QueueRecord, write_record};
 use mailgate_ipc::spool::{HOLD, INCOMING, PendingFile, QUARANTINE, service_socket};
+use mailgate_ipc::validate::{self, Validate};
 use mailgate_ipc::{Channel, IpcError};
 use mailgate_log::{info, warning};
 
 use crate::scan_client::{self, FailureAction};
-use crate::{Settings, Shared, checks, headers};
+use crate::{Settings, Shared, checks, headers, rewrite};
 
 fn write_error() -> SmtpReply {
     SmtpReply {
@@ -31,10 +32,11 @@ fn write_error() -> SmtpReply {
 
 pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
     match channel.recv::<Request>().await {
-        Ok((Request::Begin, _)) => {}
-        Ok((other, _)) => return warning!("protocol error: expected Begin, got {other:?}"),
+        Ok((Request::Begin, fds)) if fds.is_empty() => {}
+        Ok((Request::Begin, _)) => return channel.log_refusal("Begin with descriptors"),
+        Ok((_, _)) => return channel.log_refusal("expected Begin"),
         Err(IpcError::Closed) => return,
-        Err(e) => return warning!("{e}"),
+        Err(e) => return channel.log_refusal(e),
     }
     let queue_id = shared
         .ids
@@ -59,28 +61,72 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
         return;
     }
     // Dropping `pending` anywhere below, without commit, removes the file.
-    let (envelope, actions, content) = match channel.recv::<Request>().await {
-        Ok((Request::Commit { envelope, actions }, fds)) if fds.len() == 1 => (
-            envelope,
-            actions,
-            fds.into_iter().next().expect("one descriptor"),
-        ),
-        Ok((other, fds)) => {
-            return warning!(
-                "{queue_id}: protocol error: expected Commit with one descriptor, got {other:?} with {}",
-                fds.len()
-            );
-        }
+    let (request, fds) = match channel.recv::<Request>().await {
+        Ok(received) => received,
         // The client went away or reset the transaction.
         Err(IpcError::Closed) => return,
-        Err(e) => return warning!("{queue_id}: {e}"),
+        Err(e) => return channel.log_refusal(format_args!("{queue_id}: {e}")),
     };
-    let reply = deliver(&shared, &queue_id, pending, *envelope, actions, content).await;
+    let (envelope, actions, content) =
+        match checked_commit(&request, fds, shared.settings.max_content) {
+            Ok(commit) => commit,
+            Err((why, reply)) => {
+                channel.log_refusal(format_args!("{queue_id}: {why}"));
+                let _ = channel.send(&reply, &[]).await;
+                return;
+            }
+        };
+    let reply = deliver(&shared, &queue_id, pending, envelope, actions, content).await;
     let queued = matches!(reply, Reply::Queued { .. });
     if channel.send(&reply, &[]).await.is_err() && queued {
         // The file is durable; the client will not hear 250 and may send
         // again. SMTP allows the duplicate, and losing mail is worse.
         warning!("{queue_id}: smtpd went away after the message was queued");
+    }
+}
+
+/// A Commit as cleanup takes it: a valid envelope and exactly one
+/// descriptor, a memfd sealed against any change (so the scanner and the
+/// queue file get what the checks read), of the announced size and within
+/// the size limit. Anything else is refused with the reason for the log
+/// and the reply for the peer.
+fn checked_commit(
+    request: &Request,
+    fds: Vec<OwnedFd>,
+    max_content: u64,
+) -> Result<(Envelope, Actions, OwnedFd), (String, Reply)> {
+    let malformed = |why: String| {
+        (
+            why,
+            Reply::Rejected(rejected(
+                "5.5.0",
+                "Error: malformed message hand-over".into(),
+            )),
+        )
+    };
+    let Request::Commit {
+        envelope,
+        actions,
+        size,
+    } = request
+    else {
+        return Err(malformed("expected Commit".into()));
+    };
+    request.validate().map_err(|e| malformed(e.to_string()))?;
+    let [content]: [OwnedFd; 1] = fds
+        .try_into()
+        .map_err(|fds: Vec<OwnedFd>| malformed(format!("Commit with {} descriptors", fds.len())))?;
+    match validate::sealed_content(&content, *size, max_content) {
+        Ok(_) => Ok((envelope.as_ref().clone(), actions.clone(), content)),
+        Err(e) if *size > max_content => Err((
+            e.to_string(),
+            Reply::Rejected(SmtpReply {
+                code: 552,
+                status: "5.3.4".into(),
+                text: "Error: message file too big".into(),
+            }),
+        )),
+        Err(e) => Err(malformed(e.to_string())),
     }
 }
 
@@ -143,6 +189,16 @@ async fn deliver(
             queue_id: queue_id.to_string(),
         };
     }
+    // The Received header names the one recipient as the client gave it.
+    let received_for = match envelope.recipients.as_slice() {
+        [only] => Some(only.address.clone()),
+        _ => None,
+    };
+    if let Some(rewriting) = &settings.rewriting
+        && let Err(reply) = rewrite::apply(rewriting, queue_id, &mut envelope)
+    {
+        return Reply::Deferred(reply);
+    }
     if let Some(to) = &actions.redirect {
         envelope.recipients = vec![Recipient::new(to.clone(), None)];
     }
@@ -199,12 +255,23 @@ async fn deliver(
     let mut extra = Vec::new();
     let mut subject_tag = None;
     if let Some(service) = &settings.content_scanner {
+        // The same header write_queue_file adds (same comments: TLS and
+        // the authenticated sender; same arrival time).
+        let received = headers::received(
+            settings,
+            &envelope,
+            &actions.received_comments,
+            received_for.as_deref(),
+            queue_id,
+            (envelope.arrival / 1_000_000) as i64,
+        );
         let verdict = scan_client::scan(
             service,
             queue_id,
             &envelope,
             &content,
             &actions.sender_auth,
+            received,
             settings.scanner_timeout,
         )
         .await;
@@ -288,6 +355,7 @@ async fn deliver(
                     .signer
                     .as_ref()
                     .filter(|_| actions.sender_auth.origin.is_outbound()),
+                received_for: received_for.as_deref(),
             },
             &extra,
             &id,
@@ -324,11 +392,18 @@ async fn deliver(
 }
 
 /// Reads the content (positioned reads: the descriptor's offset is shared
-/// with the scanner's copy) and runs the header and body checks.
+/// with the scanner's copy) and runs the header and body checks. The size
+/// was checked against the limit, and the memfd is sealed, so it is still
+/// that size; the allocation is checked all the same, so a size the process
+/// cannot hold costs this message a 4xx, not the process.
 fn prepare(settings: &Settings, content: OwnedFd) -> io::Result<(Vec<u8>, checks::Outcome)> {
     let file = File::from(content);
-    let size = file.metadata()?.len();
-    let mut original = vec![0u8; size as usize];
+    let size = usize::try_from(file.metadata()?.len()).map_err(io::Error::other)?;
+    let mut original = Vec::new();
+    original
+        .try_reserve_exact(size)
+        .map_err(|e| io::Error::new(io::ErrorKind::OutOfMemory, e))?;
+    original.resize(size, 0);
     file.read_exact_at(&mut original, 0)?;
     let outcome = if settings.checks.is_empty() {
         checks::Outcome::default()
@@ -346,6 +421,8 @@ struct Top<'a> {
     received_comments: &'a [String],
     /// DKIM-sign the message as queued (the organisation's own mail).
     signer: Option<&'a Signer>,
+    /// The one recipient the Received header names, if one.
+    received_for: Option<&'a str>,
 }
 
 /// DKIM signing failed (tlskeys down, a key it does not have): the
@@ -381,7 +458,12 @@ fn write_queue_file(
         added.push_str(&format!("{}:{}\r\n", name.trim(), one_header_value(value)));
     }
     added.push_str(&headers::received(
-        settings, &envelope, comments, queue_id, now,
+        settings,
+        &envelope,
+        comments,
+        top.received_for,
+        queue_id,
+        now,
     ));
     let message_id = match facts.message_id {
         Some(id) => id,

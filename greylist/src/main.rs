@@ -49,8 +49,9 @@ fn main() -> ExitCode {
     } else {
         &profiles::GREYLIST
     };
-    worker.enter_sandbox(profile);
+    let mut worker = worker.enter_sandbox(profile);
     let shutdown = worker.shutdown();
+    let callers = worker.callers();
     let limit = worker.handoff.maxproc as usize;
     let kind = worker.handoff.kind.clone();
     let runtime = worker.runtime(2);
@@ -68,7 +69,7 @@ fn main() -> ExitCode {
         if embedded {
             tokio::spawn(prune(Arc::clone(&greylister)));
         }
-        server::serve(listener, limit, greylister, shutdown.wait()).await;
+        server::serve(listener, limit, greylister, callers, shutdown.wait()).await;
     });
     ExitCode::SUCCESS
 }

@@ -59,6 +59,7 @@ pub async fn serve(
     listener: Listener,
     limit: usize,
     greylister: Arc<Greylister>,
+    callers: Arc<mailgate_ipc::peer::Callers>,
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limit.max(1)));
@@ -89,6 +90,15 @@ pub async fn serve(
                 });
             }
             Ok(Accepted::Unix(stream)) => {
+                // On a Unix socket only the profile's callers (smtpd, the
+                // tools) are heard; a TCP client is a stock Postfix.
+                if let Err(refusal) = callers.check(&stream) {
+                    warning!(
+                        "refusing a connection to service {}: {refusal}",
+                        callers.service()
+                    );
+                    continue;
+                }
                 connections.spawn(async move {
                     serve_connection(stream, "local client", &greylister, stopping).await;
                     drop(permit);

@@ -125,10 +125,19 @@ fn probe(name: &str, case: &str, dir: &Path) -> ExitCode {
     let identity = nix::unistd::geteuid()
         .is_root()
         .then(|| lookup_user("mail_owner", MAIL_OWNER).unwrap_or_else(|e| fail(&e.to_string())));
+    // The Redis profile's Landlock rule allows the port greylist_database
+    // names: here, the test's own listener.
+    fs::write(
+        dir.join("main.cf"),
+        format!("greylist_database = redis:127.0.0.1:{}\n", address.port()),
+    )
+    .unwrap_or_else(|e| fail(&e.to_string()));
+    let config = mailgate_config::MainConfig::load(dir).unwrap_or_else(|e| fail(&e.to_string()));
     let place = Placement {
         root: identity.as_ref().map(|_| dir),
         chdir_to: dir,
         identity: identity.as_ref(),
+        config: Some(&config),
     };
     enter(profile, &place, Mode::Enforce).unwrap_or_else(|e| fail(&e.to_string()));
 

@@ -171,11 +171,19 @@ pub fn start(invocation: &Invocation) -> Result<(), Error> {
         return Err(Error::AlreadyRunning(pid));
     }
     if geteuid().is_root() {
-        let owner = config.get("mail_owner");
-        match User::from_name(&owner) {
-            Ok(Some(_)) => {}
-            Ok(None) => return Err(Error::NoSuchUser(owner)),
-            Err(errno) => return Err(Error::UserLookup { name: owner, errno }),
+        for parameter in users_needed(invocation) {
+            let name = config.get(parameter);
+            match User::from_name(&name) {
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(Error::NoSuchUser { parameter, name }),
+                Err(errno) => {
+                    return Err(Error::UserLookup {
+                        parameter,
+                        name,
+                        errno,
+                    });
+                }
+            }
         }
     } else {
         say("warning: not running as root: the gateway runs unprivileged, without chroot");
@@ -192,6 +200,26 @@ pub fn start(invocation: &Invocation) -> Result<(), Error> {
         path: master,
         source,
     })
+}
+
+/// The users the services of master.cf run as (their profiles' users), so
+/// that a missing one stops the start with a clear message instead of a
+/// service that dies at start-up.
+fn users_needed(invocation: &Invocation) -> Vec<&'static str> {
+    let mut users = vec!["mail_owner"];
+    let commands: Vec<String> = mailgate_config::MasterConfig::load(&invocation.config_dir)
+        .map(|m| m.services.into_iter().map(|s| s.command).collect())
+        .unwrap_or_default();
+    for (command, parameter) in [
+        ("smtpd", "smtpd_owner"),
+        ("relay", "relay_owner"),
+        ("scanner", "scanner_owner"),
+    ] {
+        if commands.iter().any(|c| c == command) {
+            users.push(parameter);
+        }
+    }
+    users
 }
 
 /// `mailgate stop`: SIGTERM to the master, then wait until it has drained and exited.
@@ -218,7 +246,9 @@ pub fn stop(invocation: &Invocation) -> Result<(), Error> {
 }
 
 /// `mailgate status`: succeeds when the master runs, and prints on standard
-/// output how each of its processes is confined, as /proc shows it.
+/// output how each of its processes is confined, as /proc shows it, and the
+/// Landlock state each worker recorded in the spool's pid/ when it entered
+/// its sandbox.
 ///
 /// A configuration that no longer loads (edited since the start) does not
 /// hide a running gateway: the spool is then found by reading
@@ -242,10 +272,17 @@ pub fn status(invocation: &Invocation) -> Result<(), Error> {
     match master_state(&pid_file)? {
         MasterState::Running(pid) => {
             say(format_args!("the mail system is running: PID: {pid}"));
+            // QUEUE_DIR/pid/master.pid
+            let spool = pid_file
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or(Path::new("/"))
+                .to_path_buf();
             let mut out = io::stdout().lock();
             let _ = writeln!(out, "{}", Confinement::HEADER);
             for child in children_of(pid) {
-                if let Some(confinement) = Confinement::read(child) {
+                if let Some(mut confinement) = Confinement::read(child) {
+                    confinement.landlock = landlock_state(&spool, child);
                     let _ = writeln!(out, "{confinement}");
                 }
             }
@@ -253,6 +290,20 @@ pub fn status(invocation: &Invocation) -> Result<(), Error> {
         }
         MasterState::Stopped => Err(Error::NotRunning),
     }
+}
+
+/// What a worker recorded about Landlock (`landlock=...` in
+/// pid/sandbox.PID); `-` when it recorded nothing (a process that has not
+/// reached its sandbox yet, or not a worker).
+fn landlock_state(spool: &Path, pid: Pid) -> String {
+    let path = mailgate_sandbox::sandbox_state_file(spool, pid.as_raw() as u32);
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("landlock=").map(str::to_string))
+        })
+        .unwrap_or_else(|| "-".to_string())
 }
 
 /// How one process is confined, from /proc/PID/{status,root,cmdline,comm}.
@@ -273,10 +324,13 @@ struct Confinement {
     no_new_privs: String,
     /// 0 disabled, 1 strict, 2 filter.
     seccomp: String,
+    /// As the worker recorded it: `enforced (ABI 7)`, `partial (...)`,
+    /// `not enforced (...)`, or `-`.
+    landlock: String,
 }
 
 impl Confinement {
-    const HEADER: &str = "service              program  pid      uid      gid      root                                CapEff           CapPrm           CapBnd           NoNewPrivs Seccomp";
+    const HEADER: &str = "service              program  pid      uid      gid      root                                CapEff           CapPrm           CapBnd           NoNewPrivs Seccomp    Landlock";
 
     fn read(pid: Pid) -> Option<Confinement> {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -325,6 +379,7 @@ impl Confinement {
             cap_bnd: field("CapBnd"),
             no_new_privs: field("NoNewPrivs"),
             seccomp,
+            landlock: "-".to_string(),
         }
     }
 }
@@ -343,7 +398,7 @@ impl std::fmt::Display for Confinement {
         };
         write!(
             f,
-            "{:<20} {:<8} {:<8} {:<8} {:<8} {:<35} {:<16} {:<16} {:<16} {:<10} {}",
+            "{:<20} {:<8} {:<8} {:<8} {:<8} {:<35} {:<16} {:<16} {:<16} {:<10} {:<10} {}",
             self.service,
             self.program,
             self.pid,
@@ -354,7 +409,8 @@ impl std::fmt::Display for Confinement {
             self.cap_prm,
             self.cap_bnd,
             self.no_new_privs,
-            self.seccomp
+            self.seccomp,
+            self.landlock
         )
     }
 }

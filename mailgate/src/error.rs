@@ -25,8 +25,12 @@ pub enum Error {
     UnknownParameters(Vec<String>),
     NotRunning,
     AlreadyRunning(Pid),
-    NoSuchUser(String),
+    NoSuchUser {
+        parameter: &'static str,
+        name: String,
+    },
     UserLookup {
+        parameter: &'static str,
         name: String,
         errno: Errno,
     },
@@ -64,6 +68,10 @@ pub enum Error {
     Stats(crate::stats::StatsError),
     Imap(crate::imap_learn::ImapLearnError),
     Dkim(crate::dkim::DkimCmdError),
+    /// `scan` or `learn` could not give up privilege before reading mail.
+    Confine(String),
+    /// The sandboxed part of a command failed and has said why.
+    Reported,
 }
 
 impl Error {
@@ -86,6 +94,7 @@ impl Error {
                 }
             }
             Error::NotRunning => say(self),
+            Error::Reported => {}
             _ => say(format_args!("fatal: {self}")),
         }
     }
@@ -104,13 +113,17 @@ impl fmt::Display for Error {
             Error::AlreadyRunning(pid) => {
                 write!(f, "the mail system is already running: PID: {pid}")
             }
-            Error::NoSuchUser(name) => write!(
+            Error::NoSuchUser { parameter, name } => write!(
                 f,
-                "mail_owner = {name}: no such user; create it with \
+                "{parameter} = {name}: no such user; create it with \
                  \"useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin {name}\""
             ),
-            Error::UserLookup { name, errno } => {
-                write!(f, "mail_owner = {name}: cannot look up the user: {errno}")
+            Error::UserLookup {
+                parameter,
+                name,
+                errno,
+            } => {
+                write!(f, "{parameter} = {name}: cannot look up the user: {errno}")
             }
             Error::PidFile { path, source } => write!(
                 f,
@@ -159,6 +172,10 @@ impl fmt::Display for Error {
             Error::Stats(e) => write!(f, "{e}"),
             Error::Imap(e) => write!(f, "{e}"),
             Error::Dkim(e) => write!(f, "{e}"),
+            Error::Confine(why) => {
+                write!(f, "cannot confine the command before reading mail: {why}")
+            }
+            Error::Reported => write!(f, "failed"),
         }
     }
 }
@@ -189,7 +206,11 @@ mod tests {
     #[test]
     fn messages() {
         assert_eq!(
-            Error::NoSuchUser("mailgate".into()).to_string(),
+            Error::NoSuchUser {
+                parameter: "mail_owner",
+                name: "mailgate".into()
+            }
+            .to_string(),
             "mail_owner = mailgate: no such user; create it with \
              \"useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin mailgate\""
         );

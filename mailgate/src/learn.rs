@@ -73,7 +73,7 @@ pub fn run(invocation: &Invocation, args: &LearnArgs) -> Result<(), Error> {
         }
     };
     if !args.sync {
-        learn(&config, args)?;
+        crate::confine::in_child(|| learn(&config, args))?;
     } else if lock.is_none() {
         return Err(SpamCmdError::Engine(mailgate_spam::SpamError::NoBayesStore).into());
     }
@@ -97,6 +97,7 @@ fn learn(config: &MainConfig, args: &LearnArgs) -> Result<(), Error> {
         return Ok(());
     }
     let sources = scan::collect(&paths)?;
+    crate::confine::enter(config, &mailgate_sandbox::profiles::LEARN)?;
     let mut counts = [0usize; 5];
     for chunk in sources.chunks(BATCH) {
         let messages = chunk

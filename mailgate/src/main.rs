@@ -5,6 +5,7 @@
 
 mod check;
 mod config;
+mod confine;
 mod control;
 mod dkim;
 mod error;
@@ -16,6 +17,7 @@ mod manpage;
 mod quarantine;
 mod queue;
 mod scan;
+mod scores;
 mod sendmail;
 mod stats;
 #[cfg(test)]
@@ -117,6 +119,14 @@ enum Cmd {
     Scan(scan::ScanArgs),
     /// Train the Bayes classifier with spam or ham, or untrain it (--forget).
     Learn(learn::LearnArgs),
+    /// Learn the rule scores from labelled mail, or measure them (--cv).
+    ///
+    /// Runs the rules over the mail, trains Bayes in memory on all folds but
+    /// one for each message, and fits the scores by regularised logistic
+    /// regression towards the stock ones. Writes SpamAssassin `score` lines for
+    /// spam_rules_files; with --cv, reports by nested cross-validation how
+    /// much ham (per PATH) is flagged and spam caught.
+    Scores(scores::ScoresArgs),
     /// Traffic counters (received, delivered, deferred, bounced, rejected by
     /// reason, greylisted, virus, spam, banned, ...) over the last hour, day,
     /// week, month and year, as the stats service counted them from the log.
@@ -172,6 +182,7 @@ fn main() -> ExitCode {
         Cmd::Sendmail(args) => return sendmail::main(&invocation, args),
         Cmd::Scan(args) => scan::run(&invocation, args),
         Cmd::Learn(args) => learn::run(&invocation, args),
+        Cmd::Scores(args) => scores::run(&invocation, args),
         Cmd::Stats(args) => stats::run(&invocation, args),
         Cmd::Dkim { command } => dkim::run(command).map_err(error::Error::Dkim),
         Cmd::Manpage { section } => {

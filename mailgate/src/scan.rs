@@ -11,7 +11,7 @@ use mailgate_config::MainConfig;
 use mailgate_spam::{Engine, EngineConfig, Levels, SpamError, SpamReport};
 use rayon::prelude::*;
 
-use crate::error::Error;
+use crate::error::{Error, say};
 use crate::locate::Invocation;
 
 #[derive(Debug, Args)]
@@ -34,7 +34,17 @@ pub struct ScanArgs {
 #[derive(Debug)]
 pub enum SpamCmdError {
     Engine(SpamError),
-    Read { path: PathBuf, source: io::Error },
+    Read {
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// The engine failed on a message (a bug: it must score any input).
+    Panic {
+        source: String,
+        why: String,
+    },
+    /// This many messages were reported as not scored; the others were.
+    Unscored(usize),
 }
 
 impl fmt::Display for SpamCmdError {
@@ -42,6 +52,12 @@ impl fmt::Display for SpamCmdError {
         match self {
             SpamCmdError::Engine(e) => write!(f, "{e}"),
             SpamCmdError::Read { path, source } => write!(f, "{}: {source}", path.display()),
+            SpamCmdError::Panic { source, why } => write!(
+                f,
+                "{source}: cannot score this message: the spam engine failed ({why}); \
+                 please report it with the message"
+            ),
+            SpamCmdError::Unscored(n) => write!(f, "{n} message(s) could not be scored"),
         }
     }
 }
@@ -51,6 +67,7 @@ impl std::error::Error for SpamCmdError {
         match self {
             SpamCmdError::Engine(e) => Some(e),
             SpamCmdError::Read { source, .. } => Some(source),
+            SpamCmdError::Panic { .. } | SpamCmdError::Unscored(_) => None,
         }
     }
 }
@@ -110,7 +127,7 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Source>, SpamCmdError> {
     for path in paths {
         let meta = std::fs::metadata(path).map_err(read_error(path))?;
         if !meta.is_dir() {
-            add_file(path, &mut out)?;
+            add_file(path, &mut out);
             continue;
         }
         // A Maildir holds its messages in cur/ and new/ (tmp/ is unfinished).
@@ -138,7 +155,7 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Source>, SpamCmdError> {
                 if entry.is_dir() {
                     out.extend(collect(std::slice::from_ref(&entry))?);
                 } else {
-                    add_file(&entry, &mut out)?;
+                    add_file(&entry, &mut out);
                 }
             }
         }
@@ -146,9 +163,10 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Source>, SpamCmdError> {
     Ok(out)
 }
 
-fn add_file(path: &Path, out: &mut Vec<Source>) -> Result<(), SpamCmdError> {
-    let data = std::fs::read(path).map_err(read_error(path))?;
-    let n = split_mbox(&data).len();
+/// Adds a file's messages. A file that cannot be read is added as one message,
+/// whose read error is then reported in its turn, among the others.
+fn add_file(path: &Path, out: &mut Vec<Source>) {
+    let n = crate::confine::read(path).map_or(1, |data| split_mbox(&data).len());
     if n > 1 {
         out.extend((0..n).map(|i| Source {
             path: path.to_path_buf(),
@@ -160,12 +178,11 @@ fn add_file(path: &Path, out: &mut Vec<Source>) -> Result<(), SpamCmdError> {
             index: None,
         });
     }
-    Ok(())
 }
 
 /// The bytes of one message.
 pub fn read(source: &Source) -> Result<Vec<u8>, SpamCmdError> {
-    let data = std::fs::read(&source.path).map_err(read_error(&source.path))?;
+    let data = crate::confine::read(&source.path).map_err(read_error(&source.path))?;
     Ok(match source.index {
         Some(i) => split_mbox(&data)
             .get(i)
@@ -208,7 +225,8 @@ fn line(source: &Source, report: &SpamReport, levels: &Levels, json: bool) -> St
 
 pub fn run(invocation: &Invocation, args: &ScanArgs) -> Result<(), Error> {
     let config = invocation.load()?;
-    let engine = engine(&config)?;
+    let engine = Engine::load_read_only(&EngineConfig::from_main_cf(&config))
+        .map_err(SpamCmdError::Engine)?;
     let mut out = io::stdout().lock();
     if args.unsupported {
         let text: String = engine
@@ -220,16 +238,76 @@ pub fn run(invocation: &Invocation, args: &ScanArgs) -> Result<(), Error> {
     }
     let levels = Levels::from_main_cf(&config);
     let sources = collect(&args.paths)?;
-    let lines: Vec<Result<String, SpamCmdError>> = sources
-        .par_iter()
-        .map(|s| read(s).map(|m| line(s, &engine.score(&m), &levels, args.json)))
-        .collect();
+    crate::confine::enter(&config, &mailgate_sandbox::profiles::SCAN)?;
+    let lines: Vec<Result<String, SpamCmdError>> = quietly(|| {
+        sources
+            .par_iter()
+            .map(|s| score_one(&engine, s).map(|r| line(s, &r, &levels, args.json)))
+            .collect()
+    });
     let mut text = String::new();
+    let mut failed = 0;
     for l in lines {
-        text.push_str(&l?);
-        text.push('\n');
+        match l {
+            Ok(l) => {
+                text.push_str(&l);
+                text.push('\n');
+            }
+            // One message that cannot be read or scored costs only its own line.
+            Err(e) => {
+                say(format_args!("warning: {e}"));
+                failed += 1;
+            }
+        }
     }
-    write_out(&mut out, text.as_bytes())
+    write_out(&mut out, text.as_bytes())?;
+    match failed {
+        0 => Ok(()),
+        n => Err(SpamCmdError::Unscored(n).into()),
+    }
+}
+
+/// Reads and scores one message. The engine is written not to panic on any
+/// input; should it still, the panic costs this message only, and is reported
+/// as an error naming it.
+pub fn score_one(engine: &Engine, source: &Source) -> Result<SpamReport, SpamCmdError> {
+    let message = read(source)?;
+    guarded(source, || engine.score(&message))
+}
+
+/// `f()`, or the panic it raised as an error naming the message.
+fn guarded<T>(source: &Source, f: impl FnOnce() -> T) -> Result<T, SpamCmdError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| SpamCmdError::Panic {
+        source: source.to_string(),
+        why: LAST_PANIC.with(|p| p.take()).unwrap_or_default(),
+    })
+}
+
+thread_local! {
+    /// What the last panic on this thread said, for the error line.
+    static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with panics recorded for `score_one`'s error line instead of printed
+/// with a backtrace; the previous hook is restored afterwards.
+pub fn quietly<T>(f: impl FnOnce() -> T) -> T {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{what}{at}")));
+    }));
+    let result = f();
+    std::panic::set_hook(previous);
+    result
 }
 
 fn write_out(out: &mut impl Write, text: &[u8]) -> Result<(), Error> {
@@ -244,6 +322,24 @@ fn write_out(out: &mut impl Write, text: &[u8]) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_costs_one_message() {
+        let source = Source {
+            path: "m".into(),
+            index: None,
+        };
+        let results: Vec<Result<u32, SpamCmdError>> = quietly(|| {
+            (0..3u32)
+                .map(|i| guarded(&source, || if i == 1 { panic!("boom {i}") } else { i }))
+                .collect()
+        });
+        assert!(matches!(results[0], Ok(0)));
+        assert!(matches!(results[2], Ok(2)));
+        let e = results[1].as_ref().unwrap_err().to_string();
+        assert!(e.starts_with("m: cannot score this message"), "{e}");
+        assert!(e.contains("boom 1 at mailgate/src/scan.rs:"), "{e}");
+    }
 
     #[test]
     fn mbox_splitting() {

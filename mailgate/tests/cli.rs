@@ -392,6 +392,43 @@ fn start_execs_the_master() {
     );
 }
 
+/// A message that once made the spam engine panic (a link with a Latin-1 byte
+/// in a windows-1252 HTML part), a broken symlink and two ordinary messages:
+/// `scan` scores every message it can read and names the one it cannot.
+#[test]
+fn scan_goes_on_past_a_bad_message() {
+    let dir = TestDir::new();
+    dir.configure("");
+    let mail = dir.path().join("mail");
+    std::fs::create_dir(&mail).unwrap();
+    std::fs::write(mail.join("1-plain"), "Subject: lunch\n\nat noon?\n").unwrap();
+    std::fs::write(
+        mail.join("2-hostile"),
+        b"Subject: x\nContent-Type: text/html; charset=windows-1252\n\n\
+          <html><a href=\"./\xe9s.files/x.xml\">a</a><a href=\"www\xe9.x\">b</a></html>\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(mail.join("nowhere"), mail.join("3-broken")).unwrap();
+    std::fs::write(mail.join("4-plain"), "Subject: report\n\nattached\n").unwrap();
+    let out = mailgate(&dir, &["scan", mail.to_str().unwrap()]);
+    let scored: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(scored.len(), 3, "{}{}", out.stdout, out.stderr);
+    for (line, name) in scored.iter().zip(["1-plain", "2-hostile", "4-plain"]) {
+        assert!(line.contains(name), "{line}");
+    }
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("3-broken: No such file"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("1 message(s) could not be scored"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn check_knows_what_the_stats_and_web_services_need() {
     let dir = TestDir::new();

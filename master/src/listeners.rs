@@ -4,16 +4,17 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use mailgate_config::{MainConfig, ServiceEntry, ServiceKind};
 use mailgate_ipc::spool::{PRIVATE, PUBLIC};
 use mailgate_sandbox::Identity;
+use nix::fcntl::OFlag;
 use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, UnixAddr, bind, listen,
     setsockopt, socket, sockopt,
 };
+use nix::sys::stat::Mode;
 
 /// Where a service listens.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -122,10 +123,19 @@ fn interface_addresses(config: &MainConfig) -> Vec<String> {
     hosts
 }
 
-/// Creates, binds and listens. Unix sockets are made fresh (a stale one from
-/// a previous run is removed) and given to `owner`, mode 0660, so only
-/// mailgate's own processes can connect.
-pub fn listen_on(endpoint: &Endpoint, owner: Option<&Identity>) -> Result<OwnedFd, ListenError> {
+/// Creates, binds and listens. A Unix socket is made in its directory by
+/// name, relative to a descriptor of that directory, with the file system
+/// identity (fsuid/fsgid) of `owner` and a umask that leaves `mode`: the
+/// node belongs to `owner` from the moment bind() makes it, and the master
+/// never touches the path again (no chmod or chown by name after bind, which
+/// a link planted in `owner`'s directory between the two calls could turn
+/// into a chown of any file). A stale socket of an earlier run is removed
+/// the same way, as `owner`.
+pub fn listen_on(
+    endpoint: &Endpoint,
+    owner: Option<&Identity>,
+    mode: u32,
+) -> Result<OwnedFd, ListenError> {
     let fail = |source: io::Error| ListenError::Socket {
         endpoint: endpoint.clone(),
         source,
@@ -148,11 +158,11 @@ pub fn listen_on(endpoint: &Endpoint, owner: Option<&Identity>) -> Result<OwnedF
             fd
         }
         Endpoint::Unix(path) => {
-            match std::fs::remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(fail(e)),
-            }
+            let (dir, name) = match (path.parent(), path.file_name()) {
+                (Some(dir), Some(name)) => (dir, name),
+                _ => return Err(fail(io::Error::other("not a socket path"))),
+            };
+            let dir = open_dir(dir).map_err(fail)?;
             let fd = socket(
                 AddressFamily::Unix,
                 SockType::Stream,
@@ -160,16 +170,104 @@ pub fn listen_on(endpoint: &Endpoint, owner: Option<&Identity>) -> Result<OwnedF
                 None,
             )
             .map_err(|e| fail(e.into()))?;
-            let addr = UnixAddr::new(path.as_path()).map_err(|e| fail(e.into()))?;
-            bind(fd.as_raw_fd(), &addr).map_err(|e| fail(e.into()))?;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(fail)?;
-            if let Some(owner) = owner {
-                nix::unistd::chown(path, Some(owner.uid), Some(owner.gid))
-                    .map_err(|e| fail(e.into()))?;
-            }
+            in_dir_as(&dir, owner, mode, || {
+                match nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+                    Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+                    Err(e) => return Err(io::Error::from(e)),
+                }
+                let addr = UnixAddr::new(Path::new(name)).map_err(io::Error::from)?;
+                bind(fd.as_raw_fd(), &addr).map_err(io::Error::from)
+            })
+            .map_err(fail)?;
             fd
         }
     };
     listen(&fd, Backlog::new(511).unwrap_or(Backlog::MAXCONN)).map_err(|e| fail(e.into()))?;
     Ok(fd)
+}
+
+/// A directory of the spool, opened without following a link in its last
+/// step (the steps above are queue_directory's, which is root's).
+fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
+    nix::fcntl::open(
+        dir,
+        OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY,
+        Mode::empty(),
+    )
+    .map_err(io::Error::from)
+}
+
+/// Runs `f` with `dir` as the current directory, the file system identity
+/// of `owner` (when the master is root) and a umask that leaves `mode`;
+/// everything is put back afterwards. The master is single-threaded, so
+/// nothing else runs with these settings.
+fn in_dir_as<T>(
+    dir: &OwnedFd,
+    owner: Option<&Identity>,
+    mode: u32,
+    f: impl FnOnce() -> io::Result<T>,
+) -> io::Result<T> {
+    let back = open_dir(Path::new("."))?;
+    nix::unistd::fchdir(dir).map_err(io::Error::from)?;
+    let mask = nix::sys::stat::umask(Mode::from_bits_truncate(0o777 & !mode));
+    let switched = match owner {
+        Some(owner) => FsIdentity::switch(owner),
+        None => Ok(None),
+    };
+    let result = switched.and_then(|guard| {
+        let result = f();
+        drop(guard);
+        result
+    });
+    nix::sys::stat::umask(mask);
+    nix::unistd::fchdir(&back).map_err(io::Error::from)?;
+    result
+}
+
+/// The master's fsuid/fsgid switched to another user's until dropped.
+struct FsIdentity {
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+}
+
+impl FsIdentity {
+    fn switch(owner: &Identity) -> io::Result<Option<FsIdentity>> {
+        // SAFETY: setfsgid/setfsuid take and return plain ids; they change
+        // only this (single) thread's file system identity.
+        let (old_gid, old_uid) = unsafe {
+            let gid = libc::setfsgid(owner.gid.as_raw()) as libc::gid_t;
+            let uid = libc::setfsuid(owner.uid.as_raw()) as libc::uid_t;
+            (gid, uid)
+        };
+        let guard = FsIdentity {
+            uid: old_uid,
+            gid: old_gid,
+        };
+        // setfs*id cannot report failure; an invalid id (-1) changes nothing
+        // and returns the current one, which must now be owner's.
+        // SAFETY: as above.
+        let (now_gid, now_uid) = unsafe {
+            (
+                libc::setfsgid(libc::gid_t::MAX) as libc::gid_t,
+                libc::setfsuid(libc::uid_t::MAX) as libc::uid_t,
+            )
+        };
+        if now_uid != owner.uid.as_raw() || now_gid != owner.gid.as_raw() {
+            return Err(io::Error::other(format!(
+                "cannot take the file system identity of {}",
+                owner.name
+            )));
+        }
+        Ok(Some(guard))
+    }
+}
+
+impl Drop for FsIdentity {
+    fn drop(&mut self) {
+        // SAFETY: as in `switch`: plain ids, this thread only.
+        unsafe {
+            libc::setfsuid(self.uid);
+            libc::setfsgid(self.gid);
+        }
+    }
 }

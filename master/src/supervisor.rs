@@ -60,6 +60,8 @@ struct ServiceSpec {
     /// "127.0.0.1:2525/inet" or "cleanup/unix": stable across reloads.
     key: String,
     endpoint: Endpoint,
+    /// A Unix socket's mode, from the program's profile (who may call it).
+    socket_mode: u32,
     program: PathBuf,
     handoff: Handoff,
     /// maxproc 1 means one instance: on reload the old process must be gone
@@ -92,6 +94,8 @@ pub struct Master {
     table_stamps: Vec<Option<(SystemTime, u64)>>,
     next_table_check: Instant,
     timing: Timing,
+    /// Where the workers leave their sandbox state files (pid/).
+    queue_directory: PathBuf,
     _pid_lock: PidLock,
 }
 
@@ -139,6 +143,7 @@ impl Master {
             .map_err(|e| MasterError::Setup(e.to_string()))?;
         let pid_lock =
             PidLock::acquire(&queue_directory).map_err(|e| MasterError::Setup(e.to_string()))?;
+        spool::remove_stale_state_files(&queue_directory);
 
         let mut mask = SigSet::empty();
         for signal in [
@@ -169,6 +174,7 @@ impl Master {
             table_files: settings.table_files.clone(),
             next_table_check: Instant::now(),
             timing: Timing::from(&settings.config),
+            queue_directory,
             _pid_lock: pid_lock,
         };
         let log_mode = matches!(
@@ -213,7 +219,7 @@ impl Master {
             let listener = match listeners.remove(&spec.endpoint) {
                 Some(fd) => fd,
                 None => high_fd(
-                    listen_on(&spec.endpoint, self.owner.as_ref())
+                    listen_on(&spec.endpoint, self.owner.as_ref(), spec.socket_mode)
                         .map_err(|e| MasterError::Setup(e.to_string()))?,
                 )?,
             };
@@ -286,6 +292,7 @@ impl Master {
     fn reload(&mut self, why: &str) {
         match load_settings(&self.config_dir, &self.overrides) {
             Ok(settings) => {
+                mailgate_log::init(&settings.config.get("syslog_name"), "master");
                 info!(
                     "{why} -- version {}, configuration {}",
                     env!("CARGO_PKG_VERSION"),
@@ -322,15 +329,13 @@ impl Master {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(status) => status,
             };
-            let (pid, abnormal) = match status {
-                WaitStatus::Exited(pid, code) => {
-                    (pid, (code != 0).then(|| format!("exit status {code}")))
-                }
-                WaitStatus::Signaled(pid, signal, _) => {
-                    (pid, Some(format!("killed by signal {}", signal as i32)))
-                }
-                _ => continue,
+            let Some((pid, abnormal)) = how_it_ended(status) else {
+                continue;
             };
+            let _ = std::fs::remove_file(mailgate_sandbox::sandbox_state_file(
+                &self.queue_directory,
+                pid.as_raw() as u32,
+            ));
             if let Some(key) = self.retiring.remove(&pid) {
                 if let Some(why) = abnormal {
                     warning!("process {key} pid {pid} {why} while draining");
@@ -406,7 +411,8 @@ impl Master {
     }
 
     /// SIGTERM to every child, a bounded wait for sessions to finish, then
-    /// SIGKILL for what is left.
+    /// SIGKILL for what is left. A child that ends otherwise than by exit
+    /// status 0 is logged, as at any other time.
     fn drain(&mut self) -> ExitCode {
         sd_notify("STOPPING=1");
         let drain_time = self.timing.master_drain_time;
@@ -417,11 +423,19 @@ impl Master {
         }
         let deadline = Instant::now() + drain_time;
         while !children.is_empty() && Instant::now() < deadline {
-            children.retain(|pid| {
-                matches!(
-                    waitpid(*pid, Some(WaitPidFlag::WNOHANG)),
-                    Ok(WaitStatus::StillAlive)
-                )
+            children.retain(|pid| match waitpid(*pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => true,
+                Ok(status) => {
+                    if let Some((_, Some(why))) = how_it_ended(status) {
+                        warning!("process pid {pid} {why} while stopping");
+                    }
+                    let _ = std::fs::remove_file(mailgate_sandbox::sandbox_state_file(
+                        &self.queue_directory,
+                        pid.as_raw() as u32,
+                    ));
+                    false
+                }
+                Err(_) => false,
             });
             if !children.is_empty() {
                 std::thread::sleep(Duration::from_millis(50));
@@ -436,6 +450,19 @@ impl Master {
             let _ = waitpid(*pid, None);
         }
         ExitCode::SUCCESS
+    }
+}
+
+/// The pid of a child that ended, and why when it was not exit status 0.
+fn how_it_ended(status: WaitStatus) -> Option<(Pid, Option<String>)> {
+    match status {
+        WaitStatus::Exited(pid, code) => {
+            Some((pid, (code != 0).then(|| format!("exit status {code}"))))
+        }
+        WaitStatus::Signaled(pid, signal, _) => {
+            Some((pid, Some(format!("killed by signal {}", signal as i32))))
+        }
+        _ => None,
     }
 }
 
@@ -510,8 +537,12 @@ fn high_fd(fd: OwnedFd) -> Result<OwnedFd, MasterError> {
 }
 
 /// With maillog_file set, the master's stderr (and so every child's) goes
-/// to that file, opened for appending so concurrent lines never interleave.
+/// to that file, opened for appending so concurrent lines never interleave
+/// and no worker can write anywhere but at its end (the workers may neither
+/// clear O_APPEND nor truncate). Opened without following a link, and only
+/// when it is a regular file.
 fn redirect_log(config: &MainConfig) -> Result<(), MasterError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = config.get("maillog_file");
     if path.is_empty() {
         return Ok(());
@@ -519,8 +550,16 @@ fn redirect_log(config: &MainConfig) -> Result<(), MasterError> {
     let file = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
         .open(&path)
         .map_err(|e| MasterError::Setup(format!("cannot open maillog_file {path}: {e}")))?;
+    let is_file = file.metadata().map(|m| m.is_file()).unwrap_or(false);
+    if !is_file {
+        return Err(MasterError::Setup(format!(
+            "maillog_file {path} is not a regular file"
+        )));
+    }
     nix::unistd::dup2_stderr(&file)
         .map_err(|e| MasterError::Setup(format!("cannot redirect the log: {e}")))?;
     Ok(())
@@ -587,7 +626,10 @@ fn load_settings(
         for endpoint in endpoints(entry, &config, &queue_directory)
             .map_err(|e| MasterError::Config(e.to_string()))?
         {
+            let socket_mode = mailgate_sandbox::profiles::Profile::of_program(&entry.command)
+                .map_or(0o660, |profile| profile.socket_mode());
             services.push(ServiceSpec {
+                socket_mode,
                 key: format!("{}/{:?}/{endpoint}", entry.name, entry.kind),
                 handoff: handoff_for(entry, config_dir, &command_line, &config),
                 endpoint,

@@ -11,9 +11,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use mailgate_config::{MainConfig, Router};
-use mailgate_ipc::Channel;
 use mailgate_ipc::protocol::qmgr::Request;
 use mailgate_ipc::server::{serve_unix, unix_listener};
+use mailgate_ipc::validate::Validate;
+use mailgate_ipc::{Channel, IpcError};
 use mailgate_sandbox::{Worker, die, profiles};
 use tokio::sync::{mpsc, oneshot};
 
@@ -64,18 +65,23 @@ fn main() -> ExitCode {
     let mut worker = Worker::start("qmgr");
     let settings = Settings::load(&worker.config).unwrap_or_else(|e| die(e));
     let listener = worker.take_listener();
-    worker.enter_sandbox(&profiles::QMGR);
+    let mut worker = worker.enter_sandbox(&profiles::QMGR);
     let shutdown = worker.shutdown();
+    let callers = worker.callers();
     let runtime = worker.runtime(2);
     runtime.block_on(async move {
         let listener = unix_listener(listener).unwrap_or_else(|e| die(e));
         let (command_tx, command_rx) = mpsc::channel(16);
-        tokio::spawn(serve_unix(
-            listener,
-            64,
-            std::future::pending(),
-            move |channel| serve(channel, command_tx.clone()),
-        ));
+        tokio::spawn(async move {
+            serve_unix(
+                listener,
+                64,
+                std::future::pending(),
+                &callers,
+                move |channel| serve(channel, command_tx.clone()),
+            )
+            .await
+        });
         Scheduler::new(settings)
             .run(command_rx, shutdown.wait())
             .await;
@@ -83,9 +89,20 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// One client of qmgr's socket: cleanup's wake-ups, or a queue tool.
+/// One client of qmgr's socket: cleanup's wake-ups, or a queue tool. (Its
+/// uid was checked on accept: mail_owner or root.) A request with a
+/// descriptor, or naming anything but queue IDs, ends the connection.
 async fn serve(mut channel: Channel, commands: mpsc::Sender<Command>) {
-    while let Ok((request, _)) = channel.recv::<Request>().await {
+    loop {
+        let request = match channel.recv::<Request>().await {
+            Ok((request, fds)) if fds.is_empty() => request,
+            Ok(_) => return channel.log_refusal("a request with descriptors"),
+            Err(IpcError::Closed) => return,
+            Err(e) => return channel.log_refusal(e),
+        };
+        if let Err(e) = request.validate() {
+            return channel.log_refusal(e);
+        }
         match request {
             // Many wake-ups in a burst fold into one scan, so a full
             // channel just drops the extra ones.

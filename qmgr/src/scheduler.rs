@@ -21,7 +21,7 @@ use mailgate_ipc::protocol::delivery::{
     Outcome, RecipientRequest, RecipientResult, Reply, Request,
 };
 use mailgate_ipc::spool::{
-    ACTIVE, DEFERRED, HOLD, INCOMING, act_on_file, queue_path, service_socket,
+    ACTIVE, DEFERRED, HOLD, INCOMING, act_on_file, is_queue_id, queue_path, service_socket,
 };
 use mailgate_log::{info, warning};
 use tokio::sync::{mpsc, oneshot};
@@ -104,6 +104,11 @@ pub struct Scheduler {
     destinations: HashMap<Route, Destination>,
     /// Delivery jobs and notices under way.
     in_flight: usize,
+    /// Messages whose move out of active/ failed (a full disk, say), with
+    /// their updated records and when they are next due: retried at every
+    /// queue run and flush until the move succeeds, so they need no
+    /// restart and their delivered recipients are not delivered again.
+    stranded: HashMap<String, (Loaded, SystemTime)>,
     done_tx: mpsc::UnboundedSender<Event>,
     done_rx: mpsc::UnboundedReceiver<Event>,
 }
@@ -116,6 +121,7 @@ impl Scheduler {
             messages: HashMap::new(),
             destinations: HashMap::new(),
             in_flight: 0,
+            stranded: HashMap::new(),
             done_tx,
             done_rx,
         }
@@ -141,6 +147,7 @@ impl Scheduler {
                 Some(command) = commands.recv() => match command {
                     Command::Wake(Wakeup::Incoming) => self.scan_incoming(),
                     Command::Wake(Wakeup::Flush) => {
+                        self.retry_stranded();
                         self.scan_deferred(true);
                         self.scan_incoming();
                     }
@@ -150,7 +157,10 @@ impl Scheduler {
                     }
                 },
                 Some(event) = self.done_rx.recv() => self.handle(event),
-                _ = deferred_timer.tick() => self.scan_deferred(false),
+                _ = deferred_timer.tick() => {
+                    self.retry_stranded();
+                    self.scan_deferred(false);
+                }
                 _ = incoming_timer.tick() => self.scan_incoming(),
             }
         }
@@ -490,11 +500,29 @@ impl Scheduler {
         );
         let next = now + backoff.as_micros() as u64;
         record.state.next_attempt = Some(next);
-        if let Err(e) = queue::save_and_move(&message.loaded, DEFERRED, from_micros(next)) {
+        let due = from_micros(next);
+        if let Err(e) = queue::save_and_move(&message.loaded, DEFERRED, due) {
             warning!(
-                "{queue_id}: cannot move to {DEFERRED}: {e}; it stays in {ACTIVE} until the next start"
+                "{queue_id}: cannot move to {DEFERRED}: {e}; trying again at the next queue run"
             );
+            self.stranded
+                .insert(queue_id.to_string(), (message.loaded, due));
         }
+    }
+
+    /// Tries again to move what could not leave active/.
+    fn retry_stranded(&mut self) {
+        self.stranded.retain(|queue_id, (loaded, due)| {
+            match queue::save_and_move(loaded, DEFERRED, *due) {
+                Ok(()) => {
+                    info!("{queue_id}: moved to {DEFERRED} after an earlier failure");
+                    false
+                }
+                // Removed meanwhile (`mailgate queue delete`): nothing to move.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                Err(_) => true,
+            }
+        });
     }
 
     /// A queue tool's action. A message with deliveries or a notice under
@@ -522,6 +550,14 @@ impl Scheduler {
             }
         };
         for queue_id in ids {
+            // Only a queue ID may name a file (never `../public/cleanup`):
+            // the request was checked on arrival, and is checked again here
+            // where the name becomes a path.
+            if !is_queue_id(&queue_id) {
+                warning!("refusing to act on {queue_id:?}: not a queue ID");
+                reply.missing.push(queue_id);
+                continue;
+            }
             if let Some(message) = self.messages.get_mut(&queue_id) {
                 if !queues.contains(&ACTIVE) {
                     reply.missing.push(queue_id);

@@ -39,6 +39,10 @@ pub struct Message<'a> {
     pub content: Arc<File>,
     pub offset: u64,
     pub length: u64,
+    /// smtp_line_length_limit (0: none).
+    pub line_limit: usize,
+    /// For the log line about broken lines.
+    pub queue_id: &'a str,
 }
 
 /// A transaction that ran: one final status per recipient, in order, and
@@ -444,7 +448,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     async fn send_content(&mut self, message: &Message<'_>) -> (Status, End) {
         let mut reader =
             ContentReader::new(Arc::clone(&message.content), message.offset, message.length);
-        let mut stuffer = DotStuffer::default();
+        let mut stuffer = DotStuffer::new(message.line_limit);
         let mut out = Vec::new();
         loop {
             out.clear();
@@ -460,6 +464,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
         }
         out.clear();
+        if stuffer.broke_line {
+            mailgate_log::info!(
+                "{}: breaking line > {} bytes with <CR><LF>SPACE",
+                message.queue_id,
+                message.line_limit
+            );
+        }
         stuffer.finish(&mut out);
         if let Err(f) = self.send(&out, self.timeouts.data_xfer).await {
             return (self.broken(f, Stage::Body), End::Drop);
@@ -688,6 +699,8 @@ mod tests {
             content: content(body),
             offset: 6,
             length: body.len() as u64,
+            line_limit: 998,
+            queue_id: "4ABC123",
         }
     }
 

@@ -98,59 +98,100 @@ impl ContentReader {
 /// Line ends go out as CRLF even if a bare LF slipped into the content: a
 /// bare LF that a receiver reads as a line end, next to a dot, is how
 /// "SMTP smuggling" hides a second message inside the first.
+///
+/// Lines longer than smtp_line_length_limit (RFC 5321 §4.5.3.1.6: 998
+/// octets before the CRLF) are broken as Postfix's smtp_text_out breaks
+/// them: after `limit` bytes comes CRLF and a space, so a long header
+/// becomes a folded one, and each further piece holds `limit - 1` bytes
+/// after its space. A stuffing dot is not counted, as in Postfix.
 #[derive(Debug)]
 pub struct DotStuffer {
     line_start: bool,
-    after_cr: bool,
-}
-
-impl Default for DotStuffer {
-    fn default() -> Self {
-        DotStuffer {
-            line_start: true,
-            after_cr: false,
-        }
-    }
+    /// A CR was the last byte seen; whether it ends a line depends on the
+    /// next byte.
+    pending_cr: bool,
+    /// Content bytes on the current output line.
+    column: usize,
+    /// 0: no limit.
+    limit: usize,
+    /// Whether a line was broken.
+    pub broke_line: bool,
 }
 
 impl DotStuffer {
-    /// Appends `input`, stuffed, to `out`. Whole lines are copied at once:
-    /// only a line's first byte and the byte before its LF need a look.
+    pub fn new(limit: usize) -> DotStuffer {
+        DotStuffer {
+            line_start: true,
+            pending_cr: false,
+            column: 0,
+            limit,
+            broke_line: false,
+        }
+    }
+
+    /// Appends `input`, stuffed, to `out`. Runs of bytes without CR or LF
+    /// that fit on the current line are copied at once.
     pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
         out.reserve(input.len() + input.len() / 64 + 2);
         let mut rest = input;
-        while let Some(&first) = rest.first() {
-            if self.line_start && first == b'.' {
-                out.push(b'.');
-            }
-            match memchr::memchr(b'\n', rest) {
-                Some(end) => {
-                    let after_cr = match end {
-                        0 => self.after_cr,
-                        _ => rest[end - 1] == b'\r',
-                    };
-                    out.extend_from_slice(&rest[..end]);
-                    if !after_cr {
-                        out.push(b'\r');
+        while !rest.is_empty() {
+            if !self.pending_cr {
+                let run = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
+                if run > 0 && (self.limit == 0 || self.column + run <= self.limit) {
+                    if self.line_start && rest[0] == b'.' {
+                        out.push(b'.');
                     }
-                    out.push(b'\n');
-                    self.line_start = true;
-                    self.after_cr = false;
-                    rest = &rest[end + 1..];
-                }
-                None => {
-                    out.extend_from_slice(rest);
+                    out.extend_from_slice(&rest[..run]);
                     self.line_start = false;
-                    self.after_cr = rest.last() == Some(&b'\r');
-                    rest = &[];
+                    self.column += run;
+                    rest = &rest[run..];
+                    continue;
                 }
             }
+            self.byte(rest[0], out);
+            rest = &rest[1..];
         }
+    }
+
+    fn byte(&mut self, b: u8, out: &mut Vec<u8>) {
+        if b == b'\n' {
+            self.pending_cr = false;
+            out.extend_from_slice(b"\r\n");
+            self.line_start = true;
+            self.column = 0;
+            return;
+        }
+        if std::mem::take(&mut self.pending_cr) {
+            // A bare CR: content, not a line end.
+            self.content(b'\r', out);
+        }
+        if b == b'\r' {
+            self.pending_cr = true;
+        } else {
+            self.content(b, out);
+        }
+    }
+
+    fn content(&mut self, b: u8, out: &mut Vec<u8>) {
+        if self.line_start && b == b'.' {
+            out.push(b'.');
+        }
+        self.line_start = false;
+        if self.limit != 0 && self.column >= self.limit {
+            out.extend_from_slice(b"\r\n ");
+            self.column = 1;
+            self.broke_line = true;
+        }
+        out.push(b);
+        self.column += 1;
     }
 
     /// Appends the end of the data: a CRLF if the content did not end with
     /// one, then ".\r\n".
-    pub fn finish(self, out: &mut Vec<u8>) {
+    pub fn finish(mut self, out: &mut Vec<u8>) {
+        if std::mem::take(&mut self.pending_cr) {
+            self.content(b'\r', out);
+        }
         if !self.line_start {
             out.extend_from_slice(b"\r\n");
         }
@@ -164,7 +205,11 @@ mod tests {
     use std::io::Write;
 
     fn stuff(chunks: &[&[u8]]) -> Vec<u8> {
-        let mut stuffer = DotStuffer::default();
+        stuff_at(998, chunks)
+    }
+
+    fn stuff_at(limit: usize, chunks: &[&[u8]]) -> Vec<u8> {
+        let mut stuffer = DotStuffer::new(limit);
         let mut out = Vec::new();
         for chunk in chunks {
             stuffer.push(chunk, &mut out);
@@ -228,6 +273,55 @@ mod tests {
         assert_eq!(stuff(&[b"a\n.\nb\r\n"]), b"a\r\n..\r\nb\r\n.\r\n");
         // A bare CR is not a line end; it stays and gets no stuffing.
         assert_eq!(stuff(&[b"a\r.b\r\n"]), b"a\r.b\r\n.\r\n");
+    }
+
+    #[test]
+    fn long_lines_are_broken_as_postfix_breaks_them() {
+        // Exactly the limit: untouched.
+        let line = vec![b'a'; 998];
+        let mut expected = line.clone();
+        expected.extend_from_slice(b"\r\n.\r\n");
+        assert_eq!(stuff(&[&line, b"\r\n"]), expected);
+        // 998 + 997 + 5: CRLF SPACE after 998, then after 997 more.
+        let long: Vec<u8> = (0..2000).map(|i| b'a' + (i % 26) as u8).collect();
+        let out = stuff(&[&long[..700], &long[700..], b"\r\nnext\r\n"]);
+        let lines: Vec<&[u8]> = out.split(|&b| b == b'\n').collect();
+        assert_eq!(lines[0].len(), 999, "998 and the CR");
+        assert_eq!(lines[1][0], b' ');
+        assert_eq!(lines[1].len(), 999);
+        assert_eq!(lines[2], [&b" "[..], &long[1995..], b"\r"].concat());
+        assert_eq!(lines[3], b"next\r");
+        let mut rejoined = Vec::new();
+        for (i, piece) in lines[..3].iter().enumerate() {
+            let piece = piece.strip_suffix(b"\r").unwrap();
+            rejoined.extend_from_slice(if i == 0 { piece } else { &piece[1..] });
+        }
+        assert_eq!(rejoined, long);
+        // A stuffed dot does not count; the CR of a CRLF at the limit
+        // does not either, whatever the chunks.
+        let mut dotted = vec![b'.'];
+        dotted.extend(vec![b'x'; 997]);
+        let out = stuff_at(998, &[&dotted, b"\r", b"\n"]);
+        assert_eq!(out.len(), 999 + 2 + 3);
+        // 0: no limit.
+        assert_eq!(stuff_at(0, &[&long]).len(), 2000 + 2 + 3);
+        // Every line of the output fits, for any limit and split.
+        for limit in [1, 2, 5] {
+            let input = b"abcdefgh\r\n.ijklmno\rpq\nrs\r\r\ntuvwxyz";
+            for cut in 0..input.len() {
+                let out = stuff_at(limit, &[&input[..cut], &input[cut..]]);
+                assert_eq!(out, stuff_at(limit, &[input]), "limit {limit} cut {cut}");
+                for line in out.split(|&b| b == b'\n') {
+                    let body = line.strip_suffix(b"\r").unwrap_or(line);
+                    let body = body.strip_prefix(b".").unwrap_or(body);
+                    assert!(
+                        body.len() <= limit + 1,
+                        "{limit}: {:?}",
+                        String::from_utf8_lossy(line)
+                    );
+                }
+            }
+        }
     }
 
     #[tokio::test]

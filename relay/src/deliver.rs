@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mailgate_ipc::envelope::{BodyType, Micros, now_micros};
-use mailgate_ipc::protocol::delivery::{RecipientResult, Request};
+use mailgate_ipc::protocol::delivery::{Outcome, RecipientResult, Request};
 use tokio::net::TcpStream;
 
 use crate::cache::ConnectionCache;
-use crate::client::{self, Connection, Delivered, Message};
+use crate::client::{self, Connection, Message};
 use crate::nexthop::{self, Nexthop};
 use crate::settings::Settings;
 use crate::status::{Status, Timeline, log_recipient};
@@ -78,7 +78,29 @@ pub async fn deliver(
             )
         }
         _ => match file {
-            Some(file) => smtp(request, file, settings, cache, &mut timeline).await,
+            Some(file) => {
+                let delivery = smtp(request, file, settings, cache, &mut timeline);
+                match tokio::time::timeout(settings.deadline, delivery).await {
+                    Ok(done) => done,
+                    // Whatever was in flight is dropped (its connection
+                    // closed); the recipients are tried again later. At
+                    // worst one that a server had just accepted is
+                    // delivered twice, never lost.
+                    Err(_) => (
+                        "none".to_string(),
+                        vec![
+                            Status::deferred(
+                                "4.4.7",
+                                format!(
+                                    "delivery not completed within smtp_delivery_time_limit ({}s)",
+                                    settings.deadline.as_secs()
+                                )
+                            );
+                            request.recipients.len()
+                        ],
+                    ),
+                }
+            }
             None => (
                 "none".to_string(),
                 vec![
@@ -176,32 +198,30 @@ async fn smtp(
     if sendable.is_empty() {
         return ("none".to_string(), statuses.into_iter().flatten().collect());
     }
-    let message = Message {
+    let message_for = |indices: &[usize]| Message {
         sender: &request.sender,
-        recipients: sendable
+        recipients: indices
             .iter()
             .map(|i| request.recipients[*i].address.as_str())
             .collect(),
         eight_bit: request.body_type == Some(BodyType::EightBitMime),
         smtputf8: request.smtputf8,
-        content: file,
+        content: Arc::clone(&file),
         offset: request.content_offset,
         length: request.content_length,
+        line_limit: settings.line_limit,
+        queue_id: &request.queue_id,
     };
-    let mut finish = |delivered: Delivered<TcpStream>, relay: String, born: Instant| {
-        for (i, status) in sendable.iter().zip(delivered.statuses) {
-            statuses[*i] = Some(status);
-        }
-        if let Some(connection) = delivered.connection {
+    let keep = |connection: Option<Connection<TcpStream>>, relay: &str, born: Instant| {
+        if let Some(connection) = connection {
             let idle = Idle {
                 connection,
-                relay: relay.clone(),
+                relay: relay.to_string(),
             };
             if let Some(refused) = cache.put(&request.nexthop, idle, born, Instant::now()) {
                 close(refused);
             }
         }
-        relay
     };
 
     let mut last = Status::deferred("4.4.1", "no server to connect to");
@@ -211,10 +231,17 @@ async fn smtp(
     // before anything is sent, and the next (or a new one) is used.
     while let Some((idle, born)) = cache.take(&request.nexthop, Instant::now()) {
         let setup_done = now_micros();
-        if let Ok(delivered) = idle.connection.send_mail(&message, true).await {
+        if let Ok(delivered) = idle
+            .connection
+            .send_mail(&message_for(&sendable), true)
+            .await
+        {
             timeline.setup_done = Some(setup_done);
-            let relay = finish(delivered, idle.relay, born);
-            return (relay, fill(statuses, &last));
+            for (i, status) in sendable.iter().zip(delivered.statuses) {
+                statuses[*i] = Some(status);
+            }
+            keep(delivered.connection, &idle.relay, born);
+            return (idle.relay, fill(statuses, &last));
         }
     }
 
@@ -227,12 +254,21 @@ async fn smtp(
             return none(Status::deferred("4.7.5", reason));
         }
     };
-    let targets = match nexthop::resolve(&nexthop, &settings.dns).await {
+    let targets = match nexthop::resolve(&nexthop, &settings.dns, &settings.addresses).await {
         Ok(targets) => targets,
         Err(status) => return none(status),
     };
     let mut relay = "none".to_string();
-    for target in &targets {
+    // Postfix's smtp_mx_session_limit: sessions that got past the greeting
+    // and EHLO (and STARTTLS) count; connect and handshake failures do
+    // not. As in Postfix, a recipient that gets a temporary failure from a
+    // server that is not the last one allowed is kept for the next server.
+    let mut sessions = 0;
+    let mut remaining = sendable;
+    for (n, target) in targets.iter().enumerate() {
+        if settings.session_limit != 0 && sessions >= settings.session_limit {
+            break;
+        }
         let mut use_tls = policy.level > ClientLevel::None;
         // At most twice: again without TLS when the handshake failed at a
         // level that does not require it.
@@ -276,7 +312,10 @@ async fn smtp(
             // A new connection always starts its transaction, so send_mail
             // fails only after a failed setup; both mean: try the next server.
             let sent = match opened {
-                Ok(connection) => connection.send_mail(&message, false).await,
+                Ok(connection) => {
+                    sessions += 1;
+                    connection.send_mail(&message_for(&remaining), false).await
+                }
                 Err(OpenError::TlsHandshake(status)) => {
                     mailgate_log::info!("{}: {}", request.queue_id, status.reason);
                     last = status;
@@ -288,8 +327,24 @@ async fn smtp(
             match sent {
                 Ok(delivered) => {
                     timeline.setup_done = Some(setup_done);
-                    let relay = finish(delivered, relay, born);
-                    return (relay, fill(statuses, &last));
+                    let final_server = n + 1 == targets.len()
+                        || (settings.session_limit != 0 && sessions >= settings.session_limit);
+                    let mut again = Vec::new();
+                    for (i, status) in remaining.iter().zip(delivered.statuses) {
+                        if status.outcome == Outcome::Deferred && !final_server {
+                            mailgate_log::info!("{}: {}", request.queue_id, status.reason);
+                            last = status;
+                            again.push(*i);
+                        } else {
+                            statuses[*i] = Some(status);
+                        }
+                    }
+                    keep(delivered.connection, &relay, born);
+                    if again.is_empty() {
+                        return (relay, fill(statuses, &last));
+                    }
+                    remaining = again;
+                    break;
                 }
                 Err(status) => {
                     mailgate_log::info!("{}: {}", request.queue_id, status.reason);

@@ -35,13 +35,14 @@ fn main() -> ExitCode {
     // chroot takes them out of reach.
     let settings = Settings::load(&worker.config).unwrap_or_else(|e| die(e));
     let listener = worker.take_listener();
-    worker.enter_sandbox(&mailgate_sandbox::profiles::RELAY);
+    let mut worker = worker.enter_sandbox(&mailgate_sandbox::profiles::RELAY);
     let shutdown = worker.shutdown();
     let runtime = worker.runtime(2);
     runtime.block_on(serve(
         listener,
         settings,
         worker.handoff.maxproc,
+        worker.callers(),
         shutdown.wait(),
     ))
 }
@@ -84,6 +85,13 @@ mod tests {
                 quit: t,
             },
             dns: Dns::Disabled,
+            addresses: crate::nexthop::AddressPolicy {
+                limit: 5,
+                own: Vec::new(),
+            },
+            session_limit: 2,
+            deadline: Duration::from_secs(60),
+            line_limit: 998,
         }
     }
 

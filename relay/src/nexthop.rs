@@ -15,12 +15,29 @@ use hickory_resolver::proto::rr::{Name, RData};
 
 use crate::status::Status;
 
-/// Postfix's smtp_mx_address_limit default: at most this many addresses are
-/// tried per delivery, so a domain with dozens of dead MX hosts cannot hold
-/// a delivery slot for dozens of connect timeouts.
-pub const MAX_ADDRESSES: usize = 5;
-
 const SMTP_PORT: u16 = 25;
+
+/// Which addresses a delivery may try.
+#[derive(Clone, Debug, Default)]
+pub struct AddressPolicy {
+    /// smtp_mx_address_limit: at most this many addresses per delivery (0:
+    /// no limit), so a domain with hundreds of dead MX hosts cannot hold a
+    /// delivery slot for hundreds of connect timeouts.
+    pub limit: usize,
+    /// This gateway's own addresses (inet_interfaces, proxy_interfaces):
+    /// mail to port 25 of one of them loops back to us.
+    pub own: Vec<IpAddr>,
+}
+
+impl AddressPolicy {
+    fn limit(&self) -> usize {
+        if self.limit == 0 {
+            usize::MAX
+        } else {
+            self.limit
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Nexthop {
@@ -111,6 +128,8 @@ impl Nexthop {
 pub struct Target {
     pub name: String,
     pub addr: SocketAddr,
+    /// The MX preference of its host (0 without an MX lookup).
+    pub pref: u16,
 }
 
 impl Target {
@@ -132,13 +151,29 @@ pub enum Dns {
     Resolver(Box<TokioResolver>),
 }
 
-/// The addresses of a next hop, best first, at most [`MAX_ADDRESSES`].
+/// The addresses of a next hop, best first, at most `policy.limit`.
 /// An error is the result for every recipient of the delivery.
-pub async fn resolve(nexthop: &Nexthop, dns: &Dns) -> Result<Vec<Target>, Status> {
+///
+/// As Postfix's smtp_addr.c, for port 25 only (a content filter on another
+/// port of this host is not a loop): when one of the addresses is this
+/// gateway's own, it and every address of its MX preference or worse are
+/// dropped, and when nothing is left the mail "loops back to myself"
+/// (5.4.6), or, when the best MX hosts had no address, there is no primary
+/// relay (4.4.4).
+pub async fn resolve(
+    nexthop: &Nexthop,
+    dns: &Dns,
+    policy: &AddressPolicy,
+) -> Result<Vec<Target>, Status> {
+    let looping = || loops_back(&nexthop.host);
     if let Ok(ip) = nexthop.host.parse::<IpAddr>() {
+        if nexthop.port == SMTP_PORT && policy.own.contains(&ip) {
+            return Err(looping());
+        }
         return Ok(vec![Target {
             name: ip.to_string(),
             addr: SocketAddr::new(ip, nexthop.port),
+            pref: 0,
         }]);
     }
     let resolver = match dns {
@@ -157,12 +192,13 @@ pub async fn resolve(nexthop: &Nexthop, dns: &Dns) -> Result<Vec<Target>, Status
     let hosts = if nexthop.mx {
         mx_hosts(&nexthop.host, resolver).await?
     } else {
-        vec![nexthop.host.clone()]
+        vec![(0, nexthop.host.clone())]
     };
+    let best_pref = hosts.first().map(|(pref, _)| *pref);
     let mut targets = Vec::new();
     let mut last_error = None;
-    for host in hosts {
-        if targets.len() >= MAX_ADDRESSES {
+    for (pref, host) in hosts {
+        if targets.len() >= policy.limit() {
             break;
         }
         match host_addresses(&host, resolver).await {
@@ -173,6 +209,7 @@ pub async fn resolve(nexthop: &Nexthop, dns: &Dns) -> Result<Vec<Target>, Status
                 targets.extend(addrs.into_iter().map(|ip| Target {
                     name: host.clone(),
                     addr: SocketAddr::new(ip, nexthop.port),
+                    pref,
                 }));
             }
             // A temporary failure for one MX host outweighs "not found"
@@ -183,12 +220,34 @@ pub async fn resolve(nexthop: &Nexthop, dns: &Dns) -> Result<Vec<Target>, Status
             },
         }
     }
-    targets.truncate(MAX_ADDRESSES);
+    if nexthop.port == SMTP_PORT
+        && let Some(own) = targets.iter().find(|t| policy.own.contains(&t.addr.ip()))
+    {
+        let best_found = targets.first().map(|t| t.pref);
+        let cut = own.pref;
+        targets.retain(|t| t.pref < cut);
+        if targets.is_empty() {
+            return Err(if best_found == best_pref {
+                looping()
+            } else {
+                Status::deferred(
+                    "4.4.4",
+                    format!("unable to find primary relay for {}", nexthop.host),
+                )
+            });
+        }
+    }
+    targets.truncate(policy.limit());
     match (targets.is_empty(), last_error) {
         (true, Some(e)) => Err(e),
         (true, None) => Err(not_found(&nexthop.host, "A", "no address")),
         (false, _) => Ok(targets),
     }
+}
+
+/// Postfix's words for mail whose next hop is this gateway itself.
+fn loops_back(host: &str) -> Status {
+    Status::bounced("5.4.6", format!("mail for {host} loops back to myself"))
 }
 
 fn dns_name(host: &str) -> Option<Name> {
@@ -201,7 +260,7 @@ fn dns_name(host: &str) -> Option<Name> {
 
 /// The MX hosts of a domain in preference order, equal preferences in random
 /// order (RFC 5321 §5.1); the domain itself when it has no MX records.
-async fn mx_hosts(domain: &str, resolver: &TokioResolver) -> Result<Vec<String>, Status> {
+async fn mx_hosts(domain: &str, resolver: &TokioResolver) -> Result<Vec<(u16, String)>, Status> {
     let name = dns_name(domain).ok_or_else(|| not_found(domain, "MX", "malformed domain name"))?;
     let records = match resolver.mx_lookup(name).await {
         Ok(lookup) => lookup
@@ -217,7 +276,7 @@ async fn mx_hosts(domain: &str, resolver: &TokioResolver) -> Result<Vec<String>,
         Err(e) => return Err(try_again(domain, "MX", &e)),
     };
     if records.is_empty() {
-        return Ok(vec![domain.to_string()]);
+        return Ok(vec![(0, domain.to_string())]);
     }
     // RFC 7505: a single MX of "." says the domain accepts no mail.
     if records.iter().any(|(_, exchange)| exchange.is_root()) {
@@ -230,19 +289,20 @@ async fn mx_hosts(domain: &str, resolver: &TokioResolver) -> Result<Vec<String>,
 }
 
 /// Sorts by preference, shuffling within each preference, and keeps each
-/// host once.
-fn order_mx(mut records: Vec<(u16, Name)>) -> Vec<String> {
+/// host once (at its best preference).
+fn order_mx(mut records: Vec<(u16, Name)>) -> Vec<(u16, String)> {
     fastrand::shuffle(&mut records);
     // A stable sort keeps the shuffled order among equal preferences.
     records.sort_by_key(|(preference, _)| *preference);
-    let mut hosts: Vec<String> = Vec::with_capacity(records.len());
-    for (_, exchange) in records {
+    let mut seen = std::collections::HashSet::with_capacity(records.len());
+    let mut hosts = Vec::with_capacity(records.len());
+    for (preference, exchange) in records {
         let mut host = exchange.to_utf8();
         if host.ends_with('.') {
             host.pop();
         }
-        if !hosts.contains(&host) {
-            hosts.push(host);
+        if seen.insert(host.clone()) {
+            hosts.push((preference, host));
         }
     }
     hosts
@@ -337,19 +397,55 @@ mod tests {
     fn mx_order_is_by_preference() {
         let name = |s: &str| Name::from_ascii(s).unwrap();
         for _ in 0..20 {
-            let hosts = order_mx(vec![
+            let hosts: Vec<String> = order_mx(vec![
                 (20, name("c.example.")),
                 (10, name("a.example.")),
                 (10, name("b.example.")),
                 (30, name("d.example.")),
                 (20, name("c.example.")),
-            ]);
+            ])
+            .into_iter()
+            .map(|(_, host)| host)
+            .collect();
             assert_eq!(hosts.len(), 4);
             let mut first_two = hosts[..2].to_vec();
             first_two.sort();
             assert_eq!(first_two, ["a.example", "b.example"]);
             assert_eq!(hosts[2..], ["c.example", "d.example"]);
         }
+    }
+
+    async fn resolve_any(nexthop: &Nexthop, dns: &Dns) -> Result<Vec<Target>, Status> {
+        let policy = AddressPolicy {
+            limit: 5,
+            own: Vec::new(),
+        };
+        resolve(nexthop, dns, &policy).await
+    }
+
+    #[tokio::test]
+    async fn own_addresses_on_port_25_loop_back() {
+        let policy = AddressPolicy {
+            limit: 5,
+            own: vec!["192.0.2.1".parse().unwrap()],
+        };
+        let looped = resolve(&hop("192.0.2.1", 25, false), &Dns::Disabled, &policy)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (looped.outcome, looped.dsn.as_str(), looped.reason.as_str()),
+            (
+                Outcome::Bounced,
+                "5.4.6",
+                "mail for 192.0.2.1 loops back to myself"
+            )
+        );
+        // Another port of this host is a content filter, not a loop.
+        assert!(
+            resolve(&hop("192.0.2.1", 10025, false), &Dns::Disabled, &policy)
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]
@@ -361,7 +457,11 @@ mod tests {
 
         // Preference 10 first (either order), the host without an address
         // skipped.
-        let mut got = labels(resolve(&hop("mx.test", 2525, true), &dns).await.unwrap());
+        let mut got = labels(
+            resolve_any(&hop("mx.test", 2525, true), &dns)
+                .await
+                .unwrap(),
+        );
         got.sort();
         assert_eq!(
             got,
@@ -369,14 +469,22 @@ mod tests {
         );
         // No MX: the domain's own address. Brackets: no MX lookup at all.
         assert_eq!(
-            labels(resolve(&hop("plain.test", 25, true), &dns).await.unwrap()),
+            labels(
+                resolve_any(&hop("plain.test", 25, true), &dns)
+                    .await
+                    .unwrap()
+            ),
             ["plain.test[127.0.0.4]:25"]
         );
         assert_eq!(
-            labels(resolve(&hop("a.mx.test", 26, false), &dns).await.unwrap()),
+            labels(
+                resolve_any(&hop("a.mx.test", 26, false), &dns)
+                    .await
+                    .unwrap()
+            ),
             ["a.mx.test[127.0.0.2]:26"]
         );
-        let null = resolve(&hop("null.test", 25, true), &dns)
+        let null = resolve_any(&hop("null.test", 25, true), &dns)
             .await
             .unwrap_err();
         assert_eq!(
@@ -387,7 +495,7 @@ mod tests {
             null.reason,
             "Domain null.test does not accept mail (nullMX)"
         );
-        let missing = resolve(&hop("nowhere.test", 25, true), &dns)
+        let missing = resolve_any(&hop("nowhere.test", 25, true), &dns)
             .await
             .unwrap_err();
         assert_eq!(
@@ -399,10 +507,12 @@ mod tests {
             "Host or domain name not found. Name service error for name=nowhere.test type=MX: \
              Host not found"
         );
-        let no_address = resolve(&hop("mx.test", 25, false), &dns).await.unwrap_err();
+        let no_address = resolve_any(&hop("mx.test", 25, false), &dns)
+            .await
+            .unwrap_err();
         assert_eq!(no_address.outcome, Outcome::Bounced);
         // A server failure is temporary: deferred, not bounced.
-        let failed = resolve(&hop("broken.test", 25, true), &dns)
+        let failed = resolve_any(&hop("broken.test", 25, true), &dns)
             .await
             .unwrap_err();
         assert_eq!(
@@ -413,11 +523,11 @@ mod tests {
 
     #[tokio::test]
     async fn literals_need_no_dns() {
-        let targets = resolve(&hop("192.0.2.1", 2525, false), &Dns::Disabled)
+        let targets = resolve_any(&hop("192.0.2.1", 2525, false), &Dns::Disabled)
             .await
             .unwrap();
         assert_eq!(targets[0].label(), "192.0.2.1[192.0.2.1]:2525");
-        let refused = resolve(&hop("example.com", 25, true), &Dns::Disabled)
+        let refused = resolve_any(&hop("example.com", 25, true), &Dns::Disabled)
             .await
             .unwrap_err();
         assert_eq!(refused.dsn, "4.4.3");

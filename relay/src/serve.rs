@@ -2,9 +2,13 @@
 //! answer each delivery request with one result per recipient.
 //!
 //! qmgr may open several connections and send several requests on each, one
-//! after another. At most `maxproc` deliveries run at once (master.cf's
-//! maxproc column). On shutdown, no new connection or request is taken, the
-//! deliveries in progress finish and are answered, then the process exits.
+//! after another. Only qmgr's uid may connect (SO_PEERCRED, the profile's
+//! callers), and each request is checked before it is used: a valid
+//! envelope slice and exactly one descriptor, a regular file holding the
+//! content range it names. At most `maxproc` deliveries run at once
+//! (master.cf's maxproc column). On shutdown, no new connection or request
+//! is taken, the deliveries in progress finish and are answered, then the
+//! process exits.
 
 use std::fs::File;
 use std::future::Future;
@@ -14,10 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailgate_ipc::envelope::now_micros;
+use mailgate_ipc::peer::Callers;
 use mailgate_ipc::protocol::delivery::{Reply, Request};
+use mailgate_ipc::validate::Validate;
 use mailgate_ipc::{Channel, IpcError};
 use mailgate_log::{fatal, warning};
-use tokio::net::UnixStream;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -32,6 +37,7 @@ pub async fn serve(
     listener: OwnedFd,
     settings: Settings,
     maxproc: u32,
+    callers: Arc<Callers>,
     shutdown: impl Future<Output = ()>,
 ) -> ExitCode {
     let listener = match mailgate_ipc::server::unix_listener(listener) {
@@ -54,8 +60,18 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    let peer = match callers.check(&stream) {
+                        Ok(peer) => peer,
+                        Err(refusal) => {
+                            warning!(
+                                "refusing a connection to service {}: {refusal}",
+                                callers.service()
+                            );
+                            continue;
+                        }
+                    };
                     connections.spawn(connection(
-                        stream,
+                        Channel::accepted(stream, peer),
                         Arc::clone(&settings),
                         Arc::clone(&slots),
                         Arc::clone(&cache),
@@ -109,13 +125,12 @@ async fn sweep(cache: Arc<Cache>) {
 /// One connection from qmgr: requests in sequence until it closes or the
 /// service stops.
 async fn connection(
-    stream: UnixStream,
+    mut channel: Channel,
     settings: Arc<Settings>,
     slots: Arc<Semaphore>,
     cache: Arc<Cache>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let mut channel = Channel::new(stream);
     loop {
         let received = tokio::select! {
             received = channel.recv::<Request>() => received,
@@ -130,12 +145,14 @@ async fn connection(
             }
         };
         let handoff = now_micros();
-        // The only descriptor a request carries is the queue file; extra
-        // ones are closed when `fds` is dropped.
-        let file = fds.into_iter().next().map(|fd| Arc::new(File::from(fd)));
-        if file.is_none() {
-            warning!("{}: request came without its queue file", request.queue_id);
-        }
+        let file = match checked(&request, fds) {
+            Ok(file) => Arc::new(file),
+            Err(why) => {
+                channel.log_refusal(why);
+                return;
+            }
+        };
+        let file = Some(file);
         let results = {
             // The semaphore is never closed, so acquiring cannot fail; if it
             // somehow did, delivering without a slot beats not delivering.
@@ -147,6 +164,29 @@ async fn connection(
             return;
         }
     }
+}
+
+/// A request as relay takes it: valid fields and exactly one descriptor,
+/// a regular file that holds the content range the request names. Anything
+/// else ends the connection (its descriptors are closed).
+fn checked(request: &Request, fds: Vec<OwnedFd>) -> Result<File, String> {
+    request.validate().map_err(|e| e.to_string())?;
+    let [fd]: [OwnedFd; 1] = fds
+        .try_into()
+        .map_err(|fds: Vec<OwnedFd>| format!("{} descriptors, not the queue file", fds.len()))?;
+    let file = File::from(fd);
+    let meta = file.metadata().map_err(|e| format!("queue file: {e}"))?;
+    if !meta.is_file() {
+        return Err("the descriptor is not a queue file".into());
+    }
+    let end = request.content_offset + request.content_length;
+    if end > meta.len() {
+        return Err(format!(
+            "content range ends at {end}, the file holds {} bytes",
+            meta.len()
+        ));
+    }
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -167,6 +207,7 @@ mod tests {
             OwnedFd::from(std_listener),
             crate::tests::settings(),
             2,
+            Arc::new(Callers::same_user("relay")),
             async {
                 let _ = stop_rx.await;
             },

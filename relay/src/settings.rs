@@ -3,12 +3,13 @@
 //! the chroot).
 
 use std::fmt;
+use std::net::{IpAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use mailgate_config::MainConfig;
 use mailgate_tls::client::{ClientTls, ClientTlsError};
 
-use crate::nexthop::Dns;
+use crate::nexthop::{AddressPolicy, Dns};
 
 /// The smtp_*_timeout parameters: how long each step of the dialogue may
 /// take before the session is given up.
@@ -33,12 +34,27 @@ pub struct Settings {
     pub starttls_timeout: Duration,
     pub timeouts: Timeouts,
     pub dns: Dns,
+    /// smtp_mx_address_limit and this gateway's own addresses.
+    pub addresses: AddressPolicy,
+    /// smtp_mx_session_limit: sessions (that got past the greeting and
+    /// EHLO) per delivery; 0: no limit.
+    pub session_limit: usize,
+    /// smtp_delivery_time_limit: the most one delivery request may take,
+    /// all its lookups, connections and sessions together.
+    pub deadline: Duration,
+    /// smtp_line_length_limit: longer lines are broken (0: never).
+    pub line_limit: usize,
 }
 
 #[derive(Debug)]
 pub enum SettingsError {
     Dns(mailgate_dns::SetupError),
     HeloName(String),
+    Interface {
+        parameter: &'static str,
+        value: String,
+        why: String,
+    },
     Tls(ClientTlsError),
 }
 
@@ -50,6 +66,11 @@ impl fmt::Display for SettingsError {
                 f,
                 "smtp_helo_name: \"{v}\" is not a host name or address literal"
             ),
+            SettingsError::Interface {
+                parameter,
+                value,
+                why,
+            } => write!(f, "{parameter}: \"{value}\": {why}"),
             SettingsError::Tls(e) => write!(f, "{e}"),
         }
     }
@@ -90,12 +111,77 @@ impl Settings {
         } else {
             Dns::Disabled
         };
+        let count = |name: &str| usize::try_from(config.int(name).max(0)).unwrap_or(usize::MAX);
         Ok(Settings {
             helo_name,
             tls: ClientTls::load(config).map_err(SettingsError::Tls)?,
             starttls_timeout: config.time("smtp_starttls_timeout"),
             timeouts,
             dns,
+            addresses: AddressPolicy {
+                limit: count("smtp_mx_address_limit"),
+                own: own_addresses(config)?,
+            },
+            session_limit: count("smtp_mx_session_limit"),
+            deadline: config.time("smtp_delivery_time_limit"),
+            line_limit: count("smtp_line_length_limit"),
         })
     }
+}
+
+/// The addresses this gateway receives mail on, as Postfix's
+/// own_inet_addr_list and proxy_inet_addr_list: inet_interfaces ("all":
+/// every address of every interface of the host) and proxy_interfaces.
+/// Read before the sandbox (interface list, host names).
+fn own_addresses(config: &MainConfig) -> Result<Vec<IpAddr>, SettingsError> {
+    let mut own = Vec::new();
+    for (parameter, item) in config
+        .list("inet_interfaces")
+        .into_iter()
+        .map(|i| ("inet_interfaces", i))
+        .chain(
+            config
+                .list("proxy_interfaces")
+                .into_iter()
+                .map(|i| ("proxy_interfaces", i)),
+        )
+    {
+        let fail = |why: String| SettingsError::Interface {
+            parameter,
+            value: item.clone(),
+            why,
+        };
+        match item.to_ascii_lowercase().as_str() {
+            "all" => {
+                let interfaces = nix::ifaddrs::getifaddrs()
+                    .map_err(|e| fail(format!("cannot list interfaces: {e}")))?;
+                own.extend(interfaces.filter_map(|i| {
+                    let address = i.address?;
+                    address
+                        .as_sockaddr_in()
+                        .map(|a| IpAddr::V4(a.ip()))
+                        .or_else(|| address.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())))
+                }));
+            }
+            "loopback-only" => {
+                own.extend(["127.0.0.1", "::1"].map(|a| a.parse::<IpAddr>().expect("literal")))
+            }
+            "localhost" => own.push(IpAddr::from([127, 0, 0, 1])),
+            _ => {
+                let bare = item.trim_start_matches('[').trim_end_matches(']');
+                match bare.parse::<IpAddr>() {
+                    Ok(ip) => own.push(ip),
+                    Err(_) => own.extend(
+                        (bare, 0)
+                            .to_socket_addrs()
+                            .map_err(|e| fail(format!("cannot look it up: {e}")))?
+                            .map(|a| a.ip()),
+                    ),
+                }
+            }
+        }
+    }
+    own.sort();
+    own.dedup();
+    Ok(own)
 }

@@ -40,7 +40,11 @@ pub enum Kind {
     Tar,
 }
 
-/// Recognises an archive by its magic, whatever its name says.
+/// Recognises an archive by its magic, whatever its name says. A zip is
+/// also recognised by its end-of-central-directory record when other bytes
+/// come before it (a self-extracting program, or junk put there so that a
+/// check reading only the start passes it by): zip readers, Windows'
+/// included, open those.
 pub fn kind(data: &[u8]) -> Option<Kind> {
     if data.starts_with(b"PK\x03\x04") || data.starts_with(b"PK\x05\x06") {
         Some(Kind::Zip)
@@ -48,17 +52,49 @@ pub fn kind(data: &[u8]) -> Option<Kind> {
         Some(Kind::Gzip)
     } else if data.len() >= 262 && &data[257..262] == b"ustar" {
         Some(Kind::Tar)
+    } else if has_zip_trailer(data) {
+        Some(Kind::Zip)
     } else {
         None
     }
 }
 
+/// An end-of-central-directory record whose comment length reaches exactly
+/// the end of the data: how zip readers find an archive's directory.
+fn has_zip_trailer(data: &[u8]) -> bool {
+    const EOCD: usize = 22;
+    let earliest = data.len().saturating_sub(EOCD + u16::MAX as usize);
+    (earliest..data.len().saturating_sub(EOCD - 1))
+        .rev()
+        .any(|at| {
+            data[at..].starts_with(b"PK\x05\x06")
+                && usize::from(u16::from_le_bytes([data[at + 20], data[at + 21]]))
+                    == data.len() - at - EOCD
+        })
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub struct Member {
     pub name: String,
-    /// None when the content cannot be read (an encrypted zip member):
-    /// its name can still be judged.
-    pub data: Option<Vec<u8>>,
+    pub content: Content,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Content {
+    Data(Vec<u8>),
+    /// The content cannot be looked at (encrypted, an unknown compression
+    /// method, damaged): the name can still be judged, the content is
+    /// unchecked, and the caller says so.
+    Unchecked(String),
+}
+
+impl Member {
+    pub fn data(&self) -> Option<&[u8]> {
+        match &self.content {
+            Content::Data(data) => Some(data),
+            Content::Unchecked(_) => None,
+        }
+    }
 }
 
 /// Why an archive was not (fully) unpacked. The first three are what
@@ -70,7 +106,7 @@ pub enum Problem {
     Ratio {
         name: String,
     },
-    /// Not a valid archive after all; its bytes are still scanned as they are.
+    /// Not a valid archive after all: nothing in it could be listed.
     Corrupt(String),
 }
 
@@ -111,11 +147,14 @@ pub fn members(
                 .map(|n| String::from_utf8_lossy(n).into_owned())
                 .unwrap_or_default();
             take_entry(budget)?;
-            let content = read_limited(&mut decoder, data.len() as u64, &name, limits, budget)?;
-            Ok(vec![Member {
-                name,
-                data: Some(content),
-            }])
+            let content = unless_damaged(read_limited(
+                &mut decoder,
+                data.len() as u64,
+                &name,
+                limits,
+                budget,
+            ))?;
+            Ok(vec![Member { name, content }])
         }
         Kind::Tar => {
             let mut archive = tar::Archive::new(data);
@@ -124,7 +163,19 @@ pub fn members(
                 .map_err(|e| Problem::Corrupt(e.to_string()))?;
             let mut out = Vec::new();
             for entry in entries {
-                let mut entry = entry.map_err(|e| Problem::Corrupt(e.to_string()))?;
+                // A damaged header ends the listing; what was listed before
+                // it is still judged, and the rest is unchecked.
+                let mut entry = match entry {
+                    Ok(entry) => entry,
+                    Err(e) if out.is_empty() => return Err(Problem::Corrupt(e.to_string())),
+                    Err(e) => {
+                        out.push(Member {
+                            name: String::new(),
+                            content: Content::Unchecked(format!("damaged tar entry: {e}")),
+                        });
+                        break;
+                    }
+                };
                 if !entry.header().entry_type().is_file() {
                     continue;
                 }
@@ -136,60 +187,84 @@ pub fn members(
                 // tar does not compress: the ratio cannot be abused, the
                 // size budget still applies.
                 let packed = entry.size().max(1);
-                let content = read_limited(&mut entry, packed, &name, limits, budget)?;
-                out.push(Member {
-                    name,
-                    data: Some(content),
-                });
+                let content =
+                    unless_damaged(read_limited(&mut entry, packed, &name, limits, budget))?;
+                out.push(Member { name, content });
             }
             Ok(out)
         }
     }
 }
 
+/// Every member the central directory lists is returned with its name, so
+/// that each name is judged even when some member cannot be read (a bad
+/// CRC, an unknown method, encryption): those come back as unchecked.
 fn zip_members(data: &[u8], limits: &Limits, budget: &mut Budget) -> Result<Vec<Member>, Problem> {
     let mut archive =
         zip::ZipArchive::new(Cursor::new(data)).map_err(|e| Problem::Corrupt(e.to_string()))?;
     let mut out = Vec::new();
     for index in 0..archive.len() {
         take_entry(budget)?;
-        let (name, encrypted, is_dir, packed) = {
-            let file = archive
-                .by_index_raw(index)
-                .map_err(|e| Problem::Corrupt(e.to_string()))?;
+        let listed = archive.by_index_raw(index).map(|file| {
             let name = file
                 .name()
                 .map(|n| n.into_owned())
-                .unwrap_or_else(|_| String::from("?"));
+                .unwrap_or_else(|_| String::from_utf8_lossy(file.name_raw()).into_owned());
             (
                 name,
                 file.encrypted(),
                 file.is_dir(),
                 file.compressed_size(),
+                file.compression(),
             )
+        });
+        let (name, encrypted, is_dir, packed, method) = match listed {
+            Ok(listed) => listed,
+            Err(e) => {
+                out.push(Member {
+                    name: String::new(),
+                    content: Content::Unchecked(format!("damaged zip entry {index}: {e}")),
+                });
+                continue;
+            }
         };
         if is_dir {
             continue;
         }
         if encrypted {
-            out.push(Member { name, data: None });
+            out.push(Member {
+                name,
+                content: Content::Unchecked("encrypted".into()),
+            });
             continue;
         }
-        let mut file = match archive.by_index(index) {
-            Ok(file) => file,
-            // An unsupported compression method: judge the name only.
-            Err(_) => {
-                out.push(Member { name, data: None });
-                continue;
-            }
+        let content = match archive.by_index(index) {
+            Ok(mut file) => unless_damaged(read_limited(
+                &mut file,
+                packed.max(1),
+                &name,
+                limits,
+                budget,
+            ))?,
+            Err(
+                zip::result::ZipError::UnsupportedArchive(_)
+                | zip::result::ZipError::CompressionMethodNotSupported(_),
+            ) => Content::Unchecked(format!("compression method {method} not supported")),
+            Err(e) => Content::Unchecked(format!("damaged: {e}")),
         };
-        let content = read_limited(&mut file, packed.max(1), &name, limits, budget)?;
-        out.push(Member {
-            name,
-            data: Some(content),
-        });
+        out.push(Member { name, content });
     }
     Ok(out)
+}
+
+/// A member that could not be read to its end is unchecked; an archive
+/// bomb stays an error for the whole message.
+fn unless_damaged(read: Result<Vec<u8>, Problem>) -> Result<Content, Problem> {
+    match read {
+        Ok(data) => Ok(Content::Data(data)),
+        Err(Problem::Corrupt(why)) => Ok(Content::Unchecked(format!("damaged: {why}"))),
+        Err(bomb) => Err(bomb),
+    }
 }
 
 fn take_entry(budget: &mut Budget) -> Result<(), Problem> {
@@ -216,7 +291,7 @@ fn read_limited(
     let read = reader
         .take(cap.saturating_add(1))
         .read_to_end(&mut content)
-        .map_err(|e| Problem::Corrupt(format!("{name}: {e}")))? as u64;
+        .map_err(|e| Problem::Corrupt(e.to_string()))? as u64;
     if read > cap {
         return Err(if cap == budget.bytes {
             Problem::TooLarge
@@ -231,7 +306,7 @@ fn read_limited(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+pub mod tests {
     use super::*;
     use std::io::Write;
 
@@ -281,12 +356,12 @@ pub(crate) mod tests {
         let got = members(Kind::Zip, &zip, &limits(), &mut budget).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].name, "b/c.exe");
-        assert_eq!(got[1].data.as_deref(), Some(&b"MZ"[..]));
+        assert_eq!(got[1].data(), Some(&b"MZ"[..]));
 
         let gz = gzip_of(b"inner");
         assert_eq!(kind(&gz), Some(Kind::Gzip));
         let got = members(Kind::Gzip, &gz, &limits(), &mut budget).unwrap();
-        assert_eq!(got[0].data.as_deref(), Some(&b"inner"[..]));
+        assert_eq!(got[0].data(), Some(&b"inner"[..]));
 
         let tar = tar_of(&[("x/evil.scr", b"data")]);
         assert_eq!(kind(&tar), Some(Kind::Tar));

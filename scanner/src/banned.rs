@@ -2,18 +2,101 @@
 //! site's `banned_filename_re` tables), by declared MIME type, and by
 //! content (PE or ELF executables whatever their name), inside zip, gzip
 //! and tar archives too.
+//!
+//! The check fails closed: what it cannot look into (an encrypted or
+//! damaged archive member, an unknown compression method, an archive
+//! nested deeper than scanner_archive_depth, an archive that cannot be
+//! read at all, message/rfc822 parts nested deeper than
+//! MAX_MESSAGE_DEPTH) is reported as unchecked, and the caller applies
+//! banned_unchecked_action to it. Every name an archive lists is judged,
+//! whether or not its member can be read.
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 use mailgate_config::Table;
 use mailgate_ipc::protocol::scanner::BannedPart;
 
-use crate::archive::{self, Budget, Limits, Problem};
+use crate::archive::{self, Budget, Content, Limits, Problem};
 
-/// MIME nesting deeper than this is not looked into (mail-parser itself
-/// stops far earlier on hostile input; this bounds our own recursion).
-const MAX_MESSAGE_DEPTH: usize = 16;
+/// message/rfc822 parts nested deeper than this are not looked into (this
+/// bounds our own recursion); what lies deeper is unchecked.
+pub const MAX_MESSAGE_DEPTH: usize = 16;
+
+/// File names and reasons, as they go into the verdict, the 554 text and
+/// the log, are at most this long.
+const MAX_TEXT: usize = 200;
+
+/// What the banned check found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub banned: Vec<BannedPart>,
+    /// Parts whose content could not be checked, and why.
+    pub unchecked: Vec<BannedPart>,
+}
+
+/// The scan's deadline (scanner_timeout) passed: the check stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TimedOut;
+
+/// Text from a message (a file name, or a reason quoting one) made fit
+/// for an SMTP reply and a log line: printable ASCII stays, a backslash
+/// and everything else (control characters, non-ASCII) become `\xNN`
+/// escapes of their bytes, and the result is cut at MAX_TEXT characters.
+pub fn printable(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        if out.len() >= MAX_TEXT {
+            out.push_str("...");
+            break;
+        }
+        match byte {
+            b'\\' => out.push_str("\\x5c"),
+            0x20..=0x7e => out.push(char::from(byte)),
+            _ => out.push_str(&format!("\\x{byte:02x}")),
+        }
+    }
+    out
+}
+
+fn clean(part: BannedPart) -> BannedPart {
+    BannedPart {
+        name: printable(&part.name),
+        reason: printable(&part.reason),
+    }
+}
+
+/// The walk's state: the shared unpacking budget, the deadline, and what
+/// was found so far.
+struct Walk {
+    budget: Budget,
+    deadline: Option<Instant>,
+    report: Report,
+}
+
+impl Walk {
+    fn check_time(&self) -> Result<(), TimedOut> {
+        match self.deadline {
+            Some(deadline) if Instant::now() >= deadline => Err(TimedOut),
+            _ => Ok(()),
+        }
+    }
+
+    fn ban(&mut self, name: &str, reason: String) {
+        self.report.banned.push(BannedPart {
+            name: name.to_string(),
+            reason,
+        });
+    }
+
+    fn unchecked(&mut self, name: &str, reason: String) {
+        self.report.unchecked.push(BannedPart {
+            name: name.to_string(),
+            reason,
+        });
+    }
+}
 
 pub struct Policy {
     /// Lower case, without the dot.
@@ -94,14 +177,29 @@ impl Policy {
         executable_kind(data).map(str::to_string)
     }
 
-    /// Every banned part of a message, archives included.
-    pub fn check_message(&self, raw: &[u8]) -> Vec<BannedPart> {
-        let mut found = Vec::new();
-        let mut budget = Budget::new(&self.limits);
-        if let Some(message) = MessageParser::default().parse(raw) {
-            self.walk_message(&message, "", 0, &mut budget, &mut found);
+    /// Every banned and every unchecked part of a message, archives
+    /// included; stops with TimedOut once `deadline` has passed.
+    pub fn check_message(&self, raw: &[u8], deadline: Option<Instant>) -> Result<Report, TimedOut> {
+        let mut walk = Walk {
+            budget: Budget::new(&self.limits),
+            deadline,
+            report: Report::default(),
+        };
+        // mail-parser is not ours: a panic in it (one debug assertion fires
+        // on a MIME structure its release build handles) makes the message
+        // unchecked, not a failed scan retried forever.
+        let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw));
+        match parsed {
+            Err(_) => walk.unchecked("message", "MIME structure the parser failed on".into()),
+            Ok(Some(message)) => self.walk_message(&message, "", 0, &mut walk)?,
+            // No header section to speak of: the bytes are one part.
+            Ok(None) => self.check_content("message", raw, 0, &mut walk)?,
         }
-        found
+        let Report { banned, unchecked } = walk.report;
+        Ok(Report {
+            banned: banned.into_iter().map(clean).collect(),
+            unchecked: unchecked.into_iter().map(clean).collect(),
+        })
     }
 
     fn walk_message(
@@ -109,13 +207,17 @@ impl Policy {
         message: &mail_parser::Message<'_>,
         prefix: &str,
         depth: usize,
-        budget: &mut Budget,
-        found: &mut Vec<BannedPart>,
-    ) {
+        walk: &mut Walk,
+    ) -> Result<(), TimedOut> {
         if depth > MAX_MESSAGE_DEPTH {
-            return;
+            walk.unchecked(
+                prefix.trim_end_matches('/'),
+                format!("message/rfc822 parts nested deeper than {MAX_MESSAGE_DEPTH}"),
+            );
+            return Ok(());
         }
         for (index, part) in message.parts.iter().enumerate() {
+            walk.check_time()?;
             let filename = part.attachment_name().map(str::to_string);
             let declared = part.content_type().map(|ct| match ct.subtype() {
                 Some(sub) => format!("{}/{}", ct.ctype(), sub),
@@ -128,31 +230,37 @@ impl Policy {
                     .or_else(|| declared.clone())
                     .unwrap_or_else(|| format!("part {index}"))
             );
-            let mut ban = |reason: String| {
-                found.push(BannedPart {
-                    name: label.clone(),
-                    reason,
-                })
-            };
             if let Some(reason) = filename.as_deref().and_then(|n| self.judge_name(n)) {
-                ban(reason);
+                walk.ban(&label, reason);
             }
             if let Some(reason) = declared.as_deref().and_then(|t| self.judge_type(t)) {
-                ban(reason);
+                walk.ban(&label, reason);
             }
+            let is_message = declared.as_deref().is_some_and(|t| {
+                let t = t.to_ascii_lowercase();
+                t == "message/rfc822" || t == "message/global"
+            });
             match &part.body {
                 PartType::Message(inner) => {
-                    self.walk_message(inner, &format!("{label}/"), depth + 1, budget, found)
+                    self.walk_message(inner, &format!("{label}/"), depth + 1, walk)?
                 }
                 PartType::Multipart(_) => {}
+                // mail-parser gives up on a message/rfc822 part it will not
+                // nest into (it stops at a few levels of encoded messages)
+                // and hands over its raw bytes: what is inside is unchecked.
+                PartType::Binary(_) | PartType::InlineBinary(_) if is_message => walk.unchecked(
+                    &label,
+                    "message/rfc822 part that could not be parsed".into(),
+                ),
                 PartType::Binary(data) | PartType::InlineBinary(data) => {
-                    self.check_content(&label, data, 0, budget, found)
+                    self.check_content(&label, data, 0, walk)?
                 }
                 PartType::Text(text) | PartType::Html(text) => {
-                    self.check_content(&label, text.as_bytes(), 0, budget, found)
+                    self.check_content(&label, text.as_bytes(), 0, walk)?
                 }
             }
         }
+        Ok(())
     }
 
     fn check_content(
@@ -160,49 +268,49 @@ impl Policy {
         label: &str,
         data: &[u8],
         depth: usize,
-        budget: &mut Budget,
-        found: &mut Vec<BannedPart>,
-    ) {
+        walk: &mut Walk,
+    ) -> Result<(), TimedOut> {
+        walk.check_time()?;
         if let Some(reason) = self.judge_content(data) {
-            found.push(BannedPart {
-                name: label.to_string(),
-                reason,
-            });
-            return;
+            walk.ban(label, reason);
+            return Ok(());
         }
         let Some(kind) = archive::kind(data) else {
-            return;
+            return Ok(());
         };
         if depth >= self.limits.depth {
-            return;
+            walk.unchecked(
+                label,
+                format!(
+                    "archive nested deeper than scanner_archive_depth ({})",
+                    self.limits.depth
+                ),
+            );
+            return Ok(());
         }
-        match archive::members(kind, data, &self.limits, budget) {
+        match archive::members(kind, data, &self.limits, &mut walk.budget) {
             Ok(members) => {
                 for member in members {
                     let name = if member.name.is_empty() {
-                        format!("{label}/(gzip content)")
+                        format!("{label}/(unnamed)")
                     } else {
                         format!("{label}/{}", member.name)
                     };
                     if let Some(reason) = self.judge_name(&member.name) {
-                        found.push(BannedPart {
-                            name: name.clone(),
-                            reason,
-                        });
+                        walk.ban(&name, reason);
                     }
-                    if let Some(data) = member.data {
-                        self.check_content(&name, &data, depth + 1, budget, found);
+                    match member.content {
+                        Content::Data(data) => self.check_content(&name, &data, depth + 1, walk)?,
+                        Content::Unchecked(why) => walk.unchecked(&name, why),
                     }
                 }
             }
-            // A damaged archive is scanned by clamd as it is; what cannot
-            // be opened cannot be run either.
-            Err(Problem::Corrupt(_)) => {}
-            Err(problem) => found.push(BannedPart {
-                name: label.to_string(),
-                reason: problem.to_string(),
-            }),
+            Err(Problem::Corrupt(why)) => {
+                walk.unchecked(label, format!("unreadable archive: {why}"))
+            }
+            Err(problem) => walk.ban(label, problem.to_string()),
         }
+        Ok(())
     }
 }
 
@@ -231,6 +339,13 @@ pub fn executable_kind(data: &[u8]) -> Option<&'static str> {
 mod tests {
     use super::*;
     use crate::archive::tests::{gzip_of, limits, tar_of, zip_of};
+
+    /// The banned parts, asserting that nothing was left unchecked.
+    fn banned(p: &Policy, raw: &[u8]) -> Vec<BannedPart> {
+        let report = p.check_message(raw, None).unwrap();
+        assert!(report.unchecked.is_empty(), "{report:?}");
+        report.banned
+    }
 
     fn policy() -> Policy {
         Policy {
@@ -334,31 +449,32 @@ mod tests {
     #[test]
     fn messages() {
         let p = policy();
-        let found = p.check_message(&with_attachment("invoice.pdf.exe", "application/pdf", b"x"));
+        let found = banned(
+            &p,
+            &with_attachment("invoice.pdf.exe", "application/pdf", b"x"),
+        );
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].name, "invoice.pdf.exe");
 
-        let found = p.check_message(&with_attachment("notes.txt", "text/plain", &pe()));
+        let found = banned(&p, &with_attachment("notes.txt", "text/plain", &pe()));
         assert_eq!(found[0].reason, "PE executable");
 
-        let found = p.check_message(&with_attachment(
-            "a.bin",
-            "application/x-msdownload",
-            b"data",
-        ));
+        let found = banned(
+            &p,
+            &with_attachment("a.bin", "application/x-msdownload", b"data"),
+        );
         assert!(found[0].reason.starts_with("declared type"));
 
         let zip = zip_of(&[("readme.txt", b"hi"), ("docs/run.scr", b"x")]);
-        let found = p.check_message(&with_attachment("files.zip", "application/zip", &zip));
+        let found = banned(&p, &with_attachment("files.zip", "application/zip", &zip));
         assert_eq!(found[0].name, "files.zip/docs/run.scr");
 
         let inner = zip_of(&[("payload.dat", &pe())]);
         let outer = tar_of(&[("inner.zip", &inner)]);
-        let found = p.check_message(&with_attachment(
-            "x.tar.gz",
-            "application/gzip",
-            &gzip_of(&outer),
-        ));
+        let found = banned(
+            &p,
+            &with_attachment("x.tar.gz", "application/gzip", &gzip_of(&outer)),
+        );
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(
             found[0].name.ends_with("inner.zip/payload.dat"),
@@ -366,8 +482,11 @@ mod tests {
         );
 
         assert!(
-            p.check_message(&with_attachment("ok.pdf", "application/pdf", b"%PDF-1.4"))
-                .is_empty()
+            banned(
+                &p,
+                &with_attachment("ok.pdf", "application/pdf", b"%PDF-1.4")
+            )
+            .is_empty()
         );
     }
 
@@ -377,15 +496,172 @@ mod tests {
         p.limits.depth = 1;
         let inner = zip_of(&[("evil.exe", b"x")]);
         let outer = zip_of(&[("inner.zip", &inner)]);
-        assert!(
-            p.check_message(&with_attachment("outer.zip", "application/zip", &outer))
-                .is_empty()
-        );
+        let message = with_attachment("outer.zip", "application/zip", &outer);
+        // Too deep to open: not a pass but unchecked.
+        let report = p.check_message(&message, None).unwrap();
+        assert!(report.banned.is_empty(), "{report:?}");
+        assert_eq!(report.unchecked.len(), 1, "{report:?}");
+        assert_eq!(report.unchecked[0].name, "outer.zip/inner.zip");
+        assert!(report.unchecked[0].reason.contains("scanner_archive_depth"));
         p.limits.depth = 2;
+        assert_eq!(banned(&p, &message).len(), 1);
+    }
+
+    /// A stored zip whose second member's CRC is wrong, as an attacker
+    /// makes one so that the whole archive fails to read.
+    fn zip_with_bad_crc() -> Vec<u8> {
+        use std::io::Write;
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        writer.start_file("readme.txt", stored).unwrap();
+        writer.write_all(b"read me first").unwrap();
+        writer.start_file("broken.txt", stored).unwrap();
+        writer.write_all(b"CRC will not match").unwrap();
+        writer.start_file("evil.exe", stored).unwrap();
+        writer.write_all(b"not really a program").unwrap();
+        let mut zip = writer.finish().unwrap().into_inner();
+        let at = zip
+            .windows(18)
+            .position(|w| w == b"CRC will not match")
+            .unwrap();
+        zip[at] ^= 0x20;
+        zip
+    }
+
+    #[test]
+    fn bad_crc_member_does_not_hide_the_other_names() {
+        let p = policy();
+        let report = p
+            .check_message(
+                &with_attachment("files.zip", "application/zip", &zip_with_bad_crc()),
+                None,
+            )
+            .unwrap();
+        assert_eq!(report.banned.len(), 1, "{report:?}");
+        assert_eq!(report.banned[0].name, "files.zip/evil.exe");
+        assert_eq!(report.unchecked.len(), 1, "{report:?}");
+        assert_eq!(report.unchecked[0].name, "files.zip/broken.txt");
+    }
+
+    #[test]
+    fn bytes_before_the_zip_signature_do_not_hide_it() {
+        let p = policy();
+        let mut prefixed = vec![b'x'];
+        prefixed.extend(zip_of(&[("evil.exe", b"x")]));
+        let found = banned(
+            &p,
+            &with_attachment("files.zip", "application/zip", &prefixed),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].name, "files.zip/evil.exe");
+    }
+
+    #[test]
+    fn encrypted_unknown_and_unreadable_are_unchecked() {
+        let p = policy();
+        // An encrypted member: flag bit 0 in both headers.
+        let mut zip = zip_of(&[("invoice.pdf", b"%PDF-1.4 not really")]);
+        for at in [
+            6,
+            zip.windows(4).position(|w| w == b"PK\x01\x02").unwrap() + 8,
+        ] {
+            zip[at] |= 1;
+        }
+        let report = p
+            .check_message(&with_attachment("a.zip", "application/zip", &zip), None)
+            .unwrap();
+        assert_eq!(report.unchecked.len(), 1, "{report:?}");
+        assert_eq!(report.unchecked[0].reason, "encrypted");
+        // An unknown compression method (99, AES in WinZip's scheme; 77 here).
+        let mut zip = zip_of(&[("data.bin", b"content")]);
+        let central = zip.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+        for at in [8, central + 10] {
+            zip[at] = 77;
+            zip[at + 1] = 0;
+        }
+        let report = p
+            .check_message(&with_attachment("b.zip", "application/zip", &zip), None)
+            .unwrap();
+        assert_eq!(report.unchecked.len(), 1, "{report:?}");
+        assert!(
+            report.unchecked[0].reason.contains("not supported"),
+            "{report:?}"
+        );
+        // Not an archive at all, though it starts like one.
+        let report = p
+            .check_message(
+                &with_attachment("c.zip", "application/zip", b"PK\x03\x04garbage"),
+                None,
+            )
+            .unwrap();
+        assert_eq!(report.unchecked.len(), 1, "{report:?}");
+        assert!(report.unchecked[0].reason.starts_with("unreadable archive"));
+    }
+
+    #[test]
+    fn deeply_nested_messages_are_unchecked() {
+        let p = policy();
+        let mut message = String::from_utf8(with_attachment(
+            "evil.exe",
+            "application/octet-stream",
+            b"x",
+        ))
+        .unwrap();
+        for level in 0..(MAX_MESSAGE_DEPTH + 4) {
+            message = format!(
+                "From: a@example.org\r\nSubject: level {level}\r\nMIME-Version: 1.0\r\n\
+                 Content-Type: multipart/mixed; boundary=\"L{level}\"\r\n\r\n--L{level}\r\n\
+                 Content-Type: message/rfc822\r\n\r\n{message}\r\n--L{level}--\r\n"
+            );
+        }
+        let report = p.check_message(message.as_bytes(), None).unwrap();
+        assert!(
+            !report.banned.is_empty() || !report.unchecked.is_empty(),
+            "an .exe beyond the nesting limit passed: {report:?}"
+        );
+    }
+
+    #[test]
+    fn names_are_escaped_for_replies_and_logs() {
         assert_eq!(
-            p.check_message(&with_attachment("outer.zip", "application/zip", &outer))
-                .len(),
-            1
+            printable("a\r\nb\u{e9}\\.exe"),
+            "a\\x0d\\x0ab\\xc3\\xa9\\x5c.exe"
+        );
+        assert!(printable(&"x".repeat(1000)).len() < 210);
+        let p = policy();
+        let zip = zip_of(&[("caf\u{e9}\u{7}.exe", b"x")]);
+        let found = banned(&p, &with_attachment("files.zip", "application/zip", &zip));
+        assert_eq!(found[0].name, "files.zip/caf\\xc3\\xa9\\x07.exe");
+        assert!(
+            found
+                .iter()
+                .all(|b| b.name.is_ascii() && b.reason.is_ascii())
+        );
+    }
+
+    /// Found by fuzz/ (target banned): mail-parser's debug build asserts
+    /// on this structure. Whatever the parser does, the check answers.
+    #[test]
+    fn a_message_the_parser_chokes_on_gets_an_answer() {
+        let raw = include_bytes!("testdata/mail-parser-debug-assert.eml");
+        let report = policy().check_message(raw, None).unwrap();
+        if cfg!(debug_assertions) {
+            assert_eq!(report.unchecked.len(), 1, "{report:?}");
+        }
+    }
+
+    #[test]
+    fn a_passed_deadline_stops_the_walk() {
+        let p = policy();
+        let zip = zip_of(&[("a.txt", b"x")]);
+        let past = Instant::now() - std::time::Duration::from_secs(1);
+        assert_eq!(
+            p.check_message(
+                &with_attachment("a.zip", "application/zip", &zip),
+                Some(past)
+            ),
+            Err(TimedOut)
         );
     }
 
@@ -399,16 +675,16 @@ mod tests {
                 i - 1
             ));
         }
-        let _ = p.check_message(deep.as_bytes());
+        let _ = p.check_message(deep.as_bytes(), None);
         let mut nested = String::new();
         for _ in 0..200 {
             nested.push_str("Content-Type: message/rfc822\r\n\r\n");
         }
-        let _ = p.check_message(nested.as_bytes());
-        let _ = p.check_message(b"");
-        let _ = p.check_message(b"\xff\xfe\r\n\r\n--");
+        let _ = p.check_message(nested.as_bytes(), None);
+        let _ = p.check_message(b"", None);
+        let _ = p.check_message(b"\xff\xfe\r\n\r\n--", None);
         let _ = p.check_message(
-            b"Content-Type: application/zip; name=a.zip\r\nContent-Transfer-Encoding: base64\r\n\r\nUEsDBAoAAAAAA===\r\n",
+            b"Content-Type: application/zip; name=a.zip\r\nContent-Transfer-Encoding: base64\r\n\r\nUEsDBAoAAAAAA===\r\n", None,
         );
     }
 }

@@ -9,8 +9,6 @@
 //! Every scan runs on a blocking thread under catch_unwind, so a panic in
 //! one scan costs that message a 4xx, not the service.
 
-mod archive;
-mod banned;
 mod clamd;
 mod policy;
 mod scan;
@@ -26,6 +24,8 @@ use std::sync::Arc;
 use mailgate_ipc::server::{serve_unix, unix_listener};
 use mailgate_sandbox::{Worker, die, profiles};
 
+use scanner::{archive, banned};
+
 use crate::scan::Scanner;
 use crate::sender_auth::SenderChecks;
 use crate::service::Shared;
@@ -38,14 +38,15 @@ fn main() -> ExitCode {
     let scanner = Scanner::from_config(&worker.config, chrooted.then_some(home.as_path()))
         .unwrap_or_else(|e| die(e));
     let sender_checks = SenderChecks::from_config(&worker.config).unwrap_or_else(|e| die(e));
-    // Network when clamd is reached over TCP, and for the DNS queries of
-    // the DKIM and DMARC checks.
-    let profile =
-        if worker.config.get("clamd_socket").starts_with("inet:") || sender_checks.is_some() {
-            &profiles::SCANNER_INET
-        } else {
-            &profiles::SCANNER
-        };
+    // Network for the DNS queries of the DKIM and DMARC checks, and when
+    // clamd is reached over TCP.
+    let profile = if sender_checks.is_some() {
+        &profiles::SCANNER_DNS
+    } else if worker.config.get("clamd_socket").starts_with("inet:") {
+        &profiles::SCANNER_CLAMD_INET
+    } else {
+        &profiles::SCANNER
+    };
     let shared = Arc::new(Shared {
         scanner,
         sender_checks,
@@ -53,13 +54,14 @@ fn main() -> ExitCode {
         max_content: worker.config.size("message_size_limit") + 1024 * 1024,
     });
     let listener = worker.take_listener();
-    worker.enter_sandbox(profile);
+    let mut worker = worker.enter_sandbox(profile);
     let shutdown = worker.shutdown();
+    let callers = worker.callers();
     let limit = worker.handoff.maxproc as usize;
     let runtime = worker.runtime(2);
     runtime.block_on(async move {
         let listener = unix_listener(listener).unwrap_or_else(|e| die(e));
-        serve_unix(listener, limit, shutdown.wait(), |channel| {
+        serve_unix(listener, limit, shutdown.wait(), &callers, |channel| {
             service::run(channel, shared.clone())
         })
         .await;

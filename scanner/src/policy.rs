@@ -17,6 +17,15 @@ pub fn parse_action(parameter: &str, value: &str) -> Result<Action, String> {
     }
 }
 
+/// banned_unchecked_action: as parse_action, and also `pass`
+/// (amavisd-new's default for UNCHECKED: deliver with an alert header).
+pub fn parse_unchecked_action(value: &str) -> Result<Action, String> {
+    if value.eq_ignore_ascii_case("pass") {
+        return Ok(Action::Pass);
+    }
+    parse_action("banned_unchecked_action", value).map_err(|e| format!("{e} or pass"))
+}
+
 pub use mailgate_spam::Levels;
 
 /// Per-recipient tables, as amavisd-new's %*_lovers_maps and
@@ -73,6 +82,8 @@ pub struct Decider {
     pub levels: Levels,
     pub virus_action: Action,
     pub banned_action: Action,
+    /// For content the banned check could not look into.
+    pub unchecked_action: Action,
     pub spam_kill_action: Action,
     pub subject_tag: String,
     pub maps: RecipientMaps,
@@ -95,6 +106,8 @@ pub struct Findings {
     pub virus_scanned: bool,
     pub viruses: Vec<String>,
     pub banned: Vec<BannedPart>,
+    /// Parts the banned check could not look into.
+    pub unchecked: Vec<BannedPart>,
     pub spam: Option<SpamScore>,
 }
 
@@ -104,6 +117,12 @@ impl Decider {
         let mut headers = Vec::new();
         if findings.virus_scanned {
             headers.push(("X-Virus-Scanned".to_string(), "mailgate".to_string()));
+        }
+        if let Some(first) = findings.unchecked.first() {
+            headers.push((
+                "X-Unchecked-Content".to_string(),
+                format!("{} ({})", first.name, first.reason),
+            ));
         }
         let mut subject_tag = None;
         if let Some(spam) = &findings.spam {
@@ -124,6 +143,14 @@ impl Decider {
                 (
                     self.banned_action,
                     format!("banned attachment: {} ({})", first.name, first.reason),
+                )
+            } else if let Some(first) = findings.unchecked.first()
+                && !all_listed(&maps.banned_lovers, recipients)
+                && self.unchecked_action != Action::Pass
+            {
+                (
+                    self.unchecked_action,
+                    format!("unchecked content: {} ({})", first.name, first.reason),
                 )
             } else if let Some(spam) = &findings.spam
                 && spam.score >= self.levels.kill
@@ -238,6 +265,7 @@ mod tests {
             },
             virus_action: Action::Reject,
             banned_action: Action::Quarantine,
+            unchecked_action: Action::Reject,
             spam_kill_action: Action::Reject,
             subject_tag: "***SPAM***".into(),
             maps: RecipientMaps::default(),
@@ -264,6 +292,37 @@ mod tests {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn unchecked_content_fails_closed_unless_pass() {
+        let part = BannedPart {
+            name: "a.zip/secret.pdf".into(),
+            reason: "encrypted".into(),
+        };
+        let findings = Findings {
+            unchecked: vec![part.clone()],
+            ..Findings::default()
+        };
+        let rcpts = ["b@example.com".to_string()];
+        let verdict = decider().decide(findings.clone(), &rcpts);
+        assert_eq!(verdict.action, Action::Reject);
+        assert_eq!(
+            verdict.reason,
+            "unchecked content: a.zip/secret.pdf (encrypted)"
+        );
+        let passing = Decider {
+            unchecked_action: Action::Pass,
+            ..decider()
+        };
+        let verdict = passing.decide(findings, &rcpts);
+        assert_eq!(verdict.action, Action::Pass);
+        assert!(verdict.headers.contains(&(
+            "X-Unchecked-Content".to_string(),
+            "a.zip/secret.pdf (encrypted)".to_string()
+        )));
+        assert_eq!(parse_unchecked_action("PASS"), Ok(Action::Pass));
+        assert!(parse_unchecked_action("deliver").is_err());
     }
 
     #[test]
@@ -332,6 +391,7 @@ mod tests {
                 virus_scanned: true,
                 viruses: vec!["Eicar".into()],
                 banned: banned.clone(),
+                unchecked: Vec::new(),
                 spam: spam(100.0),
             },
             &rcpts(),
@@ -343,6 +403,7 @@ mod tests {
         let v = decider().decide(
             Findings {
                 banned,
+                unchecked: Vec::new(),
                 spam: spam(100.0),
                 ..Findings::default()
             },
@@ -370,6 +431,7 @@ mod tests {
             "bob@example.com".to_string(),
         ];
         let findings = Findings {
+            unchecked: Vec::new(),
             spam: spam(50.0),
             ..Findings::default()
         };

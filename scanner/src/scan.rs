@@ -4,18 +4,23 @@
 use std::collections::HashSet;
 use std::os::fd::BorrowedFd;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mailgate_config::{ClamdTransfer, MainConfig, open_tables};
-use mailgate_ipc::protocol::scanner::Verdict;
+use mailgate_ipc::protocol::scanner::{Request, Verdict};
 
 use crate::archive::Limits;
-use crate::banned::Policy;
+use crate::banned::{Policy, TimedOut};
 use crate::clamd::{Clamd, ClamdAddr, ClamdError, ClamdResult};
-use crate::policy::{Decider, Findings, Levels, RecipientMaps, parse_action};
+use crate::policy::{
+    Decider, Findings, Levels, RecipientMaps, parse_action, parse_unchecked_action,
+};
 use crate::spam::SpamEngine;
 
 pub struct Scanner {
+    /// spam_message_size_limit: the spam engine reads at most this much of
+    /// a message (amavisd-new's sa_mail_body_size_limit).
+    pub spam_size_limit: usize,
     pub clamd: Option<Clamd>,
     pub clamd_timeout: Duration,
     pub banned: Policy,
@@ -26,14 +31,38 @@ pub struct Scanner {
 #[derive(Debug)]
 pub enum ScanError {
     Clamd(ClamdError),
+    /// scanner_timeout passed; the scan stopped where it was.
+    TimedOut,
 }
 
 impl std::fmt::Display for ScanError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ScanError::Clamd(e) => write!(f, "{e}"),
+            ScanError::TimedOut => write!(f, "scan timed out (scanner_timeout)"),
         }
     }
+}
+
+/// What the spam engine reads: the Received header cleanup will add (so
+/// SpamAssassin's trust path starts at the real client, as it does behind
+/// Postfix, and a forged Received header below it is judged as the
+/// client's claim), then the message, cut after the last whole line within
+/// `limit` bytes.
+pub fn spam_input(received: &str, content: &[u8], limit: usize) -> Vec<u8> {
+    let room = limit.saturating_sub(received.len());
+    let cut = if content.len() <= room {
+        content.len()
+    } else {
+        content[..room]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(room, |end| end + 1)
+    };
+    let mut input = Vec::with_capacity(received.len() + cut);
+    input.extend_from_slice(received.as_bytes());
+    input.extend_from_slice(&content[..cut]);
+    input
 }
 
 impl std::error::Error for ScanError {}
@@ -61,6 +90,11 @@ impl Scanner {
         };
         let banned_tables = tables("banned_filename_re");
         let levels = Levels::from_main_cf(config);
+        let unchecked_action = parse_unchecked_action(&config.get("banned_unchecked_action"))
+            .unwrap_or_else(|e| {
+                errors.push(e);
+                mailgate_ipc::protocol::scanner::Action::Reject
+            });
         let mut action = |name: &str| {
             parse_action(name, &config.get(name)).unwrap_or_else(|e| {
                 errors.push(e);
@@ -71,6 +105,7 @@ impl Scanner {
             levels,
             virus_action: action("virus_action"),
             banned_action: action("banned_action"),
+            unchecked_action,
             spam_kill_action: action("spam_kill_action"),
             subject_tag: config.get("spam_subject_tag"),
             maps,
@@ -123,6 +158,8 @@ impl Scanner {
             return Err(errors.join("; "));
         };
         Ok(Scanner {
+            spam_size_limit: usize::try_from(config.size("spam_message_size_limit"))
+                .unwrap_or(usize::MAX),
             clamd,
             clamd_timeout: config.time("clamd_timeout"),
             banned,
@@ -132,23 +169,37 @@ impl Scanner {
     }
 
     /// Scans one message: `content` is what the descriptor `message` holds
-    /// (clamd gets one or the other, as `clamd_transfer` says). Any failure
+    /// (clamd gets one or the other, as `clamd_transfer` says); `received`
+    /// is the Received header cleanup adds for the real client. Any failure
     /// to complete a check is an error: the message is never passed as if
-    /// it had been scanned.
+    /// it had been scanned. Past `deadline` the scan stops between steps
+    /// and inside the banned check's walk.
     pub fn scan(
         &self,
         content: &[u8],
         message: BorrowedFd<'_>,
-        recipients: &[String],
+        request: &Request,
+        deadline: Instant,
     ) -> Result<Verdict, ScanError> {
+        let recipients = &request.recipients;
+        let in_time = || {
+            if Instant::now() >= deadline {
+                Err(ScanError::TimedOut)
+            } else {
+                Ok(())
+            }
+        };
         let checks = self.decider.maps.checks(recipients);
         let mut findings = Findings::default();
         if checks.virus
             && let Some(clamd) = &self.clamd
         {
             findings.virus_scanned = true;
+            let timeout = self
+                .clamd_timeout
+                .min(deadline.saturating_duration_since(Instant::now()));
             match clamd
-                .scan(self.clamd_timeout, content, message)
+                .scan(timeout, content, message)
                 .map_err(ScanError::Clamd)?
             {
                 ClamdResult::Clean => {}
@@ -156,11 +207,96 @@ impl Scanner {
             }
         }
         if checks.banned {
-            findings.banned = self.banned.check_message(content);
+            in_time()?;
+            let report = self
+                .banned
+                .check_message(content, Some(deadline))
+                .map_err(|TimedOut| ScanError::TimedOut)?;
+            findings.banned = report.banned;
+            findings.unchecked = report.unchecked;
         }
         if checks.spam {
-            findings.spam = Some(self.spam.score(content));
+            in_time()?;
+            let input = spam_input(&request.received, content, self.spam_size_limit);
+            findings.spam = Some(self.spam.score(&input));
         }
         Ok(self.decider.decide(findings, recipients))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spam_input;
+    use mailgate_spam::{Engine, EngineConfig};
+
+    /// Rules that read the trust path, as SpamAssassin's RDNS_NONE and
+    /// its ALL_TRUSTED-style checks do.
+    const RULES: &str = "\
+header RDNS_NONE X-Spam-Relays-Untrusted =~ /^[^\\]]+ rdns= /\n\
+header FIRST_UNTRUSTED_EXTERNAL X-Spam-Relays-Untrusted =~ /^\\[ ip=203\\.0\\.113\\.5 /\n\
+header TRUSTED_INTERNAL_HOP X-Spam-Relays-Trusted =~ /ip=10\\.0\\.0\\.1 /\n\
+header NOTHING_UNTRUSTED X-Spam-Relays-Untrusted !~ /ip=/\n\
+body SPAMMY /cheap pills/\n\
+score SPAMMY 3\n";
+
+    const RECEIVED: &str = "Received: from spammer.example (unknown [203.0.113.5])\r\n\
+\tby gw.example.com (mailgate) with ESMTP id 4ABC123\r\n\
+\tfor <b@example.com>; Mon, 1 Jan 2024 00:00:00 +0000\r\n";
+
+    const SPAM: &str = "From: x@spammer.example\r\nTo: b@example.com\r\nSubject: hi\r\n\r\n\
+buy cheap pills\r\n";
+
+    const FORGED: &str = "Received: from mail.example.com (mail.example.com [10.0.0.1])\r\n\
+\tby mx.example.com with ESMTP id 1; Mon, 1 Jan 2024 00:00:00 +0000\r\n";
+
+    fn hits(engine: &Engine, message: &[u8]) -> Vec<String> {
+        let mut names: Vec<String> = engine
+            .score(message)
+            .hits
+            .into_iter()
+            .map(|h| h.name)
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_forged_internal_received_header_changes_no_trust_path_rule() {
+        let config = EngineConfig {
+            bayes_enabled: false,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::from_rules(RULES, &config).unwrap();
+        let forged = format!("{FORGED}{SPAM}");
+        let plain = hits(&engine, &spam_input(RECEIVED, SPAM.as_bytes(), 1 << 20));
+        let with_forgery = hits(&engine, &spam_input(RECEIVED, forged.as_bytes(), 1 << 20));
+        assert_eq!(plain, with_forgery);
+        assert!(plain.contains(&"RDNS_NONE".to_string()), "{plain:?}");
+        assert!(
+            plain.contains(&"FIRST_UNTRUSTED_EXTERNAL".to_string()),
+            "{plain:?}"
+        );
+        assert!(!with_forgery.contains(&"TRUSTED_INTERNAL_HOP".to_string()));
+        // What the engine concluded without the real client's Received
+        // header (the scanner before it was given one): the forged hop
+        // looked internal and nothing looked untrusted.
+        let blind = hits(&engine, forged.as_bytes());
+        assert!(
+            blind.contains(&"TRUSTED_INTERNAL_HOP".to_string()),
+            "{blind:?}"
+        );
+        assert!(
+            blind.contains(&"NOTHING_UNTRUSTED".to_string()),
+            "{blind:?}"
+        );
+    }
+
+    #[test]
+    fn the_spam_engine_reads_a_bounded_prefix_cut_at_a_line_end() {
+        let content = b"Subject: x\r\n\r\nline one\r\nline two\r\nline three\r\n";
+        let input = spam_input("Received: r\r\n", content, 40);
+        assert_eq!(input, b"Received: r\r\nSubject: x\r\n\r\nline one\r\n");
+        let whole = spam_input("", content, 1000);
+        assert_eq!(whole, content);
     }
 }

@@ -1,14 +1,17 @@
-//! One connection from cleanup: a request with the message descriptor in,
-//! a verdict (or a failure) out.
+//! One connection from cleanup (only its uid gets this far): a request with
+//! the message descriptor in, a verdict (or a failure) out. The request is
+//! checked first: valid fields, and exactly one descriptor, a memfd sealed
+//! against any change, of the announced size, within the size limit.
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mailgate_ipc::protocol::scanner::{Action, Reply, Request, Verdict};
+use mailgate_ipc::validate::{self, Validate};
 use mailgate_ipc::{Channel, IpcError};
 use mailgate_log::{info, warning};
 
@@ -26,33 +29,72 @@ pub struct Shared {
 }
 
 pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
-    let (request, fd) = match channel.recv::<Request>().await {
-        Ok((request, fds)) if fds.len() == 1 => (request, fds.into_iter().next()),
-        Ok((request, fds)) => {
-            return warning!(
-                "{}: protocol error: expected one descriptor, got {}",
-                request.queue_id,
-                fds.len()
-            );
-        }
+    let (request, fds) = match channel.recv::<Request>().await {
+        Ok(received) => received,
         Err(IpcError::Closed) => return,
         Err(e) => return warning!("{e}"),
     };
-    let Some(fd) = fd else { return };
+    let fd = match checked(&request, fds, shared.max_content) {
+        Ok(fd) => fd,
+        Err(why) => {
+            channel.log_refusal(why);
+            let reply = Reply::Failed {
+                reason: "malformed scan request".into(),
+            };
+            let _ = channel.send(&reply, &[]).await;
+            return;
+        }
+    };
     let queue_id = request.queue_id.clone();
-    let reply = match tokio::time::timeout(shared.timeout, check(&shared, fd, &request)).await {
-        Ok(Ok(verdict)) => {
+    let deadline = Instant::now() + shared.timeout;
+    // DKIM and DMARC first (DNS, on this task), within the same deadline.
+    let verification = match &shared.sender_checks {
+        Some(checks) if checks.applies(&request.sender_auth) => {
+            match tokio::time::timeout(shared.timeout, verify(checks, &fd, &request)).await {
+                Ok(Ok(verification)) => Some(verification),
+                Ok(Err(reason)) => {
+                    warning!("{queue_id}: sender checks failed: {reason}");
+                    let _ = channel.send(&Reply::Failed { reason }, &[]).await;
+                    return;
+                }
+                Err(_) => {
+                    warning!("{queue_id}: DKIM/DMARC checks timed out (scanner_timeout)");
+                    let reply = Reply::Failed {
+                        reason: "DKIM/DMARC checks timed out".into(),
+                    };
+                    let _ = channel.send(&reply, &[]).await;
+                    return;
+                }
+            }
+        }
+        _ => None,
+    };
+    let work = shared.clone();
+    let mut scan =
+        tokio::task::spawn_blocking(move || scan_descriptor(&work, fd, &request, deadline));
+    let mut abandoned = false;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let reply = match tokio::time::timeout(left, &mut scan).await {
+        Ok(Ok(Ok(mut verdict))) => {
+            if let (Some(checks), Some(verification)) = (&shared.sender_checks, &verification) {
+                checks.apply(verification, &mut verdict);
+            }
             log_verdict(&queue_id, &verdict);
             Reply::Verdict(Box::new(verdict))
         }
-        Ok(Err(reason)) => {
+        Ok(Ok(Err(reason))) => {
             warning!("{queue_id}: scan failed: {reason}");
             Reply::Failed { reason }
         }
+        Ok(Err(join_error)) => {
+            warning!("{queue_id}: scan task failed: {join_error}");
+            Reply::Failed {
+                reason: "internal error in the scanner".into(),
+            }
+        }
         Err(_) => {
-            // A blocking scan cannot be cancelled; it finishes on its own
-            // and its result is dropped.
             warning!("{queue_id}: scan timed out (scanner_timeout)");
+            abandoned = true;
             Reply::Failed {
                 reason: "scan timed out".into(),
             }
@@ -61,53 +103,97 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
     if let Err(e) = channel.send(&reply, &[]).await {
         warning!("{queue_id}: cannot answer cleanup: {e}");
     }
+    if abandoned {
+        // The scan checks its deadline and stops by itself; this
+        // connection (one of the service's maxproc slots) is held until
+        // it has, so timed-out scans cannot pile up threads.
+        let started = Instant::now();
+        let _ = scan.await;
+        info!(
+            "{queue_id}: timed-out scan abandoned after another {} ms",
+            started.elapsed().as_millis()
+        );
+    }
 }
 
-/// Reads the message, runs the sender checks (DKIM, DMARC: DNS, so on
-/// this task) when they apply, then the content scans on a blocking
-/// thread, and puts the results together.
-async fn check(shared: &Arc<Shared>, fd: OwnedFd, request: &Request) -> Result<Verdict, String> {
-    let work = shared.clone();
-    let (file, content) = tokio::task::spawn_blocking(move || read_content(&work, fd))
-        .await
-        .map_err(|e| format!("internal error in the scanner: {e}"))??;
-    let verification = match &shared.sender_checks {
-        Some(checks) if checks.applies(&request.sender_auth) => {
-            let client = request.client_addr.parse().map_err(|_| {
-                format!("client address {:?} is not an address", request.client_addr)
-            })?;
-            let verification = checks
-                .verify(
-                    &content,
-                    client,
-                    &request.helo,
-                    &request.sender,
-                    &request.sender_auth,
-                )
-                .await;
-            info!(
-                "{}: Authentication-Results: {}",
-                request.queue_id, verification.results
-            );
-            Some(verification)
-        }
-        _ => None,
-    };
-    let work = shared.clone();
-    let recipients = request.recipients.clone();
-    let mut verdict =
-        tokio::task::spawn_blocking(move || scan_content(&work, &file, &content, &recipients))
-            .await
-            .map_err(|e| format!("internal error in the scanner: {e}"))??;
-    if let (Some(checks), Some(verification)) = (&shared.sender_checks, &verification) {
-        checks.apply(verification, &mut verdict);
-    }
-    Ok(verdict)
+/// The DKIM and DMARC checks of the message (read again here: the scan
+/// reads it on its own thread).
+async fn verify(
+    checks: &SenderChecks,
+    fd: &OwnedFd,
+    request: &Request,
+) -> Result<mailgate_mailauth::Verification, String> {
+    let file = File::from(
+        fd.try_clone()
+            .map_err(|e| format!("cannot duplicate: {e}"))?,
+    );
+    let content = tokio::task::spawn_blocking(move || {
+        let mut content = vec![0u8; file.metadata()?.len() as usize];
+        file.read_exact_at(&mut content, 0).map(|()| content)
+    })
+    .await
+    .map_err(|e| format!("internal error in the scanner: {e}"))?
+    .map_err(|e| format!("cannot read the message: {e}"))?;
+    let client = request
+        .client
+        .addr
+        .parse()
+        .map_err(|_| format!("client address {:?} is not an address", request.client.addr))?;
+    let verification = checks
+        .verify(
+            &content,
+            client,
+            &request.client.helo,
+            &request.sender,
+            &request.sender_auth,
+        )
+        .await;
+    info!(
+        "{}: Authentication-Results: {}",
+        request.queue_id, verification.results
+    );
+    Ok(verification)
+}
+
+/// The request's one descriptor, when the request is valid and the
+/// descriptor is sealed content of the announced size within `max`.
+fn checked(request: &Request, fds: Vec<OwnedFd>, max: u64) -> Result<OwnedFd, String> {
+    request.validate().map_err(|e| e.to_string())?;
+    let [fd]: [OwnedFd; 1] = fds
+        .try_into()
+        .map_err(|fds: Vec<OwnedFd>| format!("{} descriptors, not one", fds.len()))?;
+    validate::sealed_content(&fd, request.size, max).map_err(|e| e.to_string())?;
+    Ok(fd)
 }
 
 /// Reads the content with positioned reads (the file offset belongs to
-/// cleanup too).
-fn read_content(shared: &Shared, fd: OwnedFd) -> Result<(File, Vec<u8>), String> {
+/// cleanup too) and scans it; clamd gets the bytes or, with FILDES, the
+/// descriptor itself. A panic anywhere in the checks is caught
+/// here and costs this message a temporary failure, not the service.
+fn scan_descriptor(
+    shared: &Shared,
+    fd: OwnedFd,
+    request: &Request,
+    deadline: Instant,
+) -> Result<Verdict, String> {
+    let result = scan_content(shared, fd, request, deadline);
+    // The content and everything parsed from it were freed; give the
+    // memory back to the system rather than keep the peak of the largest
+    // message scanned so far (glibc keeps freed memory in its arenas).
+    // SAFETY: malloc_trim only releases free memory; it is safe to call at
+    // any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    result
+}
+
+fn scan_content(
+    shared: &Shared,
+    fd: OwnedFd,
+    request: &Request,
+    deadline: Instant,
+) -> Result<Verdict, String> {
     let file = File::from(fd);
     let size = file
         .metadata()
@@ -122,20 +208,10 @@ fn read_content(shared: &Shared, fd: OwnedFd) -> Result<(File, Vec<u8>), String>
     let mut content = vec![0u8; size as usize];
     file.read_exact_at(&mut content, 0)
         .map_err(|e| format!("cannot read the message: {e}"))?;
-    Ok((file, content))
-}
-
-/// Scans the content; clamd gets the bytes or, with FILDES, the descriptor
-/// itself. A panic anywhere in the checks is caught here and costs this
-/// message a temporary failure, not the service.
-fn scan_content(
-    shared: &Shared,
-    file: &File,
-    content: &[u8],
-    recipients: &[String],
-) -> Result<Verdict, String> {
     match catch_unwind(AssertUnwindSafe(|| {
-        shared.scanner.scan(content, file.as_fd(), recipients)
+        shared
+            .scanner
+            .scan(&content, file.as_fd(), request, deadline)
     })) {
         Ok(Ok(verdict)) => Ok(verdict),
         Ok(Err(e)) => Err(e.to_string()),

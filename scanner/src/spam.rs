@@ -38,7 +38,7 @@ impl SpamEngine {
                 );
             }
         }
-        mailgate_spam::Engine::load(&engine_config)
+        mailgate_spam::Engine::load_read_only(&engine_config)
             .map(|engine| SpamEngine { engine, journal })
             .map_err(|e| format!("cannot load the spam rules: {e}"))
     }

@@ -2,15 +2,11 @@
 //! applies the restrictions, passes each message to cleanup, and answers
 //! 250 only once cleanup has the message on stable storage.
 
-mod address;
 mod anvil;
 mod auth;
-mod command;
 mod conn;
-mod data;
 mod peer;
 mod policy;
-mod reply;
 mod session;
 mod settings;
 mod starttls;
@@ -26,6 +22,8 @@ use mailgate_log::{error, fatal, warning};
 use mailgate_sandbox::{Worker, die, profiles};
 use tokio::task::JoinSet;
 
+use smtpd::{address, command, data, reply};
+
 use crate::session::Shared;
 use crate::settings::Settings;
 
@@ -33,7 +31,7 @@ fn main() -> ExitCode {
     let mut worker = Worker::start("smtpd");
     let settings = Settings::load(&worker.config).unwrap_or_else(|e| die(e));
     let listener = worker.take_listener();
-    worker.enter_sandbox(&profiles::SMTPD);
+    let mut worker = worker.enter_sandbox(&profiles::SMTPD);
     let runtime = worker.runtime(2);
     let shutdown = worker.shutdown();
     let shared = Shared::new(settings, &worker.handoff.service, worker.handoff.maxproc);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use mailgate_config::client_score::ClientScore;
 use mailgate_config::restrictions::{ListError, Restriction, Restrictions};
 use mailgate_config::sender_auth::SpfPolicy;
-use mailgate_config::{DomainList, MainConfig, NetworkList, Override, Table};
+use mailgate_config::{DomainList, MainConfig, NetworkList, Override, Rewriting, Table};
 use mailgate_dns::Dns;
 use mailgate_tls::protocol::SERVICE as TLSKEYS_SERVICE;
 use mailgate_tls::server::ServerTls;
@@ -34,6 +34,7 @@ pub struct Codes {
     pub map_reject: u16,
     pub map_defer: u16,
     pub unknown_relay_recipient: u16,
+    pub unknown_virtual_alias: u16,
     pub unknown_local_recipient: u16,
     pub unknown_client: u16,
     pub unknown_hostname: u16,
@@ -148,6 +149,9 @@ pub struct Settings {
     pub mynetworks: NetworkList,
     pub relay_domains: DomainList,
     pub relay_recipient_maps: Vec<Table>,
+    /// canonical and virtual alias maps: an address they list is a known
+    /// one; virtual_alias_domains are ours, with the maps' users only.
+    pub rewriting: Rewriting,
     pub restrictions: Restrictions,
     pub delay_reject: bool,
     pub relay_before_recipient: bool,
@@ -373,6 +377,7 @@ impl Settings {
             )
             .map_err(problems("relay_domains"))?,
             relay_recipient_maps: tables("relay_recipient_maps")?,
+            rewriting: Rewriting::from_config(config).map_err(problems("virtual_alias_maps"))?,
             restrictions,
             delay_reject: config.bool("smtpd_delay_reject"),
             relay_before_recipient: config.bool("smtpd_relay_before_recipient_restrictions"),
@@ -390,6 +395,7 @@ impl Settings {
                 map_reject: code(config, "access_map_reject_code")?,
                 map_defer: code(config, "access_map_defer_code")?,
                 unknown_relay_recipient: code(config, "unknown_relay_recipient_reject_code")?,
+                unknown_virtual_alias: code(config, "unknown_virtual_alias_reject_code")?,
                 unknown_local_recipient: code(config, "unknown_local_recipient_reject_code")?,
                 unknown_client: code(config, "unknown_client_reject_code")?,
                 unknown_hostname: code(config, "unknown_hostname_reject_code")?,

@@ -12,7 +12,7 @@
 mod follow;
 mod metrics;
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     give_to_mail_owner(&path, &worker.config.get("mail_owner"));
     let follower = Follower::new(log, ring, worker.config.get("syslog_name"));
     let listener = worker.take_listener();
-    worker.enter_sandbox(&profiles::STATS);
+    let mut worker = worker.enter_sandbox(&profiles::STATS);
     let shutdown = worker.shutdown();
     let runtime = worker.runtime(1);
     let follower = Arc::new(Mutex::new(follower));
@@ -66,10 +66,20 @@ fn give_to_mail_owner(path: &Path, owner: &str) {
         return;
     }
     let identity = mailgate_sandbox::lookup_user("mail_owner", owner).unwrap_or_else(|e| die(e));
-    let owned = std::fs::metadata(path)
+    // By descriptor, never through a link: data/ is mail_owner's.
+    let file = match std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) => die(format!("{}: {e}", path.display())),
+    };
+    let owned = file
+        .metadata()
         .map(|m| m.uid() == identity.uid.as_raw() && m.gid() == identity.gid.as_raw())
         .unwrap_or(false);
-    if !owned && let Err(e) = nix::unistd::chown(path, Some(identity.uid), Some(identity.gid)) {
+    if !owned && let Err(e) = nix::unistd::fchown(&file, Some(identity.uid), Some(identity.gid)) {
         die(format!(
             "{}: cannot give it to mail_owner: {e}",
             path.display()

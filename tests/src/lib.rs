@@ -427,6 +427,72 @@ fn dns_answers(ip: IpAddr, port: u16) -> bool {
     socket.send_to(&query, (ip, port)).is_ok() && socket.recv(&mut answer).is_ok()
 }
 
+/// The EICAR test string, which every antivirus reports as a virus.
+pub const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+/// Debian's clamd, on a private socket under the scanner's directory, with
+/// a signature database written here: one signature for the EICAR string.
+pub struct Clamd {
+    child: Child,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Clamd {
+    /// Starts clamd under `home` (the scanner's directory, so that a
+    /// chrooted scanner reaches its socket) and waits until it answers.
+    pub fn start(home: &Path) -> Clamd {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::net::UnixStream;
+        let dir = home.join("clamd");
+        let db = dir.join("db");
+        fs::create_dir_all(&db).expect("clamd dirs");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+        let hex: String = EICAR.bytes().map(|b| format!("{b:02x}")).collect();
+        fs::write(
+            db.join("mailgate-test.ndb"),
+            format!("Mailgate.Test.EICAR:0:*:{hex}\n"),
+        )
+        .expect("signature");
+        let socket = dir.join("clamd.sock");
+        let log = dir.join("clamd.log");
+        let conf = dir.join("clamd.conf");
+        fs::write(
+            &conf,
+            format!(
+                "Foreground yes\nLocalSocket {}\nLocalSocketMode 666\nDatabaseDirectory {}\n\
+                 LogFile {}\nLogClean yes\n",
+                socket.display(),
+                db.display(),
+                log.display()
+            ),
+        )
+        .expect("clamd.conf");
+        let child = Command::new("clamd")
+            .arg(format!("--config-file={}", conf.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("clamd (Debian package clamav-daemon) must be installed");
+        let clamd = Clamd { child, socket, log };
+        wait_for("clamd to answer PING", || {
+            let mut s = UnixStream::connect(&clamd.socket).ok()?;
+            s.write_all(b"zPING\0").ok()?;
+            let mut answer = String::new();
+            s.read_to_string(&mut answer).ok()?;
+            answer.starts_with("PONG").then_some(())
+        });
+        clamd
+    }
+}
+
+impl Drop for Clamd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A gateway on a temporary configuration directory and spool.
 pub struct Gateway {
     pub dir: tempfile::TempDir,
@@ -817,4 +883,41 @@ impl Client {
 /// A minimal message with a unique marker at the end of the body.
 pub fn message(subject: &str, marker: &str) -> String {
     format!("From: a@sender.example\nTo: b@example.com\nSubject: {subject}\n\nHello.\n{marker}\n")
+}
+
+/// Base64 with lines of 76 characters, as MIME wants it.
+pub fn base64(data: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for (i, chunk) in data.chunks(3).enumerate() {
+        if i > 0 && i % 19 == 0 {
+            out.push('\n');
+        }
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * k) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A message with a text part holding `marker` and one base64 attachment.
+pub fn with_attachment(marker: &str, name: &str, ctype: &str, data: &[u8]) -> String {
+    format!(
+        "From: a@sender.example\nTo: b@example.com\nSubject: attachment\nMIME-Version: 1.0\n\
+         Content-Type: multipart/mixed; boundary=\"XX\"\n\n--XX\nContent-Type: text/plain\n\n\
+         {marker}\n--XX\nContent-Type: {ctype}; name=\"{name}\"\n\
+         Content-Disposition: attachment; filename=\"{name}\"\n\
+         Content-Transfer-Encoding: base64\n\n{}\n--XX--\n",
+        base64(data)
+    )
 }

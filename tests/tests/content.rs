@@ -3,15 +3,13 @@
 //! the quarantine commands, all through SMTP against a real gateway.
 
 use std::fs;
-use std::io::{Cursor, Read, Write};
+use std::io::{Cursor, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
-use mailgate_tests::{Backend, Client, Gateway, message, wait_for};
+use mailgate_tests::{Backend, Clamd, Client, EICAR, Gateway, message, wait_for, with_attachment};
 
-const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
 
 /// A directory the scanner may be chrooted into: reachable by its user.
@@ -46,42 +44,6 @@ fn send(gateway: &Gateway, message: &str) -> String {
     reply
 }
 
-fn base64(data: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for (i, chunk) in data.chunks(3).enumerate() {
-        if i > 0 && i % 19 == 0 {
-            out.push('\n');
-        }
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for k in 0..4 {
-            if k <= chunk.len() {
-                out.push(TABLE[(n >> (18 - 6 * k) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// A message with a text part and one base64 attachment.
-fn with_attachment(marker: &str, name: &str, ctype: &str, data: &[u8]) -> String {
-    format!(
-        "From: a@sender.example\nTo: b@example.com\nSubject: attachment\nMIME-Version: 1.0\n\
-         Content-Type: multipart/mixed; boundary=\"XX\"\n\n--XX\nContent-Type: text/plain\n\n\
-         {marker}\n--XX\nContent-Type: {ctype}; name=\"{name}\"\n\
-         Content-Disposition: attachment; filename=\"{name}\"\n\
-         Content-Transfer-Encoding: base64\n\n{}\n--XX--\n",
-        base64(data)
-    )
-}
-
 fn zip_of(name: &str, data: &[u8]) -> Vec<u8> {
     let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default()
@@ -100,14 +62,6 @@ fn pe_program() -> Vec<u8> {
     data
 }
 
-/// Debian's clamd, on a private socket under the scanner's directory, with
-/// a signature database written here: one signature for the EICAR string.
-struct Clamd {
-    child: Child,
-    socket: PathBuf,
-    log: PathBuf,
-}
-
 /// How a message reached clamd.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Transfer {
@@ -118,51 +72,12 @@ enum Transfer {
     Instream,
 }
 
-impl Clamd {
-    fn start(home: &Path) -> Clamd {
-        let dir = home.join("clamd");
-        let db = dir.join("db");
-        fs::create_dir_all(&db).expect("clamd dirs");
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
-        let hex: String = EICAR.bytes().map(|b| format!("{b:02x}")).collect();
-        fs::write(
-            db.join("mailgate-test.ndb"),
-            format!("Mailgate.Test.EICAR:0:*:{hex}\n"),
-        )
-        .expect("signature");
-        let socket = dir.join("clamd.sock");
-        let log = dir.join("clamd.log");
-        let conf = dir.join("clamd.conf");
-        fs::write(
-            &conf,
-            format!(
-                "Foreground yes\nLocalSocket {}\nLocalSocketMode 666\nDatabaseDirectory {}\n\
-                 LogFile {}\nLogClean yes\n",
-                socket.display(),
-                db.display(),
-                log.display()
-            ),
-        )
-        .expect("clamd.conf");
-        let child = Command::new("clamd")
-            .arg(format!("--config-file={}", conf.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("clamd (Debian package clamav-daemon) must be installed");
-        let clamd = Clamd { child, socket, log };
-        wait_for("clamd to answer PING", || {
-            let mut s = UnixStream::connect(&clamd.socket).ok()?;
-            s.write_all(b"zPING\0").ok()?;
-            let mut answer = String::new();
-            s.read_to_string(&mut answer).ok()?;
-            answer.starts_with("PONG").then_some(())
-        });
-        clamd
-    }
+/// What clamd's log shows of the scans it made.
+trait ScanLog {
+    fn wait_for_scans(&self, count: usize, transfer: Transfer);
 }
 
-impl Clamd {
+impl ScanLog for Clamd {
     /// Waits until clamd has logged `count` scan results (LogClean makes it
     /// log clean ones too), then checks that each arrived by `transfer`.
     fn wait_for_scans(&self, count: usize, transfer: Transfer) {
@@ -186,13 +101,6 @@ impl Clamd {
             };
             assert_eq!(by, transfer, "{line}");
         }
-    }
-}
-
-impl Drop for Clamd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

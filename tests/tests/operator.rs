@@ -270,7 +270,13 @@ fn the_debian_package_installs_upgrades_starts_and_purges() {
     );
     // The users, made by postinst in the root's own account files.
     let passwd = fs::read_to_string(r.join("etc/passwd")).unwrap();
-    for user in ["mailgate:", "mailgate-scan:", "mailgate-tls:"] {
+    for user in [
+        "mailgate:",
+        "mailgate-smtpd:",
+        "mailgate-relay:",
+        "mailgate-scan:",
+        "mailgate-tls:",
+    ] {
         assert!(passwd.contains(&format!("\n{user}")), "{passwd}");
     }
     // The manual pages, generated from the programs.

@@ -1,5 +1,6 @@
-//! The accept loop: each connection is checked against the allowed uid,
-//! then served one request at a time until it closes.
+//! The accept loop: each connection's peer is checked against the
+//! profile's callers (smtpd's and relay's uids), then served one request at
+//! a time until it closes.
 
 use std::future::Future;
 use std::os::fd::OwnedFd;
@@ -7,14 +8,24 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mailgate_ipc::peer::Callers;
 use mailgate_ipc::{Channel, IpcError};
 use mailgate_log::{fatal, warning};
-use mailgate_tls::protocol::Request;
+use mailgate_tls::protocol::{Reply, Request};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::store::Store;
+
+/// Which callers may ask for what: TLS handshake signatures for smtpd and
+/// relay, DKIM signatures for cleanup (mail_owner). The profile's callers
+/// decide who may connect at all.
+#[derive(Clone, Debug, Default)]
+pub struct Roles {
+    pub tls: Vec<u32>,
+    pub dkim: u32,
+}
 
 /// A connection that sends nothing for this long is closed.
 const IDLE: Duration = Duration::from_secs(300);
@@ -24,7 +35,8 @@ const STOP_GRACE: Duration = Duration::from_secs(1);
 pub async fn serve(
     listener: OwnedFd,
     store: Store,
-    allowed_uid: u32,
+    callers: Arc<Callers>,
+    roles: Roles,
     limit: usize,
     shutdown: impl Future<Output = ()>,
 ) -> ExitCode {
@@ -35,14 +47,15 @@ pub async fn serve(
             return ExitCode::FAILURE;
         }
     };
-    run(listener, Arc::new(store), allowed_uid, limit, shutdown).await;
+    run(listener, Arc::new(store), &callers, &roles, limit, shutdown).await;
     ExitCode::SUCCESS
 }
 
 async fn run(
     listener: UnixListener,
     store: Arc<Store>,
-    allowed_uid: u32,
+    callers: &Callers,
+    roles: &Roles,
     limit: usize,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -68,24 +81,23 @@ async fn run(
                 }
             },
         };
-        match stream.peer_cred() {
-            Ok(cred) if cred.uid() == allowed_uid || cred.uid() == 0 => {}
-            Ok(cred) => {
+        let uid = match callers.check(&stream) {
+            Ok(peer) => peer.uid,
+            Err(refusal) => {
                 warning!(
-                    "refusing a connection from uid {} (pid {:?}): only mail_owner's processes may ask for signatures",
-                    cred.uid(),
-                    cred.pid()
+                    "refusing a connection to service {}: {refusal}",
+                    callers.service()
                 );
                 continue;
             }
-            Err(e) => {
-                warning!("cannot tell who connected: {e}");
-                continue;
-            }
-        }
+        };
+        let may = May {
+            tls: roles.tls.contains(&uid),
+            dkim: roles.dkim == uid,
+        };
         let store = Arc::clone(&store);
         connections.spawn(async move {
-            connection(stream, &store).await;
+            connection(stream, &store, may).await;
             drop(permit);
         });
         while connections.try_join_next().is_some() {}
@@ -101,7 +113,14 @@ async fn run(
     connections.shutdown().await;
 }
 
-async fn connection(stream: UnixStream, store: &Store) {
+/// What one connection's peer may ask.
+#[derive(Clone, Copy)]
+struct May {
+    tls: bool,
+    dkim: bool,
+}
+
+async fn connection(stream: UnixStream, store: &Store, may: May) {
     let mut channel = Channel::new(stream);
     loop {
         let request = match tokio::time::timeout(IDLE, channel.recv::<Request>()).await {
@@ -112,7 +131,19 @@ async fn connection(stream: UnixStream, store: &Store) {
             }
             Ok(Ok((request, _fds))) => request,
         };
-        let reply = store.answer(request);
+        let dkim = matches!(
+            request,
+            Request::DkimAlgorithm { .. } | Request::DkimSign { .. }
+        );
+        let reply = if dkim && !may.dkim {
+            warning!("refusing a DKIM request from a process that is not cleanup (mail_owner)");
+            Reply::Refused("only cleanup may ask for DKIM signatures".into())
+        } else if !dkim && !may.tls {
+            warning!("refusing a TLS request from a process that is neither smtpd nor relay");
+            Reply::Refused("only smtpd and relay may ask for TLS keys".into())
+        } else {
+            store.answer(request)
+        };
         if let Err(e) = channel.send(&reply, &[]).await {
             warning!("cannot answer: {e}");
             return;
@@ -147,10 +178,19 @@ mod tests {
         let socket = dir.path().join("tlskeys");
         let listener = UnixListener::bind(&socket).unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let uid = nix::unistd::geteuid().as_raw();
-        let server = tokio::spawn(run(listener, Arc::new(store), uid, 4, async {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(async move {
+            let callers = Callers::same_user("tlskeys");
+            // This process may ask for TLS signatures, not for DKIM ones.
+            let me = nix::unistd::geteuid().as_raw();
+            let roles = Roles {
+                tls: vec![me],
+                dkim: me + 1,
+            };
+            run(listener, Arc::new(store), &callers, &roles, 4, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
 
         let client = KeyClient::new(socket, Duration::from_secs(5));
         let keys = {
@@ -198,6 +238,13 @@ mod tests {
         tls.read_to_string(&mut text).await.unwrap();
         assert_eq!(text, "hello over tls");
         accept.await.unwrap();
+        let reply = client
+            .call(&Request::DkimAlgorithm { key: "k".into() })
+            .unwrap();
+        assert!(
+            matches!(&reply, Reply::Refused(why) if why.contains("only cleanup")),
+            "{reply:?}"
+        );
         stop.send(()).unwrap();
         server.await.unwrap();
     }

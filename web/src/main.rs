@@ -137,7 +137,7 @@ fn main() -> ExitCode {
         log: settings.log,
         tls: settings.tls.is_some(),
     });
-    worker.enter_sandbox(&profiles::WEB);
+    let mut worker = worker.enter_sandbox(&profiles::WEB);
     let shutdown = worker.shutdown();
     let runtime = worker.runtime(2);
     runtime.block_on(async move {

@@ -23,6 +23,10 @@ const TABLE_PARAMETERS: &[&str] = &[
     "rbl_reply_maps",
     "greylist_whitelist_clients",
     "greylist_whitelist_recipients",
+    "virtual_alias_maps",
+    "canonical_maps",
+    "sender_canonical_maps",
+    "recipient_canonical_maps",
 ];
 
 /// Parameters whose items are words or lookup tables (Postfix's string
@@ -127,6 +131,29 @@ impl Checker {
                         format!("{name} = yes needs content_scanner: the scanner runs the check"),
                     ));
                 }
+            }
+        }
+        // What the scanner would refuse to start with.
+        for (name, allowed) in [
+            ("virus_action", &["reject", "quarantine", "discard"][..]),
+            ("banned_action", &["reject", "quarantine", "discard"]),
+            ("spam_kill_action", &["reject", "quarantine", "discard"]),
+            (
+                "banned_unchecked_action",
+                &["reject", "quarantine", "discard", "pass"],
+            ),
+        ] {
+            let value = main.get(name);
+            if !allowed.iter().any(|a| a.eq_ignore_ascii_case(value.trim())) {
+                let (file, line) = main
+                    .origin(name)
+                    .map(|(f, l)| (f.to_path_buf(), l))
+                    .unwrap_or_else(|| (main.config_dir().join("main.cf"), 0));
+                self.diagnostics.push(Diagnostic::new(
+                    &file,
+                    line,
+                    format!("{name} = {value}: expected {}", allowed.join(", ")),
+                ));
             }
         }
     }
@@ -252,7 +279,7 @@ impl Checker {
             }
         }
         let parents = config.list("parent_domain_matches_subdomains");
-        for name in ["relay_domains", "mydestination"] {
+        for name in ["relay_domains", "mydestination", "virtual_alias_domains"] {
             let listed = parents.iter().any(|p| p == name);
             let value = config.get(name);
             self.once(config, name, &value, |_| {
@@ -648,6 +675,29 @@ relay     unix  -       -       y       -       -       relay
             line: 0,
         };
         assert!(check(d, &[fixed]).errors.is_empty());
+    }
+
+    #[test]
+    fn scanner_actions_must_be_known() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "main.cf",
+            "myhostname = gw.example.com\nbanned_unchecked_action = deliver\nbanned_action = pass\n",
+        );
+        write(dir.path(), "master.cf", "smtp inet n - y - - smtpd\n");
+        let errs = run(dir.path());
+        assert!(
+            errs.iter().any(|e| e.contains(
+                "main.cf:2: banned_unchecked_action = deliver: expected reject, quarantine, discard, pass"
+            )),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("main.cf:3: banned_action = pass")),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -151,6 +151,14 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
         "The unprivileged user the workers run as and who owns the spool; never root.",
     ),
     (
+        "smtpd_owner",
+        "The user smtpd runs as, in mail_owner's group: a uid of its own, so qmgr, relay and the scanner refuse it.",
+    ),
+    (
+        "relay_owner",
+        "The user relay runs as: a uid and group of its own, which reach no socket of the spool.",
+    ),
+    (
         "syslog_name",
         "The program name prefix on every log line (mailgate/smtpd[pid]); pflogsumm --syslog-name reads it.",
     ),
@@ -302,6 +310,26 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
         "Tables that rewrite recipient addresses.",
     ),
     (
+        "virtual_alias_domains",
+        "Domains whose users are only those virtual_alias_maps lists (others: User unknown in virtual alias table).",
+    ),
+    (
+        "virtual_alias_recursion_limit",
+        "How deep virtual alias results may be expanded again before the message is deferred.",
+    ),
+    (
+        "virtual_alias_expansion_limit",
+        "How many addresses one recipient may expand into before the message is deferred.",
+    ),
+    (
+        "propagate_unmatched_extensions",
+        "Where an address extension the tables did not match is carried over to the result (canonical, virtual).",
+    ),
+    (
+        "unknown_virtual_alias_reject_code",
+        "The reply code for a user virtual_alias_maps does not list in a virtual alias domain.",
+    ),
+    (
         "recipient_delimiter",
         "The separator of address extensions (user+ext), for table lookups.",
     ),
@@ -428,6 +456,30 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
         "What to do with a banned attachment: reject, quarantine or discard.",
     ),
     (
+        "smtp_line_length_limit",
+        "Lines longer than this go out broken with CRLF and a space, as Postfix breaks them (0: never).",
+    ),
+    (
+        "smtp_mx_address_limit",
+        "The most IP addresses one delivery tries, from all MX hosts together (0: no limit), as Postfix.",
+    ),
+    (
+        "smtp_mx_session_limit",
+        "The most SMTP sessions (past the greeting and EHLO) one delivery opens before it gives up (0: no limit), as Postfix.",
+    ),
+    (
+        "smtp_delivery_time_limit",
+        "The most one delivery may take, lookups, connections and sessions together; then its recipients are deferred (mailgate).",
+    ),
+    (
+        "proxy_interfaces",
+        "Addresses on which this gateway receives mail through a proxy or NAT: mail to port 25 of one of them loops back, as Postfix.",
+    ),
+    (
+        "banned_unchecked_action",
+        "What to do with content the banned check cannot look into (encrypted or damaged archive members, unknown compression methods, unreadable archives, archives nested deeper than scanner_archive_depth, message/rfc822 parts nested deeper than 16): reject (default), quarantine, discard, or pass (amavisd-new's default for UNCHECKED: delivered with an X-Unchecked-Content header).",
+    ),
+    (
         "banned_filename_re",
         "Extra regular expressions of banned attachment names.",
     ),
@@ -446,6 +498,10 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     (
         "scanner_archive_depth",
         "How deep the scanner looks into nested zip, gzip and tar archives.",
+    ),
+    (
+        "spam_message_size_limit",
+        "The spam engine reads at most this many bytes of a message (the rest is cut at a line end), as amavisd-new's sa_mail_body_size_limit: bounds its time and memory per message.",
     ),
     (
         "scanner_archive_max_size",

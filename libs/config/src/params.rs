@@ -52,6 +52,10 @@ static PARAMS: &[Param] = &[
     p("myorigin", "$myhostname", Str),
     p("mail_name", "mailgate", Str),
     p("mail_owner", "mailgate", Str),
+    // The users smtpd and relay run as (mailgate): their own uids, so the
+    // services they must not call can refuse them.
+    p("smtpd_owner", "mailgate-smtpd", Str),
+    p("relay_owner", "mailgate-relay", Str),
     p("syslog_name", "mailgate", Str),
     p("maillog_file", "", Str),
     p("compatibility_level", "3.6", Str),
@@ -102,6 +106,10 @@ static PARAMS: &[Param] = &[
     p("sender_canonical_maps", "", List),
     p("recipient_canonical_maps", "", List),
     p("recipient_delimiter", "", Str),
+    p("virtual_alias_domains", "$virtual_alias_maps", List),
+    p("virtual_alias_recursion_limit", "1000", Int),
+    p("virtual_alias_expansion_limit", "1000", Int),
+    p("propagate_unmatched_extensions", "canonical, virtual", List),
     p("content_filter", "", Str),
     p("receive_override_options", "", List),
     p("dns_nameservers", "", List),
@@ -135,10 +143,11 @@ static PARAMS: &[Param] = &[
     p("virus_action", "reject", Str),
     p("virus_admin", "", Str),
     p("banned_action", "reject", Str),
+    p("banned_unchecked_action", "reject", Str),
     p("banned_filename_re", "", List),
     p(
         "banned_filename_extensions",
-        "exe scr pif bat cmd com vbs vbe js jse hta cpl lnk msi msp wsf wsh reg dll ocx shb shs vxd ps1 jar application gadget msc",
+        "exe scr pif bat cmd com vbs vbe js jse hta cpl lnk msi msp wsf wsh reg dll ocx shb shs vxd ps1 jar application gadget msc iso img vhd vhdx one",
         List,
     ),
     p(
@@ -151,6 +160,7 @@ static PARAMS: &[Param] = &[
     p("scanner_archive_max_size", "52428800", Size),
     p("scanner_archive_max_ratio", "100", Int),
     p("scanner_archive_max_entries", "1000", Int),
+    p("spam_message_size_limit", "409600", Size),
     p("spam_tag_level", "-999", Score),
     // SpamAssassin's own required_score: X-Spam-Flag marks what SpamAssassin would.
     p("spam_tag2_level", "5", Score),
@@ -243,6 +253,7 @@ static PARAMS: &[Param] = &[
         List,
     ),
     p("unknown_relay_recipient_reject_code", "550", Int),
+    p("unknown_virtual_alias_reject_code", "550", Int),
     p("unknown_local_recipient_reject_code", "550", Int),
     p("unverified_recipient_reject_code", "450", Int),
     p("relay_domains_reject_code", "554", Int),
@@ -487,6 +498,11 @@ static PARAMS: &[Param] = &[
     p("smtp_data_done_timeout", "600s", Time('s')),
     p("smtp_quit_timeout", "300s", Time('s')),
     p("smtp_helo_name", "$myhostname", Str),
+    p("smtp_mx_address_limit", "5", Int),
+    p("smtp_line_length_limit", "998", Int),
+    p("smtp_mx_session_limit", "2", Int),
+    p("smtp_delivery_time_limit", "3600s", Time('s')),
+    p("proxy_interfaces", "", List),
     p("smtp_send_xforward_command", "no", Bool),
     // Master and process management.
     p("default_process_limit", "100", Int),

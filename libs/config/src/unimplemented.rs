@@ -69,26 +69,6 @@ static TABLE: &[Unimplemented] = &[
         EMPTY,
         "only meaningful with content_filter, which is not implemented",
     ),
-    w(
-        "virtual_alias_maps",
-        EMPTY,
-        "address rewriting is not implemented",
-    ),
-    w(
-        "canonical_maps",
-        EMPTY,
-        "address rewriting is not implemented",
-    ),
-    w(
-        "sender_canonical_maps",
-        EMPTY,
-        "address rewriting is not implemented",
-    ),
-    w(
-        "recipient_canonical_maps",
-        EMPTY,
-        "address rewriting is not implemented",
-    ),
     w("alias_maps", EMPTY, NO_LOCAL),
     w("alias_database", EMPTY, NO_LOCAL),
     w("local_recipient_maps", EMPTY, NO_LOCAL),

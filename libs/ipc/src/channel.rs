@@ -4,14 +4,16 @@
 //! that many bytes of postcard. Descriptors travel with SCM_RIGHTS in the same
 //! sendmsg as the frame's first byte, so they have always arrived by the time
 //! the frame is complete; the receiver queues them and hands each frame the
-//! count its header names.
+//! count its header names. Descriptors no frame announced are closed and the
+//! connection refused: a peer cannot make the receiver hold descriptors it
+//! never asked for.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::Interest;
@@ -65,6 +67,8 @@ pub struct Channel {
     /// stay small.
     scratch: Vec<u8>,
     fds: VecDeque<OwnedFd>,
+    /// Who connected, when a service checked it on accept.
+    peer: Option<crate::peer::PeerCred>,
 }
 
 impl Channel {
@@ -74,7 +78,29 @@ impl Channel {
             inbuf: Vec::new(),
             scratch: vec![0; 64 * 1024],
             fds: VecDeque::new(),
+            peer: None,
         }
+    }
+
+    /// A connection a service accepted from `peer` (checked by its callers).
+    pub fn accepted(stream: UnixStream, peer: crate::peer::PeerCred) -> Channel {
+        let mut channel = Channel::new(stream);
+        channel.peer = Some(peer);
+        channel
+    }
+
+    /// The peer checked on accept, for log lines.
+    pub fn peer(&self) -> Option<crate::peer::PeerCred> {
+        self.peer
+    }
+
+    /// Logs that a request from this connection's peer is refused, and why.
+    pub fn log_refusal(&self, why: impl std::fmt::Display) {
+        let peer = self
+            .peer
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "an unknown peer".into());
+        mailgate_log::warning!("refusing a request from {peer}: {why}");
     }
 
     /// Connects to a service socket such as `private/cleanup`.
@@ -121,6 +147,11 @@ impl Channel {
         Ok(())
     }
 
+    /// The stream, for the peer's credentials.
+    pub fn stream(&self) -> &UnixStream {
+        &self.stream
+    }
+
     /// Receives one message and the descriptors that came with it.
     pub async fn recv<M: DeserializeOwned>(&mut self) -> Result<(M, Vec<OwnedFd>), IpcError> {
         loop {
@@ -132,15 +163,29 @@ impl Channel {
                     ));
                 }
                 let fds = self.fds.drain(..nfds).collect();
+                // Descriptors travel with the first byte of their frame: with
+                // no next frame begun, any left over were never announced.
+                if self.inbuf.is_empty() && !self.fds.is_empty() {
+                    self.fds.clear();
+                    return Err(IpcError::Protocol(
+                        "descriptors that no frame announced".into(),
+                    ));
+                }
                 return Ok((message, fds));
             }
             let socket = self.stream.as_raw_fd();
             let scratch = &mut self.scratch;
-            let (n, fds) = self
+            let (n, fds, truncated) = self
                 .stream
                 .async_io(Interest::READABLE, || recv_with_fds(socket, scratch))
                 .await?;
             self.fds.extend(fds);
+            if truncated || self.fds.len() > MAX_FDS_PER_FRAME {
+                self.fds.clear();
+                return Err(IpcError::Protocol(
+                    "more descriptors than a frame may carry".into(),
+                ));
+            }
             if n == 0 {
                 return Err(if self.inbuf.is_empty() {
                     IpcError::Closed
@@ -199,27 +244,62 @@ fn encode<M: Serialize>(message: &M, nfds: usize) -> Result<Vec<u8>, IpcError> {
     Ok(frame)
 }
 
-fn recv_with_fds(socket: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
-    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS_PER_FRAME]);
-    let mut iov = [IoSliceMut::new(buf)];
-    let msg = recvmsg::<()>(
-        socket,
-        &mut iov,
-        Some(&mut cmsg_space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(io::Error::from)?;
+/// One recvmsg: the bytes, the descriptors, and whether the kernel had to
+/// drop descriptors that did not fit (it closes those). Written on libc
+/// rather than nix's recvmsg because that one reports a truncated control
+/// buffer as an error before handing over the descriptors that did arrive,
+/// which would then stay open in this process for good.
+fn recv_with_fds(socket: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>, bool)> {
+    // Room for one SCM_RIGHTS message of MAX_FDS_PER_FRAME descriptors,
+    // in u64s so the buffer is aligned for cmsghdr.
+    let mut control = [0u64; 8];
+    const _: () = assert!(
+        (MAX_FDS_PER_FRAME * std::mem::size_of::<RawFd>()) + 16 <= 8 * 8,
+        "the control buffer holds a full frame's descriptors"
+    );
+    let space = std::mem::size_of_val(&control);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid (no name, no iov, no control).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space.min(cmsg_space()) as _;
+    // SAFETY: msg points at buffers (iov over `buf`, `control`) that outlive
+    // the call and whose lengths it states.
+    let n = unsafe { libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
     let mut fds = Vec::new();
-    for cmsg in msg.cmsgs().map_err(io::Error::from)? {
-        if let ControlMessageOwned::ScmRights(received) = cmsg {
-            for fd in received {
-                // SAFETY: the kernel just installed this descriptor in our
-                // table for us with SCM_RIGHTS; nothing else owns it.
-                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+    // SAFETY: msg was filled by recvmsg; CMSG_FIRSTHDR/CMSG_NXTHDR walk the
+    // control buffer within msg_controllen, and each SCM_RIGHTS message
+    // holds (cmsg_len - CMSG_LEN(0)) / size_of::<c_int>() descriptors.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                let bytes = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                for i in 0..bytes / std::mem::size_of::<RawFd>() {
+                    // The kernel just installed this descriptor in our table
+                    // for us; nothing else owns it.
+                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                }
             }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
     }
-    Ok((msg.bytes, fds))
+    Ok((n as usize, fds, msg.msg_flags & libc::MSG_CTRUNC != 0))
+}
+
+/// CMSG_SPACE of a full frame's descriptors.
+fn cmsg_space() -> usize {
+    // SAFETY: CMSG_SPACE only computes a length.
+    unsafe { libc::CMSG_SPACE((MAX_FDS_PER_FRAME * std::mem::size_of::<RawFd>()) as u32) as usize }
 }
 
 #[cfg(test)]
@@ -263,6 +343,49 @@ mod tests {
         assert!(fds.is_empty());
         drop(sender.await.unwrap());
         assert!(matches!(b.recv::<Msg>().await, Err(IpcError::Closed)));
+    }
+
+    /// Raw frame bytes with descriptors, as a hostile peer might send them.
+    fn send_raw(socket: &UnixStream, bytes: &[u8], fds: &[RawFd]) {
+        let iov = [IoSlice::new(bytes)];
+        let rights = [ControlMessage::ScmRights(fds)];
+        sendmsg::<()>(socket.as_raw_fd(), &iov, &rights, MsgFlags::empty(), None).unwrap();
+    }
+
+    #[tokio::test]
+    async fn unannounced_descriptors_are_closed_and_refused() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut b = Channel::new(b);
+        let file = tempfile::tempfile().unwrap();
+        // A frame that announces no descriptor, sent with two.
+        let frame = encode(&Msg::Hello("x".into()), 0).unwrap();
+        a.writable().await.unwrap();
+        send_raw(&a, &frame, &[file.as_raw_fd(), file.as_raw_fd()]);
+        let got = b.recv::<Msg>().await;
+        assert!(
+            matches!(&got, Err(IpcError::Protocol(m)) if m.contains("no frame announced")),
+            "{:?}",
+            got.map(|(m, _)| m)
+        );
+        assert!(b.fds.is_empty(), "the descriptors are not kept");
+    }
+
+    #[tokio::test]
+    async fn more_descriptors_than_a_frame_carries_are_refused() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut b = Channel::new(b);
+        let file = tempfile::tempfile().unwrap();
+        let frame = encode(&Msg::Hello("x".into()), 1).unwrap();
+        a.writable().await.unwrap();
+        let many = [file.as_raw_fd(); MAX_FDS_PER_FRAME + 1];
+        send_raw(&a, &frame[..1], &many);
+        let got = b.recv::<Msg>().await;
+        assert!(
+            matches!(&got, Err(IpcError::Protocol(m)) if m.contains("more descriptors")),
+            "{:?}",
+            got.map(|(m, _)| m)
+        );
+        assert!(b.fds.is_empty());
     }
 
     #[tokio::test]

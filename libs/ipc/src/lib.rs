@@ -6,10 +6,12 @@ pub mod auth;
 pub mod channel;
 pub mod envelope;
 pub mod handoff;
+pub mod peer;
 pub mod protocol;
 pub mod queue_file;
 pub mod server;
 pub mod spool;
 pub mod submit;
+pub mod validate;
 
 pub use channel::{Channel, IpcError};

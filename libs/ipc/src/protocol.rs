@@ -14,10 +14,13 @@ pub mod cleanup {
     #[derive(Debug, Serialize, Deserialize)]
     pub enum Request {
         Begin,
-        /// Carries one descriptor: the content, CRLF line ends, not dot-stuffed.
+        /// Carries one descriptor: the content, CRLF line ends, not
+        /// dot-stuffed, in a memfd sealed against any change, of `size`
+        /// bytes. cleanup refuses any other descriptor.
         Commit {
             envelope: Box<Envelope>,
             actions: Actions,
+            size: u64,
         },
     }
 
@@ -70,6 +73,8 @@ pub mod cleanup {
 pub mod scanner {
     use serde::{Deserialize, Serialize};
 
+    use crate::envelope::ClientInfo;
+
     #[derive(Debug, Serialize, Deserialize)]
     pub struct Request {
         /// For the scanner's log lines.
@@ -77,9 +82,14 @@ pub mod scanner {
         pub sender: String,
         /// Per-recipient policy (spam lovers, bypass maps) looks at these.
         pub recipients: Vec<String>,
-        pub client_addr: String,
-        /// The HELO name, for SPF and the Authentication-Results header.
-        pub helo: String,
+        /// The client as smtpd saw it (address, verified name, HELO,
+        /// protocol), as amavisd-new learns it from Postfix's XFORWARD.
+        pub client: ClientInfo,
+        /// The Received header cleanup adds for that client, exactly as it
+        /// will be queued: the spam engine's trust path starts with it.
+        pub received: String,
+        /// The size of the sealed content the request carries.
+        pub size: u64,
         /// Where the message came from and smtpd's SPF results.
         pub sender_auth: crate::auth::SenderAuth,
     }

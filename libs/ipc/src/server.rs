@@ -1,7 +1,8 @@
 //! The accept loop of a service that listens on its inherited Unix socket:
-//! at most `limit` connections at once (excess ones wait in the listen
-//! backlog, like Postfix's process limit), and on shutdown it stops
-//! accepting and lets the connections in progress finish.
+//! only the peers its callers admit (by SO_PEERCRED uid; others are closed
+//! at once, with a log line), at most `limit` connections at once (excess
+//! ones wait in the listen backlog, like Postfix's process limit), and on
+//! shutdown it stops accepting and lets the connections in progress finish.
 
 use std::future::Future;
 use std::os::fd::OwnedFd;
@@ -12,6 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::channel::Channel;
+use crate::peer::Callers;
 
 pub fn unix_listener(fd: OwnedFd) -> std::io::Result<UnixListener> {
     let listener = std::os::unix::net::UnixListener::from(fd);
@@ -25,6 +27,7 @@ pub async fn serve_unix<H, F>(
     listener: UnixListener,
     limit: usize,
     shutdown: impl Future<Output = ()>,
+    callers: &Callers,
     handler: H,
 ) where
     H: Fn(Channel) -> F,
@@ -52,7 +55,17 @@ pub async fn serve_unix<H, F>(
                 }
             },
         };
-        let session = handler(Channel::new(stream));
+        let peer = match callers.check(&stream) {
+            Ok(peer) => peer,
+            Err(refusal) => {
+                mailgate_log::warning!(
+                    "refusing a connection to service {}: {refusal}",
+                    callers.service()
+                );
+                continue;
+            }
+        };
+        let session = handler(Channel::accepted(stream, peer));
         sessions.spawn(async move {
             session.await;
             drop(permit);

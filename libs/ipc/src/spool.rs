@@ -24,8 +24,10 @@ pub const DATA: &str = "data";
 pub const MESSAGE_QUEUES: [&str; 6] = [INCOMING, ACTIVE, DEFERRED, HOLD, QUARANTINE, CORRUPT];
 
 /// Every directory of the spool with its mode; owned by mail_owner except
-/// pid/ (root's). private/ is closed to others: only mailgate's own
-/// processes may connect to its sockets.
+/// pid/ (root's). private/ and public/ let mail_owner's group through
+/// (smtpd runs in it, under a uid of its own) and nobody else; each socket's
+/// own mode (0600, or 0660 for those smtpd may call) and each service's
+/// check of its peer's uid decide who may connect.
 pub const LAYOUT: [(&str, u32); 10] = [
     (INCOMING, 0o700),
     (ACTIVE, 0o700),
@@ -33,7 +35,7 @@ pub const LAYOUT: [(&str, u32); 10] = [
     (HOLD, 0o700),
     (QUARANTINE, 0o700),
     (CORRUPT, 0o700),
-    (PRIVATE, 0o700),
+    (PRIVATE, 0o710),
     (PUBLIC, 0o710),
     (PID, 0o755),
     (DATA, 0o700),

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Seek, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -74,6 +74,19 @@ pub struct Content {
 /// start.
 pub struct SealedContent {
     file: File,
+}
+
+impl SealedContent {
+    /// Its size in bytes, as the request announces it.
+    pub fn size(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+}
+
+impl AsFd for SealedContent {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
 }
 
 impl Content {
@@ -183,9 +196,11 @@ impl CleanupSession {
         actions: Actions,
         content: &SealedContent,
     ) -> Result<Committed, SubmitError> {
+        let size = content.size().map_err(SubmitError::Content)?;
         let request = Request::Commit {
             envelope: Box::new(envelope),
             actions,
+            size,
         };
         let fds = [content.file.as_fd()];
         // Boxed for the reason given in `begin`.

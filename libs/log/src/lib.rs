@@ -9,7 +9,7 @@
 
 use std::fmt::Arguments;
 use std::io::Write;
-use std::sync::RwLock;
+use std::sync::{Once, RwLock};
 
 struct Identity {
     host: String,
@@ -17,22 +17,28 @@ struct Identity {
     pid: u32,
 }
 
-/// Set by [`init`]; set again when a worker has read its syslog_name
-/// (a master.cf `-o syslog_name=...` names the service in its lines).
+/// Who is writing: set by [`init`], replaced by a later call (a process
+/// names itself before it has read `syslog_name`, then again after).
 static IDENTITY: RwLock<Option<Identity>> = RwLock::new(None);
+static TZSET: Once = Once::new();
 
 unsafe extern "C" {
     /// POSIX tzset(3); the libc crate does not bind it.
     fn tzset();
 }
 
-/// Sets the program name (`mailgate/smtpd`) and the host name shown on each
-/// line, and reads the time zone while /etc/localtime is still reachable.
-/// Call once, before chroot.
+/// Sets the program name (`mailgate/smtpd`: main.cf's `syslog_name`, then
+/// the service) and the host name shown on each line, and reads the time
+/// zone while /etc/localtime is still reachable. The first call must come
+/// before chroot and before any thread starts; a later call (once the
+/// configuration is read, or after a reload) replaces the name.
 pub fn init(syslog_name: &str, service: &str) {
-    // SAFETY: tzset only reads TZ and /etc/localtime into libc's globals; it
-    // is called before any thread exists in the process that could race it.
-    unsafe { tzset() };
+    TZSET.call_once(|| {
+        // SAFETY: tzset only reads TZ and /etc/localtime into libc's
+        // globals; the first init runs before any thread exists in the
+        // process that could race it, and later ones skip it.
+        unsafe { tzset() }
+    });
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -44,9 +50,7 @@ pub fn init(syslog_name: &str, service: &str) {
         program: format!("{syslog_name}/{service}"),
         pid: std::process::id(),
     };
-    *IDENTITY
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(identity);
+    *IDENTITY.write().unwrap_or_else(|e| e.into_inner()) = Some(identity);
 }
 
 /// Severity prefixes as Postfix writes them.
@@ -71,9 +75,7 @@ impl Level {
 
 /// Formats one log line (without the trailing newline).
 pub fn format_line(level: Level, args: Arguments<'_>) -> String {
-    let identity = IDENTITY
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let identity = IDENTITY.read().unwrap_or_else(|e| e.into_inner());
     let (host, program, pid) = match identity.as_ref() {
         Some(id) => (id.host.as_str(), id.program.as_str(), id.pid),
         None => ("localhost", "mailgate", std::process::id()),
@@ -87,14 +89,41 @@ pub fn format_line(level: Level, args: Arguments<'_>) -> String {
 
 /// Writes one line to stderr in a single write.
 pub fn write(level: Level, args: Arguments<'_>) {
-    let mut line = format_line(level, args);
-    // A line is one record: a newline inside it (from a hostile peer's text)
-    // would forge a second record, so it is shown escaped.
-    if line.contains(['\n', '\r']) {
-        line = line.replace('\n', "\\n").replace('\r', "\\r");
-    }
+    let mut line = escape_controls(format_line(level, args));
     line.push('\n');
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// A line is one record, shown as text. A control character inside it
+/// (from a hostile peer's text: a header, an attachment name) would forge
+/// a second record (CR, LF, U+2028, U+2029), rewrite the terminal of
+/// whoever reads the log (ESC sequences), or hide text (BS, NUL, bidi
+/// overrides), so each is shown escaped: `\n`, `\r`, `\t`, `\x1B`,
+/// `\u{202E}`. A backslash is left as it is, as Postfix leaves it.
+pub fn escape_controls(line: String) -> String {
+    let hostile = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}')
+            || ('\u{202A}'..='\u{202E}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    if !line.contains(hostile) {
+        return line;
+    }
+    let mut out = String::with_capacity(line.len() + 16);
+    for c in line.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x80 && hostile(c) => {
+                out.push_str(&format!("\\x{:02X}", c as u32));
+            }
+            c if hostile(c) => out.push_str(&format!("\\u{{{:04X}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Broken-down local time for a Unix timestamp, in the zone read by
@@ -198,5 +227,19 @@ mod tests {
             && line.as_bytes()[3] == b' '
             && line[7..15].chars().filter(|c| *c == ':').count() == 2;
         assert!(re_ok, "unexpected shape: {line}");
+        // A later init (syslog_name read from main.cf) renames the program.
+        init("postfix-out", "smtpd");
+        let line = format_line(Level::Info, format_args!("x"));
+        assert!(line.contains(" postfix-out/smtpd["), "{line}");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let line = "name=\"a\x1b[2Jb\x07\x00c\td\re\nf\u{85}g\u{202E}h\u{2028}i \\ é\"";
+        assert_eq!(
+            escape_controls(line.to_string()),
+            "name=\"a\\x1B[2Jb\\x07\\x00c\\td\\re\\nf\\u{0085}g\\u{202E}h\\u{2028}i \\ é\""
+        );
+        assert_eq!(escape_controls("plain".into()), "plain");
     }
 }

@@ -1,6 +1,6 @@
 //! Giving up privilege, in the order that leaves no way back: chroot while
 //! still root, drop every capability set, then the groups, gid and uid, then
-//! forbid regaining privilege through exec.
+//! forbid regaining privilege through exec, then Landlock and seccomp.
 
 use std::path::Path;
 
@@ -8,6 +8,9 @@ use caps::CapSet;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::unistd::{Gid, Uid, User};
 
+use mailgate_config::MainConfig;
+
+use crate::landlock::{self, LandlockState};
 use crate::profiles::{Limit, Profile};
 use crate::seccomp::{self, Mode};
 
@@ -30,6 +33,9 @@ pub enum SandboxError {
         reason: String,
     },
     Seccomp {
+        reason: String,
+    },
+    Landlock {
         reason: String,
     },
     BadMode {
@@ -58,6 +64,9 @@ impl std::fmt::Display for SandboxError {
             }
             SandboxError::Seccomp { reason } => {
                 write!(f, "cannot install the seccomp filter: {reason}")
+            }
+            SandboxError::Landlock { reason } => {
+                write!(f, "cannot enforce the Landlock ruleset: {reason}")
             }
             SandboxError::BadMode { value } => {
                 write!(f, "sandbox_mode = {value}: expected enforce or log")
@@ -106,6 +115,19 @@ fn step<T, E: std::fmt::Display>(step: &'static str, r: Result<T, E>) -> Result<
     })
 }
 
+/// The identity a profile runs as: `user`'s uid with `group`'s gid (the
+/// same user for most; mail_owner's group for a service that must reach
+/// the sockets in public/ under a uid of its own).
+pub fn identity_in_group(
+    parameter: &'static str,
+    user: &str,
+    group_of: &Identity,
+) -> Result<Identity, SandboxError> {
+    let mut identity = lookup_user(parameter, user)?;
+    identity.gid = group_of.gid;
+    Ok(identity)
+}
+
 /// Where and as whom a profile puts a process; decided by the caller from
 /// the configuration (queue_directory, mail_owner, master.cf's chroot column).
 pub struct Placement<'a> {
@@ -116,14 +138,22 @@ pub struct Placement<'a> {
     /// The identity to drop to; None when the process is not root and has
     /// nothing to drop.
     pub identity: Option<&'a Identity>,
+    /// Where a profile's Landlock rules find the ports they name
+    /// (`Ports::Of`); None allows no such port.
+    pub config: Option<&'a MainConfig>,
 }
 
 /// Applies a profile to the calling process, in the order that leaves no way
-/// back: resource limits, chroot, capabilities, ids, no_new_privs, then the
-/// seccomp filters on every thread. Call while single-threaded. This is the
-/// one way into a sandbox: workers and the tests that prove the profiles
-/// both use it.
-pub fn enter(profile: &Profile, place: &Placement<'_>, mode: Mode) -> Result<(), SandboxError> {
+/// back: resource limits, chroot, capabilities, ids, no_new_privs, the
+/// Landlock ruleset, then the seccomp filters on every thread. Call while
+/// single-threaded. This is the one way into a sandbox: workers, the tools
+/// and the tests that prove the profiles all use it. Returns how far
+/// Landlock could confine the process (the kernel may not have it).
+pub fn enter(
+    profile: &Profile,
+    place: &Placement<'_>,
+    mode: Mode,
+) -> Result<LandlockState, SandboxError> {
     // Compiling allocates; done before anything is taken away.
     let filters = seccomp::compile(profile, mode)?;
     set_limits(profile.limits)?;
@@ -131,7 +161,9 @@ pub fn enter(profile: &Profile, place: &Placement<'_>, mode: Mode) -> Result<(),
         Some(identity) => confine(place.root, place.chdir_to, identity)?,
         None => confine_unprivileged(place.chdir_to)?,
     }
-    seccomp::install(&filters)
+    let landlock = landlock::restrict(profile, place.config)?;
+    seccomp::install(&filters)?;
+    Ok(landlock)
 }
 
 /// Sets a profile's resource limits. As root a limit may be raised; as

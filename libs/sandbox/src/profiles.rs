@@ -1,22 +1,31 @@
 //! What each service may do, in one place.
 //!
 //! Read each profile like an OpenBSD pledge line: where the process lives
-//! after start-up, as whom, within which resource limits, and which groups of
-//! system calls ("promises") it keeps. `seccomp.rs` turns the promises into
-//! the syscall allowlist; anything not promised kills the process.
+//! after start-up, as whom, who may call it, within which resource limits,
+//! which groups of system calls ("promises") it keeps, and what its Landlock
+//! ruleset leaves it of the file system and the network. `seccomp.rs` turns
+//! the promises into the syscall allowlist (anything not promised kills the
+//! process); `landlock.rs` turns the Landlock part into a ruleset, a second
+//! wall that holds where the kernel has Landlock even if a promise is wider
+//! than it should be.
 //!
 //! ```text
-//! service  root   user        promises                                  files after start-up
-//! smtpd    spool  mail_owner  stdio accept unix-connect memfd inet      none (open -> EACCES)
-//! cleanup  spool  mail_owner  stdio accept unix-connect spool-files     spool
-//! qmgr     spool  mail_owner  stdio accept unix-connect spool-files memfd  spool
-//! relay    spool  mail_owner  stdio accept unix-connect inet            none (open -> EACCES)
-//! scanner  scanner_directory  scanner_owner  stdio accept unix-connect (+ inet for clamd over TCP, DKIM/DMARC DNS)  none (open -> EACCES)
-//! tlskeys  tlskeys_directory  tlskeys_owner  stdio accept                 none (open -> EACCES)
-//! stats    spool  mail_owner  stdio accept                              none (open -> EACCES)
-//! web      spool  mail_owner  stdio accept unix-connect spool-files     spool
-//! greylist data_directory  mail_owner  stdio accept db-file (redb), or stdio accept inet (Redis)  none (open -> EACCES)
+//! service  root     user           callers (SO_PEERCRED)      promises                                files (Landlock)                   TCP (Landlock)
+//! smtpd    spool    smtpd_owner*   - (inet)                   stdio accept unix-connect memfd inet    none                               connect DNS, policy and SASL servers' ports
+//! cleanup  spool    mail_owner     smtpd_owner mail_owner root stdio accept unix-connect spool-files  incoming hold quarantine           none
+//! qmgr     spool    mail_owner     mail_owner root            stdio accept unix-connect spool-files memfd  incoming active deferred hold corrupt  none
+//! relay    spool    relay_owner*   mail_owner                 stdio accept unix-connect inet          none                               connect any port, bind none
+//! scanner  scanner_directory  scanner_owner  mail_owner       stdio accept unix-connect file-locks    none                               none (connect clamd's port with clamd over TCP; + inet and the DNS servers' port with DKIM/DMARC checks)
+//! tlskeys  tlskeys_directory  tlskeys_owner  smtpd_owner relay_owner mail_owner  stdio accept    none                               none
+//! stats    spool    mail_owner     - (inet)                   stdio accept                            none                               none
+//! web      spool    mail_owner     - (inet)                   stdio accept unix-connect spool-files   read the queues and data, release from quarantine  connect the login backend's port
+//! greylist data_directory  mail_owner  smtpd_owner mail_owner root  stdio accept db-file (or inet: Redis)  none            none (connect Redis's port)
+//! scan     -        scanner_owner  -                          stdio file-locks                        none                               none
+//! learn    -        scanner_owner  -                          stdio file-locks db-file                none                               none
 //! ```
+//! (* with mail_owner's group, to reach the sockets made for them: cleanup,
+//! greylist, tlskeys.) Every profile scopes abstract Unix sockets and
+//! signals to its own process.
 //!
 //! Nothing here depends on configuration or on anything a process was told:
 //! a profile is a constant.
@@ -28,12 +37,35 @@ pub enum Root {
     Spool,
     /// chroot into the directory a main.cf parameter names (same rule).
     Directory(&'static str),
+    /// No chroot: a command-line tool that reads its inputs through
+    /// descriptors it opened before; Landlock leaves it no file and seccomp
+    /// answers open with EACCES.
+    Unchanged,
 }
 
 /// Whose numeric uid/gid the worker takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunAs {
-    /// main.cf's mail_owner.
+    /// main.cf's mail_owner, with its group.
+    MailOwner,
+    /// The user a main.cf parameter names, with that user's own group.
+    User(&'static str),
+    /// The user a main.cf parameter names, with mail_owner's group: the
+    /// group that may open the sockets in public/ (mode 0710), as Postfix's
+    /// postdrop group may reach its public/ sockets. The uid is its own, so
+    /// the services it may not call tell it apart from mail_owner.
+    UserInMailGroup(&'static str),
+}
+
+/// Who may connect to a service's Unix socket: the peer's effective uid,
+/// as SO_PEERCRED reports it, must be one of these. All other peers are
+/// refused before a byte is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// uid 0: the administrator's commands (`mailgate queue`, `sendmail`).
+    Root,
+    /// main.cf's mail_owner: cleanup and qmgr, and the administrator's
+    /// commands run as that user.
     MailOwner,
     /// The user a main.cf parameter names.
     User(&'static str),
@@ -46,7 +78,9 @@ pub enum Promise {
     /// What every tokio worker needs: memory, threads (clone with
     /// CLONE_THREAD only), futexes, epoll, timers, signals, reading and
     /// writing descriptors it holds (including descriptors passed over Unix
-    /// sockets), fstat/stat, and non-executable memory only.
+    /// sockets), fstat/stat, and non-executable memory only. Not fcntl
+    /// F_SETFL (which could take O_APPEND off the log on stderr) and not
+    /// ftruncate (which could empty it).
     Stdio,
     /// accept(2) on the listening socket the master handed over.
     Accept,
@@ -57,17 +91,79 @@ pub enum Promise {
     /// smtpd hands to cleanup).
     Memfd,
     /// Open, create, rename, unlink, fsync and list files: the queue
-    /// files in the spool (the chroot bounds where).
+    /// files in the spool (the chroot and Landlock bound where).
     SpoolFiles,
     /// socket(AF_INET, AF_INET6), bind and connect: SMTP to the next hop
     /// and DNS.
     Inet,
+    /// Advisory locks (fcntl F_OFD_*/F_*LK, flock) on descriptors it holds:
+    /// the Bayes store's reader locks. They change no data.
+    FileLocks,
     /// Write, grow, shrink and sync a database file opened before the
     /// sandbox (pwrite, fdatasync/fsync, ftruncate, fallocate), and release
     /// the locks taken on it at open (flock LOCK_UN, open-file-description
     /// record locks). Opens nothing: open still answers EACCES.
     DbFile,
 }
+
+/// What Landlock allows beneath one directory of the profile's root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Files {
+    /// Read the files and list the directory.
+    Read,
+    /// Create, write, read, list and remove the queue files of this
+    /// directory, renaming only within it.
+    Queue,
+    /// The same, plus moving files to and from the other `QueueMove`
+    /// directories, and truncating a file at open (a record rewritten in
+    /// place).
+    QueueMove,
+}
+
+/// TCP ports a Landlock rule allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ports {
+    None,
+    /// Any port: the next hop's port comes from the transport map, the MX
+    /// lookup or relayhost.
+    Any,
+    /// The ports these sources name in the configuration (a port rule does
+    /// not narrow the host).
+    Of(&'static [PortSource]),
+}
+
+/// Where a profile's allowed TCP ports come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortSource {
+    /// The port of the `inet:host:port` (or `redis:`, `imap:`, `imaps:`)
+    /// address a main.cf parameter names; none when it names a Unix socket.
+    Parameter(&'static str),
+    /// The DNS servers' (dns_nameservers, or 53 for those of
+    /// /etc/resolv.conf): TCP is DNS's fallback for long answers.
+    DnsServers,
+    /// Every `check_policy_service inet:host:port` in the configuration.
+    PolicyServices,
+}
+
+/// The Landlock ruleset of a profile. Whatever is not listed is denied:
+/// every file access right the kernel knows is handled, abstract Unix
+/// sockets and signals are scoped to the process (it can neither connect
+/// to an abstract socket made outside it nor signal a process outside it),
+/// and TCP connect and bind are handled unless a field says `Any`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Landlock {
+    /// Directories, relative to the root (the spool), and their rights.
+    pub dirs: &'static [(&'static str, Files)],
+    pub tcp_connect: Ports,
+    pub tcp_bind: Ports,
+}
+
+/// No file, no TCP.
+const NOTHING: Landlock = Landlock {
+    dirs: &[],
+    tcp_connect: Ports::None,
+    tcp_bind: Ports::None,
+};
 
 /// A resource limit, set while the process is still root.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,13 +179,30 @@ pub struct Profile {
     pub service: &'static str,
     pub root: Root,
     pub run_as: RunAs,
+    /// Who may connect to its Unix socket (an inet service has none).
+    pub callers: &'static [Caller],
     pub limits: &'static [Limit],
     pub promises: &'static [Promise],
+    pub landlock: Landlock,
 }
 
 impl Profile {
     pub fn keeps(&self, promise: Promise) -> bool {
         self.promises.contains(&promise)
+    }
+
+    /// The mode of the service's Unix socket: 0660 when a caller runs in
+    /// mail_owner's group under a uid of its own (smtpd calls cleanup and
+    /// the greylist service), 0600 (mail_owner and root only) otherwise.
+    pub fn socket_mode(&self) -> u32 {
+        let group_callers = self.callers.iter().any(|c| matches!(c, Caller::User(_)));
+        if group_callers { 0o660 } else { 0o600 }
+    }
+
+    /// The profile of the program a master.cf entry runs, when it is one of
+    /// mailgate's.
+    pub fn of_program(program: &str) -> Option<&'static Profile> {
+        ALL.iter().find(|p| p.service == program)
     }
 
     /// One line, as `mailgate status` and the log show it.
@@ -104,6 +217,7 @@ impl Profile {
                 Promise::Memfd => "memfd",
                 Promise::SpoolFiles => "spool-files",
                 Promise::Inet => "inet",
+                Promise::FileLocks => "file-locks",
                 Promise::DbFile => "db-file",
             })
             .collect();
@@ -118,12 +232,16 @@ const LIMITS: &[Limit] = &[Limit::CoreSize(0), Limit::OpenFiles(OPEN_FILES)];
 
 /// SMTP server: accepts on the inherited socket, writes each message into a
 /// sealed memfd and passes it to cleanup. No files. Network out only for
-/// its DNS queries (client names, the reject_unknown_* checks, DNS lists);
-/// the resolver's servers were read before the sandbox.
+/// its DNS queries (client names, the reject_unknown_* checks, DNS lists):
+/// the resolver's servers were read before the sandbox, and Landlock allows
+/// TCP (DNS's fallback) to their ports only. Its own uid: the services it
+/// must not call (qmgr, relay, scanner) refuse it by uid, and in
+/// mail_owner's group it reaches only public/'s sockets.
 pub const SMTPD: Profile = Profile {
     service: "smtpd",
     root: Root::Spool,
-    run_as: RunAs::MailOwner,
+    run_as: RunAs::UserInMailGroup("smtpd_owner"),
+    callers: &[],
     limits: LIMITS,
     promises: &[
         Promise::Stdio,
@@ -132,13 +250,24 @@ pub const SMTPD: Profile = Profile {
         Promise::Memfd,
         Promise::Inet,
     ],
+    landlock: Landlock {
+        dirs: &[],
+        tcp_connect: Ports::Of(&[
+            PortSource::DnsServers,
+            PortSource::PolicyServices,
+            PortSource::Parameter("smtpd_sasl_path"),
+        ]),
+        tcp_bind: Ports::None,
+    },
 };
 
-/// Writes queue files in incoming/, wakes qmgr. No network.
+/// Writes queue files in incoming/ (hold/, quarantine/), wakes qmgr. No
+/// network. Called by smtpd, by qmgr (notices) and by `mailgate sendmail`.
 pub const CLEANUP: Profile = Profile {
     service: "cleanup",
     root: Root::Spool,
     run_as: RunAs::MailOwner,
+    callers: &[Caller::User("smtpd_owner"), Caller::MailOwner, Caller::Root],
     limits: LIMITS,
     promises: &[
         Promise::Stdio,
@@ -146,14 +275,25 @@ pub const CLEANUP: Profile = Profile {
         Promise::UnixConnect,
         Promise::SpoolFiles,
     ],
+    landlock: Landlock {
+        dirs: &[
+            ("incoming", Files::Queue),
+            ("hold", Files::Queue),
+            ("quarantine", Files::Queue),
+        ],
+        tcp_connect: Ports::None,
+        tcp_bind: Ports::None,
+    },
 };
 
 /// Moves queue files, talks to the delivery agents. No network. Builds
-/// delivery status notifications in a sealed memfd for cleanup.
+/// delivery status notifications in a sealed memfd for cleanup. Called by
+/// cleanup (wake-ups) and by the queue tools (root or mail_owner).
 pub const QMGR: Profile = Profile {
     service: "qmgr",
     root: Root::Spool,
     run_as: RunAs::MailOwner,
+    callers: &[Caller::MailOwner, Caller::Root],
     limits: LIMITS,
     promises: &[
         Promise::Stdio,
@@ -162,14 +302,30 @@ pub const QMGR: Profile = Profile {
         Promise::SpoolFiles,
         Promise::Memfd,
     ],
+    landlock: Landlock {
+        dirs: &[
+            ("incoming", Files::QueueMove),
+            ("active", Files::QueueMove),
+            ("deferred", Files::QueueMove),
+            ("hold", Files::QueueMove),
+            ("corrupt", Files::QueueMove),
+        ],
+        tcp_connect: Ports::None,
+        tcp_bind: Ports::None,
+    },
 };
 
 /// SMTP client: reads the queue files qmgr hands it as descriptors,
-/// connects out, uses DNS. Opens no files.
+/// connects out, uses DNS, asks tlskeys to sign its TLS handshakes (over
+/// private/tlskeys, which is why it runs in mail_owner's group). Opens no
+/// files and, by Landlock, can make no socket in the spool. Its own uid: the
+/// services it must not call (cleanup, qmgr, greylist) refuse it, and the
+/// one it serves refuses everyone but qmgr's uid.
 pub const RELAY: Profile = Profile {
     service: "relay",
     root: Root::Spool,
-    run_as: RunAs::MailOwner,
+    run_as: RunAs::UserInMailGroup("relay_owner"),
+    callers: &[Caller::MailOwner],
     limits: LIMITS,
     promises: &[
         Promise::Stdio,
@@ -177,6 +333,11 @@ pub const RELAY: Profile = Profile {
         Promise::UnixConnect,
         Promise::Inet,
     ],
+    landlock: Landlock {
+        dirs: &[],
+        tcp_connect: Ports::Any,
+        tcp_bind: Ports::None,
+    },
 };
 
 /// Content scanner: its own user, chrooted into scanner_directory (its
@@ -184,42 +345,115 @@ pub const RELAY: Profile = Profile {
 /// descriptors cleanup passes and connects only to clamd through a Unix
 /// socket under its directory, passing it those same descriptors with
 /// SCM_RIGHTS (clamd_transfer = fildes): sendmsg and lseek, already in
-/// stdio. Opens no files, no network.
+/// stdio. Opens no files, no network. Called by cleanup only.
 pub const SCANNER: Profile = Profile {
     service: "scanner",
     root: Root::Directory("scanner_directory"),
     run_as: RunAs::User("scanner_owner"),
+    callers: &[Caller::MailOwner],
     limits: LIMITS,
-    promises: &[Promise::Stdio, Promise::Accept, Promise::UnixConnect],
+    promises: &[
+        Promise::Stdio,
+        Promise::Accept,
+        Promise::UnixConnect,
+        Promise::FileLocks,
+    ],
+    landlock: NOTHING,
 };
 
-/// The scanner when clamd_socket = inet:host:port, or when it checks DKIM
-/// and DMARC (dkim_verify, dmarc_verify: DNS queries for the keys and
-/// policies): the same, plus UDP and TCP out (which a seccomp filter
-/// cannot narrow to clamd's or the resolver's address).
-pub const SCANNER_INET: Profile = Profile {
+/// The scanner when clamd_socket = inet:host:port: the same, plus TCP out,
+/// which seccomp cannot narrow to clamd's address and Landlock narrows to
+/// clamd's port.
+pub const SCANNER_CLAMD_INET: Profile = Profile {
     service: "scanner",
     root: Root::Directory("scanner_directory"),
     run_as: RunAs::User("scanner_owner"),
+    callers: &[Caller::MailOwner],
     limits: LIMITS,
     promises: &[
         Promise::Stdio,
         Promise::Accept,
         Promise::UnixConnect,
         Promise::Inet,
+        Promise::FileLocks,
     ],
+    landlock: Landlock {
+        dirs: &[],
+        tcp_connect: Ports::Of(&[PortSource::Parameter("clamd_socket")]),
+        tcp_bind: Ports::None,
+    },
+};
+
+/// The scanner when it checks DKIM and DMARC (dkim_verify, dmarc_verify):
+/// DNS queries for the keys and policies, over UDP and, for long answers,
+/// TCP to the DNS servers' port (Landlock), plus clamd's port when clamd
+/// is reached over TCP. Neither seccomp nor Landlock can narrow UDP.
+pub const SCANNER_DNS: Profile = Profile {
+    service: "scanner",
+    root: Root::Directory("scanner_directory"),
+    run_as: RunAs::User("scanner_owner"),
+    callers: &[Caller::MailOwner],
+    limits: LIMITS,
+    promises: &[
+        Promise::Stdio,
+        Promise::Accept,
+        Promise::UnixConnect,
+        Promise::Inet,
+        Promise::FileLocks,
+    ],
+    landlock: Landlock {
+        dirs: &[],
+        tcp_connect: Ports::Of(&[
+            PortSource::DnsServers,
+            PortSource::Parameter("clamd_socket"),
+        ]),
+        tcp_bind: Ports::None,
+    },
+};
+
+/// `mailgate scan` run by root: the scanner's user and limits on what it
+/// may call, once the message files are open and the rules loaded. It
+/// reads the messages through those descriptors and writes its report to
+/// the standard output it inherited.
+pub const SCAN: Profile = Profile {
+    service: "scan",
+    root: Root::Unchanged,
+    run_as: RunAs::User("scanner_owner"),
+    callers: &[],
+    limits: &[Limit::CoreSize(0)],
+    promises: &[Promise::Stdio, Promise::FileLocks],
+    landlock: NOTHING,
+};
+
+/// `mailgate learn` run by root: as `scan`, plus writing the Bayes store it
+/// opened before (and nothing else: it opens no file).
+pub const LEARN: Profile = Profile {
+    service: "learn",
+    root: Root::Unchanged,
+    run_as: RunAs::User("scanner_owner"),
+    callers: &[],
+    limits: &[Limit::CoreSize(0)],
+    promises: &[Promise::Stdio, Promise::FileLocks, Promise::DbFile],
+    landlock: NOTHING,
 };
 
 /// The TLS and DKIM key holder: its own user, an empty chroot
-/// (tlskeys_directory), the keys read before. Accepts on its inherited socket and answers on the
-/// connections it accepted; it connects nowhere, opens nothing, and has no
-/// network at all.
+/// (tlskeys_directory), the keys read before. Accepts on its inherited
+/// socket and answers on the connections it accepted (smtpd and relay for
+/// TLS, cleanup, as mail_owner, for DKIM); it connects nowhere, opens
+/// nothing, and has no network at all.
 pub const TLSKEYS: Profile = Profile {
     service: "tlskeys",
     root: Root::Directory("tlskeys_directory"),
     run_as: RunAs::User("tlskeys_owner"),
+    callers: &[
+        Caller::User("smtpd_owner"),
+        Caller::User("relay_owner"),
+        Caller::MailOwner,
+    ],
     limits: LIMITS,
     promises: &[Promise::Stdio, Promise::Accept],
+    landlock: NOTHING,
 };
 
 /// Traffic statistics: follows maillog_file through a descriptor opened
@@ -230,8 +464,10 @@ pub const STATS: Profile = Profile {
     service: "stats",
     root: Root::Spool,
     run_as: RunAs::MailOwner,
+    callers: &[],
     limits: LIMITS,
     promises: &[Promise::Stdio, Promise::Accept],
+    landlock: NOTHING,
 };
 
 /// The web page: HTTP(S) on its listener; reads queue files and the
@@ -244,6 +480,7 @@ pub const WEB: Profile = Profile {
     service: "web",
     root: Root::Spool,
     run_as: RunAs::MailOwner,
+    callers: &[],
     limits: LIMITS,
     promises: &[
         Promise::Stdio,
@@ -251,6 +488,19 @@ pub const WEB: Profile = Profile {
         Promise::UnixConnect,
         Promise::SpoolFiles,
     ],
+    landlock: Landlock {
+        dirs: &[
+            ("incoming", Files::QueueMove),
+            ("quarantine", Files::QueueMove),
+            ("active", Files::Read),
+            ("deferred", Files::Read),
+            ("hold", Files::Read),
+            ("corrupt", Files::Read),
+            ("data", Files::Read),
+        ],
+        tcp_connect: Ports::Of(&[PortSource::Parameter("web_sasl_path")]),
+        tcp_bind: Ports::None,
+    },
 };
 
 /// Greylisting policy service (postgrey's job): accepts policy queries on
@@ -261,9 +511,14 @@ pub const GREYLIST: Profile = Profile {
     service: "greylist",
     root: Root::Directory("data_directory"),
     run_as: RunAs::MailOwner,
+    callers: GREYLIST_CALLERS,
     limits: LIMITS,
     promises: &[Promise::Stdio, Promise::Accept, Promise::DbFile],
+    landlock: NOTHING,
 };
+
+/// On a Unix socket the greylist service answers smtpd, and the tools.
+const GREYLIST_CALLERS: &[Caller] = &[Caller::User("smtpd_owner"), Caller::MailOwner, Caller::Root];
 
 /// The greylist service when greylist_database = redis:...: TCP out to
 /// the Redis server (which a seccomp filter cannot narrow to that address),
@@ -272,8 +527,14 @@ pub const GREYLIST_REDIS: Profile = Profile {
     service: "greylist",
     root: Root::Directory("data_directory"),
     run_as: RunAs::MailOwner,
+    callers: GREYLIST_CALLERS,
     limits: LIMITS,
     promises: &[Promise::Stdio, Promise::Accept, Promise::Inet],
+    landlock: Landlock {
+        dirs: &[],
+        tcp_connect: Ports::Of(&[PortSource::Parameter("greylist_database")]),
+        tcp_bind: Ports::None,
+    },
 };
 
 /// Every profile, for tests and tools.
@@ -283,12 +544,15 @@ pub const ALL: &[Profile] = &[
     QMGR,
     RELAY,
     SCANNER,
-    SCANNER_INET,
+    SCANNER_CLAMD_INET,
+    SCANNER_DNS,
     TLSKEYS,
     STATS,
     WEB,
     GREYLIST,
     GREYLIST_REDIS,
+    SCAN,
+    LEARN,
 ];
 
 #[cfg(test)]
@@ -300,8 +564,15 @@ mod tests {
         for profile in ALL {
             assert!(profile.keeps(Promise::Stdio), "{}", profile.service);
         }
-        for profile in [CLEANUP, QMGR, SCANNER, GREYLIST, STATS, WEB, TLSKEYS] {
+        for profile in [
+            CLEANUP, QMGR, SCANNER, GREYLIST, STATS, WEB, TLSKEYS, SCAN, LEARN,
+        ] {
             assert!(!profile.keeps(Promise::Inet), "{}", profile.service);
+        }
+        for profile in [
+            CLEANUP, QMGR, SCANNER, GREYLIST, STATS, TLSKEYS, SCAN, LEARN,
+        ] {
+            assert_eq!(profile.landlock.tcp_connect, Ports::None);
         }
         for profile in [GREYLIST, GREYLIST_REDIS] {
             assert!(
@@ -315,9 +586,29 @@ mod tests {
         }
         assert_eq!(GREYLIST.pledge(), "stdio accept db-file");
         assert_eq!(TLSKEYS.pledge(), "stdio accept");
-        for profile in [SMTPD, RELAY, STATS] {
+        for profile in [SMTPD, RELAY, STATS, SCANNER, TLSKEYS, SCAN, LEARN] {
             assert!(!profile.keeps(Promise::SpoolFiles), "{}", profile.service);
+            assert!(profile.landlock.dirs.is_empty(), "{}", profile.service);
         }
+        for profile in ALL {
+            assert_eq!(profile.landlock.tcp_bind, Ports::None);
+        }
+        assert!(matches!(SMTPD.landlock.tcp_connect, Ports::Of(_)));
         assert_eq!(SMTPD.pledge(), "stdio accept unix-connect memfd inet");
+    }
+
+    #[test]
+    fn no_network_facing_service_may_call_qmgr_relay_or_the_scanner() {
+        for profile in [QMGR, RELAY, SCANNER, SCANNER_CLAMD_INET, SCANNER_DNS] {
+            assert!(
+                !profile.callers.contains(&Caller::User("smtpd_owner"))
+                    && !profile.callers.contains(&Caller::User("relay_owner")),
+                "{}",
+                profile.service
+            );
+        }
+        for profile in [RELAY, SCANNER] {
+            assert_eq!(profile.callers, &[Caller::MailOwner], "{}", profile.service);
+        }
     }
 }

@@ -179,17 +179,19 @@ const OPEN_LEGACY: &[i64] = &[libc::SYS_open];
 #[cfg(not(target_arch = "x86_64"))]
 const OPEN_LEGACY: &[i64] = &[];
 
-/// Working with queue files, beyond open.
+/// Working with queue files, beyond open. No ftruncate: a queue file is
+/// written once, or rewritten whole under a new name, and the log every
+/// worker holds on stderr must not be emptied.
 const SPOOL_FILES: &[i64] = &[
     libc::SYS_renameat,
     libc::SYS_renameat2,
     libc::SYS_unlinkat,
     libc::SYS_fsync,
     libc::SYS_fdatasync,
-    libc::SYS_ftruncate,
     libc::SYS_getdents64,
     libc::SYS_utimensat,
 ];
+
 #[cfg(target_arch = "x86_64")]
 const SPOOL_FILES_LEGACY: &[i64] = &[libc::SYS_rename, libc::SYS_unlink];
 #[cfg(not(target_arch = "x86_64"))]
@@ -206,14 +208,25 @@ const DB_FILE: &[i64] = &[
     libc::SYS_fallocate,
 ];
 
-/// fcntl commands any worker uses (tokio, std, descriptor passing).
+/// fcntl commands any worker uses (tokio, std, descriptor passing). Not
+/// F_SETFL: it could take O_APPEND off the log on stderr, after which a
+/// worker could write over what is logged.
 const FCNTL_COMMANDS: &[libc::c_int] = &[
     libc::F_GETFD,
     libc::F_SETFD,
     libc::F_GETFL,
-    libc::F_SETFL,
     libc::F_DUPFD_CLOEXEC,
     libc::F_GET_SEALS,
+];
+
+/// Advisory record locks (the Bayes store's readers take them).
+const LOCK_COMMANDS: &[libc::c_int] = &[
+    libc::F_GETLK,
+    libc::F_SETLK,
+    libc::F_SETLKW,
+    libc::F_OFD_GETLK,
+    libc::F_OFD_SETLK,
+    libc::F_OFD_SETLKW,
 ];
 
 fn allowlist(profile: &Profile) -> Result<Allowlist, SandboxError> {
@@ -267,6 +280,11 @@ fn allowlist(profile: &Profile) -> Result<Allowlist, SandboxError> {
             Promise::Inet => {
                 list.when_arg_in(libc::SYS_socket, 0, &[c(libc::AF_INET), c(libc::AF_INET6)])?;
                 list.always(&[libc::SYS_connect, libc::SYS_bind]);
+            }
+            Promise::FileLocks => {
+                let commands: Vec<u64> = LOCK_COMMANDS.iter().map(|&cmd| c(cmd)).collect();
+                list.when_arg_in(libc::SYS_fcntl, 1, &commands)?;
+                list.always(&[libc::SYS_flock]);
             }
             Promise::DbFile => {
                 list.always(DB_FILE);

@@ -1,25 +1,47 @@
 //! The start of every worker process, the same in each: take what the
 //! master handed over, read the configuration, give up privilege, and only
-//! then start the async runtime.
+//! then start the async runtime. The types keep that order: a runtime is
+//! built only from a [`Sandboxed`] worker, which only
+//! [`Worker::enter_sandbox`] makes.
 
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::process::exit;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use mailgate_config::{MainConfig, MasterConfig, Override};
 use mailgate_ipc::handoff::{Handoff, LISTEN_FD, MASTER_WATCH_FD};
-use mailgate_log::{fatal, warning};
+use mailgate_ipc::peer::Callers;
+use mailgate_ipc::spool::PID;
+use mailgate_log::{fatal, info, warning};
 
-use crate::privileges::{Placement, enter, lookup_user};
-use crate::profiles::{Profile, Root, RunAs};
+use crate::landlock::LandlockState;
+use crate::privileges::{Identity, Placement, enter, identity_in_group, lookup_user};
+use crate::profiles::{Caller, Profile, Root, RunAs};
 use crate::seccomp::Mode;
 
+/// A worker that has taken what the master handed over and read its
+/// configuration, and still holds every privilege it started with.
 pub struct Worker {
     pub handoff: Handoff,
     /// main.cf with this service's master.cf `-o` overrides applied.
     pub config: MainConfig,
     listener: Option<OwnedFd>,
+    master_watch: OwnedFd,
+}
+
+/// A worker inside its profile's sandbox: the only thing a runtime can be
+/// built from.
+pub struct Sandboxed {
+    pub handoff: Handoff,
+    pub config: MainConfig,
     master_watch: Option<OwnedFd>,
+    callers: Arc<Callers>,
+    landlock: LandlockState,
 }
 
 /// Logs a fatal error and exits: a worker that cannot start is restarted
@@ -29,32 +51,68 @@ pub fn die(message: impl std::fmt::Display) -> ! {
     exit(1)
 }
 
+/// Set by the one call to [`Worker::start`]: descriptors 3 and 4 are taken
+/// once per process.
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// The file under the spool's pid/ where a worker states how it is
+/// confined, for `mailgate status` (the master removes it when the worker
+/// has exited).
+pub fn sandbox_state_file(queue_directory: &Path, pid: u32) -> PathBuf {
+    queue_directory.join(PID).join(format!("sandbox.{pid}"))
+}
+
+/// Takes ownership of descriptors 3 and 4, the listening socket and the
+/// master-watch pipe the master leaves open. Only the first call in a
+/// process takes them; any later one gets an error and touches nothing, so
+/// the two can never be owned (and closed) twice.
+pub fn take_handoff_descriptors() -> Result<(OwnedFd, OwnedFd), &'static str> {
+    if STARTED.swap(true, Ordering::SeqCst) {
+        return Err("BUG: the master's descriptors were already taken");
+    }
+    for fd in [LISTEN_FD, MASTER_WATCH_FD] {
+        // SAFETY: only asks the kernel whether the number is open.
+        let open = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        if nix::fcntl::fcntl(open, nix::fcntl::FcntlArg::F_GETFD).is_err() {
+            return Err("started without the descriptors the master hands over");
+        }
+    }
+    // SAFETY: the master leaves exactly these two descriptors open for us
+    // (the handoff contract), they are open (checked above), and the STARTED
+    // guard makes this the one call in the process that takes ownership of
+    // them.
+    Ok(unsafe {
+        (
+            OwnedFd::from_raw_fd(LISTEN_FD),
+            OwnedFd::from_raw_fd(MASTER_WATCH_FD),
+        )
+    })
+}
+
 impl Worker {
+    /// Takes the descriptors the master leaves open (the listening socket
+    /// on 3, the master-watch pipe on 4) and reads the configuration. A
+    /// second call in the same process exits at once instead of taking
+    /// descriptors that now belong to someone else.
     pub fn start(program: &str) -> Worker {
         mailgate_log::init("mailgate", program);
         let args: Vec<String> = std::env::args().skip(1).collect();
         let handoff = Handoff::parse(&args).unwrap_or_else(|e| die(e));
         let config = load_config(&handoff).unwrap_or_else(|e| die(e));
         mailgate_log::init(&config.get("syslog_name"), program);
-        // SAFETY: the master leaves exactly these two descriptors open for us
-        // (the handoff contract); we take ownership once, here, before any
-        // other code could have used or closed them.
-        let (listener, master_watch) = unsafe {
-            (
-                OwnedFd::from_raw_fd(LISTEN_FD),
-                OwnedFd::from_raw_fd(MASTER_WATCH_FD),
-            )
-        };
-        for fd in [&listener, &master_watch] {
-            if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err() {
-                die("started without the descriptors the master hands over");
-            }
-        }
+        let (listener, master_watch) = take_handoff_descriptors().unwrap_or_else(|e| die(e));
+        // Non-blocking now, while fcntl(F_SETFL) is still allowed: the
+        // sandbox forbids it (it could take O_APPEND off the log).
+        let flags = nix::fcntl::fcntl(&master_watch, nix::fcntl::FcntlArg::F_GETFL)
+            .unwrap_or_else(|e| die(format!("master-watch pipe: {e}")));
+        let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(&master_watch, nix::fcntl::FcntlArg::F_SETFL(flags))
+            .unwrap_or_else(|e| die(format!("master-watch pipe: {e}")));
         Worker {
             handoff,
             config,
             listener: Some(listener),
-            master_watch: Some(master_watch),
+            master_watch,
         }
     }
 
@@ -66,25 +124,25 @@ impl Worker {
     }
 
     /// Chroot (as master.cf says), drop to the profile's user and all
-    /// capabilities, set no_new_privs, and install the profile's seccomp
-    /// filters on every thread. Afterwards the current directory is the top
-    /// of the profile's root (the spool, or the scanner's directory). Exits on failure: a worker never runs with more
-    /// privilege than its profile. Call before [`Worker::runtime`].
-    pub fn enter_sandbox(&mut self, profile: &Profile) {
-        let queue_directory = PathBuf::from(match profile.root {
-            Root::Spool => self.config.get("queue_directory"),
-            Root::Directory(parameter) => self.config.get(parameter),
-        });
-        let owner = match profile.run_as {
-            RunAs::MailOwner => "mail_owner",
-            RunAs::User(parameter) => parameter,
+    /// capabilities, set no_new_privs, enforce the profile's Landlock
+    /// ruleset and install its seccomp filters on every thread. Afterwards
+    /// the current directory is the top of the profile's root (the spool,
+    /// or the scanner's directory). Exits on failure: a worker never runs
+    /// with more privilege than its profile.
+    pub fn enter_sandbox(self, profile: &Profile) -> Sandboxed {
+        let spool = PathBuf::from(self.config.get("queue_directory"));
+        let root_dir = match profile.root {
+            Root::Spool | Root::Unchanged => spool.clone(),
+            Root::Directory(parameter) => PathBuf::from(self.config.get(parameter)),
         };
         let mode = Mode::parse(&self.config.get("sandbox_mode"))
             .unwrap_or_else(|e| die(format!("{}: {e}", profile.service)));
-        let identity = nix::unistd::geteuid()
-            .is_root()
-            .then(|| lookup_user(owner, &self.config.get(owner)).unwrap_or_else(|e| die(e)));
-        let root = (identity.is_some() && self.handoff.chroot).then_some(queue_directory.as_path());
+        let privileged = nix::unistd::geteuid().is_root();
+        let identity = privileged
+            .then(|| resolve_identity(&self.config, profile.run_as).unwrap_or_else(|e| die(e)));
+        let callers = Arc::new(resolve_callers(&self.config, &self.handoff, profile));
+        let chroot = identity.is_some() && self.handoff.chroot && profile.root != Root::Unchanged;
+        let root = chroot.then_some(root_dir.as_path());
         if identity.is_some() && root.is_none() {
             warning!(
                 "service {} runs without chroot (master.cf chroot column is n)",
@@ -100,16 +158,38 @@ impl Worker {
                 profile.service
             );
         }
+        // Opened while still privileged and outside any chroot; written once
+        // the state is known.
+        let mut state_file = open_state_file(&spool);
         let place = Placement {
             root,
-            chdir_to: &queue_directory,
+            chdir_to: &root_dir,
             identity: identity.as_ref(),
+            config: Some(&self.config),
         };
-        if let Err(e) = enter(profile, &place, mode) {
-            die(format!("{}: {e}", profile.service));
+        let landlock = enter(profile, &place, mode)
+            .unwrap_or_else(|e| die(format!("{}: {e}", profile.service)));
+        match &landlock {
+            LandlockState::Enforced { .. } => {}
+            other => warning!(
+                "service {}: Landlock {other}: confined by chroot and seccomp only",
+                self.handoff.service
+            ),
+        }
+        if let Some(file) = state_file.as_mut() {
+            let _ = writeln!(file, "landlock={landlock}");
+        }
+        Sandboxed {
+            handoff: self.handoff,
+            config: self.config,
+            master_watch: Some(self.master_watch),
+            callers,
+            landlock,
         }
     }
+}
 
+impl Sandboxed {
     /// The async runtime, with an explicit thread count (so tokio needs no
     /// look at /proc after the sandbox is in place).
     pub fn runtime(&self, threads: usize) -> tokio::runtime::Runtime {
@@ -120,6 +200,15 @@ impl Worker {
             .unwrap_or_else(|e| die(format!("cannot start the runtime: {e}")))
     }
 
+    /// Who may connect to this service's socket (the profile's callers).
+    pub fn callers(&self) -> Arc<Callers> {
+        self.callers.clone()
+    }
+
+    pub fn landlock(&self) -> &LandlockState {
+        &self.landlock
+    }
+
     /// What ends this worker: SIGTERM from the master, or the master's death.
     pub fn shutdown(&mut self) -> Shutdown {
         Shutdown {
@@ -127,6 +216,70 @@ impl Worker {
                 .master_watch
                 .take()
                 .unwrap_or_else(|| die("BUG: shutdown taken twice")),
+        }
+    }
+}
+
+/// The numeric identity a profile runs as.
+fn resolve_identity(
+    config: &MainConfig,
+    run_as: RunAs,
+) -> Result<Identity, crate::privileges::SandboxError> {
+    match run_as {
+        RunAs::MailOwner => lookup_user("mail_owner", &config.get("mail_owner")),
+        RunAs::User(parameter) => lookup_user(parameter, &config.get(parameter)),
+        RunAs::UserInMailGroup(parameter) => {
+            let mail = lookup_user("mail_owner", &config.get("mail_owner"))?;
+            identity_in_group(parameter, &config.get(parameter), &mail)
+        }
+    }
+}
+
+/// The uids a profile's callers stand for. Without root every process runs
+/// as the one user who started the gateway, so that user is the only
+/// caller. A caller whose user does not exist is left out (it cannot
+/// connect).
+fn resolve_callers(config: &MainConfig, handoff: &Handoff, profile: &Profile) -> Callers {
+    if !nix::unistd::geteuid().is_root() {
+        return Callers::same_user(&handoff.service);
+    }
+    let mut allowed = Vec::new();
+    for caller in profile.callers {
+        let (parameter, name) = match caller {
+            Caller::Root => {
+                allowed.push((0, "root".to_string()));
+                continue;
+            }
+            Caller::MailOwner => ("mail_owner", config.get("mail_owner")),
+            Caller::User(parameter) => (*parameter, config.get(parameter)),
+        };
+        match nix::unistd::User::from_name(&name) {
+            Ok(Some(user)) => allowed.push((user.uid.as_raw(), format!("{parameter} ({name})"))),
+            _ => warning!(
+                "service {}: {parameter} = {name}: no such user; it cannot call this service",
+                handoff.service
+            ),
+        }
+    }
+    Callers::new(&handoff.service, allowed)
+}
+
+/// The state file, created fresh (never through a link) while the worker
+/// is still root; None (with a warning) when pid/ cannot take it.
+fn open_state_file(spool: &Path) -> Option<File> {
+    let path = sandbox_state_file(spool, std::process::id());
+    let _ = std::fs::remove_file(&path);
+    match File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+    {
+        Ok(file) => Some(file),
+        Err(e) => {
+            info!("cannot record the sandbox state in {}: {e}", path.display());
+            None
         }
     }
 }
@@ -158,16 +311,40 @@ impl Shutdown {
     /// Resolves on SIGTERM or when the master's end of the watch pipe
     /// closes. Call inside the runtime.
     pub async fn wait(self) {
-        use tokio::io::AsyncReadExt;
+        use tokio::io::Interest;
+        use tokio::io::unix::AsyncFd;
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())
             .unwrap_or_else(|e| die(format!("cannot watch for SIGTERM: {e}")));
-        let mut pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(self.master_watch)
-            .unwrap_or_else(|e| die(format!("cannot watch the master: {e}")));
+        // The pipe was made non-blocking in `start`; AsyncFd needs no fcntl.
+        // SAFETY: an OwnedFd's descriptor is open, and it stays the same
+        // open descriptor for as long as the AsyncFd owns it.
+        let pipe =
+            unsafe { AsyncFd::register_with_interest(self.master_watch, Interest::READABLE) }
+                .unwrap_or_else(|e| die(format!("cannot watch the master: {e}")));
         let master_gone = async move {
-            let mut buf = [0u8; 16];
-            // The master never writes; any return means it is gone.
-            let _ = pipe.read(&mut buf).await;
+            // The master never writes; readable means it is gone.
+            loop {
+                let Ok(mut ready) = pipe.readable().await else {
+                    return;
+                };
+                let mut buf = [0u8; 16];
+                // SAFETY: reads into a local buffer of the stated length from
+                // a descriptor this future owns.
+                let n = unsafe {
+                    libc::read(
+                        pipe.get_ref().as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                    )
+                };
+                if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
+                {
+                    ready.clear_ready();
+                    continue;
+                }
+                return;
+            }
         };
         tokio::select! {
             _ = term.recv() => {}

@@ -18,7 +18,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use mailgate_sandbox::profiles::{self, Profile};
+use mailgate_sandbox::profiles::{self, Profile, Promise};
 use mailgate_sandbox::{Mode, Placement, enter, lookup_user};
 
 /// The user the sandboxed child becomes when the test runs as root.
@@ -30,9 +30,17 @@ enum Expect {
     Works,
     /// Killed by its own filter.
     Sigsys,
+    /// The call was made (seccomp let it through, or only logged it) and
+    /// failed with the error Landlock gives: exit status 3.
+    Refused,
 }
 
-/// (service, case, expected outcome).
+/// The exit status of a probe whose call was refused as expected.
+const REFUSED: u8 = 3;
+
+/// (service, case, expected outcome). Cases named `log-mode-...` run with
+/// sandbox_mode = log, so seccomp only logs the call and what is shown is
+/// Landlock's answer: the second wall on its own.
 const CASES: &[(&str, &str, Expect)] = &[
     ("smtpd", "allowed", Expect::Works),
     ("smtpd", "execve", Expect::Sigsys),
@@ -41,26 +49,69 @@ const CASES: &[(&str, &str, Expect)] = &[
     ("smtpd", "unlink", Expect::Sigsys),
     ("smtpd", "exec-memory", Expect::Sigsys),
     ("smtpd", "log-mode-execve", Expect::Works),
+    ("smtpd", "unappend-log", Expect::Sigsys),
+    ("smtpd", "truncate-log", Expect::Sigsys),
+    ("smtpd", "abstract-unix", Expect::Refused),
+    ("smtpd", "log-mode-signal", Expect::Refused),
+    ("smtpd", "tcp-connect", Expect::Refused),
+    ("smtpd", "tcp-bind", Expect::Refused),
+    ("smtpd", "dns-port", Expect::Works),
+    ("smtpd", "log-mode-mkdir", Expect::Refused),
+    ("smtpd", "log-mode-unix-bind", Expect::Refused),
     ("cleanup", "allowed", Expect::Works),
     ("cleanup", "execve", Expect::Sigsys),
     ("cleanup", "fork", Expect::Sigsys),
     ("cleanup", "inet-socket", Expect::Sigsys),
     ("cleanup", "memfd", Expect::Sigsys),
+    ("cleanup", "unappend-log", Expect::Sigsys),
+    ("cleanup", "truncate-log", Expect::Sigsys),
+    ("cleanup", "abstract-unix", Expect::Refused),
+    ("cleanup", "outside-its-queues", Expect::Refused),
+    ("cleanup", "move-between-queues", Expect::Refused),
+    ("cleanup", "log-mode-tcp-connect", Expect::Refused),
     ("qmgr", "allowed", Expect::Works),
     ("qmgr", "execve", Expect::Sigsys),
     ("qmgr", "fork", Expect::Sigsys),
     ("qmgr", "inet-socket", Expect::Sigsys),
+    ("qmgr", "unappend-log", Expect::Sigsys),
+    ("qmgr", "truncate-log", Expect::Sigsys),
+    ("qmgr", "abstract-unix", Expect::Refused),
+    ("qmgr", "outside-its-queues", Expect::Refused),
+    ("qmgr", "log-mode-tcp-connect", Expect::Refused),
+    ("qmgr", "log-mode-signal", Expect::Refused),
     ("relay", "allowed", Expect::Works),
     ("relay", "execve", Expect::Sigsys),
     ("relay", "fork", Expect::Sigsys),
     ("relay", "netlink-socket", Expect::Sigsys),
     ("relay", "unlink", Expect::Sigsys),
+    ("relay", "unix-bind", Expect::Refused),
+    ("relay", "unappend-log", Expect::Sigsys),
+    ("relay", "tcp-bind", Expect::Refused),
+    ("relay", "log-mode-unix-bind", Expect::Refused),
+    ("relay", "log-mode-signal", Expect::Refused),
     ("scanner", "allowed", Expect::Works),
     ("scanner", "execve", Expect::Sigsys),
     ("scanner", "fork", Expect::Sigsys),
     ("scanner", "inet-socket", Expect::Sigsys),
     ("scanner", "unlink", Expect::Sigsys),
     ("scanner", "memfd", Expect::Sigsys),
+    ("scanner", "abstract-unix", Expect::Refused),
+    ("scanner", "log-mode-tcp-connect", Expect::Refused),
+    ("scanner", "log-mode-mkdir", Expect::Refused),
+    ("scanner", "log-mode-signal", Expect::Refused),
+    ("scan", "allowed", Expect::Works),
+    ("scan", "write-file", Expect::Sigsys),
+    ("scan", "log-mode-mkdir", Expect::Refused),
+    ("scan", "log-mode-signal", Expect::Refused),
+    ("learn", "allowed", Expect::Works),
+    ("learn", "log-mode-mkdir", Expect::Refused),
+    ("web", "outside-its-queues", Expect::Refused),
+    ("web", "log-mode-tcp-connect", Expect::Refused),
+    ("stats", "log-mode-mkdir", Expect::Refused),
+    ("stats", "log-mode-signal", Expect::Refused),
+    ("greylist", "log-mode-tcp-connect", Expect::Refused),
+    ("greylist", "log-mode-mkdir", Expect::Refused),
+    ("worker", "handoff-twice", Expect::Works),
 ];
 
 fn main() -> ExitCode {
@@ -111,6 +162,7 @@ fn run_case(service: &str, case: &str) -> Result<Expect, String> {
         .map_err(|e| e.to_string())?;
     match (status.code(), status.signal()) {
         (Some(0), _) => Ok(Expect::Works),
+        (Some(code), _) if code == i32::from(REFUSED) => Ok(Expect::Refused),
         (_, Some(libc::SIGSYS)) => Ok(Expect::Sigsys),
         (code, signal) => Err(format!("exit status {code:?}, signal {signal:?}")),
     }
@@ -126,7 +178,17 @@ fn make_spool(spool: &Path) -> Result<(), String> {
     } else {
         None
     };
-    for dir in ["", "incoming", "private"] {
+    for dir in [
+        "",
+        "incoming",
+        "active",
+        "deferred",
+        "hold",
+        "corrupt",
+        "quarantine",
+        "private",
+        "data",
+    ] {
         let path = spool.join(dir);
         fs::create_dir_all(&path).map_err(|e| e.to_string())?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
@@ -140,6 +202,13 @@ fn make_spool(spool: &Path) -> Result<(), String> {
         "a file smtpd and relay may not open\n",
     )
     .map_err(|e| e.to_string())
+}
+
+/// The user the probe becomes, when the test runs as root.
+fn lookup_identity() -> Option<mailgate_sandbox::Identity> {
+    nix::unistd::geteuid()
+        .is_root()
+        .then(|| lookup_user("mail_owner", MAIL_OWNER).unwrap_or_else(|e| fail(&e.to_string())))
 }
 
 fn profile(service: &str) -> Profile {
@@ -162,10 +231,51 @@ struct Inherited {
     /// A TCP listener with one connection waiting in its backlog.
     tcp: TcpListener,
     _client: TcpStream,
+    /// A listener in the abstract namespace, made outside the sandbox (as a
+    /// host daemon's would be).
+    abstract_name: String,
+    _abstract: UnixListener,
+    /// A file opened before the sandbox, as a tool's inputs are.
+    file: fs::File,
+    /// A process of the user the probe becomes, started outside the sandbox.
+    neighbour: std::process::Child,
+}
+
+/// The descriptors the master hands a worker are taken once: a second take
+/// fails and leaves them alone (they are never owned, so closed, twice).
+fn handoff_twice() -> ExitCode {
+    // Two pipes, kept open (and leaked) for the test's life, their read
+    // ends copied onto 3 and 4 as the master's would be.
+    let pipes: Vec<_> = (0..2)
+        .map(|_| nix::unistd::pipe().unwrap_or_else(|e| fail(&e.to_string())))
+        .collect();
+    for (fd, (read, _)) in [30, 40].into_iter().zip(&pipes) {
+        // SAFETY: dup2 onto numbers this process does not use.
+        if unsafe { libc::dup2(read.as_raw_fd(), fd) } < 0 {
+            fail("dup2");
+        }
+    }
+    drop(pipes);
+    for (from, to) in [(30, 3), (40, 4)] {
+        // SAFETY: 3 and 4 are free now; their copies become the handoff.
+        if unsafe { libc::dup2(from, to) } < 0 {
+            fail("dup2");
+        }
+    }
+    let first = mailgate_sandbox::take_handoff_descriptors()
+        .unwrap_or_else(|e| fail(&format!("first take: {e}")));
+    if mailgate_sandbox::take_handoff_descriptors().is_ok() {
+        fail("a second take got the descriptors again");
+    }
+    drop(first);
+    ExitCode::SUCCESS
 }
 
 /// The child: enter the sandbox, then run the case.
 fn probe(service: &str, case: &str, spool: &Path) -> ExitCode {
+    if service == "worker" && case == "handoff-twice" {
+        return handoff_twice();
+    }
     let profile = profile(service);
     let peer = UnixListener::bind(spool.join("private/peer"))
         .unwrap_or_else(|e| fail(&format!("bind: {e}")));
@@ -177,26 +287,54 @@ fn probe(service: &str, case: &str, spool: &Path) -> ExitCode {
     let tcp = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&format!("bind: {e}")));
     let address = tcp.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
     let client = TcpStream::connect(address).unwrap_or_else(|e| fail(&e.to_string()));
+    let abstract_name = format!("mailgate-probe-{}", std::process::id());
+    let abstract_listener = {
+        use std::os::linux::net::SocketAddrExt;
+        let address = std::os::unix::net::SocketAddr::from_abstract_name(&abstract_name)
+            .unwrap_or_else(|e| fail(&e.to_string()));
+        UnixListener::bind_addr(&address).unwrap_or_else(|e| fail(&format!("bind: {e}")))
+    };
+    let mut file = tempfile::tempfile().unwrap_or_else(|e| fail(&e.to_string()));
+    file.write_all(b"Subject: probe\r\n\r\nbody\r\n")
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let mut neighbour = Command::new("sleep");
+    neighbour.arg("5");
+    if let Some(identity) = lookup_identity() {
+        use std::os::unix::process::CommandExt;
+        neighbour
+            .uid(identity.uid.as_raw())
+            .gid(identity.gid.as_raw());
+    }
+    let neighbour = neighbour
+        .spawn()
+        .unwrap_or_else(|e| fail(&format!("sleep: {e}")));
     let inherited = Inherited {
+        neighbour,
         peer,
         tcp,
         _client: client,
+        abstract_name,
+        _abstract: abstract_listener,
+        file,
     };
 
-    let identity = nix::unistd::geteuid()
-        .is_root()
-        .then(|| lookup_user("mail_owner", MAIL_OWNER).unwrap_or_else(|e| fail(&e.to_string())));
+    let identity = lookup_identity();
     let mode = if case.starts_with("log-mode") {
         Mode::Log
     } else {
         Mode::Enforce
     };
+    let tool = profile.root == profiles::Root::Unchanged;
     let place = Placement {
-        root: identity.as_ref().map(|_| spool),
+        root: identity.as_ref().filter(|_| !tool).map(|_| spool),
         chdir_to: spool,
         identity: identity.as_ref(),
+        config: None,
     };
-    enter(&profile, &place, mode).unwrap_or_else(|e| fail(&e.to_string()));
+    let landlock = enter(&profile, &place, mode).unwrap_or_else(|e| fail(&e.to_string()));
+    if !matches!(landlock, mailgate_sandbox::LandlockState::Enforced { .. }) {
+        fail(&format!("Landlock {landlock} (this kernel should have it)"));
+    }
 
     match case {
         "allowed" => allowed(service, inherited),
@@ -229,6 +367,80 @@ fn probe(service: &str, case: &str, spool: &Path) -> ExitCode {
         "memfd" => {
             let _ = nix::sys::memfd::memfd_create(c"probe", nix::sys::memfd::MFdFlags::empty());
         }
+        "unix-socket" => raw_socket(libc::AF_UNIX),
+        "unappend-log" => {
+            // Take O_APPEND off the log every worker writes on stderr.
+            // SAFETY: fcntl on a descriptor number; no pointers.
+            unsafe { libc::fcntl(2, libc::F_SETFL, 0) };
+        }
+        "truncate-log" => {
+            // SAFETY: ftruncate on a descriptor number; no pointers.
+            unsafe { libc::ftruncate(2, 0) };
+        }
+        "write-file" => {
+            // SAFETY: a valid buffer of the stated length.
+            unsafe { libc::pwrite(inherited.file.as_raw_fd(), b"x".as_ptr().cast(), 1, 0) };
+        }
+        "abstract-unix" => {
+            use std::os::linux::net::SocketAddrExt;
+            let address =
+                std::os::unix::net::SocketAddr::from_abstract_name(&inherited.abstract_name)
+                    .unwrap_or_else(|e| fail(&e.to_string()));
+            refused(
+                std::os::unix::net::UnixStream::connect_addr(&address).map(drop),
+                libc::EPERM,
+            );
+        }
+        "log-mode-signal" => {
+            // A process of the same user, started before the sandbox: only
+            // Landlock's signal scope stands between them.
+            let pid = inherited.neighbour.id() as libc::pid_t;
+            // SAFETY: kill takes no pointers.
+            let r = unsafe { libc::kill(pid, libc::SIGTERM) };
+            refused(errno_result(r), libc::EPERM);
+        }
+        "log-mode-mkdir" => refused(fs::create_dir("made"), libc::EACCES),
+        "dns-port" => {
+            // TCP to the DNS servers' port (53 without a configuration) is
+            // allowed: whatever answers, Landlock does not refuse it.
+            if let Err(e) = TcpStream::connect("127.0.0.1:53")
+                && e.raw_os_error() == Some(libc::EACCES)
+            {
+                fail("TCP to port 53 refused");
+            }
+        }
+        "tcp-connect" | "log-mode-tcp-connect" => {
+            let address = inherited
+                .tcp
+                .local_addr()
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            refused(TcpStream::connect(address).map(drop), libc::EACCES);
+        }
+        "tcp-bind" => refused(TcpListener::bind("127.0.0.1:0").map(drop), libc::EACCES),
+        "unix-bind" | "log-mode-unix-bind" => {
+            refused(
+                UnixListener::bind("private/squatter").map(drop),
+                libc::EACCES,
+            );
+        }
+        "outside-its-queues" => {
+            // Where the profile's Landlock rules give nothing: the top of
+            // the spool, private/, and for cleanup the queues qmgr owns.
+            expect_errno(fs::File::open("main.cf").map(drop), libc::EACCES);
+            expect_errno(fs::File::create("private/planted").map(drop), libc::EACCES);
+            // cleanup writes incoming/ hold/ quarantine/ only; the web page
+            // only reads deferred/; qmgr has nothing in quarantine/.
+            let planted = match service {
+                "cleanup" | "web" => "deferred/planted",
+                _ => "quarantine/planted",
+            };
+            expect_errno(fs::File::create(planted).map(drop), libc::EACCES);
+            std::process::exit(i32::from(REFUSED));
+        }
+        "move-between-queues" => {
+            fs::write("incoming/moving", b"x").unwrap_or_else(|e| fail(&e.to_string()));
+            refused(fs::rename("incoming/moving", "hold/moving"), libc::EXDEV);
+        }
         "exec-memory" => {
             // SAFETY: an anonymous mapping with no address hint; nothing
             // uses it.
@@ -246,6 +458,29 @@ fn probe(service: &str, case: &str, spool: &Path) -> ExitCode {
         other => fail(&format!("unknown case {other}")),
     }
     ExitCode::SUCCESS
+}
+
+/// Exits with REFUSED when `result` failed with `errno`; fails otherwise.
+fn refused(result: std::io::Result<()>, errno: libc::c_int) {
+    expect_errno(result, errno);
+    std::process::exit(i32::from(REFUSED))
+}
+
+/// Returns when `result` failed with `errno`; fails otherwise.
+fn expect_errno(result: std::io::Result<()>, errno: libc::c_int) {
+    match result {
+        Err(e) if e.raw_os_error() == Some(errno) => {}
+        other => fail(&format!("expected errno {errno}, got {other:?}")),
+    }
+}
+
+/// A C call's -1 as the error it set.
+fn errno_result(r: libc::c_int) -> std::io::Result<()> {
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 fn raw_socket(domain: libc::c_int) {
@@ -266,7 +501,7 @@ fn allowed(service: &str, inherited: Inherited) {
         .build()
         .unwrap_or_else(|e| fail(&format!("runtime: {e}")));
     runtime.block_on(async {
-        common(&inherited).await;
+        common(service, &inherited).await;
         match service {
             "smtpd" => {
                 smtpd(&inherited).await;
@@ -278,6 +513,15 @@ fn allowed(service: &str, inherited: Inherited) {
                 open_is_refused();
             }
             "scanner" => open_is_refused(),
+            "scan" => {
+                read_inherited(&inherited);
+                open_is_refused();
+            }
+            "learn" => {
+                read_inherited(&inherited);
+                write_inherited(&inherited);
+                open_is_refused();
+            }
             other => fail(&format!("no case for {other}")),
         }
     });
@@ -285,7 +529,7 @@ fn allowed(service: &str, inherited: Inherited) {
     drop(runtime);
 }
 
-async fn common(inherited: &Inherited) {
+async fn common(service: &str, inherited: &Inherited) {
     use tokio::signal::unix::{SignalKind, signal};
     let _term = signal(SignalKind::terminate()).unwrap_or_else(|e| fail(&format!("signal: {e}")));
     let tasks: Vec<_> = (0..8)
@@ -304,6 +548,9 @@ async fn common(inherited: &Inherited) {
     tokio::task::spawn_blocking(|| std::thread::sleep(std::time::Duration::from_millis(1)))
         .await
         .unwrap_or_else(|e| fail(&format!("spawn_blocking: {e}")));
+    if !profile(service).keeps(Promise::Accept) {
+        return;
+    }
     // Accept on the inherited TCP listener, as smtpd does.
     let tcp = inherited
         .tcp
@@ -318,6 +565,13 @@ async fn common(inherited: &Inherited) {
         .unwrap_or_else(|e| fail(&format!("accept: {e}")));
     let _ = stream.peer_addr();
     let _ = stream.set_nodelay(true);
+    // The service's own socket: accept, pass a descriptor over it (every
+    // message file travels so).
+    let (a, b) = tokio::net::UnixStream::pair().unwrap_or_else(|e| fail(&e.to_string()));
+    pass_descriptor(&a, &b, stream.as_fd()).await;
+    if !profile(service).keeps(Promise::UnixConnect) {
+        return;
+    }
     // A Unix peer: connect by path, accept, pass a descriptor over it.
     let peer = inherited
         .peer
@@ -433,8 +687,6 @@ fn spool_files() {
         .unwrap_or_else(|e| fail(&e.to_string()));
     file.sync_all()
         .unwrap_or_else(|e| fail(&format!("fsync: {e}")));
-    file.set_len(4)
-        .unwrap_or_else(|e| fail(&format!("ftruncate: {e}")));
     nix::fcntl::renameat2(
         nix::fcntl::AT_FDCWD,
         &temp,
@@ -496,6 +748,37 @@ async fn relay(inherited: &Inherited) {
         .unwrap_or_else(|e| fail(&format!("udp recv: {e}")));
     // Allowed (a host without IPv6 may still refuse it with an error).
     let _ = tokio::net::TcpSocket::new_v6();
+}
+
+/// The tools: read the message files through the descriptors opened before.
+fn read_inherited(inherited: &Inherited) {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 8];
+    inherited
+        .file
+        .read_exact_at(&mut buf, 0)
+        .unwrap_or_else(|e| fail(&format!("pread: {e}")));
+    let _ = inherited
+        .file
+        .metadata()
+        .unwrap_or_else(|e| fail(&e.to_string()));
+}
+
+/// learn: write, sync and grow the store it opened before.
+fn write_inherited(inherited: &Inherited) {
+    use std::os::unix::fs::FileExt;
+    inherited
+        .file
+        .write_all_at(b"learned", 4)
+        .unwrap_or_else(|e| fail(&format!("pwrite: {e}")));
+    inherited
+        .file
+        .set_len(4096)
+        .unwrap_or_else(|e| fail(&format!("ftruncate: {e}")));
+    inherited
+        .file
+        .sync_data()
+        .unwrap_or_else(|e| fail(&format!("fdatasync: {e}")));
 }
 
 /// smtpd and relay open no files: open gets EACCES (not a kill).

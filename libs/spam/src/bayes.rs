@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::SpamError;
 use crate::msg::Message;
@@ -83,10 +83,52 @@ pub fn combine(probs: &[f64]) -> f64 {
     ((s - h) + 1.0) / 2.0
 }
 
+/// A message's spam probability from the (spam, ham) counts of its known
+/// tokens, with `ns` spams and `nh` hams learned: SpamAssassin's selection of
+/// the strongest tokens and chi-square combining. The store and the in-memory
+/// counts of `mailgate scores` share it, so both classify alike.
+pub fn probability(counts: &[(u64, u64)], ns: u64, nh: u64) -> f64 {
+    let mut probs: Vec<f64> = counts
+        .iter()
+        .filter_map(|&(s, h)| token_probability(s, h, ns, nh))
+        .filter(|prob| (prob - 0.5).abs() >= MIN_PROB_STRENGTH)
+        .collect();
+    probs.sort_by(|a, b| (b - 0.5).abs().total_cmp(&(a - 0.5).abs()));
+    probs.truncate(N_SIGNIFICANT_TOKENS);
+    combine(&probs)
+}
+
 /// The token store: a redb file in the Bayes directory.
 pub struct Store {
-    db: Database,
+    db: Db,
     path: PathBuf,
+}
+
+/// The store opened for learning, or only for scoring. A process that only
+/// scores (the scanner, `mailgate scan`) opens it read-only: closing a
+/// read-write redb database writes its header, a write those processes'
+/// sandboxes forbid (the scanner died of SIGSYS at every stop and reload).
+enum Db {
+    Write(Database),
+    Read(ReadOnlyDatabase),
+}
+
+impl Db {
+    fn begin_read(&self) -> Result<redb::ReadTransaction, redb::TransactionError> {
+        match self {
+            Db::Write(db) => db.begin_read(),
+            Db::Read(db) => db.begin_read(),
+        }
+    }
+
+    fn begin_write(&self) -> Result<redb::WriteTransaction, redb::Error> {
+        match self {
+            Db::Write(db) => Ok(db.begin_write()?),
+            Db::Read(_) => Err(redb::Error::Io(std::io::Error::other(
+                "the Bayes store is open for scoring only",
+            ))),
+        }
+    }
 }
 
 /// The result of learning or forgetting one message.
@@ -135,7 +177,38 @@ impl Store {
         txn.open_table(SEEN).map_err(|e| db_err(&path, e))?;
         txn.open_table(VARS).map_err(|e| db_err(&path, e))?;
         txn.commit().map_err(|e| db_err(&path, e))?;
-        Ok(Store { db, path })
+        Ok(Store {
+            db: Db::Write(db),
+            path,
+        })
+    }
+
+    /// Opens `DIR/bayes.redb` for scoring only. A store that does not exist
+    /// yet, or that a crash left unclean, is first created or repaired by a
+    /// read-write open closed at once (this runs before any sandbox).
+    pub fn open_read_only(dir: &Path) -> Result<Option<Store>, SpamError> {
+        let path = dir.join("bayes.redb");
+        if !path.exists() {
+            drop(Store::open(dir)?);
+        }
+        let db = match ReadOnlyDatabase::open(&path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::RepairAborted) => {
+                drop(Store::open(dir)?);
+                ReadOnlyDatabase::open(&path).map_err(|e| db_err(&path, e))?
+            }
+            Err(e) => return Err(db_err(&path, e)),
+        };
+        let store = Store {
+            db: Db::Read(db),
+            path,
+        };
+        // A store made by an older mailgate may lack a table: learn() makes
+        // them, and a store without them is read as an empty one.
+        match store.counts() {
+            Ok(_) => Ok(Some(store)),
+            Err(_) => Ok(None),
+        }
     }
 
     /// Learned spam and ham counts.
@@ -154,21 +227,14 @@ impl Store {
             return Ok(None);
         }
         let table = txn.open_table(TOKENS).map_err(|e| db_err(p, e))?;
-        let mut probs = Vec::new();
+        let mut counts = Vec::with_capacity(tokens.len());
         for &t in tokens {
-            let Some(v) = table.get(t).map_err(|e| db_err(p, e))? else {
-                continue;
-            };
-            let v = v.value();
-            if let Some(prob) = token_probability(v >> 32, v & 0xffff_ffff, ns, nh)
-                && (prob - 0.5).abs() >= MIN_PROB_STRENGTH
-            {
-                probs.push(prob);
+            if let Some(v) = table.get(t).map_err(|e| db_err(p, e))? {
+                let v = v.value();
+                counts.push((v >> 32, v & 0xffff_ffff));
             }
         }
-        probs.sort_by(|a, b| (b - 0.5).abs().total_cmp(&(a - 0.5).abs()));
-        probs.truncate(N_SIGNIFICANT_TOKENS);
-        Ok(Some(combine(&probs)))
+        Ok(Some(probability(&counts, ns, nh)))
     }
 
     /// Learns (or with `forget`, unlearns) messages given as (message hash, token

@@ -62,6 +62,10 @@ fn number(word: &str) -> Option<i64> {
 /// Seconds since the epoch of an RFC 822 date, as SpamAssassin parses them:
 /// `d Mon yyyy` (or `Mon d hh:mm:ss yyyy`, or a 2-3 digit year), an optional
 /// time, a numeric or named zone (others count as UTC).
+#[expect(
+    clippy::string_slice,
+    reason = "the offset word starts with an ASCII sign"
+)]
 pub fn parse_rfc822(date: &str) -> Option<i64> {
     let cleaned = date.replace(',', " ");
     let mut words: Vec<&str> = cleaned.split_whitespace().collect();

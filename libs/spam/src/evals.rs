@@ -147,6 +147,12 @@ pub enum Eval {
     RatwareNameId,
     /// The envelope sender is the From address.
     EnvAndHdrFromMatch,
+    /// A sender address in an `enlist_addrlist` list.
+    FromInList(String),
+    /// The Reply-To address in an `enlist_addrlist` list.
+    ReplyToInList(String),
+    /// A link's host (or a parent domain) in an `enlist_uri_host` list.
+    UriHostListed(String),
 }
 
 /// A comparison as html_eval and html_tag_balance write it (`< 512`, `!= 0`).
@@ -225,6 +231,42 @@ pub struct Context<'a> {
     pub welcomelist_from: &'a [String],
     pub blocklist_from: &'a [String],
     pub welcomelist_to: &'a [String],
+    pub addrlists: &'a std::collections::HashMap<String, Vec<String>>,
+    pub uri_host_lists:
+        &'a std::collections::HashMap<String, std::collections::HashMap<String, bool>>,
+}
+
+/// SpamAssassin's check_uri_host_listed: a link's host, or the nearest of its
+/// parent domains the list names, is listed (not excepted with `!`). mailto:
+/// links do not count.
+fn uri_host_listed(m: &Message, list: &std::collections::HashMap<String, bool>) -> bool {
+    m.uris.iter().any(|uri| {
+        let lower = uri.to_ascii_lowercase();
+        if lower.starts_with("mailto:") {
+            return false;
+        }
+        let rest = lower.split_once("://").map_or(lower.as_str(), |(_, r)| r);
+        let host = rest
+            .split(['/', '?', '#', ':'])
+            .next()
+            .unwrap_or_default()
+            .rsplit('@')
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let mut h = host;
+        while !h.is_empty() {
+            if let Some(&verdict) = list.get(h) {
+                return verdict;
+            }
+            match h.split_once('.') {
+                Some((_, parent)) => h = parent,
+                None => break,
+            }
+        }
+        false
+    })
 }
 
 fn num(args: &[String], i: usize, default: f64) -> f64 {
@@ -365,18 +407,43 @@ impl Eval {
             "gated_through_received_hdr_remover" => Eval::ReceivedHeadersRemoved,
             "check_ratware_name_id" => Eval::RatwareNameId,
             "check_for_matching_env_and_hdr_from" => Eval::EnvAndHdrFromMatch,
+            "check_from_in_list" => Eval::FromInList(args.first()?.trim().to_string()),
+            "check_replyto_in_list" => Eval::ReplyToInList(args.first()?.trim().to_string()),
+            "check_uri_host_listed" => Eval::UriHostListed(args.first()?.trim().to_string()),
             _ => return None,
         })
+    }
+
+    /// SpamAssassin's check_bayes: (min, max], with min 0 meaning from 0; false
+    /// for other tests.
+    pub fn bayes_hit(&self, bayes: Option<f64>) -> bool {
+        match self {
+            Eval::Bayes { min, max } => {
+                bayes.is_some_and(|p| (*min == 0.0 || p > *min) && p <= *max)
+            }
+            _ => false,
+        }
     }
 
     pub fn run(&self, cx: &Context) -> bool {
         let m = cx.msg;
         match self {
-            // SpamAssassin's check_bayes: (min, max], with min 0 meaning from 0.
-            Eval::Bayes { min, max } => cx
-                .bayes
-                .is_some_and(|p| (*min == 0.0 || p > *min) && p <= *max),
+            Eval::Bayes { .. } => self.bayes_hit(cx.bayes),
             Eval::FromInWelcomelist => senders(m).iter().any(|a| listed(a, cx.welcomelist_from)),
+            Eval::FromInList(name) => cx
+                .addrlists
+                .get(name)
+                .is_some_and(|l| senders(m).iter().any(|a| listed(a, l))),
+            Eval::ReplyToInList(name) => cx.addrlists.get(name).is_some_and(|l| {
+                m.header("reply-to").is_some_and(|v| {
+                    let addr = String::from_utf8_lossy(&msg::first_addr(&v)).to_lowercase();
+                    !addr.is_empty() && listed(&addr, l)
+                })
+            }),
+            Eval::UriHostListed(name) => cx
+                .uri_host_lists
+                .get(name)
+                .is_some_and(|l| uri_host_listed(m, l)),
             Eval::FromInBlocklist => senders(m).iter().any(|a| listed(a, cx.blocklist_from)),
             Eval::ToInWelcomelist => recipients(m).iter().any(|a| listed(a, cx.welcomelist_to)),
             Eval::MissingToHeader => {
@@ -554,6 +621,10 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
     p[pi..].iter().all(|&c| c == b'*')
 }
 
+#[expect(
+    clippy::string_slice,
+    reason = "cuts after an ASCII prefix found by starts_with"
+)]
 fn subject_all_caps(subject: &[u8]) -> bool {
     let s = String::from_utf8_lossy(subject);
     let mut s = s.trim();
@@ -930,6 +1001,8 @@ mod tests {
             welcomelist_from: &[],
             blocklist_from: &[],
             welcomelist_to: &[],
+            addrlists: &Default::default(),
+            uri_host_lists: &Default::default(),
         })
     }
 

@@ -981,7 +981,7 @@ impl Message {
         // SpamAssassin also lists `www.example.com` as `http://www.example.com`.
         let mut all = Vec::with_capacity(uris.len());
         for u in uris {
-            if u.len() > 4 && u[..4].eq_ignore_ascii_case("www.") {
+            if u.len() > 4 && u.as_bytes()[..4].eq_ignore_ascii_case(b"www.") {
                 all.push(format!("http://{u}"));
             }
             all.push(u);

@@ -77,9 +77,67 @@ pub fn compile(pattern: &str, flags: &str) -> Result<Regex, String> {
     builder.build(pattern).map_err(|e| e.to_string())
 }
 
+/// A rule's compiled regex: PCRE2's, or for a pattern too large for PCRE2's
+/// compiled-size limit (the stock rules' longest word lists), the regex crate's,
+/// which has no such limit but knows neither lookaround nor backreferences.
+#[derive(Debug)]
+pub enum Matcher {
+    Pcre(Regex),
+    Large(regex::bytes::Regex),
+}
+
+impl Matcher {
+    /// Whether the regex matches; a match PCRE2 gives up on (its limits) is none.
+    pub fn is_match(&self, text: &[u8]) -> bool {
+        match self {
+            Matcher::Pcre(r) => r.is_match(text).unwrap_or(false),
+            Matcher::Large(r) => r.is_match(text),
+        }
+    }
+
+    /// How many times the regex matches, counting at most `limit`.
+    pub fn count(&self, text: &[u8], limit: u32) -> u32 {
+        let mut n = 0;
+        match self {
+            Matcher::Pcre(r) => {
+                for m in r.find_iter(text) {
+                    if m.is_err() || n >= limit {
+                        break;
+                    }
+                    n += 1;
+                }
+            }
+            Matcher::Large(r) => {
+                for _ in r.find_iter(text) {
+                    if n >= limit {
+                        break;
+                    }
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+}
+
 /// Compiles a literal as written in a rule.
-pub fn compile_literal(literal: &Literal) -> Result<Regex, String> {
-    compile(&literal.pattern, &literal.flags)
+pub fn compile_literal(literal: &Literal) -> Result<Matcher, String> {
+    let (pattern, flags) = (&literal.pattern, &literal.flags);
+    match compile(pattern, flags) {
+        Ok(r) => Ok(Matcher::Pcre(r)),
+        Err(e) if e.contains("too large") => regex::bytes::RegexBuilder::new(pattern)
+            .unicode(false)
+            .case_insensitive(flags.contains('i'))
+            .multi_line(flags.contains('m'))
+            .dot_matches_new_line(flags.contains('s'))
+            .ignore_whitespace(flags.contains('x'))
+            .size_limit(64 << 20)
+            .dfa_size_limit(16 << 20)
+            .build()
+            .map(Matcher::Large)
+            .map_err(|_| e),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -99,6 +157,31 @@ mod tests {
         assert_eq!(l.pattern, "x/y");
         assert!(split_literal("/unterminated").is_none());
         assert!(split_literal("plain").is_none());
+    }
+
+    #[test]
+    fn patterns_too_large_for_pcre2() {
+        let words: Vec<String> = (0..6000).map(|i| format!("w{i}x(?:ab|cd)")).collect();
+        let literal = Literal {
+            pattern: format!("\\b(?:{})\\b", words.join("|")),
+            flags: "i".into(),
+        };
+        assert!(
+            compile(&literal.pattern, "i")
+                .unwrap_err()
+                .contains("too large")
+        );
+        let m = compile_literal(&literal).unwrap();
+        assert!(matches!(m, Matcher::Large(_)));
+        assert!(m.is_match(b"say W5999XCD now"));
+        assert!(!m.is_match(b"w6000xab"));
+        assert_eq!(m.count(b"w1xab w2xcd w3xab", 2), 2);
+        let small = compile_literal(&Literal {
+            pattern: "a".into(),
+            flags: String::new(),
+        })
+        .unwrap();
+        assert_eq!(small.count(b"aaaa", 10), 4);
     }
 
     #[test]

@@ -203,6 +203,10 @@ fn ipv4_at(text: &[u8]) -> Option<(String, usize)> {
 }
 
 /// The word after `keyword` (matched case-insensitively as a whole word).
+#[expect(
+    clippy::string_slice,
+    reason = "indexes found in the ASCII-lowercased copy, whose byte layout is the same"
+)]
 fn word_after<'a>(text: &'a str, keyword: &str) -> Option<&'a str> {
     let lower = text.to_ascii_lowercase();
     let mut from = 0;
@@ -245,6 +249,10 @@ fn clean(s: &str) -> String {
 
 /// Parses one unfolded Received line into a relay; `None` when it names no
 /// connecting IP (local submissions, qmail's "invoked by" lines, garbage).
+#[expect(
+    clippy::string_slice,
+    reason = "indexes found in the ASCII-lowercased copy or at ASCII bytes"
+)]
 fn parse_received(line: &[u8]) -> Option<Relay> {
     let text = String::from_utf8_lossy(line);
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");

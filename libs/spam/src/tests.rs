@@ -444,10 +444,55 @@ fn stock_eval_tests_are_supported() {
         "__GATED_THROUGH_RCVD_REMOVER",
         "__RATWARE_NAME_ID",
         "__ENV_AND_HDR_FROM_MATCH",
+        "__FROM_ADDRLIST_BANKS",
+        "__REPLYTO_ADDRLIST_SUSPNTLD",
+        "PDS_OTHER_BAD_TLD",
+        "__PDS_CASHSHORTENER",
+        // Patterns too large for PCRE2, on the regex crate.
+        "__FILL_THIS_FORM_LONG1",
+        "__HOURS_DEADLINE",
+        "__MY_MALWARE",
+        "__YOUR_WEBCAM",
     ] {
         assert!(
             unsupported.iter().all(|u| u.name != name),
             "{name} is unsupported"
         );
     }
+}
+
+/// Found by fuzz/ (target mime): a URI from an HTML attribute whose fourth
+/// byte is inside a multi-byte character made the engine panic.
+#[test]
+fn uri_with_a_character_across_byte_four_does_not_panic() {
+    let e = engine("uri URI_ANY /./\n");
+    let message = b"Subject: x\nContent-Type: text/html\n\n\
+<img src=\"htt\xff\xffp://www.example.com/a.gif\"><a href=\"ww\xc3\xa9w.x\">y</a>\n";
+    let report = e.score(message);
+    assert!(report.score.is_finite());
+}
+
+/// `enlist_addrlist` and `enlist_uri_host` lists, as the stock rules use
+/// them (banks, suspicious TLDs, cash link shorteners).
+#[test]
+fn address_and_uri_host_lists() {
+    let e = engine(
+        "enlist_addrlist (BANKS) *@bank.example *@*.bank.example\n\
+         enlist_uri_host (NTLD) icu online !ok.online\n\
+         enlist_uri_host (GONE) gone.example\ndelist_uri_host (GONE) gone.example\n\
+         header FROM_BANK eval:check_from_in_list('BANKS')\n\
+         header REPLY_BANK eval:check_replyto_in_list('BANKS')\n\
+         body NTLD_LINK eval:check_uri_host_listed('NTLD')\n\
+         body GONE_LINK eval:check_uri_host_listed('GONE')\n",
+    );
+    let r = e.score(
+        b"From: Bank <alerts@mail.bank.example>\nReply-To: x@other.example\nSubject: hi\n\n\
+          see http://www.login.icu/x and http://gone.example/\n",
+    );
+    assert_eq!(names(&r), ["FROM_BANK", "NTLD_LINK"]);
+    let r = e.score(
+        b"From: a@other.example\nReply-To: \"B\" <b@bank.example>\nSubject: hi\n\n\
+          http://ok.online/ mailto:x@y.icu\n",
+    );
+    assert_eq!(names(&r), ["REPLY_BANK"]);
 }

@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::counters::{COLUMNS, Counter, Counts};
@@ -347,11 +347,13 @@ impl Ring {
             path: path.to_path_buf(),
             source,
         };
+        // Opened by root in mail_owner's data/: never through a link.
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(io)?;
         // SAFETY: flock on a descriptor we own; no memory is involved.

@@ -143,6 +143,11 @@ impl Evaluator<'_> {
         } else {
             "5.1.1"
         };
+        // An address the canonical or virtual alias maps list is known
+        // (Postfix's check_rcpt_maps asks them first).
+        if s.rewriting.known(address, who == Subject::Sender) {
+            return Decision::Dunno;
+        }
         let Some((local, domain)) = mailgate_config::split_address(address) else {
             // No domain: a local address, and mailgate has no local users
             // (Postfix's local_recipient_maps finds no such user).
@@ -162,6 +167,23 @@ impl Evaluator<'_> {
                 ),
             );
         };
+        if s.rewriting.is_alias_domain(&domain) {
+            let table = if s.show_unknown_table {
+                " in virtual alias table"
+            } else {
+                ""
+            };
+            return self.reject(
+                st,
+                ErrorClass::Policy,
+                s.codes.unknown_virtual_alias,
+                dsn,
+                format!(
+                    "<{address}>: {} rejected: User unknown{table}",
+                    who.reply_class()
+                ),
+            );
+        }
         if s.relay_recipient_maps.is_empty() {
             return Decision::Dunno;
         }

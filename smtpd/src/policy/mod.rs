@@ -511,14 +511,15 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Mail for this recipient is ours to take: its domain is in
-    /// relay_domains and its local part hides no other destination. An
+    /// relay_domains or virtual_alias_domains and its local part hides no other destination. An
     /// address without a domain is local, as Postfix resolves it; the
     /// recipient tables then decide (mailgate has no local users).
     fn is_auth_destination(&self, rcpt: &str) -> bool {
         match mailgate_config::split_address(rcpt) {
             Some((local, domain)) => {
                 !crate::address::is_routed_local(local)
-                    && self.settings.relay_domains.matches(&domain)
+                    && (self.settings.relay_domains.matches(&domain)
+                        || self.settings.rewriting.is_alias_domain(&domain))
             }
             None => !crate::address::is_routed_local(rcpt),
         }

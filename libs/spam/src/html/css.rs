@@ -18,6 +18,10 @@ pub(super) fn rgb(color: &str) -> Option<[u8; 3]> {
 }
 
 /// A style attribute's colours, display and visibility.
+#[expect(
+    clippy::string_slice,
+    reason = "cuts at an index rfind returned in the same string"
+)]
 pub(super) fn apply_css(style: &mut Style, css: &[u8], parent_bg: &str) {
     for decl in css.split(|&c| c == b';') {
         let decl = String::from_utf8_lossy(decl);
@@ -121,6 +125,7 @@ fn css_color(decl: &str) -> Option<(bool, &str)> {
 }
 
 /// `^\s*([a-z_-]+)\s*:\s*(\S.*?)\s*$` (any case; the name as written).
+#[expect(clippy::string_slice, reason = "cuts after a run of ASCII letters")]
 fn css_property(decl: &str) -> Option<(&str, &str)> {
     let d = decl.trim_start_matches(is_perl_space_char);
     let name_len = d

@@ -1,0 +1,74 @@
+//! The envelope's addresses rewritten as main.cf's canonical and virtual
+//! alias maps say (libs/config's `Rewriting`, Postfix's semantics), before
+//! the checks, the scanner and the queue file see them.
+
+use mailgate_config::{RewriteError, Rewriting};
+use mailgate_ipc::envelope::{Envelope, Recipient, SmtpReply};
+use mailgate_log::warning;
+
+/// Rewrites the sender and expands every recipient. An address that a
+/// table changed keeps what the client sent as its original recipient
+/// (ORCPT, for delivery status notifications), as Postfix does. When a
+/// table loops or explodes, the message is deferred as Postfix defers it.
+pub fn apply(
+    rewriting: &Rewriting,
+    queue_id: &str,
+    envelope: &mut Envelope,
+) -> Result<(), SmtpReply> {
+    if rewriting.is_empty() {
+        return Ok(());
+    }
+    let deferred = |e: RewriteError| {
+        warning!("{queue_id}: {e} -- message not accepted, try again later");
+        SmtpReply {
+            code: 451,
+            status: "4.6.0".into(),
+            text: "Alias expansion error".into(),
+        }
+    };
+    envelope.sender = rewriting.sender(&envelope.sender).map_err(deferred)?;
+    let mut out: Vec<Recipient> = Vec::with_capacity(envelope.recipients.len());
+    for recipient in std::mem::take(&mut envelope.recipients) {
+        let addresses = rewriting.recipient(&recipient.address).map_err(deferred)?;
+        let original = recipient
+            .original
+            .clone()
+            .or_else(|| Some(format!("rfc822;{}", xtext(&recipient.address))));
+        for address in addresses {
+            // The same address reached twice (two recipients aliased to
+            // one person) is delivered once.
+            if out.iter().any(|r| r.address.eq_ignore_ascii_case(&address)) {
+                continue;
+            }
+            if address == recipient.address {
+                out.push(recipient.clone());
+            } else {
+                out.push(Recipient::new(address, original.clone()));
+            }
+        }
+    }
+    envelope.recipients = out;
+    Ok(())
+}
+
+/// RFC 3461 xtext: '+', '=' and what is not printable ASCII as +XX.
+fn xtext(address: &str) -> String {
+    let mut out = String::with_capacity(address.len());
+    for b in address.bytes() {
+        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn xtext_encodes_plus_equals_and_controls() {
+        assert_eq!(super::xtext("a+b=c@x"), "a+2Bb+3Dc@x");
+        assert_eq!(super::xtext("plain@x"), "plain@x");
+    }
+}

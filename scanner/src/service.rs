@@ -17,6 +17,7 @@ use mailgate_log::{info, warning};
 
 use crate::scan::Scanner;
 use crate::sender_auth::SenderChecks;
+use mailgate_mailauth::facts::Facts;
 
 pub struct Shared {
     pub scanner: Scanner,
@@ -70,8 +71,10 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
         _ => None,
     };
     let work = shared.clone();
-    let mut scan =
-        tokio::task::spawn_blocking(move || scan_descriptor(&work, fd, &request, deadline));
+    let facts = verification.as_ref().map(|v| v.facts.clone());
+    let mut scan = tokio::task::spawn_blocking(move || {
+        scan_descriptor(&work, fd, &request, facts.as_ref(), deadline)
+    });
     let mut abandoned = false;
     let left = deadline.saturating_duration_since(Instant::now());
     let reply = match tokio::time::timeout(left, &mut scan).await {
@@ -174,9 +177,10 @@ fn scan_descriptor(
     shared: &Shared,
     fd: OwnedFd,
     request: &Request,
+    facts: Option<&Facts>,
     deadline: Instant,
 ) -> Result<Verdict, String> {
-    let result = scan_content(shared, fd, request, deadline);
+    let result = scan_content(shared, fd, request, facts, deadline);
     // The content and everything parsed from it were freed; give the
     // memory back to the system rather than keep the peak of the largest
     // message scanned so far (glibc keeps freed memory in its arenas).
@@ -192,6 +196,7 @@ fn scan_content(
     shared: &Shared,
     fd: OwnedFd,
     request: &Request,
+    facts: Option<&Facts>,
     deadline: Instant,
 ) -> Result<Verdict, String> {
     let file = File::from(fd);
@@ -211,7 +216,7 @@ fn scan_content(
     match catch_unwind(AssertUnwindSafe(|| {
         shared
             .scanner
-            .scan(&content, file.as_fd(), request, deadline)
+            .scan(&content, file.as_fd(), request, facts, deadline)
     })) {
         Ok(Ok(verdict)) => Ok(verdict),
         Ok(Err(e)) => Err(e.to_string()),

@@ -153,6 +153,11 @@ pub enum Eval {
     ReplyToInList(String),
     /// A link's host (or a parent domain) in an `enlist_uri_host` list.
     UriHostListed(String),
+    /// An SPF, DKIM or DMARC test, answered by the caller's results.
+    SenderAuth {
+        function: String,
+        args: Vec<String>,
+    },
 }
 
 /// A comparison as html_eval and html_tag_balance write it (`< 512`, `!= 0`).
@@ -234,6 +239,8 @@ pub struct Context<'a> {
     pub addrlists: &'a std::collections::HashMap<String, Vec<String>>,
     pub uri_host_lists:
         &'a std::collections::HashMap<String, std::collections::HashMap<String, bool>>,
+    /// SPF, DKIM and DMARC results, when the caller has them.
+    pub sender_auth: Option<&'a dyn crate::sender_auth::SenderAuth>,
 }
 
 /// SpamAssassin's check_uri_host_listed: a link's host, or the nearest of its
@@ -410,6 +417,10 @@ impl Eval {
             "check_from_in_list" => Eval::FromInList(args.first()?.trim().to_string()),
             "check_replyto_in_list" => Eval::ReplyToInList(args.first()?.trim().to_string()),
             "check_uri_host_listed" => Eval::UriHostListed(args.first()?.trim().to_string()),
+            f if crate::sender_auth::FUNCTIONS.contains(&f) => Eval::SenderAuth {
+                function: f.to_string(),
+                args: args.to_vec(),
+            },
             _ => return None,
         })
     }
@@ -557,6 +568,9 @@ impl Eval {
             }
             Eval::ToInSubject(test) => to_in_subject(m, test),
             Eval::ForgedYahooReceived => headers::forged_yahoo(m),
+            Eval::SenderAuth { function, args } => {
+                cx.sender_auth.is_some_and(|a| a.eval(function, args))
+            }
         }
     }
 }
@@ -1003,6 +1017,7 @@ mod tests {
             welcomelist_to: &[],
             addrlists: &Default::default(),
             uri_host_lists: &Default::default(),
+            sender_auth: None,
         })
     }
 

@@ -496,3 +496,122 @@ fn address_and_uri_host_lists() {
     );
     assert_eq!(names(&r), ["REPLY_BANK"]);
 }
+
+/// Sender-authentication results given by the caller, as a table.
+struct Results(&'static [&'static str]);
+
+impl crate::SenderAuth for Results {
+    fn eval(&self, function: &str, _args: &[String]) -> bool {
+        self.0.contains(&function)
+    }
+}
+
+/// The stock SPF, DKIM and DMARC rules (25_spf.cf, 25_dkim.cf,
+/// 25_dmarc.cf) hit on the caller's results with 50_scores.cf's scores of
+/// the network score set, and not at all without network tests, as
+/// SpamAssassin runs its `tflags net` rules only then.
+#[test]
+fn stock_spf_dkim_and_dmarc_rules_score_the_callers_results() {
+    let stock = |network_tests| {
+        Engine::load(&EngineConfig {
+            stock_rules_dir: Some(PathBuf::from("/usr/share/spamassassin")),
+            bayes_enabled: false,
+            network_tests,
+            ..EngineConfig::default()
+        })
+        .unwrap()
+    };
+    let net = stock(true);
+    let message = b"From: a@example.org\nTo: b@example.com\nSubject: hello\n\nhi\n";
+    let auth_hits = |e: &Engine, results: &'static [&'static str]| {
+        let mut hits: Vec<(String, f64)> = e
+            .score_with(message, Some(&Results(results)))
+            .hits
+            .into_iter()
+            .filter(|h| {
+                ["SPF_", "DKIM_", "DMARC_", "T_SPF_"]
+                    .iter()
+                    .any(|p| h.name.starts_with(p))
+            })
+            .map(|h| (h.name, h.score))
+            .collect();
+        hits.sort_by(|a, b| a.0.cmp(&b.0));
+        hits
+    };
+    let good = &[
+        "check_for_spf_pass",
+        "check_for_spf_helo_none",
+        "check_dkim_signed",
+        "check_dkim_valid",
+        "check_dkim_valid_author_sig",
+        "check_dkim_dependable",
+        "check_dmarc_pass",
+    ];
+    assert_eq!(
+        auth_hits(&net, good),
+        [
+            ("DKIM_SIGNED".to_string(), 0.1),
+            ("DKIM_VALID".to_string(), -0.1),
+            ("DKIM_VALID_AU".to_string(), -0.1),
+            ("DMARC_PASS".to_string(), -0.001),
+            ("SPF_HELO_NONE".to_string(), 0.001),
+            ("SPF_PASS".to_string(), -0.001),
+        ]
+    );
+    // A signature that does not verify, SPF fail, DMARC p=reject failed.
+    let bad = &[
+        "check_for_spf_fail",
+        "check_for_spf_helo_softfail",
+        "check_dkim_signed",
+        "check_dkim_dependable",
+        "check_dmarc_reject",
+    ];
+    assert_eq!(
+        auth_hits(&net, bad),
+        [
+            ("DKIM_INVALID".to_string(), 0.1),
+            ("DKIM_SIGNED".to_string(), 0.1),
+            ("DMARC_REJECT".to_string(), 1.797),
+            ("SPF_FAIL".to_string(), 0.919),
+            ("SPF_HELO_SOFTFAIL".to_string(), 0.896),
+        ]
+    );
+    let others = &[
+        "check_for_spf_softfail",
+        "check_dmarc_quarantine",
+        "check_for_spf_temperror",
+    ];
+    assert_eq!(
+        auth_hits(&net, others),
+        [
+            ("DMARC_QUAR".to_string(), 1.198),
+            ("SPF_SOFTFAIL".to_string(), 0.972),
+            ("T_SPF_TEMPERROR".to_string(), 0.01),
+        ]
+    );
+    assert_eq!(
+        auth_hits(&net, &["check_for_spf_none", "check_dmarc_none"]),
+        [
+            ("DMARC_NONE".to_string(), 0.898),
+            ("SPF_NONE".to_string(), 0.001),
+        ]
+    );
+    // No results (the checks did not run): nothing hits.
+    assert!(auth_hits(&net, &[]).is_empty());
+    // Local tests only: SpamAssassin runs none of them.
+    assert!(auth_hits(&stock(false), good).is_empty());
+    assert!(auth_hits(&stock(false), bad).is_empty());
+    // The engine knows every function a caller answers.
+    let unsupported = net.unsupported_rules();
+    for name in [
+        "SPF_PASS",
+        "DKIM_VALID_AU",
+        "DMARC_REJECT",
+        "T_SPF_PERMERROR",
+    ] {
+        assert!(
+            unsupported.iter().all(|u| u.name != name),
+            "{name} is unsupported"
+        );
+    }
+}

@@ -1,0 +1,285 @@
+//! The spam engine's SPF, DKIM and DMARC rules on what the gateway found,
+//! against a real DNS server (dnsmasq): the stock rules of Debian's
+//! spamassassin package score them with 50_scores.cf's network score set,
+//! and a real `spamassassin` run on the delivered message (its DKIM plugin
+//! verifying by itself through the same dnsmasq) hits the same SPF and
+//! DKIM rules.
+//!
+//! What the real run cannot show here: the test clients connect from
+//! 127.0.0.0/8, which SpamAssassin always trusts, so it sees no external
+//! relay and runs neither its own HELO SPF check nor DMARC (its DMARC
+//! plugin needs the external relay's address). Its MAIL FROM SPF results
+//! come from the gateway's internal Received-SPF header, as they do behind
+//! any policyd-spf. DMARC_* and SPF_HELO_* are checked against the stock
+//! rule names and scores only. ADSP (RFC 5617, historic; DKIM_ADSP_*) is
+//! not implemented.
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use mailgate_tests::dkim::{DkimKey, dkim_key, dkim_signed};
+use mailgate_tests::{Backend, Client, DnsServer, Gateway, Record};
+
+fn records(key: &DkimKey) -> Vec<Record<'_>> {
+    vec![
+        Record::Zone("test"),
+        Record::Zone("example.org"),
+        Record::Zone("example.com"),
+        // both.test: SPF passes for the test client, signs, p=reject.
+        Record::Txt("both.test", "v=spf1 ip4:127.0.0.2 -all"),
+        Record::Txt("sel1._domainkey.both.test", &key.txt),
+        Record::Txt("_dmarc.both.test", "v=DMARC1; p=reject"),
+        // lax.test: SPF softfail, signs, p=none.
+        Record::Txt("lax.test", "v=spf1 ip4:192.0.2.1 ~all"),
+        Record::Txt("sel1._domainkey.lax.test", &key.txt),
+        Record::Txt("_dmarc.lax.test", "v=DMARC1; p=none"),
+        // fail.test: SPF fail, no signature, p=quarantine.
+        Record::Txt("fail.test", "v=spf1 ip4:192.0.2.1 -all"),
+        Record::Txt("_dmarc.fail.test", "v=DMARC1; p=quarantine"),
+        // rej.test: SPF neutral, signs, p=reject.
+        Record::Txt("rej.test", "v=spf1 ?all"),
+        Record::Txt("sel1._domainkey.rej.test", &key.txt),
+        Record::Txt("_dmarc.rej.test", "v=DMARC1; p=reject"),
+        // plain.test: no SPF, no DKIM, no DMARC record. It exists (an
+        // address): for an author domain that does not, SpamAssassin's
+        // ADSP test DKIM_ADSP_NXDOMAIN hits, which mailgate does not
+        // implement (check lists it as unsupported).
+        Record::Host("plain.test", "192.0.2.9"),
+    ]
+}
+
+fn message(domain: &str, marker: &str) -> String {
+    format!(
+        "From: Alice <alice@{domain}>\nTo: b@example.com\nSubject: rules {marker}\n\
+         Message-ID: <{marker}@{domain}>\nDate: Thu, 03 Dec 2026 12:00:00 +0000\n\n\
+         Hello.\n{marker}\n"
+    )
+}
+
+/// The rule names (with scores) in an X-Spam-Status value whose names
+/// start with SPF_, DKIM_ or DMARC_.
+fn auth_rules(status: &str) -> BTreeMap<String, String> {
+    let tests = status
+        .split_once("tests=")
+        .map(|(_, t)| t)
+        .unwrap_or_default()
+        .trim_start_matches('[');
+    // The list ends at `]` (mailgate) or at the first name not followed by
+    // a comma (SpamAssassin's " autolearn=..."); folding adds white space.
+    let mut names = Vec::new();
+    for item in tests.split(',') {
+        let item = item.trim();
+        let name = item
+            .split([' ', '\t', '\n', ']'])
+            .next()
+            .unwrap_or_default();
+        names.push(name.to_string());
+        if name.len() != item.len() {
+            break;
+        }
+    }
+    names
+        .into_iter()
+        .filter(|t| ["SPF_", "DKIM_", "DMARC_"].iter().any(|p| t.starts_with(p)))
+        .map(|t| match t.split_once('=') {
+            Some((name, score)) => (name.to_string(), score.to_string()),
+            None => (t, String::new()),
+        })
+        .collect()
+}
+
+/// Debian's spamassassin on `message` as the final delivery would hand it
+/// over (with Return-Path), network tests on and its DNS queries sent to
+/// `dns`: the SPF_, DKIM_ and DMARC_ rules it hits.
+fn spamassassin(dns: &DnsServer, sender: &str, message: &str) -> BTreeMap<String, String> {
+    use std::io::Write;
+    let home = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("spamassassin")
+        .args([
+            "-t",
+            "-x",
+            &format!("--cf=dns_server {}:{}", dns.ip, dns.port),
+            "--cf=dns_available yes",
+            "--cf=skip_rbl_checks 1",
+            "--cf=use_bayes 0",
+            "--cf=envelope_sender_header Return-Path",
+        ])
+        .env("HOME", home.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spamassassin (Debian package spamassassin)");
+    let input = format!("Return-Path: <{sender}>\n{message}").replace('\n', "\r\n");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    let head = text.split("\n\n").next().unwrap_or_default();
+    let mut status = String::new();
+    let mut inside = false;
+    for line in head.lines() {
+        if line.starts_with("X-Spam-Status:") {
+            inside = true;
+            status.push_str(line);
+        } else if inside && line.starts_with([' ', '\t']) {
+            status.push_str(line);
+        } else {
+            inside = false;
+        }
+    }
+    assert!(
+        !status.is_empty(),
+        "no X-Spam-Status from spamassassin:\n{text}"
+    );
+    auth_rules(&status)
+}
+
+/// The names only.
+fn names(rules: &BTreeMap<String, String>) -> Vec<&str> {
+    rules.keys().map(String::as_str).collect()
+}
+
+/// Drops what SpamAssassin cannot check from 127.0.0.0/8 (see the top).
+fn comparable(rules: &BTreeMap<String, String>) -> Vec<&str> {
+    names(rules)
+        .into_iter()
+        .filter(|n| !n.starts_with("SPF_HELO_") && !n.starts_with("DMARC_"))
+        .collect()
+}
+
+#[test]
+fn spf_dkim_and_dmarc_rules_score_as_spamassassin() {
+    let backend = Backend::start();
+    let key = dkim_key();
+    let dns = DnsServer::with(&records(&key));
+    let home = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(home.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let gw = Gateway::configure(
+        &backend,
+        &format!(
+            "dns_nameservers = {}\nsmtpd_sender_restrictions = check_spf\n\
+             spf_mail_from_reject = no\n\
+             content_scanner = scanner\nscanner_directory = {}\nscanner_timeout = 60s\n\
+             spam_bayes_directory =\nspam_stock_rules_directory = /usr/share/spamassassin\n\
+             spam_network_tests = yes\n\
+             dkim_verify = yes\ndmarc_verify = yes\n\
+             dmarc_reject_action = tag\ndmarc_quarantine_action = tag\n",
+            dns.nameserver(),
+            home.path().display()
+        ),
+    )
+    .with_scanner()
+    .launch();
+
+    let send = |sender: &str, text: &str, marker: &str| {
+        let mut client = Client::connect(gw.port, "127.0.0.2").unwrap();
+        let reply = client.send_message(sender, &["b@example.com"], text);
+        assert!(reply.starts_with("250"), "{reply}\n{}", gw.log());
+        let received = backend.wait_for_message(marker);
+        let status = received.header("X-Spam-Status");
+        assert_eq!(status.len(), 1, "{}", received.message);
+        (auth_rules(&status[0]), received.message)
+    };
+
+    // SPF pass, a valid author signature, DMARC pass.
+    let signed = dkim_signed(&key, "both.test", &message("both.test", "marker-r1"));
+    let (rules, delivered) = send("alice@both.test", &signed, "marker-r1");
+    assert_eq!(
+        names(&rules),
+        [
+            "DKIM_SIGNED",
+            "DKIM_VALID",
+            "DKIM_VALID_AU",
+            "DKIM_VALID_EF",
+            "DMARC_PASS",
+            "SPF_HELO_NONE",
+            "SPF_PASS",
+        ],
+        "{delivered}"
+    );
+    // 50_scores.cf, score set 1 (network tests, no Bayes).
+    assert_eq!(rules["DKIM_SIGNED"], "0.1");
+    assert_eq!(rules["DKIM_VALID"], "-0.1");
+    assert_eq!(rules["DMARC_PASS"], "-0.001");
+    assert_eq!(rules["SPF_PASS"], "-0.001");
+    let sa = spamassassin(&dns, "alice@both.test", &delivered);
+    assert_eq!(comparable(&sa), comparable(&rules), "{delivered}");
+
+    // SPF softfail, the body changed after signing, p=none.
+    let signed = dkim_signed(&key, "lax.test", &message("lax.test", "marker-r2"));
+    let tampered = signed.replace("Hello.", "Hello, changed.");
+    let (rules, delivered) = send("alice@lax.test", &tampered, "marker-r2");
+    assert_eq!(
+        names(&rules),
+        [
+            "DKIM_INVALID",
+            "DKIM_SIGNED",
+            "DMARC_NONE",
+            "SPF_HELO_NONE",
+            "SPF_SOFTFAIL",
+        ],
+        "{delivered}"
+    );
+    assert_eq!(rules["SPF_SOFTFAIL"], "0.972");
+    assert_eq!(rules["DMARC_NONE"], "0.898");
+    let sa = spamassassin(&dns, "alice@lax.test", &delivered);
+    assert_eq!(comparable(&sa), comparable(&rules), "{delivered}");
+
+    // SPF fail, no signature, p=quarantine (tagged here, not quarantined).
+    let (rules, delivered) = send(
+        "alice@fail.test",
+        &message("fail.test", "marker-r3"),
+        "marker-r3",
+    );
+    assert_eq!(
+        names(&rules),
+        ["DMARC_QUAR", "SPF_FAIL", "SPF_HELO_NONE"],
+        "{delivered}"
+    );
+    assert_eq!(rules["SPF_FAIL"], "0.919");
+    assert_eq!(rules["DMARC_QUAR"], "1.198");
+    let sa = spamassassin(&dns, "alice@fail.test", &delivered);
+    assert_eq!(comparable(&sa), comparable(&rules), "{delivered}");
+
+    // SPF neutral, a broken signature, p=reject (tagged here).
+    let signed = dkim_signed(&key, "rej.test", &message("rej.test", "marker-r4"));
+    let tampered = signed.replace("Hello.", "Hello, changed.");
+    let (rules, delivered) = send("alice@rej.test", &tampered, "marker-r4");
+    assert_eq!(
+        names(&rules),
+        [
+            "DKIM_INVALID",
+            "DKIM_SIGNED",
+            "DMARC_REJECT",
+            "SPF_HELO_NONE",
+            "SPF_NEUTRAL",
+        ],
+        "{delivered}"
+    );
+    assert_eq!(rules["DMARC_REJECT"], "1.797");
+    assert_eq!(rules["SPF_NEUTRAL"], "0.652");
+    let sa = spamassassin(&dns, "alice@rej.test", &delivered);
+    assert_eq!(comparable(&sa), comparable(&rules), "{delivered}");
+
+    // Nothing published: SPF none, DMARC missing, not signed.
+    let (rules, delivered) = send(
+        "alice@plain.test",
+        &message("plain.test", "marker-r5"),
+        "marker-r5",
+    );
+    assert_eq!(
+        names(&rules),
+        ["DMARC_MISSING", "SPF_HELO_NONE", "SPF_NONE"],
+        "{delivered}"
+    );
+    let sa = spamassassin(&dns, "alice@plain.test", &delivered);
+    assert_eq!(comparable(&sa), comparable(&rules), "{delivered}");
+}

@@ -1,5 +1,5 @@
-//! DKIM verification and DMARC evaluation of mail from outside (dkim_verify,
-//! dmarc_verify), on the mail-auth crate through mailgate-mailauth: the
+//! DKIM verification (with the ARC chain the message arrived with) and
+//! DMARC evaluation of mail from outside (dkim_verify, dmarc_verify), on the mail-auth crate through mailgate-mailauth: the
 //! Authentication-Results header (RFC 8601) with the gateway's authserv-id,
 //! and what a failed DMARC policy does to the verdict under the local
 //! policy (dmarc_reject_action, dmarc_quarantine_action,
@@ -64,7 +64,8 @@ impl SenderChecks {
         };
         let checks = Checks {
             dkim: self.policy.dkim,
-            arc: false,
+            // ARC (RFC 8617) with DKIM: arc= in the header.
+            arc: self.policy.dkim,
             dmarc: self.policy.dmarc,
         };
         self.authenticator.verify(message, &envelope, checks).await

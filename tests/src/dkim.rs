@@ -1,6 +1,8 @@
 //! DKIM keys and signatures made by python3-dkim (dkimpy), a signer
 //! independent of the mail-auth crate the gateway verifies with.
 
+use std::collections::BTreeMap;
+
 /// A DKIM key made by python3-dkim's dknewkey (an independent signer):
 /// the private key file and the TXT record's strings (dnsmasq takes a
 /// record longer than 255 bytes as several strings, split at commas).
@@ -55,4 +57,95 @@ pub fn dkim_signed(key: &DkimKey, domain: &str, message: &str) -> String {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap().replace("\r\n", "\n")
+}
+
+/// The rule names (with scores) in an X-Spam-Status value whose names
+/// start with SPF_, DKIM_, DMARC_ or ARC_.
+pub fn auth_rules(status: &str) -> BTreeMap<String, String> {
+    let tests = status
+        .split_once("tests=")
+        .map(|(_, t)| t)
+        .unwrap_or_default()
+        .trim_start_matches('[');
+    // The list ends at `]` (mailgate) or at the first name not followed by
+    // a comma (SpamAssassin's " autolearn=..."); folding adds white space.
+    let mut names = Vec::new();
+    for item in tests.split(',') {
+        let item = item.trim();
+        let name = item
+            .split([' ', '\t', '\n', ']'])
+            .next()
+            .unwrap_or_default();
+        names.push(name.to_string());
+        if name.len() != item.len() {
+            break;
+        }
+    }
+    names
+        .into_iter()
+        .filter(|t| {
+            ["SPF_", "DKIM_", "DMARC_", "ARC_"]
+                .iter()
+                .any(|p| t.starts_with(p))
+        })
+        .map(|t| match t.split_once('=') {
+            Some((name, score)) => (name.to_string(), score.to_string()),
+            None => (t, String::new()),
+        })
+        .collect()
+}
+
+/// Debian's spamassassin on `message` as the final delivery would hand it
+/// over (with Return-Path), network tests on and its DNS queries sent to
+/// `dns`: the SPF_, DKIM_, DMARC_ and ARC_ rules it hits.
+pub fn spamassassin(
+    dns: &crate::DnsServer,
+    sender: &str,
+    message: &str,
+) -> BTreeMap<String, String> {
+    use std::io::Write;
+    let home = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("spamassassin")
+        .args([
+            "-t",
+            "-x",
+            &format!("--cf=dns_server {}:{}", dns.ip, dns.port),
+            "--cf=dns_available yes",
+            "--cf=skip_rbl_checks 1",
+            "--cf=use_bayes 0",
+            "--cf=envelope_sender_header Return-Path",
+        ])
+        .env("HOME", home.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spamassassin (Debian package spamassassin)");
+    let input = format!("Return-Path: <{sender}>\n{message}").replace('\n', "\r\n");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    let head = text.split("\n\n").next().unwrap_or_default();
+    let mut status = String::new();
+    let mut inside = false;
+    for line in head.lines() {
+        if line.starts_with("X-Spam-Status:") {
+            inside = true;
+            status.push_str(line);
+        } else if inside && line.starts_with([' ', '\t']) {
+            status.push_str(line);
+        } else {
+            inside = false;
+        }
+    }
+    assert!(
+        !status.is_empty(),
+        "no X-Spam-Status from spamassassin:\n{text}"
+    );
+    auth_rules(&status)
 }

@@ -26,7 +26,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "dkim_verify",
-        "The scanner verifies the DKIM signatures (RFC 6376) of mail from outside and records them in an Authentication-Results header. Needs content_scanner.",
+        "The scanner verifies the DKIM signatures (RFC 6376) of mail from outside, and the ARC chain (RFC 8617) it arrived with, and records them in an Authentication-Results header (dkim=, arc=). Needs content_scanner.",
     ),
     (
         "dmarc_verify",

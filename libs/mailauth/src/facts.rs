@@ -41,6 +41,10 @@ pub struct Facts {
     /// The envelope sender's domain, lower case.
     pub envelope_domain: Option<String>,
     pub dmarc: Option<DmarcFact>,
+    /// The message arrived with ARC sets (RFC 8617).
+    pub arc_signed: bool,
+    /// Its ARC chain validates.
+    pub arc_valid: bool,
 }
 
 /// The eval functions these facts answer.
@@ -64,6 +68,8 @@ pub const FUNCTIONS: &[&str] = &[
     "check_dkim_valid_author_sig",
     "check_dkim_valid_envelopefrom",
     "check_dkim_dependable",
+    "check_arc_signed",
+    "check_arc_valid",
     "check_dmarc_pass",
     "check_dmarc_reject",
     "check_dmarc_quarantine",
@@ -112,6 +118,10 @@ impl Facts {
             }),
             // Nothing is truncated before verification here.
             "check_dkim_dependable" => self.dkim_checked,
+            // SpamAssassin's DKIM plugin takes no domain for these: with
+            // one, they never hit.
+            "check_arc_signed" => self.arc_signed && wanted.is_empty(),
+            "check_arc_valid" => self.arc_valid && wanted.is_empty(),
             "check_dmarc_pass" => self.dmarc == Some(DmarcFact::Pass),
             "check_dmarc_reject" => self.dmarc == Some(DmarcFact::Fail("reject")),
             "check_dmarc_quarantine" => self.dmarc == Some(DmarcFact::Fail("quarantine")),
@@ -163,7 +173,12 @@ mod tests {
             author_domains: vec!["example.org".into()],
             envelope_domain: Some("lists.example.net".into()),
             dmarc: Some(DmarcFact::Fail("quarantine")),
+            arc_signed: true,
+            arc_valid: true,
         };
+        assert!(facts.eval("check_arc_signed", &[]));
+        assert!(facts.eval("check_arc_valid", &[]));
+        assert!(!facts.eval("check_arc_valid", &args(&["'example.org'"])));
         assert!(facts.eval("check_for_spf_softfail", &[]));
         assert!(!facts.eval("check_for_spf_fail", &[]));
         assert!(facts.eval("check_for_spf_helo_none", &[]));

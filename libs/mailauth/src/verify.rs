@@ -195,12 +195,21 @@ impl Authenticator {
 
         let mut arc = ArcChain::None;
         if checks.arc {
-            let output: ArcOutput = self.inner().verify_arc(&parsed).await;
+            let mut output: ArcOutput = self.inner().verify_arc(&parsed).await;
+            // RFC 8617 knows none, pass and fail: mail-auth's neutral (a
+            // body hash that no longer matches, an expired or unparsable
+            // set) is a chain that does not validate (section 5.2).
+            if let DkimResult::Neutral(error) = output.result() {
+                let error = error.clone();
+                output = output.with_result(DkimResult::Fail(error));
+            }
             arc = match output.result() {
                 DkimResult::None => ArcChain::None,
                 DkimResult::Pass => ArcChain::Pass,
                 _ => ArcChain::Fail,
             };
+            facts.arc_signed = arc != ArcChain::None;
+            facts.arc_valid = arc == ArcChain::Pass;
             push(
                 &mut results,
                 id,

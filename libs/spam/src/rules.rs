@@ -45,6 +45,7 @@ const FEATURES: &[&str] = &[
     "Mail::SpamAssassin::Conf::feature_edns",
     "Mail::SpamAssassin::Plugin::BodyEval::has_check_body_length",
     "Mail::SpamAssassin::Plugin::SPF::has_check_for_spf_errors",
+    "Mail::SpamAssassin::Plugin::DKIM::has_arc",
 ];
 
 /// Where a rule reads the message.

@@ -17,7 +17,7 @@ pub trait SenderAuth: Sync {
 }
 
 /// The eval functions a [`SenderAuth`] answers. Other functions of these
-/// plugins (ADSP, the dkim/spf welcomelists, ARC) are listed as
+/// plugins (ADSP, the dkim/spf welcomelists) are listed as
 /// unsupported rules.
 pub const FUNCTIONS: &[&str] = &[
     "check_for_spf_pass",
@@ -39,6 +39,8 @@ pub const FUNCTIONS: &[&str] = &[
     "check_dkim_valid_author_sig",
     "check_dkim_valid_envelopefrom",
     "check_dkim_dependable",
+    "check_arc_signed",
+    "check_arc_valid",
     "check_dmarc_pass",
     "check_dmarc_reject",
     "check_dmarc_quarantine",

@@ -133,6 +133,23 @@ impl Checker {
                 }
             }
         }
+        // Issue 16 item 4, not done: no ARC seal over what the gateway
+        // changes. Said where it matters: a Subject tag breaks signatures.
+        if !scanner.is_empty()
+            && main.bool("dkim_verify")
+            && !main.get("spam_subject_tag").is_empty()
+            && let Some((file, line)) = main.origin("dkim_verify")
+        {
+            self.warnings.push(Diagnostic::new(
+                file,
+                line,
+                "dkim_verify = yes: mailgate does not ARC-seal (RFC 8617) the messages it \
+                 changes: a spam_subject_tag put in the Subject breaks the sender's DKIM \
+                 signature and ARC chain for the internal server, which should trust this \
+                 gateway's Authentication-Results instead"
+                    .to_string(),
+            ));
+        }
         // What the scanner would refuse to start with.
         for (name, allowed) in [
             ("virus_action", &["reject", "quarantine", "discard"][..]),

@@ -614,4 +614,16 @@ fn stock_spf_dkim_and_dmarc_rules_score_the_callers_results() {
             "{name} is unsupported"
         );
     }
+    // What is not implemented is listed (`mailgate check` prints the list):
+    // ADSP and the SPF/DKIM welcomelists.
+    for name in [
+        "DKIM_ADSP_NXDOMAIN",
+        "USER_IN_DEF_DKIM_WL",
+        "USER_IN_DEF_SPF_WL",
+    ] {
+        assert!(
+            unsupported.iter().any(|u| u.name == name),
+            "{name} is not listed as unsupported"
+        );
+    }
 }

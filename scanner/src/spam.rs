@@ -87,6 +87,12 @@ impl SenderAuth for AuthFacts<'_> {
     fn eval(&self, function: &str, args: &[String]) -> bool {
         self.0.eval(function, args)
     }
+    fn valid_dkim_domains(&self) -> Vec<String> {
+        self.0.valid_dkim_domains()
+    }
+    fn spf_pass_sender(&self) -> Option<String> {
+        self.0.spf_pass_sender()
+    }
 }
 
 #[cfg(test)]

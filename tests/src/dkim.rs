@@ -60,7 +60,7 @@ pub fn dkim_signed(key: &DkimKey, domain: &str, message: &str) -> String {
 }
 
 /// The rule names (with scores) in an X-Spam-Status value whose names
-/// start with SPF_, DKIM_, DMARC_ or ARC_.
+/// start with SPF_, DKIM_, DMARC_, ARC_ or USER_IN_.
 pub fn auth_rules(status: &str) -> BTreeMap<String, String> {
     let tests = status
         .split_once("tests=")
@@ -84,7 +84,7 @@ pub fn auth_rules(status: &str) -> BTreeMap<String, String> {
     names
         .into_iter()
         .filter(|t| {
-            ["SPF_", "DKIM_", "DMARC_", "ARC_"]
+            ["SPF_", "DKIM_", "DMARC_", "ARC_", "USER_IN_"]
                 .iter()
                 .any(|p| t.starts_with(p))
         })
@@ -97,7 +97,7 @@ pub fn auth_rules(status: &str) -> BTreeMap<String, String> {
 
 /// Debian's spamassassin on `message` as the final delivery would hand it
 /// over (with Return-Path), network tests on and its DNS queries sent to
-/// `dns`: the SPF_, DKIM_, DMARC_ and ARC_ rules it hits.
+/// `dns`: the SPF_, DKIM_, DMARC_, ARC_ and USER_IN_ rules it hits.
 pub fn spamassassin(
     dns: &crate::DnsServer,
     sender: &str,
@@ -114,6 +114,11 @@ pub fn spamassassin(
             "--cf=skip_rbl_checks 1",
             "--cf=use_bayes 0",
             "--cf=envelope_sender_header Return-Path",
+            // The gateway knows the envelope sender first-hand, as
+            // SpamAssassin inside amavisd-new does; by default it would not
+            // take it from a header added behind a trusted relay (the
+            // tests' 127.0.0.0/8 client) for its SPF welcomelists.
+            "--cf=always_trust_envelope_sender 1",
         ])
         .env("HOME", home.path())
         .stdin(std::process::Stdio::piped())

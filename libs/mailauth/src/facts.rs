@@ -40,6 +40,8 @@ pub struct Facts {
     pub author_domains: Vec<String>,
     /// The envelope sender's domain, lower case.
     pub envelope_domain: Option<String>,
+    /// The envelope sender, empty for the null sender.
+    pub envelope_sender: String,
     pub dmarc: Option<DmarcFact>,
     /// The message arrived with ARC sets (RFC 8617).
     pub arc_signed: bool,
@@ -132,6 +134,23 @@ impl Facts {
     }
 }
 
+impl Facts {
+    /// The signing domains of the signatures that verified.
+    pub fn valid_dkim_domains(&self) -> Vec<String> {
+        self.dkim
+            .iter()
+            .filter(|s| s.valid)
+            .map(|s| s.domain.clone())
+            .collect()
+    }
+
+    /// The envelope sender when SPF (MAIL FROM) passed for it.
+    pub fn spf_pass_sender(&self) -> Option<String> {
+        (self.spf_mail_from == Some(SpfResult::Pass) && !self.envelope_sender.is_empty())
+            .then(|| self.envelope_sender.clone())
+    }
+}
+
 /// The word in SpamAssassin's function names for a result.
 fn spf_word(result: SpfResult) -> Option<&'static str> {
     Some(match result {
@@ -172,10 +191,14 @@ mod tests {
             ],
             author_domains: vec!["example.org".into()],
             envelope_domain: Some("lists.example.net".into()),
+            envelope_sender: "bounces@lists.example.net".into(),
             dmarc: Some(DmarcFact::Fail("quarantine")),
             arc_signed: true,
             arc_valid: true,
         };
+        assert_eq!(facts.valid_dkim_domains(), ["lists.example.net"]);
+        // SPF softfail: no sender for the SPF welcomelists.
+        assert_eq!(facts.spf_pass_sender(), None);
         assert!(facts.eval("check_arc_signed", &[]));
         assert!(facts.eval("check_arc_valid", &[]));
         assert!(!facts.eval("check_arc_valid", &args(&["'example.org'"])));

@@ -117,6 +117,7 @@ impl Authenticator {
             spf_helo: Some(spf_helo.result),
             spf_mail_from: spf_mail_from.as_ref().map(|c| c.result),
             envelope_domain: domain_of(envelope.sender),
+            envelope_sender: envelope.sender.to_string(),
             ..Facts::default()
         };
         let id = envelope.authserv_id;

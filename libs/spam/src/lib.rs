@@ -501,6 +501,7 @@ impl Engine {
             addrlists: &self.set.addrlists,
             uri_host_lists: &self.set.uri_host_lists,
             sender_auth,
+            auth_welcomelists: &self.set.auth_welcomelists,
         };
         let possible = self.possible_rules(msg);
         let mut values = vec![0.0f64; self.rules.len()];

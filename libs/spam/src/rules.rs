@@ -183,6 +183,8 @@ pub struct RuleSet {
     /// `enlist_uri_host (NAME) [!]host...`: hosts (and domains) listed, or
     /// excepted (`!`, false), by list name.
     pub uri_host_lists: HashMap<String, HashMap<String, bool>>,
+    /// The SPF and DKIM plugins' welcomelists.
+    pub auth_welcomelists: crate::sender_auth::AuthWelcomelists,
 }
 
 /// The parser's state across files: later definitions override earlier ones, as a
@@ -454,6 +456,12 @@ impl Loader {
         path: &Path,
         line: usize,
     ) -> Result<(), SpamError> {
+        if directive.contains("list_") {
+            let args: Vec<&str> = rest.split_whitespace().collect();
+            if self.set.auth_welcomelists.directive(directive, &args) {
+                return Ok(());
+            }
+        }
         let mut words = rest.split_whitespace();
         match directive {
             "header" | "body" | "rawbody" | "full" | "uri" | "mimeheader" | "meta" => {

@@ -504,6 +504,12 @@ impl crate::SenderAuth for Results {
     fn eval(&self, function: &str, _args: &[String]) -> bool {
         self.0.contains(&function)
     }
+    fn valid_dkim_domains(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn spf_pass_sender(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The stock SPF, DKIM and DMARC rules (25_spf.cf, 25_dkim.cf,
@@ -614,16 +620,105 @@ fn stock_spf_dkim_and_dmarc_rules_score_the_callers_results() {
             "{name} is unsupported"
         );
     }
-    // What is not implemented is listed (`mailgate check` prints the list):
-    // ADSP and the SPF/DKIM welcomelists.
     for name in [
-        "DKIM_ADSP_NXDOMAIN",
         "USER_IN_DEF_DKIM_WL",
         "USER_IN_DEF_SPF_WL",
+        "USER_IN_DKIM_WELCOMELIST",
     ] {
         assert!(
-            unsupported.iter().any(|u| u.name == name),
-            "{name} is not listed as unsupported"
+            unsupported.iter().all(|u| u.name != name),
+            "{name} is unsupported"
         );
     }
+    // What is not implemented is listed (`mailgate check` prints the list):
+    // ADSP.
+    assert!(unsupported.iter().any(|u| u.name == "DKIM_ADSP_NXDOMAIN"));
+}
+
+/// Valid DKIM signing domains and an SPF-passed sender.
+struct Verified {
+    sdids: &'static [&'static str],
+    spf_sender: Option<&'static str>,
+}
+
+impl crate::SenderAuth for Verified {
+    fn eval(&self, _: &str, _: &[String]) -> bool {
+        false
+    }
+    fn valid_dkim_domains(&self) -> Vec<String> {
+        self.sdids.iter().map(|s| s.to_string()).collect()
+    }
+    fn spf_pass_sender(&self) -> Option<String> {
+        self.spf_sender.map(str::to_string)
+    }
+}
+
+/// The SPF and DKIM plugins' welcomelists as SpamAssassin matches them:
+/// the author (From:) with a valid signature of the listed signing domain,
+/// or of its own domain (welcomelist_auth); the envelope sender whose SPF
+/// passed.
+#[test]
+fn spf_and_dkim_welcomelists() {
+    let e = Engine::from_rules(
+        "header DKIM_WL eval:check_for_dkim_welcomelist_from()\nscore DKIM_WL -100\n\
+         header DEF_DKIM_WL eval:check_for_def_dkim_welcomelist_from()\nscore DEF_DKIM_WL -7.5\n\
+         header SPF_WL eval:check_for_spf_whitelist_from()\nscore SPF_WL -100\n\
+         header DEF_SPF_WL eval:check_for_def_spf_welcomelist_from()\nscore DEF_SPF_WL -7.5\n\
+         def_welcomelist_from_dkim *@* bank.example\n\
+         def_welcomelist_from_dkim *@shop.example .mailer.example\n\
+         whitelist_auth *@partner.example\n\
+         def_whitelist_from_spf *@*.bulk.example\n\
+         welcomelist_auth *@gone.example\nunwelcomelist_auth *@gone.example\n",
+        &EngineConfig {
+            network_tests: true,
+            ..EngineConfig::default()
+        },
+    )
+    .unwrap();
+    let hits = |from: &str, sdids: &'static [&'static str], spf: Option<&'static str>| {
+        let message = format!("From: {from}\nSubject: x\n\nhi\n");
+        let auth = Verified {
+            sdids,
+            spf_sender: spf,
+        };
+        let mut names: Vec<String> = e
+            .score_with(message.as_bytes(), Some(&auth))
+            .hits
+            .into_iter()
+            .map(|h| h.name)
+            .collect();
+        names.sort();
+        names
+    };
+    // A third-party signature by the listed signing domain.
+    assert_eq!(
+        hits("a@anything.example", &["bank.example"], None),
+        ["DEF_DKIM_WL"]
+    );
+    assert!(hits("a@anything.example", &["other.example"], None).is_empty());
+    // `.mailer.example`: subdomains only.
+    assert_eq!(
+        hits("a@shop.example", &["eu.mailer.example"], None),
+        ["DEF_DKIM_WL"]
+    );
+    assert!(hits("a@shop.example", &["mailer.example"], None).is_empty());
+    // welcomelist_auth: the author's own domain, or SPF for the sender.
+    assert_eq!(
+        hits("a@partner.example", &["partner.example"], None),
+        ["DKIM_WL"]
+    );
+    assert!(hits("a@partner.example", &["bank2.example"], None).is_empty());
+    assert_eq!(
+        hits("x@y.example", &[], Some("b@partner.example")),
+        ["SPF_WL"]
+    );
+    assert_eq!(
+        hits("x@y.example", &[], Some("b@mx.bulk.example")),
+        ["DEF_SPF_WL"]
+    );
+    // Removed again.
+    assert!(hits("a@gone.example", &["gone.example"], Some("a@gone.example")).is_empty());
+    // Without sender results (or network tests) nothing hits.
+    let message = b"From: a@partner.example\n\nhi\n";
+    assert!(e.score_with(message, None).hits.is_empty());
 }

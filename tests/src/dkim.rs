@@ -40,10 +40,21 @@ pub fn dkim_key() -> DkimKey {
 /// The message signed by python3-dkim's dkimsign for `domain`, selector
 /// sel1.
 pub fn dkim_signed(key: &DkimKey, domain: &str, message: &str) -> String {
+    dkim_signed_as(key, domain, None, message)
+}
+
+/// The same with an i= (`--identity`), such as `@news.example.org`.
+pub fn dkim_signed_as(
+    key: &DkimKey,
+    domain: &str,
+    identity: Option<&str>,
+    message: &str,
+) -> String {
     use std::io::Write;
     let mut child = std::process::Command::new("dkimsign")
         .args(["sel1", domain])
         .arg(&key.key)
+        .args(identity.map(|i| format!("--identity={i}")))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -17,7 +17,9 @@
 use std::collections::BTreeMap;
 use std::fs;
 
-use mailgate_tests::dkim::{DkimKey, auth_rules, dkim_key, dkim_signed, spamassassin};
+use mailgate_tests::dkim::{
+    DkimKey, auth_rules, dkim_key, dkim_signed, dkim_signed_as, spamassassin,
+};
 use mailgate_tests::{Backend, Client, DnsServer, Gateway, Record};
 
 fn records(key: &DkimKey) -> Vec<Record<'_>> {
@@ -234,6 +236,31 @@ fn spf_dkim_and_dmarc_rules_score_as_spamassassin() {
     assert_eq!(rules["USER_IN_DEF_SPF_WL"], "-7.5");
     let sa = spamassassin(&dns, "bounce@paypal-customerfeedback.com", &delivered);
     assert_eq!(comparable(&sa), comparable(&rules), "{delivered}");
+    // i= names a subdomain: SpamAssassin matches the author by i='s
+    // domain (its SDID), not d=.
+    let signed = dkim_signed_as(
+        &key,
+        "both.test",
+        Some("@news.both.test"),
+        &message("news.both.test", "marker-r8"),
+    );
+    let (rules, delivered) = send("alice@news.both.test", &signed, "marker-r8");
+    assert_eq!(
+        names(&rules),
+        [
+            "DKIM_SIGNED",
+            "DKIM_VALID",
+            "DKIM_VALID_AU",
+            "DKIM_VALID_EF",
+            "DMARC_PASS",
+            "SPF_HELO_NONE",
+            "SPF_NONE",
+        ],
+        "{delivered}"
+    );
+    let sa = spamassassin(&dns, "alice@news.both.test", &delivered);
+    assert_eq!(comparable(&sa), comparable(&rules), "{delivered}");
+
     // Signed by the domain but changed: no welcomelist.
     let signed = dkim_signed(&key, "paypal.com", &message("paypal.com", "marker-r7"));
     let tampered = signed.replace("Hello.", "Hello, changed.");

@@ -9,7 +9,8 @@ use mailgate_ipc::auth::SpfResult;
 /// One DKIM signature's domain and whether it verified.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DkimFact {
-    /// d=, lower case.
+    /// The signing domain as SpamAssassin takes it: i='s domain when
+    /// there is one, else d=; lower case.
     pub domain: String,
     pub valid: bool,
 }

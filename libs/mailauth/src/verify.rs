@@ -173,7 +173,7 @@ impl Authenticator {
             for output in &dkim {
                 if let Some(sig) = output.signature() {
                     facts.dkim.push(DkimFact {
-                        domain: sig.d.to_ascii_lowercase(),
+                        domain: sdid(&sig.i, &sig.d),
                         valid: matches!(output.result(), DkimResult::Pass),
                     });
                 }
@@ -289,6 +289,15 @@ fn body_hash_fails<'x>(
     }
 }
 
+/// The signing domain SpamAssassin's DKIM plugin matches a signature by:
+/// the domain of its i= when it has one, otherwise its d=; lower case.
+fn sdid(i: &str, d: &str) -> String {
+    match i.rsplit_once('@') {
+        Some((_, domain)) if !domain.is_empty() => domain.to_ascii_lowercase(),
+        _ => d.to_ascii_lowercase(),
+    }
+}
+
 fn policy_word(policy: Policy) -> &'static str {
     match policy {
         Policy::Reject => "reject",
@@ -340,6 +349,13 @@ mod tests {
             results,
             "gw.example.com; spf=pass (gw.example.com: domain of bob@example.org designates 192.0.2.1 as permitted sender) smtp.mailfrom=bob@example.org; dkim=none"
         );
+    }
+
+    #[test]
+    fn signing_domain_as_spamassassin_takes_it() {
+        assert_eq!(sdid("@News.Example.ORG", "example.org"), "news.example.org");
+        assert_eq!(sdid("bob@example.org", "Example.org"), "example.org");
+        assert_eq!(sdid("", "Example.org"), "example.org");
     }
 
     #[test]

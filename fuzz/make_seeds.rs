@@ -60,6 +60,7 @@ fn main() {
         state: DeliveryState::default(),
         message_id: Some("<1@example.org>".into()),
         content_length: content.len() as u64,
+        filter: None,
     };
     let mut file = Vec::new();
     write_record(&mut file, &record).expect("record");
@@ -76,7 +77,8 @@ fn main() {
             0,
             &cleanup::Request::Commit {
                 envelope: Box::new(envelope()),
-                actions: cleanup::Actions::default(),
+                actions: Box::default(),
+                size: 0,
             },
             0,
         ),
@@ -101,6 +103,7 @@ fn main() {
                 recipients: vec!["b@example.com".into()],
                 client: envelope().client,
                 received: "Received: from x (x [192.0.2.1])\r\n\tby gw (mailgate) with ESMTP id 4XyZ1; Mon, 1 Jan 2024 00:00:00 +0000\r\n".into(),
+                size: 0,
             },
             0,
         ),

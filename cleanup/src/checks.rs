@@ -2,18 +2,20 @@
 //! with Postfix's semantics (header_checks(5)).
 //!
 //! Each logical header (with its continuation lines, unfolded for matching)
-//! goes to exactly one table, by where it stands, as Postfix's MIME state
-//! machine decides: headers of the message itself to header_checks, MIME
+//! goes to exactly one table, by where it stands in the MIME structure as
+//! mailgate-mime reads it (the reading the banned check and the spam
+//! engine share), with Postfix's classes: headers of the message itself to header_checks, MIME
 //! headers (Content-*, MIME-Version) of the message and every header of a
 //! multipart body part to mime_header_checks, non-MIME headers of an
-//! attached message/rfc822 to nested_header_checks. Every other line is a
-//! body line for body_checks, as it is on the wire (base64 not decoded).
+//! attached message/rfc822 to nested_header_checks. Every other line but
+//! delimiters and section ends is a body line for body_checks, as it is
+//! on the wire (base64 not decoded).
+
+use std::ops::Range;
 
 use mailgate_config::Table;
 use mailgate_ipc::envelope::SmtpReply;
-
-/// Boundaries nested deeper than this are not tracked: the rest is body.
-const MAX_NESTING: usize = 32;
+use mailgate_mime::{Limits, Mime, Role, Source};
 
 #[derive(Default)]
 pub struct Checks {
@@ -38,17 +40,16 @@ pub struct Outcome {
     pub log: Vec<String>,
 }
 
+/// Which table a header goes to (with its MIME headers going to
+/// mime_header_checks in every class).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum HeaderClass {
+pub enum HeaderClass {
+    /// The message's own headers: header_checks.
     Primary,
+    /// A multipart body part's: mime_header_checks.
     Multipart,
+    /// An attached message's: nested_header_checks.
     Nested,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Where {
-    Header(HeaderClass),
-    Body,
 }
 
 /// What one table lookup asks for.
@@ -104,36 +105,86 @@ fn is_mime_header(name: &str) -> bool {
     name.starts_with("content-") || name == "mime-version"
 }
 
-/// What a header section's Content-Type means for the lines after it.
-#[derive(Default)]
-struct SectionType {
-    boundary: Option<String>,
-    message: bool,
+/// What a stretch of the message is to the checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// A header field (its continuation lines included) of `entity`, in
+    /// mailgate-mime's numbering.
+    Header { class: HeaderClass, entity: usize },
+    /// A delimiter line or the empty line ending a header section:
+    /// copied, checked by no table.
+    Copy,
 }
 
-fn section_type(value: &str) -> SectionType {
-    let lower = value.to_ascii_lowercase();
-    let mut result = SectionType::default();
-    let media = lower.split(';').next().unwrap_or("").trim();
-    if media == "message/rfc822" {
-        result.message = true;
-    } else if media.starts_with("multipart/") {
-        // The boundary parameter, quoted or not, in its original case.
-        if let Some(pos) = lower.find("boundary=") {
-            let rest = &value[pos + "boundary=".len()..];
-            let boundary = match rest.strip_prefix('"') {
-                Some(quoted) => quoted.split('"').next().unwrap_or(""),
-                None => rest
-                    .split([';', ' ', '\t', '\r', '\n'])
-                    .next()
-                    .unwrap_or(""),
-            };
-            if !boundary.is_empty() {
-                result.boundary = Some(boundary.to_string());
+/// Stretches of the message that are not body lines, in order: the
+/// header fields of every entity mailgate-mime finds in the message (the
+/// same reading the banned check and the spam engine use), and the lines
+/// that frame them. Everything between them is body. Each stretch runs to
+/// the end of its last line.
+pub fn layout(content: &[u8], mime: &Mime<'_>) -> Vec<(Range<usize>, Mark)> {
+    // A field that ends a body part stops before the line break that
+    // belongs to the delimiter after it: the checks take it with its line.
+    let to_line_end = |end: usize| {
+        if end == 0 || content[end - 1] == b'\n' {
+            end
+        } else if content[end..].starts_with(b"\r\n") {
+            end + 2
+        } else if content[end..].starts_with(b"\n") {
+            end + 1
+        } else {
+            end
+        }
+    };
+    let mut marks = Vec::new();
+    for (entity, e) in mime.entities.iter().enumerate() {
+        // Headers inside an encoded attached message are not in the
+        // message as written: there they are body lines, as in Postfix.
+        if e.source != Source::Raw {
+            continue;
+        }
+        let class = match e.role {
+            Role::Message => HeaderClass::Primary,
+            Role::Part => HeaderClass::Multipart,
+            Role::Attached => HeaderClass::Nested,
+        };
+        let mut end = e.header_span.start;
+        for field in &e.headers {
+            let span = field.span.start..to_line_end(field.span.end);
+            end = span.end;
+            marks.push((span, Mark::Header { class, entity }));
+        }
+        if e.header_span.end > end && content[end..e.header_span.end].trim_ascii().is_empty() {
+            marks.push((end..e.header_span.end, Mark::Copy));
+        }
+    }
+    marks.extend(mime.delimiters.iter().map(|d| (d.clone(), Mark::Copy)));
+    marks.sort_by_key(|(r, _)| r.start);
+    marks
+}
+
+/// The header fields each entity's section holds, as the checks see them
+/// (unfolded), with the table class: cleanup's reading of the structure,
+/// for differential tests with the other checks.
+pub fn sections(content: &[u8]) -> Vec<(usize, HeaderClass, Vec<String>)> {
+    let mime = Mime::parse(content, &Limits::default());
+    let mut out: Vec<(usize, HeaderClass, Vec<String>)> = Vec::new();
+    for (range, mark) in layout(content, &mime) {
+        if let Mark::Header { class, entity } = mark {
+            let text = unfold(&content[range]);
+            match out.iter_mut().find(|(e, _, _)| *e == entity) {
+                Some(section) => section.2.push(text),
+                None => out.push((entity, class, vec![text])),
             }
         }
     }
-    result
+    out
+}
+
+/// A header as matched: line ends removed, continuation white space kept.
+fn unfold(raw: &[u8]) -> String {
+    lines(raw)
+        .map(|l| String::from_utf8_lossy(strip_eol(l)))
+        .collect()
 }
 
 impl Run<'_> {
@@ -142,107 +193,50 @@ impl Run<'_> {
     }
 
     fn message(&mut self, content: &[u8]) {
-        let mut place = Where::Header(HeaderClass::Primary);
-        let mut boundaries: Vec<String> = Vec::new();
-        // The logical header being collected: its raw lines.
-        let mut pending: Vec<&[u8]> = Vec::new();
-        let mut section = SectionType::default();
-        for line in lines(content) {
+        let mime = Mime::parse(content, &Limits::default());
+        let mut pos = 0;
+        for (range, mark) in layout(content, &mime) {
+            // Stretches never overlap; one that would is body.
+            if range.start < pos {
+                continue;
+            }
+            self.body(&content[pos..range.start]);
             if self.stopped() {
                 return;
             }
-            let bare = strip_eol(line);
-            match place {
-                Where::Header(class) => {
-                    let continuation = matches!(bare.first(), Some(b' ' | b'\t'));
-                    if continuation && !pending.is_empty() {
-                        pending.push(line);
-                        continue;
-                    }
-                    if !pending.is_empty() {
-                        self.header(class, &pending, &mut section);
-                        pending.clear();
-                    }
-                    let is_header = bare.iter().position(|&b| b == b':').is_some_and(|colon| {
-                        colon > 0 && bare[..colon].iter().all(|b| b.is_ascii_graphic())
-                    });
-                    if is_header {
-                        pending.push(line);
-                        continue;
-                    }
-                    // The end of the section: an empty line, or (a message
-                    // without the separator) the first line of the body.
-                    place = if section.message {
-                        Where::Header(HeaderClass::Nested)
-                    } else {
-                        Where::Body
-                    };
-                    if let Some(b) = section.boundary.take()
-                        && boundaries.len() < MAX_NESTING
-                    {
-                        boundaries.push(b);
-                    }
-                    section = SectionType::default();
-                    if bare.is_empty() {
-                        self.out.extend_from_slice(line);
-                    } else {
-                        place = Where::Body;
-                        self.body_line(line, &mut boundaries, &mut place);
-                    }
-                }
-                Where::Body => self.body_line(line, &mut boundaries, &mut place),
+            let raw = &content[range.clone()];
+            match mark {
+                Mark::Header { class, .. } => self.header(class, raw),
+                Mark::Copy => self.out.extend_from_slice(raw),
             }
+            pos = range.end;
         }
-        if !pending.is_empty()
-            && let Where::Header(class) = place
-        {
-            self.header(class, &pending, &mut section);
-        }
+        self.body(&content[pos..]);
     }
 
-    fn body_line(&mut self, line: &[u8], boundaries: &mut Vec<String>, place: &mut Where) {
-        let bare = strip_eol(line);
-        if let Some(rest) = bare.strip_prefix(b"--") {
-            let found = boundaries
-                .iter()
-                .rposition(|b| rest.starts_with(b.as_bytes()));
-            if let Some(index) = found {
-                let after = &rest[boundaries[index].len()..];
-                if after.starts_with(b"--") {
-                    boundaries.truncate(index);
-                } else {
-                    boundaries.truncate(index + 1);
-                    *place = Where::Header(HeaderClass::Multipart);
-                }
-                self.out.extend_from_slice(line);
+    fn body(&mut self, text: &[u8]) {
+        for line in lines(text) {
+            if self.stopped() {
                 return;
             }
+            let text = String::from_utf8_lossy(strip_eol(line));
+            let edit = self.lookup(&self.checks.body, &text, "body");
+            self.emit(edit, line);
         }
-        let text = String::from_utf8_lossy(bare);
-        let edit = self.lookup(&self.checks.body, &text, "body");
-        self.emit(edit, line);
     }
 
-    fn header(&mut self, class: HeaderClass, raw: &[&[u8]], section: &mut SectionType) {
-        let joined: Vec<u8> = raw.concat();
+    fn header(&mut self, class: HeaderClass, raw: &[u8]) {
         // Matching sees the header unfolded: line ends removed, the
         // continuation's leading white space kept.
-        let unfolded: String = raw
-            .iter()
-            .map(|l| String::from_utf8_lossy(strip_eol(l)))
-            .collect();
+        let unfolded = unfold(raw);
         let name = unfolded.split(':').next().unwrap_or("").trim().to_string();
-        if name.eq_ignore_ascii_case("content-type") {
-            let value = unfolded.split_once(':').map(|(_, v)| v).unwrap_or("");
-            *section = section_type(value);
-        }
         let (tables, label) = match class {
             HeaderClass::Primary if !is_mime_header(&name) => (&self.checks.header, "header"),
             HeaderClass::Nested if !is_mime_header(&name) => (&self.checks.nested, "header"),
             _ => (&self.checks.mime, "header"),
         };
         let edit = self.lookup(tables, &unfolded, label);
-        self.emit(edit, &joined);
+        self.emit(edit, raw);
     }
 
     fn emit(&mut self, edit: Edit, original: &[u8]) {
@@ -512,6 +506,37 @@ mod tests {
             "{:?}",
             out.log
         );
+    }
+
+    /// Fails on the code before mailgate-mime: cleanup matched a
+    /// boundary as a prefix and took the last Content-Type, so lines the
+    /// banned check and the spam engine read as body text went to
+    /// mime_header_checks, and a part they read went unchecked.
+    #[test]
+    fn parts_are_the_ones_the_other_checks_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Checks {
+            mime: table(dir.path(), "m", "/^Content-Type:.*name=/ WARN mime\n"),
+            body: table(dir.path(), "b", "/^Content-Type:.*name=/ WARN body\n"),
+            ..Checks::default()
+        };
+        let warned = |message: &[u8]| -> Vec<String> {
+            c.apply(message)
+                .log
+                .iter()
+                .map(|l| l.rsplit(": ").next().unwrap().to_string())
+                .collect()
+        };
+        // `--qq` is not a delimiter of boundary q: the line after it is text.
+        let prefix = b"Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\nhi\r\n\
+            --qq\r\nContent-Type: application/x; name=a.exe\r\n\r\n--q--\r\n";
+        assert_eq!(warned(prefix), ["body"]);
+        // Of two Content-Types the first counts: a multipart, whose part
+        // header goes to mime_header_checks.
+        let twice =
+            b"Content-Type: multipart/mixed; boundary=q\r\nContent-Type: text/plain\r\n\r\n\
+            --q\r\nContent-Type: application/x; name=a.exe\r\n\r\nx\r\n--q--\r\n";
+        assert_eq!(warned(twice), ["mime"]);
     }
 
     #[test]

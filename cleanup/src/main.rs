@@ -6,7 +6,6 @@
 //! queue file to incoming/ (or hold/, quarantine/), makes it durable, and
 //! only then answers smtpd, which only then answers 250. Then it wakes qmgr.
 
-mod checks;
 mod dkim;
 mod headers;
 mod rewrite;
@@ -17,14 +16,14 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mailgate_config::{Rewriting, open_tables};
+use mailgate_config::{LocalRecipients, Rewriting, open_tables};
 use mailgate_ipc::server::{serve_unix, unix_listener};
 use mailgate_ipc::spool::{INCOMING, QueueIdGenerator, remove_stale_temporaries};
 use mailgate_log::info;
 use mailgate_sandbox::{Worker, die, profiles};
 
-use crate::checks::Checks;
 use crate::scan_client::FailureAction;
+use cleanup::checks::{self, Checks};
 
 /// What a delivery status notice adds around the message it returns.
 const NOTICE_ROOM: u64 = 1024 * 1024;
@@ -38,6 +37,9 @@ pub struct Settings {
     pub checks: Checks,
     /// canonical and virtual alias maps; None with no_address_mappings.
     pub rewriting: Option<Rewriting>,
+    /// alias_maps for mydestination's recipients; None without local
+    /// domains or aliases.
+    pub local: Option<LocalRecipients>,
     /// content_scanner: the master.cf service that scans each message
     /// before it is queued; None when content filtering is off.
     pub content_scanner: Option<String>,
@@ -80,6 +82,16 @@ impl Settings {
                 .map_err(|e| errors.push(format!("address rewriting: {e}")))
                 .ok()
         };
+        // Postfix's local(8) expands aliases whatever
+        // receive_override_options says.
+        let local =
+            if config.list("mydestination").is_empty() || config.list("alias_maps").is_empty() {
+                None
+            } else {
+                LocalRecipients::from_config(config)
+                    .map_err(|e| errors.push(format!("alias_maps: {e}")))
+                    .ok()
+            };
         let mut tables = |name: &str| {
             if checks_off {
                 return Vec::new();
@@ -114,6 +126,7 @@ impl Settings {
             myorigin: config.get("myorigin"),
             checks,
             rewriting,
+            local,
             content_scanner: nonempty("content_scanner"),
             scanner_timeout: config.time("scanner_timeout"),
             failure_action,

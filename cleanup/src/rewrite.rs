@@ -1,8 +1,10 @@
 //! The envelope's addresses rewritten as main.cf's canonical and virtual
-//! alias maps say (libs/config's `Rewriting`, Postfix's semantics), before
-//! the checks, the scanner and the queue file see them.
+//! alias maps say (libs/config's `Rewriting`, Postfix's semantics), then
+//! the local recipients (mydestination) expanded through alias_maps (what
+//! Postfix's local(8) does at delivery; a gateway forwards them inward),
+//! before the checks, the scanner and the queue file see them.
 
-use mailgate_config::{RewriteError, Rewriting};
+use mailgate_config::{LocalRecipients, RewriteError, Rewriting};
 use mailgate_ipc::envelope::{Envelope, Recipient, SmtpReply};
 use mailgate_log::warning;
 
@@ -11,11 +13,13 @@ use mailgate_log::warning;
 /// (ORCPT, for delivery status notifications), as Postfix does. When a
 /// table loops or explodes, the message is deferred as Postfix defers it.
 pub fn apply(
-    rewriting: &Rewriting,
+    rewriting: Option<&Rewriting>,
+    local: Option<&LocalRecipients>,
     queue_id: &str,
     envelope: &mut Envelope,
 ) -> Result<(), SmtpReply> {
-    if rewriting.is_empty() {
+    let rewriting = rewriting.filter(|r| !r.is_empty());
+    if rewriting.is_none() && local.is_none() {
         return Ok(());
     }
     let deferred = |e: RewriteError| {
@@ -26,10 +30,22 @@ pub fn apply(
             text: "Alias expansion error".into(),
         }
     };
-    envelope.sender = rewriting.sender(&envelope.sender).map_err(deferred)?;
+    if let Some(rewriting) = rewriting {
+        envelope.sender = rewriting.sender(&envelope.sender).map_err(deferred)?;
+    }
     let mut out: Vec<Recipient> = Vec::with_capacity(envelope.recipients.len());
     for recipient in std::mem::take(&mut envelope.recipients) {
-        let addresses = rewriting.recipient(&recipient.address).map_err(deferred)?;
+        let rewritten = match rewriting {
+            Some(r) => r.recipient(&recipient.address).map_err(deferred)?,
+            None => vec![recipient.address.clone()],
+        };
+        let mut addresses = Vec::with_capacity(rewritten.len());
+        for address in rewritten {
+            match local {
+                Some(l) => addresses.extend(l.expand(&address).map_err(deferred)?),
+                None => addresses.push(address),
+            }
+        }
         let original = recipient
             .original
             .clone()

@@ -117,7 +117,7 @@ fn checked_commit(
         .try_into()
         .map_err(|fds: Vec<OwnedFd>| malformed(format!("Commit with {} descriptors", fds.len())))?;
     match validate::sealed_content(&content, *size, max_content) {
-        Ok(_) => Ok((envelope.as_ref().clone(), actions.clone(), content)),
+        Ok(_) => Ok((envelope.as_ref().clone(), actions.as_ref().clone(), content)),
         Err(e) if *size > max_content => Err((
             e.to_string(),
             Reply::Rejected(SmtpReply {
@@ -194,8 +194,15 @@ async fn deliver(
         [only] => Some(only.address.clone()),
         _ => None,
     };
-    if let Some(rewriting) = &settings.rewriting
-        && let Err(reply) = rewrite::apply(rewriting, queue_id, &mut envelope)
+    // receive_override_options of smtpd's service, as Postfix's cleanup
+    // takes them from its client.
+    if !actions.no_address_mappings
+        && let Err(reply) = rewrite::apply(
+            settings.rewriting.as_ref(),
+            settings.local.as_ref(),
+            queue_id,
+            &mut envelope,
+        )
     {
         return Reply::Deferred(reply);
     }
@@ -215,7 +222,9 @@ async fn deliver(
         }
     };
     let work = shared.clone();
-    let prepared = tokio::task::spawn_blocking(move || prepare(&work.settings, reader)).await;
+    let checks = !actions.no_header_body_checks;
+    let prepared =
+        tokio::task::spawn_blocking(move || prepare(&work.settings, reader, checks)).await;
     let (original, outcome) = match prepared {
         Ok(Ok(prepared)) => prepared,
         Ok(Err(e)) => {
@@ -356,6 +365,7 @@ async fn deliver(
                     .as_ref()
                     .filter(|_| actions.sender_auth.origin.is_outbound()),
                 received_for: received_for.as_deref(),
+                filter: actions.filter.as_deref(),
             },
             &extra,
             &id,
@@ -396,7 +406,11 @@ async fn deliver(
 /// was checked against the limit, and the memfd is sealed, so it is still
 /// that size; the allocation is checked all the same, so a size the process
 /// cannot hold costs this message a 4xx, not the process.
-fn prepare(settings: &Settings, content: OwnedFd) -> io::Result<(Vec<u8>, checks::Outcome)> {
+fn prepare(
+    settings: &Settings,
+    content: OwnedFd,
+    checks: bool,
+) -> io::Result<(Vec<u8>, checks::Outcome)> {
     let file = File::from(content);
     let size = usize::try_from(file.metadata()?.len()).map_err(io::Error::other)?;
     let mut original = Vec::new();
@@ -405,7 +419,7 @@ fn prepare(settings: &Settings, content: OwnedFd) -> io::Result<(Vec<u8>, checks
         .map_err(|e| io::Error::new(io::ErrorKind::OutOfMemory, e))?;
     original.resize(size, 0);
     file.read_exact_at(&mut original, 0)?;
-    let outcome = if settings.checks.is_empty() {
+    let outcome = if !checks || settings.checks.is_empty() {
         checks::Outcome::default()
     } else {
         settings.checks.apply(&original)
@@ -414,7 +428,8 @@ fn prepare(settings: &Settings, content: OwnedFd) -> io::Result<(Vec<u8>, checks
 }
 
 /// What smtpd asked to add at the top: PREPEND results (above the
-/// Received header, as in Postfix) and the Received header's comments.
+/// Received header, as in Postfix) and the Received header's comments;
+/// and the content filter to record with the envelope.
 #[derive(Clone, Copy, Default)]
 struct Top<'a> {
     prepend: &'a [String],
@@ -423,6 +438,7 @@ struct Top<'a> {
     signer: Option<&'a Signer>,
     /// The one recipient the Received header names, if one.
     received_for: Option<&'a str>,
+    filter: Option<&'a str>,
 }
 
 /// DKIM signing failed (tlskeys down, a key it does not have): the
@@ -495,6 +511,7 @@ fn write_queue_file(
         state: DeliveryState::default(),
         message_id: Some(message_id.clone()),
         content_length: (added.len() + content.len()) as u64,
+        filter: top.filter.map(str::to_string),
     };
     let mut out = BufWriter::new(pending.file());
     write_record(&mut out, &record).map_err(io::Error::other)?;

@@ -1,5 +1,5 @@
-//! The scanner's banned-attachment check on any message: mail-parser's
-//! MIME tree, nested message/rfc822 parts, attachment names, and the
+//! The scanner's banned-attachment check on any message: mailgate-mime's
+//! careful and permissive readings, nested message/rfc822 parts, attachment names, and the
 //! archives found inside, with the scanner's default limits.
 #![no_main]
 

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mailgate_ipc::Channel;
-use mailgate_ipc::protocol::{cleanup, delivery, qmgr, scanner};
+use mailgate_ipc::protocol::{cleanup, delivery, qmgr, scanner, verify};
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncWriteExt;
 
@@ -31,13 +31,17 @@ fuzz_target!(|data: &[u8]| {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        match pick % 6 {
+        match pick % 10 {
             0 => drain::<cleanup::Request>(frames).await,
             1 => drain::<cleanup::Reply>(frames).await,
             2 => drain::<scanner::Request>(frames).await,
             3 => drain::<scanner::Reply>(frames).await,
             4 => drain::<qmgr::Request>(frames).await,
-            _ => drain::<delivery::Reply>(frames).await,
+            5 => drain::<delivery::Reply>(frames).await,
+            6 => drain::<delivery::AgentRequest>(frames).await,
+            7 => drain::<delivery::ProbeReply>(frames).await,
+            8 => drain::<verify::Request>(frames).await,
+            _ => drain::<verify::Reply>(frames).await,
         }
     });
 });

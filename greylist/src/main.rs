@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use mailgate_log::info;
 use mailgate_sandbox::{Worker, die, profiles};
-use mailgate_store::{Store, StoreOptions, StoreSpec};
+use mailgate_store::{Store, StoreOptions};
 
 use crate::greylist::Greylister;
 use crate::server::Listener;
@@ -60,11 +60,11 @@ fn main() -> ExitCode {
             .unwrap_or_else(|e| die(format!("cannot use the listening socket: {e}")));
         info!(
             "greylisting with {} (delay {}s, auto-whitelist after {} retries)",
-            store.spec(),
+            store.describe(),
             settings.delay,
             settings.auto_whitelist_clients
         );
-        let embedded = matches!(store.spec(), StoreSpec::Redb(_));
+        let embedded = store.is_file();
         let greylister = Arc::new(Greylister::new(settings, store));
         if embedded {
             tokio::spawn(prune(Arc::clone(&greylister)));

@@ -53,9 +53,7 @@ pub fn examine(invocation: &Invocation) -> Findings {
         }
     }
     if let Some(master) = &master {
-        findings
-            .errors
-            .extend(greylist_databases(invocation, master));
+        findings.errors.extend(state_stores(invocation, master));
     }
     findings
 }
@@ -145,7 +143,25 @@ fn unevaluated_spam_rules(invocation: &Invocation) -> Result<Vec<Diagnostic>, Di
     let engine = mailgate_spam::Engine::load(&config)
         .map_err(|e| Diagnostic::new(Path::new(""), 0, format!("spam rules: {e}")))?;
     let rules = engine.unsupported_rules();
-    let mut out = Vec::with_capacity(rules.len() + 1);
+    let ignored = engine.ignored_directives();
+    let mut out = Vec::with_capacity(rules.len() + ignored.len() + 2);
+    if !ignored.is_empty() {
+        out.push(Diagnostic::new(
+            Path::new(""),
+            0,
+            format!(
+                "{} directives in the site's spam rule files are not carried out by mailgate:",
+                ignored.len()
+            ),
+        ));
+    }
+    out.extend(ignored.into_iter().map(|d| {
+        Diagnostic::new(
+            &d.file,
+            d.line,
+            format!("{} {}: not implemented", d.name, d.test).replace("  ", " "),
+        )
+    }));
     if !rules.is_empty() {
         out.push(Diagnostic::new(
             Path::new(""),
@@ -208,31 +224,52 @@ fn summary(invocation: &Invocation, warnings: usize) -> String {
     line
 }
 
-/// Each greylist service's store must parse, and two services cannot share
-/// one redb file: only one process at a time can open it, so the second
-/// would die at every start.
-fn greylist_databases(invocation: &Invocation, master: &MasterConfig) -> Vec<Diagnostic> {
+/// Each greylist and verify service's store (greylist_database,
+/// address_verify_map) must parse, and two services cannot share one redb
+/// file: only one process at a time can open it, so the second would die
+/// at every start.
+fn state_stores(invocation: &Invocation, master: &MasterConfig) -> Vec<Diagnostic> {
     // When main.cf itself does not load, check() has already said why.
     let Ok(main) = invocation.load() else {
         return Vec::new();
     };
     let mut files: Vec<(PathBuf, &str)> = Vec::new();
     let mut out = Vec::new();
-    for service in master.services.iter().filter(|s| s.command == "greylist") {
+    for service in &master.services {
+        let parameter = match service.command.as_str() {
+            "greylist" => "greylist_database",
+            "verify" => "address_verify_map",
+            _ => continue,
+        };
         // Bad overrides are reported by check() too.
         let Ok(config) = main.with_overrides(&service.overrides) else {
             continue;
         };
         let place = |message: String| Diagnostic::new(&service.file, service.line, message);
-        match StoreSpec::parse(&config.get("greylist_database")) {
-            Err(e) => out.push(place(format!(
-                "service {}: greylist_database: {e}",
-                service.name
-            ))),
+        let mut value = config.get(parameter);
+        if parameter == "address_verify_map" {
+            // Postfix's btree:... is a redb file; empty keeps the cache in
+            // memory.
+            value = mailgate_config::verify::cache_map(&value);
+            if value.is_empty() {
+                continue;
+            }
+        }
+        match StoreSpec::parse(&value) {
+            Err(e) => out.push(place(format!("service {}: {parameter}: {e}", service.name))),
             Ok(StoreSpec::Redb(path)) => {
+                // maxproc 1 makes the master wait for the old process at a
+                // reload; otherwise the new one finds the file locked, dies
+                // at start-up and is throttled.
+                if parameter == "address_verify_map" && service.maxproc != Some(1) {
+                    out.push(place(format!(
+                        "service {}: maxproc must be 1 when address_verify_map is a redb: file (one process at a time can open it; Postfix too runs one verify)",
+                        service.name
+                    )));
+                }
                 match files.iter().find(|(file, _)| *file == path) {
                     Some((_, other)) => out.push(place(format!(
-                        "services {other} and {} both keep their state in redb:{}: one process at a time can open a redb file; give one its own (-o greylist_database=redb:...) or share a redis: store",
+                        "services {other} and {} both keep their state in redb:{}: one process at a time can open a redb file; give one its own (-o {parameter}=redb:...) or share a redis: store",
                         service.name,
                         path.display()
                     ))),

@@ -208,7 +208,7 @@ pub fn start(invocation: &Invocation) -> Result<(), Error> {
 fn users_needed(invocation: &Invocation) -> Vec<&'static str> {
     let mut users = vec!["mail_owner"];
     let commands: Vec<String> = mailgate_config::MasterConfig::load(&invocation.config_dir)
-        .map(|m| m.services.into_iter().map(|s| s.command).collect())
+        .map(|m| m.services.iter().map(|s| s.program().to_string()).collect())
         .unwrap_or_default();
     for (command, parameter) in [
         ("smtpd", "smtpd_owner"),

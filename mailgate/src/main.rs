@@ -160,6 +160,11 @@ struct ConfigArgs {
     #[arg(short = 'd')]
     defaults: bool,
 
+    /// Print every parameter's status in mailgate as a Markdown table
+    /// (implemented, or accepted and not carried out: what `check` says).
+    #[arg(long, conflicts_with_all = ["explicit", "defaults", "names"])]
+    status: bool,
+
     /// Parameters to show, in this order; all when none is given.
     #[arg(value_name = "NAME")]
     names: Vec<String>,
@@ -189,6 +194,7 @@ fn main() -> ExitCode {
             use clap::CommandFactory;
             manpage::run(*section, &Cli::command())
         }
+        Cmd::Config(args) if args.status => config::status_table(),
         Cmd::Config(args) => {
             let source = if args.defaults {
                 Source::Defaults

@@ -626,6 +626,7 @@ mod tests {
                 state: DeliveryState::default(),
                 message_id: None,
                 content_length: 1500,
+                filter: None,
             },
         }
     }

@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use clap::Args;
 use mailgate_ipc::envelope::{BodyType, Envelope, Recipient, now_micros};
+use mailgate_ipc::protocol::cleanup::Actions;
 use mailgate_ipc::spool::{PRIVATE, PUBLIC};
-use mailgate_ipc::submit::{SubmitError, local_client, submit};
+use mailgate_ipc::submit::{SubmitError, local_client, submit_with};
 use nix::unistd::{User, getuid};
 
 use crate::error::say;
@@ -201,7 +202,18 @@ fn run(invocation: &Invocation, args: &SendmailArgs) -> Result<(), SendmailError
         .build()
         .map_err(|e| SendmailError::Submit(SubmitError::Content(e)))?;
     runtime
-        .block_on(submit(&socket, envelope, &content, SUBMIT_TIMEOUT))
+        .block_on(submit_with(
+            &socket,
+            envelope,
+            Actions {
+                // As Postfix's pickup: local mail goes through the
+                // content filter too.
+                filter: Some(config.get("content_filter")).filter(|f| !f.trim().is_empty()),
+                ..Actions::default()
+            },
+            &content,
+            SUBMIT_TIMEOUT,
+        ))
         .map(|_| ())
         .map_err(SendmailError::Submit)
 }

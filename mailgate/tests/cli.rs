@@ -464,3 +464,112 @@ fn check_knows_what_the_stats_and_web_services_need() {
     let out = mailgate(&dir, &["check"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+/// A directive in the site's own spam rule file that the engine does not
+/// carry out is named by `check`, with file and line; a stock file's are not.
+#[test]
+fn check_names_site_spam_directives_it_does_not_carry_out() {
+    let dir = TestDir::new();
+    dir.write(
+        "local.cf",
+        "required_score 6\nrewrite_header Subject [SPAM]\nbody LOCAL_X /cheap pills/\n",
+    );
+    dir.configure(&format!(
+        "content_scanner = scanner\nspam_stock_rules_directory =\nspam_bayes_directory =\n\
+         spam_rules_files = {}/local.cf\n",
+        dir.path().display()
+    ));
+    dir.write(
+        "master.cf",
+        "smtp inet n - - - - smtpd\ncleanup unix n - - - 0 cleanup\nscanner unix n - - - 4 scanner\n",
+    );
+    let out = mailgate(&dir, &["check"]);
+    let expected = format!(
+        "{}/local.cf:2: rewrite_header Subject [SPAM]: not implemented",
+        dir.path().display()
+    );
+    assert!(out.stderr.contains(&expected), "{expected}: {}", out.stderr);
+    assert!(!out.stderr.contains("required_score"), "{}", out.stderr);
+}
+
+/// docs/parameters.md is what `mailgate config --status` prints: the
+/// table of every parameter's status cannot go stale.
+#[test]
+fn parameter_status_table_is_the_documented_one() {
+    let dir = TestDir::new();
+    dir.configure("");
+    let out = mailgate(&dir, &["config", "--status"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/parameters.md"),
+    )
+    .unwrap();
+    assert!(
+        out.stdout == doc,
+        "docs/parameters.md is stale: run `mailgate config --status > docs/parameters.md`"
+    );
+    assert!(
+        out.stdout
+            .contains("| `virtual_alias_maps` |  | carried out |")
+    );
+    assert!(
+        out.stdout
+            .contains("| `smtpd_milters` |  | **not carried out, refused when set**")
+    );
+}
+
+#[test]
+fn check_knows_what_the_verify_service_needs() {
+    let dir = TestDir::new();
+    let main_cf = format!(
+        "data_directory = {}/data\nrelay_domains = example.com\n\
+         smtpd_recipient_restrictions = reject_unauth_destination, reject_unverified_recipient\n",
+        dir.path().display()
+    );
+    dir.configure(&main_cf);
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("master.cf has no unix service \"verify\" (address_verify_service_name)"),
+        "{}",
+        out.stderr
+    );
+    let smtpd = "smtp inet n - - - - smtpd\ncleanup unix n - - - 0 cleanup\n";
+    dir.write(
+        "master.cf",
+        &format!("{smtpd}verify unix - - y - - verify\n"),
+    );
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("service verify: maxproc must be 1 when address_verify_map is a redb: file"),
+        "{}",
+        out.stderr
+    );
+    dir.write(
+        "master.cf",
+        &format!("{smtpd}verify unix - - y - 1 verify\n"),
+    );
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // In memory or in Redis, a reload may overlap the old process.
+    dir.configure(&format!(
+        "{main_cf}address_verify_map =\nunverified_recipient_reject_code = 399\n"
+    ));
+    dir.write(
+        "master.cf",
+        &format!("{smtpd}verify unix - - y - - verify\n"),
+    );
+    let out = mailgate(&dir, &["check"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains(
+            "unverified_recipient_reject_code = 399: not a 2xx, 4xx or 5xx SMTP reply code"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("maxproc"), "{}", out.stderr);
+}

@@ -613,7 +613,7 @@ fn load_settings(
         // A bad value would only show as workers dying at start-up.
         Mode::parse(&service_config.get("sandbox_mode"))
             .map_err(|e| MasterError::Config(format!("service {}: {e}", entry.name)))?;
-        let program = daemon_directory.join(&entry.command);
+        let program = daemon_directory.join(entry.program());
         if !program.is_file() {
             return Err(MasterError::Config(format!(
                 "{}:{}: service {}: no program {}",
@@ -626,7 +626,7 @@ fn load_settings(
         for endpoint in endpoints(entry, &config, &queue_directory)
             .map_err(|e| MasterError::Config(e.to_string()))?
         {
-            let socket_mode = mailgate_sandbox::profiles::Profile::of_program(&entry.command)
+            let socket_mode = mailgate_sandbox::profiles::Profile::of_program(entry.program())
                 .map_or(0o660, |profile| profile.socket_mode());
             services.push(ServiceSpec {
                 socket_mode,
@@ -668,6 +668,7 @@ fn handoff_for(
         config_dir: config_dir.to_path_buf(),
         service: entry.name.clone(),
         kind: format!("{:?}", entry.kind).to_lowercase(),
+        command: entry.command.clone(),
         chroot: entry.chroot,
         unprivileged: entry.unprivileged,
         maxproc,

@@ -334,6 +334,7 @@ mod tests {
             state: DeliveryState::default(),
             message_id: None,
             content_length: 0,
+            filter: None,
         }
     }
 

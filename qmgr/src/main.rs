@@ -35,6 +35,9 @@ pub struct Settings {
     pub destination_concurrency: usize,
     pub destination_recipients: usize,
     pub active_limit: usize,
+    /// defer_transports: mail for these transports stays queued until a
+    /// flush (`mailgate queue flush`).
+    pub defer_transports: Vec<String>,
 }
 
 impl Settings {
@@ -57,6 +60,7 @@ impl Settings {
             destination_concurrency: positive("default_destination_concurrency_limit"),
             destination_recipients: positive("default_destination_recipient_limit"),
             active_limit: positive("qmgr_message_active_limit"),
+            defer_transports: config.list("defer_transports"),
         })
     }
 }

@@ -18,7 +18,7 @@ use mailgate_config::Route;
 use mailgate_ipc::Channel;
 use mailgate_ipc::envelope::{Micros, RecipientState, from_micros, now_micros};
 use mailgate_ipc::protocol::delivery::{
-    Outcome, RecipientRequest, RecipientResult, Reply, Request,
+    AgentRequest, Outcome, RecipientRequest, RecipientResult, Reply, Request,
 };
 use mailgate_ipc::spool::{
     ACTIVE, DEFERRED, HOLD, INCOMING, act_on_file, is_queue_id, queue_path, service_socket,
@@ -111,6 +111,9 @@ pub struct Scheduler {
     stranded: HashMap<String, (Loaded, SystemTime)>,
     done_tx: mpsc::UnboundedSender<Event>,
     done_rx: mpsc::UnboundedReceiver<Event>,
+    /// A flush is activating messages: defer_transports is lifted for
+    /// them (Postfix's QMGR_FLUSH_DFXP).
+    flushing: bool,
 }
 
 impl Scheduler {
@@ -124,6 +127,7 @@ impl Scheduler {
             stranded: HashMap::new(),
             done_tx,
             done_rx,
+            flushing: false,
         }
     }
 
@@ -148,8 +152,10 @@ impl Scheduler {
                     Command::Wake(Wakeup::Incoming) => self.scan_incoming(),
                     Command::Wake(Wakeup::Flush) => {
                         self.retry_stranded();
+                        self.flushing = true;
                         self.scan_deferred(true);
                         self.scan_incoming();
+                        self.flushing = false;
                     }
                     Command::Act { action, target, reply } => {
                         let _ = reply.send(self.act(action, &target));
@@ -235,7 +241,7 @@ impl Scheduler {
     /// Reads a message now in active/ and queues a delivery job per
     /// destination (and per destination_recipient_limit recipients).
     fn activate(&mut self, queue_id: &str) {
-        let Some(loaded) = queue::load_active(queue_id) else {
+        let Some(mut loaded) = queue::load_active(queue_id) else {
             return;
         };
         let envelope = &loaded.record.envelope;
@@ -246,11 +252,38 @@ impl Scheduler {
             envelope.recipients.len()
         );
         let mut by_route: HashMap<Route, Vec<usize>> = HashMap::new();
+        let router = &self.settings.router;
+        let mut held_back = Vec::new();
         for (index, recipient) in envelope.recipients.iter().enumerate() {
             if recipient.state == RecipientState::Pending {
-                let route = self.settings.router.route(&recipient.address);
+                // A content filter takes every recipient, whatever its
+                // own route; the filter's return path routes them normally.
+                let route = match &loaded.record.filter {
+                    Some(filter) => router.filter_route(filter, &recipient.address),
+                    None => router.route(&recipient.address),
+                };
+                if !self.flushing && self.settings.defer_transports.contains(&route.transport) {
+                    held_back.push(index);
+                    continue;
+                }
                 by_route.entry(route).or_default().push(index);
             }
+        }
+        // defer_transports: deferred without an attempt, as Postfix's qmgr
+        // redirects them to its retry service.
+        let arrival = envelope.arrival;
+        for index in held_back {
+            let recipient = &mut loaded.record.envelope.recipients[index];
+            recipient.last_reason = Some("deferred transport".into());
+            recipient.last_status = Some("4.3.2".into());
+            let now = now_micros();
+            let seconds = |micros: u64| micros as f64 / 1e6;
+            info!(
+                "{queue_id}: to=<{}>, relay=none, delay={:.2}, delays={:.2}/0/0/0, dsn=4.3.2, status=deferred (deferred transport)",
+                recipient.address,
+                seconds(now.saturating_sub(arrival)),
+                seconds(now.saturating_sub(arrival)),
+            );
         }
         let mut outstanding = 0;
         for (route, indexes) in by_route {
@@ -754,6 +787,7 @@ fn delivery_request(route: &Route, job: &Job, message: &Message) -> Request {
         content_length: record.content_length,
         arrival: envelope.arrival,
         active_since: message.active_since,
+        client: envelope.client.clone(),
     }
 }
 
@@ -768,7 +802,7 @@ async fn deliver(request: Request) -> Vec<RecipientResult> {
             .await
             .map_err(|_| "mail transport unavailable".to_string())?;
         agent
-            .call::<_, Reply>(&request, &[file.as_fd()])
+            .call::<_, Reply>(&AgentRequest::Deliver(request.clone()), &[file.as_fd()])
             .await
             .map_err(|e| format!("delivery agent failed: {e}"))
     }

@@ -43,6 +43,81 @@ pub struct Message<'a> {
     pub line_limit: usize,
     /// For the log line about broken lines.
     pub queue_id: &'a str,
+    /// The original client, sent with XFORWARD when the server offers it
+    /// (smtp_send_xforward_command).
+    pub xforward: Option<&'a Xforward>,
+}
+
+/// The attributes of XFORWARD (Postfix's XFORWARD_README): who the
+/// original client was, for a content filter's logs and its re-injection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Xforward {
+    pub name: String,
+    pub addr: String,
+    pub port: String,
+    pub proto: String,
+    pub helo: String,
+    pub ident: String,
+    pub source: String,
+}
+
+/// XFORWARD attribute bits, as offered in the EHLO reply.
+const XF_NAME: u8 = 1;
+const XF_ADDR: u8 = 2;
+const XF_PORT: u8 = 4;
+const XF_PROTO: u8 = 8;
+const XF_HELO: u8 = 16;
+const XF_IDENT: u8 = 32;
+const XF_SOURCE: u8 = 64;
+
+impl Xforward {
+    /// The XFORWARD command lines for the attributes the server offered:
+    /// the client's name, address and port in one, the rest in another,
+    /// as Postfix splits them (each stays far below the 512-byte line).
+    fn commands(&self, offered: u8) -> Vec<String> {
+        let groups: [&[(u8, &str, &str)]; 2] = [
+            &[
+                (XF_NAME, "NAME", &self.name),
+                (XF_ADDR, "ADDR", &self.addr),
+                (XF_PORT, "PORT", &self.port),
+            ],
+            &[
+                (XF_PROTO, "PROTO", &self.proto),
+                (XF_HELO, "HELO", &self.helo),
+                (XF_IDENT, "IDENT", &self.ident),
+                (XF_SOURCE, "SOURCE", &self.source),
+            ],
+        ];
+        groups
+            .iter()
+            .filter_map(|group| {
+                let mut line = String::from("XFORWARD");
+                for (bit, name, value) in group.iter() {
+                    if offered & bit != 0 {
+                        line.push_str(&format!(" {name}={}", xtext(value)));
+                    }
+                }
+                (line.len() > "XFORWARD".len()).then(|| line + "\r\n")
+            })
+            .collect()
+    }
+}
+
+/// RFC 3461 xtext, with Postfix's `[UNAVAILABLE]` for a missing value;
+/// long values are cut so that a command line stays within its limit.
+fn xtext(value: &str) -> String {
+    if value.is_empty() {
+        return "[UNAVAILABLE]".into();
+    }
+    let mut out = String::new();
+    for b in value.bytes().take(255) {
+        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
 }
 
 /// A transaction that ran: one final status per recipient, in order, and
@@ -76,6 +151,8 @@ struct Extensions {
     eight_bit_mime: bool,
     smtputf8: bool,
     starttls: bool,
+    /// XFORWARD attributes offered (XF_* bits).
+    xforward: u8,
 }
 
 impl Extensions {
@@ -92,6 +169,20 @@ impl Extensions {
                 "8BITMIME" => ext.eight_bit_mime = true,
                 "SMTPUTF8" => ext.smtputf8 = true,
                 "STARTTLS" => ext.starttls = true,
+                "XFORWARD" => {
+                    for attribute in words.by_ref() {
+                        ext.xforward |= match attribute.to_ascii_uppercase().as_str() {
+                            "NAME" => XF_NAME,
+                            "ADDR" => XF_ADDR,
+                            "PORT" => XF_PORT,
+                            "PROTO" => XF_PROTO,
+                            "HELO" => XF_HELO,
+                            "IDENT" => XF_IDENT,
+                            "SOURCE" => XF_SOURCE,
+                            _ => 0,
+                        };
+                    }
+                }
                 "SIZE" => {
                     ext.size = true;
                     ext.size_limit = words
@@ -112,8 +203,10 @@ enum Stage {
     Greeting,
     Rset,
     Ehlo,
+    Lhlo,
     Helo,
     StartTls,
+    Xforward,
     Mail,
     Rcpt,
     Data,
@@ -127,7 +220,9 @@ impl fmt::Display for Stage {
             Stage::Greeting => "receiving the initial server greeting",
             Stage::Rset => "sending RSET command",
             Stage::Ehlo => "performing the EHLO handshake",
+            Stage::Lhlo => "performing the LHLO handshake",
             Stage::Helo => "performing the HELO handshake",
+            Stage::Xforward => "sending XFORWARD name/address",
             Stage::StartTls => "sending STARTTLS command",
             Stage::Mail => "sending MAIL FROM",
             Stage::Rcpt => "sending RCPT TO",
@@ -151,6 +246,8 @@ enum Fail {
 #[derive(Clone, Copy, Debug)]
 enum Command {
     Rset,
+    /// One of the XFORWARD lines, by its index.
+    Xforward(usize),
     Mail,
     Rcpt(usize),
     Data,
@@ -163,6 +260,9 @@ pub struct Connection<S> {
     host: String,
     timeouts: Timeouts,
     ext: Extensions,
+    /// LMTP (RFC 2033): LHLO, and one reply per accepted recipient after
+    /// the final dot.
+    lmtp: bool,
 }
 
 /// Greeting and EHLO (HELO if EHLO is refused) on a connected stream, and
@@ -175,6 +275,7 @@ pub async fn open<S>(
     helo_name: &str,
     timeouts: Timeouts,
     tls: Option<&StartTls>,
+    lmtp: bool,
 ) -> Result<Connection<S>, OpenError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -184,6 +285,7 @@ where
         host,
         timeouts,
         ext: Extensions::default(),
+        lmtp,
     };
     connection.ext = connection
         .setup(helo_name)
@@ -270,16 +372,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.quit().await;
             return Err(OpenError::Refused(status));
         }
+        let (verb, stage) = self.hello();
         let ehlo = self
             .command(
-                format!("EHLO {helo_name}\r\n").as_bytes(),
+                format!("{verb} {helo_name}\r\n").as_bytes(),
                 self.timeouts.helo,
             )
             .await
-            .map_err(|f| OpenError::Refused(self.broken(f, Stage::Ehlo)))?;
+            .map_err(|f| OpenError::Refused(self.broken(f, stage)))?;
         if !ehlo.is_positive() {
             self.quit().await;
-            return Err(OpenError::Refused(self.rejected(&ehlo, "EHLO")));
+            return Err(OpenError::Refused(self.rejected(&ehlo, verb)));
         }
         self.ext = Extensions::parse(&ehlo);
         Ok(())
@@ -289,6 +392,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub async fn quit(&mut self) {
         if self.send(b"QUIT\r\n", self.timeouts.quit).await.is_ok() {
             let _ = self.read_reply(self.timeouts.quit).await;
+        }
+    }
+
+    /// The greeting command: EHLO, or LHLO for LMTP.
+    fn hello(&self) -> (&'static str, Stage) {
+        if self.lmtp {
+            ("LHLO", Stage::Lhlo)
+        } else {
+            ("EHLO", Stage::Ehlo)
         }
     }
 
@@ -308,19 +420,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 format!("host {} refused to talk to me: {greeting}", self.host),
             ));
         }
+        let (verb, stage) = self.hello();
         let ehlo = self
             .command(
-                format!("EHLO {helo_name}\r\n").as_bytes(),
+                format!("{verb} {helo_name}\r\n").as_bytes(),
                 self.timeouts.helo,
             )
             .await
-            .map_err(|f| self.broken(f, Stage::Ehlo))?;
+            .map_err(|f| self.broken(f, stage))?;
         if ehlo.is_positive() {
             return Ok(Extensions::parse(&ehlo));
         }
-        if ehlo.class() != 5 {
+        // LMTP has no HELO to fall back to (RFC 2033 §4.1).
+        if ehlo.class() != 5 || self.lmtp {
             self.quit().await;
-            return Err(self.rejected(&ehlo, "EHLO"));
+            return Err(self.rejected(&ehlo, verb));
         }
         // An old server that does not know EHLO (RFC 5321 §3.2).
         let helo = self
@@ -375,6 +489,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if reused {
             commands.push(Command::Rset);
         }
+        let xforward = match message.xforward {
+            Some(attributes) if ext.xforward != 0 => attributes.commands(ext.xforward),
+            _ => Vec::new(),
+        };
+        commands.extend((0..xforward.len()).map(Command::Xforward));
         commands.push(Command::Mail);
         commands.extend((0..message.recipients.len()).map(Command::Rcpt));
         commands.push(Command::Data);
@@ -387,9 +506,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             let mut text = Vec::new();
             for command in batch {
-                text.extend_from_slice(self.command_line(*command, &ext, message).as_bytes());
+                let line = match command {
+                    Command::Xforward(i) => xforward[*i].clone(),
+                    other => self.command_line(*other, &ext, message),
+                };
+                text.extend_from_slice(line.as_bytes());
             }
             let (first_stage, first_timeout) = self.step(batch[0]);
+            self.trace_out(&text);
             if let Err(f) = self.send(&text, first_timeout).await {
                 let status = self.broken(f, first_stage);
                 if matches!(batch[0], Command::Rset) {
@@ -416,6 +540,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         return Err(self.rejected(&reply, "RSET"));
                     }
                     Command::Rset => {}
+                    Command::Xforward(_) if !reply.is_positive() => {
+                        return Ok((all(self.rejected(&reply, "XFORWARD")), End::Quit));
+                    }
+                    Command::Xforward(_) => {}
                     Command::Mail if !reply.is_positive() => {
                         return Ok((all(self.rejected(&reply, "MAIL FROM")), End::Quit));
                     }
@@ -439,13 +567,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             let _ = self.read_reply(self.timeouts.data_done).await;
             return Ok((finish(outcome, None), End::Quit));
         }
-        let (status, end) = self.send_content(message).await;
-        Ok((finish(outcome, Some(status)), end))
+        // SMTP: one reply for the message; LMTP: one per accepted
+        // recipient, in the order of their RCPT commands (RFC 2033 §4.2).
+        let accepted: Vec<usize> = (0..outcome.len())
+            .filter(|i| outcome[*i].is_none())
+            .collect();
+        let wanted = if self.lmtp { accepted.len() } else { 1 };
+        let (replies, rest, end) = self.send_content(message, wanted).await;
+        if self.lmtp {
+            for (i, status) in accepted.iter().zip(replies) {
+                outcome[*i] = Some(status);
+            }
+            return Ok((finish(outcome, rest), end));
+        }
+        Ok((finish(outcome, replies.into_iter().next().or(rest)), end))
     }
 
-    /// The content, the final dot and its reply: the status of every
-    /// recipient the server accepted.
-    async fn send_content(&mut self, message: &Message<'_>) -> (Status, End) {
+    /// The content, the final dot and `wanted` replies to it (one for
+    /// SMTP, one per accepted recipient for LMTP): their statuses, in
+    /// order, and the status of those not answered when the session broke.
+    async fn send_content(
+        &mut self,
+        message: &Message<'_>,
+        wanted: usize,
+    ) -> (Vec<Status>, Option<Status>, End) {
         let mut reader =
             ContentReader::new(Arc::clone(&message.content), message.offset, message.length);
         let mut stuffer = DotStuffer::new(message.line_limit);
@@ -457,10 +602,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Ok(None) => break,
                 // The connection is dropped without the final dot, so the
                 // server throws the partial message away.
-                Err(e) => return (Status::deferred("4.3.0", e.to_string()), End::Drop),
+                Err(e) => {
+                    let status = Status::deferred("4.3.0", e.to_string());
+                    return (Vec::new(), Some(status), End::Drop);
+                }
             }
             if let Err(f) = self.send(&out, self.timeouts.data_xfer).await {
-                return (self.broken(f, Stage::Body), End::Drop);
+                return (Vec::new(), Some(self.broken(f, Stage::Body)), End::Drop);
             }
         }
         out.clear();
@@ -473,17 +621,70 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         stuffer.finish(&mut out);
         if let Err(f) = self.send(&out, self.timeouts.data_xfer).await {
-            return (self.broken(f, Stage::Body), End::Drop);
+            return (Vec::new(), Some(self.broken(f, Stage::Body)), End::Drop);
         }
-        let reply = match self.read_reply(self.timeouts.data_done).await {
+        let mut statuses = Vec::with_capacity(wanted);
+        let mut end = End::Keep;
+        for _ in 0..wanted {
+            let reply = match self.read_reply(self.timeouts.data_done).await {
+                Ok(reply) => reply,
+                Err(f) => return (statuses, Some(self.broken(f, Stage::Dot)), End::Drop),
+            };
+            if reply.is_positive() {
+                statuses.push(Status::sent(reply.dsn(), reply.to_string()));
+            } else {
+                statuses.push(self.rejected(&reply, "end of DATA"));
+                end = End::Quit;
+            }
+        }
+        (statuses, None, end)
+    }
+
+    /// An address probe (Postfix's verify mode): MAIL FROM and RCPT TO on
+    /// this fresh session, then RSET and QUIT; no message is sent. The
+    /// status is the recipient's: the server's answer to RCPT TO, or what
+    /// stopped the probe before it (a refused MAIL FROM, a broken
+    /// connection).
+    pub async fn probe(mut self, sender: &str, recipient: &str) -> Status {
+        let mut mail = format!("MAIL FROM:<{sender}>");
+        if !sender.is_ascii() || !recipient.is_ascii() {
+            if !self.ext.smtputf8 {
+                self.quit().await;
+                return Status::bounced(
+                    "5.6.7",
+                    format!(
+                        "SMTPUTF8 is required, but was not offered by host {}",
+                        self.host
+                    ),
+                );
+            }
+            mail.push_str(" SMTPUTF8");
+        }
+        mail.push_str("\r\n");
+        let reply = match self.command(mail.as_bytes(), self.timeouts.mail).await {
             Ok(reply) => reply,
-            Err(f) => return (self.broken(f, Stage::Dot), End::Drop),
+            Err(f) => return self.broken(f, Stage::Mail),
         };
-        if reply.is_positive() {
-            (Status::sent(reply.dsn(), reply.to_string()), End::Keep)
-        } else {
-            (self.rejected(&reply, "end of DATA"), End::Quit)
+        if !reply.is_positive() {
+            let status = self.rejected(&reply, "MAIL FROM");
+            self.quit().await;
+            return status;
         }
+        let rcpt = format!("RCPT TO:<{recipient}>\r\n");
+        let reply = match self.command(rcpt.as_bytes(), self.timeouts.rcpt).await {
+            Ok(reply) => reply,
+            Err(f) => return self.broken(f, Stage::Rcpt),
+        };
+        let status = if reply.is_positive() {
+            Status::sent(reply.dsn(), reply.to_string())
+        } else {
+            self.rejected(&reply, "RCPT TO")
+        };
+        // The answer to RSET changes nothing about the address.
+        if self.command(b"RSET\r\n", RSET_TIMEOUT).await.is_ok() {
+            self.quit().await;
+        }
+        status
     }
 
     fn command_line(&self, command: Command, ext: &Extensions, message: &Message<'_>) -> String {
@@ -504,12 +705,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             Command::Rcpt(i) => format!("RCPT TO:<{}>\r\n", message.recipients[i]),
             Command::Data => "DATA\r\n".to_string(),
             Command::Rset => "RSET\r\n".to_string(),
+            // Written by the transaction, which holds the lines.
+            Command::Xforward(_) => String::new(),
         }
     }
 
     fn step(&self, command: Command) -> (Stage, Duration) {
         match command {
             Command::Rset => (Stage::Rset, RSET_TIMEOUT),
+            Command::Xforward(_) => (Stage::Xforward, self.timeouts.mail),
             Command::Mail => (Stage::Mail, self.timeouts.mail),
             Command::Rcpt(_) => (Stage::Rcpt, self.timeouts.rcpt),
             Command::Data => (Stage::Data, self.timeouts.data_init),
@@ -552,8 +756,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     async fn command(&mut self, line: &[u8], timeout: Duration) -> Result<Reply, Fail> {
+        self.trace_out(line);
         self.send(line, timeout).await?;
         self.read_reply(timeout).await
+    }
+
+    /// Under master.cf's `-v`: each command line sent (an AUTH argument is
+    /// a credential and is not shown).
+    fn trace_out(&self, data: &[u8]) {
+        if !mailgate_log::verbose() {
+            return;
+        }
+        for line in String::from_utf8_lossy(data).lines() {
+            let shown = match line.get(..5) {
+                Some(v) if v.eq_ignore_ascii_case("AUTH ") => "AUTH ...",
+                _ => line,
+            };
+            mailgate_log::debug!("> {}: {shown}", self.host);
+        }
     }
 
     async fn send(&mut self, data: &[u8], timeout: Duration) -> Result<(), Fail> {
@@ -598,6 +818,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     if line.last() == Some(&b'\r') {
                         line.pop();
                     }
+                    mailgate_log::debug!("< {}: {}", self.host, String::from_utf8_lossy(&line));
                     if line.len() > MAX_LINE {
                         return Err(Fail::Malformed(ReplyError::LineTooLong));
                     }
@@ -652,7 +873,20 @@ mod tests {
         timeouts: Timeouts,
         message: &Message<'_>,
     ) -> SessionResult {
-        let connection = match open(stream, host.to_string(), helo_name, timeouts, None).await {
+        run_as(stream, host, helo_name, timeouts, message, false).await
+    }
+
+    /// The same, speaking LMTP when `lmtp`.
+    async fn run_as<S: AsyncRead + AsyncWrite + Unpin>(
+        stream: S,
+        host: &str,
+        helo_name: &str,
+        timeouts: Timeouts,
+        message: &Message<'_>,
+        lmtp: bool,
+    ) -> SessionResult {
+        let connection = match open(stream, host.to_string(), helo_name, timeouts, None, lmtp).await
+        {
             Ok(connection) => connection,
             Err(e) => return SessionResult::Setup(e.status()),
         };
@@ -701,6 +935,7 @@ mod tests {
             length: body.len() as u64,
             line_limit: 998,
             queue_id: "4ABC123",
+            xforward: None,
         }
     }
 
@@ -1036,7 +1271,9 @@ mod tests {
             ],
         ));
         let t = timeouts(Duration::from_secs(5));
-        let first = open(client, "h[ip]".into(), "gw", t, None).await.unwrap();
+        let first = open(client, "h[ip]".into(), "gw", t, None, false)
+            .await
+            .unwrap();
         let message = message(vec!["a@x"], b"x\r\n");
         let delivered = first.send_mail(&message, false).await.unwrap();
         assert_eq!(delivered.statuses[0].outcome, Outcome::Sent);
@@ -1062,7 +1299,9 @@ mod tests {
             ],
         ));
         let t = timeouts(Duration::from_secs(5));
-        let connection = open(client, "h[ip]".into(), "gw", t, None).await.unwrap();
+        let connection = open(client, "h[ip]".into(), "gw", t, None, false)
+            .await
+            .unwrap();
         let status = match connection
             .send_mail(&message(vec!["a@x"], b"x\r\n"), true)
             .await
@@ -1076,5 +1315,155 @@ mod tests {
         );
         // Without pipelining nothing but RSET went out.
         assert_eq!(server.await.unwrap(), "EHLO gw\r\nRSET\r\n");
+    }
+
+    async fn lmtp_session(
+        replies: Vec<&'static str>,
+        message: Message<'_>,
+    ) -> (SessionResult, String) {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let server = tokio::spawn(scripted(server, replies));
+        let t = timeouts(Duration::from_secs(5));
+        let result = run_as(client, "lmtp[127.0.0.1]", "gw", t, &message, true).await;
+        (result, server.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn lmtp_gives_each_accepted_recipient_its_own_reply() {
+        let (result, dialogue) = lmtp_session(
+            vec![
+                "220 lmtp ready\r\n",
+                "250-lmtp\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n",
+                "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 no such user\r\n250 2.1.5 Ok\r\n354 go\r\n",
+                "250 2.0.0 <a@x> delivered\r\n452 4.2.2 <c@x> mailbox full\r\n",
+                "221 bye\r\n",
+            ],
+            message(vec!["a@x", "b@x", "c@x"], b"body\r\n"),
+        )
+        .await;
+        let s = statuses(result);
+        assert_eq!(s[0], Status::sent("2.0.0", "250 2.0.0 <a@x> delivered"));
+        assert_eq!(s[1].outcome, Outcome::Bounced);
+        assert_eq!(s[2].outcome, Outcome::Deferred);
+        assert_eq!(
+            s[2].reason,
+            "host lmtp[127.0.0.1] said: 452 4.2.2 <c@x> mailbox full (in reply to end of DATA command)"
+        );
+        assert!(dialogue.starts_with("LHLO gw\r\n"), "{dialogue}");
+    }
+
+    #[tokio::test]
+    async fn lmtp_refused_lhlo_has_no_helo_fallback() {
+        let (result, dialogue) = lmtp_session(
+            vec!["220 lmtp\r\n", "500 5.5.1 what\r\n", "221 bye\r\n"],
+            message(vec!["a@x"], b"body\r\n"),
+        )
+        .await;
+        let SessionResult::Setup(status) = result else {
+            panic!("LHLO refused, yet a transaction ran")
+        };
+        assert!(
+            status.reason.contains("in reply to LHLO command"),
+            "{status:?}"
+        );
+        assert_eq!(dialogue, "LHLO gw\r\nQUIT\r\n");
+    }
+
+    #[tokio::test]
+    async fn lmtp_connection_lost_between_replies_defers_the_rest() {
+        let (result, _) = lmtp_session(
+            vec![
+                "220 lmtp\r\n",
+                "250-lmtp\r\n250 PIPELINING\r\n",
+                "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n",
+                "250 2.0.0 first done\r\n",
+            ],
+            message(vec!["a@x", "b@x"], b"body\r\n"),
+        )
+        .await;
+        let s = statuses(result);
+        assert_eq!(s[0].outcome, Outcome::Sent);
+        assert_eq!(s[1].outcome, Outcome::Deferred);
+        assert!(s[1].reason.contains("lost connection"), "{:?}", s[1]);
+    }
+
+    #[tokio::test]
+    async fn xforward_goes_before_mail_with_only_the_offered_attributes() {
+        let xforward = Xforward {
+            name: "mail.example.com".into(),
+            addr: "192.0.2.7".into(),
+            port: "4321".into(),
+            proto: "ESMTP".into(),
+            helo: "helo name+x".into(),
+            ident: "4ABC123".into(),
+            source: "REMOTE".into(),
+        };
+        let mut m = message(vec!["a@x"], b"body\r\n");
+        m.xforward = Some(&xforward);
+        let (result, dialogue) = session(
+            vec![
+                "220 mx\r\n",
+                "250-mx\r\n250 XFORWARD NAME ADDR PROTO HELO\r\n",
+                "250 2.0.0 Ok\r\n",
+                "250 2.0.0 Ok\r\n",
+                "250 ok\r\n",
+                "250 ok\r\n",
+                "354 go\r\n",
+                "250 queued\r\n",
+                "221 bye\r\n",
+            ],
+            m,
+        )
+        .await;
+        assert_eq!(statuses(result)[0].outcome, Outcome::Sent);
+        assert!(
+            dialogue.starts_with(
+                "EHLO gw.example.org\r\n\
+                 XFORWARD NAME=mail.example.com ADDR=192.0.2.7\r\n\
+                 XFORWARD PROTO=ESMTP HELO=helo+20name+2Bx\r\n\
+                 MAIL FROM:<alice@example.org>"
+            ),
+            "{dialogue}"
+        );
+        // Not offered: not sent.
+        let mut m = message(vec!["a@x"], b"body\r\n");
+        m.xforward = Some(&xforward);
+        let (_, dialogue) = session(
+            vec![
+                "220 mx\r\n",
+                "250 mx\r\n",
+                "250 ok\r\n",
+                "250 ok\r\n",
+                "354 go\r\n",
+                "250 queued\r\n",
+                "221 bye\r\n",
+            ],
+            m,
+        )
+        .await;
+        assert!(!dialogue.contains("XFORWARD"), "{dialogue}");
+    }
+
+    #[tokio::test]
+    async fn refused_xforward_fails_the_transaction() {
+        let xforward = Xforward {
+            addr: "192.0.2.7".into(),
+            ..Xforward::default()
+        };
+        let mut m = message(vec!["a@x"], b"body\r\n");
+        m.xforward = Some(&xforward);
+        let (result, _) = session(
+            vec![
+                "220 mx\r\n",
+                "250-mx\r\n250 XFORWARD ADDR\r\n",
+                "550 5.7.0 not authorized\r\n",
+                "221 bye\r\n",
+            ],
+            m,
+        )
+        .await;
+        let s = statuses(result);
+        assert_eq!(s[0].outcome, Outcome::Bounced);
+        assert!(s[0].reason.contains("in reply to XFORWARD command"));
     }
 }

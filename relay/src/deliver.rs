@@ -13,9 +13,10 @@ use mailgate_ipc::protocol::delivery::{Outcome, RecipientResult, Request};
 use tokio::net::TcpStream;
 
 use crate::cache::ConnectionCache;
-use crate::client::{self, Connection, Message};
+use crate::client::{self, Connection, Message, Xforward};
+use crate::lmtp_unix;
 use crate::nexthop::{self, Nexthop};
-use crate::settings::Settings;
+use crate::settings::{Protocol, Settings};
 use crate::status::{Status, Timeline, log_recipient};
 use crate::tls::{OpenError, StartTls};
 use mailgate_config::ClientLevel;
@@ -134,7 +135,7 @@ pub async fn deliver(
 
 /// The status an error or retry transport reports: its text, with the
 /// enhanced status code it may start with (`5.1.1 User unknown`).
-fn pseudo(text: &str, class: char) -> Status {
+pub(crate) fn pseudo(text: &str, class: char) -> Status {
     let text = text.trim();
     let (dsn, reason) = match text.split_once(' ') {
         Some((code, rest)) if is_status_code(code, class) => (code.to_string(), rest.trim()),
@@ -160,7 +161,7 @@ fn is_status_code(code: &str, class: char) -> bool {
 
 /// Whether an address can go inside `<...>` on a command line: no line
 /// ends (command injection) and no angle brackets.
-fn fits_command(address: &str) -> bool {
+pub(crate) fn fits_command(address: &str) -> bool {
     !address
         .bytes()
         .any(|b| b.is_ascii_control() || b == b'<' || b == b'>')
@@ -180,10 +181,20 @@ async fn smtp(
     if !fits_command(&request.sender) {
         return none(Status::bounced("5.1.7", "bad sender address syntax"));
     }
-    let nexthop = match Nexthop::parse(&request.nexthop) {
-        Ok(nexthop) => nexthop,
-        Err(e) => return none(Status::deferred("4.3.5", e.to_string())),
+    let lmtp = settings.protocol == Protocol::Lmtp;
+    // lmtp(8) also reaches a server on a Unix socket (`unix:PATH`).
+    let hop = match lmtp
+        .then(|| lmtp_unix::socket_path(&request.nexthop))
+        .flatten()
+    {
+        Some(Ok(path)) => Hop::Unix(path),
+        Some(Err(reason)) => return none(Status::deferred("4.3.5", reason)),
+        None => match parse_nexthop(&request.nexthop, lmtp) {
+            Ok(nexthop) => Hop::Inet(nexthop),
+            Err(reason) => return none(Status::deferred("4.3.5", reason)),
+        },
     };
+    let xforward = settings.send_xforward.then(|| xforward_attributes(request));
 
     // Recipients that cannot be written as a command are refused here;
     // the others go to the server, remembered by their position.
@@ -211,6 +222,7 @@ async fn smtp(
         length: request.content_length,
         line_limit: settings.line_limit,
         queue_id: &request.queue_id,
+        xforward: xforward.as_ref(),
     };
     let keep = |connection: Option<Connection<TcpStream>>, relay: &str, born: Instant| {
         if let Some(connection) = connection {
@@ -225,6 +237,25 @@ async fn smtp(
     };
 
     let mut last = Status::deferred("4.4.1", "no server to connect to");
+
+    let nexthop = match hop {
+        Hop::Inet(nexthop) => nexthop,
+        Hop::Unix(path) => {
+            return match lmtp_unix::deliver(&path, settings, &message_for(&sendable)).await {
+                Ok(delivered) => {
+                    timeline.setup_done = Some(now_micros());
+                    for (i, status) in sendable.iter().zip(delivered) {
+                        statuses[*i] = Some(status);
+                    }
+                    (lmtp_unix::label(settings, &path), fill(statuses, &last))
+                }
+                Err(status) => {
+                    mailgate_log::info!("{}: {}", request.queue_id, status.reason);
+                    ("none".to_string(), fill(statuses, &status))
+                }
+            };
+        }
+    };
 
     // A kept connection needs no lookup and no setup: Postfix logs c=0
     // for it. One the server closed while it was idle fails its RSET
@@ -269,7 +300,9 @@ async fn smtp(
         if settings.session_limit != 0 && sessions >= settings.session_limit {
             break;
         }
-        let mut use_tls = policy.level > ClientLevel::None;
+        // lmtp_tls_* are not parameters mailgate knows (`check` refuses
+        // them): LMTP goes in clear, as with Postfix's default.
+        let mut use_tls = !lmtp && policy.level > ClientLevel::None;
         // At most twice: again without TLS when the handshake failed at a
         // level that does not require it.
         loop {
@@ -306,6 +339,7 @@ async fn smtp(
                 &settings.helo_name,
                 settings.timeouts,
                 starttls.as_ref(),
+                lmtp,
             )
             .await;
             let setup_done = now_micros();
@@ -357,6 +391,67 @@ async fn smtp(
     (relay, fill(statuses, &last))
 }
 
+/// Where a delivery goes: a host (or its MX hosts) over TCP, or, for
+/// lmtp(8), a Unix socket.
+enum Hop {
+    Inet(Nexthop),
+    Unix(std::path::PathBuf),
+}
+
+/// The next hop as smtp(8) or lmtp(8) reads it: lmtp(8) takes
+/// `inet:host:port` too, never looks up MX records and defaults to port 24.
+pub(crate) fn parse_nexthop(text: &str, lmtp: bool) -> Result<Nexthop, String> {
+    if !lmtp {
+        return Nexthop::parse(text).map_err(|e| e.to_string());
+    }
+    let text = text.trim();
+    let text = text.strip_prefix("inet:").unwrap_or(text);
+    let mut nexthop = Nexthop::parse(text).map_err(|e| e.to_string())?;
+    let explicit_port = text
+        .rsplit_once(']')
+        .map_or(text, |(_, after)| after)
+        .contains(':');
+    if !explicit_port {
+        nexthop.port = LMTP_PORT;
+    }
+    nexthop.mx = false;
+    Ok(nexthop)
+}
+
+const LMTP_PORT: u16 = 24;
+
+/// What XFORWARD tells the next hop about the message's client, as
+/// Postfix's smtp(8) fills it from the queue file: mail submitted locally
+/// has no client and SOURCE=LOCAL.
+fn xforward_attributes(request: &Request) -> Xforward {
+    let client = &request.client;
+    let ident = request.queue_id.clone();
+    if client.protocol == "local" {
+        return Xforward {
+            ident,
+            source: "LOCAL".into(),
+            ..Xforward::default()
+        };
+    }
+    let proto = if client.protocol.starts_with("ESMTP") {
+        "ESMTP"
+    } else {
+        "SMTP"
+    };
+    Xforward {
+        name: client.name.clone(),
+        addr: client.addr.clone(),
+        port: match client.port {
+            0 => String::new(),
+            port => port.to_string(),
+        },
+        proto: proto.into(),
+        helo: client.helo.clone(),
+        ident,
+        source: "REMOTE".into(),
+    }
+}
+
 fn fill(statuses: Vec<Option<Status>>, rest: &Status) -> Vec<Status> {
     statuses
         .into_iter()
@@ -364,7 +459,7 @@ fn fill(statuses: Vec<Option<Status>>, rest: &Status) -> Vec<Status> {
         .collect()
 }
 
-async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
     let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
         .await
         .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
@@ -375,7 +470,7 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
 
 /// The system's words for a connect error, as Postfix shows them
 /// ("Connection refused"), without Rust's "(os error 111)".
-fn describe(e: &io::Error) -> String {
+pub(crate) fn describe(e: &io::Error) -> String {
     if e.kind() == io::ErrorKind::TimedOut {
         return "Connection timed out".to_string();
     }
@@ -390,6 +485,44 @@ mod tests {
     use super::*;
     use mailgate_ipc::protocol::delivery::{Outcome, RecipientRequest};
     use std::io::Write;
+
+    #[test]
+    fn lmtp_next_hops() {
+        let hop = |text: &str| parse_nexthop(text, true);
+        let one = hop("[127.0.0.1]:10024").unwrap();
+        assert_eq!(
+            (one.host.as_str(), one.port, one.mx),
+            ("127.0.0.1", 10024, false)
+        );
+        assert_eq!(hop("inet:[::1]:2003").unwrap().port, 2003);
+        let bare = hop("lmtp.example.com").unwrap();
+        assert_eq!((bare.port, bare.mx), (24, false));
+        assert_eq!(hop("[10.0.0.1]").unwrap().port, 24);
+        // smtp(8) keeps its own defaults.
+        let smtp = parse_nexthop("example.com", false).unwrap();
+        assert_eq!((smtp.port, smtp.mx), (25, true));
+    }
+
+    #[test]
+    fn xforward_attributes_of_remote_and_local_clients() {
+        let mut request = request("smtp-amavis", "[127.0.0.1]:10024", &["a@x"]);
+        request.client = mailgate_ipc::envelope::ClientInfo {
+            name: "unknown".into(),
+            addr: "192.0.2.9".into(),
+            port: 40000,
+            helo: "client.example".into(),
+            protocol: "ESMTPSA".into(),
+        };
+        let x = xforward_attributes(&request);
+        assert_eq!(x.addr, "192.0.2.9");
+        assert_eq!(x.port, "40000");
+        assert_eq!(x.proto, "ESMTP");
+        assert_eq!(x.source, "REMOTE");
+        assert_eq!(x.ident, request.queue_id);
+        request.client = mailgate_ipc::submit::local_client();
+        let x = xforward_attributes(&request);
+        assert_eq!((x.source.as_str(), x.addr.as_str()), ("LOCAL", ""));
+    }
 
     #[test]
     fn error_and_retry_texts() {
@@ -455,6 +588,7 @@ mod tests {
             content_length: 0,
             arrival: now_micros(),
             active_since: now_micros(),
+            client: mailgate_ipc::submit::local_client(),
         }
     }
 

@@ -3,7 +3,8 @@
 //! qmgr hands it one message (the queue file descriptor and an envelope
 //! slice) for one next hop; relay finds the servers, runs the SMTP dialogue
 //! and answers with a result for each recipient, logging each as Postfix
-//! does. The same binary serves master.cf's `smtp` and `relay` services.
+//! does. The same binary serves master.cf's `smtp` and `relay` services,
+//! and, speaking LMTP (RFC 2033), the `lmtp` command.
 //!
 //! A delivery, in reading order: serve.rs (the request) -> deliver.rs
 //! (transport, servers, results) -> cache.rs (connections kept for reuse,
@@ -15,7 +16,10 @@ mod cache;
 mod client;
 mod content;
 mod deliver;
+mod hosts;
+mod lmtp_unix;
 mod nexthop;
+mod probe;
 mod reply;
 mod serve;
 mod settings;
@@ -27,13 +31,14 @@ use std::process::ExitCode;
 use mailgate_sandbox::{Worker, die};
 
 use crate::serve::serve;
-use crate::settings::Settings;
+use crate::settings::{Protocol, Settings};
 
 fn main() -> ExitCode {
     let mut worker = Worker::start("relay");
     // Everything from files (main.cf, /etc/resolv.conf) is read before the
     // chroot takes them out of reach.
-    let settings = Settings::load(&worker.config).unwrap_or_else(|e| die(e));
+    let protocol = Protocol::of_command(&worker.handoff.command);
+    let settings = Settings::load(&worker.config, protocol).unwrap_or_else(|e| die(e));
     let listener = worker.take_listener();
     let mut worker = worker.enter_sandbox(&mailgate_sandbox::profiles::RELAY);
     let shutdown = worker.shutdown();
@@ -71,9 +76,12 @@ mod tests {
         )
         .unwrap();
         Settings {
+            protocol: crate::settings::Protocol::Smtp,
+            send_xforward: false,
             tls: mailgate_tls::client::ClientTls::load(&empty).unwrap(),
             starttls_timeout: t,
             helo_name: "gw.example.org".into(),
+            myhostname: "gw.example.org".into(),
             timeouts: Timeouts {
                 connect: t,
                 helo: t,
@@ -84,7 +92,7 @@ mod tests {
                 data_done: t,
                 quit: t,
             },
-            dns: Dns::Disabled,
+            dns: Dns::Native(crate::hosts::Hosts::default()),
             addresses: crate::nexthop::AddressPolicy {
                 limit: 5,
                 own: Vec::new(),

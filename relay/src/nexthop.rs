@@ -146,8 +146,10 @@ impl Target {
 
 /// How names are resolved.
 pub enum Dns {
-    /// disable_dns_lookups = yes: only address literals can be reached.
-    Disabled,
+    /// disable_dns_lookups = yes, or smtp_host_lookup = native: names from
+    /// the hosts file read at start (the chroot has none), no MX lookups
+    /// (a domain is looked up as a host), as Postfix's native lookups.
+    Native(crate::hosts::Hosts),
     Resolver(Box<TokioResolver>),
 }
 
@@ -177,15 +179,33 @@ pub async fn resolve(
         }]);
     }
     let resolver = match dns {
-        Dns::Disabled => {
-            return Err(Status::deferred(
-                "4.4.3",
-                format!(
-                    "Host or domain name not found. Name service error for name={} type=A: \
-                     DNS lookups are disabled (disable_dns_lookups or smtp_host_lookup)",
-                    nexthop.host
-                ),
-            ));
+        Dns::Native(hosts) => {
+            let found = hosts.lookup(&nexthop.host);
+            if found.is_empty() {
+                return Err(Status::deferred(
+                    "4.4.3",
+                    format!(
+                        "Host or domain name not found. Name service error for name={} \
+                         type=A: Host not found in the hosts file (DNS lookups are disabled)",
+                        nexthop.host
+                    ),
+                ));
+            }
+            let targets: Vec<Target> = found
+                .iter()
+                .map(|ip| Target {
+                    name: nexthop.host.clone(),
+                    addr: SocketAddr::new(*ip, nexthop.port),
+                    pref: 0,
+                })
+                .take(policy.limit())
+                .collect();
+            if nexthop.port == SMTP_PORT
+                && targets.iter().any(|t| policy.own.contains(&t.addr.ip()))
+            {
+                return Err(looping());
+            }
+            return Ok(targets);
         }
         Dns::Resolver(resolver) => resolver,
     };
@@ -429,9 +449,13 @@ mod tests {
             limit: 5,
             own: vec!["192.0.2.1".parse().unwrap()],
         };
-        let looped = resolve(&hop("192.0.2.1", 25, false), &Dns::Disabled, &policy)
-            .await
-            .unwrap_err();
+        let looped = resolve(
+            &hop("192.0.2.1", 25, false),
+            &Dns::Native(crate::hosts::Hosts::default()),
+            &policy,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(
             (looped.outcome, looped.dsn.as_str(), looped.reason.as_str()),
             (
@@ -442,9 +466,13 @@ mod tests {
         );
         // Another port of this host is a content filter, not a loop.
         assert!(
-            resolve(&hop("192.0.2.1", 10025, false), &Dns::Disabled, &policy)
-                .await
-                .is_ok()
+            resolve(
+                &hop("192.0.2.1", 10025, false),
+                &Dns::Native(crate::hosts::Hosts::default()),
+                &policy
+            )
+            .await
+            .is_ok()
         );
     }
 
@@ -523,13 +551,19 @@ mod tests {
 
     #[tokio::test]
     async fn literals_need_no_dns() {
-        let targets = resolve_any(&hop("192.0.2.1", 2525, false), &Dns::Disabled)
-            .await
-            .unwrap();
+        let targets = resolve_any(
+            &hop("192.0.2.1", 2525, false),
+            &Dns::Native(crate::hosts::Hosts::default()),
+        )
+        .await
+        .unwrap();
         assert_eq!(targets[0].label(), "192.0.2.1[192.0.2.1]:2525");
-        let refused = resolve_any(&hop("example.com", 25, true), &Dns::Disabled)
-            .await
-            .unwrap_err();
+        let refused = resolve_any(
+            &hop("example.com", 25, true),
+            &Dns::Native(crate::hosts::Hosts::default()),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(refused.dsn, "4.4.3");
     }
 }

@@ -1,5 +1,6 @@
 //! The service loop: accept qmgr's connections on the inherited socket and
-//! answer each delivery request with one result per recipient.
+//! answer each delivery request with one result per recipient, and the
+//! verify service's address probes with the next hop's answer (probe.rs).
 //!
 //! qmgr may open several connections and send several requests on each, one
 //! after another. Only qmgr's uid may connect (SO_PEERCRED, the profile's
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use mailgate_ipc::envelope::now_micros;
 use mailgate_ipc::peer::Callers;
-use mailgate_ipc::protocol::delivery::{Reply, Request};
+use mailgate_ipc::protocol::delivery::{AgentRequest, Reply, Request};
 use mailgate_ipc::validate::Validate;
 use mailgate_ipc::{Channel, IpcError};
 use mailgate_log::{fatal, warning};
@@ -133,11 +134,32 @@ async fn connection(
 ) {
     loop {
         let received = tokio::select! {
-            received = channel.recv::<Request>() => received,
+            received = channel.recv::<AgentRequest>() => received,
             _ = stopped.wait_for(|stop| *stop) => return,
         };
         let (request, fds) = match received {
-            Ok(received) => received,
+            Ok((AgentRequest::Deliver(request), fds)) => (request, fds),
+            Ok((AgentRequest::Probe(probe), fds)) => {
+                // A probe carries no descriptor.
+                let checked = match probe.validate() {
+                    Ok(()) if fds.is_empty() => Ok(()),
+                    Ok(()) => Err(format!("a probe with {} descriptors", fds.len())),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(why) = checked {
+                    channel.log_refusal(why);
+                    return;
+                }
+                let reply = {
+                    let _slot = slots.acquire().await.ok();
+                    crate::probe::probe(&probe, &settings).await
+                };
+                if let Err(e) = channel.send(&reply, &[]).await {
+                    warning!("probe: cannot answer verify: {e}");
+                    return;
+                }
+                continue;
+            }
             Err(IpcError::Closed) => return,
             Err(e) => {
                 warning!("request from qmgr: {e}");
@@ -192,9 +214,47 @@ fn checked(request: &Request, fds: Vec<OwnedFd>) -> Result<File, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mailgate_ipc::protocol::delivery::{Outcome, RecipientRequest};
+    use mailgate_ipc::protocol::delivery::{Outcome, RecipientRequest, Request};
     use std::io::Write;
     use std::os::fd::AsFd;
+
+    #[tokio::test]
+    async fn answers_probes_on_the_same_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay");
+        let std_listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let (smtp_port, server) = crate::tests::smtp_sink(1).await;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let service = tokio::spawn(serve(
+            OwnedFd::from(std_listener),
+            crate::tests::settings(),
+            2,
+            Arc::new(Callers::same_user("relay")),
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
+        let mut channel = Channel::connect(&path).await.unwrap();
+        let probe = mailgate_ipc::protocol::delivery::Probe {
+            transport: "smtp".into(),
+            nexthop: format!("[127.0.0.1]:{smtp_port}"),
+            sender: String::new(),
+            recipient: "bob@example.com".into(),
+        };
+        let reply: mailgate_ipc::protocol::delivery::ProbeReply = channel
+            .call(&AgentRequest::Probe(probe), &[])
+            .await
+            .unwrap();
+        assert_eq!(reply.outcome, Outcome::Sent, "{reply:?}");
+        stop_tx.send(()).unwrap();
+        assert_eq!(service.await.unwrap(), ExitCode::SUCCESS);
+        let transcript = &server.await.unwrap()[0];
+        assert!(
+            transcript.ends_with("MAIL FROM:<>\r\nRCPT TO:<bob@example.com>\r\nRSET\r\nQUIT\r\n"),
+            "{transcript}"
+        );
+        assert!(!transcript.contains("DATA"));
+    }
 
     #[tokio::test]
     async fn answers_requests_and_stops_cleanly() {
@@ -233,8 +293,12 @@ mod tests {
                 content_length: 21,
                 arrival: now_micros(),
                 active_since: now_micros(),
+                client: mailgate_ipc::submit::local_client(),
             };
-            let reply: Reply = channel.call(&request, &[file.as_fd()]).await.unwrap();
+            let reply: Reply = channel
+                .call(&AgentRequest::Deliver(request), &[file.as_fd()])
+                .await
+                .unwrap();
             assert_eq!(reply.results.len(), 1);
             assert_eq!(reply.results[0].index, 3);
             assert_eq!(

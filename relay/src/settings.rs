@@ -25,9 +25,41 @@ pub struct Timeouts {
     pub quit: Duration,
 }
 
+/// The protocol a relay process speaks: master.cf's command `smtp` (and
+/// mailgate's own `relay`) or `lmtp` (RFC 2033).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Smtp,
+    Lmtp,
+}
+
+impl Protocol {
+    /// From master.cf's command column.
+    pub fn of_command(command: &str) -> Protocol {
+        match command {
+            "lmtp" => Protocol::Lmtp,
+            _ => Protocol::Smtp,
+        }
+    }
+
+    /// The prefix of its parameters, as Postfix's smtp(8) and lmtp(8).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Protocol::Smtp => "smtp",
+            Protocol::Lmtp => "lmtp",
+        }
+    }
+}
+
 pub struct Settings {
-    /// smtp_helo_name, sent with EHLO/HELO.
+    pub protocol: Protocol,
+    /// smtp_send_xforward_command (lmtp_...): send the original client's
+    /// attributes with XFORWARD when the server offers it.
+    pub send_xforward: bool,
+    /// smtp_helo_name (lmtp_lhlo_name), sent with EHLO/HELO (LHLO).
     pub helo_name: String,
+    /// myhostname: the host part of a Unix-socket peer's `relay=` label.
+    pub myhostname: String,
     /// smtp_tls_*: the level, policy table, CAs, protocols.
     pub tls: ClientTls,
     /// smtp_starttls_timeout: the limit on the TLS handshake.
@@ -79,52 +111,69 @@ impl fmt::Display for SettingsError {
 impl std::error::Error for SettingsError {}
 
 impl Settings {
-    pub fn load(config: &MainConfig) -> Result<Settings, SettingsError> {
-        let helo_name = config.get("smtp_helo_name");
+    pub fn load(config: &MainConfig, protocol: Protocol) -> Result<Settings, SettingsError> {
+        let prefix = protocol.prefix();
+        let param = |name: &str| format!("{prefix}_{name}");
+        let hello = match protocol {
+            Protocol::Smtp => "helo",
+            Protocol::Lmtp => "lhlo",
+        };
+        let helo_name = config.get(&param(&format!("{hello}_name")));
         // It goes into a command line: nothing that could end the command
         // or split it.
         if helo_name.is_empty() || helo_name.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(SettingsError::HeloName(helo_name));
         }
+        let deadline = config.time("smtp_delivery_time_limit");
+        let time = |name: &str| config.time(&param(name));
         let timeouts = Timeouts {
-            connect: config.time("smtp_connect_timeout"),
-            helo: config.time("smtp_helo_timeout"),
-            mail: config.time("smtp_mail_timeout"),
-            rcpt: config.time("smtp_rcpt_timeout"),
-            data_init: config.time("smtp_data_init_timeout"),
-            data_xfer: config.time("smtp_data_xfer_timeout"),
-            data_done: config.time("smtp_data_done_timeout"),
-            quit: config.time("smtp_quit_timeout"),
+            // lmtp_connect_timeout = 0 (its default): no limit of its own,
+            // only the delivery's.
+            connect: Some(time("connect_timeout"))
+                .filter(|t| !t.is_zero())
+                .unwrap_or(deadline),
+            helo: time(&format!("{hello}_timeout")),
+            mail: time("mail_timeout"),
+            rcpt: time("rcpt_timeout"),
+            data_init: time("data_init_timeout"),
+            data_xfer: time("data_xfer_timeout"),
+            data_done: time("data_done_timeout"),
+            quit: time("quit_timeout"),
         };
-        // Only the DNS method is implemented; "native" (getaddrinfo) would
-        // need /etc/hosts and NSS modules inside the chroot.
+        // "dns" asks the DNS servers; "native" (alone, or forced by
+        // disable_dns_lookups) reads the hosts file, now, before the chroot
+        // (getaddrinfo would need it and NSS modules inside). "dns, native"
+        // uses DNS only: `check` says so.
+        let lookup = config.list(&param("host_lookup"));
         let dns_allowed = !config.bool("disable_dns_lookups")
-            && config
-                .list("smtp_host_lookup")
-                .iter()
-                .any(|m| m.eq_ignore_ascii_case("dns"));
+            && lookup.iter().any(|m| m.eq_ignore_ascii_case("dns"));
         let dns = if dns_allowed {
             Dns::Resolver(Box::new(
                 mailgate_dns::resolver(&config.list("dns_nameservers"))
                     .map_err(SettingsError::Dns)?,
             ))
         } else {
-            Dns::Disabled
+            Dns::Native(crate::hosts::Hosts::read(std::path::Path::new(
+                crate::hosts::HOSTS_FILE,
+            )))
         };
         let count = |name: &str| usize::try_from(config.int(name).max(0)).unwrap_or(usize::MAX);
         Ok(Settings {
+            protocol,
+            send_xforward: config.bool(&param("send_xforward_command")),
             helo_name,
+            myhostname: config.get("myhostname"),
             tls: ClientTls::load(config).map_err(SettingsError::Tls)?,
             starttls_timeout: config.time("smtp_starttls_timeout"),
             timeouts,
             dns,
             addresses: AddressPolicy {
-                limit: count("smtp_mx_address_limit"),
+                limit: count(&param("mx_address_limit")),
                 own: own_addresses(config)?,
             },
-            session_limit: count("smtp_mx_session_limit"),
-            deadline: config.time("smtp_delivery_time_limit"),
-            line_limit: count("smtp_line_length_limit"),
+            session_limit: count(&param("mx_session_limit")),
+            deadline,
+            line_limit: count(&param("line_length_limit")),
         })
     }
 }

@@ -143,7 +143,7 @@ fn recipient_line(
 
 /// Postfix's format_tv() with two significant digits and 10ms resolution
 /// (delay_max_res = 2): `36`, `1.2`, `0.23`, `0.01`, `0`.
-fn pretty(t: Duration) -> String {
+pub(crate) fn pretty(t: Duration) -> String {
     const MILLION: u64 = 1_000_000;
     const SIG_WIDTH: u64 = 100;
     let mut sec = t.as_secs();

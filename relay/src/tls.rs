@@ -187,6 +187,7 @@ mod tests {
             content_length: content.len() as u64,
             arrival: now_micros(),
             active_since: now_micros(),
+            client: mailgate_ipc::submit::local_client(),
         };
         let cache = Cache::new(crate::cache::Limits::postfix(4));
         let mut results = deliver(

@@ -6,23 +6,19 @@
 //! The check fails closed: what it cannot look into (an encrypted or
 //! damaged archive member, an unknown compression method, an archive
 //! nested deeper than scanner_archive_depth, an archive that cannot be
-//! read at all, message/rfc822 parts nested deeper than
-//! MAX_MESSAGE_DEPTH) is reported as unchecked, and the caller applies
+//! read at all, MIME parts past mailgate-mime's bounds on nesting, count
+//! and decoding) is reported as unchecked, and the caller applies
 //! banned_unchecked_action to it. Every name an archive lists is judged,
 //! whether or not its member can be read.
 
 use std::collections::HashSet;
 use std::time::Instant;
 
-use mail_parser::{MessageParser, MimeHeaders, PartType};
 use mailgate_config::Table;
 use mailgate_ipc::protocol::scanner::BannedPart;
+use mailgate_mime::{Anomaly, Entity, Mime, Role};
 
 use crate::archive::{self, Budget, Content, Limits, Problem};
-
-/// message/rfc822 parts nested deeper than this are not looked into (this
-/// bounds our own recursion); what lies deeper is unchecked.
-pub const MAX_MESSAGE_DEPTH: usize = 16;
 
 /// File names and reasons, as they go into the verdict, the 554 text and
 /// the log, are at most this long.
@@ -179,85 +175,58 @@ impl Policy {
 
     /// Every banned and every unchecked part of a message, archives
     /// included; stops with TimedOut once `deadline` has passed.
+    ///
+    /// The message is read by mailgate-mime as cleanup's checks and the
+    /// spam engine read it; where readers may differ (several
+    /// Content-Type fields, loose delimiter lines), the most permissive
+    /// reading is checked too, so that what any mail reader shows is
+    /// judged.
     pub fn check_message(&self, raw: &[u8], deadline: Option<Instant>) -> Result<Report, TimedOut> {
         let mut walk = Walk {
             budget: Budget::new(&self.limits),
             deadline,
             report: Report::default(),
         };
-        // mail-parser is not ours: a panic in it (one debug assertion fires
-        // on a MIME structure its release build handles) makes the message
-        // unchecked, not a failed scan retried forever.
-        let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw));
-        match parsed {
-            Err(_) => walk.unchecked("message", "MIME structure the parser failed on".into()),
-            Ok(Some(message)) => self.walk_message(&message, "", 0, &mut walk)?,
-            // No header section to speak of: the bytes are one part.
-            Ok(None) => self.check_content("message", raw, 0, &mut walk)?,
+        let limits = mailgate_mime::Limits::default();
+        let mime = Mime::parse(raw, &limits);
+        self.walk_mime(&mime, &mut walk)?;
+        if mime.ambiguous() {
+            drop(mime);
+            self.walk_mime(&Mime::parse_lenient(raw, &limits), &mut walk)?;
         }
         let Report { banned, unchecked } = walk.report;
         Ok(Report {
-            banned: banned.into_iter().map(clean).collect(),
-            unchecked: unchecked.into_iter().map(clean).collect(),
+            banned: distinct(banned.into_iter().map(clean)),
+            unchecked: distinct(unchecked.into_iter().map(clean)),
         })
     }
 
-    fn walk_message(
-        &self,
-        message: &mail_parser::Message<'_>,
-        prefix: &str,
-        depth: usize,
-        walk: &mut Walk,
-    ) -> Result<(), TimedOut> {
-        if depth > MAX_MESSAGE_DEPTH {
-            walk.unchecked(
-                prefix.trim_end_matches('/'),
-                format!("message/rfc822 parts nested deeper than {MAX_MESSAGE_DEPTH}"),
-            );
-            return Ok(());
-        }
-        for (index, part) in message.parts.iter().enumerate() {
+    fn walk_mime(&self, mime: &Mime<'_>, walk: &mut Walk) -> Result<(), TimedOut> {
+        for view in part_views(mime) {
             walk.check_time()?;
-            let filename = part.attachment_name().map(str::to_string);
-            let declared = part.content_type().map(|ct| match ct.subtype() {
-                Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                None => ct.ctype().to_string(),
-            });
-            let label = format!(
-                "{prefix}{}",
-                filename
-                    .clone()
-                    .or_else(|| declared.clone())
-                    .unwrap_or_else(|| format!("part {index}"))
-            );
-            if let Some(reason) = filename.as_deref().and_then(|n| self.judge_name(n)) {
-                walk.ban(&label, reason);
+            let entity = view.entity;
+            let label = view.label.as_str();
+            if let Some(reason) = entity.filename.as_deref().and_then(|n| self.judge_name(n)) {
+                walk.ban(label, reason);
             }
-            if let Some(reason) = declared.as_deref().and_then(|t| self.judge_type(t)) {
-                walk.ban(&label, reason);
+            // Content-Type's name where Content-Disposition names another
+            // file: some readers show that one.
+            let other = entity
+                .param("name")
+                .filter(|n| Some(*n) != entity.filename.as_deref());
+            if let Some(name) = other
+                && let Some(reason) = self.judge_name(name)
+            {
+                walk.ban(&format!("{}{name}", view.prefix), reason);
             }
-            let is_message = declared.as_deref().is_some_and(|t| {
-                let t = t.to_ascii_lowercase();
-                t == "message/rfc822" || t == "message/global"
-            });
-            match &part.body {
-                PartType::Message(inner) => {
-                    self.walk_message(inner, &format!("{label}/"), depth + 1, walk)?
-                }
-                PartType::Multipart(_) => {}
-                // mail-parser gives up on a message/rfc822 part it will not
-                // nest into (it stops at a few levels of encoded messages)
-                // and hands over its raw bytes: what is inside is unchecked.
-                PartType::Binary(_) | PartType::InlineBinary(_) if is_message => walk.unchecked(
-                    &label,
-                    "message/rfc822 part that could not be parsed".into(),
-                ),
-                PartType::Binary(data) | PartType::InlineBinary(data) => {
-                    self.check_content(&label, data, 0, walk)?
-                }
-                PartType::Text(text) | PartType::Html(text) => {
-                    self.check_content(&label, text.as_bytes(), 0, walk)?
-                }
+            if let Some(reason) = view.declared.and_then(|t| self.judge_type(t)) {
+                walk.ban(label, reason);
+            }
+            for anomaly in entity.anomalies.iter().filter(|a| a.is_bound()) {
+                walk.unchecked(label, bound_reason(*anomaly));
+            }
+            if entity.is_leaf {
+                self.check_content(label, &mime.decoded(entity), 0, walk)?;
             }
         }
         Ok(())
@@ -314,6 +283,104 @@ impl Policy {
     }
 }
 
+/// An entity as the banned check names and judges it.
+pub struct PartView<'m> {
+    /// The name in reports: the file name, else the declared type, else
+    /// `part N`, under the label of the message/rfc822 part it is in.
+    pub label: String,
+    /// The declared Content-Type (`type/subtype`), judged against
+    /// banned_mime_types; None without a Content-Type field.
+    pub declared: Option<&'m str>,
+    pub entity: &'m Entity,
+    /// The label of the message/rfc822 part it is in, and a slash.
+    pub prefix: String,
+}
+
+/// The entities of a message in the order the check walks them, with
+/// their labels. Leaves' decoded bodies (`Mime::decoded`) are what the
+/// content and archive checks read.
+pub fn part_views<'m>(mime: &'m Mime<'_>) -> Vec<PartView<'m>> {
+    let mut views: Vec<PartView<'m>> = Vec::with_capacity(mime.entities.len());
+    let mut prefixes: Vec<String> = Vec::with_capacity(mime.entities.len());
+    for (index, entity) in mime.entities.iter().enumerate() {
+        let prefix = match entity.parent {
+            Some(p) if entity.role == Role::Attached => format!("{}/", views[p].label),
+            Some(p) => prefixes[p].clone(),
+            None => String::new(),
+        };
+        let declared = entity.declared.then_some(entity.content_type.as_str());
+        let label = format!(
+            "{prefix}{}",
+            entity
+                .filename
+                .clone()
+                .or_else(|| declared.map(str::to_string))
+                .unwrap_or_else(|| format!("part {index}"))
+        );
+        prefixes.push(prefix.clone());
+        views.push(PartView {
+            label,
+            declared,
+            entity,
+            prefix,
+        });
+    }
+    views
+}
+
+/// A part as the check reads it, for differential tests with cleanup's
+/// checks and the spam engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadPart {
+    pub label: String,
+    pub content_type: String,
+    pub declared: Option<String>,
+    pub filename: Option<String>,
+    /// In the message as written (not inside an encoded attached message).
+    pub in_message: bool,
+    /// For a leaf, the bytes the content and archive checks read.
+    pub content: Option<Vec<u8>>,
+}
+
+/// The parts of a message in the order check_message walks them (its
+/// careful reading).
+pub fn read_parts(raw: &[u8]) -> Vec<ReadPart> {
+    let mime = Mime::parse(raw, &mailgate_mime::Limits::default());
+    part_views(&mime)
+        .into_iter()
+        .map(|v| ReadPart {
+            label: v.label,
+            content_type: v.entity.content_type.clone(),
+            declared: v.declared.map(str::to_string),
+            filename: v.entity.filename.clone(),
+            in_message: v.entity.source == mailgate_mime::Source::Raw,
+            content: v
+                .entity
+                .is_leaf
+                .then(|| mime.decoded(v.entity).into_owned()),
+        })
+        .collect()
+}
+
+fn bound_reason(anomaly: Anomaly) -> String {
+    let limits = mailgate_mime::Limits::default();
+    match anomaly {
+        Anomaly::TooDeep => format!("MIME parts nested deeper than {}", limits.depth),
+        Anomaly::TooManyParts => format!("more than {} MIME parts", limits.parts),
+        Anomaly::DecodedLimit => "attached message too large to decode".to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The parts in order, each (name, reason) once: the careful and the
+/// permissive reading often find the same.
+fn distinct(parts: impl Iterator<Item = BannedPart>) -> Vec<BannedPart> {
+    let mut seen = HashSet::new();
+    parts
+        .filter(|p| seen.insert((p.name.clone(), p.reason.clone())))
+        .collect()
+}
+
 /// "PE executable" for a Windows program (MZ header pointing at a PE
 /// header, or a bare MZ DOS program), "ELF executable" for a Unix one.
 pub fn executable_kind(data: &[u8]) -> Option<&'static str> {
@@ -336,355 +403,4 @@ pub fn executable_kind(data: &[u8]) -> Option<&'static str> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::archive::tests::{gzip_of, limits, tar_of, zip_of};
-
-    /// The banned parts, asserting that nothing was left unchecked.
-    fn banned(p: &Policy, raw: &[u8]) -> Vec<BannedPart> {
-        let report = p.check_message(raw, None).unwrap();
-        assert!(report.unchecked.is_empty(), "{report:?}");
-        report.banned
-    }
-
-    fn policy() -> Policy {
-        Policy {
-            extensions: ["exe", "scr", "pif", "bat", "js", "lnk"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            mime_types: ["application/x-msdownload".to_string()].into(),
-            tables: Vec::new(),
-            executable_content: true,
-            limits: limits(),
-        }
-    }
-
-    fn pe() -> Vec<u8> {
-        let mut data = vec![0u8; 128];
-        data[..2].copy_from_slice(b"MZ");
-        data[60] = 64;
-        data[64..68].copy_from_slice(b"PE\0\0");
-        data
-    }
-
-    #[test]
-    fn names() {
-        let p = policy();
-        assert_eq!(p.judge_name("setup.EXE").as_deref(), Some("extension .exe"));
-        assert_eq!(
-            p.judge_name("invoice.pdf.exe").as_deref(),
-            Some("double extension .pdf.exe")
-        );
-        assert!(p.judge_name("dir/run.bat. . ").is_some());
-        assert_eq!(p.judge_name("report.pdf"), None);
-        assert_eq!(p.judge_name("exe"), None);
-        assert_eq!(p.judge_name(""), None);
-        assert_eq!(p.judge_name("..."), None);
-    }
-
-    #[test]
-    fn tables_override_and_extend() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("banned"),
-            "/^allowed\\.exe$/ OK\n/\\.docm$/ REJECT macro documents are not accepted\n",
-        )
-        .unwrap();
-        let mut p = policy();
-        p.tables = vec![Table::open("regexp:banned", dir.path()).unwrap()];
-        assert_eq!(p.judge_name("allowed.exe"), None);
-        assert!(p.judge_name("other.exe").is_some());
-        assert_eq!(
-            p.judge_name("x.docm").as_deref(),
-            Some("file name (REJECT macro documents are not accepted)")
-        );
-    }
-
-    #[test]
-    fn content_magic() {
-        assert_eq!(executable_kind(&pe()), Some("PE executable"));
-        assert_eq!(executable_kind(b"\x7fELF\x02\x01"), Some("ELF executable"));
-        assert_eq!(executable_kind(b"MZ is a short text"), None);
-        let mut bad_offset = pe();
-        bad_offset[60..64].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(executable_kind(&bad_offset), Some("DOS executable"));
-    }
-
-    fn with_attachment(name: &str, ctype: &str, data: &[u8]) -> Vec<u8> {
-        let b64 = base64(data);
-        format!(
-            "From: a@example.org\r\nTo: b@example.com\r\nSubject: x\r\nMIME-Version: 1.0\r\n\
-             Content-Type: multipart/mixed; boundary=\"BB\"\r\n\r\n--BB\r\n\
-             Content-Type: text/plain\r\n\r\nhello\r\n--BB\r\n\
-             Content-Type: {ctype}; name=\"{name}\"\r\n\
-             Content-Disposition: attachment; filename=\"{name}\"\r\n\
-             Content-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--BB--\r\n"
-        )
-        .into_bytes()
-    }
-
-    pub fn base64(data: &[u8]) -> String {
-        const TABLE: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in data.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn messages() {
-        let p = policy();
-        let found = banned(
-            &p,
-            &with_attachment("invoice.pdf.exe", "application/pdf", b"x"),
-        );
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].name, "invoice.pdf.exe");
-
-        let found = banned(&p, &with_attachment("notes.txt", "text/plain", &pe()));
-        assert_eq!(found[0].reason, "PE executable");
-
-        let found = banned(
-            &p,
-            &with_attachment("a.bin", "application/x-msdownload", b"data"),
-        );
-        assert!(found[0].reason.starts_with("declared type"));
-
-        let zip = zip_of(&[("readme.txt", b"hi"), ("docs/run.scr", b"x")]);
-        let found = banned(&p, &with_attachment("files.zip", "application/zip", &zip));
-        assert_eq!(found[0].name, "files.zip/docs/run.scr");
-
-        let inner = zip_of(&[("payload.dat", &pe())]);
-        let outer = tar_of(&[("inner.zip", &inner)]);
-        let found = banned(
-            &p,
-            &with_attachment("x.tar.gz", "application/gzip", &gzip_of(&outer)),
-        );
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert!(
-            found[0].name.ends_with("inner.zip/payload.dat"),
-            "{found:?}"
-        );
-
-        assert!(
-            banned(
-                &p,
-                &with_attachment("ok.pdf", "application/pdf", b"%PDF-1.4")
-            )
-            .is_empty()
-        );
-    }
-
-    #[test]
-    fn depth_limit_applies() {
-        let mut p = policy();
-        p.limits.depth = 1;
-        let inner = zip_of(&[("evil.exe", b"x")]);
-        let outer = zip_of(&[("inner.zip", &inner)]);
-        let message = with_attachment("outer.zip", "application/zip", &outer);
-        // Too deep to open: not a pass but unchecked.
-        let report = p.check_message(&message, None).unwrap();
-        assert!(report.banned.is_empty(), "{report:?}");
-        assert_eq!(report.unchecked.len(), 1, "{report:?}");
-        assert_eq!(report.unchecked[0].name, "outer.zip/inner.zip");
-        assert!(report.unchecked[0].reason.contains("scanner_archive_depth"));
-        p.limits.depth = 2;
-        assert_eq!(banned(&p, &message).len(), 1);
-    }
-
-    /// A stored zip whose second member's CRC is wrong, as an attacker
-    /// makes one so that the whole archive fails to read.
-    fn zip_with_bad_crc() -> Vec<u8> {
-        use std::io::Write;
-        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        let stored = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Stored);
-        writer.start_file("readme.txt", stored).unwrap();
-        writer.write_all(b"read me first").unwrap();
-        writer.start_file("broken.txt", stored).unwrap();
-        writer.write_all(b"CRC will not match").unwrap();
-        writer.start_file("evil.exe", stored).unwrap();
-        writer.write_all(b"not really a program").unwrap();
-        let mut zip = writer.finish().unwrap().into_inner();
-        let at = zip
-            .windows(18)
-            .position(|w| w == b"CRC will not match")
-            .unwrap();
-        zip[at] ^= 0x20;
-        zip
-    }
-
-    #[test]
-    fn bad_crc_member_does_not_hide_the_other_names() {
-        let p = policy();
-        let report = p
-            .check_message(
-                &with_attachment("files.zip", "application/zip", &zip_with_bad_crc()),
-                None,
-            )
-            .unwrap();
-        assert_eq!(report.banned.len(), 1, "{report:?}");
-        assert_eq!(report.banned[0].name, "files.zip/evil.exe");
-        assert_eq!(report.unchecked.len(), 1, "{report:?}");
-        assert_eq!(report.unchecked[0].name, "files.zip/broken.txt");
-    }
-
-    #[test]
-    fn bytes_before_the_zip_signature_do_not_hide_it() {
-        let p = policy();
-        let mut prefixed = vec![b'x'];
-        prefixed.extend(zip_of(&[("evil.exe", b"x")]));
-        let found = banned(
-            &p,
-            &with_attachment("files.zip", "application/zip", &prefixed),
-        );
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].name, "files.zip/evil.exe");
-    }
-
-    #[test]
-    fn encrypted_unknown_and_unreadable_are_unchecked() {
-        let p = policy();
-        // An encrypted member: flag bit 0 in both headers.
-        let mut zip = zip_of(&[("invoice.pdf", b"%PDF-1.4 not really")]);
-        for at in [
-            6,
-            zip.windows(4).position(|w| w == b"PK\x01\x02").unwrap() + 8,
-        ] {
-            zip[at] |= 1;
-        }
-        let report = p
-            .check_message(&with_attachment("a.zip", "application/zip", &zip), None)
-            .unwrap();
-        assert_eq!(report.unchecked.len(), 1, "{report:?}");
-        assert_eq!(report.unchecked[0].reason, "encrypted");
-        // An unknown compression method (99, AES in WinZip's scheme; 77 here).
-        let mut zip = zip_of(&[("data.bin", b"content")]);
-        let central = zip.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
-        for at in [8, central + 10] {
-            zip[at] = 77;
-            zip[at + 1] = 0;
-        }
-        let report = p
-            .check_message(&with_attachment("b.zip", "application/zip", &zip), None)
-            .unwrap();
-        assert_eq!(report.unchecked.len(), 1, "{report:?}");
-        assert!(
-            report.unchecked[0].reason.contains("not supported"),
-            "{report:?}"
-        );
-        // Not an archive at all, though it starts like one.
-        let report = p
-            .check_message(
-                &with_attachment("c.zip", "application/zip", b"PK\x03\x04garbage"),
-                None,
-            )
-            .unwrap();
-        assert_eq!(report.unchecked.len(), 1, "{report:?}");
-        assert!(report.unchecked[0].reason.starts_with("unreadable archive"));
-    }
-
-    #[test]
-    fn deeply_nested_messages_are_unchecked() {
-        let p = policy();
-        let mut message = String::from_utf8(with_attachment(
-            "evil.exe",
-            "application/octet-stream",
-            b"x",
-        ))
-        .unwrap();
-        for level in 0..(MAX_MESSAGE_DEPTH + 4) {
-            message = format!(
-                "From: a@example.org\r\nSubject: level {level}\r\nMIME-Version: 1.0\r\n\
-                 Content-Type: multipart/mixed; boundary=\"L{level}\"\r\n\r\n--L{level}\r\n\
-                 Content-Type: message/rfc822\r\n\r\n{message}\r\n--L{level}--\r\n"
-            );
-        }
-        let report = p.check_message(message.as_bytes(), None).unwrap();
-        assert!(
-            !report.banned.is_empty() || !report.unchecked.is_empty(),
-            "an .exe beyond the nesting limit passed: {report:?}"
-        );
-    }
-
-    #[test]
-    fn names_are_escaped_for_replies_and_logs() {
-        assert_eq!(
-            printable("a\r\nb\u{e9}\\.exe"),
-            "a\\x0d\\x0ab\\xc3\\xa9\\x5c.exe"
-        );
-        assert!(printable(&"x".repeat(1000)).len() < 210);
-        let p = policy();
-        let zip = zip_of(&[("caf\u{e9}\u{7}.exe", b"x")]);
-        let found = banned(&p, &with_attachment("files.zip", "application/zip", &zip));
-        assert_eq!(found[0].name, "files.zip/caf\\xc3\\xa9\\x07.exe");
-        assert!(
-            found
-                .iter()
-                .all(|b| b.name.is_ascii() && b.reason.is_ascii())
-        );
-    }
-
-    /// Found by fuzz/ (target banned): mail-parser's debug build asserts
-    /// on this structure. Whatever the parser does, the check answers.
-    #[test]
-    fn a_message_the_parser_chokes_on_gets_an_answer() {
-        let raw = include_bytes!("testdata/mail-parser-debug-assert.eml");
-        let report = policy().check_message(raw, None).unwrap();
-        if cfg!(debug_assertions) {
-            assert_eq!(report.unchecked.len(), 1, "{report:?}");
-        }
-    }
-
-    #[test]
-    fn a_passed_deadline_stops_the_walk() {
-        let p = policy();
-        let zip = zip_of(&[("a.txt", b"x")]);
-        let past = Instant::now() - std::time::Duration::from_secs(1);
-        assert_eq!(
-            p.check_message(
-                &with_attachment("a.zip", "application/zip", &zip),
-                Some(past)
-            ),
-            Err(TimedOut)
-        );
-    }
-
-    #[test]
-    fn hostile_mime_does_not_panic() {
-        let p = policy();
-        let mut deep = String::from("Content-Type: multipart/mixed; boundary=a0\r\n\r\n");
-        for i in 1..500 {
-            deep.push_str(&format!(
-                "--a{}\r\nContent-Type: multipart/mixed; boundary=a{i}\r\n\r\n",
-                i - 1
-            ));
-        }
-        let _ = p.check_message(deep.as_bytes(), None);
-        let mut nested = String::new();
-        for _ in 0..200 {
-            nested.push_str("Content-Type: message/rfc822\r\n\r\n");
-        }
-        let _ = p.check_message(nested.as_bytes(), None);
-        let _ = p.check_message(b"", None);
-        let _ = p.check_message(b"\xff\xfe\r\n\r\n--", None);
-        let _ = p.check_message(
-            b"Content-Type: application/zip; name=a.zip\r\nContent-Transfer-Encoding: base64\r\n\r\nUEsDBAoAAAAAA===\r\n", None,
-        );
-    }
-}
+mod tests;

@@ -13,6 +13,7 @@ pub enum Verb {
     Helo,
     Ehlo,
     Starttls,
+    Xforward,
     Auth,
     Mail,
     Rcpt,
@@ -27,10 +28,11 @@ pub enum Verb {
 
 impl Verb {
     /// In the order Postfix prints its counters.
-    pub const ALL: [Verb; 13] = [
+    pub const ALL: [Verb; 14] = [
         Verb::Helo,
         Verb::Ehlo,
         Verb::Starttls,
+        Verb::Xforward,
         Verb::Auth,
         Verb::Mail,
         Verb::Rcpt,
@@ -48,6 +50,7 @@ impl Verb {
             Verb::Helo => "HELO",
             Verb::Ehlo => "EHLO",
             Verb::Starttls => "STARTTLS",
+            Verb::Xforward => "XFORWARD",
             Verb::Auth => "AUTH",
             Verb::Mail => "MAIL",
             Verb::Rcpt => "RCPT",
@@ -97,6 +100,9 @@ pub enum Command {
     Helo(String),
     Ehlo(String),
     Starttls,
+    /// The attribute=value list, unparsed (smtpd checks who may send it
+    /// before it reads it).
+    Xforward(String),
     /// The mechanism and the initial response, as one argument.
     Auth(String),
     Mail(ReversePath, MailParams),
@@ -128,6 +134,7 @@ pub fn parse(line: &str, opts: ParseOptions) -> (Verb, Result<Command, Reply>) {
         Verb::Helo => need_arg(arg, "HELO hostname").map(|a| Command::Helo(a.to_string())),
         Verb::Ehlo => need_arg(arg, "EHLO hostname").map(|a| Command::Ehlo(a.to_string())),
         Verb::Starttls => no_arg(arg, "STARTTLS", Command::Starttls),
+        Verb::Xforward => Ok(Command::Xforward(arg.to_string())),
         Verb::Auth => need_arg(arg, "AUTH mechanism").map(|a| Command::Auth(a.to_string())),
         Verb::Mail => parse_mail(arg, opts),
         Verb::Rcpt => parse_rcpt(arg, opts),

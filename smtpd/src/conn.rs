@@ -42,6 +42,8 @@ pub struct Conn<S> {
     /// Bytes of `inbuf` before this offset are consumed.
     start: usize,
     outbuf: Vec<u8>,
+    /// `name[addr]` for the `-v` protocol lines.
+    pub label: String,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
@@ -52,6 +54,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             inbuf: Vec::new(),
             start: 0,
             outbuf: Vec::new(),
+            label: String::new(),
         }
     }
 
@@ -68,7 +71,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     pub fn queue(&mut self, reply: &Reply) {
-        self.outbuf.extend_from_slice(&reply.to_wire());
+        let wire = reply.to_wire();
+        if mailgate_log::verbose() {
+            for line in String::from_utf8_lossy(&wire).lines() {
+                mailgate_log::debug!("> {}: {line}", self.label);
+            }
+        }
+        self.outbuf.extend_from_slice(&wire);
     }
 
     /// Queues a line that is not a Reply (an AUTH challenge, `334 ...`).

@@ -11,6 +11,7 @@ mod session;
 mod settings;
 mod starttls;
 mod transaction;
+mod xforward;
 
 use std::future::Future;
 use std::os::fd::OwnedFd;

@@ -233,6 +233,7 @@ where
         note_bare_lf: false,
     };
     session.st.server = local;
+    session.conn.label = session.st.peer.label();
     info!("connect from {}", session.st.peer.label());
     // SMTPS: TLS before the greeting.
     let wrapped = match &settings.tls {
@@ -397,6 +398,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     continue;
                 }
             };
+            if mailgate_log::verbose() {
+                // AUTH's initial response is a credential: not logged.
+                let shown = match text.get(..5) {
+                    Some(v) if v.eq_ignore_ascii_case("AUTH ") => {
+                        let mech = text[5..].split_whitespace().next().unwrap_or("");
+                        format!("AUTH {mech} ...")
+                    }
+                    _ => text.clone(),
+                };
+                mailgate_log::debug!("< {}: {shown}", self.st.peer.label());
+            }
             let (verb, parsed) = command::parse(&text, opts);
             if verb == Verb::Unknown && self.is_not_smtp(&text) {
                 warning!(
@@ -502,6 +514,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         return end;
                     }
                 },
+                Command::Xforward(arg) => self.xforward(&arg),
                 Command::Helo(name) => self.helo(name, false).await,
                 Command::Ehlo(name) => self.helo(name, true).await,
                 Command::Mail(path, params) => self.mail(path, params).await,
@@ -671,7 +684,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         if s.smtputf8_enable {
             lines.push("SMTPUTF8".to_string());
         }
+        if self.xforward_allowed() {
+            lines.push(crate::xforward::EHLO_LINE.to_string());
+        }
         Reply::multi(250, lines)
+    }
+
+    /// smtpd_authorized_xforward_hosts lists the client.
+    fn xforward_allowed(&self) -> bool {
+        self.settings
+            .filtering
+            .xforward_hosts
+            .contains(self.st.peer.addr)
+    }
+
+    /// XFORWARD: an authorized client (a content filter re-injecting)
+    /// names the original client of the next transaction.
+    fn xforward(&mut self, arg: &str) -> Reply {
+        if !self.xforward_allowed() {
+            return Reply::new(550, "5.7.0 Error: insufficient authorization");
+        }
+        if self.txn.is_some() {
+            return Reply::new(503, "5.5.1 Error: MAIL transaction in progress");
+        }
+        match self.st.xforward.apply(arg) {
+            Ok(()) => Reply::new(250, "2.0.0 Ok"),
+            Err(reply) => reply,
+        }
     }
 
     pub(crate) fn protocol(&self) -> &'static str {

@@ -13,12 +13,15 @@ use std::sync::Arc;
 use mailgate_config::client_score::ClientScore;
 use mailgate_config::restrictions::{ListError, Restriction, Restrictions};
 use mailgate_config::sender_auth::SpfPolicy;
-use mailgate_config::{DomainList, MainConfig, NetworkList, Override, Rewriting, Table};
+use mailgate_config::{
+    DomainList, LocalRecipients, MainConfig, NetworkList, Override, Rewriting, Table,
+};
 use mailgate_dns::Dns;
 use mailgate_tls::protocol::SERVICE as TLSKEYS_SERVICE;
 use mailgate_tls::server::ServerTls;
 
 use crate::auth::Sasl;
+use crate::policy::verify::VerifySettings;
 use mailgate_policy::{PolicyClient, PolicyService};
 
 /// RFC 5321 section 4.5.3.1.4: a server must accept command lines of 512
@@ -83,7 +86,7 @@ pub enum TempfailAction {
 }
 
 impl TempfailAction {
-    fn from(value: &str) -> TempfailAction {
+    pub(crate) fn from(value: &str) -> TempfailAction {
         match value.to_ascii_lowercase().as_str() {
             "defer" => TempfailAction::Defer,
             "dunno" => TempfailAction::Dunno,
@@ -152,6 +155,9 @@ pub struct Settings {
     /// canonical and virtual alias maps: an address they list is a known
     /// one; virtual_alias_domains are ours, with the maps' users only.
     pub rewriting: Rewriting,
+    /// mydestination, alias_maps and local_recipient_maps: the local
+    /// recipients, refused when the tables do not list them.
+    pub local: LocalRecipients,
     pub restrictions: Restrictions,
     pub delay_reject: bool,
     pub relay_before_recipient: bool,
@@ -192,6 +198,10 @@ pub struct Settings {
     pub sasl: Option<Arc<Sasl>>,
     /// smtpd_sender_login_maps: who may use which sender address.
     pub sender_login_maps: Vec<Table>,
+    /// reject_unverified_*: the verify service and the reply codes.
+    pub verify: VerifySettings,
+    /// content_filter, receive_override_options, XFORWARD.
+    pub filtering: crate::xforward::Filtering,
 }
 
 /// A configuration smtpd cannot run with; each names its parameter.
@@ -322,6 +332,7 @@ impl Settings {
         };
         let dns = Dns::new(&config.list("dns_nameservers")).map_err(SettingsError::Dns)?;
         Ok(Settings {
+            filtering: crate::xforward::Filtering::load(config, dir)?,
             myhostname: config.get("myhostname"),
             banner: config.get("smtpd_banner"),
             helo_required: config.bool("smtpd_helo_required"),
@@ -378,6 +389,8 @@ impl Settings {
             .map_err(problems("relay_domains"))?,
             relay_recipient_maps: tables("relay_recipient_maps")?,
             rewriting: Rewriting::from_config(config).map_err(problems("virtual_alias_maps"))?,
+            local: LocalRecipients::from_config(config)
+                .map_err(problems("local_recipient_maps"))?,
             restrictions,
             delay_reject: config.bool("smtpd_delay_reject"),
             relay_before_recipient: config.bool("smtpd_relay_before_recipient_restrictions"),
@@ -443,6 +456,7 @@ impl Settings {
                 .map(Arc::new),
             sasl: Sasl::load(config).map_err(SettingsError::Sasl)?,
             sender_login_maps: tables("smtpd_sender_login_maps")?,
+            verify: VerifySettings::load(config, &stressed)?,
         })
     }
 }

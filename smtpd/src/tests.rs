@@ -43,6 +43,7 @@ enum Answer {
 #[derive(Debug)]
 struct Committed {
     envelope: Envelope,
+    actions: mailgate_ipc::protocol::cleanup::Actions,
     content: Vec<u8>,
 }
 
@@ -76,12 +77,15 @@ fn cleanup(answer: Answer) -> Cleanup {
                         Request::Begin => CleanupReply::Started {
                             queue_id: id.clone(),
                         },
-                        Request::Commit { envelope, .. } => {
+                        Request::Commit {
+                            envelope, actions, ..
+                        } => {
                             let mut content = Vec::new();
                             let fd = fds.into_iter().next().unwrap();
                             std::fs::File::from(fd).read_to_end(&mut content).unwrap();
                             c.lock().unwrap().push(Committed {
                                 envelope: *envelope,
+                                actions: *actions,
                                 content,
                             });
                             let reply = |code: u16, status: &str| SmtpReply {
@@ -843,4 +847,99 @@ async fn serve_limits_sessions_and_drains_on_shutdown() {
     // client goes away.
     drop(second_client);
     server.await.unwrap();
+}
+
+const REINJECT_CF: &str = "myhostname = mx.example.com\n\
+    relay_domains = relay.example\n\
+    mynetworks = 127.0.0.0/8\n\
+    smtpd_authorized_xforward_hosts = 127.0.0.0/8\n\
+    receive_override_options = no_header_body_checks, no_address_mappings\n\
+    smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n";
+
+#[tokio::test]
+async fn xforward_from_an_authorized_filter_names_the_original_client() {
+    let c = cleanup(Answer::Queue);
+    let s = with_cleanup(settings(REINJECT_CF), &c);
+    let input = b"EHLO amavis.example\r\n\
+        XFORWARD NAME=mail.sender.example ADDR=192.0.2.99 PORT=5555\r\n\
+        XFORWARD PROTO=ESMTP HELO=sender.example IDENT=4ABC SOURCE=REMOTE\r\n\
+        MAIL FROM:<s@sender.example>\r\n\
+        XFORWARD NAME=late.example\r\n\
+        RCPT TO:<b@relay.example>\r\n\
+        DATA\r\n\
+        Subject: hi\r\n\r\nbody\r\n.\r\n\
+        MAIL FROM:<s@sender.example>\r\n\
+        RCPT TO:<b@relay.example>\r\n\
+        DATA\r\n\
+        Subject: again\r\n\r\nbody\r\n.\r\n\
+        QUIT\r\n";
+    let out = talk(&s, INSIDE, input).await;
+    let lines = replies(&out);
+    assert!(
+        lines.contains(&"250 XFORWARD NAME ADDR PROTO HELO SOURCE PORT IDENT"),
+        "{out}"
+    );
+    assert!(
+        lines.contains(&"503 5.5.1 Error: MAIL transaction in progress"),
+        "{out}"
+    );
+    let committed = c.committed.lock().unwrap();
+    assert_eq!(committed.len(), 2);
+    let first = &committed[0].envelope.client;
+    assert_eq!(
+        (first.name.as_str(), first.addr.as_str(), first.port),
+        ("mail.sender.example", "192.0.2.99", 5555)
+    );
+    assert_eq!(
+        (first.helo.as_str(), first.protocol.as_str()),
+        ("sender.example", "ESMTP")
+    );
+    // receive_override_options reach cleanup; no content filter here.
+    let actions = &committed[0].actions;
+    assert!(actions.no_header_body_checks && actions.no_address_mappings);
+    assert_eq!(actions.filter, None);
+    // XFORWARD holds for one transaction only.
+    let second = &committed[1].envelope.client;
+    assert_eq!(second.addr.as_str(), "127.0.0.1");
+}
+
+#[tokio::test]
+async fn xforward_from_others_is_refused_and_not_offered() {
+    let c = cleanup(Answer::Queue);
+    let s = with_cleanup(settings(REINJECT_CF), &c);
+    let out = talk(
+        &s,
+        OUTSIDE,
+        b"EHLO client.example\r\nXFORWARD ADDR=10.0.0.1\r\nQUIT\r\n",
+    )
+    .await;
+    let lines = replies(&out);
+    assert!(!out.contains("XFORWARD"), "{out}");
+    assert!(
+        lines.contains(&"550 5.7.0 Error: insufficient authorization"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn content_filter_and_filter_actions_go_to_cleanup() {
+    let c = cleanup(Answer::Queue);
+    let cf = format!(
+        "{RELAY_CF}content_filter = smtp-amavis:[127.0.0.1]:10024\n\
+         smtpd_sender_restrictions = check_sender_access inline:{{ {{special@sender.example=FILTER lmtp-x:[127.0.0.1]:2003}}, {{bad@sender.example=FILTER nocolon}} }}\n"
+    );
+    let s = with_cleanup(settings(&cf), &c);
+    let input = b"EHLO client.example\r\n\
+        MAIL FROM:<s@sender.example>\r\nRCPT TO:<b@relay.example>\r\nDATA\r\nSubject: 1\r\n\r\nx\r\n.\r\n\
+        MAIL FROM:<special@sender.example>\r\nRCPT TO:<b@relay.example>\r\nDATA\r\nSubject: 2\r\n\r\nx\r\n.\r\n\
+        MAIL FROM:<bad@sender.example>\r\nRCPT TO:<b@relay.example>\r\nDATA\r\nSubject: 3\r\n\r\nx\r\n.\r\n\
+        QUIT\r\n";
+    let out = talk(&s, INSIDE, input).await;
+    let committed = c.committed.lock().unwrap();
+    assert_eq!(committed.len(), 3, "{out}");
+    let filter = |i: usize| committed[i].actions.filter.clone();
+    assert_eq!(filter(0).as_deref(), Some("smtp-amavis:[127.0.0.1]:10024"));
+    assert_eq!(filter(1).as_deref(), Some("lmtp-x:[127.0.0.1]:2003"));
+    // A FILTER without transport:destination is ignored (with a warning).
+    assert_eq!(filter(2).as_deref(), Some("smtp-amavis:[127.0.0.1]:10024"));
 }

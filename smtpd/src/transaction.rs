@@ -19,6 +19,7 @@ use crate::policy::Evaluator;
 use crate::reply::Reply;
 use crate::session::{Session, Shared};
 use crate::settings::BareNewline;
+use crate::xforward::Forwarded;
 
 /// From MAIL to the end of DATA or its abandonment.
 pub(crate) struct Transaction {
@@ -160,7 +161,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         }
                         _ => String::new(),
                     };
-                    info!("{}: client={label}{sasl}", cleanup.queue_id());
+                    let forwarded = self.st.xforward.log_suffix();
+                    info!("{}: client={label}{sasl}{forwarded}", cleanup.queue_id());
                     self.st.queue_id = Some(cleanup.queue_id().to_string());
                     txn.cleanup = Some(cleanup);
                 }
@@ -301,6 +303,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let actions = std::mem::take(&mut self.st.actions);
         let trusted = s.mynetworks.contains(self.st.peer.addr) || self.st.sasl_username.is_some();
         let sender_auth = self.st.sender_auth(trusted);
+        let forwarded = std::mem::take(&mut self.st.xforward);
         let queue_id = self.st.queue_id.clone();
         self.st.reset_transaction();
         if let Some(reply) = refusal {
@@ -324,13 +327,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let envelope = Envelope {
             sender: txn.sender.to_string(),
             recipients: txn.recipients,
-            client: ClientInfo {
-                name: self.st.peer.name.clone(),
-                addr: self.st.peer.addr.to_string(),
-                port: self.st.peer.port,
-                helo: self.st.helo.clone().unwrap_or_default(),
-                protocol: self.received_protocol(),
-            },
+            client: self.envelope_client(&forwarded),
             body_type: txn.params.body,
             smtputf8: txn.params.smtputf8,
             dsn_ret: txn.params.ret,
@@ -356,6 +353,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             prepend: actions.prepend,
             received_comments,
             sender_auth,
+            // A FILTER action overrides content_filter, as in Postfix.
+            filter: actions
+                .filter
+                .or_else(|| s.filtering.content_filter.clone()),
+            no_header_body_checks: s.filtering.overrides.no_header_body_checks,
+            no_address_mappings: s.filtering.overrides.no_address_mappings,
         };
         // Invariant 1: 250 only for Queued, which cleanup sends once the
         // queue file is durable.
@@ -380,6 +383,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
 struct Held<'a> {
     shared: &'a Shared,
     bytes: u64,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
+    /// The client the queue file records (for the Received header, the
+    /// scanner and the next hop's XFORWARD): the forwarded one where
+    /// XFORWARD named it, as Postfix's FORWARD_* macros (the address group
+    /// and the HELO group each replace the session's as a whole).
+    fn envelope_client(&self, forwarded: &Forwarded) -> ClientInfo {
+        let peer = &self.st.peer;
+        let mut client = ClientInfo {
+            name: peer.name.clone(),
+            addr: peer.addr.to_string(),
+            port: peer.port,
+            helo: self.st.helo.clone().unwrap_or_default(),
+            protocol: self.received_protocol(),
+        };
+        if forwarded.name.is_some() || forwarded.addr.is_some() || forwarded.port.is_some() {
+            client.name = forwarded.name.clone().unwrap_or_else(|| "unknown".into());
+            client.addr = forwarded
+                .addr
+                .map_or_else(|| "unknown".into(), |a| a.to_string());
+            client.port = forwarded.port.unwrap_or(0);
+        }
+        if forwarded.helo.is_some() || forwarded.proto.is_some() {
+            client.helo = forwarded.helo.clone().unwrap_or_default();
+            client.protocol = forwarded.proto.clone().unwrap_or_else(|| "SMTP".into());
+        }
+        client
+    }
 }
 
 impl Held<'_> {

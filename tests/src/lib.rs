@@ -17,8 +17,10 @@ pub mod dovecot;
 pub mod tls;
 use nix::unistd::Pid;
 
+pub mod amavis;
 pub mod browser;
 pub mod imapd;
+pub mod lmtpd;
 pub mod peers;
 pub mod postfix;
 pub use peers::{Postgrey, Redis};

@@ -251,6 +251,58 @@ fn relay_delivers_only_for_qmgr() {
     let out = peer(&users.mail_owner, false, &relay, &["deliver", &nexthop]);
     assert!(out.starts_with("Sent"), "{out}");
     backend.wait_for_message("HOSTILE-PEER-MARKER");
+
+    // Address probes (the verify service's, as mail_owner): smtpd's uid is
+    // refused, a recipient that would smuggle a command ends the
+    // connection, a well-formed probe is answered and sends no message.
+    let out = peer(&users.smtpd, true, &relay, &["probe", &nexthop]);
+    assert!(out.starts_with("closed"), "{out}");
+    let inject = format!("{nexthop},inject");
+    let out = peer(&users.mail_owner, false, &relay, &["probe", &inject]);
+    assert!(out.starts_with("closed"), "{out}");
+    gateway.wait_for_log("invalid request: recipient with a control character");
+    let out = peer(&users.mail_owner, false, &relay, &["probe", &nexthop]);
+    assert!(out.starts_with("Sent 2."), "{out}");
+    gateway.wait_for_log("probe: to=<b@example.com>, ");
+    assert_eq!(backend.messages().len(), 1, "a probe sent a message");
+}
+
+#[test]
+fn the_verify_service_answers_smtpd_and_no_other_worker() {
+    let users = users();
+    let backend = Backend::start();
+    let gateway = Gateway::configure(&backend, "");
+    let data = gateway.path("data");
+    fs::create_dir(&data).expect("data directory");
+    fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    gateway.add_main_cf(&format!(
+        "data_directory = {}
+\
+         smtpd_recipient_restrictions = reject_unauth_destination, reject_unverified_recipient",
+        data.display()
+    ));
+    gateway.add_master_cf("verify unix - - y - 1 verify");
+    let gateway = gateway.launch();
+    let verify = gateway.spool("private/verify");
+    wait_for("the verify socket", || verify.exists().then_some(()));
+
+    // smtpd asks, as reject_unverified_recipient does.
+    let out = peer(&users.smtpd, false, &verify, &["verify", "bob@example.com"]);
+    assert!(
+        out.starts_with("InProgress ") || out.starts_with("Deliverable "),
+        "{out}"
+    );
+    // relay's uid and a stranger's are refused, even past the socket's mode.
+    for identity in [&users.relay, &users.nobody] {
+        let out = peer(identity, true, &verify, &["verify", "bob@example.com"]);
+        assert!(out.starts_with("closed"), "{out}");
+    }
+    gateway.wait_for_log("refusing a connection to service verify");
+    // An address with a line end in it is refused, and nothing probes it.
+    let out = peer(&users.smtpd, false, &verify, &["verify", "a@b\r\nRSET"]);
+    assert!(out.starts_with("closed"), "{out}");
+    gateway.wait_for_log("invalid request: address with a control character");
+    assert!(!gateway.log().contains("killed by signal"));
 }
 
 #[test]

@@ -531,3 +531,99 @@ fn relay_finds_the_next_hop_by_mx_through_a_real_dns_server() {
         "{bounced}"
     );
 }
+
+/// master.cf's `-v` makes smtpd and relay log their SMTP dialogue (as
+/// Postfix's `-v` does), an AUTH credential excepted; without it they do
+/// not.
+#[test]
+fn verbose_services_log_their_protocol() {
+    let backend = Backend::start();
+    let gateway = Gateway::configure(&backend, "");
+    let path = gateway.path("master.cf");
+    let text = fs::read_to_string(&path).expect("master.cf");
+    let text = text.replace(" smtpd\n", " smtpd -v\n").replace(
+        "smtp unix - - y - - relay\n",
+        "smtp unix - - y - - relay -v\n",
+    );
+    fs::write(&path, text).expect("master.cf");
+    let gateway = gateway.launch();
+    let mut client = Client::connect(gateway.port, "127.0.0.5").expect("connect");
+    let reply = client.send_message(
+        "alice@sender.example",
+        &["bob@example.com"],
+        &message("verbose", "MARKER-VERBOSE"),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    assert!(
+        client
+            .send("AUTH PLAIN AGFsaWNlAHNlY3JldA==")
+            .starts_with('5')
+    );
+    backend.wait_for_message("MARKER-VERBOSE");
+    gateway.wait_for_log("< 127.0.0.1[127.0.0.1]:");
+    let log = gateway.log();
+    for line in [
+        "smtpd[",
+        "< unknown[127.0.0.5]: MAIL FROM:<alice@sender.example>",
+        "> unknown[127.0.0.5]: 250 2.1.0 Ok",
+        "< unknown[127.0.0.5]: AUTH PLAIN ...",
+    ] {
+        assert!(log.contains(line), "{line}:\n{log}");
+    }
+    gateway.wait_for_log("> 127.0.0.1[127.0.0.1]:");
+    let log = gateway.log();
+    assert!(log.contains("RCPT TO:<bob@example.com>"), "{log}");
+    assert!(
+        !log.contains("AGFsaWNlAHNlY3JldA"),
+        "a credential in the log"
+    );
+}
+
+#[test]
+fn without_verbose_no_protocol_lines() {
+    let backend = Backend::start();
+    let gateway = Gateway::start(&backend, "");
+    let mut client = Client::connect(gateway.port, "127.0.0.5").expect("connect");
+    let reply = client.send_message(
+        "alice@sender.example",
+        &["bob@example.com"],
+        &message("quiet", "MARKER-QUIET"),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    backend.wait_for_message("MARKER-QUIET");
+    gateway.wait_for_log(": removed");
+    let log = gateway.log();
+    assert!(!log.contains("< unknown[127.0.0.5]:"), "{log}");
+}
+
+/// disable_dns_lookups = yes (seed 003's re-injection services): relay
+/// finds a next hop named by host name in the hosts file, read before its
+/// chroot, as Postfix's native lookups do; a name the file lacks defers.
+#[test]
+fn without_dns_next_hops_come_from_the_hosts_file() {
+    let backend = Backend::start();
+    let gateway = Gateway::start(
+        &backend,
+        &format!(
+            "disable_dns_lookups = yes\n\
+             transport_maps = inline:{{ example.com=smtp:[localhost]:{port}, \
+             example.org=smtp:[no-such-host.invalid]:{port} }}\n\
+             relay_domains = example.com example.org\n",
+            port = backend.port
+        ),
+    );
+    let mut client = Client::connect(gateway.port, "127.0.0.5").expect("connect");
+    let reply = client.send_message(
+        "alice@sender.example",
+        &["bob@example.com", "carol@example.org"],
+        &message("hosts file", "MARKER-HOSTS"),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let got = backend.wait_for_message("MARKER-HOSTS");
+    assert_eq!(got.rcpt_to, vec!["<bob@example.com>"]);
+    let line = gateway.wait_for_log("to=<carol@example.org>");
+    assert!(
+        line.contains("status=deferred") && line.contains("no-such-host.invalid"),
+        "{line}"
+    );
+}

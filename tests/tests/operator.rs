@@ -248,8 +248,8 @@ fn the_debian_package_installs_upgrades_starts_and_purges() {
     // The layout: the command in /usr/sbin, the workers in daemon_directory.
     assert!(r.join("usr/sbin/mailgate").is_file());
     for worker in [
-        "master", "smtpd", "cleanup", "qmgr", "relay", "scanner", "greylist", "stats", "web",
-        "tlskeys",
+        "master", "smtpd", "cleanup", "qmgr", "relay", "scanner", "greylist", "verify", "stats",
+        "web", "tlskeys",
     ] {
         assert!(
             r.join("usr/lib/mailgate").join(worker).is_file(),

@@ -170,7 +170,7 @@ fn check_and_start_refuse_what_smtpd_would_not_do() {
         ),
         (
             "content_filter = smtp-amavis:[127.0.0.1]:10024\n",
-            "content_filter = smtp-amavis:[127.0.0.1]:10024: not implemented in mailgate",
+            "content_filter = smtp-amavis:[127.0.0.1]:10024: master.cf has no unix service \"smtp-amavis\"",
         ),
         (
             "smtpd_delay_reject = yes\nreject_unauth_pipelining = yes\n",

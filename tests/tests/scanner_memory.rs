@@ -13,7 +13,7 @@ use mailgate_tests::{Backend, Client, Gateway};
 const SCANS: usize = 30;
 const SIZE: usize = 9 * 1024 * 1024;
 /// The stated bound (SECURITY.md): 64 MB of baseline plus, per concurrent
-/// scan, 3 times the message size (the content, mail-parser's decoded
+/// scan, 3 times the message size (the content, mailgate-mime's decoded
 /// copy of it, and the spam engine's work on its first 400 KB).
 const PEAK_BOUND: u64 = 64 * 1024 * 1024 + (SCANS * 3 * SIZE) as u64;
 /// After the burst: the baseline and a little.

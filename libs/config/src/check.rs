@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::clamd::ClamdTransfer;
 use crate::error::{ConfigError, Diagnostic};
 use crate::lists::{DomainList, NetworkList};
+use crate::local::{LocalRecipients, is_passwd_table};
 use crate::main_cf::{MainConfig, Override};
 use crate::master_cf::MasterConfig;
 use crate::restrictions::{LIST_PARAMETERS, Restrictions};
@@ -23,6 +24,7 @@ const TABLE_PARAMETERS: &[&str] = &[
     "rbl_reply_maps",
     "greylist_whitelist_clients",
     "greylist_whitelist_recipients",
+    "address_verify_transport_maps",
     "virtual_alias_maps",
     "canonical_maps",
     "sender_canonical_maps",
@@ -88,8 +90,15 @@ pub fn check(config_dir: &Path, command_line: &[Override]) -> Report {
         }
     }
     if let Some(master) = &master {
+        checker.check_content_filter(&main, master);
+        for service in &master.services {
+            if let Ok(config) = main.with_overrides(&service.overrides) {
+                checker.check_content_filter(&config, master);
+            }
+        }
         checker.check_content_scanner(&main, master);
         checker.check_tlskeys(&main, master);
+        checker.check_verify_service(&main, master);
     }
     Report {
         errors: checker.diagnostics,
@@ -98,6 +107,22 @@ pub fn check(config_dir: &Path, command_line: &[Override]) -> Report {
 }
 
 impl Checker {
+    /// content_filter and receive_override_options, wherever set (once
+    /// per place).
+    fn check_content_filter(&mut self, config: &MainConfig, master: &MasterConfig) {
+        for (name, message) in crate::filter_check::problems(config, master) {
+            let (file, line) = self.origin(config, name);
+            if self.seen.insert((
+                file.clone(),
+                line,
+                format!("filter:{name}"),
+                message.clone(),
+            )) {
+                self.diagnostics.push(Diagnostic::new(&file, line, message));
+            }
+        }
+    }
+
     /// content_scanner must name a Unix service of master.cf: otherwise
     /// every message would get a 4xx at run time.
     fn check_content_scanner(&mut self, main: &MainConfig, master: &MasterConfig) {
@@ -246,6 +271,38 @@ impl Checker {
             }
         }
     }
+
+    /// reject_unverified_recipient and reject_unverified_sender ask the
+    /// verify service: without it in master.cf every such check would
+    /// answer 4xx.
+    fn check_verify_service(&mut self, main: &MainConfig, master: &MasterConfig) {
+        let smtpd_configs = master
+            .services
+            .iter()
+            .filter(|s| s.command == "smtpd" && !s.overrides.is_empty())
+            .filter_map(|s| main.with_overrides(&s.overrides).ok());
+        for config in std::iter::once(main.clone()).chain(smtpd_configs) {
+            let uses = Restrictions::load(&config).is_ok_and(|r| r.uses_address_verification());
+            let name = config.get("address_verify_service_name");
+            let served = master
+                .services
+                .iter()
+                .any(|s| s.name == name && s.kind == crate::ServiceKind::Unix);
+            if uses && !served {
+                self.diagnostics.push(Diagnostic::new(
+                    master_cf_path(main),
+                    0,
+                    format!(
+                        "reject_unverified_recipient and reject_unverified_sender ask the \
+                         address verification service, but master.cf has no unix service \
+                         \"{name}\" (address_verify_service_name): add \
+                         `{name} unix - - y - 1 verify`"
+                    ),
+                ));
+                return;
+            }
+        }
+    }
 }
 
 fn master_cf_path(main: &MainConfig) -> PathBuf {
@@ -277,9 +334,21 @@ impl Checker {
                 }
             }
         }
+        self.check_local(config);
         self.check_restrictions(config);
         self.check_unimplemented(config);
+        self.check_host_lookup(config);
         self.check_client_score(config);
+        for (name, message) in crate::verify::problems(config) {
+            let value = config.get(name);
+            let (file, line) = self.origin(config, name);
+            if self
+                .seen
+                .insert((file.clone(), line, format!("verify:{name}"), value))
+            {
+                self.diagnostics.push(Diagnostic::new(&file, line, message));
+            }
+        }
         for (name, message) in crate::tls_check::problems(config) {
             let value = config.get(&name);
             let (file, line) = self.origin(config, &name);
@@ -374,6 +443,72 @@ impl Checker {
         }
     }
 
+    /// alias_maps (in aliases(5) syntax, with only addresses as targets),
+    /// local_recipient_maps, and what a gateway's local domains need.
+    fn check_local(&mut self, config: &MainConfig) {
+        let dir = config.config_dir();
+        let alias_specs = config.list("alias_maps");
+        for spec in &alias_specs {
+            if self.tables.insert(format!("aliases {spec}")) {
+                self.once(config, "alias_maps", spec, |spec| {
+                    Table::open_aliases(spec, dir).map(drop)
+                });
+            }
+        }
+        for item in config.list("local_recipient_maps") {
+            if !is_passwd_table(&item) && !alias_specs.contains(&item) {
+                self.table(config, "local_recipient_maps", &item);
+            }
+        }
+        let Ok(local) = LocalRecipients::from_config(config) else {
+            return;
+        };
+        if config.list("mydestination").is_empty() {
+            return;
+        }
+        let warn = |this: &mut Checker, name: &str, message: String| {
+            let (file, line) = this.origin(config, name);
+            if this
+                .seen
+                .insert((file.clone(), line, format!("local:{name}"), message.clone()))
+            {
+                this.warnings.push(Diagnostic::new(&file, line, message));
+            }
+        };
+        let items = config.list("local_recipient_maps");
+        if items.is_empty() {
+            warn(
+                self,
+                "local_recipient_maps",
+                "local_recipient_maps is empty: mail for any user in mydestination is \
+                 accepted, and what alias_maps does not forward is then bounced by \
+                 local_transport (backscatter)"
+                    .to_string(),
+            );
+        } else if config.origin("local_recipient_maps").is_some()
+            && items.iter().any(|i| is_passwd_table(i))
+        {
+            warn(
+                self,
+                "local_recipient_maps",
+                "local_recipient_maps: unix:passwd.byname lists no one: mailgate has no \
+                 system accounts; the local recipients are those alias_maps and the \
+                 other tables list"
+                    .to_string(),
+            );
+        }
+        if !local.has_alias("postmaster") {
+            warn(
+                self,
+                "mydestination",
+                "mydestination: alias_maps forwards no postmaster: mail to postmaster in \
+                 these domains is accepted (RFC 5321) and then bounced by local_transport; \
+                 alias postmaster to an address inside"
+                    .to_string(),
+            );
+        }
+    }
+
     /// The client_score_* settings check_client_score uses.
     fn check_client_score(&mut self, config: &MainConfig) {
         if let Err(message) = crate::client_score::ClientScore::load(config) {
@@ -425,6 +560,32 @@ impl Checker {
                 Severity::Error => self.diagnostics.push(diagnostic),
                 Severity::Warning => self.warnings.push(diagnostic),
             }
+        }
+    }
+
+    /// smtp_host_lookup: relay asks the DNS ("dns") or reads the hosts
+    /// file ("native", or disable_dns_lookups); not one after the other.
+    fn check_host_lookup(&mut self, config: &MainConfig) {
+        let methods = config.list("smtp_host_lookup");
+        let has = |m: &str| methods.iter().any(|x| x.eq_ignore_ascii_case(m));
+        let (file, line) = self.origin(config, "smtp_host_lookup");
+        if let Some(other) = methods
+            .iter()
+            .find(|m| !m.eq_ignore_ascii_case("dns") && !m.eq_ignore_ascii_case("native"))
+        {
+            self.diagnostics.push(Diagnostic::new(
+                &file,
+                line,
+                format!("smtp_host_lookup: unknown method \"{other}\" (dns or native)"),
+            ));
+        } else if has("dns") && has("native") && !config.bool("disable_dns_lookups") {
+            self.warnings.push(Diagnostic::new(
+                &file,
+                line,
+                "smtp_host_lookup = dns, native: not implemented in mailgate: names are looked \
+                 up in the DNS only, the hosts file is not asked after it"
+                    .to_string(),
+            ));
         }
     }
 
@@ -616,13 +777,48 @@ relay     unix  -       -       y       -       -       relay
         let errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
         let warnings: Vec<String> = report.warnings.iter().map(|e| e.to_string()).collect();
         assert_eq!(errors.len(), 3, "{errors:#?}");
-        assert!(errors[0].starts_with(&format!(
-            "{main}:3: content_filter = smtp-amavis:[127.0.0.1]:10024: not implemented in mailgate"
+        assert!(errors[0].starts_with(&format!("{main}:5: smtp_tls_wrappermode = yes")));
+        assert!(errors[1].starts_with(&format!("{master}:2: smtpd_milters = inet:127.0.0.1:8891")));
+        // Not unimplemented any more: checked against master.cf.
+        assert!(errors[2].starts_with(&format!(
+            "{main}:3: content_filter = smtp-amavis:[127.0.0.1]:10024: master.cf has no unix service \"smtp-amavis\""
         )));
-        assert!(errors[1].starts_with(&format!("{main}:5: smtp_tls_wrappermode = yes")));
-        assert!(errors[2].starts_with(&format!("{master}:2: smtpd_milters = inet:127.0.0.1:8891")));
         assert_eq!(warnings.len(), 1, "{warnings:#?}");
         assert!(warnings[0].starts_with(&format!("{main}:4: html_directory")));
+    }
+
+    #[test]
+    fn content_filter_services_from_the_seeds_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(
+            d,
+            "master.cf",
+            "smtp inet n - y - - smtpd\n\
+             amavisfeed unix - - n - 4 lmtp\n  -o lmtp_data_done_timeout=1200\n  \
+             -o lmtp_send_xforward_command=yes\n  -o disable_dns_lookups=yes\n\
+             smtp-amavis unix - - n - 2 smtp\n  -o smtp_data_done_timeout=1200\n  \
+             -o smtp_send_xforward_command=yes\n\
+             127.0.0.1:10025 inet n - n - - smtpd\n  -o content_filter=\n  \
+             -o receive_override_options=no_header_body_checks,no_unknown_recipient_checks,no_milters,no_address_mappings\n  \
+             -o smtpd_authorized_xforward_hosts=127.0.0.0/8\n\
+             10026 inet n - n - - smtpd\n  -o content_filter=nowhere:[127.0.0.1]:1\n  \
+             -o receive_override_options=no_fun\n",
+        );
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\ncontent_filter = amavisfeed:[127.0.0.1]:10024\n",
+        );
+        let master = d.join("master.cf").display().to_string();
+        let errors: Vec<String> = check(d, &[]).errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors[0].starts_with(&format!(
+            "{master}:14: content_filter = nowhere:[127.0.0.1]:1: master.cf has no unix service"
+        )));
+        assert!(errors[1].starts_with(&format!(
+            "{master}:15: receive_override_options: unknown option \"no_fun\""
+        )));
     }
 
     #[test]
@@ -741,6 +937,45 @@ relay     unix  -       -       y       -       -       relay
     }
 
     #[test]
+    fn address_verification_needs_the_verify_service() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "master.cf", "smtp inet n - y - - smtpd\n");
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\nrelay_domains = example.com\n\
+             smtpd_recipient_restrictions = reject_unauth_destination, reject_unverified_recipient\n",
+        );
+        let errs = run(d);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].contains("master.cf has no unix service \"verify\""),
+            "{errs:?}"
+        );
+        write(
+            d,
+            "master.cf",
+            "smtp inet n - y - - smtpd\nverify unix - - y - 1 verify\n",
+        );
+        assert!(run(d).is_empty());
+        // Only in one smtpd's -o settings, and with another service name.
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\nrelay_domains = example.com\n\
+             address_verify_service_name = probe\n",
+        );
+        write(
+            d,
+            "master.cf",
+            "smtp inet n - y - - smtpd\n  -o smtpd_sender_restrictions=reject_unverified_sender\n\
+             verify unix - - y - 1 verify\n",
+        );
+        assert!(run(d)[0].contains("no unix service \"probe\""));
+    }
+
+    #[test]
     fn clamd_transfer_must_be_known_and_fit_the_socket() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -816,5 +1051,70 @@ relay     unix  -       -       y       -       -       relay
         let errs = run(d);
         assert_eq!(errs.len(), 1, "{errs:#?}");
         assert!(errs[0].contains("main.cf:2: unknown parameter \"unused_thing\""));
+    }
+
+    #[test]
+    fn local_domains_aliases_and_their_warnings() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "master.cf", MASTER_CF);
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\nmydestination = $myhostname\nalias_maps = hash:aliases\n",
+        );
+        write(d, "svc_access", "spammer@ REJECT\n");
+        write(
+            d,
+            "aliases",
+            "abuse: sec@inside.example\nbackup: /var/backup/mbox\n",
+        );
+        let errs = run(d);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].contains("aliases:2: alias \"backup\": \"/var/backup/mbox\": delivery to a file is not supported"),
+            "{errs:#?}"
+        );
+        write(d, "aliases", "abuse: sec@inside.example\n");
+        assert_eq!(run(d), Vec::<String>::new());
+        let warnings: Vec<String> = check(d, &[])
+            .warnings
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(
+            warnings[0].contains("main.cf:2: mydestination: alias_maps forwards no postmaster")
+        );
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\nmydestination = $myhostname\nalias_maps = hash:aliases\n\
+             local_recipient_maps =\n",
+        );
+        write(d, "aliases", "postmaster: admin@inside.example\n");
+        let warnings: Vec<String> = check(d, &[])
+            .warnings
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(warnings[0].contains("main.cf:4: local_recipient_maps is empty"));
+        write(
+            d,
+            "main.cf",
+            "myhostname = gw.example.com\nmydestination = $myhostname\nalias_maps = hash:aliases\n\
+             local_recipient_maps = proxy:unix:passwd.byname $alias_maps\n",
+        );
+        let warnings: Vec<String> = check(d, &[])
+            .warnings
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(
+            warnings[0]
+                .contains("main.cf:4: local_recipient_maps: unix:passwd.byname lists no one")
+        );
     }
 }

@@ -217,7 +217,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "newaliases_path",
-        "Postfix install path of newaliases; informational, a gateway has no aliases database.",
+        "Postfix install path of newaliases; informational, mailgate reads alias files as text.",
     ),
     (
         "mailq_path",
@@ -230,7 +230,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     // Destinations and routing.
     (
         "mydestination",
-        "Domains delivered locally; a gateway delivers nothing locally, so it stays empty.",
+        "Local domains: their names are forwarded by alias_maps, unknown ones refused (local_recipient_maps); the rest goes to local_transport.",
     ),
     (
         "mynetworks",
@@ -238,7 +238,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "mynetworks_style",
-        "How mynetworks is computed when it is not set (host, subnet, class), as in Postfix.",
+        "When set and mynetworks is not: mynetworks is computed from the machine's addresses as hosts, subnets or classes, as in Postfix.",
     ),
     (
         "inet_interfaces",
@@ -271,7 +271,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "local_transport",
-        "The transport for local domains; a gateway refuses local delivery.",
+        "The transport for local recipients no alias forwards; by default an error (they bounce).",
     ),
     (
         "defer_transports",
@@ -283,15 +283,15 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "local_recipient_maps",
-        "Tables of valid local recipients; a gateway has no local recipients.",
+        "Tables of valid recipients in mydestination domains (unix:passwd.byname lists no one on a gateway).",
     ),
     (
         "alias_maps",
-        "Local aliases; a gateway delivers nothing locally.",
+        "aliases(5) tables forwarding local names (postmaster, abuse) to addresses; commands, files and :include: are refused.",
     ),
     (
         "alias_database",
-        "Alias databases rebuilt by newaliases; a gateway has none.",
+        "Alias databases newaliases rebuilds; mailgate reads alias_maps from their text, so there is none.",
     ),
     (
         "virtual_alias_maps",
@@ -335,11 +335,15 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "content_filter",
-        "Postfix's after-queue content filter (an SMTP transport); mailgate scans before the queue with content_scanner.",
+        "After-queue content filter as transport:nexthop (smtp-amavis:[127.0.0.1]:10024): every recipient of the mail this service receives goes there instead of its normal route.",
     ),
     (
         "receive_override_options",
-        "Postfix's switches that turn off address mapping or checks for some mail streams.",
+        "Turns off, for the mail this smtpd receives: no_address_mappings, no_header_body_checks, no_unknown_recipient_checks, no_milters (a content filter's re-injection service).",
+    ),
+    (
+        "smtpd_authorized_xforward_hosts",
+        "Clients (as mynetworks) allowed to use XFORWARD to name the original client of mail they re-inject.",
     ),
     (
         "dns_nameservers",
@@ -680,7 +684,116 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "unverified_recipient_reject_code",
-        "The reply code for recipients that address verification found undeliverable.",
+        "reject_unverified_recipient: the reply code when the next hop refused the address for good (5xx).",
+    ),
+    (
+        "unverified_recipient_defer_code",
+        "reject_unverified_recipient: the reply code when the next hop could not say (4xx, unreachable) or verification is still in progress.",
+    ),
+    (
+        "unverified_recipient_tempfail_action",
+        "reject_unverified_recipient when verification is in progress, failed for now or the verify service cannot be asked: defer_if_permit or defer.",
+    ),
+    (
+        "unverified_recipient_reject_reason",
+        "Fixed text for reject_unverified_recipient's refusals instead of the next hop's reply.",
+    ),
+    (
+        "unverified_sender_reject_code",
+        "reject_unverified_sender: the reply code when the next hop refused the address for good (5xx).",
+    ),
+    (
+        "unverified_sender_defer_code",
+        "reject_unverified_sender: the reply code when the next hop could not say or verification is still in progress.",
+    ),
+    (
+        "unverified_sender_tempfail_action",
+        "reject_unverified_sender when verification is in progress, failed for now or the verify service cannot be asked: defer_if_permit or defer.",
+    ),
+    (
+        "unverified_sender_reject_reason",
+        "Fixed text for reject_unverified_sender's refusals instead of the next hop's reply.",
+    ),
+    (
+        "address_verify_service_name",
+        "The master.cf service smtpd asks to verify addresses (private/NAME).",
+    ),
+    (
+        "address_verify_poll_count",
+        "How many times smtpd asks the verify service about an address whose probe is in progress before it answers 450.",
+    ),
+    (
+        "address_verify_poll_delay",
+        "How long smtpd waits between two such questions.",
+    ),
+    (
+        "address_verify_service_timeout",
+        "How long smtpd waits for the verify service's answer; past it the check defers (mailgate).",
+    ),
+    (
+        "address_verify_map_timeout",
+        "The longest a Redis operation of the verification cache may take (mailgate).",
+    ),
+    (
+        "address_verify_positive_expire_time",
+        "How long a deliverable address stays in the verification cache without a new probe.",
+    ),
+    (
+        "address_verify_positive_refresh_time",
+        "After this long a deliverable address is probed again (the cached result is used meanwhile).",
+    ),
+    (
+        "address_verify_negative_expire_time",
+        "How long an undeliverable address stays in the verification cache without a new probe.",
+    ),
+    (
+        "address_verify_negative_refresh_time",
+        "After this long an undeliverable address is probed again (the cached result is used meanwhile).",
+    ),
+    (
+        "address_verify_negative_cache",
+        "Cache failed probes; with no, a refused address is probed again at every lookup.",
+    ),
+    (
+        "address_verify_cache_cleanup_interval",
+        "How often the verify service removes expired entries from its redb file (0: never).",
+    ),
+    (
+        "double_bounce_sender",
+        "The local part of the sender of mail that must never bounce, such as address probes.",
+    ),
+    (
+        "address_verify_sender",
+        "The sender of address probes (qualified with $myorigin); empty or <> for the null sender.",
+    ),
+    (
+        "address_verify_sender_ttl",
+        "When not 0: a time-dependent part is added to the probe sender's local part, changing this often.",
+    ),
+    (
+        "address_verify_pending_request_limit",
+        "The most probes in progress at once; a probe beyond it fails for now (4.3.2 Too many address verification requests).",
+    ),
+    (
+        "address_verify_transport_maps",
+        "transport_maps for address probes.",
+    ),
+    ("address_verify_relayhost", "relayhost for address probes."),
+    (
+        "address_verify_default_transport",
+        "default_transport for address probes.",
+    ),
+    (
+        "address_verify_relay_transport",
+        "relay_transport for address probes.",
+    ),
+    (
+        "address_verify_local_transport",
+        "local_transport for address probes.",
+    ),
+    (
+        "smtp_address_verify_target",
+        "The SMTP command a probe stops after: rcpt (data is not implemented).",
     ),
     (
         "relay_domains_reject_code",
@@ -701,7 +814,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ("reject_code", "The reply code for the reject restriction."),
     (
         "address_verify_map",
-        "The cache of address verification results.",
+        "The cache of address verification results: redb:/path, redis:host:port[/db] shared by several gateways, or empty (memory only); Postfix's btree:/path is the redb file /path.redb.",
     ),
     (
         "debug_peer_list",
@@ -1270,6 +1383,62 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     (
         "smtp_send_xforward_command",
         "Send XFORWARD with the original client's details to the next hop.",
+    ),
+    (
+        "lmtp_connect_timeout",
+        "How long the LMTP client may take to connect (0: only the delivery's own limit).",
+    ),
+    (
+        "lmtp_lhlo_timeout",
+        "How long the LMTP client waits for the greeting and the LHLO reply.",
+    ),
+    (
+        "lmtp_mail_timeout",
+        "How long the LMTP client waits for the reply to MAIL FROM (and XFORWARD).",
+    ),
+    (
+        "lmtp_rcpt_timeout",
+        "How long the LMTP client waits for the reply to RCPT TO.",
+    ),
+    (
+        "lmtp_data_init_timeout",
+        "How long the LMTP client waits for the reply to DATA.",
+    ),
+    (
+        "lmtp_data_xfer_timeout",
+        "How long the LMTP client may take to send a piece of the content.",
+    ),
+    (
+        "lmtp_data_done_timeout",
+        "How long the LMTP client waits for the replies after the final dot.",
+    ),
+    (
+        "lmtp_quit_timeout",
+        "How long the LMTP client waits for the reply to QUIT.",
+    ),
+    (
+        "lmtp_lhlo_name",
+        "The name the LMTP client sends with LHLO.",
+    ),
+    (
+        "lmtp_host_lookup",
+        "How the LMTP client finds the next hop's addresses (dns).",
+    ),
+    (
+        "lmtp_mx_address_limit",
+        "The most addresses the LMTP client tries per delivery.",
+    ),
+    (
+        "lmtp_line_length_limit",
+        "Longer content lines are broken by the LMTP client (0: never).",
+    ),
+    (
+        "lmtp_mx_session_limit",
+        "The most LMTP sessions per delivery (0: no limit).",
+    ),
+    (
+        "lmtp_send_xforward_command",
+        "Send XFORWARD with the original client's details to the LMTP server.",
     ),
     // Master and process management.
     (

@@ -5,16 +5,20 @@
 //! all errors rather than stopping at the first.
 
 mod address;
+mod aliases;
 mod check;
 mod clamd;
 pub mod client_score;
 mod descriptions;
 mod endpoint;
 mod error;
+mod filter_check;
 mod lines;
 mod lists;
+mod local;
 mod main_cf;
 mod master_cf;
+mod mynetworks;
 mod net;
 mod params;
 pub mod policy;
@@ -27,6 +31,7 @@ mod table;
 mod tls;
 mod tls_check;
 pub mod unimplemented;
+pub mod verify;
 
 pub use address::split_address;
 pub use check::{Report, check};
@@ -35,6 +40,7 @@ pub use endpoint::{Endpoint, EndpointError};
 pub use error::{ConfigError, Diagnostic};
 pub use lines::{split_list, strip_braces};
 pub use lists::{DomainList, NetworkList};
+pub use local::{LocalRecipients, is_passwd_table};
 pub use main_cf::{MainConfig, Override};
 pub use master_cf::{MasterConfig, ServiceEntry, ServiceKind};
 pub use params::{ParameterDoc, documentation as parameter_documentation};

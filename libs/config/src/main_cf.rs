@@ -219,6 +219,18 @@ impl MainConfig {
                 }
             }
         }
+        if let Some(setting) = config.settings.get("mynetworks_style")
+            && let Some(value) = expanded.get("mynetworks_style")
+            && !crate::mynetworks::STYLES.contains(&value.trim().to_ascii_lowercase().as_str())
+        {
+            diagnostics.push(Diagnostic::new(
+                &setting.file,
+                setting.line,
+                format!(
+                    "mynetworks_style: bad value \"{value}\"; specify exactly one of host, subnet, class"
+                ),
+            ));
+        }
         if !diagnostics.is_empty() {
             diagnostics.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
             diagnostics.dedup();
@@ -334,6 +346,9 @@ impl MainConfig {
             "myhostname" => self.hostname.clone(),
             // Computed from the (possibly explicit) myhostname, so show the result.
             "mydomain" => self.expanded.get(name).cloned().unwrap_or_default(),
+            "mynetworks" if self.settings.contains_key("mynetworks_style") => {
+                self.expanded.get(name).cloned().unwrap_or_default()
+            }
             _ => params::find(name).map_or_else(String::new, |p| p.default.to_string()),
         }
     }
@@ -441,6 +456,18 @@ impl Expander<'_> {
                 "mydomain" => self
                     .expand_name("myhostname", stack)
                     .map(|host| domain_of_host(&host)),
+                // Computed from mynetworks_style when that is set.
+                "mynetworks" if self.config.settings.contains_key("mynetworks_style") => {
+                    let style = self.expand_name("mynetworks_style", stack)?;
+                    let interfaces = self.expand_name("inet_interfaces", stack)?;
+                    let style = style.trim().to_ascii_lowercase();
+                    if !crate::mynetworks::STYLES.contains(&style.as_str()) {
+                        // Reported at mynetworks_style; nobody is trusted.
+                        return Ok(String::new());
+                    }
+                    let own = crate::mynetworks::own_addresses(&split_list(&interfaces));
+                    Ok(crate::mynetworks::networks(&style, &own).join(" "))
+                }
                 // Undefined names expand to nothing, as in Postfix.
                 _ => match params::find(name) {
                     Some(param) => self.expand_text(param.default, stack),
@@ -611,6 +638,30 @@ mod tests {
         );
         assert!(c.is_known("relayhost"));
         assert!(!c.is_known("no_such_thing"));
+    }
+
+    #[test]
+    fn mynetworks_from_its_style() {
+        let c = parse("inet_interfaces = 127.0.0.1\nmynetworks_style = subnet\n").unwrap();
+        assert_eq!(c.list("mynetworks"), vec!["127.0.0.0/8"]);
+        assert!(
+            c.all()
+                .contains(&("mynetworks".into(), "127.0.0.0/8".into()))
+        );
+        let c = parse("inet_interfaces = 127.0.0.1\nmynetworks_style = host\n").unwrap();
+        assert_eq!(c.list("mynetworks"), vec!["127.0.0.1/32"]);
+        assert_eq!(c.get("smtpd_client_event_limit_exceptions"), "127.0.0.1/32");
+        // An explicit mynetworks wins; without a style, mailgate's default.
+        let c = parse("mynetworks_style = class\nmynetworks = 10.0.0.0/8\n").unwrap();
+        assert_eq!(c.list("mynetworks"), vec!["10.0.0.0/8"]);
+        let c = parse("inet_interfaces = 127.0.0.1\n").unwrap();
+        assert_eq!(c.list("mynetworks"), vec!["127.0.0.0/8", "[::1]/128"]);
+        assert_eq!(
+            errors("mynetworks_style = wide\n"),
+            vec![
+                "main.cf:1: mynetworks_style: bad value \"wide\"; specify exactly one of host, subnet, class"
+            ]
+        );
     }
 
     #[test]

@@ -52,6 +52,16 @@ pub struct ServiceEntry {
 }
 
 impl ServiceEntry {
+    /// The program in daemon_directory that runs this service: Postfix's
+    /// delivery-agent commands `smtp` and `lmtp` are both served by relay
+    /// (told which by the command it is started for).
+    pub fn program(&self) -> &str {
+        match self.command.as_str() {
+            "smtp" | "lmtp" => "relay",
+            other => other,
+        }
+    }
+
     /// For inet services: the host part (None = all of inet_interfaces) and the port.
     /// None for other service kinds.
     pub fn inet_address(&self) -> Option<(Option<String>, u16)> {
@@ -136,6 +146,18 @@ impl MasterConfig {
             let mut rest = fields[8..].iter();
             while let Some(&(offset, arg)) = rest.next() {
                 if arg != "-o" {
+                    if arg != "-v" {
+                        diagnostics.push(Diagnostic::new(
+                            origin,
+                            logical.line_at(offset),
+                            format!(
+                                "{}: argument \"{arg}\" is not implemented (mailgate's \
+                                 services take -o name=value and -v)",
+                                fields[0].1
+                            ),
+                        ));
+                        ok = false;
+                    }
                     args.push(arg.to_string());
                     continue;
                 }
@@ -350,6 +372,17 @@ relay     unix  -       -       y       -       -       relay
     }
 
     #[test]
+    fn arguments_other_than_v_and_o_are_refused() {
+        let err = parse("smtp inet n - n - - smtpd -v -D\n").unwrap_err();
+        let text = format!("{err}");
+        assert!(
+            text.contains("smtp: argument \"-D\" is not implemented"),
+            "{text}"
+        );
+        assert!(!text.contains("\"-v\""), "{text}");
+    }
+
+    #[test]
     fn seed_content_filter_services() {
         // From the CentOS proxy tutorial (seed 003) and the Italian talk (seed 001).
         let text = "\
@@ -383,6 +416,9 @@ pickup    fifo  n       -       y       60?     1       pickup
         assert_eq!(smtp.args, vec!["-v"]);
         let amavis = &m.services[3];
         assert_eq!(amavis.overrides[1].name, "smtpd_recipient_restrictions");
+        assert_eq!(amavis.program(), "relay");
+        assert_eq!(m.services[0].program(), "relay");
+        assert_eq!(feed.program(), "smtpd");
         assert_eq!(amavis.overrides[1].value, "permit_mynetworks, $my_extra");
         assert_eq!(m.services[4].kind, ServiceKind::Fifo);
         assert_eq!(m.services[4].wakeup, Some(Duration::from_secs(60)));
@@ -426,7 +462,7 @@ cleanup unix n - y - 0 cleanup
     boom
 ";
         let errs = errors(text);
-        assert_eq!(errs.len(), 9, "{errs:#?}");
+        assert_eq!(errs.len(), 10, "{errs:#?}");
         assert!(errs[0].starts_with("master.cf:1: expected at least 8 fields"));
         assert!(errs[1].starts_with("master.cf:2: private field must be y, n or -"));
         assert!(errs[2].starts_with("master.cf:3: wakeup field"));
@@ -438,6 +474,7 @@ cleanup unix n - y - 0 cleanup
             "master.cf:9: duplicate service \"cleanup\" of type unix (first defined at line 8)"
         ));
         assert!(errs[8].starts_with("master.cf:10: -o nonsense: expected name=value"));
+        assert!(errs[9].starts_with("master.cf:11: cleanup: argument \"boom\" is not implemented"));
     }
 
     #[test]

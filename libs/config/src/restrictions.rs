@@ -210,6 +210,8 @@ pub enum Restriction {
     RejectNonFqdnSender,
     RejectUnknownSenderDomain,
     RejectUnlistedSender,
+    /// reject_unverified_sender: the verify service's probe result.
+    RejectUnverifiedSender,
     /// reject_sender_login_mismatch and its three narrower forms
     /// (smtpd_sender_login_maps).
     SenderLoginMismatch(LoginMismatch),
@@ -221,6 +223,8 @@ pub enum Restriction {
     RejectUnknownRecipientDomain,
     RejectUnlistedRecipient,
     RejectMultiRecipientBounce,
+    /// reject_unverified_recipient: the verify service's probe result.
+    RejectUnverifiedRecipient,
     // DNS lists.
     Dnsxl(DnsxlCheck, Dnsxl),
     /// mailgate: policyd-weight's weighted checks (client_score_*).
@@ -366,6 +370,7 @@ fn simple(name: &str) -> Option<Restriction> {
         "reject_non_fqdn_sender" => R::RejectNonFqdnSender,
         "reject_unknown_sender_domain" | "reject_unknown_address" => R::RejectUnknownSenderDomain,
         "reject_unlisted_sender" => R::RejectUnlistedSender,
+        "reject_unverified_sender" => R::RejectUnverifiedSender,
         "reject_sender_login_mismatch" => R::SenderLoginMismatch(LoginMismatch::Both),
         "reject_authenticated_sender_login_mismatch" => {
             R::SenderLoginMismatch(LoginMismatch::Authenticated)
@@ -381,6 +386,7 @@ fn simple(name: &str) -> Option<Restriction> {
         "reject_unknown_recipient_domain" => R::RejectUnknownRecipientDomain,
         "reject_unlisted_recipient" | "check_recipient_maps" => R::RejectUnlistedRecipient,
         "reject_multi_recipient_bounce" => R::RejectMultiRecipientBounce,
+        "reject_unverified_recipient" => R::RejectUnverifiedRecipient,
         "check_client_score" => R::CheckClientScore,
         "check_spf" => R::CheckSpf,
         _ => return None,
@@ -436,9 +442,6 @@ fn server_access(name: &str) -> Option<(Subject, ServerRecord)> {
 /// Postfix names that mailgate refuses rather than ignore, with the reason.
 fn not_implemented(name: &str) -> Option<&'static str> {
     Some(match name {
-        "reject_unverified_recipient" | "reject_unverified_sender" => {
-            "address verification (the verify service) does not exist yet"
-        }
         "permit_mx_backup" => "mailgate is not a backup MX; list the domains in relay_domains",
         "check_relay_domains" => "removed from Postfix 3.9; use reject_unauth_destination",
         "reject_maps_rbl" => "removed from Postfix too; use reject_rbl_client DOMAIN",
@@ -660,6 +663,19 @@ impl Restrictions {
                     .is_some_and(|class| self.any(class, seen, test))
             }
             other => test(other),
+        })
+    }
+
+    /// True when a list or class asks the verify service
+    /// (reject_unverified_recipient or reject_unverified_sender).
+    pub fn uses_address_verification(&self) -> bool {
+        self.all_lists().any(|list| {
+            list.iter().any(|r| {
+                matches!(
+                    r,
+                    Restriction::RejectUnverifiedRecipient | Restriction::RejectUnverifiedSender
+                )
+            })
         })
     }
 

@@ -35,6 +35,33 @@ impl TransportValue {
     }
 }
 
+/// The main.cf parameters a router reads: those of normal mail, or the
+/// address_verify_* ones that Postfix lets probes be routed by (each
+/// defaults to its normal counterpart).
+struct Names {
+    transport_maps: &'static str,
+    relayhost: &'static str,
+    default_transport: &'static str,
+    relay_transport: &'static str,
+    local_transport: &'static str,
+}
+
+const DELIVERY: Names = Names {
+    transport_maps: "transport_maps",
+    relayhost: "relayhost",
+    default_transport: "default_transport",
+    relay_transport: "relay_transport",
+    local_transport: "local_transport",
+};
+
+const PROBES: Names = Names {
+    transport_maps: "address_verify_transport_maps",
+    relayhost: "address_verify_relayhost",
+    default_transport: "address_verify_default_transport",
+    relay_transport: "address_verify_relay_transport",
+    local_transport: "address_verify_local_transport",
+};
+
 /// Resolves recipients to routes.
 #[derive(Clone, Debug)]
 pub struct Router {
@@ -53,6 +80,17 @@ pub struct Router {
 impl Router {
     /// Opens transport_maps, relay_domains and mydestination.
     pub fn new(config: &MainConfig) -> Result<Router, ConfigError> {
+        Router::with_names(config, &DELIVERY)
+    }
+
+    /// The router of address verification probes: the same, with
+    /// address_verify_transport_maps, address_verify_relayhost and the
+    /// address_verify_*_transport parameters in place of the normal ones.
+    pub fn for_probes(config: &MainConfig) -> Result<Router, ConfigError> {
+        Router::with_names(config, &PROBES)
+    }
+
+    fn with_names(config: &MainConfig, names: &Names) -> Result<Router, ConfigError> {
         let dir = config.config_dir();
         let parents = config.list("parent_domain_matches_subdomains");
         let listed = |name: &str| parents.iter().any(|p| p == name);
@@ -67,8 +105,8 @@ impl Router {
                     .map(|d: Diagnostic| d.place(&file, line, name)),
             );
         };
-        let transport_maps = open_tables(&config.list("transport_maps"), dir)
-            .map_err(|e| place("transport_maps", e))
+        let transport_maps = open_tables(&config.list(names.transport_maps), dir)
+            .map_err(|e| place(names.transport_maps, e))
             .unwrap_or_default();
         let relay_domains =
             DomainList::parse(&config.list("relay_domains"), dir, listed("relay_domains"))
@@ -85,10 +123,10 @@ impl Router {
             transport_maps,
             relay_domains,
             mydestination,
-            default_transport: TransportValue::parse(&config.get("default_transport")),
-            relay_transport: TransportValue::parse(&config.get("relay_transport")),
-            local_transport: TransportValue::parse(&config.get("local_transport")),
-            relayhost: config.get("relayhost"),
+            default_transport: TransportValue::parse(&config.get(names.default_transport)),
+            relay_transport: TransportValue::parse(&config.get(names.relay_transport)),
+            local_transport: TransportValue::parse(&config.get(names.local_transport)),
+            relayhost: config.get(names.relayhost),
             recipient_delimiter: config.get("recipient_delimiter").chars().next(),
             transport_parent_bare: listed("transport_maps"),
             myorigin: config.get("myorigin").to_lowercase(),
@@ -124,6 +162,26 @@ impl Router {
                 transport: value.transport,
                 nexthop: value.nexthop,
             },
+        }
+    }
+
+    /// The route of a recipient of a message with a content filter
+    /// (content_filter or FILTER, `transport:nexthop`), which replaces the
+    /// recipient's own, as Postfix's qmgr does. Without a next hop, the
+    /// recipient's domain is the destination.
+    pub fn filter_route(&self, filter: &str, recipient: &str) -> Route {
+        let value = TransportValue::parse(filter);
+        let nexthop = if value.nexthop.is_empty() {
+            match split_address(recipient) {
+                Some((_, domain)) => domain.trim_end_matches('.').to_string(),
+                None => self.myorigin.clone(),
+            }
+        } else {
+            value.nexthop
+        };
+        Route {
+            transport: value.transport,
+            nexthop,
         }
     }
 
@@ -209,6 +267,30 @@ mod tests {
             transport: transport.into(),
             nexthop: nexthop.into(),
         }
+    }
+
+    #[test]
+    fn content_filter_replaces_every_route() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = router(
+            dir.path(),
+            "relay_domains = example.com\nrelayhost = [mail.isp.tld]\nmyorigin = example.net\n",
+        );
+        let filter = "smtp-amavis:[127.0.0.1]:10024";
+        for rcpt in ["a@example.com", "b@other.org", "postmaster"] {
+            assert_eq!(
+                r.filter_route(filter, rcpt),
+                route("smtp-amavis", "[127.0.0.1]:10024")
+            );
+        }
+        assert_eq!(
+            r.filter_route("amavisfeed:", "a@Example.com."),
+            route("amavisfeed", "example.com")
+        );
+        assert_eq!(
+            r.filter_route("scan", "postmaster"),
+            route("scan", "example.net")
+        );
     }
 
     #[test]
@@ -315,6 +397,29 @@ mod tests {
             "transport_maps = hash:t\nparent_domain_matches_subdomains = transport_maps\n",
         );
         assert_eq!(r.route("u@x.parent.org"), route("smtp", "[p]"));
+    }
+
+    #[test]
+    fn probes_follow_mail_unless_the_address_verify_parameters_say_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t"), "example.com smtp:[10.0.0.5]:25\n").unwrap();
+        let main_cf = "transport_maps = hash:t\nrelay_domains = example.com\nrelayhost = [isp]\n";
+        let config =
+            MainConfig::parse(main_cf, &dir.path().join("main.cf"), dir.path(), &[]).unwrap();
+        let mail = Router::new(&config).unwrap();
+        let probes = Router::for_probes(&config).unwrap();
+        for address in ["u@example.com", "u@other.org", "u@sub.example.com"] {
+            assert_eq!(probes.route(address), mail.route(address), "{address}");
+        }
+        let main_cf = format!(
+            "{main_cf}address_verify_relayhost =\naddress_verify_transport_maps =\n\
+             address_verify_default_transport = direct\n"
+        );
+        let config =
+            MainConfig::parse(&main_cf, &dir.path().join("main.cf"), dir.path(), &[]).unwrap();
+        let probes = Router::for_probes(&config).unwrap();
+        assert_eq!(probes.route("u@example.com"), route("relay", "example.com"));
+        assert_eq!(probes.route("u@other.org"), route("direct", "other.org"));
     }
 
     #[test]

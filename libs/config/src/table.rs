@@ -32,12 +32,31 @@ enum Source {
     Regex(Vec<Rule>),
 }
 
+/// How the text source of hash, btree, lmdb and texthash tables is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TextFormat {
+    /// postmap(1): "key whitespace value".
+    Postmap,
+    /// postalias(1), aliases(5): "name: value".
+    Aliases,
+}
+
 const SUPPORTED: &str = "hash, btree, lmdb, texthash, inline, static, cidr, regexp and pcre";
 
 impl Table {
     /// Opens a table from its spec, e.g. "hash:/etc/mailgate/transport",
     /// "regexp:header_checks" (relative to `config_dir`), "inline:{a=b}", "static:OK".
     pub fn open(spec: &str, config_dir: &Path) -> Result<Table, ConfigError> {
+        Table::open_as(spec, config_dir, TextFormat::Postmap)
+    }
+
+    /// Opens an alias table (alias_maps): its text files are in aliases(5)
+    /// syntax ("name: address, address"), as postalias reads them.
+    pub fn open_aliases(spec: &str, config_dir: &Path) -> Result<Table, ConfigError> {
+        Table::open_as(spec, config_dir, TextFormat::Aliases)
+    }
+
+    fn open_as(spec: &str, config_dir: &Path, format: TextFormat) -> Result<Table, ConfigError> {
         let spec = spec.trim();
         // proxy: only changes who opens the table in Postfix; the content is the same.
         let mut body = spec;
@@ -59,12 +78,19 @@ impl Table {
             "hash" | "btree" | "lmdb" | "texthash" => {
                 let path = file_path()?;
                 let text = read_file(&path)?;
-                (
-                    Some(path.clone()),
-                    Source::Text(parse_text_table(&text, &path)?),
-                )
+                let map = match format {
+                    TextFormat::Postmap => parse_text_table(&text, &path)?,
+                    TextFormat::Aliases => crate::aliases::parse_alias_table(&text, &path)?,
+                };
+                (Some(path.clone()), Source::Text(map))
             }
-            "inline" => (None, Source::Text(parse_inline(spec, name)?)),
+            "inline" => {
+                let map = parse_inline(spec, name)?;
+                if format == TextFormat::Aliases {
+                    crate::aliases::check_inline_aliases(spec, &map)?;
+                }
+                (None, Source::Text(map))
+            }
             "static" => {
                 let value = strip_braces(name).unwrap_or(name);
                 (None, Source::Static(value.to_string()))
@@ -170,7 +196,7 @@ fn invalid(message: String) -> ConfigError {
     ConfigError::Invalid(vec![Diagnostic::unplaced(message)])
 }
 
-fn finish<T>(value: T, diagnostics: Vec<Diagnostic>) -> Result<T, ConfigError> {
+pub(crate) fn finish<T>(value: T, diagnostics: Vec<Diagnostic>) -> Result<T, ConfigError> {
     if diagnostics.is_empty() {
         Ok(value)
     } else {

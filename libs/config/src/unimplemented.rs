@@ -49,12 +49,6 @@ const NO_LOCAL: &str = "mailgate delivers no mail locally";
 static TABLE: &[Unimplemented] = &[
     // After-queue filtering, rewriting and local delivery (the drop-in issue).
     e(
-        "content_filter",
-        EMPTY,
-        "after-queue content filters are not implemented: mail would go out unscanned \
-         (use the built-in scanner: content_scanner)",
-    ),
-    e(
         "smtpd_milters",
         EMPTY,
         "milters are not implemented: mail would pass unchecked by them",
@@ -65,35 +59,11 @@ static TABLE: &[Unimplemented] = &[
         "milters are not implemented: mail would pass unchecked by them",
     ),
     w(
-        "receive_override_options",
+        "alias_database",
         EMPTY,
-        "only meaningful with content_filter, which is not implemented",
-    ),
-    w("alias_maps", EMPTY, NO_LOCAL),
-    w("alias_database", EMPTY, NO_LOCAL),
-    w("local_recipient_maps", EMPTY, NO_LOCAL),
-    w(
-        "mydestination",
-        EMPTY,
-        "mailgate delivers no mail locally: mail for these domains is refused unless they \
-         are in relay_domains",
+        "there is no newaliases: alias_maps tables are read from their text source",
     ),
     w("biff", NO, NO_LOCAL),
-    w(
-        "mynetworks_style",
-        &["host"],
-        "not implemented: only the clients listed in mynetworks are trusted",
-    ),
-    w(
-        "defer_transports",
-        EMPTY,
-        "not implemented: no transport is held back",
-    ),
-    w(
-        "smtp_send_xforward_command",
-        NO,
-        "XFORWARD is not implemented: the next hop does not learn the original client",
-    ),
     w(
         "allow_percent_hack",
         NO,
@@ -120,15 +90,11 @@ static TABLE: &[Unimplemented] = &[
         "header rewriting is not implemented",
     ),
     // Address verification.
-    w(
-        "address_verify_map",
-        EMPTY,
-        "address verification is not implemented",
-    ),
-    w(
-        "unverified_recipient_reject_code",
-        &["450"],
-        "address verification is not implemented",
+    e(
+        "smtp_address_verify_target",
+        &["rcpt"],
+        "probes end after RCPT TO: an address the next hop refuses only after DATA \
+         would be taken as deliverable",
     ),
     // SMTP AUTH.
     w(

@@ -1,7 +1,7 @@
 //! What the master hands a worker it starts: the command line it builds and
 //! the descriptors it leaves open.
 //!
-//! `COMMAND -c CONFIG_DIR -n SERVICE -t TYPE [-r] [-u] -m MAXPROC [-o NAME=VALUE]... [-- ARGS...]`
+//! `PROGRAM -c CONFIG_DIR -n SERVICE -t TYPE -p COMMAND [-r] [-u] -m MAXPROC [-o NAME=VALUE]... [-- ARGS...]`
 //! with the service's listening socket on descriptor 3 and the read end of a
 //! pipe on descriptor 4 whose other end only the master holds: when it reads
 //! end-of-file, the master is gone and the worker exits.
@@ -19,6 +19,9 @@ pub struct Handoff {
     pub service: String,
     /// master.cf's type column: `inet` or `unix`.
     pub kind: String,
+    /// master.cf's command column as written: one program may serve
+    /// several commands (relay serves `smtp` and `lmtp`).
+    pub command: String,
     /// master.cf's chroot column.
     pub chroot: bool,
     /// master.cf's unpriv column.
@@ -40,6 +43,8 @@ impl Handoff {
             self.service.clone(),
             "-t".to_string(),
             self.kind.clone(),
+            "-p".to_string(),
+            self.command.clone(),
             "-m".to_string(),
             self.maxproc.to_string(),
         ];
@@ -64,6 +69,7 @@ impl Handoff {
             config_dir: PathBuf::new(),
             service: String::new(),
             kind: String::new(),
+            command: String::new(),
             chroot: false,
             unprivileged: false,
             maxproc: 1,
@@ -81,6 +87,7 @@ impl Handoff {
                 "-c" => handoff.config_dir = PathBuf::from(value("-c")?),
                 "-n" => handoff.service = value("-n")?,
                 "-t" => handoff.kind = value("-t")?,
+                "-p" => handoff.command = value("-p")?,
                 "-m" => {
                     handoff.maxproc = value("-m")?
                         .parse()
@@ -125,6 +132,7 @@ mod tests {
             config_dir: "/etc/mailgate".into(),
             service: "127.0.0.1:2525".into(),
             kind: "inet".into(),
+            command: "smtpd".into(),
             chroot: true,
             unprivileged: true,
             maxproc: 100,

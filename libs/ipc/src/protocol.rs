@@ -19,7 +19,7 @@ pub mod cleanup {
         /// bytes. cleanup refuses any other descriptor.
         Commit {
             envelope: Box<Envelope>,
-            actions: Actions,
+            actions: Box<Actions>,
             size: u64,
         },
     }
@@ -47,6 +47,12 @@ pub mod cleanup {
         /// Where the message came from and smtpd's SPF results, for the
         /// scanner's DKIM and DMARC checks.
         pub sender_auth: crate::auth::SenderAuth,
+        /// content_filter or a FILTER action: the `transport:nexthop`
+        /// every recipient goes to after the queue.
+        pub filter: Option<String>,
+        /// receive_override_options of smtpd's service, for cleanup.
+        pub no_header_body_checks: bool,
+        pub no_address_mappings: bool,
     }
 
     #[derive(Debug, Serialize, Deserialize)]
@@ -224,13 +230,53 @@ pub mod qmgr {
 }
 
 /// qmgr -> relay (any delivery transport), one request per delivery attempt
-/// of one message to one next hop.
+/// of one message to one next hop; and verify -> relay, one address probe
+/// per request.
+///
+/// A delivery agent's socket takes an [`AgentRequest`]: a `Deliver` (with
+/// the queue file as its one descriptor) is answered with a [`Reply`], a
+/// `Probe` (no descriptor) with a [`ProbeReply`].
 pub mod delivery {
     use serde::{Deserialize, Serialize};
 
-    use crate::envelope::{BodyType, Micros};
+    use crate::envelope::{BodyType, ClientInfo, Micros};
 
+    /// What a delivery agent is asked.
     #[derive(Debug, Serialize, Deserialize)]
+    pub enum AgentRequest {
+        Deliver(Request),
+        Probe(Probe),
+    }
+
+    /// An address probe (Postfix's verify mode): the agent resolves
+    /// `nexthop` and applies the TLS policy as for a delivery, then says
+    /// EHLO, MAIL FROM:<sender>, RCPT TO:<recipient>, RSET and QUIT, and
+    /// reports the server's answer to the recipient. No message is sent.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Probe {
+        /// The transport of the route, as for a delivery (smtp, relay,
+        /// error, discard...).
+        pub transport: String,
+        pub nexthop: String,
+        /// address_verify_sender, qualified; empty for the null sender.
+        pub sender: String,
+        pub recipient: String,
+    }
+
+    /// The probe's result for its recipient: `Sent` means the next hop
+    /// accepted the address (deliverable), `Bounced` that it refused it
+    /// for good, `Deferred` that it could not tell (4xx, no server).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ProbeReply {
+        pub outcome: Outcome,
+        /// Enhanced status such as "2.1.5" or "5.1.1".
+        pub dsn: String,
+        /// As in the log's parentheses: the next hop's reply, or why there
+        /// was none.
+        pub reason: String,
+    }
+
+    #[derive(Clone, Debug, Serialize, Deserialize)]
     pub struct Request {
         pub queue_id: String,
         /// Transport name from the routing decision (smtp, relay, ...).
@@ -246,10 +292,12 @@ pub mod delivery {
         /// For the delays=a/b/c/d figures in the log.
         pub arrival: Micros,
         pub active_since: Micros,
+        /// The client the message came from, for XFORWARD.
+        pub client: ClientInfo,
         // The request carries one descriptor: the queue file, read-only.
     }
 
-    #[derive(Debug, Serialize, Deserialize)]
+    #[derive(Clone, Debug, Serialize, Deserialize)]
     pub struct RecipientRequest {
         /// Index into the envelope's recipient list.
         pub index: usize,
@@ -277,6 +325,39 @@ pub mod delivery {
     #[derive(Debug, Serialize, Deserialize)]
     pub struct Reply {
         pub results: Vec<RecipientResult>,
+    }
+}
+
+/// smtpd -> verify: what is known about an address (Postfix's verify(8)
+/// query). The service answers at once, from its cache; an address it
+/// knows nothing about (or whose entry needs refreshing) gets a probe
+/// started in the background, and `InProgress` until its result is in.
+pub mod verify {
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Serialize, Deserialize)]
+    pub enum Request {
+        Query { address: String },
+    }
+
+    /// Postfix's DEL_RCPT_STAT_* for a verified address.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Status {
+        /// The next hop accepted it (OK).
+        Deliverable,
+        /// The next hop could not say (4xx, unreachable): DEFER.
+        Deferred,
+        /// The next hop refused it for good (5xx): BOUNCE.
+        Undeliverable,
+        /// Nothing known yet; a probe is on its way: ask again.
+        InProgress,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Reply {
+        pub status: Status,
+        /// The next hop's answer, or "Address verification in progress".
+        pub text: String,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The queue file: one file per message, holding everything needed to
 //! deliver it.
 //!
-//! Layout: the magic `MGQ2`, a 4-byte little-endian length, that many bytes
+//! Layout: the magic `MGQ3`, a 4-byte little-endian length, that many bytes
 //! of postcard-encoded [`QueueRecord`], then the message content exactly as it
 //! will be sent (CRLF line ends, not dot-stuffed). The content is never
 //! rewritten after commit, so relay can stream it from the descriptor at
@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::{DeliveryState, Envelope};
 
-const MAGIC: &[u8; 4] = b"MGQ2";
+const MAGIC: &[u8; 4] = b"MGQ3";
+/// Version 2: no content filter.
+const MAGIC_V2: &[u8; 4] = b"MGQ2";
 /// Version 1: recipients without status code and notice flag, no delay
 /// warning flag.
 const MAGIC_V1: &[u8; 4] = b"MGQ1";
@@ -35,6 +37,10 @@ pub struct QueueRecord {
     pub message_id: Option<String>,
     /// Length of the content that follows the record.
     pub content_length: u64,
+    /// The after-queue content filter (`transport:nexthop`, from
+    /// content_filter or a FILTER action): qmgr sends every recipient
+    /// there instead of its own route.
+    pub filter: Option<String>,
 }
 
 #[derive(Debug)]
@@ -78,7 +84,8 @@ pub fn read_record(file: &File) -> Result<(QueueRecord, u64), QueueFileError> {
     let mut prefix = [0u8; PREFIX];
     read_exact_at(file, &mut prefix, 0)?;
     let version = match &prefix[..4] {
-        m if m == MAGIC => 2,
+        m if m == MAGIC => 3,
+        m if m == MAGIC_V2 => 2,
         m if m == MAGIC_V1 => 1,
         _ => return Err(QueueFileError::Corrupt("bad magic".into())),
     };
@@ -90,12 +97,14 @@ pub fn read_record(file: &File) -> Result<(QueueRecord, u64), QueueFileError> {
     read_exact_at(file, &mut body, PREFIX as u64)?;
     let undecodable =
         |e: postcard::Error| QueueFileError::Corrupt(format!("undecodable record: {e}"));
-    let record: QueueRecord = if version == 1 {
-        postcard::from_bytes::<v1::QueueRecord>(&body)
+    let record: QueueRecord = match version {
+        1 => postcard::from_bytes::<v1::QueueRecord>(&body)
             .map_err(undecodable)?
-            .into()
-    } else {
-        postcard::from_bytes(&body).map_err(undecodable)?
+            .into(),
+        2 => postcard::from_bytes::<v2::QueueRecord>(&body)
+            .map_err(undecodable)?
+            .into(),
+        _ => postcard::from_bytes(&body).map_err(undecodable)?,
     };
     let content_offset = (PREFIX + len) as u64;
     let size = file.metadata()?.len();
@@ -150,6 +159,36 @@ impl Read for OffsetReader<'_> {
         let n = self.file.read_at(buf, self.offset)?;
         self.offset += n as u64;
         Ok(n)
+    }
+}
+
+/// The version 2 record, kept only to read old files: version 3 added
+/// the content filter at the end.
+mod v2 {
+    use serde::Deserialize;
+
+    use crate::envelope::{DeliveryState, Envelope};
+
+    #[derive(Deserialize)]
+    pub struct QueueRecord {
+        queue_id: String,
+        envelope: Envelope,
+        state: DeliveryState,
+        message_id: Option<String>,
+        content_length: u64,
+    }
+
+    impl From<QueueRecord> for super::QueueRecord {
+        fn from(old: QueueRecord) -> Self {
+            super::QueueRecord {
+                queue_id: old.queue_id,
+                envelope: old.envelope,
+                state: old.state,
+                message_id: old.message_id,
+                content_length: old.content_length,
+                filter: None,
+            }
+        }
     }
 }
 
@@ -232,6 +271,7 @@ mod v1 {
                 },
                 message_id: old.message_id,
                 content_length: old.content_length,
+                filter: None,
             }
         }
     }
@@ -264,6 +304,7 @@ mod tests {
             state: DeliveryState::default(),
             message_id: Some("<x@y>".into()),
             content_length,
+            filter: Some("smtp-amavis:[127.0.0.1]:10024".into()),
         }
     }
 
@@ -344,5 +385,29 @@ mod tests {
         assert_eq!(r.last_reason.as_deref(), Some("550 no"));
         assert!(r.notified);
         assert_eq!(back.envelope.sender, "a@example.org");
+    }
+
+    /// A version 2 file (before content filters) still reads, without a
+    /// filter.
+    #[test]
+    fn version_2_files_still_read() {
+        let current = record(4);
+        let old = (
+            &current.queue_id,
+            &current.envelope,
+            &current.state,
+            &current.message_id,
+            4u64,
+        );
+        let body = postcard::to_stdvec(&old).unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(MAGIC_V2).unwrap();
+        file.write_all(&(body.len() as u32).to_le_bytes()).unwrap();
+        file.write_all(&body).unwrap();
+        file.write_all(b"x\r\n\r").unwrap();
+        let (back, _) = read_record(&file).unwrap();
+        assert_eq!(back.filter, None);
+        assert_eq!(back.envelope, current.envelope);
+        assert_eq!(back.message_id, current.message_id);
     }
 }

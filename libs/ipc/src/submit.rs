@@ -199,7 +199,7 @@ impl CleanupSession {
         let size = content.size().map_err(SubmitError::Content)?;
         let request = Request::Commit {
             envelope: Box::new(envelope),
-            actions,
+            actions: Box::new(actions),
             size,
         };
         let fds = [content.file.as_fd()];
@@ -229,9 +229,21 @@ pub async fn submit(
     content: &[u8],
     timeout: Duration,
 ) -> Result<String, SubmitError> {
+    submit_with(socket, envelope, Actions::default(), content, timeout).await
+}
+
+/// [`submit`] with actions for cleanup (the content filter of locally
+/// submitted mail, as Postfix's pickup applies content_filter).
+pub async fn submit_with(
+    socket: &Path,
+    envelope: Envelope,
+    actions: Actions,
+    content: &[u8],
+    timeout: Duration,
+) -> Result<String, SubmitError> {
     let content = sealed_content(content).map_err(SubmitError::Content)?;
     let session = CleanupSession::begin(socket, timeout).await?;
-    match session.commit(envelope, &content).await? {
+    match session.commit_with(envelope, actions, &content).await? {
         Committed::Queued(queue_id) => Ok(queue_id),
         Committed::Rejected(r) => Err(SubmitError::Rejected(r)),
         Committed::Deferred(r) => Err(SubmitError::Deferred(r)),

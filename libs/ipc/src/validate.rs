@@ -12,7 +12,7 @@ use std::os::fd::AsFd;
 use nix::fcntl::{FcntlArg, SealFlag, fcntl};
 
 use crate::envelope::{ClientInfo, Envelope, RecipientState};
-use crate::protocol::{cleanup, delivery, qmgr, scanner};
+use crate::protocol::{cleanup, delivery, qmgr, scanner, verify};
 use crate::spool::is_queue_id;
 
 /// Longest address, ORCPT, HELO name or host name accepted: a whole SMTP
@@ -235,6 +235,30 @@ impl Validate for delivery::Request {
     }
 }
 
+impl Validate for delivery::Probe {
+    fn validate(&self) -> Result<(), Invalid> {
+        text("transport", &self.transport, MAX_ROUTE)?;
+        text("next hop", &self.nexthop, MAX_ROUTE)?;
+        text("sender", &self.sender, MAX_NAME)?;
+        text("recipient", &self.recipient, MAX_NAME)?;
+        if self.recipient.is_empty() {
+            return invalid("an empty recipient");
+        }
+        Ok(())
+    }
+}
+
+impl Validate for verify::Request {
+    fn validate(&self) -> Result<(), Invalid> {
+        let verify::Request::Query { address } = self;
+        text("address", address, MAX_NAME)?;
+        if address.is_empty() {
+            return invalid("an empty address");
+        }
+        Ok(())
+    }
+}
+
 /// Checks that a message descriptor is a memory file sealed against
 /// writing, growing and shrinking (so what this process reads is what the
 /// scanner and the queue file get, whatever the sender does later), of the
@@ -313,6 +337,29 @@ mod tests {
         let mut e = envelope();
         e.recipients[0].address = "x".repeat(MAX_NAME + 1);
         assert!(new_envelope(&e).is_err());
+    }
+
+    #[test]
+    fn probes_and_verify_queries_are_checked() {
+        let probe = delivery::Probe {
+            transport: "smtp".into(),
+            nexthop: "[10.0.0.5]:25".into(),
+            sender: String::new(),
+            recipient: "bob@example.com".into(),
+        };
+        assert!(probe.validate().is_ok());
+        for bad in ["", "a@b\r\nDATA", &"x".repeat(MAX_NAME + 1)] {
+            let mut p = probe.clone();
+            p.recipient = bad.to_string();
+            assert!(p.validate().is_err(), "{bad:?}");
+        }
+        let mut p = probe.clone();
+        p.nexthop = "x\0y".into();
+        assert!(p.validate().is_err());
+        let query = |a: &str| verify::Request::Query { address: a.into() }.validate();
+        assert!(query("bob@example.com").is_ok());
+        assert!(query("").is_err());
+        assert!(query("a\nb").is_err());
     }
 
     #[test]

@@ -22,6 +22,20 @@ struct Identity {
 static IDENTITY: RwLock<Option<Identity>> = RwLock::new(None);
 static TZSET: Once = Once::new();
 
+/// How many `-v` master.cf gave the service: above 0, `debug!` lines are
+/// written (as Postfix's `-v` makes its services log their protocol).
+static VERBOSE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Sets the verbosity (the number of `-v` on the service's master.cf line).
+pub fn set_verbose(level: u8) {
+    VERBOSE.store(level, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// True when `debug!` lines are written.
+pub fn verbose() -> bool {
+    VERBOSE.load(std::sync::atomic::Ordering::Relaxed) > 0
+}
+
 unsafe extern "C" {
     /// POSIX tzset(3); the libc crate does not bind it.
     fn tzset();
@@ -197,6 +211,17 @@ fn timestamp() -> String {
 #[macro_export]
 macro_rules! info {
     ($($arg:tt)*) => { $crate::write($crate::Level::Info, format_args!($($arg)*)) };
+}
+
+/// A line only written under `-v` (at info level, as Postfix writes its
+/// verbose lines); its arguments are not even formatted otherwise.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)*) => {
+        if $crate::verbose() {
+            $crate::write($crate::Level::Info, format_args!($($arg)*))
+        }
+    };
 }
 
 #[macro_export]

@@ -20,11 +20,12 @@
 //! stats    spool    mail_owner     - (inet)                   stdio accept                            none                               none
 //! web      spool    mail_owner     - (inet)                   stdio accept unix-connect spool-files   read the queues and data, release from quarantine  connect the login backend's port
 //! greylist data_directory  mail_owner  smtpd_owner mail_owner root  stdio accept db-file (or inet: Redis)  none            none (connect Redis's port)
+//! verify   spool    mail_owner     smtpd_owner mail_owner root stdio accept unix-connect db-file (or inet: Redis, or neither: memory)  none  none (connect Redis's port)
 //! scan     -        scanner_owner  -                          stdio file-locks                        none                               none
 //! learn    -        scanner_owner  -                          stdio file-locks db-file                none                               none
 //! ```
 //! (* with mail_owner's group, to reach the sockets made for them: cleanup,
-//! greylist, tlskeys.) Every profile scopes abstract Unix sockets and
+//! greylist, verify, tlskeys.) Every profile scopes abstract Unix sockets and
 //! signals to its own process.
 //!
 //! Nothing here depends on configuration or on anything a process was told:
@@ -537,6 +538,65 @@ pub const GREYLIST_REDIS: Profile = Profile {
     },
 };
 
+/// Address verification (Postfix's verify(8)): answers smtpd's queries on
+/// its inherited socket from a cache kept in a redb file under
+/// data_directory, opened before the sandbox; probes an address by asking
+/// the delivery agent of its route (a Unix socket in private/, which
+/// answers mail_owner: relay does the SMTP). Chrooted into the spool, where
+/// those sockets are. No network, no files to open.
+pub const VERIFY: Profile = Profile {
+    service: "verify",
+    root: Root::Spool,
+    run_as: RunAs::MailOwner,
+    callers: VERIFY_CALLERS,
+    limits: LIMITS,
+    promises: &[
+        Promise::Stdio,
+        Promise::Accept,
+        Promise::UnixConnect,
+        Promise::DbFile,
+    ],
+    landlock: NOTHING,
+};
+
+/// The verify service answers smtpd, and the tools.
+const VERIFY_CALLERS: &[Caller] = &[Caller::User("smtpd_owner"), Caller::MailOwner, Caller::Root];
+
+/// The verify service when address_verify_map = redis:...: TCP out to the
+/// Redis server (which seccomp cannot narrow to that address and Landlock
+/// narrows to its port), and no database file. Probes still go through
+/// relay.
+pub const VERIFY_REDIS: Profile = Profile {
+    service: "verify",
+    root: Root::Spool,
+    run_as: RunAs::MailOwner,
+    callers: VERIFY_CALLERS,
+    limits: LIMITS,
+    promises: &[
+        Promise::Stdio,
+        Promise::Accept,
+        Promise::UnixConnect,
+        Promise::Inet,
+    ],
+    landlock: Landlock {
+        dirs: &[],
+        tcp_connect: Ports::Of(&[PortSource::Parameter("address_verify_map")]),
+        tcp_bind: Ports::None,
+    },
+};
+
+/// The verify service with its cache in memory (address_verify_map empty):
+/// neither a database file nor the network.
+pub const VERIFY_MEMORY: Profile = Profile {
+    service: "verify",
+    root: Root::Spool,
+    run_as: RunAs::MailOwner,
+    callers: VERIFY_CALLERS,
+    limits: LIMITS,
+    promises: &[Promise::Stdio, Promise::Accept, Promise::UnixConnect],
+    landlock: NOTHING,
+};
+
 /// Every profile, for tests and tools.
 pub const ALL: &[Profile] = &[
     SMTPD,
@@ -551,6 +611,9 @@ pub const ALL: &[Profile] = &[
     WEB,
     GREYLIST,
     GREYLIST_REDIS,
+    VERIFY,
+    VERIFY_REDIS,
+    VERIFY_MEMORY,
     SCAN,
     LEARN,
 ];
@@ -565,15 +628,43 @@ mod tests {
             assert!(profile.keeps(Promise::Stdio), "{}", profile.service);
         }
         for profile in [
-            CLEANUP, QMGR, SCANNER, GREYLIST, STATS, WEB, TLSKEYS, SCAN, LEARN,
+            CLEANUP,
+            QMGR,
+            SCANNER,
+            GREYLIST,
+            STATS,
+            WEB,
+            TLSKEYS,
+            SCAN,
+            LEARN,
+            VERIFY,
+            VERIFY_MEMORY,
         ] {
             assert!(!profile.keeps(Promise::Inet), "{}", profile.service);
         }
         for profile in [
-            CLEANUP, QMGR, SCANNER, GREYLIST, STATS, TLSKEYS, SCAN, LEARN,
+            CLEANUP,
+            QMGR,
+            SCANNER,
+            GREYLIST,
+            STATS,
+            TLSKEYS,
+            SCAN,
+            LEARN,
+            VERIFY,
+            VERIFY_MEMORY,
         ] {
             assert_eq!(profile.landlock.tcp_connect, Ports::None);
         }
+        // verify reaches the network only through relay (and its Redis).
+        for profile in [VERIFY, VERIFY_REDIS, VERIFY_MEMORY] {
+            assert!(!profile.keeps(Promise::SpoolFiles), "verify opens no files");
+            assert!(!profile.keeps(Promise::Memfd));
+            assert!(profile.landlock.dirs.is_empty());
+            assert_eq!(profile.socket_mode(), 0o660, "smtpd calls it");
+        }
+        assert_eq!(VERIFY.pledge(), "stdio accept unix-connect db-file");
+        assert_eq!(VERIFY_REDIS.pledge(), "stdio accept unix-connect inet");
         for profile in [GREYLIST, GREYLIST_REDIS] {
             assert!(
                 !profile.keeps(Promise::SpoolFiles),

@@ -100,6 +100,9 @@ impl Worker {
         let handoff = Handoff::parse(&args).unwrap_or_else(|e| die(e));
         let config = load_config(&handoff).unwrap_or_else(|e| die(e));
         mailgate_log::init(&config.get("syslog_name"), program);
+        // master.cf's -v (check refuses any other argument).
+        let verbose = handoff.args.iter().filter(|a| *a == "-v").count();
+        mailgate_log::set_verbose(u8::try_from(verbose).unwrap_or(u8::MAX));
         let (listener, master_watch) = take_handoff_descriptors().unwrap_or_else(|e| die(e));
         // Non-blocking now, while fcntl(F_SETFL) is still allowed: the
         // sandbox forbids it (it could take O_APPEND off the log).

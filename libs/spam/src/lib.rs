@@ -34,6 +34,7 @@ pub use fit::{
     Features, MAX_RULE_SCORE, Sample, Scores, Verdict, cross_validate, fit, scores_file,
 };
 pub use journal::{AutoLearn, Journal, Synced, sync as sync_journals};
+pub use msg::{EntityView, entity_views};
 pub use rules::UnsupportedRule;
 pub use sender_auth::{FUNCTIONS as SENDER_AUTH_FUNCTIONS, SenderAuth};
 pub use snapshot::{StoreLock, scanner_snapshot};
@@ -406,6 +407,12 @@ impl Engine {
     /// rejects), with where they are defined.
     pub fn unsupported_rules(&self) -> Vec<UnsupportedRule> {
         self.set.unsupported.clone()
+    }
+
+    /// Directives in the site's rule files that the engine does not carry
+    /// out (the directive as `name`, the rest of its line as `test`).
+    pub fn ignored_directives(&self) -> Vec<UnsupportedRule> {
+        self.set.ignored.clone()
     }
 
     /// Learned spam and ham counts, when there is a Bayes store.

@@ -8,16 +8,20 @@ use std::sync::LazyLock;
 
 use pcre2::bytes::Regex;
 
+pub use mailgate_mime::decode_header;
+use mailgate_mime::{Anomaly, Mime};
+
 use crate::html::{self, HtmlFacts};
 use crate::relays::Relays;
 
-/// MIME nesting deeper than this is treated as an opaque body.
-const MAX_DEPTH: usize = 20;
-/// At most this many MIME parts are looked at.
-const MAX_PARTS: usize = 1000;
-/// Body "lines" longer than this are split, as SpamAssassin's
-/// split_into_array_of_short_lines does, so that regexes see bounded input.
-const MAX_LINE: usize = 2048;
+mod addr;
+mod render;
+
+pub use addr::{display_name, first_addr, split_addresses};
+use render::{
+    BODY_PART_SCAN_SIZE, RAWBODY_PART_SCAN_SIZE, crlf_to_lf, limit_blank_lines, paragraphs,
+    raw_chunks, scan_prefix, split_body_line,
+};
 
 /// One header field.
 #[derive(Clone, Debug)]
@@ -44,6 +48,12 @@ pub struct Part {
     pub qp: QpLines,
     /// Where its facts are in `Message::html`, when rendered as HTML.
     pub html: Option<usize>,
+    /// Its entity in `Message::entities`.
+    pub entity: usize,
+    /// A hash of the body as mailgate-mime decoded it (before the
+    /// rendering above): what the differential tests compare with the
+    /// other checks' view of the part.
+    pub decoded_hash: u64,
 }
 
 /// MIMEEval's statistics of a quoted-printable body's raw lines.
@@ -71,6 +81,11 @@ pub struct Entity {
     /// The leaves at and under it, as indexes into `Message::parts`.
     pub leaves: Range<usize>,
     pub is_leaf: bool,
+    /// The declared type as mailgate-mime reads it, as cleanup's checks
+    /// and the banned check see it (`ctype` is SpamAssassin's reading).
+    pub mime_type: String,
+    /// The file name, as mailgate-mime reads it.
+    pub filename: Option<String>,
 }
 
 /// A parsed message.
@@ -104,75 +119,6 @@ pub struct Message {
     pub relays: Relays,
 }
 
-fn split_head_body(data: &[u8]) -> (&[u8], &[u8], bool) {
-    // The header block ends at the first empty line.
-    let mut i = 0;
-    loop {
-        let Some(nl) = data[i..].iter().position(|&c| c == b'\n').map(|p| i + p) else {
-            return (data, &[], true);
-        };
-        let next = nl + 1;
-        if data.get(next) == Some(&b'\n') {
-            return (&data[..next], &data[next + 1..], false);
-        }
-        if data.get(next) == Some(&b'\r') && data.get(next + 1) == Some(&b'\n') {
-            return (&data[..next], &data[next + 2..], false);
-        }
-        // A line that is neither a header nor a continuation ends the headers too
-        // (SpamAssassin flags this as a missing separator).
-        if let Some(&c) = data.get(next)
-            && c != b' '
-            && c != b'\t'
-        {
-            let line_end = data[next..]
-                .iter()
-                .position(|&c| c == b'\n')
-                .map_or(data.len(), |p| next + p);
-            let line = &data[next..line_end];
-            let colon = line.iter().position(|&c| c == b':');
-            let valid = colon.is_some_and(|p| {
-                p > 0 && line[..p].iter().all(|&c| c.is_ascii_graphic() && c != b':')
-            });
-            if !valid && next < data.len() {
-                return (&data[..next], &data[next..], true);
-            }
-        }
-        i = next;
-        if i >= data.len() {
-            return (data, &[], true);
-        }
-    }
-}
-
-fn parse_headers(block: &[u8]) -> Vec<Header> {
-    let mut out: Vec<Header> = Vec::new();
-    for line in block.split(|&c| c == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            continue;
-        }
-        if line[0] == b' ' || line[0] == b'\t' {
-            if let Some(last) = out.last_mut() {
-                last.raw.push(b'\n');
-                last.raw.extend_from_slice(line);
-            }
-            continue;
-        }
-        if let Some(colon) = line.iter().position(|&c| c == b':') {
-            let name = String::from_utf8_lossy(&line[..colon]).trim().to_string();
-            let mut value = &line[colon + 1..];
-            if value.first() == Some(&b' ') {
-                value = &value[1..];
-            }
-            out.push(Header {
-                name,
-                raw: value.to_vec(),
-            });
-        }
-    }
-    out
-}
-
 /// All values of a header, by case-insensitive name.
 pub fn header_values<'a>(headers: &'a [Header], name: &'a str) -> impl Iterator<Item = &'a [u8]> {
     headers
@@ -181,394 +127,105 @@ pub fn header_values<'a>(headers: &'a [Header], name: &'a str) -> impl Iterator<
         .map(|h| h.raw.as_slice())
 }
 
-fn b64_value(c: u8) -> Option<u8> {
-    Some(match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' | b'-' => 62,
-        b'/' | b'_' => 63,
-        _ => return None,
-    })
+/// An entity as the spam engine reads it: what differential tests compare
+/// with cleanup's and the banned check's reading of the same message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntityView {
+    pub mime_type: String,
+    pub filename: Option<String>,
+    pub is_leaf: bool,
+    /// For a leaf, a hash of its decoded body (`DefaultHasher` over the
+    /// byte slice).
+    pub decoded_hash: Option<u64>,
 }
 
-/// Base64 decoding that skips what is not base64, as mail clients do.
-pub fn decode_base64(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for &c in data {
-        if c == b'=' {
-            break;
-        }
-        let Some(v) = b64_value(c) else { continue };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
-}
-
-fn hex(c: u8) -> Option<u8> {
-    (c as char).to_digit(16).map(|d| d as u8)
-}
-
-/// Quoted-printable decoding; `underscore` for RFC 2047's Q encoding.
-pub fn decode_qp(data: &[u8], underscore: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len());
-    let mut i = 0;
-    while i < data.len() {
-        let c = data[i];
-        if c == b'=' {
-            match (data.get(i + 1), data.get(i + 2)) {
-                (Some(b'\n'), _) => {
-                    i += 2;
-                    continue;
-                }
-                (Some(b'\r'), Some(b'\n')) => {
-                    i += 3;
-                    continue;
-                }
-                (Some(&a), Some(&b)) => {
-                    if let (Some(h), Some(l)) = (hex(a), hex(b)) {
-                        out.push(h * 16 + l);
-                        i += 3;
-                        continue;
-                    }
-                }
-                _ => {}
-            }
-        }
-        out.push(if underscore && c == b'_' { b' ' } else { c });
-        i += 1;
-    }
-    out
-}
-
-/// What SpamAssassin's body and rawbody rules read of a part (its
-/// body_part_scan_size and rawbody_part_scan_size).
-const BODY_PART_SCAN_SIZE: usize = 50_000;
-const RAWBODY_PART_SCAN_SIZE: usize = 500_000;
-
-/// The first `size` bytes of a part's text, extended to the first of `breaks`
-/// found within 1 KB after them.
-fn scan_prefix<'a>(text: &'a [u8], size: usize, breaks: &[u8]) -> &'a [u8] {
-    let Some(rest) = text.get(size..).filter(|r| !r.is_empty()) else {
-        return text;
-    };
-    breaks
+/// The entities of a message as `Message::parse` records them.
+pub fn entity_views(data: &[u8]) -> Vec<EntityView> {
+    let msg = Message::parse(data);
+    msg.entities
         .iter()
-        .find_map(|&b| rest.iter().position(|&c| c == b).filter(|&p| p <= 1024))
-        .map_or(&text[..size], |p| &text[..size + p + 1])
-}
-
-/// SpamAssassin keeps at most 20 lines of a run of blank (white-space) lines in
-/// a body: the first and the last 19.
-fn limit_blank_lines(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    const MAX_BLANK: usize = 20;
-    let blank = |l: &[u8]| l.iter().all(|c| c.is_ascii_whitespace() || *c == 0x0b);
-    // Most bodies have no such run: find one before copying anything.
-    let mut run = 0;
-    let long_run = body.split_inclusive(|&c| c == b'\n').any(|l| {
-        run = if blank(l) { run + 1 } else { 0 };
-        run > MAX_BLANK
-    });
-    if !long_run {
-        return std::borrow::Cow::Borrowed(body);
-    }
-    let lines: Vec<&[u8]> = body.split_inclusive(|&c| c == b'\n').collect();
-    let mut keep = vec![true; lines.len()];
-    let mut i = 0;
-    let mut changed = false;
-    while i < lines.len() {
-        if !blank(lines[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < lines.len() && blank(lines[i]) {
-            i += 1;
-        }
-        // A run at the very start keeps one line more, as SpamAssassin counts it.
-        let (first_kept, run) = if start == 0 {
-            (2, i.saturating_sub(1))
-        } else {
-            (start + 1, i - start)
-        };
-        if run > MAX_BLANK {
-            keep[first_kept..first_kept + run - MAX_BLANK].fill(false);
-            changed = true;
-        }
-    }
-    if !changed {
-        return std::borrow::Cow::Borrowed(body);
-    }
-    std::borrow::Cow::Owned(
-        lines
-            .iter()
-            .zip(keep)
-            .filter(|(_, k)| *k)
-            .flat_map(|(l, _)| l.iter().copied())
-            .collect(),
-    )
-}
-
-/// Deletes white space at the ends of lines, as RFC 2045 says to before decoding
-/// quoted-printable.
-fn strip_line_ends(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len());
-    for line in data.split_inclusive(|&c| c == b'\n') {
-        let Some(content) = line.strip_suffix(b"\n") else {
-            out.extend_from_slice(line);
-            continue;
-        };
-        let (content, cr) = match content.strip_suffix(b"\r") {
-            Some(c) => (c, &b"\r"[..]),
-            None => (content, &b""[..]),
-        };
-        let kept = content.len()
-            - content
+        .enumerate()
+        .map(|(index, e)| EntityView {
+            mime_type: e.mime_type.clone(),
+            filename: e.filename.clone(),
+            is_leaf: e.is_leaf,
+            decoded_hash: msg
+                .parts
                 .iter()
-                .rev()
-                .take_while(|&&c| c == b' ' || c == b'\t')
-                .count();
-        out.extend_from_slice(&content[..kept]);
-        out.extend_from_slice(cr);
-        out.push(b'\n');
-    }
-    out
-}
-
-fn crlf_to_lf(mut data: Vec<u8>) -> Vec<u8> {
-    let mut w = 0;
-    for r in 0..data.len() {
-        if data[r] == b'\r' && data.get(r + 1) == Some(&b'\n') {
-            continue;
-        }
-        data[w] = data[r];
-        w += 1;
-    }
-    data.truncate(w);
-    data
-}
-
-/// Decodes RFC 2047 encoded words and unfolds. Charsets are not converted: the
-/// decoded octets are what the rules match, as in SpamAssassin.
-pub fn decode_header(raw: &[u8]) -> Vec<u8> {
-    let mut unfolded = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'\r' {
-            i += 1;
-            continue;
-        }
-        if raw[i] == b'\n' {
-            i += 1;
-            continue;
-        }
-        unfolded.push(raw[i]);
-        i += 1;
-    }
-    if html::find(&unfolded, b"=?").is_none() {
-        return unfolded;
-    }
-    let mut out = Vec::with_capacity(unfolded.len());
-    let mut i = 0;
-    let mut last_was_word = false;
-    let mut pending_ws: Vec<u8> = Vec::new();
-    while i < unfolded.len() {
-        if unfolded[i..].starts_with(b"=?")
-            && let Some((decoded, used)) = encoded_word(&unfolded[i..])
-        {
-            // Whitespace between two encoded words is not part of the text.
-            if !last_was_word {
-                out.extend_from_slice(&pending_ws);
-            }
-            pending_ws.clear();
-            out.extend_from_slice(&decoded);
-            i += used;
-            last_was_word = true;
-            continue;
-        }
-        let c = unfolded[i];
-        if c == b' ' || c == b'\t' {
-            pending_ws.push(c);
-        } else {
-            out.append(&mut pending_ws);
-            out.push(c);
-            last_was_word = false;
-        }
-        i += 1;
-    }
-    out.extend_from_slice(&pending_ws);
-    out
-}
-
-fn encoded_word(s: &[u8]) -> Option<(Vec<u8>, usize)> {
-    let rest = s.get(2..)?;
-    let q1 = rest.iter().take(75).position(|&c| c == b'?')?;
-    let enc = *rest.get(q1 + 1)?;
-    if rest.get(q1 + 2) != Some(&b'?') {
-        return None;
-    }
-    let text_start = q1 + 3;
-    let text_len = html::find(rest.get(text_start..)?, b"?=")?;
-    let text = &rest[text_start..text_start + text_len];
-    let decoded = match enc.to_ascii_lowercase() {
-        b'b' => decode_base64(text),
-        b'q' => decode_qp(text, true),
-        _ => return None,
-    };
-    Some((decoded, 2 + text_start + text_len + 2))
-}
-
-/// A Content-Type value split into lowercase type and parameters.
-fn parse_content_type(value: &[u8]) -> (String, Vec<(String, String)>) {
-    let v = String::from_utf8_lossy(&decode_header(value)).to_string();
-    let mut pieces = split_params(&v).into_iter();
-    let ctype = pieces
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    let params = pieces
-        .filter_map(|p| {
-            let (k, v) = p.split_once('=')?;
-            Some((
-                k.trim().to_ascii_lowercase(),
-                v.trim().trim_matches('"').to_string(),
-            ))
+                .find(|p| p.entity == index)
+                .map(|p| p.decoded_hash),
         })
-        .collect();
-    (ctype, params)
+        .collect()
 }
 
-/// Splits on `;` outside double quotes.
-fn split_params(v: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    for c in v.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                cur.push(c);
-            }
-            ';' if !quoted => out.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
+fn headers_of(e: &mailgate_mime::Entity) -> Vec<Header> {
+    e.headers
+        .iter()
+        .map(|f| Header {
+            name: f.name.clone(),
+            raw: f.raw.clone(),
+        })
+        .collect()
 }
 
-struct Walker<'a> {
-    msg: &'a mut Message,
-    count: usize,
+fn hash_of(data: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut h);
+    h.finish()
 }
 
-impl Walker<'_> {
-    fn entity(&mut self, headers: &[Header], body: &[u8], depth: usize, default_type: &str) {
-        self.count += 1;
-        if self.count > MAX_PARTS {
-            return;
+/// A leaf as the rules read it: mailgate-mime's decoded body, then
+/// SpamAssassin's rendering (LF line ends for decoded text, at most 20
+/// lines of a blank run).
+fn leaf_part(
+    mime: &Mime<'_>,
+    e: &mailgate_mime::Entity,
+    headers: &[Header],
+    sa: &Entity,
+    entity: usize,
+) -> Part {
+    let raw = mime.body(e);
+    let decoded = mime.decoded(e);
+    let decoded_hash = hash_of(&decoded);
+    let ctype = &e.content_type;
+    let body = match e.encoding.as_str() {
+        "base64" if ctype.starts_with("text/") || ctype.starts_with("message/") => {
+            crlf_to_lf(decoded.into_owned())
         }
-        let (ctype, params) = match header_values(headers, "content-type").next() {
-            Some(v) => parse_content_type(v),
-            None => (default_type.to_string(), Vec::new()),
-        };
-        let ctype = if ctype.contains('/') {
-            ctype
-        } else {
-            "text/plain".to_string()
-        };
-        let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        self.msg.all_types.push(ctype.clone());
-        let entity = self.msg.entities.len();
-        let first_leaf = self.msg.parts.len();
-        self.msg
-            .entities
-            .push(sa_entity(headers, default_type, first_leaf));
-        let nested = if ctype.starts_with("multipart/")
-            && depth < MAX_DEPTH
-            && let Some(boundary) = param("boundary").filter(|b| !b.is_empty())
-        {
-            let child_default = if ctype == "multipart/digest" {
-                "message/rfc822"
-            } else {
-                "text/plain"
-            };
-            let (parts, epilogue) = split_multipart(body, boundary.as_bytes());
-            self.msg.mime_epilogue |= epilogue;
-            for part in parts {
-                let (head, pbody, _) = split_part(part);
-                let hs = parse_headers(head);
-                self.msg.part_headers.push(hs.clone());
-                self.entity(&hs, pbody, depth + 1, child_default);
-            }
-            true
-        } else if ctype == "message/rfc822" && depth < MAX_DEPTH {
-            let (head, inner, _) = split_head_body(body);
-            let hs = parse_headers(head);
-            self.msg.part_headers.push(hs.clone());
-            self.entity(&hs, inner, depth + 1, "text/plain");
-            true
-        } else {
-            false
-        };
-        if nested {
-            let end = self.msg.parts.len();
-            if let Some(e) = self.msg.entities.get_mut(entity) {
-                e.leaves = first_leaf..end;
-                e.is_leaf = false;
-            }
-            return;
-        }
-        let encoding = header_values(headers, "content-transfer-encoding")
-            .next()
-            .map(|v| String::from_utf8_lossy(v).trim().to_ascii_lowercase())
-            .unwrap_or_default();
-        // Decoded text has LF line ends, as SpamAssassin decodes it.
-        let decoded = match encoding.as_str() {
-            "base64" if ctype.starts_with("text/") || ctype.starts_with("message/") => {
-                crlf_to_lf(decode_base64(body))
-            }
-            "base64" => decode_base64(body),
-            "quoted-printable" => crlf_to_lf(decode_qp(&strip_line_ends(body), false)),
-            _ => body.to_vec(),
-        };
-        // Lines counted with their line end (CRLF as one), as SpamAssassin reads them.
-        let base64_longest_line = if encoding == "base64" {
-            body.split_inclusive(|&c| c == b'\n')
-                .map(|l| l.len() - usize::from(l.ends_with(b"\r\n")))
-                .max()
-                .unwrap_or(0)
-        } else {
-            0
-        };
-        let sa = &self.msg.entities[entity];
-        let qp = if sa.encoding == "quoted-printable" {
-            qp_lines(body)
-        } else {
-            QpLines::default()
-        };
-        let effective_type = if html_file_name(headers) {
-            "text/html".to_string()
-        } else {
-            sa.ctype.clone()
-        };
-        self.msg.parts.push(Part {
-            content_type: ctype,
-            body: decoded,
-            raw_len: body.len(),
-            base64_longest_line,
-            effective_type,
-            qp,
-            html: None,
-        });
+        "base64" => decoded.into_owned(),
+        "quoted-printable" => limit_blank_lines(&crlf_to_lf(decoded.into_owned())).into_owned(),
+        _ => limit_blank_lines(&decoded).into_owned(),
+    };
+    // Lines counted with their line end (CRLF as one), as SpamAssassin reads them.
+    let base64_longest_line = if e.encoding == "base64" {
+        raw.split_inclusive(|&c| c == b'\n')
+            .map(|l| l.len() - usize::from(l.ends_with(b"\r\n")))
+            .max()
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let qp = if sa.encoding == "quoted-printable" {
+        qp_lines(raw)
+    } else {
+        QpLines::default()
+    };
+    let effective_type = if html_file_name(headers) {
+        "text/html".to_string()
+    } else {
+        sa.ctype.clone()
+    };
+    Part {
+        content_type: ctype.clone(),
+        body,
+        raw_len: raw.len(),
+        base64_longest_line,
+        effective_type,
+        qp,
+        html: None,
+        entity,
+        decoded_hash,
     }
 }
 
@@ -640,6 +297,8 @@ fn sa_entity(headers: &[Header], default_type: &str, leaf: usize) -> Entity {
         disposition: lower("content-disposition"),
         leaves: leaf..leaf + 1,
         is_leaf: true,
+        mime_type: String::new(),
+        filename: None,
     }
 }
 
@@ -712,142 +371,6 @@ fn qp_lines(body: &[u8]) -> QpLines {
     out
 }
 
-/// A part's own header block and body; a part with no blank line is all body when
-/// its first line is not a header.
-fn split_part(part: &[u8]) -> (&[u8], &[u8], bool) {
-    if part.first() == Some(&b'\n') {
-        return (&[], &part[1..], false);
-    }
-    if part.starts_with(b"\r\n") {
-        return (&[], &part[2..], false);
-    }
-    split_head_body(part)
-}
-
-/// The parts between `--boundary` lines, and whether text follows the closing
-/// one (an epilogue of more than white space and dots).
-fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> (Vec<&'a [u8]>, bool) {
-    let mut delim = Vec::with_capacity(boundary.len() + 2);
-    delim.extend_from_slice(b"--");
-    delim.extend_from_slice(boundary);
-    let mut parts = Vec::new();
-    let mut start: Option<usize> = None;
-    let mut pos = 0;
-    while pos <= body.len() {
-        let line_end = body[pos..]
-            .iter()
-            .position(|&c| c == b'\n')
-            .map_or(body.len(), |p| pos + p);
-        let line = &body[pos..line_end];
-        // A delimiter line is the boundary, maybe `--`, then only white space (a
-        // nested part's boundary may extend this one).
-        let delimiter = line.strip_prefix(&delim[..]).and_then(|r| {
-            let (last, r) = match r.strip_prefix(b"--") {
-                Some(r) => (true, r),
-                None => (false, r),
-            };
-            r.iter().all(u8::is_ascii_whitespace).then_some(last)
-        });
-        if let Some(last) = delimiter {
-            // The line break before a delimiter belongs to the delimiter.
-            if let Some(s) = start {
-                let mut end = pos.saturating_sub(1).max(s);
-                if end > s && body.get(end - 1) == Some(&b'\r') {
-                    end -= 1;
-                }
-                parts.push(&body[s..end]);
-            }
-            if last {
-                let epilogue = body.get(line_end + 1..).is_some_and(|rest| {
-                    rest.iter().any(|c| !c.is_ascii_whitespace() && *c != b'.')
-                });
-                return (parts, epilogue);
-            }
-            start = Some((line_end + 1).min(body.len()));
-            if parts.len() >= MAX_PARTS {
-                return (parts, false);
-            }
-        }
-        pos = line_end + 1;
-    }
-    if let Some(s) = start
-        && s < body.len()
-    {
-        parts.push(&body[s..]);
-    }
-    (parts, false)
-}
-
-/// Collapses white space as SpamAssassin does for body rules: a run of white
-/// space with two or more line breaks becomes one line break (white space on
-/// either side of them a space), any other run a space. The lines are what body
-/// rules run on.
-fn paragraphs(text: &[u8], out: &mut Vec<Vec<u8>>) {
-    let is_space = |c: u8| c.is_ascii_whitespace() || c == 0x0b;
-    let mut line: Vec<u8> = Vec::new();
-    let mut i = 0;
-    while i < text.len() {
-        if !is_space(text[i]) {
-            line.push(text[i]);
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < text.len() && is_space(text[i]) {
-            i += 1;
-        }
-        let run = &text[start..i];
-        let first = run.iter().position(|&c| c == b'\n');
-        let last = run.iter().rposition(|&c| c == b'\n');
-        match (first, last) {
-            (Some(f), Some(l)) if f < l => {
-                if f > 0 {
-                    line.push(b' ');
-                }
-                line.push(b'\n');
-                split_body_line(std::mem::take(&mut line), out);
-                if l + 1 < run.len() {
-                    line.push(b' ');
-                }
-            }
-            _ => line.push(b' '),
-        }
-    }
-    if !line.is_empty() {
-        split_body_line(line, out);
-    }
-}
-
-/// SpamAssassin's split_into_array_of_short_lines: a line over 2 KB is cut after
-/// its last space in the first 2 KB, so that regexes see bounded input.
-fn split_body_line(mut line: Vec<u8>, out: &mut Vec<Vec<u8>>) {
-    while line.len() > MAX_LINE {
-        let cut = line[..=MAX_LINE]
-            .iter()
-            .rposition(|&c| c == b' ')
-            .map_or(MAX_LINE, |p| p + 1);
-        let rest = line.split_off(cut);
-        out.push(line);
-        line = rest;
-    }
-    out.push(line);
-}
-
-fn push_short_lines(mut line: Vec<u8>, out: &mut Vec<Vec<u8>>) {
-    while line.len() > MAX_LINE {
-        // Split after whitespace past 1 KB so that a URL is rarely cut in half.
-        let cut = line[1024..]
-            .iter()
-            .position(|&c| c == b' ' || c == b'-')
-            .map_or(1024, |p| 1024 + p + 1)
-            .min(line.len());
-        let rest = line.split_off(cut);
-        out.push(line);
-        line = rest;
-    }
-    out.push(line);
-}
-
 fn text_uris(text: &[u8], out: &mut Vec<String>) {
     let lower = text.to_ascii_lowercase();
     let mut i = 0;
@@ -880,32 +403,54 @@ fn text_uris(text: &[u8], out: &mut Vec<String>) {
 }
 
 impl Message {
-    /// Parses a message. Never fails: anything unparsable is taken as body text.
+    /// Parses a message with mailgate-mime, as the banned check and
+    /// cleanup's checks read it. Never fails: anything unparsable is body text.
     pub fn parse(data: &[u8]) -> Message {
-        let data = if data.starts_with(b"From ") {
-            let nl = data
-                .iter()
-                .position(|&c| c == b'\n')
-                .map_or(data.len(), |p| p + 1);
-            &data[nl..]
-        } else {
-            data
-        };
+        let mime = Mime::parse(data, &mailgate_mime::Limits::default());
+        let root = &mime.entities[0];
         let mut msg = Message {
-            full: data.to_vec(),
+            // Without an mbox `From ` line.
+            full: data[root.header_span.start..].to_vec(),
+            missing_separator: root.anomalies.contains(&Anomaly::MissingSeparator),
+            body_len: root.body_span.len(),
+            mime_epilogue: mime.epilogue,
             ..Message::default()
         };
-        let (head, body, missing) = split_head_body(data);
-        msg.missing_separator = missing;
-        msg.body_len = body.len();
-        msg.headers = parse_headers(head);
+        msg.headers = headers_of(root);
         msg.relays = Relays::parse(&msg.headers);
-        let headers = msg.headers.clone();
-        let mut w = Walker {
-            msg: &mut msg,
-            count: 0,
-        };
-        w.entity(&headers, &limit_blank_lines(body), 0, "text/plain");
+        for (index, e) in mime.entities.iter().enumerate() {
+            let headers = if index == 0 {
+                msg.headers.clone()
+            } else {
+                let hs = headers_of(e);
+                msg.part_headers.push(hs.clone());
+                hs
+            };
+            msg.all_types.push(e.content_type.clone());
+            let mut sa = sa_entity(&headers, &e.content_type, msg.parts.len());
+            sa.is_leaf = e.is_leaf;
+            sa.mime_type = e.content_type.clone();
+            sa.filename = e.filename.clone();
+            if e.is_leaf {
+                msg.parts.push(leaf_part(&mime, e, &headers, &sa, index));
+            }
+            msg.entities.push(sa);
+        }
+        // A container's leaves run to the last leaf of its last descendant.
+        for index in (0..mime.entities.len()).rev() {
+            let e = &mime.entities[index];
+            if e.is_leaf {
+                continue;
+            }
+            let start = msg.entities[index].leaves.start;
+            let end = e
+                .children
+                .iter()
+                .map(|&c| msg.entities[c].leaves.end)
+                .max()
+                .unwrap_or(start);
+            msg.entities[index].leaves = start..end.max(start);
+        }
         msg.derive();
         msg
     }
@@ -993,262 +538,5 @@ impl Message {
     }
 }
 
-/// rawbody rules see decoded text in chunks of up to about 2 KB, broken at lines.
-fn raw_chunks(text: &[u8], out: &mut Vec<Vec<u8>>) {
-    let mut cur = Vec::new();
-    for line in text.split_inclusive(|&c| c == b'\n') {
-        if !cur.is_empty() && cur.len() + line.len() > MAX_LINE {
-            out.push(std::mem::take(&mut cur));
-        }
-        cur.extend_from_slice(line);
-        if cur.len() > MAX_LINE {
-            push_short_lines(std::mem::take(&mut cur), out);
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-}
-
-/// Splits an address list at commas outside quotes, comments and angle brackets.
-pub fn split_addresses(v: &[u8]) -> Vec<&[u8]> {
-    let (mut out, mut start, mut quoted, mut depth, mut angle) =
-        (Vec::new(), 0, false, 0u32, false);
-    let mut i = 0;
-    while i < v.len() {
-        match v[i] {
-            b'\\' if quoted => i += 1,
-            b'"' => quoted = !quoted,
-            b'(' if !quoted => depth += 1,
-            b')' if !quoted => depth = depth.saturating_sub(1),
-            b'<' if !quoted && depth == 0 => angle = true,
-            b'>' if !quoted && depth == 0 => angle = false,
-            b',' if !quoted && depth == 0 && !angle => {
-                out.push(&v[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    out.push(&v[start.min(v.len())..]);
-    out
-}
-
-/// The first address in a header value (SpamAssassin's `:addr`).
-pub fn first_addr(value: &[u8]) -> Vec<u8> {
-    let v = split_addresses(value)
-        .into_iter()
-        .find(|a| !a.trim_ascii().is_empty())
-        .unwrap_or(value);
-    // `<addr>`, where the `<` is not inside a quoted display name.
-    let mut quoted = false;
-    let mut i = 0;
-    while i < v.len() {
-        match v[i] {
-            b'\\' if quoted => i += 1,
-            b'"' => quoted = !quoted,
-            b'<' if !quoted => {
-                if let Some(gt) = v[i..].iter().position(|&c| c == b'>') {
-                    return v[i + 1..i + gt].trim_ascii().to_vec();
-                }
-                break;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    // Without angle brackets: drop a (comment) and take the first word with an @.
-    let no_comment: Vec<u8> = {
-        let mut depth = 0;
-        v.iter()
-            .filter(|&&c| match c {
-                b'(' => {
-                    depth += 1;
-                    false
-                }
-                b')' => {
-                    depth = (depth - 1).max(0);
-                    false
-                }
-                _ => depth == 0,
-            })
-            .copied()
-            .collect()
-    };
-    let first = no_comment
-        .split(|&c| c == b',')
-        .next()
-        .unwrap_or_default()
-        .trim_ascii();
-    first
-        .split(|c| c.is_ascii_whitespace())
-        .find(|w| w.contains(&b'@'))
-        .unwrap_or(first)
-        .to_vec()
-}
-
-/// The display name in a header value (SpamAssassin's `:name`).
-pub fn display_name(value: &[u8]) -> Vec<u8> {
-    if let Some(lt) = value.iter().position(|&c| c == b'<') {
-        let name = value[..lt].trim_ascii();
-        return name
-            .strip_prefix(b"\"")
-            .and_then(|n| n.strip_suffix(b"\""))
-            .unwrap_or(name)
-            .to_vec();
-    }
-    if let Some(open) = value.iter().position(|&c| c == b'(')
-        && let Some(close) = value.iter().rposition(|&c| c == b')')
-        && close > open
-    {
-        return value[open + 1..close].to_vec();
-    }
-    Vec::new()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn multipart_with_encodings() {
-        let m = Message::parse(
-            b"From x@y Mon Jan 1 00:00:00 2024\nSubject: =?utf-8?B?SGVsbG8=?= world\n\
-              Content-Type: multipart/alternative; boundary=\"b1\"\n\n\
-              preamble\n--b1\nContent-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n\
-              Cheap =3D pills\n--b1\nContent-Type: text/html\nContent-Transfer-Encoding: base64\n\n\
-              PHA+Q2xpY2sgPGEgaHJlZj0iaHR0cDovL3NwYW0uZXhhbXBsZS8iPmhlcmU8L2E+PC9wPg==\n--b1--\n",
-        );
-        assert_eq!(m.header("subject").unwrap(), b"Hello world");
-        assert_eq!(m.parts.len(), 2);
-        assert_eq!(m.parts[0].body, b"Cheap = pills");
-        // The subject is a line of its own, as in SpamAssassin.
-        assert_eq!(m.body_lines[0], b"Hello world\n");
-        assert!(m.body_lines[1].starts_with(b"Cheap = pills"));
-        assert!(m.uris.contains(&"http://spam.example/".to_string()));
-        assert_eq!(m.part_headers.len(), 2);
-        assert!(!m.full.starts_with(b"From "));
-    }
-
-    #[test]
-    fn addresses() {
-        assert_eq!(first_addr(b"\"Joe\" <joe@example.com>"), b"joe@example.com");
-        assert_eq!(first_addr(b"joe@example.com (Joe)"), b"joe@example.com");
-        assert_eq!(
-            display_name(b"\"Joe Bloggs\" <joe@example.com>"),
-            b"Joe Bloggs"
-        );
-    }
-
-    #[test]
-    fn missing_separator() {
-        let m = Message::parse(b"Subject: x\nthis is not a header\nmore\n");
-        assert!(m.missing_separator);
-        assert_eq!(m.parts[0].body, b"this is not a header\nmore\n");
-    }
-
-    #[test]
-    fn nested_boundary_extending_the_outer_one() {
-        let m = Message::parse(
-            b"Content-Type: multipart/related; boundary=\"B\"\n\n--B\n\
-              Content-Type: multipart/alternative; boundary=\"BAA\"\n\n--BAA\n\
-              Content-Type: text/plain\n\nplain\n--BAA\nContent-Type: text/html\n\n<p>html</p>\n\
-              --BAA--\n--B--\nepilogue\n",
-        );
-        let types: Vec<&str> = m.entities.iter().map(|e| e.ctype.as_str()).collect();
-        assert_eq!(
-            types,
-            [
-                "multipart/related",
-                "multipart/alternative",
-                "text/plain",
-                "text/html"
-            ]
-        );
-        assert_eq!(m.entities[1].leaves, 0..2);
-        assert!(!m.entities[1].is_leaf);
-        assert_eq!(m.parts[0].body, b"plain");
-        assert!(m.mime_epilogue);
-        assert_eq!(m.html.len(), 1);
-        assert_eq!(m.parts[1].html, Some(0));
-    }
-
-    #[test]
-    fn entities_as_spamassassin_reads_them() {
-        let m = Message::parse(
-            b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\
-              Content-Type: TEXT/enriched; charset=\"UTF-8\"\n\
-              Content-Transfer-Encoding: Base64\n\n\
-              --b\nContent-Type: multipart/mixed\n\n--b\n\
-              Content-Type: application/octet-stream\n\
-              Content-Disposition: attachment; filename=\"page.htm\"\n\nx\n--b--\n",
-        );
-        let e = &m.entities;
-        assert_eq!(e[1].ctype, "text/plain");
-        assert_eq!(e[1].charset, "utf-8");
-        assert_eq!(e[1].encoding, "base64");
-        // A multipart without a boundary is text.
-        assert_eq!(e[2].ctype, "text/plain");
-        assert_eq!(e[3].disposition, "attachment; filename=\"page.htm\"");
-        assert_eq!(m.parts[2].effective_type, "text/html");
-        // No Content-Type at all: us-ascii text.
-        let plain = Message::parse(b"Subject: x\n\nhi\n");
-        assert_eq!(plain.entities[0].charset, "us-ascii");
-    }
-
-    #[test]
-    fn quoted_printable_as_spamassassin_decodes_it() {
-        let m = Message::parse(
-            b"Content-Transfer-Encoding: quoted-printable\n\n\
-              soft =\r\nbreak   \r\nx=3Dy=20=20 \r\n",
-        );
-        assert_eq!(m.parts[0].body, b"soft break\nx=y  \n");
-        assert_eq!(m.parts[0].qp.bytes, 7 + 9 + 13);
-        // =3D is needed; the trailing =20=20 are too.
-        assert_eq!(m.parts[0].qp.needless, 0.0);
-        assert!(!m.parts[0].qp.long_line);
-        let long = format!(
-            "Content-Transfer-Encoding: quoted-printable\n\n{}=41\n",
-            "a".repeat(77)
-        );
-        let m = Message::parse(long.as_bytes());
-        assert!(m.parts[0].qp.long_line);
-        assert_eq!(m.parts[0].qp.needless, 1.0);
-    }
-
-    #[test]
-    fn body_lines_as_spamassassin_builds_them() {
-        let m = Message::parse(b"Subject:  Hello \n\nfirst\nline \n \n\tsecond  para\n\n\n");
-        assert_eq!(
-            m.body_lines,
-            [&b"Hello\n"[..], b"first line \n", b" second para\n"]
-        );
-        // Runs of more than 20 blank lines keep 20.
-        let mut text = b"Subject: x\n\na\n".to_vec();
-        text.extend(b" \n".repeat(30));
-        text.extend(b"b\n");
-        let m = Message::parse(&text);
-        assert_eq!(m.parts[0].body.iter().filter(|&&c| c == b'\n').count(), 22);
-        assert_eq!(m.body_len, text.len() - 12);
-        // Body rules see the first 50 kB of a part, to a line end.
-        let big = format!("Subject: x\n\n{}\nrest\n", "word ".repeat(20_000));
-        let m = Message::parse(big.as_bytes());
-        let seen: usize = m.body_lines.iter().skip(1).map(Vec::len).sum();
-        assert!((50_000..51_100).contains(&seen), "{seen}");
-        assert!(m.body_lines.iter().all(|l| l.len() <= MAX_LINE + 1));
-    }
-
-    #[test]
-    fn first_addresses() {
-        assert_eq!(
-            first_addr(b"\"<Karen\" <karen@example.com>"),
-            b"karen@example.com"
-        );
-        assert_eq!(
-            first_addr(b"a@example.com, \"B\" <b@example.org>"),
-            b"a@example.com"
-        );
-        assert_eq!(first_addr(b"\"Doe, J\" <j@example.com>"), b"j@example.com");
-    }
-}
+mod tests;

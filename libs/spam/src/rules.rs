@@ -173,6 +173,11 @@ pub struct RuleSet {
     pub blocklist_from: Vec<String>,
     pub welcomelist_to: Vec<String>,
     pub unsupported: Vec<UnsupportedRule>,
+    /// Directives of the site's own files (not the stock rules) that this
+    /// engine does not carry out (`rewrite_header`, `trusted_networks`,
+    /// plugin settings...): `mailgate check` names each with file:line.
+    /// The `name` is the directive, the `test` the rest of its line.
+    pub ignored: Vec<UnsupportedRule>,
     pub bayes_auto_learn: Option<bool>,
     pub auto_learn_spam: Option<f64>,
     pub auto_learn_ham: Option<f64>,
@@ -596,8 +601,19 @@ impl Loader {
             }
             // Everything else configures plugins this engine does not have, DNS
             // lists, reporting templates or per-user settings: it changes no rule
-            // that runs here.
-            _ => {}
+            // that runs here. In the stock files that is expected; in the
+            // site's own files the administrator asked for something, so it
+            // is recorded for `mailgate check` to name.
+            _ => {
+                if self.strict {
+                    self.set.ignored.push(UnsupportedRule {
+                        name: directive.to_string(),
+                        file: path.to_path_buf(),
+                        line,
+                        test: rest.to_string(),
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -800,6 +816,35 @@ mod tests {
         let mut l = Loader::new();
         l.load_text(text, Path::new("test.cf"), true).unwrap();
         l.finish(0).unwrap()
+    }
+
+    #[test]
+    fn site_directives_not_carried_out_are_recorded() {
+        let set = load(
+            "required_score 6\n\
+             rewrite_header Subject *****SPAM*****\n\
+             trusted_networks 10.0.0.0/8\n\
+             score_typo X 1\n",
+        );
+        let named: Vec<(String, usize, String)> = set
+            .ignored
+            .iter()
+            .map(|d| (d.name.clone(), d.line, d.test.clone()))
+            .collect();
+        assert_eq!(
+            named,
+            vec![
+                ("rewrite_header".into(), 2, "Subject *****SPAM*****".into()),
+                ("trusted_networks".into(), 3, "10.0.0.0/8".into()),
+                ("score_typo".into(), 4, "X 1".into()),
+            ]
+        );
+        // The stock files configure plugins the engine does not have: not
+        // the administrator's request, not listed.
+        let mut l = Loader::new();
+        l.load_text("rewrite_header Subject x\n", Path::new("stock.cf"), false)
+            .unwrap();
+        assert!(l.finish(0).unwrap().ignored.is_empty());
     }
 
     fn rule<'a>(set: &'a RuleSet, name: &str) -> &'a Rule {

@@ -8,6 +8,9 @@
 //! - `redis:host:port[/db]` (cargo feature `redis`): a Redis server that
 //!   several gateways share, which expires entries itself. Only a process
 //!   whose sandbox allows the network enables the feature.
+//! - [`Store::in_memory`]: a map in the owner's memory, lost when it ends
+//!   (for state that Postfix too keeps in memory when told to, such as an
+//!   empty address_verify_map).
 //!
 //! Each user of a store works in its own namespace (a redb table, or a
 //! `mailgate:NAMESPACE:` key prefix in Redis), so one Redis database can hold
@@ -15,6 +18,7 @@
 //! [`StoreError`]; callers decide how to fail closed.
 
 mod embedded;
+mod memory;
 #[cfg(feature = "redis")]
 mod remote;
 mod spec;
@@ -63,6 +67,7 @@ impl Default for StoreOptions {
 
 enum Backend {
     Embedded(embedded::Embedded),
+    Memory(memory::Memory),
     #[cfg(feature = "redis")]
     Remote(Box<remote::Remote>),
 }
@@ -72,7 +77,7 @@ enum Backend {
 pub struct Store {
     backend: Backend,
     namespace: String,
-    spec: StoreSpec,
+    spec: Option<StoreSpec>,
 }
 
 impl Store {
@@ -102,17 +107,41 @@ impl Store {
         Ok(Store {
             backend,
             namespace: namespace.to_string(),
-            spec: spec.clone(),
+            spec: Some(spec.clone()),
         })
     }
 
-    pub fn spec(&self) -> &StoreSpec {
-        &self.spec
+    /// A store in this process's memory only, for `namespace`, holding at
+    /// most `limit` entries that have not expired.
+    pub fn in_memory(namespace: &str, limit: usize) -> Store {
+        Store {
+            backend: Backend::Memory(memory::Memory::new(limit)),
+            namespace: namespace.to_string(),
+            spec: None,
+        }
+    }
+
+    /// Where the store lives; None for one in memory.
+    pub fn spec(&self) -> Option<&StoreSpec> {
+        self.spec.as_ref()
+    }
+
+    /// Where the store lives, for log lines: its spec, or "memory".
+    pub fn describe(&self) -> String {
+        self.spec
+            .as_ref()
+            .map_or_else(|| "memory".to_string(), StoreSpec::to_string)
     }
 
     /// True when the store is on the network (its owner needs the network).
     pub fn is_remote(&self) -> bool {
-        matches!(self.spec, StoreSpec::Redis { .. })
+        matches!(self.spec, Some(StoreSpec::Redis { .. }))
+    }
+
+    /// True when the store is a database file opened before the sandbox
+    /// (its owner needs the db-file promise).
+    pub fn is_file(&self) -> bool {
+        matches!(self.spec, Some(StoreSpec::Redb(_)))
     }
 
     #[cfg(feature = "redis")]
@@ -124,6 +153,7 @@ impl Store {
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match &self.backend {
             Backend::Embedded(db) => db.get(&self.namespace, key).await,
+            Backend::Memory(map) => map.get(key),
             #[cfg(feature = "redis")]
             Backend::Remote(redis) => redis.get(&self.remote_key(key)).await,
         }
@@ -133,6 +163,7 @@ impl Store {
     pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Embedded(db) => db.set(&self.namespace, key, value, ttl).await,
+            Backend::Memory(map) => map.set(key, value, ttl),
             #[cfg(feature = "redis")]
             Backend::Remote(redis) => redis.set(&self.remote_key(key), value, ttl).await,
         }
@@ -141,6 +172,7 @@ impl Store {
     pub async fn remove(&self, key: &str) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Embedded(db) => db.remove(&self.namespace, key).await,
+            Backend::Memory(map) => map.remove(key),
             #[cfg(feature = "redis")]
             Backend::Remote(redis) => redis.remove(&self.remote_key(key)).await,
         }
@@ -151,6 +183,7 @@ impl Store {
     pub async fn prune(&self) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Embedded(db) => db.prune(&self.namespace).await,
+            Backend::Memory(map) => map.prune(),
             #[cfg(feature = "redis")]
             Backend::Remote(_) => Ok(0),
         }
@@ -220,6 +253,43 @@ mod tests {
                 .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
                 .unwrap();
             assert_eq!(mode, 0o600);
+        });
+    }
+
+    #[test]
+    fn a_store_in_memory_expires_and_prunes_too() {
+        runtime().block_on(async {
+            let store = Store::in_memory("verify", 2);
+            assert!(!store.is_remote() && !store.is_file() && store.spec().is_none());
+            assert_eq!(store.describe(), "memory");
+            store.set("a", b"1", Duration::from_secs(60)).await.unwrap();
+            store
+                .set("b", b"2", Duration::from_millis(1))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            assert_eq!(store.get("a").await.unwrap(), Some(b"1".to_vec()));
+            assert_eq!(store.get("b").await.unwrap(), None);
+            assert_eq!(store.prune().await.unwrap(), 1);
+            store.remove("a").await.unwrap();
+            assert_eq!(store.get("a").await.unwrap(), None);
+            // Full of live entries: a new key is refused, a known one is
+            // replaced, and room made by expiry is used.
+            for key in ["a", "b"] {
+                store.set(key, b"1", Duration::from_secs(60)).await.unwrap();
+            }
+            let full = store.set("c", b"3", Duration::from_secs(60)).await;
+            assert!(
+                full.unwrap_err().to_string().contains("full (2 entries"),
+                "a full store refuses"
+            );
+            store
+                .set("b", b"2", Duration::from_millis(1))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            store.set("c", b"3", Duration::from_secs(60)).await.unwrap();
+            assert_eq!(store.get("c").await.unwrap(), Some(b"3".to_vec()));
         });
     }
 

@@ -199,13 +199,24 @@ impl Evaluator<'_> {
                 Decision::Dunno
             }
             "FILTER" => {
-                // After-queue content filters do not exist yet: refusing
-                // for now is better than delivering mail unfiltered.
-                warning!(
-                    "access table {spec}: action FILTER is not implemented in mailgate; \
-                     answering with a temporary error"
+                if !self.can_delegate(st, spec, "FILTER") {
+                    return Decision::Dunno;
+                }
+                match text.split_once(':') {
+                    Some((transport, _)) if !transport.is_empty() && !text.contains(' ') => {}
+                    _ => {
+                        warning!(
+                            "access table {spec} entry \"{value}\" requires transport:destination"
+                        );
+                        return Decision::Dunno;
+                    }
+                }
+                st.log_whatsup(
+                    "filter",
+                    &format!("<{name}>: {class} triggers FILTER {text}"),
                 );
-                self.server_error(st)
+                st.actions.filter = Some(text.to_string());
+                Decision::Dunno
             }
             "HOLD" | "DISCARD" => {
                 if !self.can_delegate(st, spec, &upper) {

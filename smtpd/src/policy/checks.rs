@@ -126,11 +126,23 @@ impl Evaluator<'_> {
         )
     }
 
-    /// The recipient tables: with relay_recipient_maps set, an address in
+    /// The recipient tables: a local address (mydestination) must be in
+    /// local_recipient_maps; with relay_recipient_maps set, an address in
     /// relay_domains must be listed (as user@domain, user+ext's base, or
     /// @domain). Used by reject_unlisted_{sender,recipient} and
     /// smtpd_reject_unlisted_{sender,recipient}.
     pub(super) fn unlisted(&self, st: &mut State, address: &str, who: Subject) -> Decision {
+        // receive_override_options = no_unknown_recipient_checks (behind a
+        // content filter: the recipients were checked on the way in).
+        if who != Subject::Sender
+            && self
+                .settings
+                .filtering
+                .overrides
+                .no_unknown_recipient_checks
+        {
+            return Decision::Dunno;
+        }
         if st.warn_if_reject == 0 {
             match who {
                 Subject::Sender => st.sender_checked = true,
@@ -148,9 +160,12 @@ impl Evaluator<'_> {
         if s.rewriting.known(address, who == Subject::Sender) {
             return Decision::Dunno;
         }
-        let Some((local, domain)) = mailgate_config::split_address(address) else {
-            // No domain: a local address, and mailgate has no local users
-            // (Postfix's local_recipient_maps finds no such user).
+        // A local address (mydestination, or no domain): the local
+        // recipient tables decide. Without a local myorigin an address
+        // without a domain has nowhere to go either.
+        let is_local = s.local.is_local(address);
+        let domainless = mailgate_config::split_address(address).is_none();
+        if (is_local && !s.local.known(address)) || (domainless && !is_local) {
             let table = if s.show_unknown_table {
                 " in local recipient table"
             } else {
@@ -166,7 +181,13 @@ impl Evaluator<'_> {
                     who.reply_class()
                 ),
             );
+        }
+        let Some((local, domain)) = mailgate_config::split_address(address) else {
+            return Decision::Dunno;
         };
+        if is_local {
+            return Decision::Dunno;
+        }
         if s.rewriting.is_alias_domain(&domain) {
             let table = if s.show_unknown_table {
                 " in virtual alias table"

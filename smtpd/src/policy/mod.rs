@@ -19,6 +19,7 @@ pub mod names;
 mod score;
 mod spf;
 mod state;
+pub mod verify;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -474,6 +475,18 @@ impl<'a> Evaluator<'a> {
                 Some(rcpt) if !rcpt.is_empty() => self.unlisted(st, &rcpt, Subject::Recipient),
                 _ => Decision::Dunno,
             },
+            R::RejectUnverifiedRecipient => match st.recipient.clone() {
+                Some(rcpt) if !rcpt.is_empty() => {
+                    self.unverified(st, &rcpt, Subject::Recipient).await
+                }
+                _ => Decision::Dunno,
+            },
+            R::RejectUnverifiedSender => match st.sender.clone() {
+                Some(sender) if !sender.is_empty() => {
+                    self.unverified(st, &sender, Subject::Sender).await
+                }
+                _ => Decision::Dunno,
+            },
             R::RejectMultiRecipientBounce => {
                 let already = usize::from(st.stage != "RCPT");
                 if st.sender.as_deref() == Some("") && st.rcpt_count > already {
@@ -511,14 +524,15 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Mail for this recipient is ours to take: its domain is in
-    /// relay_domains or virtual_alias_domains and its local part hides no other destination. An
-    /// address without a domain is local, as Postfix resolves it; the
-    /// recipient tables then decide (mailgate has no local users).
+    /// mydestination, relay_domains or virtual_alias_domains and its local
+    /// part hides no other destination. An address without a domain is
+    /// local, as Postfix resolves it; the recipient tables then decide.
     fn is_auth_destination(&self, rcpt: &str) -> bool {
         match mailgate_config::split_address(rcpt) {
             Some((local, domain)) => {
                 !crate::address::is_routed_local(local)
                     && (self.settings.relay_domains.matches(&domain)
+                        || self.settings.local.is_local_domain(&domain)
                         || self.settings.rewriting.is_alias_domain(&domain))
             }
             None => !crate::address::is_routed_local(rcpt),

@@ -67,6 +67,9 @@ pub struct Actions {
     pub bcc: Vec<String>,
     /// PREPEND: header lines put above the message.
     pub prepend: Vec<String>,
+    /// FILTER: the content filter (transport:nexthop) instead of
+    /// content_filter.
+    pub filter: Option<String>,
 }
 
 /// A session's policy state (Postfix's SMTPD_STATE, the parts restrictions
@@ -116,6 +119,8 @@ pub struct State {
     /// name checked), the MAIL FROM identity's for the transaction.
     pub spf_helo: Option<(String, SpfOutcome)>,
     pub spf_mail_from: Option<(String, SpfOutcome)>,
+    /// What XFORWARD said about the original client, for this transaction.
+    pub xforward: crate::xforward::Forwarded,
 }
 
 impl State {
@@ -150,6 +155,7 @@ impl State {
             actions: Actions::default(),
             spf_helo: None,
             spf_mail_from: None,
+            xforward: Default::default(),
         }
     }
 
@@ -166,6 +172,8 @@ impl State {
         self.actions = Actions::default();
         self.dip_sender = false;
         self.spf_mail_from = None;
+        // Postfix's mail_reset: XFORWARD holds for one transaction.
+        self.xforward = Default::default();
     }
 
     /// What cleanup and the scanner learn of the sender's authenticity:

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use mailgate_ipc::Channel;
 use mailgate_ipc::envelope::{Envelope, Recipient, now_micros};
-use mailgate_ipc::protocol::{cleanup, delivery, qmgr, scanner};
+use mailgate_ipc::protocol::{cleanup, delivery, qmgr, scanner, verify};
 use mailgate_ipc::submit::local_client;
 use nix::fcntl::{FcntlArg, SealFlag, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
@@ -96,6 +96,8 @@ async fn run(socket: &Path, scenario: &str, arg: &str) -> String {
         "begin-with-fds" => begin_with_fds(&mut channel).await,
         "commit" => commit(&mut channel, arg).await,
         "deliver" => deliver(&mut channel, arg).await,
+        "probe" => probe(&mut channel, arg).await,
+        "verify" => query(&mut channel, arg).await,
         "scan" => scan(&mut channel, arg).await,
         other => Ok(format!("unknown scenario {other}")),
     };
@@ -277,7 +279,7 @@ async fn commit(channel: &mut Channel, kind: &str) -> Result<String, String> {
     let (fd, size) = content(kind)?;
     let request = cleanup::Request::Commit {
         envelope: Box::new(envelope()),
-        actions: cleanup::Actions::default(),
+        actions: Box::default(),
         size,
     };
     let reply: cleanup::Reply = channel
@@ -312,8 +314,10 @@ async fn deliver(channel: &mut Channel, arg: &str) -> Result<String, String> {
         content_length: MESSAGE.len() as u64 + if beyond { 1 << 20 } else { 0 },
         arrival: now_micros(),
         active_since: now_micros(),
+        client: mailgate_ipc::submit::local_client(),
     };
     let fd: BorrowedFd<'_> = file.as_fd();
+    let request = delivery::AgentRequest::Deliver(request);
     let reply: delivery::Reply = channel.call(&request, &[fd]).await.map_err(closed)?;
     Ok(reply
         .results
@@ -321,6 +325,36 @@ async fn deliver(channel: &mut Channel, arg: &str) -> Result<String, String> {
         .map(|r| format!("{:?} {} {}", r.outcome, r.dsn, r.reason))
         .collect::<Vec<_>>()
         .join("; "))
+}
+
+/// An address probe, as the verify service asks one: `arg` is the next
+/// hop, with `,inject` for a recipient that would add a command to the
+/// dialogue.
+async fn probe(channel: &mut Channel, arg: &str) -> Result<String, String> {
+    let (nexthop, recipient) = match arg.split_once(',') {
+        Some((hop, "inject")) => (hop, "b@example.com>\r\nDATA\r\n<c@example.com"),
+        _ => (arg, "b@example.com"),
+    };
+    let request = delivery::AgentRequest::Probe(delivery::Probe {
+        transport: "smtp".into(),
+        nexthop: nexthop.into(),
+        sender: String::new(),
+        recipient: recipient.into(),
+    });
+    let reply: delivery::ProbeReply = channel.call(&request, &[]).await.map_err(closed)?;
+    Ok(format!(
+        "{:?} {} {}",
+        reply.outcome, reply.dsn, reply.reason
+    ))
+}
+
+/// A question to the verify service, as smtpd asks it.
+async fn query(channel: &mut Channel, address: &str) -> Result<String, String> {
+    let request = verify::Request::Query {
+        address: address.to_string(),
+    };
+    let reply: verify::Reply = channel.call(&request, &[]).await.map_err(closed)?;
+    Ok(format!("{:?} {}", reply.status, reply.text))
 }
 
 async fn scan(channel: &mut Channel, kind: &str) -> Result<String, String> {

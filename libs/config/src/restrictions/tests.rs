@@ -64,12 +64,32 @@ fn unknown_names_and_missing_arguments_are_errors() {
             .contains("/no/such/file")
     );
     assert!(
-        error("smtpd_recipient_restrictions = reject_unverified_recipient, reject_unauth_destination\n")
+        error("smtpd_recipient_restrictions = permit_mx_backup, reject_unauth_destination\n")
             .contains("is not implemented in mailgate")
     );
     assert!(error("smtpd_client_restrictions = sleep x\n").contains("not a number"));
     assert!(
         error("smtpd_data_restrictions = hash:access\n").contains("without a restriction name")
+    );
+}
+
+#[test]
+fn address_verification_restrictions_parse() {
+    let r = load(
+        "smtpd_sender_restrictions = reject_unverified_sender\n\
+         smtpd_recipient_restrictions = reject_unauth_destination, reject_unverified_recipient\n",
+    )
+    .unwrap();
+    assert!(matches!(r.sender[0], Restriction::RejectUnverifiedSender));
+    assert!(matches!(
+        r.recipient[1],
+        Restriction::RejectUnverifiedRecipient
+    ));
+    assert!(r.uses_address_verification());
+    assert!(
+        !load("smtpd_recipient_restrictions = reject_unauth_destination\n")
+            .unwrap()
+            .uses_address_verification()
     );
 }
 

@@ -269,3 +269,32 @@ fn spf_dkim_and_dmarc_rules_score_as_spamassassin() {
     let sa = spamassassin(&dns, "bounce@elsewhere.test", &delivered);
     assert_eq!(comparable(&sa), comparable(&rules), "{delivered}");
 }
+
+/// Network tests without the sender checks would leave these rules
+/// silent: check says so.
+#[test]
+fn check_says_the_rules_need_the_sender_checks() {
+    let backend = Backend::start();
+    let home = tempfile::tempdir().unwrap();
+    let gw = Gateway::configure(
+        &backend,
+        &format!(
+            "content_scanner = scanner\nscanner_directory = {}\nspam_bayes_directory =\n\
+             spam_network_tests = yes\n",
+            home.path().display()
+        ),
+    )
+    .with_scanner();
+    let (status, _, stderr) = gw.admin(&["check"]);
+    assert_eq!(status, 0, "{stderr}");
+    assert!(
+        stderr.contains("spam_network_tests = yes: the SPF, DKIM and DMARC spam rules"),
+        "{stderr}"
+    );
+    gw.add_main_cf("dkim_verify = yes\n");
+    let (_, _, stderr) = gw.admin(&["check"]);
+    assert!(
+        !stderr.contains("spam_network_tests = yes: the SPF"),
+        "{stderr}"
+    );
+}

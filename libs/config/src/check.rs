@@ -175,6 +175,24 @@ impl Checker {
                     .to_string(),
             ));
         }
+        // The spam rules' SPF, DKIM and DMARC results come from the
+        // scanner's sender checks: without them those rules never hit.
+        if !scanner.is_empty()
+            && main.bool("spam_network_tests")
+            && !main.bool("dkim_verify")
+            && !main.bool("dmarc_verify")
+            && let Some((file, line)) = main.origin("spam_network_tests")
+        {
+            self.warnings.push(Diagnostic::new(
+                file,
+                line,
+                "spam_network_tests = yes: the SPF, DKIM and DMARC spam rules (SPF_PASS, \
+                 DKIM_VALID, DMARC_REJECT, the auth welcomelists...) read the scanner's \
+                 sender checks, which run with dkim_verify or dmarc_verify only: without \
+                 them those rules never hit"
+                    .to_string(),
+            ));
+        }
         // What the scanner would refuse to start with.
         for (name, allowed) in [
             ("virus_action", &["reject", "quarantine", "discard"][..]),

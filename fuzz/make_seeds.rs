@@ -77,7 +77,7 @@ fn main() {
             0,
             &cleanup::Request::Commit {
                 envelope: Box::new(envelope()),
-                actions: cleanup::Actions::default(),
+                actions: Box::default(),
                 size: 0,
             },
             0,

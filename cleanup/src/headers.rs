@@ -113,6 +113,99 @@ pub fn message_id(settings: &Settings, queue_id: &str, unix_now: i64) -> String 
     format!("<{stamp}.{queue_id}@{}>", settings.myorigin)
 }
 
+/// The message without the Authentication-Results fields that claim to
+/// be ours (RFC 8601 section 5: a field with this server's authserv-id
+/// that arrives from outside is a forgery; the gateway adds its own after
+/// its checks). None when there is none to remove. Only the header section
+/// is looked at.
+pub fn strip_our_authentication_results(content: &[u8], authserv_id: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(content.len());
+    let mut removed = false;
+    let mut dropping = false;
+    let mut in_header = true;
+    for line in content.split_inclusive(|&b| b == b'\n') {
+        if in_header {
+            let bare = line.strip_suffix(b"\n").unwrap_or(line);
+            let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
+            if bare.is_empty() {
+                in_header = false;
+            } else if bare[0] == b' ' || bare[0] == b'\t' {
+                if dropping {
+                    // A continuation line: the folded rest of the field.
+                    removed = true;
+                    continue;
+                }
+            } else {
+                dropping = false;
+                let text = String::from_utf8_lossy(bare);
+                match text.split_once(':') {
+                    Some((name, _)) if name.eq_ignore_ascii_case("authentication-results") => {
+                        // The authserv-id may be on a continuation line.
+                        let value = field_value(content, line);
+                        if authserv_id_of(&value).eq_ignore_ascii_case(authserv_id) {
+                            dropping = true;
+                            removed = true;
+                            continue;
+                        }
+                    }
+                    Some((name, _)) if !name.is_empty() && !name.contains(' ') => {}
+                    _ => in_header = false,
+                }
+            }
+        }
+        out.extend_from_slice(line);
+    }
+    removed.then_some(out)
+}
+
+/// The unfolded value of the field starting at `line` (a slice of
+/// `content`).
+fn field_value(content: &[u8], line: &[u8]) -> String {
+    let start = line.as_ptr() as usize - content.as_ptr() as usize;
+    let mut value = String::new();
+    for (i, piece) in content[start..].split(|&b| b == b'\n').enumerate() {
+        let piece = piece.strip_suffix(b"\r").unwrap_or(piece);
+        if i == 0 {
+            let text = String::from_utf8_lossy(piece);
+            value.push_str(text.split_once(':').map_or("", |(_, v)| v));
+        } else if piece.first().is_some_and(|&b| b == b' ' || b == b'\t') {
+            value.push_str(&String::from_utf8_lossy(piece));
+        } else {
+            break;
+        }
+    }
+    value
+}
+
+/// The authserv-id of an Authentication-Results value (RFC 8601 section
+/// 2.2): the first token, after any comments, lower case.
+pub fn authserv_id_of(value: &str) -> String {
+    let mut rest = value.trim_start();
+    while let Some(after) = rest.strip_prefix('(') {
+        let mut depth = 1;
+        let mut end = after.len();
+        for (i, c) in after.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest = after[end..].trim_start();
+    }
+    rest.split(|c: char| c == ';' || c == '(' || c.is_whitespace())
+        .next()
+        .unwrap_or("")
+        .trim_matches('"')
+        .to_ascii_lowercase()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +224,43 @@ mod tests {
         assert_eq!(
             scan(b"no header here\r\nDate: x\r\n"),
             HeaderFacts::default()
+        );
+    }
+
+    #[test]
+    fn authserv_ids() {
+        assert_eq!(authserv_id_of("gw.example.com; spf=pass"), "gw.example.com");
+        assert_eq!(
+            authserv_id_of(" GW.Example.COM;dkim=pass"),
+            "gw.example.com"
+        );
+        assert_eq!(
+            authserv_id_of("(forged) gw.example.com 1; none"),
+            "gw.example.com"
+        );
+        assert_eq!(authserv_id_of("\"gw.example.com\"; none"), "gw.example.com");
+        assert_eq!(authserv_id_of("(unclosed"), "");
+        assert_eq!(authserv_id_of(""), "");
+    }
+
+    #[test]
+    fn only_our_authentication_results_are_removed() {
+        let message =
+            b"Authentication-Results: GW.example.com;\r\n\tdkim=pass header.d=bank.example\r\n\
+Subject: x\r\n\
+Authentication-Results:\r\n gw.example.com; spf=pass\r\n\
+Authentication-Results: mx.other.example; dkim=fail\r\n\
+\r\n\
+Authentication-Results: gw.example.com; in the body\r\n";
+        let out = strip_our_authentication_results(message, "gw.example.com").unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "Subject: x\r\nAuthentication-Results: mx.other.example; dkim=fail\r\n\r\n\
+Authentication-Results: gw.example.com; in the body\r\n"
+        );
+        assert_eq!(
+            strip_our_authentication_results(b"Subject: x\r\n\r\nbody\r\n", "gw.example.com"),
+            None
         );
     }
 

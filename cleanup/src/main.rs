@@ -6,6 +6,7 @@
 //! queue file to incoming/ (or hold/, quarantine/), makes it durable, and
 //! only then answers smtpd, which only then answers 250. Then it wakes qmgr.
 
+mod dkim;
 mod headers;
 mod rewrite;
 mod scan_client;
@@ -47,6 +48,11 @@ pub struct Settings {
     /// virus_admin: who hears about viruses (never the sender, who is
     /// usually forged).
     pub virus_admin: Option<String>,
+    /// authserv_id: Authentication-Results fields with this id that come
+    /// from outside are removed.
+    pub authserv_id: String,
+    /// DKIM signing of the organisation's mail (dkim_signing_table).
+    pub signer: Option<dkim::Signer>,
     /// The largest content a peer may hand over: message_size_limit plus
     /// room for the notices qmgr builds around a message (0: no limit, as
     /// Postfix's; the allocation is still checked).
@@ -106,6 +112,10 @@ impl Settings {
                 errors.push(e);
                 FailureAction::Defer
             });
+        let signer = dkim::Signer::load(config).unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
         if !errors.is_empty() {
             return Err(errors.join("; "));
         }
@@ -121,6 +131,8 @@ impl Settings {
             scanner_timeout: config.time("scanner_timeout"),
             failure_action,
             virus_admin: nonempty("virus_admin"),
+            authserv_id: config.get("authserv_id").trim().to_ascii_lowercase(),
+            signer,
             max_content: match config.size("message_size_limit") {
                 0 => u64::MAX,
                 limit => limit.saturating_add(NOTICE_ROOM),

@@ -5,6 +5,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use mailgate_ipc::Channel;
+use mailgate_ipc::auth::SenderAuth;
 use mailgate_ipc::envelope::{Envelope, SmtpReply};
 use mailgate_ipc::protocol::scanner::{Reply, Request, Verdict};
 use mailgate_ipc::spool::service_socket;
@@ -53,6 +54,7 @@ pub async fn scan(
     queue_id: &str,
     envelope: &Envelope,
     content: &OwnedFd,
+    sender_auth: &SenderAuth,
     received: String,
     timeout: Duration,
 ) -> Result<Verdict, String> {
@@ -70,6 +72,7 @@ pub async fn scan(
             .collect(),
         client: envelope.client.clone(),
         received,
+        sender_auth: sender_auth.clone(),
     };
     let socket = service_socket(service);
     let call = async {

@@ -8,6 +8,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+use crate::dkim::Signer;
 use mailgate_ipc::envelope::{ClientInfo, DeliveryState, Envelope, Recipient, SmtpReply};
 use mailgate_ipc::protocol::cleanup::{Actions, Reply, Request};
 use mailgate_ipc::protocol::qmgr;
@@ -116,7 +117,7 @@ fn checked_commit(
         .try_into()
         .map_err(|fds: Vec<OwnedFd>| malformed(format!("Commit with {} descriptors", fds.len())))?;
     match validate::sealed_content(&content, *size, max_content) {
-        Ok(_) => Ok((envelope.as_ref().clone(), actions.clone(), content)),
+        Ok(_) => Ok((envelope.as_ref().clone(), actions.as_ref().clone(), content)),
         Err(e) if *size > max_content => Err((
             e.to_string(),
             Reply::Rejected(SmtpReply {
@@ -254,6 +255,12 @@ async fn deliver(
         Destination::Incoming
     };
     let content_bytes = outcome.rewritten.unwrap_or(original);
+    // Nothing from outside may speak for this gateway: its own
+    // Authentication-Results come from the scanner's checks below.
+    let content_bytes =
+        headers::strip_our_authentication_results(&content_bytes, &settings.authserv_id)
+            .inspect(|_| info!("{queue_id}: removed a forged Authentication-Results header"))
+            .unwrap_or(content_bytes);
     let mut extra = Vec::new();
     let mut subject_tag = None;
     if let Some(service) = &settings.content_scanner {
@@ -272,6 +279,7 @@ async fn deliver(
             queue_id,
             &envelope,
             &content,
+            &actions.sender_auth,
             received,
             settings.scanner_timeout,
         )
@@ -296,7 +304,17 @@ async fn deliver(
             Action::Pass => {}
             Action::Reject => {
                 info!("{queue_id}: reject: {}; {tail}", verdict.reason);
-                return Reply::Rejected(rejected("5.7.1", format!("Rejected: {}", verdict.reason)));
+                return Reply::Rejected(verdict.reply.unwrap_or_else(|| {
+                    rejected("5.7.1", format!("Rejected: {}", verdict.reason))
+                }));
+            }
+            Action::Defer => {
+                let reply = verdict
+                    .reply
+                    .filter(|r| (400..500).contains(&r.code))
+                    .unwrap_or_else(|| settings.failure_action.reply());
+                info!("{queue_id}: defer: {}; {tail}", verdict.reason);
+                return Reply::Deferred(reply);
             }
             Action::Discard => {
                 info!("{queue_id}: discard: {}; {tail}", verdict.reason);
@@ -341,6 +359,11 @@ async fn deliver(
             Top {
                 prepend: &actions.prepend,
                 received_comments: &actions.received_comments,
+                signer: work
+                    .settings
+                    .signer
+                    .as_ref()
+                    .filter(|_| actions.sender_auth.origin.is_outbound()),
                 received_for: received_for.as_deref(),
                 filter: actions.filter.as_deref(),
             },
@@ -358,6 +381,14 @@ async fn deliver(
             Reply::Queued {
                 queue_id: queue_id.to_string(),
             }
+        }
+        Ok(Err(e)) if e.get_ref().is_some_and(|e| e.is::<SigningFailed>()) => {
+            warning!("{queue_id}: {e}");
+            Reply::Deferred(SmtpReply {
+                code: 451,
+                status: "4.7.0".into(),
+                text: "Error: DKIM signing unavailable, try again later".into(),
+            })
         }
         Ok(Err(e)) => {
             warning!("{queue_id}: queue file write error: {e}");
@@ -403,10 +434,25 @@ fn prepare(
 struct Top<'a> {
     prepend: &'a [String],
     received_comments: &'a [String],
+    /// DKIM-sign the message as queued (the organisation's own mail).
+    signer: Option<&'a Signer>,
     /// The one recipient the Received header names, if one.
     received_for: Option<&'a str>,
     filter: Option<&'a str>,
 }
+
+/// DKIM signing failed (tlskeys down, a key it does not have): the
+/// message is not queued unsigned; the client retries.
+#[derive(Debug)]
+struct SigningFailed(String);
+
+impl std::fmt::Display for SigningFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SigningFailed {}
 
 /// Writes record + added headers + content, then commits. Returns the
 /// Message-ID (the client's, or the one added).
@@ -448,6 +494,16 @@ fn write_queue_file(
     }
     for (name, value) in extra {
         added.push_str(&format!("{name}: {}\r\n", one_header_value(value)));
+    }
+    if let Some(signer) = top.signer {
+        let mut whole = Vec::with_capacity(added.len() + content.len());
+        whole.extend_from_slice(added.as_bytes());
+        whole.extend_from_slice(content);
+        match signer.signature(&whole) {
+            Ok(Some(signature)) => added.insert_str(0, &signature),
+            Ok(None) => {}
+            Err(e) => return Err(io::Error::other(SigningFailed(e))),
+        }
     }
     let record = QueueRecord {
         queue_id: queue_id.to_string(),

@@ -67,6 +67,7 @@ pub enum Error {
     Spam(crate::scan::SpamCmdError),
     Stats(crate::stats::StatsError),
     Imap(crate::imap_learn::ImapLearnError),
+    Dkim(crate::dkim::DkimCmdError),
     /// `scan` or `learn` could not give up privilege before reading mail.
     Confine(String),
     /// The sandboxed part of a command failed and has said why.
@@ -170,6 +171,7 @@ impl fmt::Display for Error {
             Error::Spam(e) => write!(f, "{e}"),
             Error::Stats(e) => write!(f, "{e}"),
             Error::Imap(e) => write!(f, "{e}"),
+            Error::Dkim(e) => write!(f, "{e}"),
             Error::Confine(why) => {
                 write!(f, "cannot confine the command before reading mail: {why}")
             }
@@ -191,6 +193,7 @@ impl std::error::Error for Error {
             Error::Spam(e) => Some(e),
             Error::Stats(e) => Some(e),
             Error::Imap(e) => Some(e),
+            Error::Dkim(e) => Some(e),
             _ => None,
         }
     }

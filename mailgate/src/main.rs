@@ -7,6 +7,7 @@ mod check;
 mod config;
 mod confine;
 mod control;
+mod dkim;
 mod error;
 mod imap;
 mod imap_learn;
@@ -133,6 +134,12 @@ enum Cmd {
     /// With --graphs, writes mailgraph-like SVG graphs for a day, a week, a
     /// month and a year instead.
     Stats(stats::StatsArgs),
+    /// DKIM keys: `keygen DOMAIN SELECTOR` makes a key pair for
+    /// dkim_key_table and prints the DNS TXT record to publish.
+    Dkim {
+        #[command(subcommand)]
+        command: dkim::DkimCmd,
+    },
     /// Print a manual page in roff: 8 for mailgate(8), 5 for mailgate.cf(5).
     ///
     /// Both are generated from this program (its commands and its parameter
@@ -182,6 +189,7 @@ fn main() -> ExitCode {
         Cmd::Learn(args) => learn::run(&invocation, args),
         Cmd::Scores(args) => scores::run(&invocation, args),
         Cmd::Stats(args) => stats::run(&invocation, args),
+        Cmd::Dkim { command } => dkim::run(command).map_err(error::Error::Dkim),
         Cmd::Manpage { section } => {
             use clap::CommandFactory;
             manpage::run(*section, &Cli::command())

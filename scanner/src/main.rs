@@ -12,6 +12,7 @@
 mod clamd;
 mod policy;
 mod scan;
+mod sender_auth;
 mod service;
 mod spam;
 
@@ -26,6 +27,7 @@ use mailgate_sandbox::{Worker, die, profiles};
 use scanner::{archive, banned};
 
 use crate::scan::Scanner;
+use crate::sender_auth::SenderChecks;
 use crate::service::Shared;
 
 fn main() -> ExitCode {
@@ -35,18 +37,23 @@ fn main() -> ExitCode {
     prepare_home(&home, chrooted);
     let scanner = Scanner::from_config(&worker.config, chrooted.then_some(home.as_path()))
         .unwrap_or_else(|e| die(e));
-    let shared = Arc::new(Shared {
-        scanner,
-        timeout: worker.config.time("scanner_timeout"),
-        max_content: worker.config.size("message_size_limit") + 1024 * 1024,
-    });
-    let listener = worker.take_listener();
-    // Network only when clamd is reached over TCP.
-    let profile = if worker.config.get("clamd_socket").starts_with("inet:") {
+    let sender_checks = SenderChecks::from_config(&worker.config).unwrap_or_else(|e| die(e));
+    // Network for the DNS queries of the DKIM and DMARC checks, and when
+    // clamd is reached over TCP.
+    let profile = if sender_checks.is_some() {
+        &profiles::SCANNER_DNS
+    } else if worker.config.get("clamd_socket").starts_with("inet:") {
         &profiles::SCANNER_CLAMD_INET
     } else {
         &profiles::SCANNER
     };
+    let shared = Arc::new(Shared {
+        scanner,
+        sender_checks,
+        timeout: worker.config.time("scanner_timeout"),
+        max_content: worker.config.size("message_size_limit") + 1024 * 1024,
+    });
+    let listener = worker.take_listener();
     let mut worker = worker.enter_sandbox(profile);
     let shutdown = worker.shutdown();
     let callers = worker.callers();

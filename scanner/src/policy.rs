@@ -173,6 +173,7 @@ impl Decider {
             banned: findings.banned,
             headers,
             subject_tag,
+            reply: None,
         }
     }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use mailgate_config::{ClamdTransfer, MainConfig, open_tables};
 use mailgate_ipc::protocol::scanner::{Request, Verdict};
+use mailgate_mailauth::facts::Facts;
 
 use crate::archive::Limits;
 use crate::banned::{Policy, TimedOut};
@@ -179,6 +180,7 @@ impl Scanner {
         content: &[u8],
         message: BorrowedFd<'_>,
         request: &Request,
+        auth: Option<&Facts>,
         deadline: Instant,
     ) -> Result<Verdict, ScanError> {
         let recipients = &request.recipients;
@@ -218,7 +220,7 @@ impl Scanner {
         if checks.spam {
             in_time()?;
             let input = spam_input(&request.received, content, self.spam_size_limit);
-            findings.spam = Some(self.spam.score(&input));
+            findings.spam = Some(self.spam.score(&input, auth));
         }
         Ok(self.decider.decide(findings, recipients))
     }

@@ -16,9 +16,13 @@ use mailgate_ipc::{Channel, IpcError};
 use mailgate_log::{info, warning};
 
 use crate::scan::Scanner;
+use crate::sender_auth::SenderChecks;
+use mailgate_mailauth::facts::Facts;
 
 pub struct Shared {
     pub scanner: Scanner,
+    /// DKIM and DMARC (dkim_verify, dmarc_verify), when on.
+    pub sender_checks: Option<SenderChecks>,
     pub timeout: Duration,
     /// Content larger than this is not read (message_size_limit plus room
     /// for the headers cleanup adds).
@@ -43,13 +47,41 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
         }
     };
     let queue_id = request.queue_id.clone();
-    let work = shared.clone();
     let deadline = Instant::now() + shared.timeout;
-    let mut scan =
-        tokio::task::spawn_blocking(move || scan_descriptor(&work, fd, &request, deadline));
+    // DKIM and DMARC first (DNS, on this task), within the same deadline.
+    let verification = match &shared.sender_checks {
+        Some(checks) if checks.applies(&request.sender_auth) => {
+            match tokio::time::timeout(shared.timeout, verify(checks, &fd, &request)).await {
+                Ok(Ok(verification)) => Some(verification),
+                Ok(Err(reason)) => {
+                    warning!("{queue_id}: sender checks failed: {reason}");
+                    let _ = channel.send(&Reply::Failed { reason }, &[]).await;
+                    return;
+                }
+                Err(_) => {
+                    warning!("{queue_id}: DKIM/DMARC checks timed out (scanner_timeout)");
+                    let reply = Reply::Failed {
+                        reason: "DKIM/DMARC checks timed out".into(),
+                    };
+                    let _ = channel.send(&reply, &[]).await;
+                    return;
+                }
+            }
+        }
+        _ => None,
+    };
+    let work = shared.clone();
+    let facts = verification.as_ref().map(|v| v.facts.clone());
+    let mut scan = tokio::task::spawn_blocking(move || {
+        scan_descriptor(&work, fd, &request, facts.as_ref(), deadline)
+    });
     let mut abandoned = false;
-    let reply = match tokio::time::timeout(shared.timeout, &mut scan).await {
-        Ok(Ok(Ok(verdict))) => {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let reply = match tokio::time::timeout(left, &mut scan).await {
+        Ok(Ok(Ok(mut verdict))) => {
+            if let (Some(checks), Some(verification)) = (&shared.sender_checks, &verification) {
+                checks.apply(verification, &mut verdict);
+            }
             log_verdict(&queue_id, &verdict);
             Reply::Verdict(Box::new(verdict))
         }
@@ -87,6 +119,45 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
     }
 }
 
+/// The DKIM and DMARC checks of the message (read again here: the scan
+/// reads it on its own thread).
+async fn verify(
+    checks: &SenderChecks,
+    fd: &OwnedFd,
+    request: &Request,
+) -> Result<mailgate_mailauth::Verification, String> {
+    let file = File::from(
+        fd.try_clone()
+            .map_err(|e| format!("cannot duplicate: {e}"))?,
+    );
+    let content = tokio::task::spawn_blocking(move || {
+        let mut content = vec![0u8; file.metadata()?.len() as usize];
+        file.read_exact_at(&mut content, 0).map(|()| content)
+    })
+    .await
+    .map_err(|e| format!("internal error in the scanner: {e}"))?
+    .map_err(|e| format!("cannot read the message: {e}"))?;
+    let client = request
+        .client
+        .addr
+        .parse()
+        .map_err(|_| format!("client address {:?} is not an address", request.client.addr))?;
+    let verification = checks
+        .verify(
+            &content,
+            client,
+            &request.client.helo,
+            &request.sender,
+            &request.sender_auth,
+        )
+        .await;
+    info!(
+        "{}: Authentication-Results: {}",
+        request.queue_id, verification.results
+    );
+    Ok(verification)
+}
+
 /// The request's one descriptor, when the request is valid and the
 /// descriptor is sealed content of the announced size within `max`.
 fn checked(request: &Request, fds: Vec<OwnedFd>, max: u64) -> Result<OwnedFd, String> {
@@ -106,9 +177,10 @@ fn scan_descriptor(
     shared: &Shared,
     fd: OwnedFd,
     request: &Request,
+    facts: Option<&Facts>,
     deadline: Instant,
 ) -> Result<Verdict, String> {
-    let result = scan_content(shared, fd, request, deadline);
+    let result = scan_content(shared, fd, request, facts, deadline);
     // The content and everything parsed from it were freed; give the
     // memory back to the system rather than keep the peak of the largest
     // message scanned so far (glibc keeps freed memory in its arenas).
@@ -124,6 +196,7 @@ fn scan_content(
     shared: &Shared,
     fd: OwnedFd,
     request: &Request,
+    facts: Option<&Facts>,
     deadline: Instant,
 ) -> Result<Verdict, String> {
     let file = File::from(fd);
@@ -143,7 +216,7 @@ fn scan_content(
     match catch_unwind(AssertUnwindSafe(|| {
         shared
             .scanner
-            .scan(&content, file.as_fd(), request, deadline)
+            .scan(&content, file.as_fd(), request, facts, deadline)
     })) {
         Ok(Ok(verdict)) => Ok(verdict),
         Ok(Err(e)) => Err(e.to_string()),
@@ -164,6 +237,7 @@ fn log_verdict(queue_id: &str, verdict: &Verdict) {
         Action::Reject => "reject",
         Action::Quarantine => "quarantine",
         Action::Discard => "discard",
+        Action::Defer => "defer",
     };
     let score = verdict
         .score

@@ -3,7 +3,8 @@
 
 use mailgate_config::MainConfig;
 use mailgate_ipc::protocol::scanner::RuleHit;
-use mailgate_spam::Class;
+use mailgate_mailauth::facts::Facts;
+use mailgate_spam::{Class, SenderAuth};
 
 use crate::policy::SpamScore;
 
@@ -43,8 +44,13 @@ impl SpamEngine {
             .map_err(|e| format!("cannot load the spam rules: {e}"))
     }
 
-    pub fn score(&self, message: &[u8]) -> SpamScore {
-        let report = self.engine.score(message);
+    /// Scores a message; `auth` is what the DKIM/DMARC checks found (with
+    /// smtpd's SPF results), for the SPF, DKIM and DMARC rules.
+    pub fn score(&self, message: &[u8], auth: Option<&Facts>) -> SpamScore {
+        let auth = auth.map(AuthFacts);
+        let report = self
+            .engine
+            .score_with(message, auth.as_ref().map(|a| a as &dyn SenderAuth));
         let autolearn = self
             .journal
             .as_ref()
@@ -71,5 +77,33 @@ impl SpamEngine {
                 })
                 .collect(),
         }
+    }
+}
+
+/// The sender checks' results as the spam rules ask for them.
+struct AuthFacts<'a>(&'a Facts);
+
+impl SenderAuth for AuthFacts<'_> {
+    fn eval(&self, function: &str, args: &[String]) -> bool {
+        self.0.eval(function, args)
+    }
+    fn valid_dkim_domains(&self) -> Vec<String> {
+        self.0.valid_dkim_domains()
+    }
+    fn spf_pass_sender(&self) -> Option<String> {
+        self.0.spf_pass_sender()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The spam engine hands the facts every function it takes for a
+    /// sender-authentication test, and the facts answer each of them.
+    #[test]
+    fn the_engine_and_the_facts_know_the_same_functions() {
+        assert_eq!(
+            mailgate_spam::SENDER_AUTH_FUNCTIONS,
+            mailgate_mailauth::facts::FUNCTIONS
+        );
     }
 }

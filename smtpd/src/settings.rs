@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use mailgate_config::client_score::ClientScore;
 use mailgate_config::restrictions::{ListError, Restriction, Restrictions};
+use mailgate_config::sender_auth::SpfPolicy;
 use mailgate_config::{
     DomainList, LocalRecipients, MainConfig, NetworkList, Override, Rewriting, Table,
 };
@@ -187,6 +188,10 @@ pub struct Settings {
     pub local_addresses: Vec<IpAddr>,
     pub limits: ClientLimits,
     pub dns: Dns,
+    /// SPF (check_spf): mail-auth on the same resolver, and
+    /// policyd-spf's settings.
+    pub spf: Arc<mailgate_mailauth::Authenticator>,
+    pub spf_policy: SpfPolicy,
     /// A client for every check_policy_service of the lists, by its
     /// argument as written; made before the sandbox.
     pub policy_clients: HashMap<String, Arc<PolicyClient>>,
@@ -345,6 +350,7 @@ impl Settings {
         if filtering.overrides.no_milters {
             milters.specs.clear();
         }
+        let dns = Dns::new(&config.list("dns_nameservers")).map_err(SettingsError::Dns)?;
         Ok(Settings {
             filtering,
             myhostname: config.get("myhostname"),
@@ -458,7 +464,11 @@ impl Settings {
                 exceptions: networks("smtpd_client_event_limit_exceptions")?,
                 anvil_socket: None,
             },
-            dns: Dns::new(&config.list("dns_nameservers")).map_err(SettingsError::Dns)?,
+            dns: dns.clone(),
+            spf: Arc::new(mailgate_mailauth::Authenticator::new(
+                dns.resolver().clone(),
+            )),
+            spf_policy: SpfPolicy::load(config),
             policy_clients,
             cleanup_socket: None,
             // tlskeys' socket, relative to the spool (the working directory

@@ -85,7 +85,7 @@ fn cleanup(answer: Answer) -> Cleanup {
                             std::fs::File::from(fd).read_to_end(&mut content).unwrap();
                             c.lock().unwrap().push(Committed {
                                 envelope: *envelope,
-                                actions,
+                                actions: *actions,
                                 content,
                             });
                             let reply = |code: u16, status: &str| SmtpReply {

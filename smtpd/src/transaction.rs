@@ -327,6 +327,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             refusal => refusal,
         };
         let actions = std::mem::take(&mut self.st.actions);
+        let trusted = self.trusted_origin(&self.st.xforward);
+        let sender_auth = self.st.sender_auth(trusted);
         let forwarded = std::mem::take(&mut self.st.xforward);
         let queue_id = self.st.queue_id.clone();
         self.st.reset_transaction();
@@ -380,6 +382,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             bcc: actions.bcc,
             prepend: actions.prepend,
             received_comments,
+            sender_auth,
             // A FILTER action overrides content_filter, as in Postfix.
             filter: actions
                 .filter
@@ -485,6 +488,26 @@ struct Held<'a> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
+    /// Whether the message is the organisation's own (mynetworks or an
+    /// authenticated client): DKIM-signed by cleanup, not checked by the
+    /// scanner. Behind a content filter (XFORWARD) the original client
+    /// counts, not the filter that re-injects: a forwarded address in
+    /// mynetworks, or SOURCE=LOCAL without one. (A login is not forwarded:
+    /// authenticated mail re-injected from outside mynetworks is not
+    /// signed.)
+    fn trusted_origin(&self, forwarded: &Forwarded) -> bool {
+        let s = self.settings;
+        let local = forwarded
+            .source
+            .as_deref()
+            .is_some_and(|v| v.eq_ignore_ascii_case("LOCAL"));
+        match forwarded.addr {
+            Some(addr) => s.mynetworks.contains(addr),
+            None if forwarded.source.is_some() || forwarded.name.is_some() => local,
+            None => s.mynetworks.contains(self.st.peer.addr) || self.st.sasl_username.is_some(),
+        }
+    }
+
     /// The client the queue file records (for the Received header, the
     /// scanner and the next hop's XFORWARD): the forwarded one where
     /// XFORWARD named it, as Postfix's FORWARD_* macros (the address group

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 
+pub mod dkim;
 pub mod dovecot;
 pub mod tls;
 use nix::unistd::Pid;

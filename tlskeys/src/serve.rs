@@ -11,12 +11,21 @@ use std::time::Duration;
 use mailgate_ipc::peer::Callers;
 use mailgate_ipc::{Channel, IpcError};
 use mailgate_log::{fatal, warning};
-use mailgate_tls::protocol::Request;
+use mailgate_tls::protocol::{Reply, Request};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::store::Store;
+
+/// Which callers may ask for what: TLS handshake signatures for smtpd and
+/// relay, DKIM signatures for cleanup (mail_owner). The profile's callers
+/// decide who may connect at all.
+#[derive(Clone, Debug, Default)]
+pub struct Roles {
+    pub tls: Vec<u32>,
+    pub dkim: u32,
+}
 
 /// A connection that sends nothing for this long is closed.
 const IDLE: Duration = Duration::from_secs(300);
@@ -27,6 +36,7 @@ pub async fn serve(
     listener: OwnedFd,
     store: Store,
     callers: Arc<Callers>,
+    roles: Roles,
     limit: usize,
     shutdown: impl Future<Output = ()>,
 ) -> ExitCode {
@@ -37,7 +47,7 @@ pub async fn serve(
             return ExitCode::FAILURE;
         }
     };
-    run(listener, Arc::new(store), &callers, limit, shutdown).await;
+    run(listener, Arc::new(store), &callers, &roles, limit, shutdown).await;
     ExitCode::SUCCESS
 }
 
@@ -45,6 +55,7 @@ async fn run(
     listener: UnixListener,
     store: Arc<Store>,
     callers: &Callers,
+    roles: &Roles,
     limit: usize,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -70,16 +81,23 @@ async fn run(
                 }
             },
         };
-        if let Err(refusal) = callers.check(&stream) {
-            warning!(
-                "refusing a connection to service {}: {refusal}",
-                callers.service()
-            );
-            continue;
-        }
+        let uid = match callers.check(&stream) {
+            Ok(peer) => peer.uid,
+            Err(refusal) => {
+                warning!(
+                    "refusing a connection to service {}: {refusal}",
+                    callers.service()
+                );
+                continue;
+            }
+        };
+        let may = May {
+            tls: roles.tls.contains(&uid),
+            dkim: roles.dkim == uid,
+        };
         let store = Arc::clone(&store);
         connections.spawn(async move {
-            connection(stream, &store).await;
+            connection(stream, &store, may).await;
             drop(permit);
         });
         while connections.try_join_next().is_some() {}
@@ -95,7 +113,14 @@ async fn run(
     connections.shutdown().await;
 }
 
-async fn connection(stream: UnixStream, store: &Store) {
+/// What one connection's peer may ask.
+#[derive(Clone, Copy)]
+struct May {
+    tls: bool,
+    dkim: bool,
+}
+
+async fn connection(stream: UnixStream, store: &Store, may: May) {
     let mut channel = Channel::new(stream);
     loop {
         let request = match tokio::time::timeout(IDLE, channel.recv::<Request>()).await {
@@ -106,7 +131,19 @@ async fn connection(stream: UnixStream, store: &Store) {
             }
             Ok(Ok((request, _fds))) => request,
         };
-        let reply = store.answer(request);
+        let dkim = matches!(
+            request,
+            Request::DkimAlgorithm { .. } | Request::DkimSign { .. }
+        );
+        let reply = if dkim && !may.dkim {
+            warning!("refusing a DKIM request from a process that is not cleanup (mail_owner)");
+            Reply::Refused("only cleanup may ask for DKIM signatures".into())
+        } else if !dkim && !may.tls {
+            warning!("refusing a TLS request from a process that is neither smtpd nor relay");
+            Reply::Refused("only smtpd and relay may ask for TLS keys".into())
+        } else {
+            store.answer(request)
+        };
         if let Err(e) = channel.send(&reply, &[]).await {
             warning!("cannot answer: {e}");
             return;
@@ -136,13 +173,20 @@ mod tests {
             cert: path,
             chain_file: false,
         };
-        let store = Store::load(&[(ConfigSide::Server, source.clone())]).unwrap();
+        let store =
+            Store::load(&[(ConfigSide::Server, source.clone())], Default::default()).unwrap();
         let socket = dir.path().join("tlskeys");
         let listener = UnixListener::bind(&socket).unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let callers = Callers::same_user("tlskeys");
-            run(listener, Arc::new(store), &callers, 4, async {
+            // This process may ask for TLS signatures, not for DKIM ones.
+            let me = nix::unistd::geteuid().as_raw();
+            let roles = Roles {
+                tls: vec![me],
+                dkim: me + 1,
+            };
+            run(listener, Arc::new(store), &callers, &roles, 4, async {
                 let _ = stopped.await;
             })
             .await
@@ -194,6 +238,13 @@ mod tests {
         tls.read_to_string(&mut text).await.unwrap();
         assert_eq!(text, "hello over tls");
         accept.await.unwrap();
+        let reply = client
+            .call(&Request::DkimAlgorithm { key: "k".into() })
+            .unwrap();
+        assert!(
+            matches!(&reply, Reply::Refused(why) if why.contains("only cleanup")),
+            "{reply:?}"
+        );
         stop.send(()).unwrap();
         server.await.unwrap();
     }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::dkim::DkimKeys;
 use mailgate_config::{KeySource, MainConfig, MasterConfig, Side as ConfigSide, key_sources};
 use mailgate_tls::pem::{self, PemError};
 use mailgate_tls::protocol::{KeyInfo, Reply, Request, Side, Source, handshake_context};
@@ -55,6 +56,8 @@ pub struct Store {
     keys: HashMap<[u8; 32], Held>,
     /// Each source's keys, in file order.
     sources: HashMap<Source, Vec<[u8; 32]>>,
+    /// dkim_key_table's keys.
+    dkim: DkimKeys,
 }
 
 /// Each (side, key files) any service may use: main.cf's, and those of
@@ -89,10 +92,11 @@ pub fn configured_sources(
 }
 
 impl Store {
-    pub fn load(sources: &[(ConfigSide, KeySource)]) -> Result<Store, StoreError> {
+    pub fn load(sources: &[(ConfigSide, KeySource)], dkim: DkimKeys) -> Result<Store, StoreError> {
         let mut store = Store {
             keys: HashMap::new(),
             sources: HashMap::new(),
+            dkim,
         };
         for (side, source) in sources {
             let mut ids = Vec::new();
@@ -129,6 +133,10 @@ impl Store {
         self.keys.len()
     }
 
+    pub fn dkim_keys(&self) -> usize {
+        self.dkim.len()
+    }
+
     pub fn answer(&self, request: Request) -> Reply {
         match request {
             Request::Certificates { sources } => {
@@ -148,6 +156,8 @@ impl Store {
                 }
                 Reply::Certificates(infos)
             }
+            Request::DkimAlgorithm { key } => self.dkim.algorithm(&key),
+            Request::DkimSign { key, data } => self.dkim.sign(&key, &data),
             Request::Sign {
                 key_id,
                 scheme,
@@ -280,7 +290,7 @@ mod tests {
             (ConfigSide::Server, p384.clone()),
             (ConfigSide::Client, ed.clone()),
         ];
-        let store = Store::load(&sources).unwrap();
+        let store = Store::load(&sources, Default::default()).unwrap();
         assert_eq!(store.len(), 3);
         let Reply::Certificates(infos) = store.answer(Request::Certificates {
             sources: vec![Source::new(ConfigSide::Server, &ec)],

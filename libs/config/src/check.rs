@@ -151,6 +151,56 @@ impl Checker {
                 format!("content_scanner = {scanner}: master.cf has no unix service of that name"),
             ));
         }
+        // DKIM and DMARC are checked by the scanner: without one they
+        // would silently not happen.
+        if scanner.is_empty() {
+            for name in ["dkim_verify", "dmarc_verify"] {
+                if main.bool(name)
+                    && let Some((file, line)) = main.origin(name)
+                {
+                    self.diagnostics.push(Diagnostic::new(
+                        file,
+                        line,
+                        format!("{name} = yes needs content_scanner: the scanner runs the check"),
+                    ));
+                }
+            }
+        }
+        // Issue 16 item 4, not done: no ARC seal over what the gateway
+        // changes. Said where it matters: a Subject tag breaks signatures.
+        if !scanner.is_empty()
+            && main.bool("dkim_verify")
+            && !main.get("spam_subject_tag").is_empty()
+            && let Some((file, line)) = main.origin("dkim_verify")
+        {
+            self.warnings.push(Diagnostic::new(
+                file,
+                line,
+                "dkim_verify = yes: mailgate does not ARC-seal (RFC 8617) the messages it \
+                 changes: a spam_subject_tag put in the Subject breaks the sender's DKIM \
+                 signature and ARC chain for the internal server, which should trust this \
+                 gateway's Authentication-Results instead"
+                    .to_string(),
+            ));
+        }
+        // The spam rules' SPF, DKIM and DMARC results come from the
+        // scanner's sender checks: without them those rules never hit.
+        if !scanner.is_empty()
+            && main.bool("spam_network_tests")
+            && !main.bool("dkim_verify")
+            && !main.bool("dmarc_verify")
+            && let Some((file, line)) = main.origin("spam_network_tests")
+        {
+            self.warnings.push(Diagnostic::new(
+                file,
+                line,
+                "spam_network_tests = yes: the SPF, DKIM and DMARC spam rules (SPF_PASS, \
+                 DKIM_VALID, DMARC_REJECT, the auth welcomelists...) read the scanner's \
+                 sender checks, which run with dkim_verify or dmarc_verify only: without \
+                 them those rules never hit"
+                    .to_string(),
+            ));
+        }
         // What the scanner would refuse to start with.
         for (name, allowed) in [
             ("virus_action", &["reject", "quarantine", "discard"][..]),
@@ -185,6 +235,7 @@ impl Checker {
             .services
             .iter()
             .any(|s| s.name == "tlskeys" && s.kind == crate::ServiceKind::Unix && s.private);
+        self.check_dkim_signing(main, served);
         if served {
             return;
         }
@@ -206,6 +257,47 @@ impl Checker {
 }
 
 impl Checker {
+    /// dkim_signing_table and dkim_key_table as cleanup and tlskeys will
+    /// read them; the keys live in tlskeys, which must run.
+    fn check_dkim_signing(&mut self, main: &MainConfig, tlskeys_served: bool) {
+        let (file, line) = main
+            .origin("dkim_signing_table")
+            .map(|(f, l)| (f.to_path_buf(), l))
+            .unwrap_or_else(|| (main.config_dir().join("main.cf"), 0));
+        let signing = match crate::sender_auth::Signing::load(main) {
+            Ok(Some(signing)) => signing,
+            Ok(None) => return,
+            Err(e) => {
+                self.diagnostics
+                    .push(Diagnostic::new(&file, line, e.to_string()));
+                return;
+            }
+        };
+        if !tlskeys_served {
+            self.diagnostics.push(Diagnostic::new(
+                &file,
+                line,
+                "dkim_signing_table: the signing keys are held by the tlskeys service, \
+                 which master.cf does not run: add `tlskeys unix - - y - - tlskeys`",
+            ));
+        }
+        // tlskeys reads the files as root at start; one that does not
+        // exist would stop it. (Their content is its to judge.)
+        for key in &signing.keys {
+            if !key.path.exists() {
+                self.diagnostics.push(Diagnostic::new(
+                    &file,
+                    line,
+                    format!(
+                        "dkim_key_table key {}: {} does not exist",
+                        key.name,
+                        key.path.display()
+                    ),
+                ));
+            }
+        }
+    }
+
     /// reject_unverified_recipient and reject_unverified_sender ask the
     /// verify service: without it in master.cf every such check would
     /// answer 4xx.

@@ -7,6 +7,67 @@
 
 /// `(name, description)`. Order does not matter; the manual is sorted.
 pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
+    // Sender authentication.
+    (
+        "dkim_signing_table",
+        "Lookup tables from the From: address (user@domain, domain, parent domains) to a key name of dkim_key_table: mail from mynetworks, authenticated clients and the gateway itself is DKIM-signed with that key (opendkim's SigningTable). Needs the tlskeys service.",
+    ),
+    (
+        "dkim_key_table",
+        "A lookup table from key names to domain:selector:/path/to/key.pem (opendkim's KeyTable); tlskeys reads the keys (RSA or Ed25519, PKCS#8 or PKCS#1 PEM), no other process does.",
+    ),
+    (
+        "dkim_sign_headers",
+        "The header fields a DKIM signature covers, when the message has them (From always).",
+    ),
+    (
+        "authserv_id",
+        "The gateway's name in the Authentication-Results headers it adds (RFC 8601); such headers with this name that arrive from outside are removed.",
+    ),
+    (
+        "dkim_verify",
+        "The scanner verifies the DKIM signatures (RFC 6376) of mail from outside, and the ARC chain (RFC 8617) it arrived with, and records them in an Authentication-Results header (dkim=, arc=). Needs content_scanner.",
+    ),
+    (
+        "dmarc_verify",
+        "The scanner evaluates the From domain's DMARC policy (RFC 7489) on mail from outside, with SPF (smtpd's check_spf result, or its own) and DKIM, and applies dmarc_reject_action and dmarc_quarantine_action. Needs content_scanner.",
+    ),
+    (
+        "dmarc_reject_action",
+        "What mail failing DMARC under p=reject gets: reject (550 5.7.1), quarantine, or tag (the Authentication-Results header only).",
+    ),
+    (
+        "dmarc_quarantine_action",
+        "What mail failing DMARC under p=quarantine gets: reject, quarantine, or tag.",
+    ),
+    (
+        "dmarc_tempfail_action",
+        "What mail gets whose DMARC policy could not be looked up (a DNS failure): defer (451 4.4.3, the sender retries) or tag.",
+    ),
+    (
+        "spf_helo_reject",
+        "check_spf: which HELO results are refused with 550 5.7.23 (policyd-spf's HELO_reject): fail, softfail, not_pass, null (fail for the null sender only), no (header only) or no_check.",
+    ),
+    (
+        "spf_mail_from_reject",
+        "check_spf: which MAIL FROM results are refused with 550 5.7.23 (policyd-spf's Mail_From_reject): fail, softfail, not_pass, no (header only) or no_check.",
+    ),
+    (
+        "spf_permerror_reject",
+        "check_spf: refuse an SPF permerror with 550 5.7.24 (policyd-spf's PermError_reject).",
+    ),
+    (
+        "spf_temperror_defer",
+        "check_spf: an SPF temperror (a DNS failure) gets 451 4.4.3 and the sender retries; with no, it gets the Received-SPF header only (policyd-spf's TempError_Defer).",
+    ),
+    (
+        "spf_received_header",
+        "check_spf: put a Received-SPF header (RFC 7208) above the message.",
+    ),
+    (
+        "spf_reject_reason",
+        "check_spf: the text of a refusal or deferral, with $rejectdefer, $spf (the reason), $scope (helo or mfrom), $identity, $client_address and $receiver (the recipient's domain) (policyd-spf's Reason_Message).",
+    ),
     // check_client_score.
     (
         "client_score_dnsbl_sites",

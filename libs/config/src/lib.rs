@@ -28,6 +28,7 @@ pub mod restrictions;
 mod rewrite;
 mod route;
 mod sasl;
+pub mod sender_auth;
 mod table;
 mod tls;
 mod tls_check;

@@ -425,6 +425,48 @@ static PARAMS: &[Param] = &[
         "450 4.7.1 Mail appeared to be SPAM or forged; please try again later",
         Str,
     ),
+    // mailgate: sender authentication. check_spf (smtpd) with policyd-spf's
+    // settings; DKIM and DMARC verification (scanner).
+    p("authserv_id", "$myhostname", Str),
+    p(
+        "spf_helo_reject",
+        "fail",
+        Choice(&["fail", "softfail", "not_pass", "null", "no", "no_check"]),
+    ),
+    p(
+        "spf_mail_from_reject",
+        "fail",
+        Choice(&["fail", "softfail", "not_pass", "no", "no_check"]),
+    ),
+    p("spf_permerror_reject", "no", Bool),
+    p("spf_temperror_defer", "yes", Bool),
+    p("spf_received_header", "yes", Bool),
+    p(
+        "spf_reject_reason",
+        "Message $rejectdefer due to: $spf. Please see http://www.openspf.net/Why?s=$scope;id=$identity;ip=$client_address;r=$receiver",
+        Raw,
+    ),
+    p("dkim_verify", "no", Bool),
+    p("dmarc_verify", "no", Bool),
+    p(
+        "dmarc_reject_action",
+        "reject",
+        Choice(&["reject", "quarantine", "tag"]),
+    ),
+    p(
+        "dmarc_quarantine_action",
+        "quarantine",
+        Choice(&["reject", "quarantine", "tag"]),
+    ),
+    p("dmarc_tempfail_action", "defer", Choice(&["defer", "tag"])),
+    // DKIM signing (cleanup, with the keys in tlskeys).
+    p("dkim_signing_table", "", List),
+    p("dkim_key_table", "", Str),
+    p(
+        "dkim_sign_headers",
+        "From, Reply-To, Subject, Date, Message-ID, To, Cc, In-Reply-To, References, MIME-Version, Content-Type, Content-Transfer-Encoding",
+        List,
+    ),
     // Policy delegation client (check_policy_service): Postfix's names and defaults.
     p("smtpd_policy_service_timeout", "100s", Time('s')),
     p("smtpd_policy_service_max_idle", "300s", Time('s')),

@@ -229,6 +229,9 @@ pub enum Restriction {
     Dnsxl(DnsxlCheck, Dnsxl),
     /// mailgate: policyd-weight's weighted checks (client_score_*).
     CheckClientScore,
+    /// mailgate: SPF for the HELO and MAIL FROM identities, as
+    /// policyd-spf does it (spf_* parameters).
+    CheckSpf,
     // Tables.
     Access(Subject, Table),
     ServerAccess(Subject, ServerRecord, Table),
@@ -385,6 +388,7 @@ fn simple(name: &str) -> Option<Restriction> {
         "reject_multi_recipient_bounce" => R::RejectMultiRecipientBounce,
         "reject_unverified_recipient" => R::RejectUnverifiedRecipient,
         "check_client_score" => R::CheckClientScore,
+        "check_spf" => R::CheckSpf,
         _ => return None,
     })
 }

@@ -170,6 +170,21 @@ impl Table {
         }
     }
 
+    /// Every key and value of a table that is a list (hash, btree, lmdb,
+    /// texthash, inline), keys in lower case and sorted; None for pattern
+    /// tables, which cannot be listed.
+    pub fn entries(&self) -> Option<Vec<(String, String)>> {
+        match &self.inner.source {
+            Source::Text(map) => {
+                let mut entries: Vec<(String, String)> =
+                    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                entries.sort();
+                Some(entries)
+            }
+            _ => None,
+        }
+    }
+
     /// True for tables that match the whole key by pattern (regexp, pcre, cidr, static):
     /// callers look such a table up once instead of trying partial keys.
     pub fn is_pattern_table(&self) -> bool {

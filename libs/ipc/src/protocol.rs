@@ -19,7 +19,7 @@ pub mod cleanup {
         /// bytes. cleanup refuses any other descriptor.
         Commit {
             envelope: Box<Envelope>,
-            actions: Actions,
+            actions: Box<Actions>,
             size: u64,
         },
     }
@@ -44,6 +44,9 @@ pub mod cleanup {
         /// (smtpd_tls_received_header) and the authenticated sender
         /// (smtpd_sasl_authenticated_header).
         pub received_comments: Vec<String>,
+        /// Where the message came from and smtpd's SPF results, for the
+        /// scanner's DKIM and DMARC checks.
+        pub sender_auth: crate::auth::SenderAuth,
         /// content_filter or a FILTER action: the `transport:nexthop`
         /// every recipient goes to after the queue.
         pub filter: Option<String>,
@@ -93,6 +96,8 @@ pub mod scanner {
         pub received: String,
         /// The size of the sealed content the request carries.
         pub size: u64,
+        /// Where the message came from and smtpd's SPF results.
+        pub sender_auth: crate::auth::SenderAuth,
     }
 
     /// What to do with the message as a whole.
@@ -106,6 +111,9 @@ pub mod scanner {
         Quarantine,
         /// Accept (250) and drop it.
         Discard,
+        /// Not now (a check could not be completed, such as DMARC on a DNS
+        /// failure): `Verdict::reply`, a 4xx.
+        Defer,
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -139,6 +147,10 @@ pub mod scanner {
         pub headers: Vec<(String, String)>,
         /// Prefix for the Subject (spam_subject_tag), when tagged as spam.
         pub subject_tag: Option<String>,
+        /// The SMTP reply for Reject or Defer when the check that decided
+        /// has its own (DMARC: 550 5.7.1); otherwise 554 5.7.1 with
+        /// `reason`.
+        pub reply: Option<crate::envelope::SmtpReply>,
     }
 
     #[derive(Debug, Serialize, Deserialize)]

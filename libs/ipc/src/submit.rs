@@ -210,7 +210,7 @@ impl CleanupSession {
         let size = content.size().map_err(SubmitError::Content)?;
         let request = Request::Commit {
             envelope: Box::new(envelope),
-            actions,
+            actions: Box::new(actions),
             size,
         };
         let fds = [content.file.as_fd()];

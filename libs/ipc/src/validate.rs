@@ -142,7 +142,7 @@ pub fn actions(a: &cleanup::Actions) -> Result<(), Invalid> {
             return invalid("a prepended line that is not a header field");
         }
     }
-    Ok(())
+    sender_auth(&a.sender_auth)
 }
 
 impl Validate for cleanup::Request {
@@ -172,12 +172,21 @@ impl Validate for scanner::Request {
             text("recipient", r, MAX_NAME)?;
         }
         client(&self.client)?;
+        sender_auth(&self.sender_auth)?;
         // One Received header, folded: its names are bounded above.
         if self.received.len() > 4 * MAX_NAME + 1024 {
             return invalid(format!("Received header of {} bytes", self.received.len()));
         }
         Ok(())
     }
+}
+
+/// smtpd's SPF results: the domains checked are names.
+fn sender_auth(auth: &crate::auth::SenderAuth) -> Result<(), Invalid> {
+    for check in [&auth.helo, &auth.mail_from].into_iter().flatten() {
+        text("SPF domain", &check.domain, MAX_NAME)?;
+    }
+    Ok(())
 }
 
 impl Validate for qmgr::Request {

@@ -15,8 +15,8 @@
 //! cleanup  spool    mail_owner     smtpd_owner mail_owner root stdio accept unix-connect spool-files  incoming hold quarantine           none
 //! qmgr     spool    mail_owner     mail_owner root            stdio accept unix-connect spool-files memfd  incoming active deferred hold corrupt  none
 //! relay    spool    relay_owner*   mail_owner                 stdio accept unix-connect inet          none                               connect any port, bind none
-//! scanner  scanner_directory  scanner_owner  mail_owner       stdio accept unix-connect file-locks    none                               none (connect clamd's port with clamd over TCP)
-//! tlskeys  tlskeys_directory  tlskeys_owner  smtpd_owner relay_owner  stdio accept           none                               none
+//! scanner  scanner_directory  scanner_owner  mail_owner       stdio accept unix-connect file-locks    none                               none (connect clamd's port with clamd over TCP; + inet and the DNS servers' port with DKIM/DMARC checks)
+//! tlskeys  tlskeys_directory  tlskeys_owner  smtpd_owner relay_owner mail_owner  stdio accept    none                               none
 //! stats    spool    mail_owner     - (inet)                   stdio accept                            none                               none
 //! web      spool    mail_owner     - (inet)                   stdio accept unix-connect spool-files   read the queues and data, release from quarantine  connect the login backend's port
 //! greylist data_directory  mail_owner  smtpd_owner mail_owner root  stdio accept db-file (or inet: Redis)  none            none (connect Redis's port)
@@ -392,6 +392,33 @@ pub const SCANNER_CLAMD_INET: Profile = Profile {
     },
 };
 
+/// The scanner when it checks DKIM and DMARC (dkim_verify, dmarc_verify):
+/// DNS queries for the keys and policies, over UDP and, for long answers,
+/// TCP to the DNS servers' port (Landlock), plus clamd's port when clamd
+/// is reached over TCP. Neither seccomp nor Landlock can narrow UDP.
+pub const SCANNER_DNS: Profile = Profile {
+    service: "scanner",
+    root: Root::Directory("scanner_directory"),
+    run_as: RunAs::User("scanner_owner"),
+    callers: &[Caller::MailOwner],
+    limits: LIMITS,
+    promises: &[
+        Promise::Stdio,
+        Promise::Accept,
+        Promise::UnixConnect,
+        Promise::Inet,
+        Promise::FileLocks,
+    ],
+    landlock: Landlock {
+        dirs: &[],
+        tcp_connect: Ports::Of(&[
+            PortSource::DnsServers,
+            PortSource::Parameter("clamd_socket"),
+        ]),
+        tcp_bind: Ports::None,
+    },
+};
+
 /// `mailgate scan` run by root: the scanner's user and limits on what it
 /// may call, once the message files are open and the rules loaded. It
 /// reads the messages through those descriptors and writes its report to
@@ -418,15 +445,20 @@ pub const LEARN: Profile = Profile {
     landlock: NOTHING,
 };
 
-/// The TLS key holder: its own user, an empty chroot (tlskeys_directory),
-/// the keys read before. Accepts on its inherited socket and answers on the
-/// connections it accepted; it connects nowhere, opens nothing, and has no
-/// network at all.
+/// The TLS and DKIM key holder: its own user, an empty chroot
+/// (tlskeys_directory), the keys read before. Accepts on its inherited
+/// socket and answers on the connections it accepted (smtpd and relay for
+/// TLS, cleanup, as mail_owner, for DKIM); it connects nowhere, opens
+/// nothing, and has no network at all.
 pub const TLSKEYS: Profile = Profile {
     service: "tlskeys",
     root: Root::Directory("tlskeys_directory"),
     run_as: RunAs::User("tlskeys_owner"),
-    callers: &[Caller::User("smtpd_owner"), Caller::User("relay_owner")],
+    callers: &[
+        Caller::User("smtpd_owner"),
+        Caller::User("relay_owner"),
+        Caller::MailOwner,
+    ],
     limits: LIMITS,
     promises: &[Promise::Stdio, Promise::Accept],
     landlock: NOTHING,
@@ -593,6 +625,7 @@ pub const ALL: &[Profile] = &[
     RELAY,
     SCANNER,
     SCANNER_CLAMD_INET,
+    SCANNER_DNS,
     TLSKEYS,
     STATS,
     WEB,
@@ -682,7 +715,7 @@ mod tests {
 
     #[test]
     fn no_network_facing_service_may_call_qmgr_relay_or_the_scanner() {
-        for profile in [QMGR, RELAY, SCANNER, SCANNER_CLAMD_INET] {
+        for profile in [QMGR, RELAY, SCANNER, SCANNER_CLAMD_INET, SCANNER_DNS] {
             assert!(
                 !profile.callers.contains(&Caller::User("smtpd_owner"))
                     && !profile.callers.contains(&Caller::User("relay_owner")),

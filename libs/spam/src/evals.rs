@@ -153,6 +153,19 @@ pub enum Eval {
     ReplyToInList(String),
     /// A link's host (or a parent domain) in an `enlist_uri_host` list.
     UriHostListed(String),
+    /// The DKIM welcomelist (`def`: the def_ one) of the From: address.
+    DkimWelcomelist {
+        def: bool,
+    },
+    /// The SPF welcomelist (`def`: the def_ one) of the envelope sender.
+    SpfWelcomelist {
+        def: bool,
+    },
+    /// An SPF, DKIM or DMARC test, answered by the caller's results.
+    SenderAuth {
+        function: String,
+        args: Vec<String>,
+    },
 }
 
 /// A comparison as html_eval and html_tag_balance write it (`< 512`, `!= 0`).
@@ -234,6 +247,9 @@ pub struct Context<'a> {
     pub addrlists: &'a std::collections::HashMap<String, Vec<String>>,
     pub uri_host_lists:
         &'a std::collections::HashMap<String, std::collections::HashMap<String, bool>>,
+    /// SPF, DKIM and DMARC results, when the caller has them.
+    pub sender_auth: Option<&'a dyn crate::sender_auth::SenderAuth>,
+    pub auth_welcomelists: &'a crate::sender_auth::AuthWelcomelists,
 }
 
 /// SpamAssassin's check_uri_host_listed: a link's host, or the nearest of its
@@ -410,6 +426,22 @@ impl Eval {
             "check_from_in_list" => Eval::FromInList(args.first()?.trim().to_string()),
             "check_replyto_in_list" => Eval::ReplyToInList(args.first()?.trim().to_string()),
             "check_uri_host_listed" => Eval::UriHostListed(args.first()?.trim().to_string()),
+            "check_for_dkim_welcomelist_from" | "check_for_dkim_whitelist_from" => {
+                Eval::DkimWelcomelist { def: false }
+            }
+            "check_for_def_dkim_welcomelist_from" | "check_for_def_dkim_whitelist_from" => {
+                Eval::DkimWelcomelist { def: true }
+            }
+            "check_for_spf_welcomelist_from" | "check_for_spf_whitelist_from" => {
+                Eval::SpfWelcomelist { def: false }
+            }
+            "check_for_def_spf_welcomelist_from" | "check_for_def_spf_whitelist_from" => {
+                Eval::SpfWelcomelist { def: true }
+            }
+            f if crate::sender_auth::FUNCTIONS.contains(&f) => Eval::SenderAuth {
+                function: f.to_string(),
+                args: args.to_vec(),
+            },
             _ => return None,
         })
     }
@@ -557,6 +589,18 @@ impl Eval {
             }
             Eval::ToInSubject(test) => to_in_subject(m, test),
             Eval::ForgedYahooReceived => headers::forged_yahoo(m),
+            Eval::SenderAuth { function, args } => {
+                cx.sender_auth.is_some_and(|a| a.eval(function, args))
+            }
+            Eval::DkimWelcomelist { def } => cx.sender_auth.is_some_and(|a| {
+                let authors = addresses(m, &["from"]);
+                cx.auth_welcomelists
+                    .dkim_listed(*def, &authors, &a.valid_dkim_domains())
+            }),
+            Eval::SpfWelcomelist { def } => cx.sender_auth.is_some_and(|a| {
+                a.spf_pass_sender()
+                    .is_some_and(|sender| cx.auth_welcomelists.spf_listed(*def, &sender))
+            }),
         }
     }
 }
@@ -598,6 +642,11 @@ fn recipients(m: &Message) -> Vec<String> {
 /// SpamAssassin list entries are globs: `*` any run, `?` one character.
 fn listed(addr: &str, patterns: &[String]) -> bool {
     patterns.iter().any(|p| glob(p.as_bytes(), addr.as_bytes()))
+}
+
+/// Whether `addr` matches the list entry `pattern` (a glob).
+pub(crate) fn glob_matches(pattern: &str, addr: &str) -> bool {
+    glob(pattern.as_bytes(), addr.as_bytes())
 }
 
 fn glob(p: &[u8], s: &[u8]) -> bool {
@@ -1003,6 +1052,8 @@ mod tests {
             welcomelist_to: &[],
             addrlists: &Default::default(),
             uri_host_lists: &Default::default(),
+            sender_auth: None,
+            auth_welcomelists: &Default::default(),
         })
     }
 

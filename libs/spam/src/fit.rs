@@ -90,7 +90,7 @@ impl Engine {
         let msg = Message::parse(message);
         let tokens = self.bayes_tokens(&msg);
         let values = self
-            .values(&msg, None)
+            .values(&msg, None, None)
             .iter()
             .enumerate()
             .filter(|(_, v)| **v != 0.0)

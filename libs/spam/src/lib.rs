@@ -18,6 +18,7 @@ mod perlre;
 mod prefilter;
 mod relays;
 mod rules;
+mod sender_auth;
 mod snapshot;
 mod tokenizer;
 mod tokens;
@@ -35,6 +36,7 @@ pub use fit::{
 pub use journal::{AutoLearn, Journal, Synced, sync as sync_journals};
 pub use msg::{EntityView, entity_views};
 pub use rules::UnsupportedRule;
+pub use sender_auth::{FUNCTIONS as SENDER_AUTH_FUNCTIONS, SenderAuth};
 pub use snapshot::{StoreLock, scanner_snapshot};
 pub use tokens::TokenOptions;
 
@@ -420,6 +422,13 @@ impl Engine {
 
     /// Scores a message. Never panics: any input is some message.
     pub fn score(&self, message: &[u8]) -> SpamReport {
+        self.score_with(message, None)
+    }
+
+    /// Scores a message with its SPF, DKIM and DMARC results, which the
+    /// SPF, DKIM and DMARC plugins' rules read when network tests are on
+    /// (they are `tflags net` rules in SpamAssassin).
+    pub fn score_with(&self, message: &[u8], auth: Option<&dyn SenderAuth>) -> SpamReport {
         let msg = Message::parse(message);
         let tokens = self.store.as_ref().map(|_| self.bayes_tokens(&msg));
         let bayes_probability = match (&self.store, &tokens) {
@@ -428,7 +437,8 @@ impl Engine {
             (Some(store), Some(t)) => store.classify(t).ok().flatten(),
             _ => None,
         };
-        let values = self.values(&msg, bayes_probability);
+        let auth = auth.filter(|_| self.config.network_tests);
+        let values = self.values(&msg, bayes_probability, auth);
         let mut hits: Vec<RuleHit> = Vec::new();
         for (i, r) in self.rules.iter().enumerate() {
             if values[i] == 0.0 || r.name.starts_with("__") {
@@ -483,7 +493,12 @@ impl Engine {
     }
 
     /// Every rule's value for a message: 1 or 0, or a `multiple` rule's count.
-    fn values(&self, msg: &Message, bayes: Option<f64>) -> Vec<f64> {
+    fn values(
+        &self,
+        msg: &Message,
+        bayes: Option<f64>,
+        sender_auth: Option<&dyn SenderAuth>,
+    ) -> Vec<f64> {
         let cx = evals::Context {
             msg,
             bayes,
@@ -492,6 +507,8 @@ impl Engine {
             welcomelist_to: &self.set.welcomelist_to,
             addrlists: &self.set.addrlists,
             uri_host_lists: &self.set.uri_host_lists,
+            sender_auth,
+            auth_welcomelists: &self.set.auth_welcomelists,
         };
         let possible = self.possible_rules(msg);
         let mut values = vec![0.0f64; self.rules.len()];

@@ -27,6 +27,12 @@ pub const PLUGINS: &[&str] = &[
     "Mail::SpamAssassin::Plugin::WLBLEval",
     "Mail::SpamAssassin::Plugin::Check",
     "Mail::SpamAssassin::Plugin::AutoLearnThreshold",
+    // Their tests are answered by the scanner's sender checks (sender_auth.rs).
+    "Mail::SpamAssassin::Plugin::SPF",
+    "Mail::SpamAssassin::Plugin::DKIM",
+    "Mail::SpamAssassin::Plugin::DMARC",
+    // 25_dmarc.cf's name for it, which SpamAssassin's parser maps to DMARC.
+    "Mail::SpamAssassin::Plugin::Dmarc",
 ];
 
 /// `can(...)` features this engine has: rule syntax it understands.
@@ -38,6 +44,8 @@ const FEATURES: &[&str] = &[
     "Mail::SpamAssassin::Conf::feature_originating_ip_headers",
     "Mail::SpamAssassin::Conf::feature_edns",
     "Mail::SpamAssassin::Plugin::BodyEval::has_check_body_length",
+    "Mail::SpamAssassin::Plugin::SPF::has_check_for_spf_errors",
+    "Mail::SpamAssassin::Plugin::DKIM::has_arc",
 ];
 
 /// Where a rule reads the message.
@@ -180,6 +188,8 @@ pub struct RuleSet {
     /// `enlist_uri_host (NAME) [!]host...`: hosts (and domains) listed, or
     /// excepted (`!`, false), by list name.
     pub uri_host_lists: HashMap<String, HashMap<String, bool>>,
+    /// The SPF and DKIM plugins' welcomelists.
+    pub auth_welcomelists: crate::sender_auth::AuthWelcomelists,
 }
 
 /// The parser's state across files: later definitions override earlier ones, as a
@@ -451,6 +461,12 @@ impl Loader {
         path: &Path,
         line: usize,
     ) -> Result<(), SpamError> {
+        if directive.contains("list_") {
+            let args: Vec<&str> = rest.split_whitespace().collect();
+            if self.set.auth_welcomelists.directive(directive, &args) {
+                return Ok(());
+            }
+        }
         let mut words = rest.split_whitespace();
         match directive {
             "header" | "body" | "rawbody" | "full" | "uri" | "mimeheader" | "meta" => {
@@ -909,7 +925,8 @@ mod tests {
              ifplugin Mail::SpamAssassin::Plugin::Razor2\nbody OUT1 /a/\nelse\nbody IN2 /a/\nendif\n\
              if (version >= 3.004000)\nbody IN3 /a/\nendif\n\
              if version < 3.0\nbody OUT2 /a/\nendif\n\
-             if !plugin(Mail::SpamAssassin::Plugin::DKIM)\nbody IN4 /a/\nendif\n\
+             if !plugin(Mail::SpamAssassin::Plugin::Pyzor)\nbody IN4 /a/\nendif\n\
+             if !plugin(Mail::SpamAssassin::Plugin::DKIM)\nbody OUT4 /a/\nendif\n\
              if can(Mail::SpamAssassin::Conf::feature_bug6558_free)\nbody IN5 /a/\nendif\n\
              if can(Mail::SpamAssassin::Conf::feature_nonexistent)\nbody OUT3 /a/\nendif\n",
         );

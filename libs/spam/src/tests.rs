@@ -496,3 +496,229 @@ fn address_and_uri_host_lists() {
     );
     assert_eq!(names(&r), ["REPLY_BANK"]);
 }
+
+/// Sender-authentication results given by the caller, as a table.
+struct Results(&'static [&'static str]);
+
+impl crate::SenderAuth for Results {
+    fn eval(&self, function: &str, _args: &[String]) -> bool {
+        self.0.contains(&function)
+    }
+    fn valid_dkim_domains(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn spf_pass_sender(&self) -> Option<String> {
+        None
+    }
+}
+
+/// The stock SPF, DKIM and DMARC rules (25_spf.cf, 25_dkim.cf,
+/// 25_dmarc.cf) hit on the caller's results with 50_scores.cf's scores of
+/// the network score set, and not at all without network tests, as
+/// SpamAssassin runs its `tflags net` rules only then.
+#[test]
+fn stock_spf_dkim_and_dmarc_rules_score_the_callers_results() {
+    let stock = |network_tests| {
+        Engine::load(&EngineConfig {
+            stock_rules_dir: Some(PathBuf::from("/usr/share/spamassassin")),
+            bayes_enabled: false,
+            network_tests,
+            ..EngineConfig::default()
+        })
+        .unwrap()
+    };
+    let net = stock(true);
+    let message = b"From: a@example.org\nTo: b@example.com\nSubject: hello\n\nhi\n";
+    let auth_hits = |e: &Engine, results: &'static [&'static str]| {
+        let mut hits: Vec<(String, f64)> = e
+            .score_with(message, Some(&Results(results)))
+            .hits
+            .into_iter()
+            .filter(|h| {
+                ["SPF_", "DKIM_", "DMARC_", "T_SPF_"]
+                    .iter()
+                    .any(|p| h.name.starts_with(p))
+            })
+            .map(|h| (h.name, h.score))
+            .collect();
+        hits.sort_by(|a, b| a.0.cmp(&b.0));
+        hits
+    };
+    let good = &[
+        "check_for_spf_pass",
+        "check_for_spf_helo_none",
+        "check_dkim_signed",
+        "check_dkim_valid",
+        "check_dkim_valid_author_sig",
+        "check_dkim_dependable",
+        "check_dmarc_pass",
+    ];
+    assert_eq!(
+        auth_hits(&net, good),
+        [
+            ("DKIM_SIGNED".to_string(), 0.1),
+            ("DKIM_VALID".to_string(), -0.1),
+            ("DKIM_VALID_AU".to_string(), -0.1),
+            ("DMARC_PASS".to_string(), -0.001),
+            ("SPF_HELO_NONE".to_string(), 0.001),
+            ("SPF_PASS".to_string(), -0.001),
+        ]
+    );
+    // A signature that does not verify, SPF fail, DMARC p=reject failed.
+    let bad = &[
+        "check_for_spf_fail",
+        "check_for_spf_helo_softfail",
+        "check_dkim_signed",
+        "check_dkim_dependable",
+        "check_dmarc_reject",
+    ];
+    assert_eq!(
+        auth_hits(&net, bad),
+        [
+            ("DKIM_INVALID".to_string(), 0.1),
+            ("DKIM_SIGNED".to_string(), 0.1),
+            ("DMARC_REJECT".to_string(), 1.797),
+            ("SPF_FAIL".to_string(), 0.919),
+            ("SPF_HELO_SOFTFAIL".to_string(), 0.896),
+        ]
+    );
+    let others = &[
+        "check_for_spf_softfail",
+        "check_dmarc_quarantine",
+        "check_for_spf_temperror",
+    ];
+    assert_eq!(
+        auth_hits(&net, others),
+        [
+            ("DMARC_QUAR".to_string(), 1.198),
+            ("SPF_SOFTFAIL".to_string(), 0.972),
+            ("T_SPF_TEMPERROR".to_string(), 0.01),
+        ]
+    );
+    assert_eq!(
+        auth_hits(&net, &["check_for_spf_none", "check_dmarc_none"]),
+        [
+            ("DMARC_NONE".to_string(), 0.898),
+            ("SPF_NONE".to_string(), 0.001),
+        ]
+    );
+    // No results (the checks did not run): nothing hits.
+    assert!(auth_hits(&net, &[]).is_empty());
+    // Local tests only: SpamAssassin runs none of them.
+    assert!(auth_hits(&stock(false), good).is_empty());
+    assert!(auth_hits(&stock(false), bad).is_empty());
+    // The engine knows every function a caller answers.
+    let unsupported = net.unsupported_rules();
+    for name in [
+        "SPF_PASS",
+        "DKIM_VALID_AU",
+        "DMARC_REJECT",
+        "T_SPF_PERMERROR",
+    ] {
+        assert!(
+            unsupported.iter().all(|u| u.name != name),
+            "{name} is unsupported"
+        );
+    }
+    for name in [
+        "USER_IN_DEF_DKIM_WL",
+        "USER_IN_DEF_SPF_WL",
+        "USER_IN_DKIM_WELCOMELIST",
+    ] {
+        assert!(
+            unsupported.iter().all(|u| u.name != name),
+            "{name} is unsupported"
+        );
+    }
+    // What is not implemented is listed (`mailgate check` prints the list):
+    // ADSP.
+    assert!(unsupported.iter().any(|u| u.name == "DKIM_ADSP_NXDOMAIN"));
+}
+
+/// Valid DKIM signing domains and an SPF-passed sender.
+struct Verified {
+    sdids: &'static [&'static str],
+    spf_sender: Option<&'static str>,
+}
+
+impl crate::SenderAuth for Verified {
+    fn eval(&self, _: &str, _: &[String]) -> bool {
+        false
+    }
+    fn valid_dkim_domains(&self) -> Vec<String> {
+        self.sdids.iter().map(|s| s.to_string()).collect()
+    }
+    fn spf_pass_sender(&self) -> Option<String> {
+        self.spf_sender.map(str::to_string)
+    }
+}
+
+/// The SPF and DKIM plugins' welcomelists as SpamAssassin matches them:
+/// the author (From:) with a valid signature of the listed signing domain,
+/// or of its own domain (welcomelist_auth); the envelope sender whose SPF
+/// passed.
+#[test]
+fn spf_and_dkim_welcomelists() {
+    let e = Engine::from_rules(
+        "header DKIM_WL eval:check_for_dkim_welcomelist_from()\nscore DKIM_WL -100\n\
+         header DEF_DKIM_WL eval:check_for_def_dkim_welcomelist_from()\nscore DEF_DKIM_WL -7.5\n\
+         header SPF_WL eval:check_for_spf_whitelist_from()\nscore SPF_WL -100\n\
+         header DEF_SPF_WL eval:check_for_def_spf_welcomelist_from()\nscore DEF_SPF_WL -7.5\n\
+         def_welcomelist_from_dkim *@* bank.example\n\
+         def_welcomelist_from_dkim *@shop.example .mailer.example\n\
+         whitelist_auth *@partner.example\n\
+         def_whitelist_from_spf *@*.bulk.example\n\
+         welcomelist_auth *@gone.example\nunwelcomelist_auth *@gone.example\n",
+        &EngineConfig {
+            network_tests: true,
+            ..EngineConfig::default()
+        },
+    )
+    .unwrap();
+    let hits = |from: &str, sdids: &'static [&'static str], spf: Option<&'static str>| {
+        let message = format!("From: {from}\nSubject: x\n\nhi\n");
+        let auth = Verified {
+            sdids,
+            spf_sender: spf,
+        };
+        let mut names: Vec<String> = e
+            .score_with(message.as_bytes(), Some(&auth))
+            .hits
+            .into_iter()
+            .map(|h| h.name)
+            .collect();
+        names.sort();
+        names
+    };
+    // A third-party signature by the listed signing domain.
+    assert_eq!(
+        hits("a@anything.example", &["bank.example"], None),
+        ["DEF_DKIM_WL"]
+    );
+    assert!(hits("a@anything.example", &["other.example"], None).is_empty());
+    // `.mailer.example`: subdomains only.
+    assert_eq!(
+        hits("a@shop.example", &["eu.mailer.example"], None),
+        ["DEF_DKIM_WL"]
+    );
+    assert!(hits("a@shop.example", &["mailer.example"], None).is_empty());
+    // welcomelist_auth: the author's own domain, or SPF for the sender.
+    assert_eq!(
+        hits("a@partner.example", &["partner.example"], None),
+        ["DKIM_WL"]
+    );
+    assert!(hits("a@partner.example", &["bank2.example"], None).is_empty());
+    assert_eq!(
+        hits("x@y.example", &[], Some("b@partner.example")),
+        ["SPF_WL"]
+    );
+    assert_eq!(
+        hits("x@y.example", &[], Some("b@mx.bulk.example")),
+        ["DEF_SPF_WL"]
+    );
+    // Removed again.
+    assert!(hits("a@gone.example", &["gone.example"], Some("a@gone.example")).is_empty());
+    // Without sender results (or network tests) nothing hits.
+    let message = b"From: a@partner.example\n\nhi\n";
+    assert!(e.score_with(message, None).hits.is_empty());
+}

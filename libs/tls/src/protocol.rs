@@ -62,6 +62,13 @@ pub enum Request {
         scheme: u16,
         message: Vec<u8>,
     },
+    /// The DKIM signature algorithm of a key of dkim_key_table, by name:
+    /// "rsa-sha256" or "ed25519-sha256".
+    DkimAlgorithm { key: String },
+    /// A DKIM signature (RFC 6376 section 3.7) with a key of
+    /// dkim_key_table: `data` is the canonicalized header fields ending
+    /// with the DKIM-Signature field being made, its b= empty.
+    DkimSign { key: String, data: Vec<u8> },
 }
 
 /// A certificate chain and what the asking side needs to know of its key.
@@ -85,6 +92,7 @@ pub struct KeyInfo {
 pub enum Reply {
     Certificates(Vec<KeyInfo>),
     Signature(Vec<u8>),
+    DkimAlgorithm(String),
     Refused(String),
 }
 
@@ -166,6 +174,45 @@ pub fn handshake_context(side: Side, message: &[u8]) -> Result<&'static str, &'s
     }
 }
 
+/// What a DKIM signature request may sign: header data whose last field
+/// is a relaxed-canonicalized `dkim-signature:` of the key's own domain
+/// and selector, with b= empty. So the DKIM key cannot be made to sign a
+/// TLS handshake, another domain's signature, or anything else.
+pub fn dkim_context(data: &[u8], domain: &str, selector: &str) -> Result<(), &'static str> {
+    let last = match data.windows(2).rposition(|w| w == b"\r\n") {
+        Some(pos) if pos + 2 < data.len() => &data[pos + 2..],
+        Some(_) => return Err("the DKIM-Signature field must come last, without CRLF"),
+        None => data,
+    };
+    let last = std::str::from_utf8(last).map_err(|_| "the DKIM-Signature field is not text")?;
+    let value = last
+        .strip_prefix("dkim-signature:")
+        .ok_or("the data does not end with a DKIM-Signature field (relaxed)")?;
+    let mut tags = std::collections::HashMap::new();
+    for tag in value.split(';') {
+        if let Some((name, val)) = tag.split_once('=') {
+            tags.insert(name.trim(), val.trim());
+        }
+    }
+    if tags.get("v") != Some(&"1") {
+        return Err("not a DKIM-Signature v=1");
+    }
+    if !tags
+        .get("d")
+        .is_some_and(|d| d.eq_ignore_ascii_case(domain))
+    {
+        return Err("d= is not the key's domain");
+    }
+    if tags.get("s") != Some(&selector) {
+        return Err("s= is not the key's selector");
+    }
+    let end = value.trim_end().trim_end_matches(';').trim_end();
+    if !end.ends_with("b=") || tags.get("b") != Some(&"") {
+        return Err("b= must be the last tag and empty");
+    }
+    Ok(())
+}
+
 /// Sends one request on a blocking stream and reads the reply.
 pub fn call<S: Read + Write, R: DeserializeOwned>(
     stream: &mut S,
@@ -195,6 +242,26 @@ mod tests {
         let mut bad = vec![0xff, 0xff, 0xff, 0x7f, 0];
         bad.extend_from_slice(&[0; 16]);
         assert!(read_frame::<Request>(&mut bad.as_slice()).is_err());
+    }
+
+    #[test]
+    fn only_dkim_signatures_of_the_keys_domain_are_signed() {
+        let data = b"from:Bob <bob@example.com>\r\nsubject:hi\r\n\
+dkim-signature:v=1; a=rsa-sha256; s=sel; d=example.com; c=relaxed/relaxed; h=From:Subject; bh=abc=; b=;";
+        assert_eq!(dkim_context(data, "example.com", "sel"), Ok(()));
+        assert_eq!(dkim_context(data, "Example.COM", "sel"), Ok(()));
+        assert!(dkim_context(data, "example.org", "sel").is_err());
+        assert!(dkim_context(data, "example.com", "other").is_err());
+        let mut trailing = data.to_vec();
+        trailing.extend_from_slice(b"\r\n");
+        assert!(dkim_context(&trailing, "example.com", "sel").is_err());
+        let filled = b"dkim-signature:v=1; s=sel; d=example.com; b=AAAA;";
+        assert!(dkim_context(filled, "example.com", "sel").is_err());
+        assert!(dkim_context(b"subject:hi", "example.com", "sel").is_err());
+        // A TLS 1.3 CertificateVerify input is not DKIM data.
+        let mut tls13 = vec![0x20; 64];
+        tls13.extend_from_slice(b"TLS 1.3, server CertificateVerify\0");
+        assert!(dkim_context(&tls13, "example.com", "sel").is_err());
     }
 
     #[test]

@@ -75,7 +75,9 @@ impl KeyClient {
         let infos = match reply {
             Reply::Certificates(infos) => infos,
             Reply::Refused(why) => return Err(format!("tlskeys refused: {why}")),
-            Reply::Signature(_) => return Err("tlskeys answered out of turn".into()),
+            Reply::Signature(_) | Reply::DkimAlgorithm(_) => {
+                return Err("tlskeys answered out of turn".into());
+            }
         };
         let mut keys = Vec::with_capacity(infos.len());
         for info in infos {
@@ -195,7 +197,7 @@ impl Signer for RemoteSigner {
         match blocking(|| self.client.call(&request)) {
             Ok(Reply::Signature(signature)) => Ok(signature),
             Ok(Reply::Refused(why)) => Err(Error::General(format!("tlskeys refused: {why}"))),
-            Ok(Reply::Certificates(_)) => {
+            Ok(Reply::Certificates(_) | Reply::DkimAlgorithm(_)) => {
                 Err(Error::General("tlskeys answered out of turn".into()))
             }
             Err(e) => Err(Error::General(format!("cannot reach tlskeys: {e}"))),

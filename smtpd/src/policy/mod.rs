@@ -17,6 +17,7 @@ mod dns;
 mod login;
 pub mod names;
 mod score;
+mod spf;
 mod state;
 pub mod verify;
 
@@ -502,6 +503,7 @@ impl<'a> Evaluator<'a> {
             }
             R::Dnsxl(check, list) => self.dnsxl(st, *check, list).await,
             R::CheckClientScore => self.client_score(st).await,
+            R::CheckSpf => self.check_spf(st, name, class, default_access).await,
             R::Access(subject, table) => self.access(st, *subject, table, default_access).await,
             R::ServerAccess(subject, record, table) => {
                 self.server_access(st, *subject, *record, table, default_access)

@@ -3,7 +3,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use mailgate_ipc::auth::{Origin, SenderAuth};
 use mailgate_log::info;
+use mailgate_mailauth::SpfOutcome;
 
 use super::Defer;
 
@@ -113,6 +115,10 @@ pub struct State {
     pub(super) sender_checked: bool,
     pub(super) recipient_checked: bool,
     pub actions: Actions,
+    /// check_spf's results: the HELO identity's for the session (with the
+    /// name checked), the MAIL FROM identity's for the transaction.
+    pub spf_helo: Option<(String, SpfOutcome)>,
+    pub spf_mail_from: Option<(String, SpfOutcome)>,
     /// What XFORWARD said about the original client, for this transaction.
     pub xforward: crate::xforward::Forwarded,
 }
@@ -147,6 +153,8 @@ impl State {
             sender_checked: false,
             recipient_checked: false,
             actions: Actions::default(),
+            spf_helo: None,
+            spf_mail_from: None,
             xforward: Default::default(),
         }
     }
@@ -163,8 +171,34 @@ impl State {
         self.smtputf8 = false;
         self.actions = Actions::default();
         self.dip_sender = false;
+        self.spf_mail_from = None;
         // Postfix's mail_reset: XFORWARD holds for one transaction.
         self.xforward = Default::default();
+    }
+
+    /// What cleanup and the scanner learn of the sender's authenticity:
+    /// where the message came from, and the SPF results check_spf found
+    /// for the identities the transaction has now.
+    pub fn sender_auth(&self, trusted: bool) -> SenderAuth {
+        let helo = self.helo.as_deref().unwrap_or("");
+        let sender = self.sender.as_deref().unwrap_or("");
+        SenderAuth {
+            origin: if trusted {
+                Origin::Trusted
+            } else {
+                Origin::Remote
+            },
+            helo: self
+                .spf_helo
+                .as_ref()
+                .filter(|(name, _)| name == helo)
+                .map(|(_, outcome)| outcome.check.clone()),
+            mail_from: self
+                .spf_mail_from
+                .as_ref()
+                .filter(|(name, _)| !sender.is_empty() && name == sender)
+                .map(|(_, outcome)| outcome.check.clone()),
+        }
     }
 
     /// `ID: what: STAGE from host[ip]: text; from=<s> to=<r> proto=P

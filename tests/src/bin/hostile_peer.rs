@@ -280,7 +280,7 @@ async fn commit(channel: &mut Channel, kind: &str) -> Result<String, String> {
     let (fd, size) = content(kind)?;
     let request = cleanup::Request::Commit {
         envelope: Box::new(envelope()),
-        actions: cleanup::Actions::default(),
+        actions: Box::default(),
         size,
     };
     let reply: cleanup::Reply = channel
@@ -389,6 +389,7 @@ async fn scan(channel: &mut Channel, kind: &str) -> Result<String, String> {
         },
         received: "Received: from hostile.example (unknown [192.0.2.1])\r\n\tby mailgate".into(),
         size,
+        sender_auth: Default::default(),
     };
     let reply: scanner::Reply = channel
         .call(&request, &[fd.as_fd()])

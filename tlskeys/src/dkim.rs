@@ -1,0 +1,112 @@
+//! The DKIM signing keys of dkim_key_table, read before the sandbox like
+//! the TLS keys. cleanup asks for signatures by key name; a request is
+//! signed only when its data ends with a DKIM-Signature field of that
+//! key's own domain and selector (mailgate_tls::protocol::dkim_context).
+//! The signatures are mail-auth's (ring), as a verifier expects them:
+//! RSASSA-PKCS1-v1_5 with SHA-256 over the data, or Ed25519 over its
+//! SHA-256 hash (RFC 8463).
+
+use std::collections::HashMap;
+
+use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256, SigningKey};
+use mailgate_config::MainConfig;
+use mailgate_config::sender_auth::{DkimKey, Signing};
+use mailgate_tls::protocol::{Reply, dkim_context};
+use rustls::pki_types::PrivateKeyDer;
+use rustls::pki_types::pem::PemObject;
+
+enum Key {
+    Rsa(RsaKey<Sha256>),
+    Ed25519(Ed25519Key),
+}
+
+struct Held {
+    domain: String,
+    selector: String,
+    key: Key,
+}
+
+/// Every key dkim_key_table lists, by name.
+#[derive(Default)]
+pub struct DkimKeys {
+    keys: HashMap<String, Held>,
+}
+
+impl DkimKeys {
+    pub fn load(config: &MainConfig) -> Result<DkimKeys, String> {
+        let Some(signing) = Signing::load(config).map_err(|e| e.to_string())? else {
+            return Ok(DkimKeys::default());
+        };
+        let mut keys = HashMap::new();
+        for entry in &signing.keys {
+            let key = read_key(entry).map_err(|e| {
+                format!(
+                    "dkim_key_table key {}: {}: {e}",
+                    entry.name,
+                    entry.path.display()
+                )
+            })?;
+            keys.insert(
+                entry.name.clone(),
+                Held {
+                    domain: entry.domain.clone(),
+                    selector: entry.selector.clone(),
+                    key,
+                },
+            );
+        }
+        Ok(DkimKeys { keys })
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn algorithm(&self, name: &str) -> Reply {
+        match self.keys.get(name) {
+            Some(held) => Reply::DkimAlgorithm(
+                match held.key {
+                    Key::Rsa(_) => "rsa-sha256",
+                    Key::Ed25519(_) => "ed25519-sha256",
+                }
+                .into(),
+            ),
+            None => Reply::Refused(format!("no DKIM key {name} (reloaded since?)")),
+        }
+    }
+
+    pub fn sign(&self, name: &str, data: &[u8]) -> Reply {
+        let Some(held) = self.keys.get(name) else {
+            return Reply::Refused(format!("no DKIM key {name} (reloaded since?)"));
+        };
+        if let Err(why) = dkim_context(data, &held.domain, &held.selector) {
+            return Reply::Refused(format!("will not sign with DKIM key {name}: {why}"));
+        }
+        let signed = match &held.key {
+            Key::Rsa(key) => key.sign(data),
+            Key::Ed25519(key) => key.sign(data),
+        };
+        match signed {
+            Ok(signature) => Reply::Signature(signature),
+            Err(e) => Reply::Refused(format!("signing failed: {e}")),
+        }
+    }
+}
+
+/// An RSA key (PKCS#8 or PKCS#1) or an Ed25519 key (PKCS#8), PEM.
+fn read_key(entry: &DkimKey) -> Result<Key, String> {
+    let pem = std::fs::read(&entry.path).map_err(|e| e.to_string())?;
+    let der = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| format!("no private key: {e}"))?;
+    let ed25519 = match &der {
+        PrivateKeyDer::Pkcs8(pkcs8) => {
+            Ed25519Key::from_pkcs8_maybe_unchecked_der(pkcs8.secret_pkcs8_der()).ok()
+        }
+        _ => None,
+    };
+    match ed25519 {
+        Some(key) => Ok(Key::Ed25519(key)),
+        None => RsaKey::<Sha256>::from_key_der(der)
+            .map(Key::Rsa)
+            .map_err(|_| "neither an RSA nor an Ed25519 key (PKCS#8 or PKCS#1 PEM)".to_string()),
+    }
+}

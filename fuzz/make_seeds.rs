@@ -104,6 +104,7 @@ fn main() {
                 client: envelope().client,
                 received: "Received: from x (x [192.0.2.1])\r\n\tby gw (mailgate) with ESMTP id 4XyZ1; Mon, 1 Jan 2024 00:00:00 +0000\r\n".into(),
                 size: 0,
+                sender_auth: Default::default(),
             },
             0,
         ),

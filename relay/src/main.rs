@@ -16,7 +16,6 @@ mod cache;
 mod client;
 mod content;
 mod deliver;
-mod hosts;
 mod lmtp_unix;
 mod nexthop;
 mod probe;
@@ -92,7 +91,7 @@ mod tests {
                 data_done: t,
                 quit: t,
             },
-            dns: Dns::Native(crate::hosts::Hosts::default()),
+            dns: Dns::Native(mailgate_dns::hosts::Hosts::default()),
             addresses: crate::nexthop::AddressPolicy {
                 limit: 5,
                 own: Vec::new(),

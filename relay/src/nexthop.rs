@@ -149,7 +149,7 @@ pub enum Dns {
     /// disable_dns_lookups = yes, or smtp_host_lookup = native: names from
     /// the hosts file read at start (the chroot has none), no MX lookups
     /// (a domain is looked up as a host), as Postfix's native lookups.
-    Native(crate::hosts::Hosts),
+    Native(mailgate_dns::hosts::Hosts),
     Resolver(Box<TokioResolver>),
 }
 
@@ -451,7 +451,7 @@ mod tests {
         };
         let looped = resolve(
             &hop("192.0.2.1", 25, false),
-            &Dns::Native(crate::hosts::Hosts::default()),
+            &Dns::Native(mailgate_dns::hosts::Hosts::default()),
             &policy,
         )
         .await
@@ -468,7 +468,7 @@ mod tests {
         assert!(
             resolve(
                 &hop("192.0.2.1", 10025, false),
-                &Dns::Native(crate::hosts::Hosts::default()),
+                &Dns::Native(mailgate_dns::hosts::Hosts::default()),
                 &policy
             )
             .await
@@ -553,14 +553,14 @@ mod tests {
     async fn literals_need_no_dns() {
         let targets = resolve_any(
             &hop("192.0.2.1", 2525, false),
-            &Dns::Native(crate::hosts::Hosts::default()),
+            &Dns::Native(mailgate_dns::hosts::Hosts::default()),
         )
         .await
         .unwrap();
         assert_eq!(targets[0].label(), "192.0.2.1[192.0.2.1]:2525");
         let refused = resolve_any(
             &hop("example.com", 25, true),
-            &Dns::Native(crate::hosts::Hosts::default()),
+            &Dns::Native(mailgate_dns::hosts::Hosts::default()),
         )
         .await
         .unwrap_err();

@@ -153,9 +153,11 @@ impl Settings {
                     .map_err(SettingsError::Dns)?,
             ))
         } else {
-            Dns::Native(crate::hosts::Hosts::read(std::path::Path::new(
-                crate::hosts::HOSTS_FILE,
-            )))
+            let path = std::path::Path::new(mailgate_dns::hosts::HOSTS_FILE);
+            Dns::Native(mailgate_dns::hosts::Hosts::read(path).unwrap_or_else(|e| {
+                mailgate_log::warning!("{e}");
+                mailgate_dns::hosts::Hosts::default()
+            }))
         };
         let count = |name: &str| usize::try_from(config.int(name).max(0)).unwrap_or(usize::MAX);
         Ok(Settings {

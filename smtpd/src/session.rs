@@ -225,6 +225,7 @@ where
     };
     let peer = peer::lookup(
         &settings.dns,
+        &settings.name_sources,
         client_addr,
         peer.port(),
         settings.peername_lookup,

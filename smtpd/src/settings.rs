@@ -17,6 +17,7 @@ use mailgate_config::{
     DomainList, LocalRecipients, MainConfig, NetworkList, Override, Rewriting, Table,
 };
 use mailgate_dns::Dns;
+use mailgate_dns::hosts::NameSources;
 use mailgate_tls::protocol::SERVICE as TLSKEYS_SERVICE;
 use mailgate_tls::server::ServerTls;
 
@@ -184,6 +185,9 @@ pub struct Settings {
     pub client_score: ClientScore,
     pub rbl_reply_maps: Vec<Table>,
     pub peername_lookup: bool,
+    /// Where the client's name is looked up (nsswitch.conf's `hosts:`
+    /// order, the hosts file read now, and the DNS).
+    pub name_sources: NameSources,
     /// The addresses of this host (permit_inet_interfaces).
     pub local_addresses: Vec<IpAddr>,
     pub limits: ClientLimits,
@@ -454,6 +458,7 @@ impl Settings {
             })?,
             rbl_reply_maps: tables("rbl_reply_maps")?,
             peername_lookup: config.bool("smtpd_peername_lookup"),
+            name_sources: name_sources(config),
             local_addresses: local_addresses(config),
             limits: ClientLimits {
                 connection_count: count(config, "smtpd_client_connection_count_limit")?,
@@ -490,6 +495,19 @@ fn timing(config: &MainConfig) -> Result<Timing, SettingsError> {
         hard_error_limit: count(config, "smtpd_hard_error_limit")?,
         per_request_deadline: config.bool("smtpd_per_request_deadline"),
     })
+}
+
+/// The client name's sources, read before the sandbox; none of the files
+/// is read when smtpd_peername_lookup = no.
+fn name_sources(config: &MainConfig) -> NameSources {
+    if !config.bool("smtpd_peername_lookup") {
+        return NameSources::dns_only();
+    }
+    let (sources, warnings) = NameSources::read();
+    for warning in warnings {
+        mailgate_log::warning!("{warning}");
+    }
+    sources
 }
 
 /// This host's addresses as inet_interfaces names them: every interface's

@@ -6,8 +6,9 @@
 //! temporary directory and listens on a free loopback port; the machine's
 //! own Postfix configuration (if any) is not touched. Its master runs in a
 //! private mount namespace (`unshare -m`) where /etc/resolv.conf names the
-//! test's DNS server and /etc/hosts is empty, so both servers see the same
-//! DNS. Needs root (Postfix's master does).
+//! test's DNS server, so both servers see the same DNS and the machine's
+//! /etc/hosts (mailgate's smtpd reads it for client names as Postfix's C
+//! library does). Needs root (Postfix's master does).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -106,11 +107,9 @@ impl StockPostfix {
             format!("nameserver {}\noptions timeout:2 attempts:1\n", dns.ip),
         )
         .expect("resolv.conf");
-        fs::write(d.join("hosts"), "").expect("hosts");
         let script = format!(
-            "mount --bind {resolv} /etc/resolv.conf && mount --bind {hosts} /etc/hosts && exec {DAEMONS}/master -c {etc} -d",
+            "mount --bind {resolv} /etc/resolv.conf && exec {DAEMONS}/master -c {etc} -d",
             resolv = d.join("resolv.conf").display(),
-            hosts = d.join("hosts").display(),
             etc = etc.display(),
         );
         let master = Command::new("unshare")

@@ -72,6 +72,58 @@ fn inbound_mail_reaches_the_backend_with_a_received_header() {
     );
 }
 
+/// The client's name comes from /etc/hosts before the DNS, as Postfix's C
+/// library gives it (nsswitch.conf `hosts: files dns`): 127.0.0.1 is
+/// `localhost` although the DNS server names it otherwise; 127.0.0.7, not
+/// in the hosts file, gets its (forward-confirmed) DNS name; with
+/// smtpd_peername_lookup = no both are unknown.
+#[test]
+fn client_names_come_from_the_hosts_file_before_the_dns() {
+    let hosts = fs::read_to_string("/etc/hosts").expect("/etc/hosts");
+    assert!(
+        hosts.lines().any(|l| {
+            let mut f = l.split_whitespace();
+            f.next() == Some("127.0.0.1") && f.next() == Some("localhost")
+        }),
+        "this test needs Debian's /etc/hosts line `127.0.0.1 localhost`: {hosts}"
+    );
+    let dns = DnsServer::with(&[
+        mailgate_tests::Record::Ptr("127.0.0.1", "from-dns.example"),
+        mailgate_tests::Record::Host("named.example", "127.0.0.7"),
+    ]);
+    let backend = Backend::start();
+    for (lookup, one, seven) in [
+        ("yes", "localhost", "named.example"),
+        ("no", "unknown", "unknown"),
+    ] {
+        let gateway = Gateway::start(
+            &backend,
+            &format!(
+                "dns_nameservers = {}\nsmtpd_peername_lookup = {lookup}\n",
+                dns.nameserver()
+            ),
+        );
+        for (addr, name) in [("127.0.0.1", one), ("127.0.0.7", seven)] {
+            let marker = format!("MARKER-NAME-{lookup}-{addr}");
+            let mut client = Client::connect(gateway.port, addr).expect("connect");
+            let reply = client.send_message(
+                "a@sender.example",
+                &["b@example.com"],
+                &message("n", &marker),
+            );
+            assert!(reply.starts_with("250"), "{reply}");
+            client.send("QUIT");
+            let got = backend.wait_for_message(&marker);
+            let received = &got.header("Received")[0];
+            assert!(
+                received.contains(&format!("({name} [{addr}])")),
+                "{lookup} {addr}: {received}"
+            );
+            gateway.wait_for_log(&format!("connect from {name}[{addr}]"));
+        }
+    }
+}
+
 #[test]
 fn mynetworks_clients_relay_anywhere_others_get_relay_access_denied() {
     let backend = Backend::start();

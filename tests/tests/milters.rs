@@ -107,7 +107,7 @@ fn clamav_milter_rejects_eicar_and_defers_when_clamd_is_down() {
     );
     let reply = c.transaction("a@sender.example", &["b@example.com"], &virus);
     assert!(reply.starts_with("550 5.7.1"), "{reply}");
-    let log = gw.wait_for_log("milter-reject: END-OF-MESSAGE from unknown[127.0.0.1]: 550 5.7.1");
+    let log = gw.wait_for_log("milter-reject: END-OF-MESSAGE from localhost[127.0.0.1]: 550 5.7.1");
     assert!(
         log.contains(
             "550 5.7.1 Command rejected; from=<a@sender.example> to=<b@example.com> proto=ESMTP"
@@ -191,11 +191,11 @@ fn replies_at_each_stage_as_postfix_gives_them() {
             .any(|m| m.message.contains("r-1") || m.message.contains("r-2"))
     );
 
-    gw.wait_for_log("milter-reject: RCPT from unknown[127.0.0.1]: 550 5.1.1");
+    gw.wait_for_log("milter-reject: RCPT from localhost[127.0.0.1]: 550 5.1.1");
     gw.wait_for_log("milter-reject: END-OF-MESSAGE");
     let log = gw.log();
-    assert!(log.contains("milter-reject: MAIL from unknown[127.0.0.1]: 451 4.7.1 Service unavailable - try again later; from=<refuse-mail@sender.example> proto=ESMTP helo=<client.example.org>"), "{log}");
-    assert!(log.contains("milter-reject: END-OF-MESSAGE from unknown[127.0.0.1]: 554 5.7.0 Refused by the test milter: 100% sure; from=<a@sender.example> to=<b@example.com>"), "{log}");
+    assert!(log.contains("milter-reject: MAIL from localhost[127.0.0.1]: 451 4.7.1 Service unavailable - try again later; from=<refuse-mail@sender.example> proto=ESMTP helo=<client.example.org>"), "{log}");
+    assert!(log.contains("milter-reject: END-OF-MESSAGE from localhost[127.0.0.1]: 554 5.7.0 Refused by the test milter: 100% sure; from=<a@sender.example> to=<b@example.com>"), "{log}");
 
     // A REJECT at HELO answers MAIL (Sendmail's rule, which Postfix keeps).
     let mut c = Client::connect(gw.port, "127.0.0.1").unwrap();
@@ -212,12 +212,12 @@ fn replies_at_each_stage_as_postfix_gives_them() {
         seen.contains("helo evil.example").then_some(seen)
     });
     for want in [
-        "connect hostname=unknown addr=127.0.0.1",
+        "connect hostname=localhost addr=127.0.0.1",
         "connect j=gw.example.com",
         "connect {daemon_name}=gw.example.com",
         "connect {daemon_addr}=127.0.0.1",
         "connect v=mailgate",
-        "connect _=unknown [127.0.0.1]",
+        "connect _=localhost [127.0.0.1]",
         "mail <a@sender.example>",
         "mail {mail_addr}=a@sender.example",
         "rcpt {rcpt_addr}=b@example.com",
@@ -233,7 +233,7 @@ fn replies_at_each_stage_as_postfix_gives_them() {
     }
     let id = log
         .lines()
-        .find(|l| l.contains("client=unknown[127.0.0.1]"))
+        .find(|l| l.contains("client=localhost[127.0.0.1]"))
         .and_then(|l| l.split(": client=").next())
         .and_then(|l| l.rsplit(' ').next())
         .expect("a queue ID");
@@ -312,7 +312,9 @@ fn body_headers_and_envelope_changes_reach_the_queue() {
         &marked("quarantine", "b-3"),
     );
     assert!(reply.starts_with("250 2.0.0 Ok"), "{reply}");
-    gw.wait_for_log("milter-hold: END-OF-MESSAGE from unknown[127.0.0.1]: held by the test milter");
+    gw.wait_for_log(
+        "milter-hold: END-OF-MESSAGE from localhost[127.0.0.1]: held by the test milter",
+    );
     wait_for("the message in hold/", || {
         (fs::read_dir(gw.spool("hold")).ok()?.count() == 1).then_some(())
     });
@@ -325,7 +327,7 @@ fn body_headers_and_envelope_changes_reach_the_queue() {
     );
     assert!(reply.starts_with("250 2.0.0 Ok"), "{reply}");
     gw.wait_for_log(
-        "milter-discard: END-OF-MESSAGE from unknown[127.0.0.1]: milter triggers DISCARD action",
+        "milter-discard: END-OF-MESSAGE from localhost[127.0.0.1]: milter triggers DISCARD action",
     );
     c.send("QUIT");
     // A later message arrives; the held and discarded ones never do.
@@ -397,7 +399,7 @@ fn a_milter_that_is_down_gets_milter_default_action() {
         "550 5.5.0 Service unavailable"
     );
     gw.wait_for_log(
-        "milter-reject: CONNECT from unknown[127.0.0.1]: 550 5.5.0 Service unavailable",
+        "milter-reject: CONNECT from localhost[127.0.0.1]: 550 5.5.0 Service unavailable",
     );
 }
 

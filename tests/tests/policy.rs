@@ -125,7 +125,9 @@ fn trickling_clients_cannot_starve_the_listener() {
         waited < Duration::from_secs(10),
         "the fifth client waited {waited:?} for its greeting"
     );
-    gw.wait_for_log("timeout after CONNECT from unknown[127.0.0.1");
+    gw.wait_for_log(
+        "timeout after CONNECT from unknown[127.0.0.1", /* 127.0.0.11 to .14 */
+    );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for t in tricklers {
         t.join().unwrap();

@@ -66,7 +66,7 @@ fn starttls_with_smtplib_and_swaks_over_tls13() {
     );
     let line = gateway.wait_for_log("Anonymous TLS connection established from");
     assert!(
-        line.contains("from unknown[127.0.0.1]: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256"),
+        line.contains("from localhost[127.0.0.1]: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256"),
         "{line}"
     );
 
@@ -141,7 +141,7 @@ fn plaintext_pipelined_after_starttls_is_discarded() {
         "503 5.5.1 Error: need MAIL command"
     );
     tls.send("QUIT");
-    let line = gateway.wait_for_log("disconnect from unknown[127.0.0.1]");
+    let line = gateway.wait_for_log("disconnect from localhost[127.0.0.1]");
     assert!(!line.contains("mail="), "{line}");
 }
 

@@ -7,7 +7,11 @@
 //!
 //! The resolver reads `dns_nameservers`, or `/etc/resolv.conf` when that is
 //! empty, at construction time and opens no socket until the first query, so
-//! it can be built before chroot. The hosts file is never consulted.
+//! it can be built before chroot. The resolver never reads the hosts file;
+//! the services that should (as Postfix does through the C library) read it
+//! with [`hosts`] before the sandbox.
+
+pub mod hosts;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -11,6 +11,7 @@ mod headers;
 mod rewrite;
 mod scan_client;
 mod session;
+mod wake;
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};

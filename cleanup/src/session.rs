@@ -11,10 +11,9 @@ use std::sync::Arc;
 use crate::dkim::Signer;
 use mailgate_ipc::envelope::{ClientInfo, DeliveryState, Envelope, Recipient, SmtpReply};
 use mailgate_ipc::protocol::cleanup::{Actions, Reply, Request};
-use mailgate_ipc::protocol::qmgr;
 use mailgate_ipc::protocol::scanner::Action;
 use mailgate_ipc::queue_file::{QueueRecord, write_record};
-use mailgate_ipc::spool::{HOLD, INCOMING, PendingFile, QUARANTINE, service_socket};
+use mailgate_ipc::spool::{HOLD, INCOMING, PendingFile, QUARANTINE};
 use mailgate_ipc::validate::{self, Validate};
 use mailgate_ipc::{Channel, IpcError};
 use mailgate_log::{info, warning};
@@ -376,7 +375,7 @@ async fn deliver(
         Ok(Ok(message_id)) => {
             info!("{queue_id}: message-id={message_id}");
             if destination == Destination::Incoming {
-                wake_qmgr().await;
+                crate::wake::wake_qmgr();
             }
             Reply::Queued {
                 queue_id: queue_id.to_string(),
@@ -618,21 +617,9 @@ async fn notify_virus_admin(
     match written {
         Ok(Ok(_)) => {
             info!("{notice_id}: virus notice for {queue_id} queued");
-            wake_qmgr().await;
+            crate::wake::wake_qmgr();
         }
         Ok(Err(e)) => warning!("{queue_id}: cannot queue the virus notice: {e}"),
         Err(e) => warning!("{queue_id}: cannot queue the virus notice: {e}"),
-    }
-}
-
-async fn wake_qmgr() {
-    let result = async {
-        let mut qmgr = Channel::connect(&service_socket("qmgr")).await?;
-        qmgr.send(&qmgr::Request::Wake, &[]).await
-    }
-    .await;
-    if let Err(e) = result {
-        // qmgr also scans incoming/ on its own timer; the mail is safe.
-        warning!("cannot wake qmgr: {e}");
     }
 }

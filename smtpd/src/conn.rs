@@ -13,6 +13,7 @@
 //! long; the DATA phase then has a budget that grows by one second per
 //! smtpd_min_data_rate bytes received, never beyond smtpd_timeout.
 
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -143,11 +144,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             return true;
         }
         self.inbuf.reserve(READ_CHUNK);
-        // A zero timeout polls the read once: only input already there.
-        matches!(
-            tokio::time::timeout(Duration::ZERO, self.stream.read_buf(&mut self.inbuf)).await,
-            Ok(Ok(n)) if n > 0
-        )
+        // The read polled once: only input already there. (Not a zero
+        // timeout: tokio's timer rounds it up to its next 1 ms tick, which
+        // cost every reply that checks for pipelining a millisecond.)
+        // Dropping a pending read_buf loses nothing: it only fills the
+        // buffer when it is ready.
+        let mut read = std::pin::pin!(self.stream.read_buf(&mut self.inbuf));
+        let polled = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+        matches!(polled, Poll::Ready(Ok(n)) if n > 0)
     }
 
     /// One command line without its line end. A bare LF ends a line too

@@ -59,12 +59,17 @@ impl From<nix::Error> for IpcError {
     }
 }
 
+/// How much one recvmsg reads: frames are small (contents travel as
+/// descriptors); a larger one takes several reads.
+const SCRATCH: usize = 16 * 1024;
+
 /// One end of a connection between two mailgate processes.
 pub struct Channel {
     stream: UnixStream,
     inbuf: Vec<u8>,
     /// Where recvmsg reads to; on the heap so futures holding a Channel
-    /// stay small.
+    /// stay small, and made on the first receive (a channel that only
+    /// sends, or sits idle, costs nothing for it).
     scratch: Vec<u8>,
     fds: VecDeque<OwnedFd>,
     /// Who connected, when a service checked it on accept.
@@ -76,7 +81,7 @@ impl Channel {
         Channel {
             stream,
             inbuf: Vec::new(),
-            scratch: vec![0; 64 * 1024],
+            scratch: Vec::new(),
             fds: VecDeque::new(),
             peer: None,
         }
@@ -174,6 +179,9 @@ impl Channel {
                 return Ok((message, fds));
             }
             let socket = self.stream.as_raw_fd();
+            if self.scratch.is_empty() {
+                self.scratch = vec![0; SCRATCH];
+            }
             let scratch = &mut self.scratch;
             let (n, fds, truncated) = self
                 .stream

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod channel;
 pub mod envelope;
+pub mod group_sync;
 pub mod handoff;
 pub mod peer;
 pub mod protocol;

@@ -132,7 +132,8 @@ impl PendingFile {
     }
 
     /// Makes the file durable and visible: fsync the file, rename it into
-    /// place (never over an existing file), fsync the directory.
+    /// place (never over an existing file), fsync the directory (one fsync
+    /// for the renames of all concurrent commits: group_sync).
     /// Invariant: when this returns Ok, the message survives a crash or a
     /// power loss; this is what a 250 after DATA stands on.
     pub fn commit(mut self) -> io::Result<File> {
@@ -150,7 +151,7 @@ impl PendingFile {
         )
         .map_err(io::Error::from)?;
         self.renamed = true;
-        sync_dir(&self.dir)?;
+        crate::group_sync::for_dir(&self.dir).sync()?;
         Ok(file)
     }
 }

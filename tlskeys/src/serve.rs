@@ -133,7 +133,7 @@ async fn connection(stream: UnixStream, store: &Store, may: May) {
         };
         let dkim = matches!(
             request,
-            Request::DkimAlgorithm { .. } | Request::DkimSign { .. }
+            Request::DkimAlgorithm { .. } | Request::DkimSign { .. } | Request::ArcSign { .. }
         );
         let reply = if dkim && !may.dkim {
             warning!("refusing a DKIM request from a process that is not cleanup (mail_owner)");

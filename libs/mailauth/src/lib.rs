@@ -8,6 +8,7 @@
 //! /etc/resolv.conf, no hosts file), built before the sandbox.
 
 pub mod facts;
+pub mod seal;
 pub mod sign;
 pub mod spf;
 pub mod verify;

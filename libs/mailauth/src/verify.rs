@@ -75,6 +75,8 @@ pub struct Verification {
     /// The Authentication-Results value, on one line.
     pub results: String,
     pub arc: ArcChain,
+    /// How many ARC sets (ARC-Seal fields) the message had.
+    pub arc_sets: u32,
     /// The From domain DMARC evaluated, when it did.
     pub dmarc_domain: Option<String>,
     pub dmarc: DmarcDisposition,
@@ -145,6 +147,7 @@ impl Authenticator {
             return Verification {
                 results,
                 arc: ArcChain::Fail,
+                arc_sets: 0,
                 dmarc_domain: None,
                 dmarc: DmarcDisposition::None,
                 facts,
@@ -195,6 +198,7 @@ impl Authenticator {
         }
 
         let mut arc = ArcChain::None;
+        let arc_sets = u32::try_from(parsed.as_headers.len()).unwrap_or(u32::MAX);
         if checks.arc {
             let mut output: ArcOutput = self.inner().verify_arc(&parsed).await;
             // RFC 8617 knows none, pass and fail: mail-auth's neutral (a
@@ -260,6 +264,7 @@ impl Authenticator {
         Verification {
             results,
             arc,
+            arc_sets,
             dmarc_domain,
             dmarc: disposition,
             facts,

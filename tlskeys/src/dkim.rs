@@ -145,3 +145,47 @@ fn read_key(entry: &DkimKey) -> Result<Key, String> {
             .map_err(|_| "neither an RSA nor an Ed25519 key (PKCS#8 or PKCS#1 PEM)".to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(arc_key: Option<&str>) -> DkimKeys {
+        let mut keys = HashMap::new();
+        for (name, selector) in [("arc", "arc1"), ("dkim", "sel1")] {
+            let pkcs8 = Ed25519Key::generate_pkcs8().unwrap();
+            keys.insert(
+                name.to_string(),
+                Held {
+                    domain: "gw.example".into(),
+                    selector: selector.into(),
+                    key: Key::Ed25519(Ed25519Key::from_pkcs8_der(&pkcs8).unwrap()),
+                },
+            );
+        }
+        DkimKeys {
+            keys,
+            arc_key: arc_key.map(str::to_string),
+        }
+    }
+
+    const SEAL: &[u8] = b"arc-seal:i=1; a=ed25519-sha256; s=arc1; d=gw.example; cv=none; t=1; b=;";
+
+    #[test]
+    fn only_arc_seal_key_seals_and_only_arc_fields() {
+        let keys = keys(Some("arc"));
+        assert!(matches!(keys.seal("arc", SEAL), Reply::Signature(_)));
+        // Another key of the table, even of the same domain, does not seal.
+        assert!(matches!(keys.seal("dkim", SEAL), Reply::Refused(_)));
+        // The sealing key signs ARC fields only through ArcSign, and
+        // ArcSign signs nothing else.
+        let dkim = b"dkim-signature:v=1; a=ed25519-sha256; s=arc1; d=gw.example; h=From; bh=x; b=;";
+        assert!(matches!(keys.seal("arc", dkim), Reply::Refused(_)));
+        assert!(matches!(keys.sign("arc", SEAL), Reply::Refused(_)));
+        // Without arc_sealing, nothing seals.
+        assert!(matches!(
+            self::keys(None).seal("arc", SEAL),
+            Reply::Refused(_)
+        ));
+    }
+}

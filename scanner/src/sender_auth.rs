@@ -23,6 +23,9 @@ use mailgate_mailauth::{Authenticator, DmarcDisposition, Verification};
 pub struct SenderChecks {
     authenticator: Authenticator,
     policy: VerifyPolicy,
+    /// The author domains' ADSP records are looked up for the spam
+    /// rules' DKIM_ADSP_* tests, which run with network tests only.
+    adsp: bool,
 }
 
 impl SenderChecks {
@@ -37,6 +40,7 @@ impl SenderChecks {
         Ok(Some(SenderChecks {
             authenticator,
             policy,
+            adsp: config.bool("spam_network_tests"),
         }))
     }
 
@@ -67,6 +71,7 @@ impl SenderChecks {
             // ARC (RFC 8617) with DKIM: arc= in the header.
             arc: self.policy.dkim,
             dmarc: self.policy.dmarc,
+            adsp: self.adsp,
         };
         self.authenticator.verify(message, &envelope, checks).await
     }

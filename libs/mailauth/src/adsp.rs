@@ -36,17 +36,30 @@ impl Practice {
 /// Author domains looked up per message at most (a From: may list many).
 pub const MAX_LOOKUPS: usize = 5;
 
+/// An ADSP record with a field that is not `tag=value` (Mail::DKIM's
+/// "policy syntax error"): read as no record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyntaxError;
+
+impl std::fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ADSP record syntax error: a field without \"=\"")
+    }
+}
+
+impl std::error::Error for SyntaxError {}
+
 /// Mail::DKIM::Policy's parse of a record: `tag=value` pairs split at
 /// ";" (a trailing empty field dropped, as Perl's split does); a field
 /// without "=" is a syntax error. The practice is the `dkim` tag's value.
-pub fn parse_record(text: &str) -> Result<Practice, ()> {
+pub fn parse_record(text: &str) -> Result<Practice, SyntaxError> {
     let mut fields: Vec<&str> = text.split(';').collect();
     while fields.last() == Some(&"") {
         fields.pop();
     }
     let mut practice = Practice::Unknown;
     for field in fields {
-        let (name, value) = field.trim().split_once('=').ok_or(())?;
+        let (name, value) = field.trim().split_once('=').ok_or(SyntaxError)?;
         if name.trim_end() == "dkim" {
             practice = match value.trim_start() {
                 "all" => Practice::All,
@@ -67,7 +80,7 @@ impl Authenticator {
         let name = format!("_adsp._domainkey.{domain}");
         // The last TXT record's strings joined, as Mail::DKIM takes it;
         // None for no record; Err for a lookup that failed.
-        let record: Result<Option<String>, ()> = match dns_name(&name) {
+        let record: Result<Option<String>, DnsError> = match dns_name(&name) {
             Ok(name) => match resolver.txt_lookup(name).await.map_err(classify) {
                 Ok(lookup) => Ok(lookup
                     .answers()
@@ -83,9 +96,9 @@ impl Authenticator {
                     })
                     .next_back()),
                 Err(DnsError::NotFound | DnsError::NoData) => Ok(None),
-                Err(DnsError::TempFail(_) | DnsError::Malformed(_)) => Err(()),
+                Err(e) => Err(e),
             },
-            Err(_) => Err(()),
+            Err(e) => Err(e),
         };
         // Perl's truth: an empty record, or "0", is no record.
         if let Ok(Some(text)) = &record
@@ -135,12 +148,12 @@ mod tests {
         assert_eq!(parse_record("dkim=NXDOMAIN"), Ok(Practice::NxDomain));
         assert_eq!(parse_record("x=1"), Ok(Practice::Unknown));
         // A field without "=" is a syntax error, a blank one too.
-        assert_eq!(parse_record("dkim=all; junk"), Err(()));
-        assert_eq!(parse_record("dkim=all; "), Err(()));
+        assert_eq!(parse_record("dkim=all; junk"), Err(SyntaxError));
+        assert_eq!(parse_record("dkim=all; "), Err(SyntaxError));
         assert_eq!(parse_record("dkim=all;;"), Ok(Practice::All));
         // Perl's split drops trailing empty fields: nothing is left.
         assert_eq!(parse_record(";"), Ok(Practice::Unknown));
-        assert_eq!(parse_record(";dkim=all"), Err(()));
+        assert_eq!(parse_record(";dkim=all"), Err(SyntaxError));
     }
 
     #[test]

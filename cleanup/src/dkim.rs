@@ -17,7 +17,31 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Signer {
     signing: Signing,
+    keys: Tlskeys,
+}
+
+/// tlskeys, which holds the keys and signs for cleanup.
+pub struct Tlskeys {
     client: Arc<KeyClient>,
+}
+
+impl Tlskeys {
+    pub fn new() -> Tlskeys {
+        // tlskeys' socket, relative to the spool (the working directory
+        // once the sandbox is in place).
+        Tlskeys {
+            client: KeyClient::new(PathBuf::from("private").join(SERVICE), TIMEOUT),
+        }
+    }
+
+    fn signature(&self, request: &Request) -> Result<Vec<u8>, String> {
+        match self.client.call(request) {
+            Ok(Reply::Signature(signature)) => Ok(signature),
+            Ok(Reply::Refused(why)) => Err(format!("tlskeys refused: {why}")),
+            Ok(_) => Err("tlskeys answered out of turn".into()),
+            Err(e) => Err(format!("cannot reach tlskeys: {e}")),
+        }
+    }
 }
 
 impl Signer {
@@ -26,10 +50,10 @@ impl Signer {
         let Some(signing) = Signing::load(config).map_err(|e| e.to_string())? else {
             return Ok(None);
         };
-        // tlskeys' socket, relative to the spool (the working directory
-        // once the sandbox is in place).
-        let client = KeyClient::new(PathBuf::from("private").join(SERVICE), TIMEOUT);
-        Ok(Some(Signer { signing, client }))
+        Ok(Some(Signer {
+            signing,
+            keys: Tlskeys::new(),
+        }))
     }
 
     /// The DKIM-Signature header (ending in CRLF) for `message`, whose
@@ -47,13 +71,13 @@ impl Signer {
             domain: &key.domain,
             selector: &key.selector,
         };
-        dkim_signature(self, &key, &self.signing.headers, message)
+        dkim_signature(&self.keys, &key, &self.signing.headers, message)
             .map(Some)
             .map_err(|e| format!("DKIM signing for {from} with key {}: {e}", key.name))
     }
 }
 
-impl KeyHolder for Signer {
+impl KeyHolder for Tlskeys {
     fn algorithm(&self, name: &str) -> Result<KeyAlgorithm, String> {
         let request = Request::DkimAlgorithm { key: name.into() };
         match self.client.call(&request) {
@@ -66,16 +90,17 @@ impl KeyHolder for Signer {
     }
 
     fn sign(&self, name: &str, data: &[u8]) -> Result<Vec<u8>, String> {
-        let request = Request::DkimSign {
+        self.signature(&Request::DkimSign {
             key: name.into(),
             data: data.to_vec(),
-        };
-        match self.client.call(&request) {
-            Ok(Reply::Signature(signature)) => Ok(signature),
-            Ok(Reply::Refused(why)) => Err(format!("tlskeys refused: {why}")),
-            Ok(_) => Err("tlskeys answered out of turn".into()),
-            Err(e) => Err(format!("cannot reach tlskeys: {e}")),
-        }
+        })
+    }
+
+    fn sign_arc(&self, name: &str, data: &[u8]) -> Result<Vec<u8>, String> {
+        self.signature(&Request::ArcSign {
+            key: name.into(),
+            data: data.to_vec(),
+        })
     }
 }
 

@@ -6,6 +6,7 @@
 //! queue file to incoming/ (or hold/, quarantine/), makes it durable, and
 //! only then answers smtpd, which only then answers 250. Then it wakes qmgr.
 
+mod arc;
 mod dkim;
 mod headers;
 mod rewrite;
@@ -54,6 +55,8 @@ pub struct Settings {
     pub authserv_id: String,
     /// DKIM signing of the organisation's mail (dkim_signing_table).
     pub signer: Option<dkim::Signer>,
+    /// ARC sealing of checked mail from outside (arc_sealing).
+    pub sealer: Option<arc::Sealer>,
     /// The largest content a peer may hand over: message_size_limit plus
     /// room for the notices qmgr builds around a message (0: no limit, as
     /// Postfix's; the allocation is still checked).
@@ -117,6 +120,10 @@ impl Settings {
             errors.push(e);
             None
         });
+        let sealer = arc::Sealer::load(config).unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
         if !errors.is_empty() {
             return Err(errors.join("; "));
         }
@@ -134,6 +141,7 @@ impl Settings {
             virus_admin: nonempty("virus_admin"),
             authserv_id: config.get("authserv_id").trim().to_ascii_lowercase(),
             signer,
+            sealer,
             max_content: match config.size("message_size_limit") {
                 0 => u64::MAX,
                 limit => limit.saturating_add(NOTICE_ROOM),

@@ -8,10 +8,11 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+use crate::arc::{Sealed, Sealer};
 use crate::dkim::Signer;
 use mailgate_ipc::envelope::{ClientInfo, DeliveryState, Envelope, Recipient, SmtpReply};
 use mailgate_ipc::protocol::cleanup::{Actions, Reply, Request};
-use mailgate_ipc::protocol::scanner::Action;
+use mailgate_ipc::protocol::scanner::{Action, Authenticated};
 use mailgate_ipc::queue_file::{QueueRecord, write_record};
 use mailgate_ipc::spool::{HOLD, INCOMING, PendingFile, QUARANTINE};
 use mailgate_ipc::validate::{self, Validate};
@@ -262,6 +263,7 @@ async fn deliver(
             .unwrap_or(content_bytes);
     let mut extra = Vec::new();
     let mut subject_tag = None;
+    let mut authenticated = None;
     if let Some(service) = &settings.content_scanner {
         // The same header write_queue_file adds (same comments: TLS and
         // the authenticated sender; same arrival time).
@@ -329,6 +331,7 @@ async fn deliver(
         }
         extra.extend(verdict.headers);
         subject_tag = verdict.subject_tag;
+        authenticated = verdict.authenticated;
     }
     if destination == Destination::Hold
         && let Some(what) = &outcome.hold
@@ -363,6 +366,8 @@ async fn deliver(
                     .signer
                     .as_ref()
                     .filter(|_| actions.sender_auth.origin.is_outbound()),
+                // Mail the scanner checked (from outside, dkim_verify).
+                sealer: work.settings.sealer.as_ref().zip(authenticated.as_ref()),
                 received_for: received_for.as_deref(),
                 filter: actions.filter.as_deref(),
             },
@@ -383,10 +388,14 @@ async fn deliver(
         }
         Ok(Err(e)) if e.get_ref().is_some_and(|e| e.is::<SigningFailed>()) => {
             warning!("{queue_id}: {e}");
+            let what = match e.get_ref().and_then(|e| e.downcast_ref::<SigningFailed>()) {
+                Some(SigningFailed::Arc(_)) => "ARC sealing",
+                _ => "DKIM signing",
+            };
             Reply::Deferred(SmtpReply {
                 code: 451,
                 status: "4.7.0".into(),
-                text: "Error: DKIM signing unavailable, try again later".into(),
+                text: format!("Error: {what} unavailable, try again later"),
             })
         }
         Ok(Err(e)) => {
@@ -435,19 +444,26 @@ struct Top<'a> {
     received_comments: &'a [String],
     /// DKIM-sign the message as queued (the organisation's own mail).
     signer: Option<&'a Signer>,
+    /// ARC-seal the message as queued, with what the scanner found.
+    sealer: Option<(&'a Sealer, &'a Authenticated)>,
     /// The one recipient the Received header names, if one.
     received_for: Option<&'a str>,
     filter: Option<&'a str>,
 }
 
-/// DKIM signing failed (tlskeys down, a key it does not have): the
-/// message is not queued unsigned; the client retries.
+/// DKIM signing or ARC sealing failed (tlskeys down, a key it does not
+/// have): the message is not queued unsigned; the client retries.
 #[derive(Debug)]
-struct SigningFailed(String);
+enum SigningFailed {
+    Dkim(String),
+    Arc(String),
+}
 
 impl std::fmt::Display for SigningFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            SigningFailed::Dkim(e) | SigningFailed::Arc(e) => f.write_str(e),
+        }
     }
 }
 
@@ -501,7 +517,18 @@ fn write_queue_file(
         match signer.signature(&whole) {
             Ok(Some(signature)) => added.insert_str(0, &signature),
             Ok(None) => {}
-            Err(e) => return Err(io::Error::other(SigningFailed(e))),
+            Err(e) => return Err(io::Error::other(SigningFailed::Dkim(e))),
+        }
+    }
+    // The seal comes last: it covers everything above, as delivered.
+    if let Some((sealer, authenticated)) = top.sealer {
+        let mut whole = Vec::with_capacity(added.len() + content.len());
+        whole.extend_from_slice(added.as_bytes());
+        whole.extend_from_slice(content);
+        match sealer.seal(&whole, authenticated) {
+            Ok(Sealed::Set(set)) => added.insert_str(0, &set),
+            Ok(Sealed::Unsealable(why)) => info!("{queue_id}: not ARC-sealed: {why}"),
+            Err(e) => return Err(io::Error::other(SigningFailed::Arc(e))),
         }
     }
     let record = QueueRecord {

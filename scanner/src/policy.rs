@@ -174,6 +174,7 @@ impl Decider {
             headers,
             subject_tag,
             reply: None,
+            authenticated: None,
         }
     }
 

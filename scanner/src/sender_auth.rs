@@ -15,14 +15,17 @@ use mailgate_config::MainConfig;
 use mailgate_config::sender_auth::{DmarcAction, VerifyPolicy};
 use mailgate_ipc::auth::{Origin, SenderAuth};
 use mailgate_ipc::envelope::SmtpReply;
-use mailgate_ipc::protocol::scanner::{Action, Verdict};
-use mailgate_mailauth::verify::{Checks, Envelope};
+use mailgate_ipc::protocol::scanner::{Action, ArcChain, Authenticated, Verdict};
+use mailgate_mailauth::verify::{self, Checks, Envelope};
 use mailgate_mailauth::{Authenticator, DmarcDisposition, Verification};
 
 /// The checks and the resolver they use, made before the sandbox.
 pub struct SenderChecks {
     authenticator: Authenticator,
     policy: VerifyPolicy,
+    /// The author domains' ADSP records are looked up for the spam
+    /// rules' DKIM_ADSP_* tests, which run with network tests only.
+    adsp: bool,
 }
 
 impl SenderChecks {
@@ -37,6 +40,7 @@ impl SenderChecks {
         Ok(Some(SenderChecks {
             authenticator,
             policy,
+            adsp: config.bool("spam_network_tests"),
         }))
     }
 
@@ -67,13 +71,15 @@ impl SenderChecks {
             // ARC (RFC 8617) with DKIM: arc= in the header.
             arc: self.policy.dkim,
             dmarc: self.policy.dmarc,
+            adsp: self.adsp,
         };
         self.authenticator.verify(message, &envelope, checks).await
     }
 
-    /// Adds the Authentication-Results header above the scanner's own and
-    /// applies the DMARC outcome under the local policy. A verdict that
-    /// already rejects (a virus, say) stays as it is.
+    /// Adds the Authentication-Results header above the scanner's own,
+    /// hands cleanup what ARC sealing needs, and applies the DMARC
+    /// outcome under the local policy. A verdict that already rejects (a
+    /// virus, say) stays as it is.
     pub fn apply(&self, verification: &Verification, verdict: &mut Verdict) {
         verdict.headers.insert(
             0,
@@ -82,6 +88,19 @@ impl SenderChecks {
                 verification.results.clone(),
             ),
         );
+        // The chain's state is known only when ARC was checked (with
+        // dkim_verify); without it there is nothing to seal over.
+        if self.policy.dkim {
+            verdict.authenticated = Some(Authenticated {
+                results: verification.results.clone(),
+                arc: match verification.arc {
+                    verify::ArcChain::None => ArcChain::None,
+                    verify::ArcChain::Pass => ArcChain::Pass,
+                    verify::ArcChain::Fail => ArcChain::Fail,
+                },
+                arc_sets: verification.arc_sets,
+            });
+        }
         let domain = verification.dmarc_domain.as_deref().unwrap_or("");
         let (action, what) = match verification.dmarc {
             DmarcDisposition::None => return,

@@ -93,6 +93,12 @@ impl SenderAuth for AuthFacts<'_> {
     fn spf_pass_sender(&self) -> Option<String> {
         self.0.spf_pass_sender()
     }
+    fn adsp(&self) -> mailgate_spam::Adsp {
+        mailgate_spam::Adsp {
+            authors: self.0.author_domains.clone(),
+            candidates: self.0.adsp.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

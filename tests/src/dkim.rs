@@ -70,6 +70,36 @@ pub fn dkim_signed_as(
     String::from_utf8(out.stdout).unwrap().replace("\r\n", "\n")
 }
 
+/// The message as a forwarder (`fwd.test`, selector sel1 of `key`)
+/// passes it on: its own Authentication-Results and an ARC set over them,
+/// made by python3-dkim's arcsign.
+pub fn arc_sealed(key: &DkimKey, message: &str) -> String {
+    use std::io::Write;
+    let input = format!(
+        "Authentication-Results: fwd.test; dkim=pass header.d=orig.test; spf=pass smtp.mailfrom=orig.test\n{message}"
+    );
+    let mut child = std::process::Command::new("arcsign")
+        .args(["sel1", "fwd.test"])
+        .arg(&key.key)
+        .arg("fwd.test")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("arcsign (Debian package python3-dkim)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.replace('\n', "\r\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let sealed = String::from_utf8(out.stdout).unwrap().replace("\r\n", "\n");
+    assert!(sealed.starts_with("ARC-Seal:"), "{sealed}");
+    sealed
+}
+
 /// The rule names (with scores) in an X-Spam-Status value whose names
 /// start with SPF_, DKIM_, DMARC_, ARC_ or USER_IN_.
 pub fn auth_rules(status: &str) -> BTreeMap<String, String> {

@@ -12,7 +12,7 @@
 //! come from the gateway's internal Received-SPF header, as they do behind
 //! any policyd-spf. DMARC_* and SPF_HELO_* are checked against the stock
 //! rule names and scores only. ADSP (RFC 5617, historic; DKIM_ADSP_*) is
-//! not implemented and not compared.
+//! compared like SPF and DKIM: the real run looks the records up itself.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -43,10 +43,15 @@ fn records(key: &DkimKey) -> Vec<Record<'_>> {
         Record::Txt("sel1._domainkey.rej.test", &key.txt),
         Record::Txt("_dmarc.rej.test", "v=DMARC1; p=reject"),
         // plain.test: no SPF, no DKIM, no DMARC record. It exists (an
-        // address): for an author domain that does not, SpamAssassin's
-        // ADSP test DKIM_ADSP_NXDOMAIN hits, which mailgate does not
-        // implement (check lists it as unsupported).
+        // address): for an author domain that does not (gone.test),
+        // SpamAssassin's ADSP test DKIM_ADSP_NXDOMAIN hits.
         Record::Host("plain.test", "192.0.2.9"),
+        // ADSP (RFC 5617): all.test signs all its mail, disc.test too and
+        // says to discard the rest.
+        Record::Host("all.test", "192.0.2.10"),
+        Record::Txt("_adsp._domainkey.all.test", "dkim=all"),
+        Record::Txt("sel1._domainkey.disc.test", &key.txt),
+        Record::Txt("_adsp._domainkey.disc.test", "dkim=discardable"),
         // In the stock def_welcomelist_from_dkim (*@* paypal.com) and
         // def_welcomelist_auth (*@paypal-customerfeedback.com).
         // (DMARC's tree walk asks _dmarc.com too.)
@@ -70,15 +75,10 @@ fn names(rules: &BTreeMap<String, String>) -> Vec<&str> {
 }
 
 /// Drops what SpamAssassin cannot check from 127.0.0.0/8 (see the top).
-/// And ADSP, which mailgate does not implement (SpamAssassin's
-/// adsp_override list makes paypal.com's changed message
-/// DKIM_ADSP_DISCARD).
 fn comparable(rules: &BTreeMap<String, String>) -> Vec<&str> {
     names(rules)
         .into_iter()
-        .filter(|n| {
-            !n.starts_with("SPF_HELO_") && !n.starts_with("DMARC_") && !n.starts_with("DKIM_ADSP_")
-        })
+        .filter(|n| !n.starts_with("SPF_HELO_") && !n.starts_with("DMARC_"))
         .collect()
 }
 
@@ -266,7 +266,49 @@ fn spf_dkim_and_dmarc_rules_score_as_spamassassin() {
     let tampered = signed.replace("Hello.", "Hello, changed.");
     let (rules, delivered) = send("bounce@elsewhere.test", &tampered, "marker-r7");
     assert!(!rules.contains_key("USER_IN_DEF_DKIM_WL"), "{delivered}");
+    // The stock adsp_override (60_adsp_override_dkim.cf) makes paypal.com
+    // discardable: no valid author signature, DKIM_ADSP_DISCARD.
+    assert_eq!(rules["DKIM_ADSP_DISCARD"], "1.8", "{delivered}");
     let sa = spamassassin(&dns, "bounce@elsewhere.test", &delivered);
+    assert_eq!(comparable(&sa), comparable(&rules), "{delivered}");
+
+    // ADSP published in the DNS: dkim=all and no signature; dkim=
+    // discardable and a broken signature; an author domain that does not
+    // exist. 50_scores.cf's network set.
+    let (rules, delivered) = send(
+        "alice@all.test",
+        &message("all.test", "marker-r9"),
+        "marker-r9",
+    );
+    assert_eq!(rules["DKIM_ADSP_ALL"], "1.1", "{delivered}");
+    let sa = spamassassin(&dns, "alice@all.test", &delivered);
+    assert_eq!(comparable(&sa), comparable(&rules), "{delivered}");
+
+    let signed = dkim_signed(&key, "disc.test", &message("disc.test", "marker-r10"));
+    let tampered = signed.replace("Hello.", "Hello, changed.");
+    let (rules, delivered) = send("alice@disc.test", &tampered, "marker-r10");
+    assert_eq!(rules["DKIM_ADSP_DISCARD"], "1.8", "{delivered}");
+    assert!(rules.contains_key("DKIM_INVALID"), "{delivered}");
+    let sa = spamassassin(&dns, "alice@disc.test", &delivered);
+    assert_eq!(comparable(&sa), comparable(&rules), "{delivered}");
+    // Signed and intact: the author signature answers ADSP.
+    let signed = dkim_signed(&key, "disc.test", &message("disc.test", "marker-r11"));
+    let (rules, delivered) = send("alice@disc.test", &signed, "marker-r11");
+    assert!(rules.contains_key("DKIM_VALID_AU"), "{delivered}");
+    assert!(
+        !rules.keys().any(|n| n.starts_with("DKIM_ADSP_")),
+        "{delivered}"
+    );
+    let sa = spamassassin(&dns, "alice@disc.test", &delivered);
+    assert_eq!(comparable(&sa), comparable(&rules), "{delivered}");
+
+    let (rules, delivered) = send(
+        "alice@plain.test",
+        &message("gone.test", "marker-r12"),
+        "marker-r12",
+    );
+    assert_eq!(rules["DKIM_ADSP_NXDOMAIN"], "0.8", "{delivered}");
+    let sa = spamassassin(&dns, "alice@plain.test", &delivered);
     assert_eq!(comparable(&sa), comparable(&rules), "{delivered}");
 }
 

@@ -133,11 +133,13 @@ async fn connection(stream: UnixStream, store: &Store, may: May) {
         };
         let dkim = matches!(
             request,
-            Request::DkimAlgorithm { .. } | Request::DkimSign { .. }
+            Request::DkimAlgorithm { .. } | Request::DkimSign { .. } | Request::ArcSign { .. }
         );
         let reply = if dkim && !may.dkim {
-            warning!("refusing a DKIM request from a process that is not cleanup (mail_owner)");
-            Reply::Refused("only cleanup may ask for DKIM signatures".into())
+            warning!(
+                "refusing a DKIM or ARC request from a process that is not cleanup (mail_owner)"
+            );
+            Reply::Refused("only cleanup may ask for DKIM signatures and ARC seals".into())
         } else if !dkim && !may.tls {
             warning!("refusing a TLS request from a process that is neither smtpd nor relay");
             Reply::Refused("only smtpd and relay may ask for TLS keys".into())
@@ -240,6 +242,17 @@ mod tests {
         accept.await.unwrap();
         let reply = client
             .call(&Request::DkimAlgorithm { key: "k".into() })
+            .unwrap();
+        assert!(
+            matches!(&reply, Reply::Refused(why) if why.contains("only cleanup")),
+            "{reply:?}"
+        );
+        // Nor may it have an ARC set sealed.
+        let reply = client
+            .call(&Request::ArcSign {
+                key: "k".into(),
+                data: b"arc-seal:i=1; s=s; d=example.com; cv=none; b=;".to_vec(),
+            })
             .unwrap();
         assert!(
             matches!(&reply, Reply::Refused(why) if why.contains("only cleanup")),

@@ -158,6 +158,7 @@ impl Store {
             }
             Request::DkimAlgorithm { key } => self.dkim.algorithm(&key),
             Request::DkimSign { key, data } => self.dkim.sign(&key, &data),
+            Request::ArcSign { key, data } => self.dkim.seal(&key, &data),
             Request::Sign {
                 key_id,
                 scheme,

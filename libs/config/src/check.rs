@@ -166,20 +166,21 @@ impl Checker {
                 }
             }
         }
-        // Issue 16 item 4, not done: no ARC seal over what the gateway
-        // changes. Said where it matters: a Subject tag breaks signatures.
+        // Without an ARC seal over what the gateway changes, a Subject
+        // tag breaks signatures for the internal server.
         if !scanner.is_empty()
             && main.bool("dkim_verify")
+            && !main.bool("arc_sealing")
             && !main.get("spam_subject_tag").is_empty()
             && let Some((file, line)) = main.origin("dkim_verify")
         {
             self.warnings.push(Diagnostic::new(
                 file,
                 line,
-                "dkim_verify = yes: mailgate does not ARC-seal (RFC 8617) the messages it \
-                 changes: a spam_subject_tag put in the Subject breaks the sender's DKIM \
-                 signature and ARC chain for the internal server, which should trust this \
-                 gateway's Authentication-Results instead"
+                "dkim_verify = yes without arc_sealing: a spam_subject_tag put in the Subject \
+                 breaks the sender's DKIM signature and ARC chain for the internal server; \
+                 set arc_sealing = yes (with arc_seal_key) so that it sees this gateway's ARC \
+                 seal over the change, or have it trust this gateway's Authentication-Results"
                     .to_string(),
             ));
         }
@@ -236,6 +237,7 @@ impl Checker {
             .iter()
             .any(|s| s.name == "tlskeys" && s.kind == crate::ServiceKind::Unix && s.private);
         self.check_dkim_signing(main, served);
+        self.check_arc_sealing(main, served);
         if served {
             return;
         }
@@ -295,6 +297,55 @@ impl Checker {
                     ),
                 ));
             }
+        }
+    }
+
+    /// arc_sealing's settings as cleanup and tlskeys will read them: a key
+    /// of dkim_key_table, dkim_verify on (with a scanner, checked above),
+    /// and the tlskeys service that holds the key.
+    fn check_arc_sealing(&mut self, main: &MainConfig, tlskeys_served: bool) {
+        let (file, line) = main
+            .origin("arc_sealing")
+            .map(|(f, l)| (f.to_path_buf(), l))
+            .unwrap_or_else(|| (main.config_dir().join("main.cf"), 0));
+        let sealing = match crate::sender_auth::ArcSealing::load(main) {
+            Ok(Some(sealing)) => sealing,
+            Ok(None) => {
+                if !main.get("arc_seal_key").trim().is_empty()
+                    && let Some((file, line)) = main.origin("arc_seal_key")
+                {
+                    self.warnings.push(Diagnostic::new(
+                        file,
+                        line,
+                        "arc_seal_key is set but arc_sealing = no: nothing is sealed".to_string(),
+                    ));
+                }
+                return;
+            }
+            Err(e) => {
+                self.diagnostics
+                    .push(Diagnostic::new(&file, line, e.to_string()));
+                return;
+            }
+        };
+        if !tlskeys_served {
+            self.diagnostics.push(Diagnostic::new(
+                &file,
+                line,
+                "arc_sealing = yes: the sealing key is held by the tlskeys service, which \
+                 master.cf does not run: add `tlskeys unix - - y - - tlskeys`",
+            ));
+        }
+        if !sealing.key.path.exists() {
+            self.diagnostics.push(Diagnostic::new(
+                &file,
+                line,
+                format!(
+                    "arc_seal_key {}: {} does not exist",
+                    sealing.key.name,
+                    sealing.key.path.display()
+                ),
+            ));
         }
     }
 

@@ -21,6 +21,18 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
         "The header fields a DKIM signature covers, when the message has them (From always).",
     ),
     (
+        "arc_sealing",
+        "ARC-seal (RFC 8617) mail from outside that the scanner checked (dkim_verify): cleanup adds an ARC set (ARC-Authentication-Results with the gateway's results, ARC-Message-Signature, ARC-Seal with cv=none, pass or fail for the chain it arrived with) over the message as it is delivered, Subject tag and X-Spam headers included, so the internal server sees a valid chain. Needs arc_seal_key and the tlskeys service.",
+    ),
+    (
+        "arc_seal_key",
+        "The key of dkim_key_table that seals (arc_sealing); its domain and selector are the seal's d= and s=, and tlskeys signs ARC sets with this key only.",
+    ),
+    (
+        "arc_seal_headers",
+        "The header fields the ARC-Message-Signature covers, when the message has them (From always).",
+    ),
+    (
         "authserv_id",
         "The gateway's name in the Authentication-Results headers it adds (RFC 8601); such headers with this name that arrive from outside are removed.",
     ),

@@ -467,6 +467,15 @@ static PARAMS: &[Param] = &[
         "From, Reply-To, Subject, Date, Message-ID, To, Cc, In-Reply-To, References, MIME-Version, Content-Type, Content-Transfer-Encoding",
         List,
     ),
+    // ARC sealing (RFC 8617) of mail from outside (cleanup, with the key
+    // in tlskeys).
+    p("arc_sealing", "no", Bool),
+    p("arc_seal_key", "", Str),
+    p(
+        "arc_seal_headers",
+        "$dkim_sign_headers, DKIM-Signature, Authentication-Results",
+        List,
+    ),
     // Policy delegation client (check_policy_service): Postfix's names and defaults.
     p("smtpd_policy_service_timeout", "100s", Time('s')),
     p("smtpd_policy_service_max_idle", "300s", Time('s')),

@@ -147,36 +147,46 @@ pub struct Signing {
     pub headers: Vec<String>,
 }
 
+/// Every key of dkim_key_table, sorted by name; none when it is not set.
+pub fn load_keys(config: &MainConfig) -> Result<Vec<DkimKey>, SigningError> {
+    let key_table = config.get("dkim_key_table");
+    let key_table = key_table.trim();
+    if key_table.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dir = config.config_dir();
+    let table =
+        Table::open(key_table, dir).map_err(|e| SigningError(format!("dkim_key_table: {e}")))?;
+    let entries = table.entries().ok_or_else(|| {
+        SigningError(format!(
+            "dkim_key_table = {key_table}: use a table mailgate can list (hash:, texthash:, \
+             btree:, lmdb: or inline:), as opendkim's KeyTable is a list"
+        ))
+    })?;
+    let mut keys = Vec::new();
+    for (name, value) in entries {
+        keys.push(parse_key(&name, &value, dir)?);
+    }
+    keys.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(keys)
+}
+
 impl Signing {
     /// None when signing is not configured. Every table entry is checked:
     /// a key name the signing table gives must be in the key table (key
     /// files are read by tlskeys only).
     pub fn load(config: &MainConfig) -> Result<Option<Signing>, SigningError> {
         let table_specs = config.list("dkim_signing_table");
-        let key_table = config.get("dkim_key_table");
         if table_specs.is_empty() {
             return Ok(None);
         }
-        let key_table = key_table.trim();
-        if key_table.is_empty() {
+        if config.get("dkim_key_table").trim().is_empty() {
             return Err(SigningError(
                 "dkim_signing_table names keys of dkim_key_table, which is not set".into(),
             ));
         }
         let dir = config.config_dir();
-        let table = Table::open(key_table, dir)
-            .map_err(|e| SigningError(format!("dkim_key_table: {e}")))?;
-        let entries = table.entries().ok_or_else(|| {
-            SigningError(format!(
-                "dkim_key_table = {key_table}: use a table mailgate can list (hash:, texthash:, \
-                 btree:, lmdb: or inline:), as opendkim's KeyTable is a list"
-            ))
-        })?;
-        let mut keys = Vec::new();
-        for (name, value) in entries {
-            keys.push(parse_key(&name, &value, dir)?);
-        }
-        keys.sort_by(|a, b| a.name.cmp(&b.name));
+        let keys = load_keys(config)?;
         let tables = open_tables(&table_specs, dir)
             .map_err(|e| SigningError(format!("dkim_signing_table: {e}")))?;
         // A text table's values can be checked now; a pattern table's only
@@ -231,6 +241,73 @@ impl Signing {
             }
         }
         Ok(None)
+    }
+}
+
+/// ARC sealing (RFC 8617) of mail from outside: the key that seals and
+/// what the ARC-Message-Signature covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArcSealing {
+    /// arc_seal_key: its domain and selector are the seal's d= and s=.
+    pub key: DkimKey,
+    /// arc_seal_headers.
+    pub headers: Vec<String>,
+}
+
+impl ArcSealing {
+    /// None when arc_sealing = no. The settings must agree: a key that
+    /// dkim_key_table lists, dkim_verify on (the seal's cv= is the
+    /// result of the ARC check it runs), From among the signed headers.
+    pub fn load(config: &MainConfig) -> Result<Option<ArcSealing>, SigningError> {
+        if !config.bool("arc_sealing") {
+            return Ok(None);
+        }
+        if !config.bool("dkim_verify") {
+            return Err(SigningError(
+                "arc_sealing = yes needs dkim_verify = yes: the seal's cv= is the result of \
+                 the ARC check the scanner runs with it"
+                    .into(),
+            ));
+        }
+        let name = config.get("arc_seal_key").trim().to_ascii_lowercase();
+        if name.is_empty() {
+            return Err(SigningError(
+                "arc_sealing = yes needs arc_seal_key, the name of a key of dkim_key_table".into(),
+            ));
+        }
+        if config.get("dkim_key_table").trim().is_empty() {
+            return Err(SigningError(format!(
+                "arc_seal_key = {name} names a key of dkim_key_table, which is not set"
+            )));
+        }
+        let key = load_keys(config)?
+            .into_iter()
+            .find(|k| k.name == name)
+            .ok_or_else(|| {
+                SigningError(format!(
+                    "arc_seal_key = {name}: dkim_key_table does not list that key"
+                ))
+            })?;
+        let headers = config
+            .list("arc_seal_headers")
+            .into_iter()
+            .filter(|h| !h.is_empty())
+            .collect::<Vec<_>>();
+        if !headers.iter().any(|h| h.eq_ignore_ascii_case("from")) {
+            return Err(SigningError(
+                "arc_seal_headers must include From (RFC 8617 section 4.1.2)".into(),
+            ));
+        }
+        if let Some(h) = headers
+            .iter()
+            .find(|h| h.to_ascii_lowercase().starts_with("arc-"))
+        {
+            return Err(SigningError(format!(
+                "arc_seal_headers: {h}: the ARC header fields are not signed by the \
+                 ARC-Message-Signature (RFC 8617)"
+            )));
+        }
+        Ok(Some(ArcSealing { key, headers }))
     }
 }
 
@@ -336,6 +413,56 @@ mod tests {
                 .contains("names no key file")
         );
         assert!(Signing::load(&config(dir.path(), "")).unwrap().is_none());
+    }
+
+    #[test]
+    fn arc_sealing_needs_a_listed_key_and_dkim_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("keys"),
+            "arc gw.example.com:arc2026:keys/arc.pem\n",
+        )
+        .unwrap();
+        let base = "dkim_key_table = hash:keys\ndkim_verify = yes\n";
+        assert_eq!(ArcSealing::load(&config(dir.path(), base)).unwrap(), None);
+        let sealing = ArcSealing::load(&config(
+            dir.path(),
+            &format!("{base}arc_sealing = yes\narc_seal_key = ARC\n"),
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (sealing.key.domain.as_str(), sealing.key.selector.as_str()),
+            ("gw.example.com", "arc2026")
+        );
+        assert!(sealing.headers.iter().any(|h| h == "Subject"));
+        assert!(sealing.headers.iter().any(|h| h == "DKIM-Signature"));
+        let refused = |text: &str| ArcSealing::load(&config(dir.path(), text)).unwrap_err().0;
+        assert!(
+            refused("dkim_key_table = hash:keys\narc_sealing = yes\narc_seal_key = arc\n")
+                .contains("needs dkim_verify = yes")
+        );
+        assert!(refused(&format!("{base}arc_sealing = yes\n")).contains("needs arc_seal_key"));
+        assert!(
+            refused(&format!("{base}arc_sealing = yes\narc_seal_key = other\n"))
+                .contains("does not list that key")
+        );
+        assert!(
+            refused("dkim_verify = yes\narc_sealing = yes\narc_seal_key = arc\n")
+                .contains("dkim_key_table, which is not set")
+        );
+        assert!(
+            refused(&format!(
+                "{base}arc_sealing = yes\narc_seal_key = arc\narc_seal_headers = Subject\n"
+            ))
+            .contains("must include From")
+        );
+        assert!(
+            refused(&format!(
+                "{base}arc_sealing = yes\narc_seal_key = arc\narc_seal_headers = From, ARC-Seal\n"
+            ))
+            .contains("ARC-Seal")
+        );
     }
 
     #[test]

@@ -151,6 +151,31 @@ pub mod scanner {
         /// has its own (DMARC: 550 5.7.1); otherwise 554 5.7.1 with
         /// `reason`.
         pub reply: Option<crate::envelope::SmtpReply>,
+        /// What the sender checks found, when they ran (dkim_verify):
+        /// cleanup ARC-seals the message with it (arc_sealing).
+        pub authenticated: Option<Authenticated>,
+    }
+
+    /// The state of the ARC chain a message arrived with (RFC 8617
+    /// section 4.4), as the scanner verified it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum ArcChain {
+        /// No ARC set.
+        None,
+        Pass,
+        /// Broken, or not verifiable.
+        Fail,
+    }
+
+    /// The sender checks' results an ARC sealer needs.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Authenticated {
+        /// The Authentication-Results value (after the header name), on
+        /// one line: the seal's ARC-Authentication-Results.
+        pub results: String,
+        pub arc: ArcChain,
+        /// How many ARC sets the verified message had.
+        pub arc_sets: u32,
     }
 
     #[derive(Debug, Serialize, Deserialize)]

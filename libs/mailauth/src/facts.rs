@@ -13,6 +13,9 @@ pub struct DkimFact {
     /// there is one, else d=; lower case.
     pub domain: String,
     pub valid: bool,
+    /// Its key could not be looked up (a DNS failure): not held against
+    /// the author domain by ADSP.
+    pub temperror: bool,
 }
 
 /// The DMARC outcome in SpamAssassin's terms.
@@ -48,6 +51,11 @@ pub struct Facts {
     pub arc_signed: bool,
     /// Its ARC chain validates.
     pub arc_valid: bool,
+    /// ADSP's candidates (SpamAssassin's check_dkim_adsp): the fully
+    /// qualified author domains without a valid author signature (nor one
+    /// whose key lookup failed), each with the practice its DNS publishes
+    /// ('U', 'A', 'D' or 'N') when it was looked up.
+    pub adsp: Vec<(String, Option<char>)>,
 }
 
 /// The eval functions these facts answer.
@@ -184,10 +192,12 @@ mod tests {
                 DkimFact {
                     domain: "lists.example.net".into(),
                     valid: true,
+                    temperror: false,
                 },
                 DkimFact {
                     domain: "example.org".into(),
                     valid: false,
+                    temperror: false,
                 },
             ],
             author_domains: vec!["example.org".into()],
@@ -196,6 +206,7 @@ mod tests {
             dmarc: Some(DmarcFact::Fail("quarantine")),
             arc_signed: true,
             arc_valid: true,
+            adsp: Vec::new(),
         };
         assert_eq!(facts.valid_dkim_domains(), ["lists.example.net"]);
         // SPF softfail: no sender for the SPF welcomelists.

@@ -7,7 +7,9 @@
 //! The DNS resolver is mailgate's own (mailgate-dns: `dns_nameservers` or
 //! /etc/resolv.conf, no hosts file), built before the sandbox.
 
+pub mod adsp;
 pub mod facts;
+pub mod seal;
 pub mod sign;
 pub mod spf;
 pub mod verify;

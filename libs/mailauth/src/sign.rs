@@ -33,6 +33,9 @@ pub trait KeyHolder {
     /// The signature of `data` (the canonicalized header fields, ending
     /// with the signature header whose b= is empty) with key `name`.
     fn sign(&self, name: &str, data: &[u8]) -> Result<Vec<u8>, String>;
+    /// The same for an ARC set: `data` ends with the ARC-Message-Signature
+    /// or ARC-Seal field being made.
+    fn sign_arc(&self, name: &str, data: &[u8]) -> Result<Vec<u8>, String>;
 }
 
 /// A key of dkim_key_table, by name, with the domain and selector it
@@ -64,10 +67,12 @@ impl fmt::Display for SignError {
 impl std::error::Error for SignError {}
 
 /// mail-auth's signing key whose signatures the holder makes.
-struct Remote<'a> {
+pub(crate) struct Remote<'a> {
     holder: &'a dyn KeyHolder,
     name: &'a str,
     algorithm: KeyAlgorithm,
+    /// Asks for ARC signatures rather than DKIM ones.
+    arc: bool,
 }
 
 impl SigningKey for Remote<'_> {
@@ -76,9 +81,12 @@ impl SigningKey for Remote<'_> {
     fn sign(&self, input: impl Writable) -> mail_auth::Result<Vec<u8>> {
         let mut data = Vec::with_capacity(1024);
         input.write(&mut data);
-        self.holder
-            .sign(self.name, &data)
-            .map_err(|e| Error::Io(format!("signing with key {}: {e}", self.name)))
+        let signed = if self.arc {
+            self.holder.sign_arc(self.name, &data)
+        } else {
+            self.holder.sign(self.name, &data)
+        };
+        signed.map_err(|e| Error::Io(format!("signing with key {}: {e}", self.name)))
     }
 
     fn algorithm(&self) -> Algorithm {
@@ -86,15 +94,20 @@ impl SigningKey for Remote<'_> {
     }
 }
 
-fn remote<'a>(holder: &'a dyn KeyHolder, key: &KeyRef<'a>) -> Result<Remote<'a>, SignError> {
+pub(crate) fn remote<'a>(
+    holder: &'a dyn KeyHolder,
+    key: &KeyRef<'a>,
+    arc: bool,
+) -> Result<Remote<'a>, SignError> {
     Ok(Remote {
         holder,
         name: key.name,
         algorithm: holder.algorithm(key.name).map_err(SignError::Key)?,
+        arc,
     })
 }
 
-fn signing_error(e: Error) -> SignError {
+pub(crate) fn signing_error(e: Error) -> SignError {
     match e {
         Error::Io(e) => SignError::Key(e),
         other => SignError::Message(other.to_string()),
@@ -109,7 +122,7 @@ pub fn dkim_signature(
     headers: &[String],
     message: &[u8],
 ) -> Result<String, SignError> {
-    let signature = DkimSigner::from_key(remote(holder, key)?)
+    let signature = DkimSigner::from_key(remote(holder, key, false)?)
         .domain(key.domain)
         .selector(key.selector)
         .headers(headers.iter().map(String::as_str))
@@ -134,6 +147,9 @@ mod tests {
         }
         fn sign(&self, _: &str, data: &[u8]) -> Result<Vec<u8>, String> {
             self.0.sign(data).map_err(|e| e.to_string())
+        }
+        fn sign_arc(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, String> {
+            Err("not for DKIM".into())
         }
     }
 

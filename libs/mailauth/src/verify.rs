@@ -14,9 +14,9 @@ use mail_auth::{
 };
 use mailgate_ipc::auth::SpfCheck;
 
-use crate::Authenticator;
 use crate::facts::{DkimFact, DmarcFact, Facts};
 use crate::spf::{one_line, output_of};
+use crate::{Authenticator, adsp};
 
 /// Signatures verified per message at most; the rest count as signed but
 /// are not checked (each costs a DNS query and a public-key operation).
@@ -40,6 +40,8 @@ pub struct Checks {
     pub dkim: bool,
     pub arc: bool,
     pub dmarc: bool,
+    /// Look up the author domains' ADSP records (with dkim or dmarc).
+    pub adsp: bool,
 }
 
 /// What is known about the message before its content is read.
@@ -75,6 +77,8 @@ pub struct Verification {
     /// The Authentication-Results value, on one line.
     pub results: String,
     pub arc: ArcChain,
+    /// How many ARC sets (ARC-Seal fields) the message had.
+    pub arc_sets: u32,
     /// The From domain DMARC evaluated, when it did.
     pub dmarc_domain: Option<String>,
     pub dmarc: DmarcDisposition,
@@ -145,6 +149,7 @@ impl Authenticator {
             return Verification {
                 results,
                 arc: ArcChain::Fail,
+                arc_sets: 0,
                 dmarc_domain: None,
                 dmarc: DmarcDisposition::None,
                 facts,
@@ -175,6 +180,7 @@ impl Authenticator {
                     facts.dkim.push(DkimFact {
                         domain: sdid(&sig.i, &sig.d),
                         valid: matches!(output.result(), DkimResult::Pass),
+                        temperror: matches!(output.result(), DkimResult::TempError(_)),
                     });
                 }
             }
@@ -194,7 +200,12 @@ impl Authenticator {
             }
         }
 
+        if facts.dkim_checked {
+            self.adsp_candidates(&mut facts, checks.adsp).await;
+        }
+
         let mut arc = ArcChain::None;
+        let arc_sets = u32::try_from(parsed.as_headers.len()).unwrap_or(u32::MAX);
         if checks.arc {
             let mut output: ArcOutput = self.inner().verify_arc(&parsed).await;
             // RFC 8617 knows none, pass and fail: mail-auth's neutral (a
@@ -260,9 +271,41 @@ impl Authenticator {
         Verification {
             results,
             arc,
+            arc_sets,
             dmarc_domain,
             dmarc: disposition,
             facts,
+        }
+    }
+}
+
+impl Authenticator {
+    /// SpamAssassin's ADSP candidates: each fully qualified author domain
+    /// without a valid author signature or one whose key lookup failed,
+    /// with its published practices when `lookup` (at most
+    /// [`adsp::MAX_LOOKUPS`] lookups).
+    async fn adsp_candidates(&self, facts: &mut Facts, lookup: bool) {
+        let mut looked_up = 0;
+        let mut seen = Vec::new();
+        for domain in &facts.author_domains {
+            if !adsp::fully_qualified(domain) || seen.contains(domain) {
+                continue;
+            }
+            seen.push(domain.clone());
+            let signed = facts
+                .dkim
+                .iter()
+                .any(|s| s.domain == *domain && (s.valid || s.temperror));
+            if signed {
+                continue;
+            }
+            let published = if lookup && looked_up < adsp::MAX_LOOKUPS {
+                looked_up += 1;
+                Some(self.adsp(domain).await.code())
+            } else {
+                None
+            };
+            facts.adsp.push((domain.clone(), published));
         }
     }
 }

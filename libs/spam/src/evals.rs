@@ -157,6 +157,12 @@ pub enum Eval {
     DkimWelcomelist {
         def: bool,
     },
+    /// The DKIM plugin's check_dkim_adsp: practices letters (`*`: any)
+    /// and the author domains it is limited to.
+    DkimAdsp {
+        chars: String,
+        domains: Vec<String>,
+    },
     /// The SPF welcomelist (`def`: the def_ one) of the envelope sender.
     SpfWelcomelist {
         def: bool,
@@ -432,6 +438,20 @@ impl Eval {
             "check_for_def_dkim_welcomelist_from" | "check_for_def_dkim_whitelist_from" => {
                 Eval::DkimWelcomelist { def: true }
             }
+            // The DKIM plugin's ADSP tests: check_dkim_signall is
+            // check_dkim_adsp('A'); check_dkim_signsome never hits there.
+            "check_dkim_adsp" => Eval::DkimAdsp {
+                chars: args.first()?.trim().trim_matches(['\'', '"']).to_string(),
+                domains: args[1..].to_vec(),
+            },
+            "check_dkim_signall" => Eval::DkimAdsp {
+                chars: "A".into(),
+                domains: Vec::new(),
+            },
+            "check_dkim_signsome" => Eval::DkimAdsp {
+                chars: String::new(),
+                domains: Vec::new(),
+            },
             "check_for_spf_welcomelist_from" | "check_for_spf_whitelist_from" => {
                 Eval::SpfWelcomelist { def: false }
             }
@@ -597,6 +617,9 @@ impl Eval {
                 cx.auth_welcomelists
                     .dkim_listed(*def, &authors, &a.valid_dkim_domains())
             }),
+            Eval::DkimAdsp { chars, domains } => cx
+                .sender_auth
+                .is_some_and(|a| cx.auth_welcomelists.adsp_hit(&a.adsp(), chars, domains)),
             Eval::SpfWelcomelist { def } => cx.sender_auth.is_some_and(|a| {
                 a.spf_pass_sender()
                     .is_some_and(|sender| cx.auth_welcomelists.spf_listed(*def, &sender))

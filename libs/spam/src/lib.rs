@@ -36,7 +36,7 @@ pub use fit::{
 pub use journal::{AutoLearn, Journal, Synced, sync as sync_journals};
 pub use msg::{EntityView, entity_views};
 pub use rules::UnsupportedRule;
-pub use sender_auth::{FUNCTIONS as SENDER_AUTH_FUNCTIONS, SenderAuth};
+pub use sender_auth::{Adsp, FUNCTIONS as SENDER_AUTH_FUNCTIONS, SenderAuth};
 pub use snapshot::{StoreLock, scanner_snapshot};
 pub use tokens::TokenOptions;
 

@@ -589,6 +589,11 @@ impl Loader {
                     }
                 }
             }
+            "adsp_override" => {
+                if let Err(why) = self.set.auth_welcomelists.adsp_override(rest) {
+                    return self.bad(path, line, rest, why);
+                }
+            }
             "bayes_ignore_header" => {
                 self.set
                     .bayes_ignore_headers

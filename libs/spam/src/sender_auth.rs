@@ -20,11 +20,26 @@ pub trait SenderAuth: Sync {
     /// The envelope sender, when its SPF (MAIL FROM) passed (for the SPF
     /// welcomelists).
     fn spf_pass_sender(&self) -> Option<String>;
+    /// What check_dkim_adsp reads (ADSP, RFC 5617); nothing by default.
+    fn adsp(&self) -> Adsp {
+        Adsp::default()
+    }
 }
 
-/// The eval functions a [`SenderAuth`] answers. The welcomelist functions
-/// are the engine's (evals.rs, with [`AuthWelcomelists`]); ADSP's are
-/// listed as unsupported rules.
+/// The DKIM check's results SpamAssassin's check_dkim_adsp reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Adsp {
+    /// The author (From:) domains, lower case.
+    pub authors: Vec<String>,
+    /// The fully qualified author domains without a valid author
+    /// signature (nor one whose key lookup failed), each with the
+    /// practices its DNS publishes ('U', 'A', 'D' or 'N') when they were
+    /// looked up.
+    pub candidates: Vec<(String, Option<char>)>,
+}
+
+/// The eval functions a [`SenderAuth`] answers. The welcomelist and ADSP
+/// functions are the engine's (evals.rs, with [`AuthWelcomelists`]).
 pub const FUNCTIONS: &[&str] = &[
     "check_for_spf_pass",
     "check_for_spf_neutral",
@@ -56,9 +71,13 @@ pub const FUNCTIONS: &[&str] = &[
 
 /// The SPF and DKIM plugins' welcomelists (`welcomelist_from_dkim`,
 /// `welcomelist_auth`, `welcomelist_from_spf`, their `def_` forms from
-/// 60_welcomelist_*.cf, and the older `whitelist_` names).
+/// 60_welcomelist_*.cf, and the older `whitelist_` names), and the DKIM
+/// plugin's `adsp_override` (60_adsp_override_dkim.cf).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuthWelcomelists {
+    /// adsp_override: author domain (or `*.domain`, `*`) to practices,
+    /// SpamAssassin's letters N, U, A, D, 1, 2, 3.
+    pub adsp_override: std::collections::HashMap<String, char>,
     /// (author glob, acceptable signing domain; empty: the author's own).
     pub dkim: Vec<(String, String)>,
     pub def_dkim: Vec<(String, String)>,
@@ -68,6 +87,82 @@ pub struct AuthWelcomelists {
 }
 
 impl AuthWelcomelists {
+    /// `adsp_override DOMAIN [PRACTICES]` as SpamAssassin takes it:
+    /// `@?[*a-z0-9._-]+`, then nxdomain, unknown, all, discardable (the
+    /// default), custom_low, custom_med or custom_high.
+    pub fn adsp_override(&mut self, rest: &str) -> Result<(), &'static str> {
+        let mut words = rest.split_whitespace();
+        let domain = words.next().ok_or("adsp_override needs a domain")?;
+        let domain = domain.strip_prefix('@').unwrap_or(domain);
+        let practices = words.next().unwrap_or("discardable").to_ascii_lowercase();
+        let valid = !domain.is_empty()
+            && domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"*._-".contains(&b));
+        if !valid || words.next().is_some() {
+            return Err(
+                "adsp_override: expected a domain and one of nxdomain, unknown, all, discardable, custom_low, custom_med, custom_high",
+            );
+        }
+        let code = match practices.as_str() {
+            "custom_low" => '1',
+            "custom_med" => '2',
+            "custom_high" => '3',
+            "nxdomain" => 'N',
+            "unknown" => 'U',
+            "all" => 'A',
+            "discardable" => 'D',
+            _ => {
+                return Err(
+                    "adsp_override: practices must be nxdomain, unknown, all, discardable, custom_low, custom_med or custom_high",
+                );
+            }
+        };
+        self.adsp_override.insert(domain.to_ascii_lowercase(), code);
+        Ok(())
+    }
+
+    /// SpamAssassin's check_dkim_adsp(CHARS, DOMAINS...): an ADSP
+    /// candidate's practices (adsp_override first: the domain, then
+    /// `*.` each parent, then `*`; else what its DNS published) are one
+    /// of CHARS (`*`: any of N, A, D, 1, 2, 3), and, when DOMAINS are
+    /// given, an author domain is one of them (`.dom` or `*.dom`: it or a
+    /// subdomain).
+    pub fn adsp_hit(&self, adsp: &Adsp, chars: &str, domains: &[String]) -> bool {
+        let chars = if chars == "*" { "NAD123" } else { chars };
+        let practices = |domain: &str| {
+            let labels: Vec<&str> = domain.split('.').collect();
+            std::iter::once(domain.to_string())
+                .chain((1..=labels.len()).map(|n| {
+                    let rest = labels[n..].join(".");
+                    if rest.is_empty() {
+                        "*".to_string()
+                    } else {
+                        format!("*.{rest}")
+                    }
+                }))
+                .find_map(|key| self.adsp_override.get(&key).copied())
+        };
+        let any = adsp.candidates.iter().any(|(domain, published)| {
+            practices(domain)
+                .or(*published)
+                .is_some_and(|p| chars.contains(p))
+        });
+        if !any || domains.is_empty() {
+            return any;
+        }
+        domains.iter().any(|dom| {
+            let dom = dom.trim().trim_matches(['\'', '"']).to_ascii_lowercase();
+            match dom.strip_prefix("*.").or_else(|| dom.strip_prefix('.')) {
+                Some(parent) => adsp
+                    .authors
+                    .iter()
+                    .any(|a| a == parent || a.ends_with(&format!(".{parent}"))),
+                None => adsp.authors.contains(&dom),
+            }
+        })
+    }
+
     /// Takes a welcomelist directive; false when `name` is not one.
     pub fn directive(&mut self, name: &str, args: &[&str]) -> bool {
         let lower: Vec<String> = args.iter().map(|a| a.to_ascii_lowercase()).collect();

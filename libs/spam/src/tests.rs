@@ -630,9 +630,159 @@ fn stock_spf_dkim_and_dmarc_rules_score_the_callers_results() {
             "{name} is unsupported"
         );
     }
-    // What is not implemented is listed (`mailgate check` prints the list):
-    // ADSP.
-    assert!(unsupported.iter().any(|u| u.name == "DKIM_ADSP_NXDOMAIN"));
+    // ADSP's tests are the engine's too.
+    for name in [
+        "DKIM_ADSP_NXDOMAIN",
+        "DKIM_ADSP_ALL",
+        "DKIM_ADSP_CUSTOM_HIGH",
+    ] {
+        assert!(
+            unsupported.iter().all(|u| u.name != name),
+            "{name} is unsupported"
+        );
+    }
+}
+
+/// ADSP candidates as the caller found them.
+struct AdspResults(crate::Adsp);
+
+impl crate::SenderAuth for AdspResults {
+    fn eval(&self, _: &str, _: &[String]) -> bool {
+        false
+    }
+    fn valid_dkim_domains(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn spf_pass_sender(&self) -> Option<String> {
+        None
+    }
+    fn adsp(&self) -> crate::Adsp {
+        self.0.clone()
+    }
+}
+
+/// The DKIM plugin's ADSP tests as SpamAssassin evaluates them: the
+/// practices an author domain publishes, or adsp_override's (the domain,
+/// then `*.` each parent, then `*`), scored by 50_scores.cf (network set);
+/// a domain restriction matches the author domains.
+#[test]
+fn adsp_rules_as_the_dkim_plugin_evaluates_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("local.cf"),
+        "adsp_override bank.example\nadsp_override *.shop.example all\n\
+         adsp_override low.example custom_low\n\
+         header MY_ADSP eval:check_dkim_adsp('*', '.shop.example')\nscore MY_ADSP 5\n\
+         header MY_SIGNALL eval:check_dkim_signall()\nscore MY_SIGNALL 1\n",
+    )
+    .unwrap();
+    let engine = Engine::load(&EngineConfig {
+        stock_rules_dir: Some(PathBuf::from("/usr/share/spamassassin")),
+        rule_files: vec![dir.path().join("local.cf")],
+        bayes_enabled: false,
+        network_tests: true,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let message = b"From: a@example.org\nTo: b@example.com\nSubject: hello\n\nhi\n";
+    let hits = |authors: &[&str], candidates: &[(&str, Option<char>)]| {
+        let adsp = crate::Adsp {
+            authors: authors.iter().map(|a| a.to_string()).collect(),
+            candidates: candidates
+                .iter()
+                .map(|(d, p)| (d.to_string(), *p))
+                .collect(),
+        };
+        let mut hits: Vec<(String, f64)> = engine
+            .score_with(message, Some(&AdspResults(adsp)))
+            .hits
+            .into_iter()
+            .filter(|h| h.name.contains("ADSP") || h.name == "MY_SIGNALL")
+            .map(|h| (h.name, h.score))
+            .collect();
+        hits.sort_by(|a, b| a.0.cmp(&b.0));
+        hits
+    };
+    // Published: nxdomain, discardable, all; unknown hits nothing.
+    assert_eq!(
+        hits(&["gone.example"], &[("gone.example", Some('N'))]),
+        [("DKIM_ADSP_NXDOMAIN".to_string(), 0.8)]
+    );
+    assert_eq!(
+        hits(&["d.example"], &[("d.example", Some('D'))]),
+        [("DKIM_ADSP_DISCARD".to_string(), 1.8)]
+    );
+    assert_eq!(
+        hits(&["a.example"], &[("a.example", Some('A'))]),
+        [
+            ("DKIM_ADSP_ALL".to_string(), 1.1),
+            ("MY_SIGNALL".to_string(), 1.0)
+        ]
+    );
+    assert!(hits(&["u.example"], &[("u.example", Some('U'))]).is_empty());
+    // A valid author signature: no candidate, nothing.
+    assert!(hits(&["bank.example"], &[]).is_empty());
+    // Overrides win over DNS, and apply without it.
+    assert_eq!(
+        hits(&["bank.example"], &[("bank.example", Some('U'))]),
+        [("DKIM_ADSP_DISCARD".to_string(), 1.8)]
+    );
+    assert_eq!(
+        hits(&["low.example"], &[("low.example", None)]),
+        // And 25_dkim.cf's meta for mail not from a list.
+        [
+            ("DKIM_ADSP_CUSTOM_LOW".to_string(), 0.001),
+            ("NML_ADSP_CUSTOM_LOW".to_string(), 0.7)
+        ]
+    );
+    // *.shop.example: subdomains only, and the restricted rule.
+    assert_eq!(
+        hits(&["m.shop.example"], &[("m.shop.example", None)]),
+        [
+            ("DKIM_ADSP_ALL".to_string(), 1.1),
+            ("MY_ADSP".to_string(), 5.0),
+            ("MY_SIGNALL".to_string(), 1.0)
+        ]
+    );
+    assert!(hits(&["shop.example"], &[("shop.example", None)]).is_empty());
+    // The stock 60_adsp_override_dkim.cf: paypal.com is discardable.
+    assert_eq!(
+        hits(&["paypal.com"], &[("paypal.com", None)]),
+        [("DKIM_ADSP_DISCARD".to_string(), 1.8)]
+    );
+    // Without network tests, none of them runs.
+    let local = Engine::load(&EngineConfig {
+        stock_rules_dir: Some(PathBuf::from("/usr/share/spamassassin")),
+        bayes_enabled: false,
+        network_tests: false,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let adsp = crate::Adsp {
+        authors: vec!["paypal.com".into()],
+        candidates: vec![("paypal.com".into(), Some('D'))],
+    };
+    assert!(
+        local
+            .score_with(message, Some(&AdspResults(adsp)))
+            .hits
+            .iter()
+            .all(|h| !h.name.contains("ADSP"))
+    );
+}
+
+#[test]
+fn adsp_override_as_spamassassin_parses_it() {
+    let mut lists = crate::sender_auth::AuthWelcomelists::default();
+    lists.adsp_override("@Example.COM").unwrap();
+    lists.adsp_override("*.example.net custom_high").unwrap();
+    lists.adsp_override("* unknown").unwrap();
+    assert_eq!(lists.adsp_override["example.com"], 'D');
+    assert_eq!(lists.adsp_override["*.example.net"], '3');
+    assert_eq!(lists.adsp_override["*"], 'U');
+    assert!(lists.adsp_override("example.org sometimes").is_err());
+    assert!(lists.adsp_override("exa$mple.org").is_err());
+    assert!(lists.adsp_override("").is_err());
 }
 
 /// Valid DKIM signing domains and an SPF-passed sender.

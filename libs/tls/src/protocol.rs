@@ -69,6 +69,10 @@ pub enum Request {
     /// dkim_key_table: `data` is the canonicalized header fields ending
     /// with the DKIM-Signature field being made, its b= empty.
     DkimSign { key: String, data: Vec<u8> },
+    /// An ARC signature (RFC 8617) with arc_seal_key: `data` ends with
+    /// the ARC-Message-Signature or ARC-Seal field being made, its b=
+    /// empty (relaxed).
+    ArcSign { key: String, data: Vec<u8> },
 }
 
 /// A certificate chain and what the asking side needs to know of its key.
@@ -188,15 +192,58 @@ pub fn dkim_context(data: &[u8], domain: &str, selector: &str) -> Result<(), &'s
     let value = last
         .strip_prefix("dkim-signature:")
         .ok_or("the data does not end with a DKIM-Signature field (relaxed)")?;
+    let tags = tag_list(value);
+    if tags.get("v") != Some(&"1") {
+        return Err("not a DKIM-Signature v=1");
+    }
+    signs_as(&tags, value, domain, selector)
+}
+
+/// What an ARC signature request may sign: data whose last field is a
+/// relaxed-canonicalized `arc-message-signature:` or `arc-seal:` of the
+/// key's own domain and selector, with an instance i= of 1 to 50 and b=
+/// last and empty. So the sealing key cannot be made to sign a DKIM
+/// signature, a TLS handshake or another domain's seal.
+pub fn arc_context(data: &[u8], domain: &str, selector: &str) -> Result<(), &'static str> {
+    let last = match data.windows(2).rposition(|w| w == b"\r\n") {
+        Some(pos) if pos + 2 < data.len() => &data[pos + 2..],
+        Some(_) => return Err("the ARC field must come last, without CRLF"),
+        None => data,
+    };
+    let last = std::str::from_utf8(last).map_err(|_| "the ARC field is not text")?;
+    let value = last
+        .strip_prefix("arc-message-signature:")
+        .or_else(|| last.strip_prefix("arc-seal:"))
+        .ok_or("the data does not end with an ARC-Message-Signature or ARC-Seal field (relaxed)")?;
+    let tags = tag_list(value);
+    if !tags
+        .get("i")
+        .and_then(|i| i.parse::<u32>().ok())
+        .is_some_and(|i| (1..=50).contains(&i))
+    {
+        return Err("i= is not an ARC instance (1 to 50)");
+    }
+    signs_as(&tags, value, domain, selector)
+}
+
+/// The tags of a signature field's value.
+fn tag_list(value: &str) -> std::collections::HashMap<&str, &str> {
     let mut tags = std::collections::HashMap::new();
     for tag in value.split(';') {
         if let Some((name, val)) = tag.split_once('=') {
             tags.insert(name.trim(), val.trim());
         }
     }
-    if tags.get("v") != Some(&"1") {
-        return Err("not a DKIM-Signature v=1");
-    }
+    tags
+}
+
+/// d= and s= are the key's, and b= is the last tag, empty.
+fn signs_as(
+    tags: &std::collections::HashMap<&str, &str>,
+    value: &str,
+    domain: &str,
+    selector: &str,
+) -> Result<(), &'static str> {
     if !tags
         .get("d")
         .is_some_and(|d| d.eq_ignore_ascii_case(domain))
@@ -262,6 +309,51 @@ dkim-signature:v=1; a=rsa-sha256; s=sel; d=example.com; c=relaxed/relaxed; h=Fro
         let mut tls13 = vec![0x20; 64];
         tls13.extend_from_slice(b"TLS 1.3, server CertificateVerify\0");
         assert!(dkim_context(&tls13, "example.com", "sel").is_err());
+    }
+
+    #[test]
+    fn only_arc_fields_of_the_keys_domain_are_sealed() {
+        let ams = b"from:Bob <bob@example.com>\r\n\
+arc-message-signature:i=2; a=rsa-sha256; s=arc; d=gw.example; c=relaxed/relaxed; h=From; t=1; bh=abc=; b=;";
+        assert_eq!(arc_context(ams, "gw.example", "arc"), Ok(()));
+        assert!(arc_context(ams, "other.example", "arc").is_err());
+        assert!(arc_context(ams, "gw.example", "sel").is_err());
+        let seal = b"arc-authentication-results:i=1; gw.example; dkim=none\r\n\
+arc-message-signature:i=1; a=rsa-sha256; d=gw.example; s=arc; b=xyz;\r\n\
+arc-seal:i=1; a=rsa-sha256; s=arc; d=gw.example; cv=none; t=1; b=;";
+        assert_eq!(arc_context(seal, "gw.example", "arc"), Ok(()));
+        // Instances outside 1 to 50, a filled b=, a DKIM signature and a
+        // TLS context are refused.
+        assert!(
+            arc_context(
+                b"arc-seal:i=51; s=arc; d=gw.example; cv=pass; b=;",
+                "gw.example",
+                "arc"
+            )
+            .is_err()
+        );
+        assert!(
+            arc_context(
+                b"arc-seal:i=0; s=arc; d=gw.example; cv=none; b=;",
+                "gw.example",
+                "arc"
+            )
+            .is_err()
+        );
+        assert!(
+            arc_context(
+                b"arc-seal:i=1; s=arc; d=gw.example; cv=none; b=AA;",
+                "gw.example",
+                "arc"
+            )
+            .is_err()
+        );
+        let dkim = b"dkim-signature:v=1; a=rsa-sha256; s=arc; d=gw.example; h=From; bh=abc=; b=;";
+        assert!(arc_context(dkim, "gw.example", "arc").is_err());
+        assert!(dkim_context(ams, "gw.example", "arc").is_err());
+        let mut tls13 = vec![0x20; 64];
+        tls13.extend_from_slice(b"TLS 1.3, server CertificateVerify\0");
+        assert!(arc_context(&tls13, "gw.example", "arc").is_err());
     }
 
     #[test]

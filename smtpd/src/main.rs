@@ -7,6 +7,7 @@ mod anvil_client;
 mod auth;
 mod conn;
 mod milter;
+mod milter_checks;
 mod peer;
 mod policy;
 mod session;

@@ -21,6 +21,8 @@ const TABLE_PARAMETERS: &[&str] = &[
     "body_checks",
     "mime_header_checks",
     "nested_header_checks",
+    "milter_header_checks",
+    "smtpd_milter_maps",
     "rbl_reply_maps",
     "greylist_whitelist_clients",
     "greylist_whitelist_recipients",
@@ -634,10 +636,13 @@ impl Checker {
 
     /// Runs one check unless the same value from the same place was already checked,
     /// placing its diagnostics at the parameter's setting.
-    /// smtpd_milters parses as smtpd will parse it, with main.cf's
-    /// milter_* settings (non_smtpd_milters is reported as not
-    /// implemented).
+    /// smtpd_milters and non_smtpd_milters parse as the services will
+    /// parse them, with main.cf's milter_* settings; so do the results of
+    /// smtpd_milter_maps that are known before a look-up, and
+    /// milter_macro_defaults.
     fn check_milters(&mut self, config: &MainConfig) {
+        let invalid =
+            |e: crate::milter::SpecError| ConfigError::Invalid(vec![Diagnostic::unplaced(e.0)]);
         for name in ["smtpd_milters"] {
             let value = config.get(name);
             if value.trim().is_empty() {
@@ -646,7 +651,33 @@ impl Checker {
             self.once(config, name, &value, |_| {
                 crate::milter::from_config(config, name)
                     .map(drop)
-                    .map_err(|e| ConfigError::Invalid(vec![Diagnostic::unplaced(e.0)]))
+                    .map_err(invalid)
+            });
+        }
+        let value = config.get("smtpd_milter_maps");
+        if !value.trim().is_empty() {
+            let dir = config.config_dir();
+            self.once(config, "smtpd_milter_maps", &value, |_| {
+                let defaults = crate::milter::defaults_from_config(config).map_err(invalid)?;
+                for spec in config.list("smtpd_milter_maps") {
+                    let Ok(table) = Table::open(&spec, dir) else {
+                        continue; // reported with the other tables
+                    };
+                    for result in table.results().unwrap_or_default() {
+                        crate::milter::parse_map_result(&result, &defaults).map_err(|e| {
+                            ConfigError::Invalid(vec![Diagnostic::unplaced(format!("{spec}: {e}"))])
+                        })?;
+                    }
+                }
+                Ok(())
+            });
+        }
+        let value = config.get("milter_macro_defaults");
+        if !value.trim().is_empty() {
+            self.once(config, "milter_macro_defaults", &value, |value| {
+                crate::milter::parse_macro_defaults(value)
+                    .map(drop)
+                    .map_err(invalid)
             });
         }
     }

@@ -55,23 +55,6 @@ static TABLE: &[Unimplemented] = &[
          `mailgate sendmail`'s mail and the notices, has no network access): that mail \
          would pass unchecked by them; smtpd_milters are implemented",
     ),
-    e(
-        "smtpd_milter_maps",
-        EMPTY,
-        "per-client milter lists are not implemented: every client would get \
-         smtpd_milters, DISABLE included",
-    ),
-    e(
-        "milter_header_checks",
-        EMPTY,
-        "header checks on the headers milters add are not implemented: they would be \
-         added unchecked",
-    ),
-    w(
-        "milter_macro_defaults",
-        EMPTY,
-        "macros without a value are not sent; defaults for them are not implemented",
-    ),
     w(
         "milter_unknown_command_macros",
         EMPTY,

@@ -12,7 +12,7 @@ pub mod wire;
 mod group;
 
 pub use client::{Edit, Milter};
-pub use group::{Envelope, Milters, Outcome};
+pub use group::{Envelope, HeaderChecks, HeaderVerdict, Milters, NoHeaderChecks, Outcome};
 pub use macros::{MacroLists, Macros, Stage};
 pub use mailgate_config::milter as spec;
 pub use message::Message;

@@ -1,0 +1,242 @@
+//! The milter settings beyond smtpd_milters, with real milters
+//! (tests/milters/test_milter.py on python3-milter, run privately):
+//! smtpd_milter_maps (per-client lists, DISABLE, a malformed result),
+//! milter_header_checks (each action on the headers a milter adds or
+//! changes, and none on the message's own headers) and
+//! milter_macro_defaults.
+
+use std::fs;
+
+use mailgate_tests::milters::TestMilter;
+use mailgate_tests::{Backend, Client, Gateway, wait_for};
+
+fn message(subject: &str, marker: &str) -> String {
+    format!(
+        "From: a@sender.example\nTo: b@example.com\nSubject: {subject}\nX-Marker: {marker}\n\n\
+         Hello from the milter settings tests.\n"
+    )
+}
+
+const TIMEOUTS: &str = "milter_command_timeout = 10s\nmilter_content_timeout = 20s\n";
+
+#[test]
+fn smtpd_milter_maps_choose_each_clients_milters() {
+    let (global, global_port) = TestMilter::inet();
+    let (other, other_port) = TestMilter::inet();
+    let backend = Backend::start();
+    let gw = Gateway::configure(
+        &backend,
+        &format!(
+            "{TIMEOUTS}smtpd_milters = inet:127.0.0.1:{global_port}\n\
+             smtpd_milter_maps = cidr:milter_map, regexp:milter_map_re\n\
+             mynetworks = 127.0.0.0/8\n"
+        ),
+    );
+    fs::write(
+        gw.path("milter_map"),
+        format!(
+            "127.0.0.2/32 DISABLE\n\
+             127.0.0.3/32 {{ inet:127.0.0.1:{other_port}, default_action = tempfail }}\n"
+        ),
+    )
+    .unwrap();
+    // A result that is no milter list, known only when a client matches
+    // (it uses $1; literal results are checked at start).
+    fs::write(gw.path("milter_map_re"), "/^(127\\.0\\.0\\.5)$/ inet:$1\n").unwrap();
+    let gw = gw.launch();
+
+    for (from, marker) in [
+        ("127.0.0.1", "map-global"),
+        ("127.0.0.2", "map-disabled"),
+        ("127.0.0.3", "map-other"),
+    ] {
+        let mut c = Client::connect(gw.port, from).unwrap();
+        let reply = c.send_message(
+            "a@sender.example",
+            &["b@example.com"],
+            &message("plain", marker),
+        );
+        assert!(
+            reply.starts_with("250 2.0.0 Ok"),
+            "{from}: {reply}\n{}",
+            gw.log()
+        );
+        c.send("QUIT");
+    }
+    // Not in the map: smtpd_milters. DISABLE: no milter. The map's list:
+    // that milter only.
+    let got = backend.wait_for_message("map-global");
+    assert_eq!(got.header("X-Test-Milter"), vec!["seen".to_string()]);
+    let got = backend.wait_for_message("map-disabled");
+    assert!(got.header("X-Test-Milter").is_empty(), "{}", got.message);
+    let got = backend.wait_for_message("map-other");
+    assert_eq!(got.header("X-Test-Milter"), vec!["seen".to_string()]);
+    wait_for("the other milter to see its message", || {
+        other.seen().contains("X-Marker: map-other").then_some(())
+    });
+    let seen = global.seen();
+    assert!(seen.contains("X-Marker: map-global"), "{seen}");
+    assert!(!seen.contains("map-disabled"), "{seen}");
+    assert!(!seen.contains("map-other"), "{seen}");
+    assert!(!other.seen().contains("map-global"));
+    assert!(!seen.contains("addr=127.0.0.2"), "{seen}");
+
+    // A malformed result fails closed: no mail from that client passes
+    // unchecked.
+    let mut c = Client::connect(gw.port, "127.0.0.5").unwrap();
+    assert!(c.send("EHLO client.example.org").starts_with("250"));
+    assert_eq!(
+        c.send("MAIL FROM:<a@sender.example>"),
+        "451 4.3.5 Server configuration error"
+    );
+    gw.wait_for_log("warning: smtpd_milter_maps regexp:milter_map_re result for 127.0.0.5");
+}
+
+#[test]
+fn milter_header_checks_act_on_the_headers_milters_add() {
+    let (_milter, port) = TestMilter::inet();
+    let backend = Backend::start();
+    let gw = Gateway::configure(
+        &backend,
+        &format!(
+            "{TIMEOUTS}smtpd_milters = inet:127.0.0.1:{port}\n\
+             milter_header_checks = regexp:milter_header_checks\n"
+        ),
+    );
+    fs::write(
+        gw.path("milter_header_checks"),
+        "/^X-Echo: reject$/ REJECT 5.7.0 echo refused\n\
+         /^X-Echo: defer$/ REJECT 4.7.1 echo deferred\n\
+         /^X-Echo: plain-reject$/ REJECT\n\
+         /^X-Echo: discard$/ DISCARD\n\
+         /^X-Echo: hold$/ HOLD\n\
+         /^X-Echo: redirect$/ REDIRECT other@example.com\n\
+         /^X-Echo: bcc$/ BCC copy@example.com\n\
+         /^X-Echo: ignore$/ IGNORE\n\
+         /^X-Echo: replace$/ REPLACE X-Replaced: by the checks\n\
+         /^X-Echo: warn$/ WARN echo seen\n\
+         /^Subject: body replaced/ REPLACE Subject: changed by the checks\n\
+         /^X-Marker:/ REJECT the message's own headers are not checked\n",
+    )
+    .unwrap();
+    let gw = gw.launch();
+    let mut c = Client::connect(gw.port, "127.0.0.1").unwrap();
+    assert!(c.send("EHLO client.example.org").starts_with("250"));
+    let mut send = |subject: &str, marker: &str| {
+        c.transaction(
+            "a@sender.example",
+            &["b@example.com"],
+            &message(subject, marker),
+        )
+    };
+    assert_eq!(send("echo: reject", "hc-1"), "550 5.7.0 echo refused");
+    assert_eq!(send("echo: defer", "hc-2"), "451 4.7.1 echo deferred");
+    assert_eq!(
+        send("echo: plain-reject", "hc-3"),
+        "550 5.7.1 message content rejected"
+    );
+    for (subject, marker) in [
+        ("echo: discard", "hc-4"),
+        ("echo: hold", "hc-5"),
+        ("echo: redirect", "hc-6"),
+        ("echo: bcc", "hc-7"),
+        ("echo: ignore", "hc-8"),
+        ("echo: replace", "hc-9"),
+        ("echo: warn", "hc-10"),
+        ("replace-body", "hc-11"),
+    ] {
+        let reply = send(subject, marker);
+        assert!(reply.starts_with("250 2.0.0 Ok"), "{subject}: {reply}");
+    }
+    c.send("QUIT");
+
+    let log =
+        gw.wait_for_log("milter-header-reject: header X-Echo: reject from unknown[127.0.0.1];");
+    assert!(
+        log.contains(
+            "from=<a@sender.example> to=<b@example.com> proto=ESMTP \
+             helo=<client.example.org>: 5.7.0 echo refused"
+        ),
+        "{log}"
+    );
+    gw.wait_for_log("milter-header-discard: header X-Echo: discard from unknown[127.0.0.1];");
+    gw.wait_for_log("milter-header-hold: header X-Echo: hold from unknown[127.0.0.1];");
+    gw.wait_for_log("milter-header-redirect: header X-Echo: redirect from unknown[127.0.0.1];");
+    gw.wait_for_log("milter-header-bcc: header X-Echo: bcc from unknown[127.0.0.1];");
+    let warn =
+        gw.wait_for_log("milter-header-warning: header X-Echo: warn from unknown[127.0.0.1];");
+    assert!(warn.ends_with(": echo seen"), "{warn}");
+
+    // REDIRECT: the one recipient is other@; BCC: a copy to copy@ too.
+    let got = backend.wait_for_message("hc-6");
+    assert_eq!(got.rcpt_to, ["<other@example.com>"]);
+    let got = backend.wait_for_message("hc-7");
+    let mut rcpts = got.rcpt_to.clone();
+    rcpts.sort();
+    assert_eq!(rcpts, ["<b@example.com>", "<copy@example.com>"]);
+    assert_eq!(got.header("X-Echo"), vec!["bcc".to_string()]);
+    // IGNORE: not added; REPLACE: the checks' header instead.
+    let got = backend.wait_for_message("hc-8");
+    assert!(got.header("X-Echo").is_empty(), "{}", got.message);
+    let got = backend.wait_for_message("hc-9");
+    assert!(got.header("X-Echo").is_empty(), "{}", got.message);
+    assert_eq!(got.header("X-Replaced"), vec!["by the checks".to_string()]);
+    let got = backend.wait_for_message("hc-10");
+    assert_eq!(got.header("X-Echo"), vec!["warn".to_string()]);
+    // A changed header is checked too (CHGHEADER Subject), and only the
+    // milter's headers: X-Marker, the message's own, was not refused.
+    let got = backend.wait_for_message("hc-11");
+    assert_eq!(
+        got.header("Subject"),
+        vec!["changed by the checks".to_string()]
+    );
+    assert_eq!(got.header("X-Test-Milter"), vec!["changed".to_string()]);
+    // HOLD: in hold/, not delivered; DISCARD and the refusals: nowhere.
+    wait_for("the held message in hold/", || {
+        (fs::read_dir(gw.spool("hold")).ok()?.count() == 1).then_some(())
+    });
+    let delivered = backend.messages();
+    for marker in ["hc-1\n", "hc-2\n", "hc-3\n", "hc-4\n", "hc-5\n"] {
+        assert!(
+            !delivered
+                .iter()
+                .any(|m| m.message.replace('\r', "").contains(marker)),
+            "{marker} was delivered"
+        );
+    }
+}
+
+#[test]
+fn milter_macro_defaults_fill_macros_without_a_value() {
+    let (milter, port) = TestMilter::inet();
+    let backend = Backend::start();
+    let gw = Gateway::start(
+        &backend,
+        &format!(
+            "{TIMEOUTS}smtpd_milters = inet:127.0.0.1:{port}\n\
+             milter_macro_defaults = auth_type=none, {{ auth_authen = nobody at all }}, \
+             {{mail_addr}}=never-used\n"
+        ),
+    );
+    let mut c = Client::connect(gw.port, "127.0.0.1").unwrap();
+    let reply = c.send_message(
+        "a@sender.example",
+        &["b@example.com"],
+        &message("plain", "md-1"),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    c.send("QUIT");
+    let seen = wait_for("the milter's log of the message", || {
+        let seen = milter.seen();
+        seen.contains("header X-Marker: md-1").then_some(seen)
+    });
+    // No AUTH: the defaults; the sender has a value: its own.
+    for want in [
+        "mail {auth_type}=none",
+        "mail {auth_authen}=nobody at all",
+        "mail {mail_addr}=a@sender.example",
+    ] {
+        assert!(seen.contains(want), "{want:?} not in:\n{seen}");
+    }
+    assert!(!seen.contains("never-used"), "{seen}");
+}

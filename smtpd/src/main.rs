@@ -7,7 +7,6 @@ mod anvil_client;
 mod auth;
 mod conn;
 mod milter;
-mod milter_checks;
 mod peer;
 mod policy;
 mod session;

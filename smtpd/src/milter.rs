@@ -16,6 +16,7 @@ use mailgate_config::milter::{
 };
 use mailgate_config::{MainConfig, Table};
 use mailgate_log::warning;
+use mailgate_milter::header_checks::{LogContext, Run as HeaderCheckRun};
 use mailgate_milter::{Envelope, MacroLists, Milter, Milters, Verdict};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -295,7 +296,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
         let max = self.settings.message_size_limit;
         let tables = &self.settings.milters.header_checks;
-        let mut checks = crate::milter_checks::Run::new(tables, &self.st);
+        let st = &self.st;
+        let context = LogContext {
+            queue_id: st.queue_id.clone(),
+            client: st.peer.label(),
+            sender: st.sender.clone(),
+            recipient: st.recipient.clone(),
+            protocol: st.protocol.to_string(),
+            helo: st.helo.clone(),
+        };
+        let mut checks = HeaderCheckRun::new(tables, context);
         let outcome = milters
             .message_checked(content, envelope, &self.macros, max, &mut checks)
             .await;
@@ -303,7 +313,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         // milter_header_checks: REJECT and DISCARD end the message; the
         // others go with it, as cleanup's would in Postfix.
         if let Some(reply) = decided.reject {
-            return Err(reply);
+            let (code, lines) = Verdict::code_and_lines(&reply);
+            return Err(Reply::multi(code, lines));
         }
         if decided.discard {
             self.milter_flags.discard = true;

@@ -731,7 +731,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "non_smtpd_milters",
-        "Milter applications for locally submitted mail.",
+        "Milter applications for mail submitted with `mailgate sendmail`, which asks them itself before it hands the message to cleanup.",
     ),
     (
         "local_header_rewrite_clients",

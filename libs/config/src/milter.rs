@@ -232,9 +232,7 @@ pub fn parse_macro_defaults(value: &str) -> Result<Vec<(String, String)>, SpecEr
         match c {
             '{' => depth += 1,
             '}' if depth == 0 => {
-                return Err(SpecError(format!(
-                    "milter_macro_defaults = {value}: unbalanced '}}'"
-                )));
+                return Err(SpecError(format!("{value}: unbalanced '}}'")));
             }
             '}' => depth -= 1,
             c if depth == 0 && (c.is_whitespace() || c == ',') => {
@@ -248,9 +246,7 @@ pub fn parse_macro_defaults(value: &str) -> Result<Vec<(String, String)>, SpecEr
         current.push(c);
     }
     if depth != 0 {
-        return Err(SpecError(format!(
-            "milter_macro_defaults = {value}: missing '}}'"
-        )));
+        return Err(SpecError(format!("{value}: missing '}}'")));
     }
     if !current.is_empty() {
         tokens.push(current);
@@ -264,7 +260,7 @@ pub fn parse_macro_defaults(value: &str) -> Result<Vec<(String, String)>, SpecEr
         };
         let Some((name, val)) = pair.split_once('=') else {
             return Err(SpecError(format!(
-                "milter_macro_defaults: malformed entry \"{token}\": expected name=value"
+                "malformed entry \"{token}\": expected name=value"
             )));
         };
         let name = name.trim();
@@ -275,7 +271,7 @@ pub fn parse_macro_defaults(value: &str) -> Result<Vec<(String, String)>, SpecEr
             .trim();
         if name.is_empty() || name.contains(['{', '}']) {
             return Err(SpecError(format!(
-                "milter_macro_defaults: malformed entry \"{token}\": no macro name"
+                "malformed entry \"{token}\": no macro name"
             )));
         }
         if !out.iter().any(|(n, _)| n == name) {

@@ -48,13 +48,6 @@ const INSTALL: &str = "a Postfix installation path; mailgate installs its own fi
 const NO_LOCAL: &str = "mailgate delivers no mail locally";
 static TABLE: &[Unimplemented] = &[
     // After-queue filtering, rewriting and local delivery (the drop-in issue).
-    e(
-        "non_smtpd_milters",
-        EMPTY,
-        "milters for locally submitted mail are not implemented (cleanup, which takes \
-         `mailgate sendmail`'s mail and the notices, has no network access): that mail \
-         would pass unchecked by them; smtpd_milters are implemented",
-    ),
     w(
         "milter_unknown_command_macros",
         EMPTY,

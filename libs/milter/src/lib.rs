@@ -4,6 +4,7 @@
 //! milter_default_action when a milter fails. See DESIGN.md, "Milters".
 
 pub mod client;
+pub mod header_checks;
 pub mod macros;
 pub mod message;
 pub mod verdict;

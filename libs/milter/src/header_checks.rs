@@ -8,15 +8,14 @@
 
 use mailgate_config::Table;
 use mailgate_log::{info, warning};
-use mailgate_milter::{HeaderChecks, HeaderVerdict};
 
-use crate::policy::State;
-use crate::reply::Reply;
+use crate::group::{HeaderChecks, HeaderVerdict};
 
 /// What the checks decided about the message.
 #[derive(Debug, Default)]
 pub struct Decisions {
-    pub reject: Option<Reply>,
+    /// The reply, `550 5.7.1 text` or `451 4.x.x text`.
+    pub reject: Option<String>,
     pub discard: bool,
     pub hold: Option<String>,
     pub filter: Option<String>,
@@ -24,9 +23,21 @@ pub struct Decisions {
     pub bcc: Vec<String>,
 }
 
+/// Who the message is from, for the log lines.
+#[derive(Clone, Debug, Default)]
+pub struct LogContext {
+    pub queue_id: Option<String>,
+    /// `name[addr]`.
+    pub client: String,
+    pub sender: Option<String>,
+    pub recipient: Option<String>,
+    pub protocol: String,
+    pub helo: Option<String>,
+}
+
 pub struct Run<'a> {
     tables: &'a [Table],
-    state: &'a State,
+    context: LogContext,
     pub decided: Decisions,
     /// Postfix's CLEANUP_FLAG_FILTER_ALL: cleared by REJECT, DISCARD and
     /// REDIRECT, after which the actions that decide are not looked at.
@@ -34,10 +45,10 @@ pub struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    pub fn new(tables: &'a [Table], state: &'a State) -> Run<'a> {
+    pub fn new(tables: &'a [Table], context: LogContext) -> Run<'a> {
         Run {
             tables,
-            state,
+            context,
             decided: Decisions::default(),
             filter_all: true,
         }
@@ -46,21 +57,21 @@ impl<'a> Run<'a> {
     /// Postfix's cleanup_milter_hbc_log: `ID: milter-header-ACTION: header
     /// TEXT from host[addr]; from=<s> to=<r> proto=P helo=<h>: TEXT`.
     fn log(&self, action: &str, header: &str, optional: &str) {
-        let st = self.state;
+        let c = &self.context;
         let shown: String = header.chars().take(200).collect();
         let mut line = format!(
             "{}: milter-header-{action}: header {shown} from {};",
-            st.queue_id.as_deref().unwrap_or("NOQUEUE"),
-            st.peer.label()
+            c.queue_id.as_deref().unwrap_or("NOQUEUE"),
+            c.client
         );
-        if let Some(sender) = &st.sender {
+        if let Some(sender) = &c.sender {
             line.push_str(&format!(" from=<{sender}>"));
         }
-        if let Some(recipient) = &st.recipient {
+        if let Some(recipient) = &c.recipient {
             line.push_str(&format!(" to=<{recipient}>"));
         }
-        line.push_str(&format!(" proto={}", st.protocol));
-        if let Some(helo) = &st.helo {
+        line.push_str(&format!(" proto={}", c.protocol));
+        if let Some(helo) = &c.helo {
             line.push_str(&format!(" helo=<{helo}>"));
         }
         if !optional.is_empty() {
@@ -73,7 +84,7 @@ impl<'a> Run<'a> {
 /// REJECT's reply: the text with its own RFC 3463 code, or 5.7.1 before
 /// it; a 4.x.x code defers (451), anything else but 5.x.x too, with
 /// Postfix's warning. Without text: `550 5.7.1 message content rejected`.
-fn reject_reply(text: &str) -> Reply {
+fn reject_reply(text: &str) -> String {
     let text = text.trim();
     let text = if text.is_empty() {
         "message content rejected"
@@ -91,7 +102,7 @@ fn reject_reply(text: &str) -> Reply {
         reason.replace_range(0..1, "4");
     }
     let code = if reason.starts_with('4') { 451 } else { 550 };
-    Reply::new(code, reason)
+    format!("{code} {reason}")
 }
 
 /// An RFC 3463 status code: digit.1-3 digits.1-3 digits.
@@ -125,8 +136,7 @@ impl HeaderChecks for Run<'_> {
         match action.as_str() {
             "REJECT" => {
                 let reply = reject_reply(arg);
-                let reason = reply.to_string();
-                let reason = reason.split_once(' ').map_or("", |(_, r)| r);
+                let reason = reply.split_once(' ').map_or("", |(_, r)| r);
                 self.log("reject", header, reason);
                 self.decided.reject = Some(reply);
                 self.filter_all = false;
@@ -204,19 +214,10 @@ mod tests {
 
     #[test]
     fn reject_replies_as_postfix_gives_them() {
-        assert_eq!(
-            reject_reply("").to_string(),
-            "550 5.7.1 message content rejected"
-        );
-        assert_eq!(reject_reply("no spam").to_string(), "550 5.7.1 no spam");
-        assert_eq!(
-            reject_reply("5.7.0 go away").to_string(),
-            "550 5.7.0 go away"
-        );
-        assert_eq!(
-            reject_reply("4.7.1 try later").to_string(),
-            "451 4.7.1 try later"
-        );
-        assert_eq!(reject_reply("2.0.0 odd").to_string(), "451 4.0.0 odd");
+        assert_eq!(reject_reply(""), "550 5.7.1 message content rejected");
+        assert_eq!(reject_reply("no spam"), "550 5.7.1 no spam");
+        assert_eq!(reject_reply("5.7.0 go away"), "550 5.7.0 go away");
+        assert_eq!(reject_reply("4.7.1 try later"), "451 4.7.1 try later");
+        assert_eq!(reject_reply("2.0.0 odd"), "451 4.0.0 odd");
     }
 }

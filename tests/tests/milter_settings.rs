@@ -240,3 +240,148 @@ fn milter_macro_defaults_fill_macros_without_a_value() {
     }
     assert!(!seen.contains("never-used"), "{seen}");
 }
+
+/// `mailgate sendmail` as the tests run it: (exit status, stderr).
+fn sendmail(gw: &Gateway, args: &[&str], input: &str) -> (i32, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(mailgate_tests::bin_dir().join("mailgate"))
+        .arg("-c")
+        .arg(gw.dir.path())
+        .arg("sendmail")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mailgate sendmail");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write message");
+    let output = child.wait_with_output().expect("wait");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn non_smtpd_milters_check_mail_from_mailgate_sendmail() {
+    let (milter, port) = TestMilter::inet();
+    let backend = Backend::start();
+    let gw = Gateway::configure(
+        &backend,
+        &format!(
+            "{TIMEOUTS}non_smtpd_milters = inet:127.0.0.1:{port}\n\
+             milter_header_checks = regexp:milter_header_checks\n"
+        ),
+    );
+    fs::write(gw.path("milter_header_checks"), "/^X-Echo: hold$/ HOLD\n").unwrap();
+    let gw = gw.launch();
+    let local = |subject: &str, marker: &str, rcpt: &str| {
+        sendmail(
+            &gw,
+            &["-f", "cron@sender.example", "-oi", rcpt],
+            &format!("Subject: {subject}\nX-Marker: {marker}\n\nfrom cron\n"),
+        )
+    };
+
+    // Accepted: the milter's header is in the delivered message, and it
+    // saw the events Postfix emulates for local mail, with the queue ID.
+    let (status, err) = local("plain", "ns-1", "bob@example.com");
+    assert_eq!((status, err.as_str()), (0, ""));
+    let got = backend.wait_for_message("ns-1");
+    assert_eq!(got.header("X-Test-Milter"), vec!["seen".to_string()]);
+    let seen = wait_for("the milter's log of the message", || {
+        let seen = milter.seen();
+        seen.contains("header X-Marker: ns-1").then_some(seen)
+    });
+    for want in [
+        "connect hostname=localhost addr=127.0.0.1",
+        "helo localhost",
+        "mail <cron@sender.example>",
+        "rcpt <bob@example.com>",
+    ] {
+        assert!(seen.contains(want), "{want:?} not in:\n{seen}");
+    }
+    let log = gw.wait_for_log("from=<cron@sender.example>");
+    let id = log
+        .split(": from=<")
+        .next()
+        .and_then(|l| l.rsplit(' ').next())
+        .expect("a queue ID");
+    assert!(
+        seen.contains(&format!("eom i={id}")),
+        "i={id} not sent:\n{seen}"
+    );
+
+    // The milter's refusals: 5xx is EX_DATAERR, 4xx EX_TEMPFAIL; nothing
+    // is queued.
+    let (status, err) = local("replycode", "ns-2", "bob@example.com");
+    assert_eq!(status, 65, "{err}");
+    assert!(
+        err.contains(
+            "refused by non_smtpd_milters: 554 5.7.0 Refused by the test milter: 100% sure"
+        ),
+        "{err}"
+    );
+    let (status, err) = local("tempfail", "ns-3", "bob@example.com");
+    assert_eq!(status, 75, "{err}");
+    assert!(
+        err.contains("451 4.7.1 Service unavailable - try again later"),
+        "{err}"
+    );
+    // A refused recipient cannot be in a local submission: Postfix's
+    // configuration error, a deferral.
+    let (status, err) = local("plain", "ns-4", "blocked@example.com");
+    assert_eq!(status, 75, "{err}");
+    assert!(
+        err.contains("451 4.3.5 Server configuration error"),
+        "{err}"
+    );
+    // Envelope changes and milter_header_checks apply to local mail too;
+    // their log lines go to maillog_file, not to the caller.
+    let (status, err) = local("envelope", "ns-5", "bob@example.com");
+    assert_eq!((status, err.as_str()), (0, ""));
+    let got = backend.wait_for_message("ns-5");
+    assert_eq!(got.mail_from, "<changed-sender@sender.example>");
+    assert_eq!(got.rcpt_to, ["<added@example.com>"]);
+    let (status, err) = local("echo: hold", "ns-6", "bob@example.com");
+    assert_eq!((status, err.as_str()), (0, ""));
+    gw.wait_for_log("milter-header-hold: header X-Echo: hold from localhost[127.0.0.1];");
+    wait_for("the held message in hold/", || {
+        (fs::read_dir(gw.spool("hold")).ok()?.count() == 1).then_some(())
+    });
+    gw.wait_for_log("milter-reject: END-OF-MESSAGE from localhost[127.0.0.1]: 5.7.0 Refused");
+
+    // Mail over SMTP is not theirs (smtpd_milters is empty).
+    let mut c = Client::connect(gw.port, "127.0.0.1").unwrap();
+    let reply = c.send_message(
+        "a@sender.example",
+        &["b@example.com"],
+        &message("plain", "ns-7"),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    c.send("QUIT");
+    let got = backend.wait_for_message("ns-7");
+    assert!(got.header("X-Test-Milter").is_empty(), "{}", got.message);
+    assert!(!milter.seen().contains("ns-7"));
+    let delivered = backend.messages();
+    for marker in ["ns-2", "ns-3", "ns-4", "ns-6"] {
+        assert!(
+            !delivered.iter().any(|m| m.message.contains(marker)),
+            "{marker} was delivered"
+        );
+    }
+
+    // The milter gone: milter_default_action (tempfail).
+    drop(milter);
+    let (status, err) = local("plain", "ns-8", "bob@example.com");
+    assert_eq!(status, 75, "{err}");
+    assert!(
+        err.contains("451 4.7.1 Service unavailable - try again later"),
+        "{err}"
+    );
+}

@@ -27,7 +27,7 @@ use nix::unistd::{User, getuid};
 use crate::error::say;
 use crate::locate::Invocation;
 use crate::queue::check_user;
-use crate::sendmail_milters::{LocalMilters, LogToMaillog, Refused};
+use crate::sendmail_milters::{LocalMilters, LogToMaillog, Refused, drop_to_mail_owner};
 
 /// sysexits.h: what sendmail's callers understand.
 const EX_USAGE: u8 = 64;
@@ -206,6 +206,17 @@ fn run(invocation: &Invocation, args: &SendmailArgs) -> Result<(), SendmailError
         arrival: now_micros(),
     };
     let socket = cleanup_socket(Path::new(&config.get("queue_directory")));
+    // With milters: the log goes to maillog_file (opened now), and root
+    // becomes mail_owner before any milter is spoken to (while the
+    // process has one thread).
+    let log = match &milters {
+        Some(_) => {
+            let log = LogToMaillog::start(&config);
+            drop_to_mail_owner(&config).map_err(SendmailError::Config)?;
+            Some(log)
+        }
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -230,17 +241,15 @@ fn run(invocation: &Invocation, args: &SendmailArgs) -> Result<(), SendmailError
     };
     // non_smtpd_milters: the transaction is opened first, so the milters
     // get its queue ID (the i macro), as Postfix's cleanup gives it.
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let session = CleanupSession::begin(&socket, SUBMIT_TIMEOUT)
             .await
             .map_err(SendmailError::Submit)?;
         let queue_id = session.queue_id().to_string();
-        let log = LogToMaillog::start(&config);
-        let result = milters
+        milters
             .run(&queue_id, &mut envelope, &mut actions, &mut content)
-            .await;
-        drop(log);
-        result.map_err(|Refused(reply)| SendmailError::Milter(reply))?;
+            .await
+            .map_err(|Refused(reply)| SendmailError::Milter(reply))?;
         let sealed =
             sealed_content(&content).map_err(|e| SendmailError::Submit(SubmitError::Content(e)))?;
         match session
@@ -252,7 +261,10 @@ fn run(invocation: &Invocation, args: &SendmailArgs) -> Result<(), SendmailError
             Committed::Rejected(r) => Err(SendmailError::Submit(SubmitError::Rejected(r))),
             Committed::Deferred(r) => Err(SendmailError::Submit(SubmitError::Deferred(r))),
         }
-    })
+    });
+    // Standard error back before the caller is told anything.
+    drop(log);
+    result
 }
 
 fn cleanup_socket(spool: &Path) -> PathBuf {

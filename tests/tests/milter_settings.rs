@@ -385,3 +385,54 @@ fn non_smtpd_milters_check_mail_from_mailgate_sendmail() {
         "{err}"
     );
 }
+
+/// Run by root, `mailgate sendmail` speaks to the milters as mail_owner:
+/// a `unix:` milter (inside the spool, as smtpd's) in a directory only
+/// root may enter is out of its reach; the same directory given to
+/// mail_owner lets the message through.
+#[test]
+fn mailgate_sendmail_speaks_to_milters_as_mail_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    assert!(
+        mailgate_tests::is_root(),
+        "the tests run as root (./run-tests creates the service users)"
+    );
+    let backend = Backend::start();
+    let gw = Gateway::configure(
+        &backend,
+        &format!("{TIMEOUTS}non_smtpd_milters = unix:/rootonly/milter.sock\n"),
+    );
+    let dir = gw.spool("rootonly");
+    fs::create_dir_all(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    let milter = TestMilter::start(
+        &format!("unix:{}", dir.join("milter.sock").display()),
+        &gw.path("milter.log"),
+    );
+    let gw = gw.launch();
+    let submit = |marker: &str| {
+        sendmail(
+            &gw,
+            &["-f", "cron@sender.example", "bob@example.com"],
+            &format!("Subject: plain\nX-Marker: {marker}\n\nfrom cron\n"),
+        )
+    };
+    let (status, err) = submit("own-1");
+    assert_eq!(status, 75, "{err}");
+    assert!(
+        err.contains("451 4.7.1 Service unavailable - try again later"),
+        "{err}"
+    );
+    gw.wait_for_log(
+        "warning: connect to Milter service unix:/rootonly/milter.sock: Permission denied",
+    );
+    let owner = nix::unistd::User::from_name(&mailgate_tests::test_mail_owner())
+        .unwrap()
+        .expect("mail_owner");
+    nix::unistd::chown(&dir, Some(owner.uid), None).unwrap();
+    let (status, err) = submit("own-2");
+    assert_eq!((status, err.as_str()), (0, ""));
+    let got = backend.wait_for_message("own-2");
+    assert_eq!(got.header("X-Test-Milter"), vec!["seen".to_string()]);
+    assert!(milter.seen().contains("X-Marker: own-2"));
+}

@@ -12,7 +12,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use mailgate_config::milter::{
-    Defaults, MilterSpec, defaults_from_config, parse_list, parse_macro_defaults, parse_map_result,
+    DefaultAction, Defaults, MilterSpec, defaults_from_config, parse_list, parse_macro_defaults,
+    parse_map_result,
 };
 use mailgate_config::{MainConfig, Table};
 use mailgate_log::warning;
@@ -126,8 +127,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let specs = match ms.for_client(self.st.peer.addr) {
             Ok(specs) => specs,
             Err(e) => {
-                // Fail closed: the client's milters cannot be known.
+                // Postfix's milter8_conf_error: the client's milters
+                // cannot be known, milter_default_action answers.
                 warning!("{e}");
+                let problem = "4.3.5 Server configuration problem - try again later";
+                let reply = match ms.defaults.default_action {
+                    DefaultAction::Accept => return None,
+                    DefaultAction::Shutdown => Verdict::Reply(format!("421 {problem}")),
+                    DefaultAction::Quarantine => Verdict::Hold("default_action".into()),
+                    DefaultAction::Reject | DefaultAction::Tempfail => {
+                        Verdict::Reply(format!("451 {problem}"))
+                    }
+                };
                 let spec = MilterSpec {
                     name: "smtpd_milter_maps".into(),
                     address: mailgate_config::milter::Address::Unix(PathBuf::new()),
@@ -136,7 +147,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     content_timeout: ms.defaults.content_timeout,
                     default_action: ms.defaults.default_action,
                 };
-                let reply = Verdict::Reply("451 4.3.5 Server configuration error".into());
                 self.milters = Some(Milters::from_milters(vec![Milter::unusable(spec, reply)]));
                 return None;
             }

@@ -87,7 +87,7 @@ fn smtpd_milter_maps_choose_each_clients_milters() {
     assert!(c.send("EHLO client.example.org").starts_with("250"));
     assert_eq!(
         c.send("MAIL FROM:<a@sender.example>"),
-        "451 4.3.5 Server configuration error"
+        "451 4.3.5 Server configuration problem - try again later"
     );
     gw.wait_for_log("warning: smtpd_milter_maps regexp:milter_map_re result for 127.0.0.5");
 }

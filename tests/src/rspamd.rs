@@ -11,7 +11,9 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use crate::{free_port, is_root, terminate, wait_for};
+use std::time::{Duration, Instant};
+
+use crate::{free_port, is_root, terminate};
 
 pub struct Rspamd {
     pub port: u16,
@@ -91,10 +93,21 @@ impl Rspamd {
             .stderr(Stdio::null())
             .spawn()
             .expect("rspamd (Debian package rspamd) must be installed");
-        let rspamd = Rspamd { port, dir, child };
-        wait_for("rspamd's proxy worker to listen", || {
-            TcpStream::connect(("127.0.0.1", port)).ok().map(drop)
-        });
+        let mut rspamd = Rspamd { port, dir, child };
+        // rspamd loads its whole rule set first (seconds, more on a busy
+        // machine): a longer patience than the other peers get.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = rspamd.child.try_wait() {
+                panic!("rspamd exited ({status}):\n{}", rspamd.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rspamd's proxy worker did not listen:\n{}",
+                rspamd.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         rspamd
     }
 

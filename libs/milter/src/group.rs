@@ -415,7 +415,17 @@ impl Milters {
 
 #[cfg(test)]
 mod tests {
-    use super::strip;
+    use super::{header_text, split_header, strip};
+
+    #[test]
+    fn headers_are_checked_as_postfix_writes_them() {
+        assert_eq!(header_text("X-Spam", "yes"), "X-Spam: yes");
+        assert_eq!(header_text("X-Spam", " yes"), "X-Spam: yes");
+        assert_eq!(header_text("X-Long", "a\n\tb"), "X-Long: a\tb");
+        assert_eq!(split_header("X-New: v"), Some(("X-New", "v")));
+        assert_eq!(split_header("no header"), None);
+        assert_eq!(split_header("Bad Name: v"), None);
+    }
 
     #[test]
     fn addresses_from_milters_are_checked() {

@@ -19,6 +19,7 @@ mod queue;
 mod scan;
 mod scores;
 mod sendmail;
+mod sendmail_milters;
 mod stats;
 #[cfg(test)]
 mod testdir;

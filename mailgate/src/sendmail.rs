@@ -19,12 +19,15 @@ use clap::Args;
 use mailgate_ipc::envelope::{BodyType, Envelope, Recipient, now_micros};
 use mailgate_ipc::protocol::cleanup::Actions;
 use mailgate_ipc::spool::{PRIVATE, PUBLIC};
-use mailgate_ipc::submit::{SubmitError, local_client, submit_with};
+use mailgate_ipc::submit::{
+    CleanupSession, Committed, SubmitError, local_client, sealed_content, submit_with,
+};
 use nix::unistd::{User, getuid};
 
 use crate::error::say;
 use crate::locate::Invocation;
 use crate::queue::check_user;
+use crate::sendmail_milters::{LocalMilters, LogToMaillog, Refused, drop_to_mail_owner};
 
 /// sysexits.h: what sendmail's callers understand.
 const EX_USAGE: u8 = 64;
@@ -74,6 +77,8 @@ pub enum SendmailError {
     Input(io::Error),
     TooBig(u64),
     Submit(SubmitError),
+    /// non_smtpd_milters refused the message (their reply).
+    Milter(String),
 }
 
 impl fmt::Display for SendmailError {
@@ -101,6 +106,7 @@ impl fmt::Display for SendmailError {
                 "cannot connect to the cleanup service ({e}); is the mail system running?"
             ),
             SendmailError::Submit(e) => write!(f, "{e}"),
+            SendmailError::Milter(reply) => write!(f, "refused by non_smtpd_milters: {reply}"),
         }
     }
 }
@@ -116,6 +122,8 @@ impl SendmailError {
             SendmailError::Input(_) | SendmailError::TooBig(_) => EX_DATAERR,
             SendmailError::Submit(SubmitError::Rejected(_)) => EX_DATAERR,
             SendmailError::Submit(_) => EX_TEMPFAIL,
+            SendmailError::Milter(reply) if reply.starts_with('5') => EX_DATAERR,
+            SendmailError::Milter(_) => EX_TEMPFAIL,
         }
     }
 }
@@ -136,6 +144,7 @@ fn run(invocation: &Invocation, args: &SendmailArgs) -> Result<(), SendmailError
         .load()
         .map_err(|e| SendmailError::Config(e.to_string()))?;
     check_user(&config).map_err(|e| SendmailError::NotPermitted(e.to_string()))?;
+    let milters = LocalMilters::load(&config).map_err(SendmailError::Config)?;
     let limit = config.size("message_size_limit");
     let mut input = Vec::new();
     let read_limit = if limit == 0 { u64::MAX } else { limit + 1 };
@@ -179,8 +188,8 @@ fn run(invocation: &Invocation, args: &SendmailArgs) -> Result<(), SendmailError
         return Err(SendmailError::BadAddress(bad.clone()));
     }
     message.add_from(&sender, args.full_name.as_deref());
-    let content = message.into_content();
-    let envelope = Envelope {
+    let mut content = message.into_content();
+    let mut envelope = Envelope {
         sender,
         recipients: recipients
             .into_iter()
@@ -197,25 +206,65 @@ fn run(invocation: &Invocation, args: &SendmailArgs) -> Result<(), SendmailError
         arrival: now_micros(),
     };
     let socket = cleanup_socket(Path::new(&config.get("queue_directory")));
+    // With milters: the log goes to maillog_file (opened now), and root
+    // becomes mail_owner before any milter is spoken to (while the
+    // process has one thread).
+    let log = match &milters {
+        Some(_) => {
+            let log = LogToMaillog::start(&config);
+            drop_to_mail_owner(&config).map_err(SendmailError::Config)?;
+            Some(log)
+        }
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| SendmailError::Submit(SubmitError::Content(e)))?;
-    runtime
-        .block_on(submit_with(
-            &socket,
-            envelope,
-            Actions {
-                // As Postfix's pickup: local mail goes through the
-                // content filter too.
-                filter: Some(config.get("content_filter")).filter(|f| !f.trim().is_empty()),
-                ..Actions::default()
-            },
-            &content,
-            SUBMIT_TIMEOUT,
-        ))
-        .map(|_| ())
-        .map_err(SendmailError::Submit)
+    let mut actions = Actions {
+        // As Postfix's pickup: local mail goes through the content
+        // filter too.
+        filter: Some(config.get("content_filter")).filter(|f| !f.trim().is_empty()),
+        ..Actions::default()
+    };
+    let Some(milters) = milters else {
+        return runtime
+            .block_on(submit_with(
+                &socket,
+                envelope,
+                actions,
+                &content,
+                SUBMIT_TIMEOUT,
+            ))
+            .map(|_| ())
+            .map_err(SendmailError::Submit);
+    };
+    // non_smtpd_milters: the transaction is opened first, so the milters
+    // get its queue ID (the i macro), as Postfix's cleanup gives it.
+    let result = runtime.block_on(async {
+        let session = CleanupSession::begin(&socket, SUBMIT_TIMEOUT)
+            .await
+            .map_err(SendmailError::Submit)?;
+        let queue_id = session.queue_id().to_string();
+        milters
+            .run(&queue_id, &mut envelope, &mut actions, &mut content)
+            .await
+            .map_err(|Refused(reply)| SendmailError::Milter(reply))?;
+        let sealed =
+            sealed_content(&content).map_err(|e| SendmailError::Submit(SubmitError::Content(e)))?;
+        match session
+            .commit_with(envelope, actions, &sealed)
+            .await
+            .map_err(SendmailError::Submit)?
+        {
+            Committed::Queued(_) => Ok(()),
+            Committed::Rejected(r) => Err(SendmailError::Submit(SubmitError::Rejected(r))),
+            Committed::Deferred(r) => Err(SendmailError::Submit(SubmitError::Deferred(r))),
+        }
+    });
+    // Standard error back before the caller is told anything.
+    drop(log);
+    result
 }
 
 fn cleanup_socket(spool: &Path) -> PathBuf {

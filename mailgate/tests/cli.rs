@@ -515,8 +515,11 @@ fn parameter_status_table_is_the_documented_one() {
     assert!(out.stdout.contains("| `smtpd_milters` |  | carried out |"));
     assert!(
         out.stdout
-            .contains("| `non_smtpd_milters` |  | **not carried out, refused when set**")
+            .contains("| `non_smtpd_milters` |  | carried out |")
     );
+    assert!(out.stdout.contains(
+        "| `smtpd_client_new_tls_session_rate_limit` | `0` | **not carried out, refused when set**"
+    ));
 }
 
 #[test]

@@ -7,9 +7,18 @@
 //! it. cleanup stays without network access: smtpd, which may connect out
 //! already, is the one that talks to milters (see DESIGN.md, "Milters").
 
-use mailgate_config::MainConfig;
-use mailgate_config::milter::{MilterSpec, from_config};
-use mailgate_milter::{Envelope, MacroLists, Milters, Verdict};
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use mailgate_config::milter::{
+    DefaultAction, Defaults, MilterSpec, defaults_from_config, parse_list, parse_macro_defaults,
+    parse_map_result,
+};
+use mailgate_config::{MainConfig, Table};
+use mailgate_log::warning;
+use mailgate_milter::header_checks::{LogContext, Run as HeaderCheckRun};
+use mailgate_milter::{Envelope, MacroLists, Milter, Milters, Verdict};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::reply::Reply;
@@ -20,24 +29,82 @@ use crate::settings::SettingsError;
 #[derive(Clone, Debug, Default)]
 pub struct MilterSettings {
     pub specs: Vec<MilterSpec>,
+    /// smtpd_milter_maps: per-client lists instead of `specs`.
+    pub maps: Vec<Table>,
+    pub defaults: Defaults,
+    /// milter_header_checks.
+    pub header_checks: Vec<Table>,
     pub lists: MacroLists,
     pub daemon_name: String,
     pub v: String,
 }
 
+fn problem(parameter: &'static str) -> impl Fn(String) -> SettingsError {
+    move |e| SettingsError::Config {
+        parameter,
+        problems: vec![e],
+    }
+}
+
 impl MilterSettings {
     pub fn load(config: &MainConfig) -> Result<MilterSettings, SettingsError> {
-        let specs = from_config(config, "smtpd_milters").map_err(|e| SettingsError::Config {
-            parameter: "smtpd_milters",
-            problems: vec![e.0],
-        })?;
+        let defaults = defaults_from_config(config).map_err(|e| problem("smtpd_milters")(e.0))?;
+        let specs = parse_list(&config.get("smtpd_milters"), &defaults)
+            .map_err(|e| problem("smtpd_milters")(e.0))?;
+        let dir = config.config_dir();
+        let tables = |parameter: &'static str| -> Result<Vec<Table>, SettingsError> {
+            config
+                .list(parameter)
+                .iter()
+                .map(|spec| Table::open(spec, dir).map_err(|e| problem(parameter)(e.to_string())))
+                .collect()
+        };
+        let maps = tables("smtpd_milter_maps")?;
+        // Results known before any look-up must be milter lists (regexp
+        // and pcre results are checked when a client matches).
+        for table in &maps {
+            for result in table.results().unwrap_or_default() {
+                parse_map_result(&result, &defaults).map_err(|e| {
+                    problem("smtpd_milter_maps")(format!("{}: {}", table.spec(), e.0))
+                })?;
+            }
+        }
         let values = mailgate_milter::macros::DEFAULTS.map(|(name, _)| config.get(name));
+        let mut lists = MacroLists::from_values(values.each_ref().map(String::as_str));
+        lists.defaults = parse_macro_defaults(&config.get("milter_macro_defaults"))
+            .map_err(|e| problem("milter_macro_defaults")(e.0))?;
         Ok(MilterSettings {
             specs,
-            lists: MacroLists::from_values(values.each_ref().map(String::as_str)),
+            maps,
+            defaults,
+            header_checks: tables("milter_header_checks")?,
+            lists,
             daemon_name: config.get("milter_macro_daemon_name"),
             v: config.get("milter_macro_v"),
         })
+    }
+
+    /// No milter for anyone (receive_override_options = no_milters).
+    pub fn clear(&mut self) {
+        self.specs.clear();
+        self.maps.clear();
+    }
+
+    /// The milters of a client: smtpd_milter_maps' result for its
+    /// address (DISABLE: none), or smtpd_milters when no table has one,
+    /// as Postfix's setup_milters.
+    pub fn for_client(&self, addr: IpAddr) -> Result<Cow<'_, [MilterSpec]>, String> {
+        let key = addr.to_string();
+        for table in &self.maps {
+            if let Some(result) = table.lookup(&key) {
+                return parse_map_result(&result, &self.defaults)
+                    .map(Cow::Owned)
+                    .map_err(|e| {
+                        format!("smtpd_milter_maps {} result for {key}: {e}", table.spec())
+                    });
+            }
+        }
+        Ok(Cow::Borrowed(&self.specs))
     }
 }
 
@@ -57,7 +124,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     /// (a 4xx is remembered by the milter and answers MAIL, as in Postfix).
     pub(crate) async fn milter_connect(&mut self) -> Option<Reply> {
         let ms = &self.settings.milters;
-        if ms.specs.is_empty() {
+        let specs = match ms.for_client(self.st.peer.addr) {
+            Ok(specs) => specs,
+            Err(e) => {
+                // Postfix's milter8_conf_error: the client's milters
+                // cannot be known, milter_default_action answers.
+                warning!("{e}");
+                let problem = "4.3.5 Server configuration problem - try again later";
+                let reply = match ms.defaults.default_action {
+                    DefaultAction::Accept => return None,
+                    DefaultAction::Shutdown => Verdict::Reply(format!("421 {problem}")),
+                    DefaultAction::Quarantine => Verdict::Hold("default_action".into()),
+                    DefaultAction::Reject | DefaultAction::Tempfail => {
+                        Verdict::Reply(format!("451 {problem}"))
+                    }
+                };
+                let spec = MilterSpec {
+                    name: "smtpd_milter_maps".into(),
+                    address: mailgate_config::milter::Address::Unix(PathBuf::new()),
+                    connect_timeout: ms.defaults.connect_timeout,
+                    command_timeout: ms.defaults.command_timeout,
+                    content_timeout: ms.defaults.content_timeout,
+                    default_action: ms.defaults.default_action,
+                };
+                self.milters = Some(Milters::from_milters(vec![Milter::unusable(spec, reply)]));
+                return None;
+            }
+        };
+        if specs.is_empty() {
             return None;
         }
         let st = &self.st;
@@ -78,7 +172,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         m.set("client_port", st.peer.port.to_string());
         m.set("client_name", &st.peer.name);
         m.set("client_ptr", &st.peer.reverse_name);
-        let mut milters = Milters::open(&ms.specs, &ms.lists).await;
+        let mut milters = Milters::open(&specs, &ms.lists).await;
         let verdict = milters
             .connect(
                 &st.peer.name,
@@ -211,7 +305,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.macros.set("i", id);
         }
         let max = self.settings.message_size_limit;
-        let outcome = milters.message(content, envelope, &self.macros, max).await;
+        let tables = &self.settings.milters.header_checks;
+        let st = &self.st;
+        let context = LogContext {
+            queue_id: st.queue_id.clone(),
+            client: st.peer.label(),
+            sender: st.sender.clone(),
+            recipient: st.recipient.clone(),
+            protocol: st.protocol.to_string(),
+            helo: st.helo.clone(),
+        };
+        let mut checks = HeaderCheckRun::new(tables, context);
+        let outcome = milters
+            .message_checked(content, envelope, &self.macros, max, &mut checks)
+            .await;
+        let decided = checks.decided;
+        // milter_header_checks: REJECT and DISCARD end the message; the
+        // others go with it, as cleanup's would in Postfix.
+        if let Some(reply) = decided.reject {
+            let (code, lines) = Verdict::code_and_lines(&reply);
+            return Err(Reply::multi(code, lines));
+        }
+        if decided.discard {
+            self.milter_flags.discard = true;
+            return Ok(None);
+        }
+        if decided.hold.is_some() && self.milter_flags.hold.is_none() {
+            self.milter_flags.hold = decided.hold;
+        }
+        if decided.filter.is_some() {
+            self.st.actions.filter = decided.filter;
+        }
+        if decided.redirect.is_some() {
+            self.st.actions.redirect = decided.redirect;
+        }
+        self.st.actions.bcc.extend(decided.bcc);
         if let Some(reason) = outcome.hold {
             self.check_milter_reply(Verdict::Hold(reason));
         }

@@ -352,7 +352,7 @@ impl Settings {
         // receive_override_options = no_milters (a content filter's
         // re-injection service): the mail met the milters on its way in.
         if filtering.overrides.no_milters {
-            milters.specs.clear();
+            milters.clear();
         }
         let dns = Dns::new(&config.list("dns_nameservers")).map_err(SettingsError::Dns)?;
         Ok(Settings {

@@ -15,6 +15,7 @@ What it does is chosen by the mail itself, so one milter serves every case:
   Subject: quarantine            -> QUARANTINE, then CONTINUE
   Subject: discard               -> DISCARD
   Subject: envelope              -> CHGFROM, ADDRCPT, DELRCPT
+  Subject: echo: TEXT            -> ADDHEADER X-Echo: TEXT (for milter_header_checks)
 Every macro it was given is written to LOGFILE, one "stage name=value" a line.
 """
 import os
@@ -99,6 +100,9 @@ class TestMilter(Milter.Base):
         log(f"eom body={len(self.content)}")
         self.note("eom")
         s = self.subject
+        if s.startswith("echo: "):
+            self.addheader("X-Echo", s[len("echo: "):])
+            return Milter.CONTINUE
         if "replace-body" in s:
             self.replacebody(b"The test milter replaced this body.\r\nSecond line.\r\n")
             self.chgheader("Subject", 1, "body replaced by the milter")

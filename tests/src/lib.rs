@@ -22,6 +22,7 @@ pub mod browser;
 pub mod milters;
 pub mod peers;
 pub mod postfix;
+pub mod rspamd;
 pub use peers::{Postgrey, Redis};
 pub use postfix::StockPostfix;
 

@@ -551,3 +551,67 @@ fn hostile_milter_replies_fail_closed() {
         ));
     }
 }
+
+/// Debian's rspamd as a milter (its proxy worker, self_scan): GTUBE is
+/// refused with rspamd's own reply, a clean message gets the headers its
+/// milter_headers module adds and is delivered, and with rspamd stopped
+/// milter_default_action (tempfail) answers.
+#[test]
+fn rspamd_as_a_milter() {
+    use mailgate_tests::rspamd::Rspamd;
+    const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
+    let rspamd = Rspamd::start();
+    let backend = Backend::start();
+    let gw = Gateway::start(
+        &backend,
+        &milters(&format!("inet:127.0.0.1:{}", rspamd.port)),
+    );
+
+    let mut c = Client::connect(gw.port, "127.0.0.1").unwrap();
+    let spam = format!(
+        "From: a@sender.example\nTo: b@example.com\nSubject: gtube\nX-Marker: rs-1\n\n{GTUBE}\n"
+    );
+    let reply = c.send_message("a@sender.example", &["b@example.com"], &spam);
+    assert_eq!(reply, "554 5.7.1 Gtube pattern", "{}", rspamd.log());
+    let log = gw.wait_for_log("milter-reject: END-OF-MESSAGE from unknown[127.0.0.1]");
+    assert!(
+        log.contains("554 5.7.1 Gtube pattern; from=<a@sender.example> to=<b@example.com>"),
+        "{log}"
+    );
+    c.send("QUIT");
+
+    let mut c = Client::connect(gw.port, "127.0.0.1").unwrap();
+    let reply = c.send_message(
+        "a@sender.example",
+        &["b@example.com"],
+        &marked("a clean message", "rs-2"),
+    );
+    assert!(
+        reply.starts_with("250 2.0.0 Ok"),
+        "{reply}\n{}",
+        rspamd.log()
+    );
+    c.send("QUIT");
+    let got = backend.wait_for_message("rs-2");
+    let result = got.header("X-Spamd-Result");
+    assert_eq!(result.len(), 1, "{}", got.message);
+    assert!(result[0].starts_with("default: False ["), "{}", result[0]);
+    assert_eq!(got.header("X-Rspamd-Action"), vec!["no action".to_string()]);
+    assert_eq!(got.header("X-Rspamd-Server").len(), 1, "{}", got.message);
+    assert!(
+        !backend
+            .messages()
+            .iter()
+            .any(|m| m.message.contains("rs-1"))
+    );
+
+    // rspamd stopped: nothing passes unchecked.
+    drop(rspamd);
+    let mut c = Client::connect(gw.port, "127.0.0.1").unwrap();
+    let reply = c.send_message(
+        "a@sender.example",
+        &["b@example.com"],
+        &marked("a clean message", "rs-3"),
+    );
+    assert_eq!(reply, "451 4.7.1 Service unavailable - try again later");
+}

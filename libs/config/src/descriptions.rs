@@ -683,7 +683,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "smtpd_milter_maps",
-        "Per-client milter lists (not implemented).",
+        "Tables looked up by the client's IP address whose result is the milter list used instead of smtpd_milters for that client, or DISABLE for none.",
     ),
     ("milter_protocol", "The milter protocol version spoken (6)."),
     (
@@ -735,15 +735,15 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ("milter_macro_v", "The v macro's value."),
     (
         "milter_macro_defaults",
-        "Default values for macros (not implemented).",
+        "name=value pairs: values for the macros a milter is sent that have no value of their own.",
     ),
     (
         "milter_header_checks",
-        "Header checks on milter-added headers (not implemented).",
+        "header_checks tables applied to each header a milter adds or changes (REJECT, DISCARD, HOLD, FILTER, REDIRECT, BCC, IGNORE, REPLACE, WARN, INFO).",
     ),
     (
         "non_smtpd_milters",
-        "Milter applications for locally submitted mail.",
+        "Milter applications for mail submitted with `mailgate sendmail`, which asks them itself before it hands the message to cleanup.",
     ),
     (
         "local_header_rewrite_clients",

@@ -74,6 +74,18 @@ pub struct Defaults {
     pub default_action: DefaultAction,
 }
 
+/// Postfix's: 30s, 30s, 300s, tempfail.
+impl Default for Defaults {
+    fn default() -> Defaults {
+        Defaults {
+            connect_timeout: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(30),
+            content_timeout: Duration::from_secs(300),
+            default_action: DefaultAction::Tempfail,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpecError(pub String);
 
@@ -179,19 +191,94 @@ fn items(value: &str) -> Result<Vec<String>, SpecError> {
 /// The milters `parameter` (smtpd_milters) names, with main.cf's
 /// milter_*_timeout and milter_default_action for those without their own.
 pub fn from_config(config: &MainConfig, parameter: &str) -> Result<Vec<MilterSpec>, SpecError> {
-    let defaults = Defaults {
-        connect_timeout: config.time("milter_connect_timeout"),
-        command_timeout: config.time("milter_command_timeout"),
-        content_timeout: config.time("milter_content_timeout"),
-        default_action: DefaultAction::parse(&config.get("milter_default_action"))?,
-    };
+    parse_list(&config.get(parameter), &defaults_from_config(config)?)
+}
+
+/// main.cf's milter_*_timeout and milter_default_action, for the milters
+/// without their own (and milter_protocol, which must be 6).
+pub fn defaults_from_config(config: &MainConfig) -> Result<Defaults, SpecError> {
     let protocol = config.get("milter_protocol");
     if protocol.trim() != "6" {
         return Err(SpecError(format!(
             "milter_protocol = {protocol}: only version 6 is implemented"
         )));
     }
-    parse_list(&config.get(parameter), &defaults)
+    Ok(Defaults {
+        connect_timeout: config.time("milter_connect_timeout"),
+        command_timeout: config.time("milter_command_timeout"),
+        content_timeout: config.time("milter_content_timeout"),
+        default_action: DefaultAction::parse(&config.get("milter_default_action"))?,
+    })
+}
+
+/// A result of smtpd_milter_maps: a milter list as smtpd_milters writes
+/// it, or DISABLE (any case) for none (Postfix 3.2's smtpd_milter_maps).
+pub fn parse_map_result(value: &str, defaults: &Defaults) -> Result<Vec<MilterSpec>, SpecError> {
+    if value.trim().eq_ignore_ascii_case("DISABLE") {
+        return Ok(Vec::new());
+    }
+    parse_list(value, defaults)
+}
+
+/// milter_macro_defaults: `name=value` or `{ name = value }` pairs,
+/// separated by commas or white space; a name may be written `{name}`.
+/// Names come back without braces (the form macros are kept in); the first
+/// of two entries for one name counts, as in Postfix.
+pub fn parse_macro_defaults(value: &str) -> Result<Vec<(String, String)>, SpecError> {
+    let mut tokens = Vec::new();
+    let mut current = String::new();
+    let mut depth = 0usize;
+    for c in value.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                return Err(SpecError(format!("{value}: unbalanced '}}'")));
+            }
+            '}' => depth -= 1,
+            c if depth == 0 && (c.is_whitespace() || c == ',') => {
+                if !current.is_empty() {
+                    tokens.push(std::mem::take(&mut current));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    if depth != 0 {
+        return Err(SpecError(format!("{value}: missing '}}'")));
+    }
+    if !current.is_empty() {
+        tokens.push(current);
+    }
+    let mut out: Vec<(String, String)> = Vec::new();
+    for token in tokens {
+        // { name = value }: the whole pair in braces.
+        let pair = match token.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            Some(inner) if inner.contains('=') => inner.trim(),
+            _ => token.as_str(),
+        };
+        let Some((name, val)) = pair.split_once('=') else {
+            return Err(SpecError(format!(
+                "malformed entry \"{token}\": expected name=value"
+            )));
+        };
+        let name = name.trim();
+        let name = name
+            .strip_prefix('{')
+            .and_then(|n| n.strip_suffix('}'))
+            .unwrap_or(name)
+            .trim();
+        if name.is_empty() || name.contains(['{', '}']) {
+            return Err(SpecError(format!(
+                "malformed entry \"{token}\": no macro name"
+            )));
+        }
+        if !out.iter().any(|(n, _)| n == name) {
+            out.push((name.to_string(), val.trim().to_string()));
+        }
+    }
+    Ok(out)
 }
 
 /// Parses smtpd_milters or non_smtpd_milters.
@@ -308,5 +395,34 @@ mod tests {
         assert_eq!(parse_time("5m"), Some(Duration::from_secs(300)));
         assert_eq!(parse_time("7"), Some(Duration::from_secs(7)));
         assert_eq!(parse_time("x"), None);
+    }
+
+    #[test]
+    fn map_results_and_macro_defaults() {
+        assert!(parse_map_result("disable", &defaults()).unwrap().is_empty());
+        assert_eq!(
+            parse_map_result("inet:127.0.0.1:1, inet:127.0.0.1:2", &defaults())
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(parse_map_result("DISABLED", &defaults()).is_err());
+        let d = parse_macro_defaults(
+            "auth_type=none, {tls_version}=none { client_name = unknown host } \
+             auth_type=again",
+        )
+        .unwrap();
+        assert_eq!(
+            d,
+            [
+                ("auth_type".to_string(), "none".to_string()),
+                ("tls_version".to_string(), "none".to_string()),
+                ("client_name".to_string(), "unknown host".to_string()),
+            ]
+        );
+        assert!(parse_macro_defaults("").unwrap().is_empty());
+        for bad in ["novalue", "=x", "{a=b", "a=b}"] {
+            assert!(parse_macro_defaults(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -185,6 +185,20 @@ impl Table {
         }
     }
 
+    /// Every result a table can give, where they are known before a
+    /// lookup: None for a regexp or pcre table with a result that uses $n.
+    pub fn results(&self) -> Option<Vec<String>> {
+        match &self.inner.source {
+            Source::Text(map) => Some(map.values().cloned().collect()),
+            Source::Static(value) => Some(vec![value.clone()]),
+            Source::Cidr(entries) => Some(entries.iter().map(|(_, r)| r.clone()).collect()),
+            Source::Regex(rules) => {
+                let mut out = Vec::new();
+                literal_results(rules, &mut out).then_some(out)
+            }
+        }
+    }
+
     /// True for tables that match the whole key by pattern (regexp, pcre, cidr, static):
     /// callers look such a table up once instead of trying partial keys.
     pub fn is_pattern_table(&self) -> bool {
@@ -407,6 +421,26 @@ fn eval_rules(rules: &[Rule], key: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// The results of `rules` into `out`; false when one uses $n.
+fn literal_results(rules: &[Rule], out: &mut Vec<String>) -> bool {
+    for rule in rules {
+        match rule {
+            Rule::Match { result, .. } => {
+                if result.iter().any(|p| matches!(p, Part::Group(_))) {
+                    return false;
+                }
+                out.push(substitute(result, &[]));
+            }
+            Rule::If { rules, .. } => {
+                if !literal_results(rules, out) {
+                    return false;
+                }
+            }
+        }
+    }
+    true
 }
 
 fn substitute(parts: &[Part], groups: &[Option<String>]) -> String {

@@ -48,30 +48,6 @@ const INSTALL: &str = "a Postfix installation path; mailgate installs its own fi
 const NO_LOCAL: &str = "mailgate delivers no mail locally";
 static TABLE: &[Unimplemented] = &[
     // After-queue filtering, rewriting and local delivery (the drop-in issue).
-    e(
-        "non_smtpd_milters",
-        EMPTY,
-        "milters for locally submitted mail are not implemented (cleanup, which takes \
-         `mailgate sendmail`'s mail and the notices, has no network access): that mail \
-         would pass unchecked by them; smtpd_milters are implemented",
-    ),
-    e(
-        "smtpd_milter_maps",
-        EMPTY,
-        "per-client milter lists are not implemented: every client would get \
-         smtpd_milters, DISABLE included",
-    ),
-    e(
-        "milter_header_checks",
-        EMPTY,
-        "header checks on the headers milters add are not implemented: they would be \
-         added unchecked",
-    ),
-    w(
-        "milter_macro_defaults",
-        EMPTY,
-        "macros without a value are not sent; defaults for them are not implemented",
-    ),
     w(
         "milter_unknown_command_macros",
         EMPTY,

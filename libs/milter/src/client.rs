@@ -87,6 +87,21 @@ impl Milter {
         milter
     }
 
+    /// A milter that cannot be used (a malformed smtpd_milter_maps
+    /// result): every event gets `reply`, as a milter that failed gets its
+    /// default action.
+    pub fn unusable(spec: MilterSpec, reply: Verdict) -> Milter {
+        Milter {
+            spec,
+            stream: None,
+            state: State::Stuck,
+            stored: Some(reply),
+            actions: 0,
+            protocol: 0,
+            lists: MacroLists::default(),
+        }
+    }
+
     /// A milter on a stream already open (the fuzz target's scripted
     /// peer): negotiates as [`Milter::open`] does.
     pub async fn over(
@@ -270,7 +285,8 @@ impl Milter {
         cmd: u8,
         macros: &Macros,
     ) -> Result<(), WireError> {
-        if let Some(data) = macros.encode(&self.lists.stages[stage as usize]) {
+        let lists = &self.lists;
+        if let Some(data) = macros.encode(&lists.stages[stage as usize], &lists.defaults) {
             let mut frame = vec![cmd];
             frame.extend_from_slice(&data);
             self.send(wire::C_MACRO, &frame).await?;

@@ -54,6 +54,52 @@ fn strip(address: &str) -> Option<String> {
     (!bad).then(|| a.to_string())
 }
 
+/// What milter_header_checks make of a header a milter adds or changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderVerdict {
+    Keep,
+    /// IGNORE: the header is not added (a changed header stays as it was).
+    Drop,
+    /// REPLACE: this header ("Name: value") instead.
+    Replace(String),
+    /// REJECT or DISCARD: the message will not be received, so the
+    /// remaining edits and milters are skipped, as in Postfix.
+    Stop,
+}
+
+/// milter_header_checks (Postfix's cleanup_milter_header_checks): asked
+/// for each header a milter adds, inserts or changes, as "Name: value"
+/// unfolded.
+pub trait HeaderChecks {
+    fn check(&mut self, header: &str) -> HeaderVerdict;
+}
+
+/// No milter_header_checks.
+pub struct NoHeaderChecks;
+
+impl HeaderChecks for NoHeaderChecks {
+    fn check(&mut self, _: &str) -> HeaderVerdict {
+        HeaderVerdict::Keep
+    }
+}
+
+/// A header as the checks see it: `Name: value`, line breaks removed.
+fn header_text(name: &str, value: &str) -> String {
+    let value = value.replace(['\r', '\n'], "");
+    if value.starts_with([' ', '\t']) {
+        format!("{name}:{value}")
+    } else {
+        format!("{name}: {value}")
+    }
+}
+
+/// A REPLACE text split into name and value; None when it is no header.
+fn split_header(text: &str) -> Option<(&str, &str)> {
+    let (name, value) = text.split_once(':')?;
+    let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic());
+    ok.then(|| (name, value.strip_prefix(' ').unwrap_or(value)))
+}
+
 impl Milters {
     /// Connects to every milter (each within its milter_connect_timeout).
     pub async fn open(specs: &[MilterSpec], lists: &MacroLists) -> Milters {
@@ -181,7 +227,23 @@ impl Milters {
         macros: &Macros,
         max_size: u64,
     ) -> Outcome {
+        self.message_checked(content, envelope, macros, max_size, &mut NoHeaderChecks)
+            .await
+    }
+
+    /// [`Milters::message`], with milter_header_checks on every header a
+    /// milter adds or changes. After [`HeaderVerdict::Stop`] the outcome
+    /// has no verdict of its own: the checks decided.
+    pub async fn message_checked(
+        &mut self,
+        content: &[u8],
+        envelope: &mut Envelope,
+        macros: &Macros,
+        max_size: u64,
+        checks: &mut (dyn HeaderChecks + Send),
+    ) -> Outcome {
         let mut outcome = Outcome::default();
+        let mut stopped = false;
         let mut message = Message::parse(content);
         let mut changed = false;
         for milter in &mut self.list {
@@ -194,20 +256,62 @@ impl Milters {
             let mut new_body: Option<Vec<u8>> = None;
             let mut notes = Vec::new();
             for edit in edits {
+                // milter_header_checks: on every header a milter adds or
+                // changes (a deletion is no header to check).
+                let verdict = match &edit {
+                    Edit::AddHeader(name, value)
+                    | Edit::InsertHeader(_, name, value)
+                    | Edit::ChangeHeader(_, name, value)
+                        if !(matches!(edit, Edit::ChangeHeader(..)) && value.is_empty()) =>
+                    {
+                        checks.check(&header_text(name, value))
+                    }
+                    _ => HeaderVerdict::Keep,
+                };
+                let (name, value) = match (&verdict, &edit) {
+                    (HeaderVerdict::Stop, _) => {
+                        stopped = true;
+                        break;
+                    }
+                    (HeaderVerdict::Drop, _) => continue,
+                    (HeaderVerdict::Replace(text), _) => match split_header(text) {
+                        Some((n, v)) => (n.to_string(), v.to_string()),
+                        None => {
+                            warning!(
+                                "milter_header_checks: REPLACE text is not a header: {text}; \
+                                 kept the milter's"
+                            );
+                            continue;
+                        }
+                    },
+                    (
+                        HeaderVerdict::Keep,
+                        Edit::AddHeader(n, v)
+                        | Edit::InsertHeader(_, n, v)
+                        | Edit::ChangeHeader(_, n, v),
+                    ) => (n.clone(), v.clone()),
+                    (HeaderVerdict::Keep, _) => (String::new(), String::new()),
+                };
                 match edit {
-                    Edit::AddHeader(name, value) => {
+                    Edit::AddHeader(..) => {
                         notes.push(format!("add header: {name}"));
                         message.add_header(&name, &value);
                         changed = true;
                     }
-                    Edit::InsertHeader(index, name, value) => {
+                    Edit::InsertHeader(index, ..) => {
                         notes.push(format!("insert header: {name}"));
                         message.insert_header(index as usize, &name, &value);
                         changed = true;
                     }
-                    Edit::ChangeHeader(index, name, value) => {
+                    Edit::ChangeHeader(index, old, _) => {
                         notes.push(format!("change header: {name}"));
-                        message.change_header(index, &name, &value);
+                        if name.eq_ignore_ascii_case(&old) {
+                            message.change_header(index, &old, &value);
+                        } else {
+                            // REPLACE gave another name: the new header
+                            // takes the old one's place.
+                            message.replace_header(index, &old, &name, &value);
+                        }
                         changed = true;
                     }
                     Edit::ReplaceBody(chunk) => {
@@ -265,6 +369,11 @@ impl Milters {
                     .changes
                     .push(format!("{}: {note}", milter.spec.name));
             }
+            if stopped {
+                outcome.verdict = None;
+                outcome.content = None;
+                return outcome;
+            }
             if outcome.verdict.is_some() {
                 return outcome;
             }
@@ -306,7 +415,17 @@ impl Milters {
 
 #[cfg(test)]
 mod tests {
-    use super::strip;
+    use super::{header_text, split_header, strip};
+
+    #[test]
+    fn headers_are_checked_as_postfix_writes_them() {
+        assert_eq!(header_text("X-Spam", "yes"), "X-Spam: yes");
+        assert_eq!(header_text("X-Spam", " yes"), "X-Spam: yes");
+        assert_eq!(header_text("X-Long", "a\n\tb"), "X-Long: a\tb");
+        assert_eq!(split_header("X-New: v"), Some(("X-New", "v")));
+        assert_eq!(split_header("no header"), None);
+        assert_eq!(split_header("Bad Name: v"), None);
+    }
 
     #[test]
     fn addresses_from_milters_are_checked() {

@@ -4,6 +4,7 @@
 //! milter_default_action when a milter fails. See DESIGN.md, "Milters".
 
 pub mod client;
+pub mod header_checks;
 pub mod macros;
 pub mod message;
 pub mod verdict;
@@ -12,7 +13,7 @@ pub mod wire;
 mod group;
 
 pub use client::{Edit, Milter};
-pub use group::{Envelope, Milters, Outcome};
+pub use group::{Envelope, HeaderChecks, HeaderVerdict, Milters, NoHeaderChecks, Outcome};
 pub use macros::{MacroLists, Macros, Stage};
 pub use mailgate_config::milter as spec;
 pub use message::Message;

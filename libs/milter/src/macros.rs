@@ -38,10 +38,12 @@ pub const DEFAULTS: [(&str, &str); STAGES] = [
     ("milter_end_of_header_macros", "i"),
 ];
 
-/// The names sent at each stage.
+/// The names sent at each stage, and milter_macro_defaults.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MacroLists {
     pub stages: [Vec<String>; STAGES],
+    /// Values for macros the MTA has none for (bare names).
+    pub defaults: Vec<(String, String)>,
 }
 
 impl MacroLists {
@@ -96,11 +98,18 @@ impl Macros {
     }
 
     /// The SMFIC_MACRO data for `names`: each name as written, then its
-    /// value. None when none of them has a value.
-    pub fn encode(&self, names: &[String]) -> Option<Vec<u8>> {
+    /// value, or its milter_macro_defaults value when it has none (as
+    /// Postfix's milter_macro_lookup). None when none of them has a value.
+    pub fn encode(&self, names: &[String], defaults: &[(String, String)]) -> Option<Vec<u8>> {
         let mut out = Vec::new();
         for name in names {
-            if let Some(value) = self.get(name) {
+            let value = self.get(name).or_else(|| {
+                defaults
+                    .iter()
+                    .find(|(n, _)| n == bare(name))
+                    .map(|(_, v)| v.as_str())
+            });
+            if let Some(value) = value {
                 for s in [name.as_str(), value] {
                     out.extend(s.bytes().map(|b| if b == 0 { b'?' } else { b }));
                     out.push(0);
@@ -121,9 +130,25 @@ mod tests {
         m.set("j", "mx.example");
         m.set("{daemon_name}", "mx.example");
         let lists = MacroLists::postfix_defaults();
-        let data = m.encode(&lists.stages[Stage::Connect as usize]).unwrap();
+        let data = m
+            .encode(&lists.stages[Stage::Connect as usize], &[])
+            .unwrap();
         assert_eq!(data, b"j\0mx.example\0{daemon_name}\0mx.example\0");
-        assert_eq!(m.encode(&lists.stages[Stage::Helo as usize]), None);
+        assert_eq!(m.encode(&lists.stages[Stage::Helo as usize], &[]), None);
+        // milter_macro_defaults fills only what has no value.
+        let defaults = [
+            ("tls_version".to_string(), "none".to_string()),
+            ("j".to_string(), "not used".to_string()),
+        ];
+        assert_eq!(
+            m.encode(&lists.stages[Stage::Helo as usize], &defaults)
+                .unwrap(),
+            b"{tls_version}\0none\0"
+        );
+        let data = m
+            .encode(&lists.stages[Stage::Connect as usize], &defaults)
+            .unwrap();
+        assert!(data.starts_with(b"j\0mx.example\0"));
         m.unset("daemon_name");
         assert_eq!(m.get("{daemon_name}"), None);
     }

@@ -143,6 +143,22 @@ impl Message {
         }
     }
 
+    /// The `index`th (from 1) field called `old` becomes `name: value`
+    /// in its place (added when it is not there).
+    pub fn replace_header(&mut self, index: u32, old: &str, name: &str, value: &str) {
+        let found = self
+            .headers
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.name.eq_ignore_ascii_case(old))
+            .nth(index.max(1) as usize - 1)
+            .map(|(i, _)| i);
+        match found {
+            Some(i) => self.headers[i] = make_header(name, value),
+            None => self.add_header(name, value),
+        }
+    }
+
     pub fn replace_body(&mut self, body: &[u8]) {
         self.body = crlf(body);
         self.separator = true;

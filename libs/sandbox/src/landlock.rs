@@ -112,23 +112,44 @@ fn policy_ports(config: Option<&MainConfig>) -> Vec<u16> {
     ports
 }
 
-/// The ports of smtpd_milters' `inet:` milters. A list that does not
-/// parse allows none (smtpd refuses to start with it anyway).
+/// The ports of the `inet:` milters of smtpd_milters and of every
+/// smtpd_milter_maps result known before a look-up (a regexp result that
+/// uses $n is not: a milter it names cannot be reached, and gets
+/// milter_default_action). A list that does not parse allows none (smtpd
+/// refuses to start with it anyway).
 fn milter_ports(config: Option<&MainConfig>) -> Vec<u16> {
+    use mailgate_config::milter::{Address, MilterSpec, defaults_from_config, parse_map_result};
     let Some(config) = config else {
         return Vec::new();
     };
-    mailgate_config::milter::from_config(config, "smtpd_milters")
-        .map(|milters| {
-            milters
-                .iter()
-                .filter_map(|m| match m.address {
-                    mailgate_config::milter::Address::Inet { port, .. } => Some(port),
-                    mailgate_config::milter::Address::Unix(_) => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    let inet = |milters: Vec<MilterSpec>| -> Vec<u16> {
+        milters
+            .iter()
+            .filter_map(|m| match m.address {
+                Address::Inet { port, .. } => Some(port),
+                Address::Unix(_) => None,
+            })
+            .collect()
+    };
+    let mut ports = mailgate_config::milter::from_config(config, "smtpd_milters")
+        .map(inet)
+        .unwrap_or_default();
+    let Ok(defaults) = defaults_from_config(config) else {
+        return ports;
+    };
+    for spec in config.list("smtpd_milter_maps") {
+        let Ok(table) = mailgate_config::Table::open(&spec, config.config_dir()) else {
+            continue;
+        };
+        for result in table.results().unwrap_or_default() {
+            ports.extend(
+                parse_map_result(&result, &defaults)
+                    .map(inet)
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    ports
 }
 
 /// The ports of the DNS servers: each dns_nameservers entry's (`ip:port`,
@@ -164,14 +185,45 @@ fn landlock_error(e: impl fmt::Display) -> SandboxError {
     }
 }
 
+/// The TCP ports the profile may connect to and bind, from the
+/// configuration: computed before the chroot, while the tables some of
+/// them come from (smtpd_milter_maps) can still be read.
+pub struct NetPorts {
+    connect: Vec<u16>,
+    bind: Vec<u16>,
+}
+
+pub fn net_ports(profile: &Profile, config: Option<&MainConfig>) -> NetPorts {
+    let rules = &profile.landlock;
+    let collect = |ports: Ports| {
+        let mut allowed = Vec::new();
+        if let Ports::Of(sources) = ports {
+            for source in sources {
+                match source {
+                    PortSource::Parameter(parameter) => {
+                        allowed.extend(config.and_then(|c| port_in(&c.get(parameter))));
+                    }
+                    PortSource::DnsServers => allowed.extend(dns_ports(config)),
+                    PortSource::PolicyServices => allowed.extend(policy_ports(config)),
+                    PortSource::Milters => allowed.extend(milter_ports(config)),
+                }
+            }
+        }
+        allowed.sort_unstable();
+        allowed.dedup();
+        allowed
+    };
+    NetPorts {
+        connect: collect(rules.tcp_connect),
+        bind: collect(rules.tcp_bind),
+    }
+}
+
 /// Builds the profile's ruleset and restricts the calling thread (call
 /// while single-threaded, after no_new_privs and before seccomp, which does
 /// not allow the Landlock calls). Directories are relative to the current
 /// directory: the root the process was just put in.
-pub fn restrict(
-    profile: &Profile,
-    config: Option<&MainConfig>,
-) -> Result<LandlockState, SandboxError> {
+pub fn restrict(profile: &Profile, ports: NetPorts) -> Result<LandlockState, SandboxError> {
     let rules = &profile.landlock;
     let mut net = BitFlags::<AccessNet>::empty();
     if rules.tcp_connect != Ports::Any {
@@ -198,25 +250,10 @@ pub fn restrict(
             .add_rule(PathBeneath::new(fd, rights(*files)))
             .map_err(landlock_error)?;
     }
-    for (ports, access) in [
-        (rules.tcp_connect, AccessNet::ConnectTcp),
-        (rules.tcp_bind, AccessNet::BindTcp),
+    for (allowed, access) in [
+        (ports.connect, AccessNet::ConnectTcp),
+        (ports.bind, AccessNet::BindTcp),
     ] {
-        let mut allowed = Vec::new();
-        if let Ports::Of(sources) = ports {
-            for source in sources {
-                match source {
-                    PortSource::Parameter(parameter) => {
-                        allowed.extend(config.and_then(|c| port_in(&c.get(parameter))));
-                    }
-                    PortSource::DnsServers => allowed.extend(dns_ports(config)),
-                    PortSource::PolicyServices => allowed.extend(policy_ports(config)),
-                    PortSource::Milters => allowed.extend(milter_ports(config)),
-                }
-            }
-        }
-        allowed.sort_unstable();
-        allowed.dedup();
         for port in allowed {
             created = created
                 .add_rule(NetPort::new(port, access))
@@ -290,6 +327,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(milter_ports(Some(&config)), vec![8891, 11332]);
+        // smtpd_milter_maps' results too.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("milter_map"),
+            "127.0.0.2/32 DISABLE\n10.0.0.0/8 { inet:127.0.0.1:9000 }, inet:[::1]:9001\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("re"), "/^10\\./ inet:127.0.0.1:9002\n").unwrap();
+        let config = MainConfig::parse(
+            "smtpd_milters = inet:127.0.0.1:8891\n\
+             smtpd_milter_maps = cidr:milter_map, regexp:re\n",
+            &dir.path().join("main.cf"),
+            dir.path(),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(milter_ports(Some(&config)), vec![8891, 9000, 9001, 9002]);
         let none = MainConfig::parse("\n", Path::new("main.cf"), Path::new("/"), &[]).unwrap();
         assert!(milter_ports(Some(&none)).is_empty());
     }

@@ -157,11 +157,12 @@ pub fn enter(
     // Compiling allocates; done before anything is taken away.
     let filters = seccomp::compile(profile, mode)?;
     set_limits(profile.limits)?;
+    let ports = landlock::net_ports(profile, place.config);
     match place.identity {
         Some(identity) => confine(place.root, place.chdir_to, identity)?,
         None => confine_unprivileged(place.chdir_to)?,
     }
-    let landlock = landlock::restrict(profile, place.config)?;
+    let landlock = landlock::restrict(profile, ports)?;
     seccomp::install(&filters)?;
     Ok(landlock)
 }

@@ -145,8 +145,9 @@ pub enum PortSource {
     DnsServers,
     /// Every `check_policy_service inet:host:port` in the configuration.
     PolicyServices,
-    /// The port of every `inet:host:port` milter in smtpd_milters
-    /// (`unix:` milters are reached through the chroot, as in Postfix).
+    /// The port of every `inet:host:port` milter in smtpd_milters and in
+    /// the smtpd_milter_maps results known at start (`unix:` milters are
+    /// reached through the chroot, as in Postfix).
     Milters,
 }
 

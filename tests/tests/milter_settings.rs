@@ -151,7 +151,7 @@ fn milter_header_checks_act_on_the_headers_milters_add() {
     c.send("QUIT");
 
     let log =
-        gw.wait_for_log("milter-header-reject: header X-Echo: reject from unknown[127.0.0.1];");
+        gw.wait_for_log("milter-header-reject: header X-Echo: reject from localhost[127.0.0.1];");
     assert!(
         log.contains(
             "from=<a@sender.example> to=<b@example.com> proto=ESMTP \
@@ -159,12 +159,12 @@ fn milter_header_checks_act_on_the_headers_milters_add() {
         ),
         "{log}"
     );
-    gw.wait_for_log("milter-header-discard: header X-Echo: discard from unknown[127.0.0.1];");
-    gw.wait_for_log("milter-header-hold: header X-Echo: hold from unknown[127.0.0.1];");
-    gw.wait_for_log("milter-header-redirect: header X-Echo: redirect from unknown[127.0.0.1];");
-    gw.wait_for_log("milter-header-bcc: header X-Echo: bcc from unknown[127.0.0.1];");
+    gw.wait_for_log("milter-header-discard: header X-Echo: discard from localhost[127.0.0.1];");
+    gw.wait_for_log("milter-header-hold: header X-Echo: hold from localhost[127.0.0.1];");
+    gw.wait_for_log("milter-header-redirect: header X-Echo: redirect from localhost[127.0.0.1];");
+    gw.wait_for_log("milter-header-bcc: header X-Echo: bcc from localhost[127.0.0.1];");
     let warn =
-        gw.wait_for_log("milter-header-warning: header X-Echo: warn from unknown[127.0.0.1];");
+        gw.wait_for_log("milter-header-warning: header X-Echo: warn from localhost[127.0.0.1];");
     assert!(warn.ends_with(": echo seen"), "{warn}");
 
     // REDIRECT: the one recipient is other@; BCC: a copy to copy@ too.

@@ -573,7 +573,7 @@ fn rspamd_as_a_milter() {
     );
     let reply = c.send_message("a@sender.example", &["b@example.com"], &spam);
     assert_eq!(reply, "554 5.7.1 Gtube pattern", "{}", rspamd.log());
-    let log = gw.wait_for_log("milter-reject: END-OF-MESSAGE from unknown[127.0.0.1]");
+    let log = gw.wait_for_log("milter-reject: END-OF-MESSAGE from localhost[127.0.0.1]");
     assert!(
         log.contains("554 5.7.1 Gtube pattern; from=<a@sender.example> to=<b@example.com>"),
         "{log}"

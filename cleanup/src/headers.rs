@@ -119,43 +119,61 @@ pub fn message_id(settings: &Settings, queue_id: &str, unix_now: i64) -> String 
 /// its checks). None when there is none to remove. Only the header section
 /// is looked at.
 pub fn strip_our_authentication_results(content: &[u8], authserv_id: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(content.len());
-    let mut removed = false;
+    // Only the header is looked at; the body is copied whole, and only
+    // when a field is removed (most messages have none of ours).
+    let mut drop_ranges: Vec<(usize, usize)> = Vec::new();
     let mut dropping = false;
-    let mut in_header = true;
+    let mut offset = 0;
     for line in content.split_inclusive(|&b| b == b'\n') {
-        if in_header {
-            let bare = line.strip_suffix(b"\n").unwrap_or(line);
-            let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
-            if bare.is_empty() {
-                in_header = false;
-            } else if bare[0] == b' ' || bare[0] == b'\t' {
-                if dropping {
-                    // A continuation line: the folded rest of the field.
-                    removed = true;
-                    continue;
-                }
-            } else {
-                dropping = false;
-                let text = String::from_utf8_lossy(bare);
-                match text.split_once(':') {
-                    Some((name, _)) if name.eq_ignore_ascii_case("authentication-results") => {
-                        // The authserv-id may be on a continuation line.
-                        let value = field_value(content, line);
-                        if authserv_id_of(&value).eq_ignore_ascii_case(authserv_id) {
-                            dropping = true;
-                            removed = true;
-                            continue;
-                        }
-                    }
-                    Some((name, _)) if !name.is_empty() && !name.contains(' ') => {}
-                    _ => in_header = false,
-                }
+        let start = offset;
+        offset += line.len();
+        let bare = line.strip_suffix(b"\n").unwrap_or(line);
+        let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
+        if bare.is_empty() {
+            break;
+        } else if bare[0] == b' ' || bare[0] == b'\t' {
+            if dropping {
+                // A continuation line: the folded rest of the field.
+                push_range(&mut drop_ranges, start, offset);
+            }
+            continue;
+        }
+        dropping = false;
+        let Some(colon) = bare.iter().position(|&b| b == b':') else {
+            break;
+        };
+        let name = &bare[..colon];
+        if name.is_empty() || name.contains(&b' ') {
+            break;
+        }
+        if name.eq_ignore_ascii_case(b"authentication-results") {
+            // The authserv-id may be on a continuation line.
+            let value = field_value(content, line);
+            if authserv_id_of(&value).eq_ignore_ascii_case(authserv_id) {
+                dropping = true;
+                push_range(&mut drop_ranges, start, offset);
             }
         }
-        out.extend_from_slice(line);
     }
-    removed.then_some(out)
+    if drop_ranges.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(content.len());
+    let mut kept = 0;
+    for (from, to) in drop_ranges {
+        out.extend_from_slice(&content[kept..from]);
+        kept = to;
+    }
+    out.extend_from_slice(&content[kept..]);
+    Some(out)
+}
+
+/// Adds [from, to) to ranges, joining it to the last one when they touch.
+fn push_range(ranges: &mut Vec<(usize, usize)>, from: usize, to: usize) {
+    match ranges.last_mut() {
+        Some(last) if last.1 == from => last.1 = to,
+        _ => ranges.push((from, to)),
+    }
 }
 
 /// The unfolded value of the field starting at `line` (a slice of

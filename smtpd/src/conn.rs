@@ -20,8 +20,17 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::reply::Reply;
 use crate::settings::Timing;
 
-/// How much the session asks the socket for at a time.
+/// How much the session asks the socket for at a time in the DATA phase.
 pub const READ_CHUNK: usize = 16 * 1024;
+
+/// How much it asks for when it waits for a command: an idle session
+/// holds no more input buffer than this (a command line is at most
+/// line_length_limit; a longer one, or pipelined commands, take more reads).
+pub const COMMAND_CHUNK: usize = 1024;
+
+/// Replies are written from a buffer that keeps no more capacity than this
+/// between replies.
+const OUTPUT_KEPT: usize = 4 * 1024;
 
 pub enum IoError {
     Lost,
@@ -104,7 +113,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             Err(_) => Err(IoError::Timeout),
             Ok(Err(_)) => Err(IoError::Lost),
             Ok(Ok(())) => {
-                self.outbuf.clear();
+                if self.outbuf.capacity() > OUTPUT_KEPT {
+                    self.outbuf = Vec::new();
+                } else {
+                    self.outbuf.clear();
+                }
                 Ok(())
             }
         }
@@ -118,13 +131,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         deadline: Instant,
         wake: &mut Wake,
     ) -> Result<Filled, IoError> {
+        self.fill_chunk(deadline, wake, READ_CHUNK).await
+    }
+
+    /// [`Conn::fill_until`], reading at most `chunk` bytes. With nothing
+    /// buffered, a larger buffer is given back first: a session waiting for
+    /// its next command holds only `chunk` bytes of input buffer.
+    async fn fill_chunk(
+        &mut self,
+        deadline: Instant,
+        wake: &mut Wake,
+        chunk: usize,
+    ) -> Result<Filled, IoError> {
         self.flush(deadline.saturating_duration_since(Instant::now()))
             .await?;
         if self.start > 0 {
             self.inbuf.drain(..self.start);
             self.start = 0;
         }
-        self.inbuf.reserve(READ_CHUNK);
+        if self.inbuf.is_empty() && self.inbuf.capacity() > chunk {
+            self.inbuf = Vec::new();
+        }
+        self.inbuf.reserve(chunk);
         let sleep = tokio::time::sleep_until(deadline.into());
         tokio::select! {
             read = self.stream.read_buf(&mut self.inbuf) => match read {
@@ -142,7 +170,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if !self.buffered().is_empty() {
             return true;
         }
-        self.inbuf.reserve(READ_CHUNK);
+        self.inbuf.reserve(COMMAND_CHUNK);
         // A zero timeout polls the read once: only input already there.
         matches!(
             tokio::time::timeout(Duration::ZERO, self.stream.read_buf(&mut self.inbuf)).await,
@@ -191,7 +219,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             } else {
                 last_input + now.timeout
             };
-            if let Filled::Data(_) = self.fill_until(deadline, wake).await? {
+            if let Filled::Data(_) = self.fill_chunk(deadline, wake, COMMAND_CHUNK).await? {
                 last_input = Instant::now();
             }
         }

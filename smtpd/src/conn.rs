@@ -134,7 +134,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.fill_chunk(deadline, wake, READ_CHUNK).await
     }
 
-    /// [`Conn::fill_until`], reading at most `chunk` bytes. With nothing
+    /// [`Conn::fill_until`] with room for `chunk` bytes. With nothing
     /// buffered, a larger buffer is given back first: a session waiting for
     /// its next command holds only `chunk` bytes of input buffer.
     async fn fill_chunk(
@@ -302,6 +302,36 @@ impl DataBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// After a DATA phase's 16 KiB reads, a session waiting for its next
+    /// command holds 1 KiB of input buffer, and no large reply buffer.
+    #[tokio::test]
+    async fn an_idle_session_gives_back_its_large_buffers() {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let mut conn = Conn::new(server);
+        let timing = Timing {
+            timeout: Duration::from_secs(10),
+            hard_error_limit: 1,
+            per_request_deadline: false,
+        };
+        let (_stress, receiver) = tokio::sync::watch::channel(false);
+        let mut wake = Wake::new(receiver);
+        client.write_all(&[b'x'; 20_000]).await.unwrap();
+        let deadline = Instant::now() + timing.timeout;
+        while conn.buffered().len() < 20_000 {
+            let _ = conn.fill_until(deadline, &mut wake).await;
+        }
+        assert!(conn.inbuf.capacity() >= READ_CHUNK);
+        conn.consume(20_000);
+        conn.queue_raw(&[b'2'; 10_000]);
+        client.write_all(b"NOOP\r\n").await.unwrap();
+        let line = conn.read_line(2048, &|| timing, &mut wake).await;
+        assert!(matches!(line, Ok(Line::Text(t)) if t == b"NOOP"));
+        assert_eq!(conn.inbuf.capacity(), COMMAND_CHUNK);
+        assert_eq!(conn.outbuf.capacity(), 0);
+        let mut reply = vec![0; 10_000];
+        client.read_exact(&mut reply).await.unwrap();
+    }
 
     #[test]
     fn the_data_budget_grows_with_data_and_never_beyond_the_timeout() {

@@ -21,8 +21,17 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::reply::Reply;
 use crate::settings::Timing;
 
-/// How much the session asks the socket for at a time.
+/// How much the session asks the socket for at a time in the DATA phase.
 pub const READ_CHUNK: usize = 16 * 1024;
+
+/// How much it asks for when it waits for a command: an idle session
+/// holds no more input buffer than this (a command line is at most
+/// line_length_limit; a longer one, or pipelined commands, take more reads).
+pub const COMMAND_CHUNK: usize = 1024;
+
+/// Replies are written from a buffer that keeps no more capacity than this
+/// between replies.
+const OUTPUT_KEPT: usize = 4 * 1024;
 
 pub enum IoError {
     Lost,
@@ -105,7 +114,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             Err(_) => Err(IoError::Timeout),
             Ok(Err(_)) => Err(IoError::Lost),
             Ok(Ok(())) => {
-                self.outbuf.clear();
+                if self.outbuf.capacity() > OUTPUT_KEPT {
+                    self.outbuf = Vec::new();
+                } else {
+                    self.outbuf.clear();
+                }
                 Ok(())
             }
         }
@@ -119,13 +132,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         deadline: Instant,
         wake: &mut Wake,
     ) -> Result<Filled, IoError> {
+        self.fill_chunk(deadline, wake, READ_CHUNK).await
+    }
+
+    /// [`Conn::fill_until`] with room for `chunk` bytes. With nothing
+    /// buffered, a larger buffer is given back first: a session waiting for
+    /// its next command holds only `chunk` bytes of input buffer.
+    async fn fill_chunk(
+        &mut self,
+        deadline: Instant,
+        wake: &mut Wake,
+        chunk: usize,
+    ) -> Result<Filled, IoError> {
         self.flush(deadline.saturating_duration_since(Instant::now()))
             .await?;
         if self.start > 0 {
             self.inbuf.drain(..self.start);
             self.start = 0;
         }
-        self.inbuf.reserve(READ_CHUNK);
+        if self.inbuf.is_empty() && self.inbuf.capacity() > chunk {
+            self.inbuf = Vec::new();
+        }
+        self.inbuf.reserve(chunk);
         let sleep = tokio::time::sleep_until(deadline.into());
         tokio::select! {
             read = self.stream.read_buf(&mut self.inbuf) => match read {
@@ -143,7 +171,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if !self.buffered().is_empty() {
             return true;
         }
-        self.inbuf.reserve(READ_CHUNK);
+        self.inbuf.reserve(COMMAND_CHUNK);
         // The read polled once: only input already there. (Not a zero
         // timeout: tokio's timer rounds it up to its next 1 ms tick, which
         // cost every reply that checks for pipelining a millisecond.)
@@ -195,7 +223,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             } else {
                 last_input + now.timeout
             };
-            if let Filled::Data(_) = self.fill_until(deadline, wake).await? {
+            if let Filled::Data(_) = self.fill_chunk(deadline, wake, COMMAND_CHUNK).await? {
                 last_input = Instant::now();
             }
         }
@@ -278,6 +306,36 @@ impl DataBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// After a DATA phase's 16 KiB reads, a session waiting for its next
+    /// command holds 1 KiB of input buffer, and no large reply buffer.
+    #[tokio::test]
+    async fn an_idle_session_gives_back_its_large_buffers() {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let mut conn = Conn::new(server);
+        let timing = Timing {
+            timeout: Duration::from_secs(10),
+            hard_error_limit: 1,
+            per_request_deadline: false,
+        };
+        let (_stress, receiver) = tokio::sync::watch::channel(false);
+        let mut wake = Wake::new(receiver);
+        client.write_all(&[b'x'; 20_000]).await.unwrap();
+        let deadline = Instant::now() + timing.timeout;
+        while conn.buffered().len() < 20_000 {
+            let _ = conn.fill_until(deadline, &mut wake).await;
+        }
+        assert!(conn.inbuf.capacity() >= READ_CHUNK);
+        conn.consume(20_000);
+        conn.queue_raw(&[b'2'; 10_000]);
+        client.write_all(b"NOOP\r\n").await.unwrap();
+        let line = conn.read_line(2048, &|| timing, &mut wake).await;
+        assert!(matches!(line, Ok(Line::Text(t)) if t == b"NOOP"));
+        assert_eq!(conn.inbuf.capacity(), COMMAND_CHUNK);
+        assert_eq!(conn.outbuf.capacity(), 0);
+        let mut reply = vec![0; 10_000];
+        client.read_exact(&mut reply).await.unwrap();
+    }
 
     #[test]
     fn the_data_budget_grows_with_data_and_never_beyond_the_timeout() {

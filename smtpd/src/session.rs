@@ -223,13 +223,16 @@ where
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer.ip(), IpAddr::V4),
         ip => ip,
     };
-    let peer = peer::lookup(
+    // Boxed, as every step but the wait for a command is: a session's
+    // future is as large as its largest step, and an idle session should
+    // hold only what waiting for a command takes (see `dialogue`).
+    let peer = Box::pin(peer::lookup(
         &settings.dns,
         &settings.name_sources,
         client_addr,
         peer.port(),
         settings.peername_lookup,
-    )
+    ))
     .await;
     let mut session = Session {
         conn: Conn::new(Stream::Plain(stream)),
@@ -256,13 +259,13 @@ where
     info!("connect from {}", session.st.peer.label());
     // SMTPS: TLS before the greeting.
     let wrapped = match &settings.tls {
-        Some(tls) if tls.wrapper => session.handshake().await,
+        Some(tls) if tls.wrapper => Box::pin(session.handshake()).await,
         _ => Ok(()),
     };
     // Held for the whole session: the client's open-connection count.
     let (end, _connection) = match wrapped {
         Err(end) => (end, None),
-        Ok(()) => match session.open().await {
+        Ok(()) => match Box::pin(session.open()).await {
             Ok(connection) => (session.dialogue().await, connection),
             Err(end) => (end, None),
         },
@@ -278,7 +281,7 @@ where
                 format!("4.4.2 {} Error: timeout exceeded", settings.myhostname),
             );
             session.conn.queue(&reply);
-            let _ = session.conn.flush(shared.timing().timeout).await;
+            let _ = Box::pin(session.conn.flush(shared.timing().timeout)).await;
             info!("timeout after {stage} from {label}");
         }
         End::TooManyErrors => info!("too many errors after {stage} from {label}"),
@@ -287,8 +290,8 @@ where
     // The transaction, if any, is abandoned here: cleanup sees its
     // connection close and discards the queue file.
     session.txn = None;
-    session.milter_abort().await;
-    session.milter_quit().await;
+    Box::pin(session.milter_abort()).await;
+    Box::pin(session.milter_quit()).await;
     let notes = if session.note_bare_lf {
         " notes=bare_lf"
     } else {
@@ -527,7 +530,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 continue;
             }
             let reply = match command {
-                Command::Starttls => match self.starttls().await {
+                Command::Starttls => match Box::pin(self.starttls()).await {
                     Ok(Some(reply)) => reply,
                     Ok(None) => {
                         self.stats.record(Verb::Starttls, true);
@@ -538,7 +541,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         return end;
                     }
                 },
-                Command::Auth(arg) => match self.auth(&arg).await {
+                Command::Auth(arg) => match Box::pin(self.auth(&arg)).await {
                     Ok(reply) => reply,
                     Err(end) => {
                         self.stats.record(Verb::Auth, false);
@@ -546,11 +549,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     }
                 },
                 Command::Xforward(arg) => self.xforward(&arg),
-                Command::Helo(name) => self.helo(name, false).await,
-                Command::Ehlo(name) => self.helo(name, true).await,
-                Command::Mail(path, params) => self.mail(path, params).await,
-                Command::Rcpt(address, params) => self.rcpt(address, params).await,
-                Command::Data => match self.data().await {
+                Command::Helo(name) => Box::pin(self.helo(name, false)).await,
+                Command::Ehlo(name) => Box::pin(self.helo(name, true)).await,
+                Command::Mail(path, params) => Box::pin(self.mail(path, params)).await,
+                Command::Rcpt(address, params) => Box::pin(self.rcpt(address, params)).await,
+                Command::Data => match Box::pin(self.data()).await {
                     Ok(reply) => reply,
                     Err(e) => {
                         self.stats.record(Verb::Data, false);
@@ -585,7 +588,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             let hang_up = reply.code == 421;
             self.finish(verb, reply).await;
             if self.milter_flags.pending && self.txn.is_none() {
-                self.milter_abort().await;
+                Box::pin(self.milter_abort()).await;
             }
             if hang_up {
                 let _ = self.conn.flush(self.shared.timing().timeout).await;

@@ -798,14 +798,19 @@ async fn a_lost_client_abandons_the_transaction() {
 }
 
 /// Each connection costs its session future: it must stay small, and the
-/// 64 KiB receive buffer of an IPC call must not be inlined into it.
+/// 64 KiB receive buffer of an IPC call must not be inlined into it. An
+/// idle session should cost little more than the wait for its next
+/// command (issue 14: 10,000 of them at 16 KiB each at most; the steps of
+/// the dialogue are boxed for that): 3.1 KiB in a debug build, 3.2 in a
+/// release build when this was written.
 #[tokio::test]
 async fn a_session_future_is_small() {
     let s = settings(RELAY_CF);
     let (_client, server) = tokio::io::duplex(16);
     let shared = Shared::new(s, "smtp", 100);
     let session = session::run(server, OUTSIDE.parse().unwrap(), None, &shared);
-    assert!(std::mem::size_of_val(&session) < 16 * 1024);
+    let size = std::mem::size_of_val(&session);
+    assert!(size < 4 * 1024, "{size} bytes");
 }
 
 /// The listener loop: maxproc sessions at once, the next connection waits

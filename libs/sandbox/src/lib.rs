@@ -8,7 +8,9 @@ pub mod seccomp;
 pub mod worker;
 
 pub use landlock::LandlockState;
-pub use privileges::{Identity, Placement, SandboxError, enter, identity_in_group, lookup_user};
+pub use privileges::{
+    Identity, Placement, SandboxError, enter, enter_serving, identity_in_group, lookup_user,
+};
 pub use profiles::Profile;
 pub use seccomp::Mode;
 pub use worker::{Sandboxed, Shutdown, Worker, die, sandbox_state_file, take_handoff_descriptors};

@@ -9,6 +9,7 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::unistd::{Gid, Uid, User};
 
 use mailgate_config::MainConfig;
+use mailgate_log::warning;
 
 use crate::landlock::{self, LandlockState};
 use crate::profiles::{Limit, Profile};
@@ -154,9 +155,22 @@ pub fn enter(
     place: &Placement<'_>,
     mode: Mode,
 ) -> Result<LandlockState, SandboxError> {
+    enter_serving(profile, place, mode, 0)
+}
+
+/// [`enter`] for a process that serves `sessions` sessions at once (its
+/// share of maxproc): its descriptor limit grows with them (see
+/// [`Limit::open_files`]), so a large maxproc is not refused by a limit
+/// made for the default one.
+pub fn enter_serving(
+    profile: &Profile,
+    place: &Placement<'_>,
+    mode: Mode,
+    sessions: u32,
+) -> Result<LandlockState, SandboxError> {
     // Compiling allocates; done before anything is taken away.
     let filters = seccomp::compile(profile, mode)?;
-    set_limits(profile.limits)?;
+    set_limits(profile.limits, sessions)?;
     let ports = landlock::net_ports(profile, place.config);
     match place.identity {
         Some(identity) => confine(place.root, place.chdir_to, identity)?,
@@ -169,19 +183,37 @@ pub fn enter(
 
 /// Sets a profile's resource limits. As root a limit may be raised; as
 /// another user it is capped at the hard limit the process already has.
-fn set_limits(limits: &[Limit]) -> Result<(), SandboxError> {
+fn set_limits(limits: &[Limit], sessions: u32) -> Result<(), SandboxError> {
     for limit in limits {
         let (resource, want) = match *limit {
             Limit::CoreSize(n) => (Resource::RLIMIT_CORE, n),
-            Limit::OpenFiles(n) => (Resource::RLIMIT_NOFILE, n),
+            Limit::OpenFiles(_) => (Resource::RLIMIT_NOFILE, limit.open_files(sessions)),
         };
         let (_, hard) = step("getrlimit", getrlimit(resource))?;
-        let hard = if nix::unistd::geteuid().is_root() {
-            want
+        let set = if nix::unistd::geteuid().is_root() {
+            // Root without CAP_SYS_RESOURCE (in a container) cannot raise
+            // the hard limit: it gets as much as that allows.
+            setrlimit(resource, want, want).or_else(|e| {
+                if want <= hard {
+                    return Err(e);
+                }
+                warning!(
+                    "cannot raise the limit on {} to {want} ({e}): the hard limit {hard} stays",
+                    limit.name()
+                );
+                setrlimit(resource, hard, hard)
+            })
         } else {
-            want.min(hard)
+            if want > hard {
+                warning!(
+                    "the limit on {} is {hard} for this user, not the {want} wanted; \
+                     raise its hard limit (ulimit -H) or lower maxproc",
+                    limit.name()
+                );
+            }
+            setrlimit(resource, want.min(hard), hard)
         };
-        step("setrlimit", setrlimit(resource, want.min(hard), hard))?;
+        step("setrlimit", set)?;
     }
     Ok(())
 }

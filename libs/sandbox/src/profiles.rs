@@ -176,8 +176,43 @@ const NOTHING: Landlock = Landlock {
 pub enum Limit {
     /// Core dumps: a worker's memory holds mail; never written to disk.
     CoreSize(u64),
-    /// Open descriptors: sessions, peer connections and message files.
+    /// Open descriptors: sessions, peer connections and message files. The
+    /// least a worker gets; one serving many sessions gets more
+    /// ([`Limit::open_files`]).
     OpenFiles(u64),
+}
+
+/// Descriptors one session may hold at once: the client socket, the
+/// cleanup connection, the message file, and a milter, policy or DNS socket.
+pub const FILES_PER_SESSION: u64 = 4;
+
+/// Descriptors beyond the sessions' own: the listener, the log, anvil and
+/// the runtime's own.
+pub const FILES_SPARE: u64 = 1024;
+
+impl Limit {
+    /// What the limit is on, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Limit::OpenFiles(_) => "open files",
+            Limit::CoreSize(_) => "core file size",
+        }
+    }
+
+    /// The descriptor limit of a process serving `sessions` sessions at
+    /// once (its share of master.cf's maxproc): the profile's limit, or
+    /// [`FILES_PER_SESSION`] per session and [`FILES_SPARE`] more when that
+    /// is higher. Raised only by maxproc, which the administrator sets.
+    pub fn open_files(&self, sessions: u32) -> u64 {
+        match *self {
+            Limit::OpenFiles(n) => n.max(
+                u64::from(sessions)
+                    .saturating_mul(FILES_PER_SESSION)
+                    .saturating_add(FILES_SPARE),
+            ),
+            Limit::CoreSize(n) => n,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -232,7 +267,8 @@ impl Profile {
 }
 
 /// Descriptor limit for the workers: maxproc sessions (100 by default), each
-/// with a client socket, a cleanup connection and a message file.
+/// with a client socket, a cleanup connection and a message file. A larger
+/// share of maxproc raises it ([`Limit::open_files`]).
 const OPEN_FILES: u64 = 4096;
 const LIMITS: &[Limit] = &[Limit::CoreSize(0), Limit::OpenFiles(OPEN_FILES)];
 
@@ -727,5 +763,15 @@ mod tests {
         for profile in [RELAY, SCANNER] {
             assert_eq!(profile.callers, &[Caller::MailOwner], "{}", profile.service);
         }
+    }
+
+    #[test]
+    fn the_descriptor_limit_grows_with_the_sessions_only_past_the_default() {
+        let limit = Limit::OpenFiles(OPEN_FILES);
+        assert_eq!(limit.open_files(0), OPEN_FILES);
+        assert_eq!(limit.open_files(100), OPEN_FILES);
+        assert_eq!(limit.open_files(5_050), 5_050 * 4 + 1024);
+        assert_eq!(limit.open_files(u32::MAX), u64::from(u32::MAX) * 4 + 1024);
+        assert_eq!(Limit::CoreSize(0).open_files(5_050), 0);
     }
 }

@@ -20,7 +20,7 @@ use mailgate_ipc::spool::PID;
 use mailgate_log::{fatal, info, warning};
 
 use crate::landlock::LandlockState;
-use crate::privileges::{Identity, Placement, enter, identity_in_group, lookup_user};
+use crate::privileges::{Identity, Placement, enter_serving, identity_in_group, lookup_user};
 use crate::profiles::{Caller, Profile, Root, RunAs};
 use crate::seccomp::Mode;
 
@@ -170,7 +170,7 @@ impl Worker {
             identity: identity.as_ref(),
             config: Some(&self.config),
         };
-        let landlock = enter(profile, &place, mode)
+        let landlock = enter_serving(profile, &place, mode, self.handoff.sessions)
             .unwrap_or_else(|e| die(format!("{}: {e}", profile.service)));
         match &landlock {
             LandlockState::Enforced { .. } => {}

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use mailgate_config::{LocalRecipients, Rewriting, open_tables};
 use mailgate_ipc::server::{serve_unix, unix_listener};
-use mailgate_ipc::spool::{INCOMING, QueueIdGenerator, remove_stale_temporaries};
+use mailgate_ipc::spool::{HOLD, INCOMING, QUARANTINE, QueueIdGenerator, remove_stale_temporaries};
 use mailgate_log::info;
 use mailgate_sandbox::{Worker, die, profiles};
 
@@ -167,10 +167,12 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         // A crash of an earlier cleanup may have left half-written files;
         // an hour is far longer than any transaction lives.
-        match remove_stale_temporaries(INCOMING, Duration::from_secs(3600)) {
-            Ok(0) => {}
-            Ok(n) => info!("removed {n} stale temporary files from {INCOMING}"),
-            Err(e) => die(format!("cannot read {INCOMING}: {e}")),
+        for queue in [INCOMING, HOLD, QUARANTINE] {
+            match remove_stale_temporaries(queue, Duration::from_secs(3600)) {
+                Ok(0) => {}
+                Ok(n) => info!("removed {n} stale unfinished files from {queue}"),
+                Err(e) => die(format!("cannot read {queue}: {e}")),
+            }
         }
         let listener = unix_listener(listener).unwrap_or_else(|e| die(e));
         let shared = Arc::new(Shared {

@@ -54,13 +54,23 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
             }
             Err(e) => return warning!("{queue_id}: {e}"),
         };
+    // The file's name is made durable while the message arrives: an fsync
+    // of incoming/ that starts now (shared with concurrent sessions), so at
+    // the commit only the file's own fsync is left to wait for.
+    let dir_synced = tokio::task::spawn_blocking(|| {
+        mailgate_ipc::group_sync::for_dir(std::path::Path::new(INCOMING)).sync()
+    });
+    let reserved = Reserved {
+        file: pending,
+        dir_synced,
+    };
     let started = Reply::Started {
         queue_id: queue_id.clone(),
     };
     if channel.send(&started, &[]).await.is_err() {
         return;
     }
-    // Dropping `pending` anywhere below, without commit, removes the file.
+    // Dropping `reserved` anywhere below, without commit, removes the file.
     let (request, fds) = match channel.recv::<Request>().await {
         Ok(received) => received,
         // The client went away or reset the transaction.
@@ -76,7 +86,7 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
                 return;
             }
         };
-    let reply = deliver(&shared, &queue_id, pending, envelope, actions, content).await;
+    let reply = deliver(&shared, &queue_id, reserved, envelope, actions, content).await;
     let queued = matches!(reply, Reply::Queued { .. });
     if channel.send(&reply, &[]).await.is_err() && queued {
         // The file is durable; the client will not hear 250 and may send
@@ -177,7 +187,7 @@ fn who(envelope: &Envelope) -> String {
 async fn deliver(
     shared: &Arc<Shared>,
     queue_id: &str,
-    pending: PendingFile,
+    reserved: Reserved,
     mut envelope: Envelope,
     actions: Actions,
     content: OwnedFd,
@@ -340,13 +350,18 @@ async fn deliver(
     }
     let id = queue_id.to_string();
     let work = shared.clone();
+    let Reserved {
+        file: pending,
+        dir_synced,
+    } = reserved;
     let written = tokio::task::spawn_blocking(move || {
-        let pending = match destination {
-            Destination::Incoming => pending,
+        let (pending, commit) = match destination {
+            // incoming/'s fsync started at Begin: awaited below.
+            Destination::Incoming => (pending, Commit::FileOnly),
             other => {
                 // The incoming/ file reserved at Begin goes away unused.
                 drop(pending);
-                PendingFile::create(other.queue(), &id)?
+                (PendingFile::create(other.queue(), &id)?, Commit::Whole)
             }
         };
         let content = match &subject_tag {
@@ -373,9 +388,23 @@ async fn deliver(
             },
             &extra,
             &id,
+            commit,
         )
     })
     .await;
+    // The file is synced; for incoming/, its name too once the directory's
+    // fsync begun at Begin has succeeded.
+    let written = match (written, destination) {
+        (Ok(Ok(message_id)), Destination::Incoming) => match dir_synced.await {
+            Ok(Ok(())) => Ok(Ok(message_id)),
+            Ok(Err(e)) => {
+                let _ = std::fs::remove_file(std::path::Path::new(INCOMING).join(queue_id));
+                Ok(Err(e))
+            }
+            Err(e) => Err(e),
+        },
+        (other, _) => other,
+    };
     match written {
         Ok(Ok(message_id)) => {
             info!("{queue_id}: message-id={message_id}");
@@ -469,8 +498,25 @@ impl std::fmt::Display for SigningFailed {
 
 impl std::error::Error for SigningFailed {}
 
+/// The incoming/ file made at Begin, and the fsync of incoming/ started
+/// right after it.
+struct Reserved {
+    file: PendingFile,
+    dir_synced: tokio::task::JoinHandle<io::Result<()>>,
+}
+
+/// How much of the commit write_queue_file does.
+#[derive(Clone, Copy)]
+enum Commit {
+    /// Mark ready, fsync the file and its directory.
+    Whole,
+    /// Mark ready and fsync the file; the caller waits for the directory.
+    FileOnly,
+}
+
 /// Writes record + added headers + content, then commits. Returns the
 /// Message-ID (the client's, or the one added).
+#[allow(clippy::too_many_arguments)]
 fn write_queue_file(
     mut pending: PendingFile,
     settings: &Settings,
@@ -479,6 +525,7 @@ fn write_queue_file(
     top: Top<'_>,
     extra: &[(String, String)],
     queue_id: &str,
+    commit: Commit,
 ) -> io::Result<String> {
     let (prepend, comments) = (top.prepend, top.received_comments);
     let facts = headers::scan(content);
@@ -545,7 +592,10 @@ fn write_queue_file(
     out.write_all(content)?;
     out.flush()?;
     drop(out);
-    pending.commit()?;
+    match commit {
+        Commit::Whole => pending.commit()?,
+        Commit::FileOnly => pending.commit_file()?,
+    };
     Ok(message_id)
 }
 
@@ -638,6 +688,7 @@ async fn notify_virus_admin(
             Top::default(),
             &[],
             &id,
+            Commit::Whole,
         )
     })
     .await;

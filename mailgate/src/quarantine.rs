@@ -14,7 +14,9 @@ use clap::Subcommand;
 use mailgate_ipc::Channel;
 use mailgate_ipc::protocol::qmgr::Request;
 use mailgate_ipc::queue_file::{QueueFileError, QueueRecord, read_content, read_record};
-use mailgate_ipc::spool::{INCOMING, PRIVATE, PUBLIC, QUARANTINE, is_queue_id, sync_dir};
+use mailgate_ipc::spool::{
+    INCOMING, PRIVATE, PUBLIC, QUARANTINE, is_queue_id, ready_queue_ids, sync_dir,
+};
 
 use crate::error::{Error, say};
 use crate::locate::Invocation;
@@ -131,17 +133,10 @@ fn open(spool: &Path, id: &str) -> Result<(PathBuf, Entry, File, u64), Quarantin
 
 fn ids(spool: &Path) -> Result<Vec<String>, QuarantineError> {
     let dir = spool.join(QUARANTINE);
-    let entries = std::fs::read_dir(&dir).map_err(|e| QuarantineError::Read {
+    ready_queue_ids(&dir).map_err(|e| QuarantineError::Read {
         path: dir.clone(),
         source: QueueFileError::Io(e),
-    })?;
-    let mut ids: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|name| is_queue_id(name))
-        .collect();
-    ids.sort();
-    Ok(ids)
+    })
 }
 
 fn format_entry(id: &str, entry: &Entry) -> String {

@@ -21,7 +21,7 @@ use mailgate_ipc::protocol::qmgr::{ActReply, Action, Request, Target};
 use mailgate_ipc::queue_file::{QueueFileError, QueueRecord, copy_content, read_record};
 use mailgate_ipc::spool::{
     ACTIVE, DEFERRED, HOLD, INCOMING, MESSAGE_QUEUES, PRIVATE, PUBLIC, act_on_file, is_queue_id,
-    queue_path,
+    queue_path, ready_queue_ids,
 };
 use mailgate_ipc::{Channel, IpcError};
 use nix::errno::Errno;
@@ -208,16 +208,10 @@ fn read_queues(spool: &Path) -> Result<Vec<Entry>, QueueError> {
     let mut entries = Vec::new();
     for queue in LISTED {
         let dir = spool.join(queue);
-        let names = match std::fs::read_dir(&dir) {
-            Ok(names) => names,
+        let ids = match ready_queue_ids(&dir) {
+            Ok(ids) => ids,
             Err(source) => return Err(QueueError::ReadDir { path: dir, source }),
         };
-        let mut ids: Vec<String> = names
-            .flatten()
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter(|name| is_queue_id(name))
-            .collect();
-        ids.sort();
         for id in ids {
             let path = dir.join(&id);
             match File::open(&path)
@@ -543,13 +537,9 @@ fn act_offline(spool: &Path, action: Action, target: &Target) -> Result<ActReply
         Target::All => {
             for &queue in queues {
                 let dir = spool.join(queue);
-                let names = std::fs::read_dir(&dir)
+                let ids = ready_queue_ids(&dir)
                     .map_err(|source| QueueError::ReadDir { path: dir, source })?;
-                for name in names.flatten() {
-                    if let Some(id) = name.file_name().to_str().filter(|n| is_queue_id(n)) {
-                        found.push((id.to_string(), queue));
-                    }
-                }
+                found.extend(ids.into_iter().map(|id| (id, queue)));
             }
         }
         Target::Ids(ids) => {

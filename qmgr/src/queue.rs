@@ -24,8 +24,15 @@ pub fn list(queue: &str) -> io::Result<Vec<(String, SystemTime)>> {
         if !is_queue_id(&name) {
             continue;
         }
-        // A file can vanish between readdir and stat (a queue tool removed it).
-        if let Ok(modified) = entry.metadata().and_then(|m| m.modified()) {
+        // A file can vanish between readdir and stat (a queue tool removed
+        // it); one still being written (by cleanup) is not mail yet.
+        let Ok(metadata) = entry.metadata() else {
+            continue;
+        };
+        if !mailgate_ipc::spool::is_ready(&metadata) {
+            continue;
+        }
+        if let Ok(modified) = metadata.modified() {
             ids.push((name, modified));
         }
     }

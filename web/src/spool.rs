@@ -57,13 +57,7 @@ pub struct Message {
 }
 
 fn ids(dir: &Path) -> io::Result<Vec<String>> {
-    let mut ids: Vec<String> = std::fs::read_dir(dir)?
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|name| is_queue_id(name))
-        .collect();
-    ids.sort();
-    Ok(ids)
+    mailgate_ipc::spool::ready_queue_ids(dir)
 }
 
 fn open(queue: &'static str, id: &str) -> Result<Option<(File, QueueRecord, u64)>, String> {

@@ -94,33 +94,64 @@ pub fn is_queue_id(name: &str) -> bool {
     !name.is_empty() && name.len() <= 32 && name.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-/// A queue file being written: it lives under a temporary name in its
-/// queue directory and becomes visible to qmgr only at [`commit`](Self::commit).
+/// The mode of a queue file being written: no permission bits at all.
+/// Every reader of a queue directory skips such files ([`is_ready`]); the
+/// commit gives the file [`READY_MODE`]. (Postfix marks the finished file
+/// with its execute bit; mailgate marks the unfinished one instead, so
+/// files moved in from elsewhere, and spools from before this mark, are
+/// ready as they are.) Creating the file under its final name at once lets
+/// the directory's fsync run while the message is still arriving.
+pub const WRITING_MODE: u32 = 0o000;
+pub const READY_MODE: u32 = 0o600;
+
+/// False for a queue file still being written (see [`WRITING_MODE`]).
+pub fn is_ready(metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    metadata.permissions().mode() & 0o777 != WRITING_MODE
+}
+
+/// The queue IDs of the finished files in `dir`, sorted: files still being
+/// written are passed by, and so are files that vanish while it looks.
+pub fn ready_queue_ids(dir: &Path) -> io::Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if is_queue_id(&name) && entry.metadata().is_ok_and(|m| is_ready(&m)) {
+            ids.push(name);
+        }
+    }
+    ids.sort();
+    Ok(ids)
+}
+
+/// A queue file being written: it has its final name in its queue
+/// directory but no permissions, so qmgr and the queue tools pass it by,
+/// until [`commit`](Self::commit) marks it ready.
 pub struct PendingFile {
     /// None once committed.
     file: Option<File>,
-    /// The temporary name is gone: the rename into place succeeded.
-    renamed: bool,
-    temp: PathBuf,
+    /// Committed: marked ready and synced.
+    committed: bool,
     dir: PathBuf,
-    final_path: PathBuf,
+    path: PathBuf,
 }
 
 impl PendingFile {
     pub fn create(queue: &str, queue_id: &str) -> io::Result<PendingFile> {
         let dir = PathBuf::from(queue);
-        let temp = dir.join(format!("{queue_id}.tmp"));
+        let path = dir.join(queue_id);
         let file = OpenOptions::new()
             .write(true)
             .read(true)
             .create_new(true)
-            .mode(0o600)
-            .open(&temp)?;
+            .mode(WRITING_MODE)
+            .open(&path)?;
         Ok(PendingFile {
             file: Some(file),
-            renamed: false,
-            temp,
-            final_path: dir.join(queue_id),
+            committed: false,
+            path,
             dir,
         })
     }
@@ -131,38 +162,47 @@ impl PendingFile {
             .expect("a PendingFile holds its file until commit")
     }
 
-    /// Makes the file durable and visible: fsync the file, rename it into
-    /// place (never over an existing file), fsync the directory (one fsync
-    /// for the renames of all concurrent commits: group_sync).
+    /// Makes the file durable and visible: mark it ready, fsync it, fsync
+    /// its directory (one fsync for the files of all concurrent commits:
+    /// group_sync).
     /// Invariant: when this returns Ok, the message survives a crash or a
     /// power loss; this is what a 250 after DATA stands on.
-    pub fn commit(mut self) -> io::Result<File> {
+    pub fn commit(self) -> io::Result<File> {
+        let dir = self.dir.clone();
+        let file = self.commit_file()?;
+        crate::group_sync::for_dir(&dir).sync()?;
+        Ok(file)
+    }
+
+    /// [`commit`](Self::commit) without the directory's fsync: the caller
+    /// must see a fsync of the directory that started after
+    /// [`create`](Self::create) succeed before it counts the file durable
+    /// (cleanup starts one at once and waits for it after this).
+    pub fn commit_file(mut self) -> io::Result<File> {
         let file = self
             .file
             .take()
             .expect("a PendingFile holds its file until commit");
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(READY_MODE))?;
         file.sync_all()?;
-        nix::fcntl::renameat2(
-            nix::fcntl::AT_FDCWD,
-            &self.temp,
-            nix::fcntl::AT_FDCWD,
-            &self.final_path,
-            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-        )
-        .map_err(io::Error::from)?;
-        self.renamed = true;
-        crate::group_sync::for_dir(&self.dir).sync()?;
+        self.committed = true;
         Ok(file)
+    }
+
+    /// The file's directory, for the fsync that makes its name durable.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 }
 
 impl Drop for PendingFile {
     fn drop(&mut self) {
-        // Not committed, or the commit failed before the rename: the
-        // temporary file is garbage. After the rename there is nothing to
-        // remove, and an unlink would only contend for the directory lock.
-        if !self.renamed {
-            let _ = std::fs::remove_file(&self.temp);
+        // Not committed, or the commit failed: the file is garbage (and
+        // never answered for). A failed commit may already have marked it
+        // ready; removing it keeps qmgr from delivering what the client
+        // was told to send again.
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }
@@ -230,16 +270,23 @@ pub fn act_on_file(
     std::fs::rename(&path, spool.join(queue_path(to, queue_id)))
 }
 
-/// Removes temporary files that a crash left behind in a queue directory.
+/// Removes what a crash left behind in a queue directory: files still
+/// being written (no permissions, see [`WRITING_MODE`]) and the temporary
+/// files of earlier versions (`.tmp`), older than `older_than` (so the
+/// files of sessions in progress in other processes are left alone).
 pub fn remove_stale_temporaries(queue: &str, older_than: std::time::Duration) -> io::Result<usize> {
     let mut removed = 0;
     for entry in std::fs::read_dir(queue)? {
         let entry = entry?;
         let name = entry.file_name();
-        if !name.to_string_lossy().ends_with(".tmp") {
+        // A file can vanish between readdir and stat (its commit failed).
+        let Ok(metadata) = entry.metadata() else {
+            continue;
+        };
+        if !name.to_string_lossy().ends_with(".tmp") && is_ready(&metadata) {
             continue;
         }
-        let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
+        let age = metadata.modified()?.elapsed().unwrap_or_default();
         if age >= older_than && std::fs::remove_file(entry.path()).is_ok() {
             removed += 1;
         }
@@ -250,6 +297,47 @@ pub fn remove_stale_temporaries(queue: &str, older_than: std::time::Duration) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file being written has no permissions and is listed by nobody;
+    /// the commit makes it 0600 and listed; an uncommitted one goes away;
+    /// a crash's leftover is removed once old, a finished file never.
+    #[test]
+    fn pending_files_are_unlisted_until_committed() {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let queue = dir.path().to_str().unwrap();
+        let mode = |id: &str| {
+            std::fs::metadata(dir.path().join(id))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        let mut pending = PendingFile::create(queue, "A1").unwrap();
+        pending.file().write_all(b"message").unwrap();
+        assert_eq!(mode("A1"), 0);
+        assert!(ready_queue_ids(dir.path()).unwrap().is_empty());
+        pending.commit().unwrap();
+        assert_eq!(mode("A1"), 0o600);
+        assert_eq!(ready_queue_ids(dir.path()).unwrap(), vec!["A1".to_string()]);
+
+        drop(PendingFile::create(queue, "B2").unwrap());
+        assert!(!dir.path().join("B2").exists());
+
+        let left = PendingFile::create(queue, "C3").unwrap();
+        std::mem::forget(left);
+        assert_eq!(
+            remove_stale_temporaries(queue, std::time::Duration::from_secs(3600)).unwrap(),
+            0
+        );
+        assert_eq!(
+            remove_stale_temporaries(queue, std::time::Duration::ZERO).unwrap(),
+            1
+        );
+        assert!(!dir.path().join("C3").exists());
+        assert!(dir.path().join("A1").exists());
+    }
 
     #[test]
     fn ids_increase_and_sort() {

@@ -92,7 +92,7 @@ pub enum Promise {
     /// Create, seal and check the seals of a memfd (the message content
     /// smtpd hands to cleanup).
     Memfd,
-    /// Open, create, rename, unlink, fsync and list files: the queue
+    /// Open, create, rename, unlink, fsync, fchmod and list files: the queue
     /// files in the spool (the chroot and Landlock bound where).
     SpoolFiles,
     /// socket(AF_INET, AF_INET6), bind and connect: SMTP to the next hop

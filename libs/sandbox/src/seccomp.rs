@@ -181,8 +181,11 @@ const OPEN_LEGACY: &[i64] = &[];
 
 /// Working with queue files, beyond open. No ftruncate: a queue file is
 /// written once, or rewritten whole under a new name, and the log every
-/// worker holds on stderr must not be emptied.
+/// worker holds on stderr must not be emptied. fchmod marks a file cleanup
+/// finished writing as ready (spool::READY_MODE); the queue directories'
+/// own modes still decide who may reach a file.
 const SPOOL_FILES: &[i64] = &[
+    libc::SYS_fchmod,
     libc::SYS_renameat,
     libc::SYS_renameat2,
     libc::SYS_unlinkat,

@@ -7,7 +7,7 @@
 //! for the run), LMTP on a TCP port and/or a Unix socket. The system's
 //! Dovecot service is never touched.
 //!
-//! ```ignore
+//! ```text
 //! let dovecot = Dovecot::builder().user("ann", "pw").imaps().start();
 //! ```
 

@@ -195,3 +195,41 @@ pub fn spamassassin(
     );
     auth_rules(&status)
 }
+
+/// Runs one of python3-dkim's verifiers (`dkimverify`, `arcverify -v`...)
+/// on `message` (LF line ends made CRLF), in a private mount namespace
+/// whose /etc/resolv.conf names `dns`, so the keys come from the test's
+/// DNS server; `dir` holds the files it needs. Returns (success, stdout
+/// and stderr).
+pub fn dkimpy_verify(
+    command: &str,
+    dns: &crate::DnsServer,
+    dir: &std::path::Path,
+    message: &str,
+) -> (bool, String) {
+    let resolv = dir.join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        format!("nameserver {}\noptions timeout:2 attempts:1\n", dns.ip),
+    )
+    .unwrap();
+    let file = dir.join("to-verify.eml");
+    std::fs::write(&file, message.replace('\n', "\r\n")).unwrap();
+    let script = format!(
+        "mount --bind {} /etc/resolv.conf && exec {command} < {}",
+        resolv.display(),
+        file.display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap_or_else(|e| panic!("unshare and {command} (Debian package python3-dkim): {e}"));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}

@@ -724,6 +724,31 @@ impl Gateway {
         )
     }
 
+    /// `mailgate -c DIR sendmail ARGS...` with `input` on its standard
+    /// input, returning (exit status, stderr).
+    pub fn sendmail(&self, args: &[&str], input: &str) -> (i32, String) {
+        let mut child = Command::new(bin_dir().join("mailgate"))
+            .arg("-c")
+            .arg(self.dir.path())
+            .arg("sendmail")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mailgate sendmail");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write message");
+        let output = child.wait_with_output().expect("wait");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
     /// SIGKILL to the master and every worker at once, as a power cut
     /// would end them, then a fresh start on the same configuration and
     /// spool.

@@ -241,32 +241,6 @@ fn milter_macro_defaults_fill_macros_without_a_value() {
     assert!(!seen.contains("never-used"), "{seen}");
 }
 
-/// `mailgate sendmail` as the tests run it: (exit status, stderr).
-fn sendmail(gw: &Gateway, args: &[&str], input: &str) -> (i32, String) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(mailgate_tests::bin_dir().join("mailgate"))
-        .arg("-c")
-        .arg(gw.dir.path())
-        .arg("sendmail")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mailgate sendmail");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write message");
-    let output = child.wait_with_output().expect("wait");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn non_smtpd_milters_check_mail_from_mailgate_sendmail() {
     let (milter, port) = TestMilter::inet();
@@ -281,8 +255,7 @@ fn non_smtpd_milters_check_mail_from_mailgate_sendmail() {
     fs::write(gw.path("milter_header_checks"), "/^X-Echo: hold$/ HOLD\n").unwrap();
     let gw = gw.launch();
     let local = |subject: &str, marker: &str, rcpt: &str| {
-        sendmail(
-            &gw,
+        gw.sendmail(
             &["-f", "cron@sender.example", "-oi", rcpt],
             &format!("Subject: {subject}\nX-Marker: {marker}\n\nfrom cron\n"),
         )
@@ -411,8 +384,7 @@ fn mailgate_sendmail_speaks_to_milters_as_mail_owner() {
     );
     let gw = gw.launch();
     let submit = |marker: &str| {
-        sendmail(
-            &gw,
+        gw.sendmail(
             &["-f", "cron@sender.example", "bob@example.com"],
             &format!("Subject: plain\nX-Marker: {marker}\n\nfrom cron\n"),
         )

@@ -7,7 +7,6 @@
 //! to a second smtp-sink that refuses every RCPT with a 5xx; dead.example
 //! goes to a port where nothing listens (connection refused: deferred).
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 use mailgate_tests::{Backend, Client, Gateway, bin_dir, free_port, is_root, message, wait_for};
@@ -392,28 +391,7 @@ fn delay_notice_once_then_expiry_returns_the_message() {
 fn sendmail_submits_through_cleanup() {
     let backend = Backend::start();
     let gateway = Gateway::start(&backend, &routes(&backend, None, free_port()));
-    let sendmail = |args: &[&str], input: &str| {
-        let mut child = Command::new(bin_dir().join("mailgate"))
-            .arg("-c")
-            .arg(gateway.dir.path())
-            .arg("sendmail")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("mailgate sendmail");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write message");
-        let output = child.wait_with_output().expect("wait");
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    };
+    let sendmail = |args: &[&str], input: &str| gateway.sendmail(args, input);
     let (status, err) = sendmail(
         &["-f", "cron@sender.example", "-oi", "bob@example.com"],
         "Subject: cron output\n\nline one\n.\nMARKER-SENDMAIL\n",

@@ -484,31 +484,7 @@ fn keygen(gw: &Gateway, domain: &str, selector: &str, kind: &str) -> (String, Ve
 /// python3-dkim's dkimverify (dkimpy), reading the key from the DNS: run
 /// in a private mount namespace whose /etc/resolv.conf names `dns`.
 fn dkimverify(dns: &DnsServer, dir: &std::path::Path, message: &str) -> (bool, String) {
-    let resolv = dir.join("resolv.conf");
-    fs::write(
-        &resolv,
-        format!("nameserver {}\noptions timeout:2 attempts:1\n", dns.ip),
-    )
-    .unwrap();
-    let file = dir.join("to-verify.eml");
-    fs::write(&file, message.replace('\n', "\r\n")).unwrap();
-    let script = format!(
-        "mount --bind {} /etc/resolv.conf && exec dkimverify < {}",
-        resolv.display(),
-        file.display()
-    );
-    let out = std::process::Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .expect("unshare and dkimverify");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    mailgate_tests::dkim::dkimpy_verify("dkimverify", dns, dir, message)
 }
 
 /// Mail from mynetworks is DKIM-signed with the key dkim_signing_table

@@ -28,28 +28,7 @@ fn keygen(gw: &Gateway, domain: &str, selector: &str) -> (String, Vec<String>) {
 /// (in a private mount namespace whose /etc/resolv.conf names it): the
 /// chain's validation, "pass", "fail" or "none", and the whole output.
 fn arcverify(dns: &DnsServer, dir: &std::path::Path, message: &str) -> (String, String) {
-    let resolv = dir.join("resolv.conf");
-    fs::write(
-        &resolv,
-        format!("nameserver {}\noptions timeout:2 attempts:1\n", dns.ip),
-    )
-    .unwrap();
-    let file = dir.join("to-verify.eml");
-    fs::write(&file, message.replace('\n', "\r\n")).unwrap();
-    let script = format!(
-        "mount --bind {} /etc/resolv.conf && exec arcverify -v < {}",
-        resolv.display(),
-        file.display()
-    );
-    let out = std::process::Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .expect("unshare and arcverify (Debian package python3-dkim)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (_, text) = mailgate_tests::dkim::dkimpy_verify("arcverify -v", dns, dir, message);
     // "arc verification: cv=b'pass' success"
     let cv = text
         .split("arc verification: cv=")

@@ -6,7 +6,7 @@
 //! the scan that follows it. A lost wake-up only delays mail: qmgr also
 //! scans incoming/ on its own timer.
 
-use std::sync::OnceLock;
+use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use mailgate_ipc::Channel;
@@ -18,23 +18,23 @@ use tokio::sync::Notify;
 struct Waker {
     dirty: AtomicBool,
     notify: Notify,
+    started: Once,
 }
 
-static WAKER: OnceLock<&'static Waker> = OnceLock::new();
+static WAKER: Waker = Waker {
+    dirty: AtomicBool::new(false),
+    notify: Notify::const_new(),
+    started: Once::new(),
+};
 
 /// Marks incoming/ as changed; qmgr hears of it soon. Call from within the
 /// runtime (the first call starts the task that wakes qmgr).
 pub fn wake_qmgr() {
-    let waker = *WAKER.get_or_init(|| {
-        let waker: &'static Waker = Box::leak(Box::new(Waker {
-            dirty: AtomicBool::new(false),
-            notify: Notify::new(),
-        }));
-        tokio::spawn(run(waker));
-        waker
+    WAKER.started.call_once(|| {
+        tokio::spawn(run(&WAKER));
     });
-    waker.dirty.store(true, Ordering::Release);
-    waker.notify.notify_one();
+    WAKER.dirty.store(true, Ordering::Release);
+    WAKER.notify.notify_one();
 }
 
 async fn run(waker: &'static Waker) {
@@ -46,25 +46,22 @@ async fn run(waker: &'static Waker) {
                 // qmgr also scans incoming/ on its own timer; the mail is
                 // safe on disk.
                 warning!("cannot wake qmgr: {e}");
-                qmgr = None;
             }
         }
     }
 }
 
-/// One wake-up on the kept connection, reconnecting once if qmgr closed it
-/// (it was restarted, say).
+/// One wake-up on the kept connection, or on a new one when there is
+/// none or qmgr closed it (it was restarted, say).
 async fn send(qmgr: &mut Option<Channel>) -> Result<(), mailgate_ipc::IpcError> {
-    for attempt in 0..2 {
-        if qmgr.is_none() {
-            *qmgr = Some(Channel::connect(&service_socket("qmgr")).await?);
-        }
-        let channel = qmgr.as_mut().expect("connected above");
-        match channel.send(&qmgr::Request::Wake, &[]).await {
-            Ok(()) => return Ok(()),
-            Err(e) if attempt == 1 => return Err(e),
-            Err(_) => *qmgr = None,
-        }
+    if let Some(channel) = qmgr.as_mut()
+        && channel.send(&qmgr::Request::Wake, &[]).await.is_ok()
+    {
+        return Ok(());
     }
+    *qmgr = None;
+    let mut channel = Channel::connect(&service_socket("qmgr")).await?;
+    channel.send(&qmgr::Request::Wake, &[]).await?;
+    *qmgr = Some(channel);
     Ok(())
 }

@@ -10,7 +10,7 @@
 
 use std::net::IpAddr;
 
-use mailgate_dns::hosts::{NameSources, Source};
+use mailgate_dns::hosts::{NameSources, Source, plain};
 use mailgate_dns::{Dns, DnsError};
 use mailgate_log::warning;
 
@@ -112,9 +112,5 @@ async fn forward(dns: &Dns, sources: &NameSources, name: &str) -> Result<Vec<IpA
 
 /// IPv4-mapped IPv6 addresses equal their IPv4 form.
 fn same_address(a: IpAddr, b: IpAddr) -> bool {
-    let plain = |ip: IpAddr| match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
     plain(a) == plain(b)
 }

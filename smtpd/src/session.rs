@@ -2,7 +2,7 @@
 //! disconnect line. The mail transaction (MAIL, RCPT, DATA) is in
 //! transaction.rs, the restrictions in policy/.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -219,10 +219,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let settings = &shared.settings;
-    let client_addr = match peer.ip() {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer.ip(), IpAddr::V4),
-        ip => ip,
-    };
+    let client_addr = mailgate_dns::hosts::plain(peer.ip());
     // Boxed, as every step but the wait for a command is: a session's
     // future is as large as its largest step, and an idle session should
     // hold only what waiting for a command takes (see `dialogue`).

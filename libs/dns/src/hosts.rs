@@ -69,8 +69,9 @@ impl Hosts {
     }
 }
 
-/// IPv4-mapped IPv6 addresses are their IPv4 form.
-fn plain(ip: IpAddr) -> IpAddr {
+/// An IPv4-mapped IPv6 address as the IPv4 address it is (a client of a
+/// dual-stack socket, a hosts file line); others as they are.
+pub fn plain(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,

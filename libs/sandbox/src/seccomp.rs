@@ -181,11 +181,9 @@ const OPEN_LEGACY: &[i64] = &[];
 
 /// Working with queue files, beyond open. No ftruncate: a queue file is
 /// written once, or rewritten whole under a new name, and the log every
-/// worker holds on stderr must not be emptied. fchmod marks a file cleanup
-/// finished writing as ready (spool::READY_MODE); the queue directories'
-/// own modes still decide who may reach a file.
+/// worker holds on stderr must not be emptied. (fchmod is allowed apart,
+/// with one mode: see SPOOL_FILE_READY.)
 const SPOOL_FILES: &[i64] = &[
-    libc::SYS_fchmod,
     libc::SYS_renameat,
     libc::SYS_renameat2,
     libc::SYS_unlinkat,
@@ -194,6 +192,12 @@ const SPOOL_FILES: &[i64] = &[
     libc::SYS_getdents64,
     libc::SYS_utimensat,
 ];
+
+/// The one mode fchmod may set: a queue file cleanup finished writing is
+/// marked ready (mailgate_ipc::spool::READY_MODE, 0600, the mode every
+/// queue file has), so no worker can make a file readable by others or
+/// executable.
+const SPOOL_FILE_READY: u64 = 0o600;
 
 #[cfg(target_arch = "x86_64")]
 const SPOOL_FILES_LEGACY: &[i64] = &[libc::SYS_rename, libc::SYS_unlink];
@@ -279,6 +283,7 @@ fn allowlist(profile: &Profile) -> Result<Allowlist, SandboxError> {
             Promise::SpoolFiles => {
                 list.always(SPOOL_FILES);
                 list.always(SPOOL_FILES_LEGACY);
+                list.when_arg_in(libc::SYS_fchmod, 1, &[SPOOL_FILE_READY])?;
             }
             Promise::Inet => {
                 list.when_arg_in(libc::SYS_socket, 0, &[c(libc::AF_INET), c(libc::AF_INET6)])?;

@@ -69,6 +69,9 @@ const CASES: &[(&str, &str, Expect)] = &[
     ("cleanup", "outside-its-queues", Expect::Refused),
     ("cleanup", "move-between-queues", Expect::Refused),
     ("cleanup", "log-mode-tcp-connect", Expect::Refused),
+    ("cleanup", "mark-ready", Expect::Works),
+    ("cleanup", "chmod-other-mode", Expect::Sigsys),
+    ("smtpd", "mark-ready", Expect::Sigsys),
     ("qmgr", "allowed", Expect::Works),
     ("qmgr", "execve", Expect::Sigsys),
     ("qmgr", "fork", Expect::Sigsys),
@@ -306,6 +309,12 @@ fn probe(service: &str, case: &str, spool: &Path) -> ExitCode {
     let mut file = tempfile::tempfile().unwrap_or_else(|e| fail(&e.to_string()));
     file.write_all(b"Subject: probe\r\n\r\nbody\r\n")
         .unwrap_or_else(|e| fail(&e.to_string()));
+    // The worker's own file, as a queue file it made would be (fchmod
+    // needs the owner).
+    if let Some(identity) = lookup_identity() {
+        nix::unistd::fchown(&file, Some(identity.uid), Some(identity.gid))
+            .unwrap_or_else(|e| fail(&format!("fchown: {e}")));
+    }
     let mut neighbour = Command::new("sleep");
     neighbour.arg("5");
     if let Some(identity) = lookup_identity() {
@@ -385,6 +394,18 @@ fn probe(service: &str, case: &str, spool: &Path) -> ExitCode {
         "truncate-log" => {
             // SAFETY: ftruncate on a descriptor number; no pointers.
             unsafe { libc::ftruncate(2, 0) };
+        }
+        // A queue file finished: the one mode fchmod may set (spool's
+        // READY_MODE). Any other (readable by others) is a kill.
+        "mark-ready" => {
+            // SAFETY: fchmod on a descriptor it holds; no pointers.
+            if unsafe { libc::fchmod(inherited.file.as_raw_fd(), 0o600) } != 0 {
+                fail(&format!("fchmod 0600: {}", std::io::Error::last_os_error()));
+            }
+        }
+        "chmod-other-mode" => {
+            // SAFETY: fchmod on a descriptor it holds; no pointers.
+            unsafe { libc::fchmod(inherited.file.as_raw_fd(), 0o644) };
         }
         "write-file" => {
             // SAFETY: a valid buffer of the stated length.

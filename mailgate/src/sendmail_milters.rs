@@ -63,21 +63,13 @@ impl Drop for LogToMaillog {
 /// before it speaks to any milter: their replies are parsed without
 /// root's privileges. Must be called while the process has one thread.
 pub fn drop_to_mail_owner(config: &MainConfig) -> Result<(), String> {
-    use nix::unistd::{User, geteuid, setgroups, setresgid, setresuid};
-    if !geteuid().is_root() {
+    if !nix::unistd::geteuid().is_root() {
         return Ok(());
     }
-    let name = config.get("mail_owner");
-    let user = User::from_name(&name)
-        .ok()
-        .flatten()
-        .ok_or_else(|| format!("mail_owner {name} is not a user"))?;
-    let failed =
-        |what: &str, e: nix::Error| format!("cannot become mail_owner {name}: {what}: {e}");
-    setgroups(&[]).map_err(|e| failed("setgroups", e))?;
-    setresgid(user.gid, user.gid, user.gid).map_err(|e| failed("setresgid", e))?;
-    setresuid(user.uid, user.uid, user.uid).map_err(|e| failed("setresuid", e))?;
-    Ok(())
+    let failed = |e: mailgate_sandbox::SandboxError| format!("cannot become mail_owner: {e}");
+    let identity =
+        mailgate_sandbox::lookup_user("mail_owner", &config.get("mail_owner")).map_err(failed)?;
+    mailgate_sandbox::become_user(&identity).map_err(failed)
 }
 
 /// The milters of local submission, read before anything is sent.

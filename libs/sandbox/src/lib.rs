@@ -9,7 +9,8 @@ pub mod worker;
 
 pub use landlock::LandlockState;
 pub use privileges::{
-    Identity, Placement, SandboxError, enter, enter_serving, identity_in_group, lookup_user,
+    Identity, Placement, SandboxError, become_user, enter, enter_serving, identity_in_group,
+    lookup_user,
 };
 pub use profiles::Profile;
 pub use seccomp::Mode;

@@ -228,6 +228,16 @@ fn confine(root: Option<&Path>, chdir_to: &Path, identity: &Identity) -> Result<
         }
         None => step("chdir", nix::unistd::chdir(chdir_to))?,
     }
+    become_user(identity)
+}
+
+/// Root becomes `identity` for good: no capability left in any set, no
+/// supplementary group but its own, real, effective and saved ids all
+/// its, checked by a setuid(0) that must fail, and no_new_privs. The
+/// workers do it in their sandbox; `mailgate sendmail` before it speaks
+/// to non_smtpd_milters. Must run while the process is single-threaded
+/// (capability sets and ids are per thread).
+pub fn become_user(identity: &Identity) -> Result<(), SandboxError> {
     step("clear bounding set", caps::clear(None, CapSet::Bounding))?;
     step("clear ambient set", caps::clear(None, CapSet::Ambient))?;
     step(

@@ -272,7 +272,10 @@ impl Run<'_> {
         let what = format!("{label} {shown}");
         match action.to_ascii_uppercase().as_str() {
             "REJECT" => {
-                let reply = reject_reply(arg);
+                let (reply, warning) = reject_reply(arg);
+                if let Some(warning) = warning {
+                    self.outcome.log.push(format!("warning: {warning}"));
+                }
                 self.outcome
                     .log
                     .push(format!("reject: {what}: {} {}", reply.status, reply.text));
@@ -312,35 +315,18 @@ impl Run<'_> {
     }
 }
 
-/// `REJECT [optional text...]`: 550 5.7.1, as Postfix answers; the text
-/// may start with its own enhanced status code.
-fn reject_reply(text: &str) -> SmtpReply {
-    let mut status = "5.7.1".to_string();
-    let mut text = text.trim();
-    if let Some((first, rest)) = text.split_once(' ').or(Some((text, "")))
-        && is_permanent_status(first)
-    {
-        status = first.to_string();
-        text = rest.trim();
-    }
-    SmtpReply {
-        code: 550,
-        status,
-        text: if text.is_empty() {
-            "message content rejected".to_string()
-        } else {
-            text.to_string()
+/// `REJECT [optional text...]`, as Postfix's cleanup answers it: 550
+/// 5.7.1, or the text's own code (4.x.x defers with 451).
+fn reject_reply(text: &str) -> (SmtpReply, Option<String>) {
+    let r = mailgate_config::content_reject::reject_reply(text);
+    (
+        SmtpReply {
+            code: r.code,
+            status: r.status,
+            text: r.text,
         },
-    }
-}
-
-fn is_permanent_status(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('.').collect();
-    parts.len() == 3
-        && parts[0] == "5"
-        && parts[1..]
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+        r.warning,
+    )
 }
 
 /// Puts `tag` in front of the message's own Subject (spam_subject_tag),
@@ -398,7 +384,8 @@ mod tests {
         /^X-Strip-Me:/ IGNORE\n\
         /^X-Old: (.*)/ REPLACE X-New: $1\n\
         /^X-Tagged:/ PREPEND X-Note: seen\n\
-        /^Subject: custom/ REJECT 5.7.0 we do not want this\n";
+        /^Subject: custom/ REJECT 5.7.0 we do not want this\n\
+        /^Subject: later/ REJECT 4.7.1 not now\n";
 
     const SEED_BODY: &str = "/^TV[nopqr]....[AB]..A.A....*AAAA...*AAAA/ REJECT\n\
         /^M35[GHIJK].`..`..*````/ REJECT\n\
@@ -468,6 +455,10 @@ mod tests {
         let reply = out.reject.unwrap();
         assert_eq!(reply.status, "5.7.0");
         assert_eq!(reply.text, "we do not want this");
+        // A code of class 4 defers, as in Postfix's cleanup.
+        let reply = c.apply(b"Subject: later\r\n\r\nbody\r\n").reject.unwrap();
+        assert_eq!((reply.code, reply.status.as_str()), (451, "4.7.1"));
+        assert_eq!(reply.text, "not now");
     }
 
     #[test]

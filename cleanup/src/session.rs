@@ -251,7 +251,12 @@ async fn deliver(
         info!("{queue_id}: {line}; {tail}");
     }
     if let Some(reply) = outcome.reject {
-        return Reply::Rejected(reply);
+        // REJECT with a 4.x.x code defers, as in Postfix's cleanup.
+        return if reply.code < 500 {
+            Reply::Deferred(reply)
+        } else {
+            Reply::Rejected(reply)
+        };
     }
     if outcome.discard.is_some() {
         // Postfix's DISCARD: the client hears 250, nothing is delivered.

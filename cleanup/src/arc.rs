@@ -5,10 +5,9 @@
 //! holds arc_seal_key. cleanup never reads a key file.
 
 use mailgate_config::sender_auth::ArcSealing;
-use mailgate_ipc::protocol::scanner::{ArcChain, Authenticated};
+use mailgate_ipc::protocol::scanner::Authenticated;
 use mailgate_mailauth::seal::{Verified, arc_set};
 use mailgate_mailauth::sign::{KeyRef, SignError};
-use mailgate_mailauth::verify;
 
 use crate::dkim::Tlskeys;
 
@@ -48,11 +47,7 @@ impl Sealer {
             selector: &key.selector,
         };
         let verified = Verified {
-            chain: match auth.arc {
-                ArcChain::None => verify::ArcChain::None,
-                ArcChain::Pass => verify::ArcChain::Pass,
-                ArcChain::Fail => verify::ArcChain::Fail,
-            },
+            chain: auth.arc,
             sets: auth.arc_sets,
         };
         match arc_set(

@@ -15,8 +15,8 @@ use mailgate_config::MainConfig;
 use mailgate_config::sender_auth::{DmarcAction, VerifyPolicy};
 use mailgate_ipc::auth::{Origin, SenderAuth};
 use mailgate_ipc::envelope::SmtpReply;
-use mailgate_ipc::protocol::scanner::{Action, ArcChain, Authenticated, Verdict};
-use mailgate_mailauth::verify::{self, Checks, Envelope};
+use mailgate_ipc::protocol::scanner::{Action, Authenticated, Verdict};
+use mailgate_mailauth::verify::{Checks, Envelope};
 use mailgate_mailauth::{Authenticator, DmarcDisposition, Verification};
 
 /// The checks and the resolver they use, made before the sandbox.
@@ -93,11 +93,7 @@ impl SenderChecks {
         if self.policy.dkim {
             verdict.authenticated = Some(Authenticated {
                 results: verification.results.clone(),
-                arc: match verification.arc {
-                    verify::ArcChain::None => ArcChain::None,
-                    verify::ArcChain::Pass => ArcChain::Pass,
-                    verify::ArcChain::Fail => ArcChain::Fail,
-                },
+                arc: verification.arc,
                 arc_sets: verification.arc_sets,
             });
         }

@@ -158,9 +158,10 @@ pub mod scanner {
 
     /// The state of the ARC chain a message arrived with (RFC 8617
     /// section 4.4), as the scanner verified it.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
     pub enum ArcChain {
-        /// No ARC set.
+        /// No ARC set, or not checked.
+        #[default]
         None,
         Pass,
         /// Broken, or not verifiable.

@@ -23,16 +23,8 @@ use crate::{Authenticator, adsp};
 pub const MAX_SIGNATURES: usize = 10;
 
 /// The state of the ARC chain a message arrived with (RFC 8617 section
-/// 4.4).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ArcChain {
-    /// No ARC sets, or not checked.
-    #[default]
-    None,
-    Pass,
-    /// Broken or not verifiable.
-    Fail,
-}
+/// 4.4): the type the scanner hands cleanup's sealer.
+pub use mailgate_ipc::protocol::scanner::ArcChain;
 
 /// Which checks to run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -651,21 +651,46 @@ impl Gateway {
     }
 
     fn start_master(&mut self, code: &str) {
-        let child = Command::new(bin_dir().join("mailgate"))
-            .arg("-c")
-            .arg(self.dir.path())
-            .arg("start")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start mailgate");
-        self.master = Some(child);
-        wait_for("smtpd to greet", || {
-            let mut client = Client::connect(self.port, "127.0.0.1").ok()?;
-            let greeting = client.greeting.clone();
-            client.send("QUIT");
-            greeting.starts_with(code).then_some(())
-        });
+        // free_port's port can be taken by another test before the master
+        // binds it; then the master stops at once, and the gateway moves
+        // to another port (the log says why, if it was something else).
+        for _ in 0..3 {
+            let mut child = Command::new(bin_dir().join("mailgate"))
+                .arg("-c")
+                .arg(self.dir.path())
+                .arg("start")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start mailgate");
+            let greeted = wait_for("smtpd to greet", || {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return Some(false);
+                }
+                let mut client = Client::connect(self.port, "127.0.0.1").ok()?;
+                let greeting = client.greeting.clone();
+                client.send("QUIT");
+                greeting.starts_with(code).then_some(true)
+            });
+            self.master = Some(child);
+            if greeted {
+                return;
+            }
+            let old = self.port;
+            self.port = free_port();
+            let path = self.path("master.cf");
+            let text = fs::read_to_string(&path).expect("master.cf");
+            fs::write(
+                &path,
+                text.replacen(
+                    &format!("127.0.0.1:{old} "),
+                    &format!("127.0.0.1:{} ", self.port),
+                    1,
+                ),
+            )
+            .expect("master.cf");
+        }
+        panic!("the master stopped three times at start:\n{}", self.log());
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

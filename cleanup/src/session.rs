@@ -43,17 +43,18 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
         .lock()
         .map(|mut ids| ids.next_id())
         .unwrap_or_else(|poisoned| poisoned.into_inner().next_id());
-    let id = queue_id.clone();
-    let pending =
-        match tokio::task::spawn_blocking(move || PendingFile::create(INCOMING, &id)).await {
-            Ok(Ok(pending)) => pending,
-            Ok(Err(e)) => {
-                warning!("{queue_id}: cannot create queue file: {e}");
-                let _ = channel.send(&Reply::Deferred(write_error()), &[]).await;
-                return;
-            }
-            Err(e) => return warning!("{queue_id}: {e}"),
-        };
+    // Creating an empty file is a directory update in the page cache (no
+    // I/O is waited for), done here rather than on a blocking thread: the
+    // hand-off would cost more than the call, and smtpd waits for the
+    // answer.
+    let pending = match PendingFile::create(INCOMING, &queue_id) {
+        Ok(pending) => pending,
+        Err(e) => {
+            warning!("{queue_id}: cannot create queue file: {e}");
+            let _ = channel.send(&Reply::Deferred(write_error()), &[]).await;
+            return;
+        }
+    };
     // The file's name is made durable while the message arrives: an fsync
     // of incoming/ that starts now (shared with concurrent sessions), so at
     // the commit only the file's own fsync is left to wait for.

@@ -445,8 +445,10 @@ async fn cleanup_unreachable_means_451() {
         vec![
             "250 mx.example.com",
             "250 2.1.0 Ok",
+            // RCPT does not wait for cleanup's answer to Begin; DATA
+            // does, and the recipients it would have carried are gone.
+            "250 2.1.5 Ok",
             "451 4.3.0 Error: queue file write error",
-            "554 5.5.1 Error: no valid recipients",
             "221 2.0.0 Bye",
         ]
     );

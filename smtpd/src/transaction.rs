@@ -26,9 +26,9 @@ pub(crate) struct Transaction {
     sender: ReversePath,
     params: MailParams,
     recipients: Vec<Recipient>,
-    /// Opened at the first accepted recipient; dropping it discards the
+    /// Asked for at the first accepted recipient; dropping it discards the
     /// transaction in cleanup.
-    cleanup: Option<CleanupSession>,
+    cleanup: Option<CleanupState>,
     /// The sender a milter set (SMFIR_CHGFROM).
     milter_sender: Option<String>,
 }
@@ -45,6 +45,38 @@ fn comment_safe(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The transaction in cleanup. Begin is sent at the first accepted
+/// recipient but its answer is not waited for there: the RCPT reply goes
+/// out while cleanup creates the queue file, and the answer is taken up
+/// before anything needs the queue ID (the next RCPT, DATA). The task logs
+/// Postfix's `ID: client=` line itself, so a client that leaves after RCPT
+/// still gets it, in the order Postfix writes it.
+enum CleanupState {
+    Starting(tokio::task::JoinHandle<Option<CleanupSession>>),
+    Open(CleanupSession),
+}
+
+/// Opens the transaction in cleanup in its own task; `client` is the
+/// `client=` line's text after the queue ID.
+fn start_cleanup(
+    socket: std::path::PathBuf,
+    timeout: std::time::Duration,
+    client: String,
+) -> CleanupState {
+    CleanupState::Starting(tokio::spawn(async move {
+        match CleanupSession::begin(&socket, timeout).await {
+            Ok(cleanup) => {
+                info!("{}: {client}", cleanup.queue_id());
+                Some(cleanup)
+            }
+            Err(e) => {
+                warning!("{e}");
+                None
+            }
+        }
+    }))
 }
 
 fn queue_error() -> Reply {
@@ -122,6 +154,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
 
     pub(crate) async fn rcpt(&mut self, address: Address, params: RcptParams) -> Reply {
         let s = self.settings;
+        if self.txn.is_none() {
+            return Reply::new(503, "5.5.1 Error: need MAIL command");
+        }
+        // The queue ID, for this recipient's log lines.
+        if let Err(reply) = self.cleanup_open().await {
+            return reply;
+        }
         let Some(txn) = &self.txn else {
             return Reply::new(503, "5.5.1 Error: need MAIL command");
         };
@@ -161,32 +200,54 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 .cleanup_socket
                 .clone()
                 .unwrap_or_else(|| service_socket("cleanup"));
-            match CleanupSession::begin(&socket, s.ipc_timeout).await {
-                Ok(cleanup) => {
-                    // Postfix's line, with the login for an authenticated
-                    // client (pflogsumm reads both forms).
-                    let sasl = match (&self.st.sasl_method, &self.st.sasl_username) {
-                        (Some(method), Some(user)) => {
-                            format!(", sasl_method={method}, sasl_username={user}")
-                        }
-                        _ => String::new(),
-                    };
-                    let forwarded = self.st.xforward.log_suffix();
-                    info!("{}: client={label}{sasl}{forwarded}", cleanup.queue_id());
-                    self.st.queue_id = Some(cleanup.queue_id().to_string());
-                    txn.cleanup = Some(cleanup);
+            // Postfix's line, with the login for an authenticated client
+            // (pflogsumm reads both forms).
+            let sasl = match (&self.st.sasl_method, &self.st.sasl_username) {
+                (Some(method), Some(user)) => {
+                    format!(", sasl_method={method}, sasl_username={user}")
                 }
-                Err(e) => {
-                    warning!("{e}");
-                    return queue_error();
-                }
-            }
+                _ => String::new(),
+            };
+            let forwarded = self.st.xforward.log_suffix();
+            let client = format!("client={label}{sasl}{forwarded}");
+            txn.cleanup = Some(start_cleanup(socket, s.ipc_timeout, client));
         }
         txn.recipients
             .push(Recipient::new(recipient.clone(), params.orcpt));
         self.st.rcpt_count = txn.recipients.len();
         self.st.recipient.get_or_insert(recipient);
         Reply::new(250, "2.1.5 Ok")
+    }
+
+    /// Takes up cleanup's answer to Begin, if it is still to come, and
+    /// learns the queue ID. A transaction cleanup could not open loses its
+    /// recipients (they were accepted with 250; the client hears 451 now
+    /// and will send again), so nothing reaches DATA without a queue file.
+    async fn cleanup_open(&mut self) -> Result<(), Reply> {
+        let Some(txn) = self.txn.as_mut() else {
+            return Ok(());
+        };
+        let task = match txn.cleanup.take() {
+            Some(CleanupState::Starting(task)) => task,
+            other => {
+                txn.cleanup = other;
+                return Ok(());
+            }
+        };
+        match task.await {
+            Ok(Some(cleanup)) => {
+                self.st.queue_id = Some(cleanup.queue_id().to_string());
+                txn.cleanup = Some(CleanupState::Open(cleanup));
+                Ok(())
+            }
+            // The task logged why.
+            Ok(None) | Err(_) => {
+                txn.recipients.clear();
+                self.st.rcpt_count = 0;
+                self.st.recipient = None;
+                Err(queue_error())
+            }
+        }
     }
 
     /// DATA through the end of the message. Err means the connection is gone.
@@ -199,6 +260,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             Some(_) => {}
         }
         let s = self.settings;
+        // The queue ID, for the log lines and the milters' {i} from here on.
+        if let Err(reply) = self.cleanup_open().await {
+            return Ok(reply);
+        }
         if let Some(reply) = Evaluator::new(s).check_data(&mut self.st).await {
             return Ok(reply);
         }
@@ -347,7 +412,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 return Ok(queue_error());
             }
         };
-        let Some(cleanup) = txn.cleanup.take() else {
+        let Some(CleanupState::Open(cleanup)) = txn.cleanup.take() else {
             return Ok(queue_error());
         };
         let envelope = Envelope {

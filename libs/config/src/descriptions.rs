@@ -1530,7 +1530,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "mailgate_service_threads",
-        "How many runtime threads each service process runs (1 to 256).",
+        "How many runtime threads each service process runs (1 to 256): 1 runs its sessions on one thread with no hand-off between threads, and the service's several processes use the cores; more runs a multi-threaded runtime.",
     ),
     (
         "service_throttle_time",

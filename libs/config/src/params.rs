@@ -639,7 +639,7 @@ static PARAMS: &[Param] = &[
     p("master_drain_time", "30s", Time('s')),
     // Processes per service and runtime threads per process (mailgate).
     p("mailgate_service_processes", "auto", Str),
-    p("mailgate_service_threads", "2", Int),
+    p("mailgate_service_threads", "1", Int),
     // The web page (web service in master.cf, off by default).
     p("web_admin_users", "", List),
     p("web_sasl_type", "dovecot", Str),

@@ -198,8 +198,18 @@ impl Sandboxed {
     /// explicitly so tokio needs no look at /proc after the sandbox is in
     /// place.
     pub fn runtime(&self) -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(mailgate_config::processes::runtime_threads(&self.config))
+        let threads = mailgate_config::processes::runtime_threads(&self.config);
+        // One thread: the sessions of the process run on the thread that
+        // drives them, with no hand-off between threads on each step (the
+        // machine's cores are used by the service's several processes).
+        let mut builder = if threads == 1 {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(threads);
+            b
+        };
+        builder
             .enable_all()
             .build()
             .unwrap_or_else(|e| die(format!("cannot start the runtime: {e}")))

@@ -1,0 +1,204 @@
+//! The actions of header_checks, mime_header_checks, nested_header_checks
+//! and body_checks results, read as Postfix's cleanup_act reads them
+//! (cleanup_message.c): the action word, case-insensitive, then its
+//! optional text. A result cleanup cannot act on gets Postfix's warning,
+//! and the line it matched is then treated as if nothing matched, as in
+//! Postfix; `mailgate check` reports the same warnings for the table
+//! entries whose result it can read beforehand.
+
+/// One action, with its optional text (leading white space removed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentAction<'a> {
+    Reject(&'a str),
+    Warn(&'a str),
+    Info(&'a str),
+    /// `transport:destination`, the message's content filter.
+    Filter(&'a str),
+    /// Log, then no more header or body checks for this message.
+    Pass(&'a str),
+    Discard(&'a str),
+    Hold(&'a str),
+    Prepend(&'a str),
+    Replace(&'a str),
+    /// `user@domain`, instead of all recipients.
+    Redirect(&'a str),
+    /// `user@domain`, one more recipient.
+    Bcc(&'a str),
+    /// Log and delete the line.
+    Strip(&'a str),
+    /// Delete the line.
+    Ignore,
+    /// DUNNO and OK: as if nothing matched.
+    Dunno,
+}
+
+/// Reads a table's result. `map_class` is the parameter the table is from
+/// ("header_checks"), for the warnings; `header` is true for the header
+/// tables, where PREPEND and REPLACE text must be a header. Err is the
+/// warning Postfix logs for a result it ignores.
+pub fn parse<'a>(
+    result: &'a str,
+    map_class: &str,
+    header: bool,
+) -> Result<ContentAction<'a>, String> {
+    let value = result.trim();
+    let (command, text) = match value.split_once([' ', '\t']) {
+        Some((command, rest)) => (command, rest.trim_start_matches([' ', '\t'])),
+        None => (value, ""),
+    };
+    let is = |name: &str| command.eq_ignore_ascii_case(name);
+    let header_text = |action: &str| {
+        if text.is_empty() {
+            Err(format!("{action} action without text in {map_class} map"))
+        } else if header && !is_header(text) {
+            Err(format!(
+                "bad {action} header text \"{text}\" in {map_class} map -- need \"headername: headervalue\""
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let address = |what: &str| {
+        if text.contains('@') {
+            Ok(())
+        } else {
+            Err(format!(
+                "bad {what} \"{text}\" in {map_class} map -- need user@domain"
+            ))
+        }
+    };
+    Ok(if is("REJECT") {
+        ContentAction::Reject(text)
+    } else if is("WARN") {
+        ContentAction::Warn(text)
+    } else if is("INFO") {
+        ContentAction::Info(text)
+    } else if is("FILTER") {
+        if text.is_empty() {
+            return Err(format!(
+                "missing FILTER command argument in {map_class} map"
+            ));
+        }
+        if !text.contains(':') {
+            return Err(format!(
+                "bad FILTER command {text} in {map_class} -- need transport:destination"
+            ));
+        }
+        ContentAction::Filter(text)
+    } else if is("PASS") {
+        ContentAction::Pass(text)
+    } else if is("DISCARD") {
+        ContentAction::Discard(text)
+    } else if is("HOLD") {
+        ContentAction::Hold(text)
+    } else if is("PREPEND") {
+        header_text("PREPEND")?;
+        ContentAction::Prepend(text)
+    } else if is("REPLACE") {
+        header_text("REPLACE")?;
+        ContentAction::Replace(text)
+    } else if is("REDIRECT") {
+        address("REDIRECT target")?;
+        ContentAction::Redirect(text)
+    } else if is("BCC") {
+        address("BCC address")?;
+        ContentAction::Bcc(text)
+    } else if is("STRIP") {
+        ContentAction::Strip(text)
+    } else if is("IGNORE") {
+        ContentAction::Ignore
+    } else if is("DUNNO") || is("OK") {
+        ContentAction::Dunno
+    } else {
+        return Err(format!("unknown command in {map_class} map: {value}"));
+    })
+}
+
+/// `Name: value`, as Postfix's is_header: a name of printable ASCII but
+/// ':', then optional white space, then ':'.
+pub fn is_header(text: &str) -> bool {
+    let name_end = text
+        .bytes()
+        .position(|b| !(b.is_ascii_graphic() && b != b':'))
+        .unwrap_or(text.len());
+    name_end > 0
+        && text[name_end..]
+            .trim_start_matches([' ', '\t'])
+            .starts_with(':')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ContentAction::*;
+    use super::*;
+
+    fn hc(result: &str) -> Result<ContentAction<'_>, String> {
+        parse(result, "header_checks", true)
+    }
+
+    #[test]
+    fn actions_and_their_text() {
+        assert_eq!(
+            hc("filter smtp:[127.0.0.1]:10025"),
+            Ok(Filter("smtp:[127.0.0.1]:10025"))
+        );
+        assert_eq!(hc("FILTER amavis:"), Ok(Filter("amavis:")));
+        assert_eq!(hc("REDIRECT  a@b.example"), Ok(Redirect("a@b.example")));
+        assert_eq!(hc("Bcc\tcopy@b.example"), Ok(Bcc("copy@b.example")));
+        assert_eq!(hc("REJECT"), Ok(Reject("")));
+        assert_eq!(hc("pass trusted"), Ok(Pass("trusted")));
+        assert_eq!(hc("STRIP"), Ok(Strip("")));
+        assert_eq!(hc("OK"), Ok(Dunno));
+        assert_eq!(hc("IGNORE whatever"), Ok(Ignore));
+        assert_eq!(hc("PREPEND X-A: b"), Ok(Prepend("X-A: b")));
+        assert_eq!(
+            parse("PREPEND no header", "body_checks", false),
+            Ok(Prepend("no header"))
+        );
+    }
+
+    #[test]
+    fn mistakes_get_postfix_warnings() {
+        assert_eq!(
+            hc("FILTER nocolon"),
+            Err("bad FILTER command nocolon in header_checks -- need transport:destination".into())
+        );
+        assert_eq!(
+            hc("FILTER"),
+            Err("missing FILTER command argument in header_checks map".into())
+        );
+        assert_eq!(
+            hc("REDIRECT nobody"),
+            Err("bad REDIRECT target \"nobody\" in header_checks map -- need user@domain".into())
+        );
+        assert_eq!(
+            parse("BCC x", "body_checks", false),
+            Err("bad BCC address \"x\" in body_checks map -- need user@domain".into())
+        );
+        assert_eq!(
+            hc("REPLACE no header"),
+            Err(
+                "bad REPLACE header text \"no header\" in header_checks map -- need \"headername: headervalue\""
+                    .into()
+            )
+        );
+        assert_eq!(
+            hc("PREPEND"),
+            Err("PREPEND action without text in header_checks map".into())
+        );
+        assert_eq!(
+            hc("REJECTX text"),
+            Err("unknown command in header_checks map: REJECTX text".into())
+        );
+    }
+
+    #[test]
+    fn headers() {
+        assert!(is_header("X-A: b"));
+        assert!(is_header("X-A : b"));
+        assert!(is_header("X-A:"));
+        assert!(!is_header(": b"));
+        assert!(!is_header("X A: b"));
+        assert!(!is_header("no colon"));
+    }
+}

@@ -444,6 +444,11 @@ impl Checker {
                 self.diagnostics.push(Diagnostic::new(&file, line, message));
             }
         }
+        for warning in crate::content_action::table_warnings(config) {
+            if !self.warnings.contains(&warning) {
+                self.warnings.push(warning);
+            }
+        }
         let parents = config.list("parent_domain_matches_subdomains");
         for name in ["relay_domains", "mydestination", "virtual_alias_domains"] {
             let listed = parents.iter().any(|p| p == name);

@@ -6,6 +6,13 @@
 //! Postfix; `mailgate check` reports the same warnings for the table
 //! entries whose result it can read beforehand.
 
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use crate::error::Diagnostic;
+use crate::main_cf::MainConfig;
+use crate::table::Table;
+
 /// One action, with its optional text (leading white space removed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContentAction<'a> {
@@ -114,6 +121,80 @@ pub fn parse<'a>(
     })
 }
 
+/// The content check parameters, with whether their tables see headers.
+const TABLES: &[(&str, bool)] = &[
+    ("header_checks", true),
+    ("mime_header_checks", true),
+    ("nested_header_checks", true),
+    ("body_checks", false),
+];
+
+/// `mailgate check`'s warnings about the content check tables: every
+/// entry whose result cleanup would log a warning for and ignore (an
+/// unknown action, FILTER without transport:destination, REDIRECT or BCC
+/// without user@domain, PREPEND or REPLACE without header text), at the
+/// entry's file and line (a regexp or pcre file), or at the parameter's
+/// setting. A result built from `$n` is judged by its action word only.
+/// Tables that do not open are reported with the other tables.
+pub(crate) fn table_warnings(config: &MainConfig) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let origin = |name: &str| {
+        config.origin(name).map_or_else(
+            || (config.config_dir().join("main.cf"), 0),
+            |(f, l)| (f.to_path_buf(), l),
+        )
+    };
+    for &(name, header) in TABLES {
+        for spec in config.list(name) {
+            let Ok(table) = Table::open(&spec, config.config_dir()) else {
+                continue;
+            };
+            let (file, line) = origin(name);
+            let entries: Vec<(PathBuf, usize, String)> = match table.rule_results() {
+                Some((Some(path), rules)) => rules
+                    .into_iter()
+                    .map(|(line, result)| (path.to_path_buf(), line, result))
+                    .collect(),
+                _ => table
+                    .results()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|result| (file.clone(), line, result))
+                    .collect(),
+            };
+            for (file, line, result) in entries {
+                let Err(warning) = parse(&result, name, header) else {
+                    continue;
+                };
+                // `${n}` is filled in at the lookup: only the action word
+                // is known now.
+                if result.contains("${") && !warning.starts_with("unknown command") {
+                    continue;
+                }
+                if result
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|w| w.contains('$'))
+                {
+                    continue;
+                }
+                let diagnostic = Diagnostic::new(
+                    file,
+                    line,
+                    format!("{spec}: {warning}; cleanup logs this and ignores the entry"),
+                );
+                // mime_header_checks and nested_header_checks name
+                // header_checks' tables by default: each entry once.
+                if seen.insert((diagnostic.file.clone(), line, result)) {
+                    out.push(diagnostic);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// `Name: value`, as Postfix's is_header: a name of printable ASCII but
 /// ':', then optional white space, then ':'.
 pub fn is_header(text: &str) -> bool {
@@ -189,6 +270,74 @@ mod tests {
         assert_eq!(
             hc("REJECTX text"),
             Err("unknown command in header_checks map: REJECTX text".into())
+        );
+    }
+
+    #[test]
+    fn check_warns_about_entries_cleanup_would_ignore() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let write = |name: &str, text: &str| std::fs::write(d.join(name), text).unwrap();
+        write(
+            "master.cf",
+            "127.0.0.1:2525 inet n - y - 100 smtpd\ncleanup unix n - y - 0 cleanup\nanvil unix - - y - 1 anvil\n",
+        );
+        write(
+            "main.cf",
+            "header_checks = regexp:header_checks\nbody_checks = pcre:body_checks, inline:{ {x=bcc nobody} }\n",
+        );
+        write(
+            "header_checks",
+            "/^X-Ok:/ FILTER smtp:[127.0.0.1]:10025\n\
+             /^X-Filter:/ FILTER nocolon\n\
+             # a comment\n\
+             /^X-Unknown:/ FROB it\n\
+             /^X-Group: (.*)/ REDIRECT $1\n\
+             /^X-Group2: (.*)/ FROB $1\n\
+             if /^X-/\n\
+             /^X-Nested:/ BCC\n\
+             endif\n\
+             /^X-Fine: (.*)/ REPLACE X-Other: $1\n",
+        );
+        write(
+            "body_checks",
+            "/^fine/ BCC copy@example.com\n/^bad/ DELAY 1h\n",
+        );
+        let report = crate::check(d, &[]);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let warnings: Vec<String> = report.warnings.iter().map(|w| w.to_string()).collect();
+        let hc = d.join("header_checks");
+        let bc = d.join("body_checks");
+        let main_cf = d.join("main.cf");
+        let ignored = "; cleanup logs this and ignores the entry";
+        assert_eq!(
+            warnings,
+            [
+                format!(
+                    "{}:2: regexp:header_checks: bad FILTER command nocolon in header_checks -- need transport:destination{ignored}",
+                    hc.display()
+                ),
+                format!(
+                    "{}:4: regexp:header_checks: unknown command in header_checks map: FROB it{ignored}",
+                    hc.display()
+                ),
+                format!(
+                    "{}:6: regexp:header_checks: unknown command in header_checks map: FROB ${{1}}{ignored}",
+                    hc.display()
+                ),
+                format!(
+                    "{}:8: regexp:header_checks: bad BCC address \"\" in header_checks map -- need user@domain{ignored}",
+                    hc.display()
+                ),
+                format!(
+                    "{}:2: pcre:body_checks: unknown command in body_checks map: DELAY 1h{ignored}",
+                    bc.display()
+                ),
+                format!(
+                    "{}:2: inline:{{ {{x=bcc nobody}} }}: bad BCC address \"nobody\" in body_checks map -- need user@domain{ignored}",
+                    main_cf.display()
+                ),
+            ]
         );
     }
 

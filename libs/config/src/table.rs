@@ -203,7 +203,7 @@ impl Table {
     /// written on, `$n` written `${n}`, for checks of what the results
     /// say; None for other tables. The file is the table's own, None for
     /// an inline table.
-    pub fn rule_results(&self) -> Option<(Option<&Path>, Vec<(usize, String)>)> {
+    pub fn rule_results(&self) -> Option<RuleResults<'_>> {
         match &self.inner.source {
             Source::Regex(rules) => {
                 let mut out = Vec::new();
@@ -220,6 +220,10 @@ impl Table {
         !matches!(self.inner.source, Source::Text(_))
     }
 }
+
+/// A regexp or pcre table's file (None when inline) and its rules'
+/// results with their lines.
+pub type RuleResults<'a> = (Option<&'a Path>, Vec<(usize, String)>);
 
 fn invalid(message: String) -> ConfigError {
     ConfigError::Invalid(vec![Diagnostic::unplaced(message)])

@@ -121,6 +121,18 @@ pub fn parse<'a>(
     })
 }
 
+/// True when a result's action word is one of the actions above, whatever
+/// its text.
+pub fn is_known(result: &str) -> bool {
+    let command = result.trim().split([' ', '\t']).next().unwrap_or("");
+    [
+        "REJECT", "WARN", "INFO", "FILTER", "PASS", "DISCARD", "HOLD", "PREPEND", "REPLACE",
+        "REDIRECT", "BCC", "STRIP", "IGNORE", "DUNNO", "OK",
+    ]
+    .iter()
+    .any(|known| command.eq_ignore_ascii_case(known))
+}
+
 /// The content check parameters, with whether their tables see headers.
 const TABLES: &[(&str, bool)] = &[
     ("header_checks", true),
@@ -339,6 +351,14 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn known_commands() {
+        assert!(is_known("bcc"));
+        assert!(is_known(" FILTER nocolon"));
+        assert!(!is_known("FROB x"));
+        assert!(!is_known(""));
     }
 
     #[test]

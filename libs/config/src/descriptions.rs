@@ -739,7 +739,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "milter_header_checks",
-        "header_checks tables applied to each header a milter adds or changes (REJECT, DISCARD, HOLD, FILTER, REDIRECT, BCC, IGNORE, REPLACE, WARN, INFO).",
+        "header_checks tables applied to each header a milter adds or changes (REJECT, DISCARD, HOLD, FILTER, REDIRECT, BCC, IGNORE, STRIP, REPLACE, WARN, INFO).",
     ),
     (
         "non_smtpd_milters",

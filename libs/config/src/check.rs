@@ -120,6 +120,11 @@ impl Checker {
     /// content_filter and receive_override_options, wherever set (once
     /// per place).
     fn check_content_filter(&mut self, config: &MainConfig, master: &MasterConfig) {
+        for warning in crate::content_action::filter_warnings(config, master) {
+            if !self.warnings.contains(&warning) {
+                self.warnings.push(warning);
+            }
+        }
         for (name, message) in crate::filter_check::problems(config, master) {
             let (file, line) = self.origin(config, name);
             if self.seen.insert((

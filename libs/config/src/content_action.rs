@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use crate::error::Diagnostic;
 use crate::main_cf::MainConfig;
+use crate::master_cf::{MasterConfig, ServiceKind};
 use crate::table::Table;
 
 /// One action, with its optional text (leading white space removed).
@@ -150,20 +151,87 @@ const TABLES: &[(&str, bool)] = &[
 /// Tables that do not open are reported with the other tables.
 pub(crate) fn table_warnings(config: &MainConfig) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    for entry in entries(config) {
+        let Err(warning) = parse(&entry.result, entry.parameter, entry.header) else {
+            continue;
+        };
+        // `${n}` is filled in at the lookup: only the action word is
+        // known now.
+        if entry.result.contains("${") && !warning.starts_with("unknown command") {
+            continue;
+        }
+        out.push(Diagnostic::new(
+            entry.file,
+            entry.line,
+            format!(
+                "{}: {warning}; cleanup logs this and ignores the entry",
+                entry.spec
+            ),
+        ));
+    }
+    out
+}
+
+/// `mailgate check`'s warnings about FILTER results naming a transport
+/// master.cf does not serve: the message would wait in the queue for it.
+pub(crate) fn filter_warnings(config: &MainConfig, master: &MasterConfig) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for entry in entries(config) {
+        let Ok(ContentAction::Filter(filter)) = parse(&entry.result, entry.parameter, entry.header)
+        else {
+            continue;
+        };
+        let transport = filter.split_once(':').map_or("", |(t, _)| t).trim();
+        if transport.contains('$') {
+            continue;
+        }
+        let served = master
+            .services
+            .iter()
+            .any(|s| s.name == transport && s.kind == ServiceKind::Unix);
+        if !served {
+            out.push(Diagnostic::new(
+                entry.file,
+                entry.line,
+                format!(
+                    "{}: FILTER {filter}: master.cf has no unix service \"{transport}\"; \
+                     the messages it matches would wait in the queue",
+                    entry.spec
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// One result of a content check table, where it is written.
+struct Entry {
+    parameter: &'static str,
+    header: bool,
+    spec: String,
+    file: PathBuf,
+    line: usize,
+    result: String,
+}
+
+/// Every result of the content check tables that can be read beforehand:
+/// a regexp or pcre file's rules at their lines, other tables' results at
+/// the parameter's setting. Each once, though mime_header_checks and
+/// nested_header_checks name header_checks' tables by default; none whose
+/// action word is built from `$n`.
+fn entries(config: &MainConfig) -> Vec<Entry> {
+    let mut out = Vec::new();
     let mut seen = HashSet::new();
-    let origin = |name: &str| {
-        config.origin(name).map_or_else(
-            || (config.config_dir().join("main.cf"), 0),
-            |(f, l)| (f.to_path_buf(), l),
-        )
-    };
-    for &(name, header) in TABLES {
-        for spec in config.list(name) {
+    for &(parameter, header) in TABLES {
+        for spec in config.list(parameter) {
             let Ok(table) = Table::open(&spec, config.config_dir()) else {
                 continue;
             };
-            let (file, line) = origin(name);
-            let entries: Vec<(PathBuf, usize, String)> = match table.rule_results() {
+            let (file, line) = config.origin(parameter).map_or_else(
+                || (config.config_dir().join("main.cf"), 0),
+                |(f, l)| (f.to_path_buf(), l),
+            );
+            let results: Vec<(PathBuf, usize, String)> = match table.rule_results() {
                 Some((Some(path), rules)) => rules
                     .into_iter()
                     .map(|(line, result)| (path.to_path_buf(), line, result))
@@ -175,15 +243,7 @@ pub(crate) fn table_warnings(config: &MainConfig) -> Vec<Diagnostic> {
                     .map(|result| (file.clone(), line, result))
                     .collect(),
             };
-            for (file, line, result) in entries {
-                let Err(warning) = parse(&result, name, header) else {
-                    continue;
-                };
-                // `${n}` is filled in at the lookup: only the action word
-                // is known now.
-                if result.contains("${") && !warning.starts_with("unknown command") {
-                    continue;
-                }
+            for (file, line, result) in results {
                 if result
                     .split_whitespace()
                     .next()
@@ -191,15 +251,15 @@ pub(crate) fn table_warnings(config: &MainConfig) -> Vec<Diagnostic> {
                 {
                     continue;
                 }
-                let diagnostic = Diagnostic::new(
-                    file,
-                    line,
-                    format!("{spec}: {warning}; cleanup logs this and ignores the entry"),
-                );
-                // mime_header_checks and nested_header_checks name
-                // header_checks' tables by default: each entry once.
-                if seen.insert((diagnostic.file.clone(), line, result)) {
-                    out.push(diagnostic);
+                if seen.insert((file.clone(), line, result.clone())) {
+                    out.push(Entry {
+                        parameter,
+                        header,
+                        spec: spec.clone(),
+                        file,
+                        line,
+                        result,
+                    });
                 }
             }
         }
@@ -292,7 +352,8 @@ mod tests {
         let write = |name: &str, text: &str| std::fs::write(d.join(name), text).unwrap();
         write(
             "master.cf",
-            "127.0.0.1:2525 inet n - y - 100 smtpd\ncleanup unix n - y - 0 cleanup\nanvil unix - - y - 1 anvil\n",
+            "127.0.0.1:2525 inet n - y - 100 smtpd\ncleanup unix n - y - 0 cleanup\nanvil unix - - y - 1 anvil\n\
+             smtp unix - - y - - relay\n",
         );
         write(
             "main.cf",
@@ -309,7 +370,8 @@ mod tests {
              if /^X-/\n\
              /^X-Nested:/ BCC\n\
              endif\n\
-             /^X-Fine: (.*)/ REPLACE X-Other: $1\n",
+             /^X-Fine: (.*)/ REPLACE X-Other: $1\n\
+             /^X-Nowhere:/ FILTER amavis:[127.0.0.1]:10024\n",
         );
         write(
             "body_checks",
@@ -348,6 +410,10 @@ mod tests {
                 format!(
                     "{}:2: inline:{{ {{x=bcc nobody}} }}: bad BCC address \"nobody\" in body_checks map -- need user@domain{ignored}",
                     main_cf.display()
+                ),
+                format!(
+                    "{}:11: regexp:header_checks: FILTER amavis:[127.0.0.1]:10024: master.cf has no unix service \"amavis\"; the messages it matches would wait in the queue",
+                    hc.display()
                 ),
             ]
         );

@@ -19,13 +19,14 @@ use mailgate_ipc::protocol::cleanup::Actions;
 use crate::checks::Outcome;
 
 /// Applies the decisions to `envelope` and returns the content filter to
-/// record with it. `rewrite` maps the BCC recipients as the envelope's
-/// were mapped; its error (a table that loops) defers the message.
+/// record with it. `rewrite` maps the BCC recipients (given with the
+/// envelope) as the envelope's were mapped; its error (a table that
+/// loops) defers the message.
 pub fn apply(
     envelope: &mut Envelope,
     smtpd: &Actions,
     checks: &Outcome,
-    rewrite: impl FnOnce(Vec<Recipient>) -> Result<Vec<Recipient>, SmtpReply>,
+    rewrite: impl FnOnce(&Envelope, Vec<Recipient>) -> Result<Vec<Recipient>, SmtpReply>,
 ) -> Result<Option<String>, SmtpReply> {
     if let Some(to) = checks.redirect.as_ref().or(smtpd.redirect.as_ref()) {
         envelope.recipients = vec![Recipient::new(to.clone(), None)];
@@ -38,7 +39,7 @@ pub fn apply(
         .map(|address| Recipient::new(address.clone(), None))
         .collect();
     if !bcc.is_empty() {
-        for recipient in rewrite(bcc)? {
+        for recipient in rewrite(envelope, bcc)? {
             // An address that already is a recipient gets one copy.
             if !envelope
                 .recipients
@@ -82,7 +83,7 @@ mod tests {
         e.recipients.iter().map(|r| r.address.as_str()).collect()
     }
 
-    fn unchanged(r: Vec<Recipient>) -> Result<Vec<Recipient>, SmtpReply> {
+    fn unchanged(_: &Envelope, r: Vec<Recipient>) -> Result<Vec<Recipient>, SmtpReply> {
         Ok(r)
     }
 
@@ -122,7 +123,7 @@ mod tests {
             bcc: vec!["A@example.com".into(), "copy@old.example".into()],
             ..Outcome::default()
         };
-        let filter = apply(&mut e, &smtpd, &checks, |r| {
+        let filter = apply(&mut e, &smtpd, &checks, |_, r| {
             Ok(r.into_iter()
                 .map(|mut r| {
                     r.address = r.address.replace("@old.example", "@example.com");
@@ -152,7 +153,7 @@ mod tests {
             filter: Some("smtp:[127.0.0.1]:10025".into()),
             ..Outcome::default()
         };
-        let filter = apply(&mut e, &smtpd, &checks, |_| panic!("BCC not rewritten")).unwrap();
+        let filter = apply(&mut e, &smtpd, &checks, |_, _| panic!("BCC not rewritten")).unwrap();
         assert_eq!(filter, None);
         assert_eq!(addresses(&e), ["last@example.com"]);
         // smtpd's REDIRECT alone does the same.
@@ -174,7 +175,9 @@ mod tests {
             status: "4.6.0".into(),
             text: "Alias expansion error".into(),
         };
-        let got = apply(&mut e, &Actions::default(), &checks, |_| Err(reply.clone()));
+        let got = apply(&mut e, &Actions::default(), &checks, |_, _| {
+            Err(reply.clone())
+        });
         assert_eq!(got, Err(reply));
     }
 }

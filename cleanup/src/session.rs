@@ -265,11 +265,10 @@ async fn deliver(
         };
     }
     // FILTER, REDIRECT and BCC: smtpd's, then the checks'.
-    let template = envelope.clone();
-    let bcc_mapping = |bcc: Vec<Recipient>| {
+    let bcc_mapping = |envelope: &Envelope, bcc: Vec<Recipient>| {
         let mut copy = Envelope {
             recipients: bcc,
-            ..template
+            ..envelope.clone()
         };
         if !actions.no_address_mappings {
             rewrite::apply(

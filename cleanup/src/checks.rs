@@ -14,6 +14,7 @@
 use std::ops::Range;
 
 use mailgate_config::Table;
+use mailgate_config::content_action::{self, ContentAction};
 use mailgate_ipc::envelope::SmtpReply;
 use mailgate_mime::{Limits, Mime, Role, Source};
 
@@ -34,10 +35,34 @@ pub struct Outcome {
     pub discard: Option<String>,
     /// HOLD: queue to hold/, with the matched text for the log.
     pub hold: Option<String>,
-    /// The content after IGNORE, PREPEND and REPLACE; None when unchanged.
+    /// FILTER: the content filter (`transport:destination`), the last
+    /// one that fired.
+    pub filter: Option<String>,
+    /// REDIRECT: the one recipient instead of all, the last one that fired.
+    pub redirect: Option<String>,
+    /// BCC: recipients to add.
+    pub bcc: Vec<String>,
+    /// The content after IGNORE, STRIP, PREPEND and REPLACE; None when
+    /// unchanged.
     pub rewritten: Option<Vec<u8>>,
-    /// Log lines (WARN, INFO and the decisions above), in order.
-    pub log: Vec<String>,
+    /// What to log, in order.
+    pub log: Vec<Logged>,
+}
+
+/// A line for the log.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Logged {
+    /// Postfix's cleanup_act_log: `QUEUE_ID: ACTION: WHAT from CLIENT;
+    /// from=<S> to=<R> proto=P helo=<H>: TEXT` (no `: TEXT` when empty).
+    Act {
+        action: &'static str,
+        /// `header NAME: value` or `body LINE`, cut at 200 characters.
+        what: String,
+        text: String,
+    },
+    /// A table result cleanup cannot act on (Postfix's msg_warn): the
+    /// line is treated as if it had not matched.
+    Warning(String),
 }
 
 /// Which table a header goes to (with its MIME headers going to
@@ -74,6 +99,7 @@ impl Checks {
             outcome: Outcome::default(),
             out: Vec::with_capacity(content.len()),
             changed: false,
+            filtering: true,
         };
         run.message(content);
         if run.changed && run.outcome.reject.is_none() && run.outcome.discard.is_none() {
@@ -88,6 +114,9 @@ struct Run<'a> {
     outcome: Outcome,
     out: Vec<u8>,
     changed: bool,
+    /// Postfix's CLEANUP_FLAG_FILTER: REDIRECT and PASS turn the checks
+    /// off for the rest of the message (REJECT and DISCARD end it).
+    filtering: bool,
 }
 
 /// Lines with their line ends, so unchanged lines are copied exactly.
@@ -220,7 +249,7 @@ impl Run<'_> {
                 return;
             }
             let text = String::from_utf8_lossy(strip_eol(line));
-            let edit = self.lookup(&self.checks.body, &text, "body");
+            let edit = self.lookup(&self.checks.body, &text, "body", "body_checks");
             self.emit(edit, line);
         }
     }
@@ -230,12 +259,16 @@ impl Run<'_> {
         // continuation's leading white space kept.
         let unfolded = unfold(raw);
         let name = unfolded.split(':').next().unwrap_or("").trim().to_string();
-        let (tables, label) = match class {
-            HeaderClass::Primary if !is_mime_header(&name) => (&self.checks.header, "header"),
-            HeaderClass::Nested if !is_mime_header(&name) => (&self.checks.nested, "header"),
-            _ => (&self.checks.mime, "header"),
+        let (tables, map_class) = match class {
+            HeaderClass::Primary if !is_mime_header(&name) => {
+                (&self.checks.header, "header_checks")
+            }
+            HeaderClass::Nested if !is_mime_header(&name) => {
+                (&self.checks.nested, "nested_header_checks")
+            }
+            _ => (&self.checks.mime, "mime_header_checks"),
         };
-        let edit = self.lookup(tables, &unfolded, label);
+        let edit = self.lookup(tables, &unfolded, "header", map_class);
         self.emit(edit, raw);
     }
 
@@ -257,60 +290,99 @@ impl Run<'_> {
         }
     }
 
-    /// Looks `text` up in the tables and carries out the action found.
-    fn lookup(&mut self, tables: &[Table], text: &str, label: &str) -> Edit {
+    fn act(&mut self, action: &'static str, what: &str, text: &str) {
+        self.outcome.log.push(Logged::Act {
+            action,
+            what: what.to_string(),
+            text: text.to_string(),
+        });
+    }
+
+    /// Looks `text` up in the tables and carries out the action found,
+    /// as Postfix's cleanup_act does. `context` is "header" or "body",
+    /// `map_class` the parameter of the tables.
+    fn lookup(&mut self, tables: &[Table], text: &str, context: &str, map_class: &str) -> Edit {
+        if !self.filtering {
+            return Edit::Keep;
+        }
         let Some(result) = tables.iter().find_map(|t| t.lookup(text)) else {
             return Edit::Keep;
         };
-        let result = result.trim();
-        let (action, arg) = match result.split_once(char::is_whitespace) {
-            Some((a, rest)) => (a, rest.trim()),
-            None => (result, ""),
+        let action = match content_action::parse(&result, map_class, context == "header") {
+            Ok(action) => action,
+            Err(warning) => {
+                self.outcome.log.push(Logged::Warning(warning));
+                return Edit::Keep;
+            }
         };
         // Long lines make long log lines; Postfix cuts them too.
         let shown: String = text.chars().take(200).collect();
-        let what = format!("{label} {shown}");
-        match action.to_ascii_uppercase().as_str() {
-            "REJECT" => {
+        let what = format!("{context} {shown}");
+        match action {
+            ContentAction::Reject(arg) => {
                 let (reply, warning) = reject_reply(arg);
                 if let Some(warning) = warning {
-                    self.outcome.log.push(format!("warning: {warning}"));
+                    self.outcome.log.push(Logged::Warning(warning));
                 }
-                self.outcome
-                    .log
-                    .push(format!("reject: {what}: {} {}", reply.status, reply.text));
+                self.act("reject", &what, &format!("{} {}", reply.status, reply.text));
                 self.outcome.reject = Some(reply);
                 Edit::Keep
             }
-            "DISCARD" => {
-                let text = if arg.is_empty() { "" } else { arg };
-                self.outcome.log.push(format!("discard: {what}: {text}"));
+            ContentAction::Discard(arg) => {
+                self.act("discard", &what, arg);
                 self.outcome.discard = Some(what);
                 Edit::Keep
             }
-            "HOLD" => {
-                self.outcome.log.push(format!("hold: {what}: {arg}"));
-                self.outcome.hold.get_or_insert(what);
+            ContentAction::Hold(arg) => {
+                if self.outcome.hold.is_none() {
+                    self.act("hold", &what, arg);
+                    self.outcome.hold = Some(what);
+                }
                 Edit::Keep
             }
-            "WARN" => {
-                self.outcome.log.push(format!("warning: {what}: {arg}"));
+            ContentAction::Filter(arg) => {
+                self.act("filter", &what, arg);
+                self.outcome.filter = Some(arg.to_string());
                 Edit::Keep
             }
-            "INFO" => {
-                self.outcome.log.push(format!("info: {what}: {arg}"));
+            ContentAction::Redirect(arg) => {
+                self.act("redirect", &what, arg);
+                self.outcome.redirect = Some(arg.to_string());
+                self.filtering = false;
                 Edit::Keep
             }
-            "IGNORE" => Edit::Delete,
-            "PREPEND" if !arg.is_empty() => Edit::Prepend(arg.to_string()),
-            "REPLACE" if !arg.is_empty() => Edit::Replace(arg.to_string()),
-            "DUNNO" | "OK" => Edit::Keep,
-            _ => {
-                self.outcome.log.push(format!(
-                    "warning: unsupported action \"{result}\" for {what}; ignored"
-                ));
+            ContentAction::Bcc(arg) => {
+                self.act("bcc", &what, arg);
+                self.outcome.bcc.push(arg.to_string());
                 Edit::Keep
             }
+            ContentAction::Pass(arg) => {
+                self.act("pass", &what, arg);
+                self.filtering = false;
+                Edit::Keep
+            }
+            ContentAction::Warn(arg) => {
+                self.act("warning", &what, arg);
+                Edit::Keep
+            }
+            ContentAction::Info(arg) => {
+                self.act("info", &what, arg);
+                Edit::Keep
+            }
+            ContentAction::Strip(arg) => {
+                self.act("strip", &what, arg);
+                Edit::Delete
+            }
+            ContentAction::Ignore => Edit::Delete,
+            ContentAction::Prepend(arg) => {
+                self.act("prepend", &what, arg);
+                Edit::Prepend(arg.to_string())
+            }
+            ContentAction::Replace(arg) => {
+                self.act("replace", &what, arg);
+                Edit::Replace(arg.to_string())
+            }
+            ContentAction::Dunno => Edit::Keep,
         }
     }
 }
@@ -366,209 +438,5 @@ pub fn tag_subject(content: &[u8], tag: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn table(dir: &std::path::Path, name: &str, text: &str) -> Vec<Table> {
-        std::fs::write(dir.join(name), text).unwrap();
-        vec![Table::open(&format!("regexp:{name}"), dir).unwrap()]
-    }
-
-    const SEED_HEADERS: &str = "/^Subject: .*retire early/ REJECT\n\
-        /^Subject: Got Debt? [7xkeh].*/ REJECT\n\
-        /^From: \"Martina & Laura\" <blackgirls@libero.it>/ REJECT\n\
-        /.+name=.+\\.(hta|com|pif|vbs|vbe|js|jse|exe|bat|cmd|vxd|scr|shm|eml|hlp|spl|swf|shb|vba|dll|reg|ocx|wsf|wsh|lnkr|cpl)\"?$/ REJECT\n\
-        /^X-Warn-Me:/ WARN watch this\n\
-        /^X-Hold-Me:/ HOLD\n\
-        /^X-Drop-Me:/ DISCARD\n\
-        /^X-Strip-Me:/ IGNORE\n\
-        /^X-Old: (.*)/ REPLACE X-New: $1\n\
-        /^X-Tagged:/ PREPEND X-Note: seen\n\
-        /^Subject: custom/ REJECT 5.7.0 we do not want this\n\
-        /^Subject: later/ REJECT 4.7.1 not now\n";
-
-    const SEED_BODY: &str = "/^TV[nopqr]....[AB]..A.A....*AAAA...*AAAA/ REJECT\n\
-        /^M35[GHIJK].`..`..*````/ REJECT\n\
-        /^UEsDBAoAAAAAA/ REJECT\n\
-        /^remove this line$/ IGNORE\n";
-
-    fn checks(dir: &std::path::Path) -> Checks {
-        let header = table(dir, "header_checks", SEED_HEADERS);
-        Checks {
-            mime: header.clone(),
-            nested: header.clone(),
-            header,
-            body: table(dir, "body_checks", SEED_BODY),
-        }
-    }
-
-    #[test]
-    fn seed_examples_work_as_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = checks(dir.path());
-        let out = c.apply(b"From: a@b\r\nSubject: How to retire early\r\n\r\nhi\r\n");
-        let reject = out.reject.unwrap();
-        assert_eq!((reject.code, reject.status.as_str()), (550, "5.7.1"));
-        assert_eq!(reject.text, "message content rejected");
-
-        // A folded Subject is matched unfolded.
-        let out = c.apply(b"Subject: plan to\r\n retire early\r\n\r\nhi\r\n");
-        assert!(out.reject.is_some());
-
-        let exe = b"Subject: x\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
-            --b1\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b1\r\n\
-            Content-Type: application/octet-stream; name=\"a.exe\"\r\n\
-            Content-Transfer-Encoding: base64\r\n\r\n\
-            TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAgAAAAA4fug4AtAnNIbgBTM0hVGhpcyBwcm9ncmFt\r\n\
-            --b1--\r\n";
-        let out = c.apply(exe);
-        assert!(out.reject.is_some(), "{:?}", out.log);
-        assert!(out.log[0].contains("header Content-Type:"), "{:?}", out.log);
-
-        // The same body without the name: the body check still catches it.
-        let body_only = String::from_utf8_lossy(exe).replace("; name=\"a.exe\"", "");
-        let out = c.apply(body_only.as_bytes());
-        assert!(out.log[0].starts_with("reject: body TVqQ"), "{:?}", out.log);
-
-        let clean = b"From: a@b\r\nSubject: lunch\r\n\r\nsee you\r\n";
-        assert_eq!(c.apply(clean), Outcome::default());
-    }
-
-    #[test]
-    fn actions() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = checks(dir.path());
-        let out = c.apply(
-            b"X-Warn-Me: 1\r\nX-Strip-Me: 2\r\nX-Old: value\r\nX-Tagged: 3\r\nX-Hold-Me: 4\r\n\r\n\
-              keep\r\nremove this line\r\nend\r\n",
-        );
-        assert_eq!(out.reject, None);
-        assert!(out.hold.is_some());
-        assert_eq!(out.log[0], "warning: header X-Warn-Me: 1: watch this");
-        assert_eq!(
-            String::from_utf8(out.rewritten.unwrap()).unwrap(),
-            "X-Warn-Me: 1\r\nX-New: value\r\nX-Note: seen\r\nX-Tagged: 3\r\nX-Hold-Me: 4\r\n\r\nkeep\r\nend\r\n"
-        );
-        let out = c.apply(b"X-Drop-Me: yes\r\n\r\nbody\r\n");
-        assert!(out.discard.is_some());
-        let out = c.apply(b"Subject: custom\r\n\r\nbody\r\n");
-        let reply = out.reject.unwrap();
-        assert_eq!(reply.status, "5.7.0");
-        assert_eq!(reply.text, "we do not want this");
-        // A code of class 4 defers, as in Postfix's cleanup.
-        let reply = c.apply(b"Subject: later\r\n\r\nbody\r\n").reject.unwrap();
-        assert_eq!((reply.code, reply.status.as_str()), (451, "4.7.1"));
-        assert_eq!(reply.text, "not now");
-    }
-
-    #[test]
-    fn each_header_meets_one_table() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = Checks {
-            header: table(
-                dir.path(),
-                "h",
-                "/^X-A:/ WARN primary\n/^Content-/ WARN wrong\n",
-            ),
-            mime: table(
-                dir.path(),
-                "m",
-                "/^Content-Type:/ WARN mime\n/^X-A:/ WARN part\n",
-            ),
-            nested: table(
-                dir.path(),
-                "n",
-                "/^X-A:/ WARN nested\n/^Content-/ WARN wrong\n",
-            ),
-            body: Vec::new(),
-        };
-        let message = b"X-A: 1\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n\
-            preamble\r\n--zz\r\nX-A: 2\r\nContent-Type: message/rfc822\r\n\r\n\
-            X-A: 3\r\nContent-Type: text/plain\r\n\r\nbody\r\n--zz--\r\n";
-        let out = c.apply(message);
-        let warned: Vec<&str> = out
-            .log
-            .iter()
-            .map(|l| l.rsplit(": ").next().unwrap())
-            .collect();
-        assert_eq!(
-            warned,
-            ["primary", "mime", "part", "mime", "nested", "mime"],
-            "{:?}",
-            out.log
-        );
-    }
-
-    /// Fails on the code before mailgate-mime: cleanup matched a
-    /// boundary as a prefix and took the last Content-Type, so lines the
-    /// banned check and the spam engine read as body text went to
-    /// mime_header_checks, and a part they read went unchecked.
-    #[test]
-    fn parts_are_the_ones_the_other_checks_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = Checks {
-            mime: table(dir.path(), "m", "/^Content-Type:.*name=/ WARN mime\n"),
-            body: table(dir.path(), "b", "/^Content-Type:.*name=/ WARN body\n"),
-            ..Checks::default()
-        };
-        let warned = |message: &[u8]| -> Vec<String> {
-            c.apply(message)
-                .log
-                .iter()
-                .map(|l| l.rsplit(": ").next().unwrap().to_string())
-                .collect()
-        };
-        // `--qq` is not a delimiter of boundary q: the line after it is text.
-        let prefix = b"Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\nhi\r\n\
-            --qq\r\nContent-Type: application/x; name=a.exe\r\n\r\n--q--\r\n";
-        assert_eq!(warned(prefix), ["body"]);
-        // Of two Content-Types the first counts: a multipart, whose part
-        // header goes to mime_header_checks.
-        let twice =
-            b"Content-Type: multipart/mixed; boundary=q\r\nContent-Type: text/plain\r\n\r\n\
-            --q\r\nContent-Type: application/x; name=a.exe\r\n\r\nx\r\n--q--\r\n";
-        assert_eq!(warned(twice), ["mime"]);
-    }
-
-    #[test]
-    fn hostile_input_does_not_panic() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = checks(dir.path());
-        let mut deep = String::new();
-        for i in 0..100 {
-            deep.push_str(&format!(
-                "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
-            ));
-        }
-        let _ = c.apply(deep.as_bytes());
-        for input in [
-            &b""[..],
-            b"\r\n",
-            b":\r\n \r\n",
-            b"\xff\xfe: \xff\r\n\r\n\xff",
-            b"Content-Type: multipart/x; boundary=\"\r\n\r\n--\r\n",
-            b"no header\r\nSubject: retire early\r\n",
-        ] {
-            let _ = c.apply(input);
-        }
-    }
-
-    #[test]
-    fn subject_tag() {
-        assert_eq!(
-            tag_subject(
-                b"From: a\r\nSubject: hi\r\n\r\nSubject: body\r\n",
-                "***SPAM***"
-            ),
-            b"From: a\r\nSubject: ***SPAM*** hi\r\n\r\nSubject: body\r\n"
-        );
-        assert_eq!(
-            tag_subject(b"From: a\r\n\r\nbody\r\n", "[S]"),
-            b"From: a\r\nSubject: [S]\r\n\r\nbody\r\n"
-        );
-        assert_eq!(
-            tag_subject(b"SUBJECT:x\r\n\r\n", "[S]"),
-            b"SUBJECT: [S] x\r\n\r\n"
-        );
-    }
-}
+#[path = "checks_tests.rs"]
+mod tests;

@@ -10,6 +10,7 @@ mod arc;
 mod dkim;
 mod headers;
 mod rewrite;
+mod routing;
 mod scan_client;
 mod session;
 mod wake;

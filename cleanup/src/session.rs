@@ -20,7 +20,7 @@ use mailgate_ipc::{Channel, IpcError};
 use mailgate_log::{info, warning};
 
 use crate::scan_client::{self, FailureAction};
-use crate::{Settings, Shared, checks, headers, rewrite};
+use crate::{Settings, Shared, checks, headers, rewrite, routing};
 
 fn write_error() -> SmtpReply {
     SmtpReply {
@@ -217,14 +217,6 @@ async fn deliver(
     {
         return Reply::Deferred(reply);
     }
-    if let Some(to) = &actions.redirect {
-        envelope.recipients = vec![Recipient::new(to.clone(), None)];
-    }
-    for bcc in &actions.bcc {
-        if !envelope.recipients.iter().any(|r| r.address == *bcc) {
-            envelope.recipients.push(Recipient::new(bcc.clone(), None));
-        }
-    }
     let reader = match content.try_clone() {
         Ok(fd) => fd,
         Err(e) => {
@@ -248,8 +240,16 @@ async fn deliver(
         }
     };
     let tail = who(&envelope);
-    for line in &outcome.log {
-        info!("{queue_id}: {line}; {tail}");
+    for logged in &outcome.log {
+        match logged {
+            checks::Logged::Act { action, what, text } if text.is_empty() => {
+                info!("{queue_id}: {action}: {what} {tail}")
+            }
+            checks::Logged::Act { action, what, text } => {
+                info!("{queue_id}: {action}: {what} {tail}: {text}")
+            }
+            checks::Logged::Warning(warning) => warning!("{warning}"),
+        }
     }
     if let Some(reply) = outcome.reject {
         // REJECT with a 4.x.x code defers, as in Postfix's cleanup.
@@ -265,6 +265,26 @@ async fn deliver(
             queue_id: queue_id.to_string(),
         };
     }
+    // FILTER, REDIRECT and BCC: smtpd's, then the checks'.
+    let bcc_mapping = |envelope: &Envelope, bcc: Vec<Recipient>| {
+        let mut copy = Envelope {
+            recipients: bcc,
+            ..envelope.clone()
+        };
+        if !actions.no_address_mappings {
+            rewrite::apply(
+                settings.rewriting.as_ref(),
+                settings.local.as_ref(),
+                queue_id,
+                &mut copy,
+            )?;
+        }
+        Ok(copy.recipients)
+    };
+    let filter = match routing::apply(&mut envelope, &actions, &outcome, bcc_mapping) {
+        Ok(filter) => filter,
+        Err(reply) => return Reply::Deferred(reply),
+    };
     let mut destination = if outcome.hold.is_some() || actions.hold {
         Destination::Hold
     } else {
@@ -390,7 +410,7 @@ async fn deliver(
                 // Mail the scanner checked (from outside, dkim_verify).
                 sealer: work.settings.sealer.as_ref().zip(authenticated.as_ref()),
                 received_for: received_for.as_deref(),
-                filter: actions.filter.as_deref(),
+                filter: filter.as_deref(),
             },
             &extra,
             &id,

@@ -1032,3 +1032,104 @@ fn address_rewriting_canonical_and_virtual_aliases() {
     );
     assert_eq!(n, 2 * cases.len(), "every case delivers to some recipient");
 }
+
+/// header_checks and body_checks actions that decide where the message
+/// goes or stop the checks: REDIRECT (overriding BCC), BCC (its address
+/// mapped by virtual_alias_maps), BCC from body_checks, a bad BCC and an
+/// unknown action (ignored), PASS (no REJECT after it), STRIP. Compared
+/// are the replies and the envelope and headers the internal server gets.
+#[test]
+fn header_checks_redirect_bcc_pass_and_strip() {
+    need_root();
+    let main_cf = "header_checks = regexp:header_checks\n\
+        body_checks = regexp:body_checks\n\
+        virtual_alias_maps = hash:virtual\n";
+    let files = [
+        (
+            "header_checks",
+            "/^Subject: redirect/ REDIRECT other@example.com\n\
+             /^Subject: bcc/ BCC copy@alias.test\n\
+             /^Subject: both/ BCC copy@example.com\n\
+             /^X-Redirect: yes/ REDIRECT other@example.com\n\
+             /^Subject: bad/ BCC nobody\n\
+             /^Subject: unknown/ FROBNICATE now\n\
+             /^Subject: pass/ PASS trusted\n\
+             /^X-Reject:/ REJECT not after PASS\n\
+             /^X-Strip:/ STRIP stripped\n",
+        ),
+        ("body_checks", "/^BODY-BCC/ BCC body@example.com\n"),
+        ("virtual", "copy@alias.test audit@example.com\n"),
+    ];
+    let cases: &[(&str, &str, &str)] = &[
+        ("redirect", "", ""),
+        ("bcc", "", ""),
+        ("both", "X-Redirect: yes\r\n", ""),
+        ("bad", "", ""),
+        ("unknown", "", ""),
+        ("pass", "X-Reject: 1\r\n", ""),
+        ("plain", "X-Reject: 1\r\n", ""),
+        ("strip", "X-Strip: 1\r\n", ""),
+        ("body", "", "BODY-BCC\r\n"),
+    ];
+    compare_with("header checks", main_cf, &files, &|port, backend, log| {
+        let mut lines = Vec::new();
+        for (i, (subject, headers, body)) in cases.iter().enumerate() {
+            let marker = format!("HBC-{port}-{i}");
+            let mut client = Client::connect(port, "127.0.0.2").expect("connect");
+            client.send("EHLO mail.good.test");
+            client.send("MAIL FROM:<a@good.test>");
+            client.send("RCPT TO:<b@example.com>");
+            client.send("DATA");
+            client.write_raw(
+                format!("Subject: {subject}\r\n{headers}\r\n{body}{marker}\r\n").as_bytes(),
+            );
+            let end = client.send(".");
+            client.send("QUIT");
+            lines.push(format!("{subject}: {}", mask_queue_id(&end)));
+            if !end.starts_with("250") {
+                continue;
+            }
+            let id = end.rsplit(' ').next().unwrap_or_default().to_string();
+            mailgate_tests::wait_for(&format!("{id} removed"), || {
+                log().contains(&format!("{id}: removed")).then_some(())
+            });
+            let mut rcpts: Vec<String> = Vec::new();
+            let mut stripped = Vec::new();
+            for m in backend.messages() {
+                if m.message.contains(&marker) {
+                    rcpts.extend(
+                        m.rcpt_to
+                            .iter()
+                            .map(|r| r.split(' ').next().unwrap_or(r).to_string()),
+                    );
+                    stripped.push(m.header("X-Strip").is_empty());
+                }
+            }
+            rcpts.sort();
+            lines.push(format!(
+                "  delivered to {rcpts:?}, X-Strip gone: {stripped:?}"
+            ));
+            // cleanup's log lines for the actions, queue ID masked.
+            for line in log().lines() {
+                let Some((_, text)) = line.split_once(&format!("{id}: ")) else {
+                    continue;
+                };
+                if ["redirect: ", "bcc: ", "pass: ", "strip: "]
+                    .iter()
+                    .any(|a| text.starts_with(a))
+                {
+                    lines.push(format!("  log: ID: {text}"));
+                }
+            }
+        }
+        // The warnings for the entries cleanup ignores.
+        for line in log().lines() {
+            if let Some((_, text)) = line.split_once("warning: ")
+                && (text.contains("header_checks map") || text.contains("body_checks map"))
+            {
+                lines.push(format!("warning: {text}"));
+            }
+        }
+        lines
+    });
+}

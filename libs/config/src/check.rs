@@ -120,6 +120,11 @@ impl Checker {
     /// content_filter and receive_override_options, wherever set (once
     /// per place).
     fn check_content_filter(&mut self, config: &MainConfig, master: &MasterConfig) {
+        for warning in crate::content_action::filter_warnings(config, master) {
+            if !self.warnings.contains(&warning) {
+                self.warnings.push(warning);
+            }
+        }
         for (name, message) in crate::filter_check::problems(config, master) {
             let (file, line) = self.origin(config, name);
             if self.seen.insert((
@@ -442,6 +447,11 @@ impl Checker {
                     format!("{name}: {message}")
                 };
                 self.diagnostics.push(Diagnostic::new(&file, line, message));
+            }
+        }
+        for warning in crate::content_action::table_warnings(config) {
+            if !self.warnings.contains(&warning) {
+                self.warnings.push(warning);
             }
         }
         let parents = config.list("parent_domain_matches_subdomains");

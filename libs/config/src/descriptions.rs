@@ -412,11 +412,11 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "header_checks",
-        "regexp: or pcre: tables of header patterns with actions (REJECT, WARN, DISCARD, HOLD, IGNORE, PREPEND, REPLACE, ...).",
+        "regexp: or pcre: tables of header patterns with Postfix's cleanup actions (REJECT, WARN, INFO, FILTER, PASS, DISCARD, HOLD, PREPEND, REPLACE, REDIRECT, BCC, STRIP, IGNORE, DUNNO); mailgate check warns about entries cleanup would ignore.",
     ),
     (
         "body_checks",
-        "regexp: or pcre: tables of body line patterns with actions.",
+        "regexp: or pcre: tables of body line patterns with header_checks' actions.",
     ),
     (
         "mime_header_checks",
@@ -739,7 +739,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "milter_header_checks",
-        "header_checks tables applied to each header a milter adds or changes (REJECT, DISCARD, HOLD, FILTER, REDIRECT, BCC, IGNORE, REPLACE, WARN, INFO).",
+        "header_checks tables applied to each header a milter adds or changes (REJECT, DISCARD, HOLD, FILTER, REDIRECT, BCC, IGNORE, STRIP, REPLACE, WARN, INFO).",
     ),
     (
         "non_smtpd_milters",

@@ -9,6 +9,7 @@ mod aliases;
 mod check;
 mod clamd;
 pub mod client_score;
+pub mod content_action;
 pub mod content_reject;
 mod descriptions;
 mod endpoint;

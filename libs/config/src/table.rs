@@ -199,12 +199,31 @@ impl Table {
         }
     }
 
+    /// Every rule's result of a regexp or pcre table with the line it is
+    /// written on, `$n` written `${n}`, for checks of what the results
+    /// say; None for other tables. The file is the table's own, None for
+    /// an inline table.
+    pub fn rule_results(&self) -> Option<RuleResults<'_>> {
+        match &self.inner.source {
+            Source::Regex(rules) => {
+                let mut out = Vec::new();
+                rule_results(rules, &mut out);
+                Some((self.inner.file.as_deref(), out))
+            }
+            _ => None,
+        }
+    }
+
     /// True for tables that match the whole key by pattern (regexp, pcre, cidr, static):
     /// callers look such a table up once instead of trying partial keys.
     pub fn is_pattern_table(&self) -> bool {
         !matches!(self.inner.source, Source::Text(_))
     }
 }
+
+/// A regexp or pcre table's file (None when inline) and its rules'
+/// results with their lines.
+pub type RuleResults<'a> = (Option<&'a Path>, Vec<(usize, String)>);
 
 fn invalid(message: String) -> ConfigError {
     ConfigError::Invalid(vec![Diagnostic::unplaced(message)])
@@ -378,6 +397,8 @@ enum Rule {
         matcher: Matcher,
         negate: bool,
         result: Vec<Part>,
+        /// Where the rule is written, for `mailgate check`.
+        line: usize,
     },
     If {
         matcher: Matcher,
@@ -393,6 +414,7 @@ fn eval_rules(rules: &[Rule], key: &str) -> Option<String> {
                 matcher,
                 negate: true,
                 result,
+                ..
             } => {
                 if !matcher.is_match(key) {
                     return Some(substitute(result, &[]));
@@ -402,6 +424,7 @@ fn eval_rules(rules: &[Rule], key: &str) -> Option<String> {
                 matcher,
                 negate: false,
                 result,
+                ..
             } => {
                 if let Some(groups) = matcher.captures(key) {
                     return Some(substitute(result, &groups));
@@ -424,6 +447,24 @@ fn eval_rules(rules: &[Rule], key: &str) -> Option<String> {
 }
 
 /// The results of `rules` into `out`; false when one uses $n.
+fn rule_results(rules: &[Rule], out: &mut Vec<(usize, String)>) {
+    for rule in rules {
+        match rule {
+            Rule::Match { result, line, .. } => {
+                let text = result
+                    .iter()
+                    .map(|part| match part {
+                        Part::Literal(text) => text.clone(),
+                        Part::Group(n) => format!("${{{n}}}"),
+                    })
+                    .collect();
+                out.push((*line, text));
+            }
+            Rule::If { rules, .. } => rule_results(rules, out),
+        }
+    }
+}
+
 fn literal_results(rules: &[Rule], out: &mut Vec<String>) -> bool {
     for rule in rules {
         match rule {
@@ -521,6 +562,7 @@ fn parse_regex_table(text: &str, path: &Path, dialect: Dialect) -> Result<Vec<Ru
                         matcher,
                         negate,
                         result,
+                        line: line.line,
                     });
                 }
             }

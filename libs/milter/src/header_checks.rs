@@ -1,15 +1,22 @@
 //! milter_header_checks: header_checks(5) tables applied to each header a
 //! milter adds, inserts or changes, with the actions Postfix's cleanup
-//! carries out there (cleanup_milter.c): REJECT, DISCARD, HOLD, FILTER,
-//! REDIRECT and BCC decide about the message; IGNORE drops the header,
-//! REPLACE replaces it; WARN and INFO log; DUNNO and OK do nothing.
-//! PREPEND is not implemented in Postfix either (it warns, and so do we).
+//! carries out there (cleanup_milter.c, header_body_checks.c): REJECT,
+//! DISCARD, HOLD, FILTER, REDIRECT and BCC decide about the message;
+//! IGNORE and STRIP drop the header, REPLACE replaces it; WARN and INFO
+//! log; DUNNO and OK do nothing; after REJECT, DISCARD or REDIRECT nothing
+//! more is done. PREPEND is not implemented in Postfix either (it warns,
+//! and so do we); PASS and unknown actions get Postfix's "unsupported
+//! command" warning. Results are read by cleanup's parser
+//! (mailgate_config::content_action), with its warnings.
 //! Log lines are Postfix's (`milter-header-reject: header ... from ...`).
 
 use mailgate_config::Table;
+use mailgate_config::content_action::{self, ContentAction};
 use mailgate_log::{info, warning};
 
 use crate::group::{HeaderChecks, HeaderVerdict};
+
+const MAP_CLASS: &str = "milter_header_checks";
 
 /// What the checks decided about the message.
 #[derive(Debug, Default)]
@@ -40,7 +47,7 @@ pub struct Run<'a> {
     context: LogContext,
     pub decided: Decisions,
     /// Postfix's CLEANUP_FLAG_FILTER_ALL: cleared by REJECT, DISCARD and
-    /// REDIRECT, after which the actions that decide are not looked at.
+    /// REDIRECT, after which no action is carried out.
     filter_all: bool,
 }
 
@@ -96,21 +103,27 @@ impl HeaderChecks for Run<'_> {
         let Some(result) = self.tables.iter().find_map(|t| t.lookup(header)) else {
             return HeaderVerdict::Keep;
         };
-        let result = result.trim();
-        let (action, arg) = match result.split_once(char::is_whitespace) {
-            Some((a, rest)) => (a, rest.trim()),
-            None => (result, ""),
-        };
-        let action = action.to_ascii_uppercase();
-        let deciding = matches!(
-            action.as_str(),
-            "REJECT" | "DISCARD" | "HOLD" | "FILTER" | "REDIRECT" | "BCC"
-        );
-        if deciding && !self.filter_all {
+        // cleanup_milter_hbc_extend: once REJECT, DISCARD or REDIRECT has
+        // fired, no action is carried out any more.
+        if !self.filter_all {
             return HeaderVerdict::Keep;
         }
-        match action.as_str() {
-            "REJECT" => {
+        let action = match content_action::parse(&result, MAP_CLASS, true) {
+            // PASS is cleanup's own, not one of the milter checks'.
+            Ok(ContentAction::Pass(_)) => None,
+            Ok(action) => Some(action),
+            Err(_) if !content_action::is_known(&result) => None,
+            Err(w) => {
+                warning!("{w}");
+                return HeaderVerdict::Keep;
+            }
+        };
+        let Some(action) = action else {
+            warning!("unsupported command in {MAP_CLASS} map: {}", result.trim());
+            return HeaderVerdict::Keep;
+        };
+        match action {
+            ContentAction::Reject(arg) => {
                 let reply = reject_reply(arg);
                 let reason = reply.split_once(' ').map_or("", |(_, r)| r);
                 self.log("reject", header, reason);
@@ -118,68 +131,58 @@ impl HeaderChecks for Run<'_> {
                 self.filter_all = false;
                 HeaderVerdict::Stop
             }
-            "DISCARD" => {
+            ContentAction::Discard(arg) => {
                 self.log("discard", header, arg);
                 self.decided.discard = true;
                 self.filter_all = false;
                 HeaderVerdict::Stop
             }
-            "HOLD" => {
+            ContentAction::Hold(arg) => {
                 if self.decided.hold.is_none() {
                     self.log("hold", header, arg);
                     self.decided.hold = Some(header.chars().take(200).collect());
                 }
                 HeaderVerdict::Keep
             }
-            "FILTER" if arg.contains(':') => {
+            ContentAction::Filter(arg) => {
                 self.log("filter", header, arg);
                 self.decided.filter = Some(arg.to_string());
                 HeaderVerdict::Keep
             }
-            "FILTER" => {
-                warning!(
-                    "bad FILTER command {arg} in milter_header_checks -- need transport:destination"
-                );
-                HeaderVerdict::Keep
-            }
-            "REDIRECT" | "BCC" if !arg.contains('@') => {
-                warning!(
-                    "bad {action} target \"{arg}\" in milter_header_checks map -- need user@domain"
-                );
-                HeaderVerdict::Keep
-            }
-            "REDIRECT" => {
+            ContentAction::Redirect(arg) => {
                 self.log("redirect", header, arg);
                 self.decided.redirect = Some(arg.to_string());
                 self.filter_all = false;
                 HeaderVerdict::Keep
             }
-            "BCC" => {
+            ContentAction::Bcc(arg) => {
                 self.log("bcc", header, arg);
                 self.decided.bcc.push(arg.to_string());
                 HeaderVerdict::Keep
             }
-            "WARN" => {
+            ContentAction::Warn(arg) => {
                 self.log("warning", header, arg);
                 HeaderVerdict::Keep
             }
-            "INFO" => {
+            ContentAction::Info(arg) => {
                 self.log("info", header, arg);
                 HeaderVerdict::Keep
             }
-            "IGNORE" => HeaderVerdict::Drop,
-            "REPLACE" if !arg.is_empty() => HeaderVerdict::Replace(arg.to_string()),
-            "PREPEND" => {
+            ContentAction::Replace(arg) => {
+                self.log("replace", header, arg);
+                HeaderVerdict::Replace(arg.to_string())
+            }
+            ContentAction::Prepend(arg) => {
+                self.log("prepend", header, arg);
                 warning!("the milter_header/body_checks prepend action is not implemented");
                 HeaderVerdict::Keep
             }
-            "DUNNO" | "OK" => HeaderVerdict::Keep,
-            _ => {
-                warning!(
-                    "unsupported milter_header_checks action \"{result}\" for header {header}; ignored"
-                );
-                HeaderVerdict::Keep
+            ContentAction::Strip(arg) => {
+                self.log("strip", header, arg);
+                HeaderVerdict::Drop
             }
+            ContentAction::Ignore => HeaderVerdict::Drop,
+            ContentAction::Dunno | ContentAction::Pass(_) => HeaderVerdict::Keep,
         }
     }
 }
@@ -187,6 +190,35 @@ impl HeaderChecks for Run<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strip_replace_and_nothing_after_redirect() {
+        let dir = std::path::Path::new("/");
+        let tables = [Table::open(
+            "regexp:{{/^X-Strip:/ STRIP gone}, {/^X-Replace:/ REPLACE X-New: 1}, \
+             {/^X-Bad:/ REPLACE not a header}, {/^X-Unknown:/ FROB it}, \
+             {/^X-Pass:/ PASS}, {/^X-Redirect:/ REDIRECT a@example.com}, \
+             {/^X-Bcc:/ BCC b@example.com}}",
+            dir,
+        )
+        .unwrap()];
+        let mut run = Run::new(&tables, LogContext::default());
+        assert_eq!(run.check("X-Strip: 1"), HeaderVerdict::Drop);
+        assert_eq!(
+            run.check("X-Replace: 1"),
+            HeaderVerdict::Replace("X-New: 1".into())
+        );
+        // Bad text, unknown actions and cleanup's PASS: warned and kept.
+        for header in ["X-Bad: 1", "X-Unknown: 1", "X-Pass: 1"] {
+            assert_eq!(run.check(header), HeaderVerdict::Keep, "{header}");
+        }
+        assert_eq!(run.check("X-Redirect: 1"), HeaderVerdict::Keep);
+        // After REDIRECT nothing more, as cleanup_milter_hbc_extend has it.
+        assert_eq!(run.check("X-Strip: 2"), HeaderVerdict::Keep);
+        assert_eq!(run.check("X-Bcc: 2"), HeaderVerdict::Keep);
+        assert_eq!(run.decided.redirect.as_deref(), Some("a@example.com"));
+        assert!(run.decided.bcc.is_empty());
+    }
 
     #[test]
     fn reject_replies_as_postfix_gives_them() {

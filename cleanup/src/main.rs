@@ -7,8 +7,10 @@
 //! only then answers smtpd, which only then answers 250. Then it wakes qmgr.
 
 mod arc;
+mod deliver;
 mod dkim;
 mod headers;
+mod queue_file;
 mod rewrite;
 mod routing;
 mod scan_client;

@@ -210,6 +210,10 @@ pub(crate) struct Session<'a, S> {
     /// The macro values the milters get.
     pub macros: mailgate_milter::Macros,
     pub milter_flags: crate::milter::MilterFlags,
+    /// One Begin to cleanup in flight at a time: a client that pipelines
+    /// MAIL, RCPT and RSET over and over waits for the Begin of each
+    /// abandoned transaction rather than opening any number at once.
+    pub begin_slot: Option<std::sync::Arc<tokio::sync::Semaphore>>,
 }
 
 /// Serves one client until it quits or is dropped, logging as Postfix does.
@@ -248,6 +252,7 @@ where
         soft_refusal: false,
         note_bare_lf: false,
         milters: None,
+        begin_slot: None,
         macros: mailgate_milter::Macros::default(),
         milter_flags: crate::milter::MilterFlags::default(),
     };

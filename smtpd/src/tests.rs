@@ -454,6 +454,67 @@ async fn cleanup_unreachable_means_451() {
     );
 }
 
+/// A client pipelining MAIL, RCPT and RSET over and over does not open a
+/// cleanup transaction per cycle at once: each Begin waits for the one of
+/// the transaction before (cleanup here answers Begin after 20 ms).
+#[tokio::test]
+async fn abandoned_transactions_keep_one_begin_in_flight() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("cleanup");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let open = Arc::new(AtomicUsize::new(0));
+    let (most, begun) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (o, m, b) = (open.clone(), most.clone(), begun.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (o, m, b) = (o.clone(), m.clone(), b.clone());
+            tokio::spawn(async move {
+                let now = o.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(now, Ordering::SeqCst);
+                let mut channel = Channel::new(stream);
+                while let Ok((request, _)) = channel.recv::<Request>().await {
+                    if let Request::Begin = request {
+                        let n = b.fetch_add(1, Ordering::SeqCst) + 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        let started = CleanupReply::Started {
+                            queue_id: format!("Q{n}"),
+                        };
+                        if channel.send(&started, &[]).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                o.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    let mut s = settings(RELAY_CF);
+    s.cleanup_socket = Some(socket);
+    let mut input = b"EHLO c\r\n".to_vec();
+    for _ in 0..30 {
+        input.extend_from_slice(b"MAIL FROM:<s@x>\r\nRCPT TO:<a@relay.example>\r\nRSET\r\n");
+    }
+    input.extend_from_slice(b"QUIT\r\n");
+    let out = talk(&s, INSIDE, &input).await;
+    let ok = replies(&out)
+        .iter()
+        .filter(|r| **r == "250 2.1.5 Ok")
+        .count();
+    assert_eq!(ok, 30, "{out}");
+    // Every RCPT began a transaction, but never more than the current one
+    // and the one before it were open at once.
+    for _ in 0..200 {
+        if begun.load(Ordering::SeqCst) == 30 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(begun.load(Ordering::SeqCst), 30);
+    let most = most.load(Ordering::SeqCst);
+    assert!(most <= 2, "{most} cleanup connections open at once");
+}
+
 async fn one_message(answer: Answer, main_cf: &str, body: &[u8]) -> (Vec<String>, Cleanup) {
     let c = cleanup(answer);
     let s = with_cleanup(settings(main_cf), &c);

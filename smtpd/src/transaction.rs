@@ -59,14 +59,18 @@ enum CleanupState {
 }
 
 /// Opens the transaction in cleanup in its own task; `client` is the
-/// `client=` line's text after the queue ID.
+/// `client=` line's text after the queue ID. The task holds the session's
+/// Begin slot until cleanup has answered.
 fn start_cleanup(
     socket: std::path::PathBuf,
     timeout: std::time::Duration,
     client: String,
+    slot: tokio::sync::OwnedSemaphorePermit,
 ) -> CleanupState {
     CleanupState::Starting(tokio::spawn(async move {
-        match CleanupSession::begin(&socket, timeout).await {
+        let begun = CleanupSession::begin(&socket, timeout).await;
+        drop(slot);
+        match begun {
             Ok(cleanup) => {
                 info!("{}: {client}", cleanup.queue_id());
                 Some(cleanup)
@@ -192,10 +196,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             return reply;
         }
         let label = self.st.peer.label();
+        // A Begin still in flight for an abandoned transaction of this
+        // session is waited for first (it answers within ipc_timeout).
+        let slot = if self.txn.as_ref().is_some_and(|t| t.cleanup.is_none()) {
+            let slot = self
+                .begin_slot
+                .get_or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(1)))
+                .clone();
+            match slot.acquire_owned().await {
+                Ok(permit) => Some(permit),
+                Err(_) => return queue_error(),
+            }
+        } else {
+            None
+        };
         let Some(txn) = self.txn.as_mut() else {
             return Reply::new(503, "5.5.1 Error: need MAIL command");
         };
-        if txn.cleanup.is_none() {
+        if let Some(slot) = slot {
             let socket = s
                 .cleanup_socket
                 .clone()
@@ -210,7 +228,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             };
             let forwarded = self.st.xforward.log_suffix();
             let client = format!("client={label}{sasl}{forwarded}");
-            txn.cleanup = Some(start_cleanup(socket, s.ipc_timeout, client));
+            txn.cleanup = Some(start_cleanup(socket, s.ipc_timeout, client, slot));
         }
         txn.recipients
             .push(Recipient::new(recipient.clone(), params.orcpt));

@@ -188,7 +188,7 @@ fn recipient_fields(
     let status = recipient
         .last_status
         .as_deref()
-        .filter(|s| is_status_code(s))
+        .filter(|s| mailgate_config::status::is_valid(s))
         .unwrap_or(default_status);
     let _ = writeln!(f, "Status: {status}");
     let reason = recipient.last_reason.as_deref().unwrap_or("");
@@ -247,16 +247,6 @@ fn decode_orcpt(orcpt: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok().map(|s| one_line(&s))
-}
-
-/// `X.Y.Z` with a class of 2, 4 or 5 and numeric parts.
-fn is_status_code(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('.').collect();
-    parts.len() == 3
-        && matches!(parts[0], "2" | "4" | "5")
-        && parts[1..]
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Text from outside (a server's reply) goes into a header field or a
@@ -434,9 +424,9 @@ mod tests {
         assert_eq!(decode_orcpt("rfc822;a+zz@x"), None);
         assert_eq!(decode_orcpt("rfc822;a+"), None);
         assert_eq!(decode_orcpt("x400;abc"), None);
-        assert!(is_status_code("5.1.1"));
-        assert!(!is_status_code("5.1"));
-        assert!(!is_status_code("5.1.1\r\nX: y"));
+        assert!(mailgate_config::status::is_valid("5.1.1"));
+        assert!(!mailgate_config::status::is_valid("5.1"));
+        assert!(!mailgate_config::status::is_valid("5.1.1\r\nX: y"));
         assert_eq!(smtp_reply("connect to x: refused"), None);
         assert_eq!(
             smtp_reply("host a.b[1.2.3.4] said: 554 no (in reply to end of DATA command)"),

@@ -138,7 +138,9 @@ pub async fn deliver(
 pub(crate) fn pseudo(text: &str, class: char) -> Status {
     let text = text.trim();
     let (dsn, reason) = match text.split_once(' ') {
-        Some((code, rest)) if is_status_code(code, class) => (code.to_string(), rest.trim()),
+        Some((code, rest)) if mailgate_config::status::class(code) == Some(class) => {
+            (code.to_string(), rest.trim())
+        }
         _ => (format!("{class}.0.0"), text),
     };
     let reason = if reason.is_empty() {
@@ -147,16 +149,6 @@ pub(crate) fn pseudo(text: &str, class: char) -> Status {
         reason
     };
     Status::failed(dsn, reason)
-}
-
-fn is_status_code(code: &str, class: char) -> bool {
-    let parts: Vec<&str> = code.split('.').collect();
-    parts.len() == 3
-        && parts[0].len() == 1
-        && parts[0].starts_with(class)
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Whether an address can go inside `<...>` on a command line: no line

@@ -19,7 +19,7 @@ pub struct Rejection {
 pub fn reject_reply(optional_text: &str) -> Rejection {
     let given = optional_text.trim();
     let (status, text) = match given.split_once(' ').unwrap_or((given, "")) {
-        (first, rest) if is_status(first) => (first.to_string(), rest.trim()),
+        (first, rest) if crate::status::class(first).is_some() => (first.to_string(), rest.trim()),
         _ => ("5.7.1".to_string(), given),
     };
     let mut status = status;
@@ -38,16 +38,6 @@ pub fn reject_reply(optional_text: &str) -> Rejection {
         },
         warning,
     }
-}
-
-/// An RFC 3463 status code: a digit, then two groups of 1 to 3 digits.
-fn is_status(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('.').collect();
-    parts.len() == 3
-        && parts[0].len() == 1
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]

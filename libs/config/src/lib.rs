@@ -31,6 +31,7 @@ mod rewrite;
 mod route;
 mod sasl;
 pub mod sender_auth;
+pub mod status;
 mod table;
 mod tls;
 mod tls_check;

@@ -426,7 +426,7 @@ pub(super) fn dsn_split<'t>(default: &str, text: &'t str) -> (String, &'t str) {
         Some((first, rest)) => (first, rest.trim_start()),
         None => (text, ""),
     };
-    if super::valid_dsn(first) {
+    if mailgate_config::status::is_valid(first) {
         (first.to_string(), rest)
     } else {
         (default.to_string(), text)

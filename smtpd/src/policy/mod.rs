@@ -570,7 +570,7 @@ impl<'a> Evaluator<'a> {
         if !(400..600).contains(&code) {
             warning!("SMTP reply code configuration error: {code} {dsn} {text}");
             (code, dsn, text) = (450, "4.7.1".into(), "Service unavailable".into());
-        } else if !valid_dsn(&dsn) {
+        } else if !mailgate_config::status::is_valid(&dsn) {
             warning!("DSN detail code configuration error: {code} {dsn} {text}");
             (code, dsn, text) = (450, "4.7.1".into(), "Service unavailable".into());
         }
@@ -658,16 +658,6 @@ fn rejected(decision: Decision) -> Option<Reply> {
         Decision::Reject(reply) => Some(reply),
         _ => None,
     }
-}
-
-/// `2.x.y`, `4.x.y` or `5.x.y` with one to three digits each.
-fn valid_dsn(dsn: &str) -> bool {
-    let parts: Vec<&str> = dsn.split('.').collect();
-    parts.len() == 3
-        && matches!(parts[0], "2" | "4" | "5")
-        && parts[1..]
-            .iter()
-            .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn truncate_at_char(text: &mut String, max: usize) {

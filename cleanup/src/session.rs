@@ -51,9 +51,9 @@ pub async fn run(mut channel: Channel, shared: Arc<Shared>) {
     // The file's name is made durable while the message arrives: an fsync
     // of incoming/ that starts now (shared with concurrent sessions), so at
     // the commit only the file's own fsync is left to wait for.
-    let dir_synced = tokio::task::spawn_blocking(|| {
-        mailgate_ipc::group_sync::for_dir(std::path::Path::new(INCOMING)).sync()
-    });
+    let dir_synced = tokio::spawn(
+        mailgate_ipc::group_sync::for_dir(std::path::Path::new(INCOMING)).sync_async(),
+    );
     let reserved = Reserved {
         file: pending,
         dir_synced,

@@ -7,6 +7,11 @@
 //! before an fsync that started after its own rename has succeeded, so
 //! "250 only after it is on disk" holds as with one fsync per message; a
 //! failed fsync fails exactly the commits of its batch.
+//!
+//! Two ways to wait: [`DirSync::sync`] blocks its thread (for code on a
+//! blocking thread already); [`DirSync::sync_async`] holds no thread while
+//! it waits, and only a batch's leader runs its fsync on a blocking thread,
+//! so twenty sessions waiting for one fsync cost one thread, not twenty.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -28,19 +33,32 @@ struct State {
     syncing: bool,
 }
 
+/// How a directory is synced (a test's stand-in in the tests).
+type Fsync = Arc<dyn Fn(&Path) -> io::Result<()> + Send + Sync>;
+
 /// The directory fsyncs of one directory.
 pub struct DirSync {
     dir: PathBuf,
     state: Mutex<State>,
+    /// Wakes blocking waiters when an fsync ends.
     changed: Condvar,
+    /// Wakes async waiters when an fsync ends.
+    ended: tokio::sync::Notify,
+    fsync: Fsync,
 }
 
 impl DirSync {
     pub fn new(dir: &Path) -> DirSync {
+        DirSync::with_fsync(dir, Arc::new(|dir: &Path| File::open(dir)?.sync_all()))
+    }
+
+    fn with_fsync(dir: &Path, fsync: Fsync) -> DirSync {
         DirSync {
             dir: dir.to_path_buf(),
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
+            ended: tokio::sync::Notify::new(),
+            fsync,
         }
     }
 
@@ -53,7 +71,59 @@ impl DirSync {
     /// Returns once an fsync of the directory that started after this call
     /// began has succeeded. Blocking: call it off async runtimes' threads.
     pub fn sync(&self) -> io::Result<()> {
-        self.sync_with(|dir| File::open(dir)?.sync_all())
+        let fsync = self.fsync.clone();
+        self.sync_with(|dir| fsync(dir))
+    }
+
+    /// [`sync`](Self::sync) for async code: returns once an fsync of the
+    /// directory that started after this future was first polled has
+    /// succeeded. No thread waits; a batch's leader hands its fsync to a
+    /// blocking thread, which finishes the batch even if the leader's
+    /// future is dropped meanwhile (so no batch is left unsynced with
+    /// `syncing` set).
+    pub async fn sync_async(self: Arc<Self>) -> io::Result<()> {
+        let mine = self
+            .lock()
+            .collecting
+            .get_or_insert_with(|| Arc::new(Batch::default()))
+            .clone();
+        loop {
+            // Registered before the state is looked at, so the end of an
+            // fsync that starts after the look is not missed.
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            {
+                let mut state = self.lock();
+                if let Some(result) = mine.result.get() {
+                    return result
+                        .clone()
+                        .map_err(|(kind, message)| io::Error::new(kind, message));
+                }
+                if !state.syncing {
+                    // Ours is the collecting batch (as in sync_with): lead.
+                    let batch = state
+                        .collecting
+                        .take()
+                        .expect("an unsynced batch with no fsync running is the collecting one");
+                    state.syncing = true;
+                    drop(state);
+                    let this = self.clone();
+                    drop(tokio::task::spawn_blocking(move || this.lead(&batch)));
+                }
+            }
+            ended.await;
+        }
+    }
+
+    /// Runs the fsync of `batch` (taken from `collecting`, with `syncing`
+    /// set by the caller), records its result and wakes every waiter.
+    fn lead(&self, batch: &Batch) {
+        let result = (self.fsync)(&self.dir).map_err(|e| (e.kind(), e.to_string()));
+        let _ = batch.result.set(result);
+        self.lock().syncing = false;
+        self.changed.notify_all();
+        self.ended.notify_waiters();
     }
 
     fn sync_with(&self, fsync: impl Fn(&Path) -> io::Result<()>) -> io::Result<()> {
@@ -86,6 +156,7 @@ impl DirSync {
             state = self.lock();
             state.syncing = false;
             self.changed.notify_all();
+            self.ended.notify_waiters();
         }
     }
 }
@@ -172,5 +243,67 @@ mod tests {
                 .sync()
                 .is_err()
         );
+    }
+
+    /// The async form: 32 waiting tasks share few fsyncs (each run by a
+    /// batch's leader on a blocking thread), and each returns only once an
+    /// fsync that began after it joined has finished.
+    #[tokio::test(flavor = "current_thread")]
+    async fn async_commits_share_fsyncs_that_start_after_them() {
+        static RENAMED: AtomicUsize = AtomicUsize::new(0);
+        static DURABLE: AtomicUsize = AtomicUsize::new(0);
+        static FSYNCS: AtomicUsize = AtomicUsize::new(0);
+        let sync = Arc::new(DirSync::with_fsync(
+            Path::new("."),
+            Arc::new(|_: &Path| {
+                FSYNCS.fetch_add(1, Ordering::SeqCst);
+                let seen = RENAMED.load(Ordering::SeqCst);
+                thread::sleep(Duration::from_millis(5));
+                DURABLE.fetch_max(seen, Ordering::SeqCst);
+                Ok(())
+            }),
+        ));
+        let tasks: Vec<_> = (0..32)
+            .map(|i| {
+                let sync = sync.clone();
+                tokio::spawn(async move {
+                    // Spread the renames over a few fsyncs.
+                    tokio::time::sleep(Duration::from_millis(i % 4 * 3)).await;
+                    let mine = RENAMED.fetch_add(1, Ordering::SeqCst) + 1;
+                    sync.sync_async().await.unwrap();
+                    assert!(DURABLE.load(Ordering::SeqCst) >= mine);
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let fsyncs = FSYNCS.load(Ordering::SeqCst);
+        assert!((1..32).contains(&fsyncs), "{fsyncs} fsyncs for 32 commits");
+    }
+
+    /// A leader whose future is dropped while its fsync runs still ends
+    /// the batch: the next waiter is not stuck behind it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_dropped_leader_still_ends_its_fsync() {
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        let sync = Arc::new(DirSync::with_fsync(
+            Path::new("."),
+            Arc::new(|_: &Path| {
+                thread::sleep(Duration::from_millis(20));
+                if CALLS.fetch_add(1, Ordering::SeqCst) == 0 {
+                    Err(io::Error::other("disk on fire"))
+                } else {
+                    Ok(())
+                }
+            }),
+        ));
+        let leader = tokio::spawn(sync.clone().sync_async());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        leader.abort();
+        let next = tokio::time::timeout(Duration::from_secs(5), sync.clone().sync_async()).await;
+        // The first fsync failed for the dropped leader's batch only.
+        next.expect("not stuck").unwrap();
+        assert_eq!(CALLS.load(Ordering::SeqCst), 2);
     }
 }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use mailgate_ipc::anvil_counts::ClientCounts;
 use mailgate_ipc::protocol::anvil::Event;
 
 /// (master.cf service, client address): Postfix's `service:address` key.
@@ -18,55 +19,6 @@ pub type Key = (String, IpAddr);
 /// would pass the bound.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Full;
-
-/// One rate window: events since `start`, restarted once a unit has passed.
-#[derive(Default, Clone, Copy)]
-struct Window {
-    start: Option<Instant>,
-    count: u32,
-}
-
-impl Window {
-    fn hit(&mut self, now: Instant, unit: Duration) -> u32 {
-        match self.start {
-            Some(start) if now.saturating_duration_since(start) < unit => {}
-            _ => {
-                self.start = Some(now);
-                self.count = 0;
-            }
-        }
-        self.count = self.count.saturating_add(1);
-        self.count
-    }
-
-    fn expired(&self, now: Instant, unit: Duration) -> bool {
-        self.start
-            .is_none_or(|s| now.saturating_duration_since(s) >= unit)
-    }
-}
-
-#[derive(Default)]
-struct Client {
-    connections: u32,
-    connection_rate: Window,
-    message_rate: Window,
-    recipient_rate: Window,
-    auth_rate: Window,
-}
-
-impl Client {
-    fn idle(&self, now: Instant, unit: Duration) -> bool {
-        self.connections == 0
-            && [
-                self.connection_rate,
-                self.message_rate,
-                self.recipient_rate,
-                self.auth_rate,
-            ]
-            .iter()
-            .all(|w| w.expired(now, unit))
-    }
-}
 
 /// The highest values seen since the last statistics line, as Postfix's
 /// anvil logs them every anvil_status_update_time.
@@ -108,7 +60,7 @@ fn peak(slot: &mut Option<Peak>, value: u32, key: &Key) {
 pub struct Table {
     unit: Duration,
     max_clients: usize,
-    clients: HashMap<Key, Client>,
+    clients: HashMap<Key, ClientCounts>,
     peaks: Peaks,
 }
 
@@ -128,7 +80,7 @@ impl Table {
     }
 
     /// The client's entry, made when there is room.
-    fn client(&mut self, key: &Key, now: Instant) -> Result<&mut Client, Full> {
+    fn client(&mut self, key: &Key, now: Instant) -> Result<&mut ClientCounts, Full> {
         if !self.clients.contains_key(key) {
             if self.clients.len() >= self.max_clients {
                 self.sweep(now);
@@ -136,7 +88,7 @@ impl Table {
             if self.clients.len() >= self.max_clients {
                 return Err(Full);
             }
-            self.clients.insert(key.clone(), Client::default());
+            self.clients.insert(key.clone(), ClientCounts::default());
             let size = self.clients.len();
             if self.peaks.cache_size.is_none_or(|(max, _)| size > max) {
                 self.peaks.cache_size = Some((size, unix_now()));
@@ -149,10 +101,7 @@ impl Table {
     /// its connection rate.
     pub fn connect(&mut self, key: &Key, now: Instant) -> Result<(u32, u32), Full> {
         let unit = self.unit;
-        let client = self.client(key, now)?;
-        client.connections = client.connections.saturating_add(1);
-        let rate = client.connection_rate.hit(now, unit);
-        let count = client.connections;
+        let (count, rate) = self.client(key, now)?.connect(now, unit);
         peak(&mut self.peaks.connection_count, count, key);
         peak(&mut self.peaks.connection_rate, rate, key);
         Ok((count, rate))
@@ -161,20 +110,14 @@ impl Table {
     /// `n` sessions of the client ended.
     pub fn disconnect(&mut self, key: &Key, n: u32) {
         if let Some(client) = self.clients.get_mut(key) {
-            client.connections = client.connections.saturating_sub(n);
+            client.disconnect(n);
         }
     }
 
     /// One event of the client: its rate in the current unit.
     pub fn rate(&mut self, key: &Key, event: Event, now: Instant) -> Result<u32, Full> {
         let unit = self.unit;
-        let client = self.client(key, now)?;
-        let window = match event {
-            Event::Message => &mut client.message_rate,
-            Event::Recipient => &mut client.recipient_rate,
-            Event::Auth => &mut client.auth_rate,
-        };
-        let rate = window.hit(now, unit);
+        let rate = self.client(key, now)?.hit(event, now, unit);
         let slot = match event {
             Event::Message => &mut self.peaks.message_rate,
             Event::Recipient => &mut self.peaks.recipient_rate,

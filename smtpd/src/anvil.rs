@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mailgate_ipc::anvil_counts::ClientCounts;
 use mailgate_ipc::protocol::anvil::Event;
 
 use crate::anvil_client::Remote;
@@ -21,44 +22,10 @@ use crate::anvil_client::Remote;
 /// Entries are swept of idle clients once the table holds this many.
 const SWEEP_AT: usize = 4096;
 
-#[derive(Default)]
-struct Window {
-    start: Option<Instant>,
-    count: u32,
-}
-
-impl Window {
-    /// Counts one event; the window restarts once a unit has passed.
-    fn hit(&mut self, now: Instant, unit: Duration) -> u32 {
-        match self.start {
-            Some(start) if now.duration_since(start) < unit => {}
-            _ => {
-                self.start = Some(now);
-                self.count = 0;
-            }
-        }
-        self.count = self.count.saturating_add(1);
-        self.count
-    }
-
-    fn expired(&self, now: Instant, unit: Duration) -> bool {
-        self.start.is_none_or(|s| now.duration_since(s) >= unit)
-    }
-}
-
-#[derive(Default)]
-struct Client {
-    connections: u32,
-    connection_rate: Window,
-    message_rate: Window,
-    recipient_rate: Window,
-    auth_rate: Window,
-}
-
 /// The counters, shared by every session of the process.
 pub struct Anvil {
     unit: Duration,
-    clients: Mutex<HashMap<IpAddr, Client>>,
+    clients: Mutex<HashMap<IpAddr, ClientCounts>>,
     /// The anvil service; None when not asked (unit tests).
     remote: Option<Remote>,
 }
@@ -76,7 +43,7 @@ impl Drop for Connection {
     fn drop(&mut self) {
         let mut clients = self.anvil.lock();
         if let Some(client) = clients.get_mut(&self.addr) {
-            client.connections = client.connections.saturating_sub(1);
+            client.disconnect(1);
         }
         drop(clients);
         if let (Some(remote), Some(generation)) = (&self.anvil.remote, self.remote) {
@@ -106,7 +73,7 @@ impl Anvil {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Client>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, ClientCounts>> {
         // A panic while holding the lock leaves counters, not invariants.
         self.clients.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -135,30 +102,15 @@ impl Anvil {
         let mut clients = self.lock();
         if clients.len() >= SWEEP_AT {
             let unit = self.unit;
-            clients.retain(|_, c| {
-                c.connections > 0
-                    || !c.connection_rate.expired(now, unit)
-                    || !c.message_rate.expired(now, unit)
-                    || !c.recipient_rate.expired(now, unit)
-                    || !c.auth_rate.expired(now, unit)
-            });
+            clients.retain(|_, c| !c.idle(now, unit));
         }
-        let client = clients.entry(addr).or_default();
-        client.connections = client.connections.saturating_add(1);
-        let rate = client.connection_rate.hit(now, self.unit);
-        (client.connections, rate)
+        clients.entry(addr).or_default().connect(now, self.unit)
     }
 
     fn hit_here(&self, addr: IpAddr, event: Event) -> u32 {
         let now = Instant::now();
         let mut clients = self.lock();
-        let client = clients.entry(addr).or_default();
-        let window = match event {
-            Event::Message => &mut client.message_rate,
-            Event::Recipient => &mut client.recipient_rate,
-            Event::Auth => &mut client.auth_rate,
-        };
-        window.hit(now, self.unit)
+        clients.entry(addr).or_default().hit(event, now, self.unit)
     }
 
     async fn hit(&self, addr: IpAddr, event: Event) -> u32 {
@@ -230,15 +182,5 @@ mod tests {
         assert_eq!(anvil.connect(a).await.1, 2);
         assert_eq!(anvil.message(a).await, 1);
         assert_eq!(anvil.recipient(a).await, 1);
-    }
-
-    #[test]
-    fn windows_restart_after_a_unit() {
-        let mut w = Window::default();
-        let t0 = Instant::now();
-        let unit = Duration::from_secs(60);
-        assert_eq!(w.hit(t0, unit), 1);
-        assert_eq!(w.hit(t0 + Duration::from_secs(59), unit), 2);
-        assert_eq!(w.hit(t0 + Duration::from_secs(61), unit), 1);
     }
 }

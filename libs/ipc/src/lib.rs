@@ -2,6 +2,7 @@
 //! sockets, the protocol of each pair of processes, what the master hands a
 //! worker, and the spool with its queue file format.
 
+pub mod anvil_counts;
 pub mod auth;
 pub mod channel;
 pub mod envelope;

@@ -11,22 +11,16 @@ use std::fs;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::Duration;
 
+use mailgate_sandbox::probe_harness::{self, Expect, fail};
 use mailgate_sandbox::profiles::{GREYLIST, GREYLIST_REDIS, Profile};
 use mailgate_sandbox::{Mode, Placement, enter, lookup_user};
 use mailgate_store::{Store, StoreOptions, StoreSpec};
 
 const MAIL_OWNER: &str = "mailgate";
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Expect {
-    Works,
-    Sigsys,
-}
 
 const CASES: &[(&str, &str, Expect)] = &[
     ("greylist", "allowed", Expect::Works),
@@ -40,60 +34,13 @@ const CASES: &[(&str, &str, Expect)] = &[
 ];
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--probe") && args.len() == 5 {
-        return probe(&args[2], &args[3], Path::new(&args[4]));
-    }
-    if args.iter().any(|a| a == "--list") {
-        println!("sandbox: test");
-        return ExitCode::SUCCESS;
-    }
-    let mut failed = 0;
-    for &(profile, case, expect) in CASES {
-        let outcome = run_case(profile, case);
-        let ok = outcome == Ok(expect);
-        println!(
-            "test {profile}/{case} ... {}",
-            if ok { "ok" } else { "FAILED" }
-        );
-        if !ok {
-            println!("  expected {expect:?}, got {outcome:?}");
-            failed += 1;
-        }
-    }
-    println!(
-        "\ntest result: {}. {} passed; {failed} failed",
-        if failed == 0 { "ok" } else { "FAILED" },
-        CASES.len() - failed
-    );
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    probe_harness::main("sandbox", CASES, prepare, probe)
 }
 
-fn run_case(profile: &str, case: &str) -> Result<Expect, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
-        .map_err(|e| e.to_string())?;
-    fs::write(dir.path().join("other-file"), "not to be touched\n").map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let status = Command::new(exe)
-        .args(["--probe", profile, case])
-        .arg(dir.path())
-        .status()
-        .map_err(|e| e.to_string())?;
-    match (status.code(), status.signal()) {
-        (Some(0), _) => Ok(Expect::Works),
-        (_, Some(libc::SIGSYS)) => Ok(Expect::Sigsys),
-        (code, signal) => Err(format!("exit status {code:?}, signal {signal:?}")),
-    }
-}
-
-fn fail(why: &str) -> ! {
-    eprintln!("probe: {why}");
-    std::process::exit(2)
+/// The case's spool, with a file the probes may not touch.
+fn prepare(dir: &Path) -> Result<(), String> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+    fs::write(dir.join("other-file"), "not to be touched\n").map_err(|e| e.to_string())
 }
 
 fn probe(name: &str, case: &str, dir: &Path) -> ExitCode {

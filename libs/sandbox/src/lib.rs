@@ -3,6 +3,8 @@
 
 pub mod landlock;
 pub mod privileges;
+#[doc(hidden)]
+pub mod probe_harness;
 pub mod profiles;
 pub mod seccomp;
 pub mod worker;

@@ -14,29 +14,15 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use mailgate_sandbox::probe_harness::{self, Expect, REFUSED, fail};
 use mailgate_sandbox::profiles::{self, Profile, Promise};
 use mailgate_sandbox::{Mode, Placement, enter, lookup_user};
 
 /// The user the sandboxed child becomes when the test runs as root.
 const MAIL_OWNER: &str = "mailgate";
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Expect {
-    /// Everything the service needs works: exit status 0.
-    Works,
-    /// Killed by its own filter.
-    Sigsys,
-    /// The call was made (seccomp let it through, or only logged it) and
-    /// failed with the error Landlock gives: exit status 3.
-    Refused,
-}
-
-/// The exit status of a probe whose call was refused as expected.
-const REFUSED: u8 = 3;
 
 /// (service, case, expected outcome). Cases named `log-mode-...` run with
 /// sandbox_mode = log, so seccomp only logs the call and what is shown is
@@ -127,57 +113,7 @@ const CASES: &[(&str, &str, Expect)] = &[
 ];
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--probe") && args.len() == 5 {
-        return probe(&args[2], &args[3], Path::new(&args[4]));
-    }
-    // `cargo test -- --list` and filters: this binary has no harness, so it
-    // answers the listing itself and otherwise runs every case.
-    if args.iter().any(|a| a == "--list") {
-        println!("profiles: test");
-        return ExitCode::SUCCESS;
-    }
-    let mut failed = 0;
-    for &(service, case, expect) in CASES {
-        let outcome = run_case(service, case);
-        let ok = outcome == Ok(expect);
-        println!(
-            "test {service}::{case} ... {}",
-            if ok { "ok" } else { "FAILED" }
-        );
-        if !ok {
-            eprintln!("  {service}::{case}: expected {expect:?}, got {outcome:?}");
-            failed += 1;
-        }
-    }
-    println!(
-        "\ntest result: {}. {} passed; {failed} failed",
-        if failed == 0 { "ok" } else { "FAILED" },
-        CASES.len() - failed
-    );
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
-/// Runs one case in a child and says how it ended.
-fn run_case(service: &str, case: &str) -> Result<Expect, String> {
-    let spool = tempfile::tempdir().map_err(|e| e.to_string())?;
-    make_spool(spool.path())?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let status = Command::new(exe)
-        .args(["--probe", service, case])
-        .arg(spool.path())
-        .status()
-        .map_err(|e| e.to_string())?;
-    match (status.code(), status.signal()) {
-        (Some(0), _) => Ok(Expect::Works),
-        (Some(code), _) if code == i32::from(REFUSED) => Ok(Expect::Refused),
-        (_, Some(libc::SIGSYS)) => Ok(Expect::Sigsys),
-        (code, signal) => Err(format!("exit status {code:?}, signal {signal:?}")),
-    }
+    probe_harness::main("profiles", CASES, make_spool, probe)
 }
 
 /// A spool as the master makes it: the queues, owned by mail_owner when
@@ -228,11 +164,6 @@ fn profile(service: &str) -> Profile {
         .iter()
         .find(|p| p.service == service)
         .unwrap_or_else(|| fail(&format!("no profile {service}")))
-}
-
-fn fail(why: &str) -> ! {
-    eprintln!("probe: {why}");
-    std::process::exit(2)
 }
 
 /// What the probe holds from before the sandbox, as a worker holds what the

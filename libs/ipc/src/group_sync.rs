@@ -71,8 +71,29 @@ impl DirSync {
     /// Returns once an fsync of the directory that started after this call
     /// began has succeeded. Blocking: call it off async runtimes' threads.
     pub fn sync(&self) -> io::Result<()> {
-        let fsync = self.fsync.clone();
-        self.sync_with(|dir| fsync(dir))
+        let mine = self.join();
+        let mut state = self.lock();
+        loop {
+            if let Some(result) = outcome(&mine) {
+                return result;
+            }
+            if state.syncing {
+                state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            let batch = take_lead(&mut state);
+            drop(state);
+            self.lead(&batch);
+            state = self.lock();
+        }
+    }
+
+    /// The batch a commit joins: the one whose fsync has not started.
+    fn join(&self) -> Arc<Batch> {
+        self.lock()
+            .collecting
+            .get_or_insert_with(|| Arc::new(Batch::default()))
+            .clone()
     }
 
     /// [`sync`](Self::sync) for async code: returns once an fsync of the
@@ -82,11 +103,7 @@ impl DirSync {
     /// future is dropped meanwhile (so no batch is left unsynced with
     /// `syncing` set).
     pub async fn sync_async(self: Arc<Self>) -> io::Result<()> {
-        let mine = self
-            .lock()
-            .collecting
-            .get_or_insert_with(|| Arc::new(Batch::default()))
-            .clone();
+        let mine = self.join();
         loop {
             // Registered before the state is looked at, so the end of an
             // fsync that starts after the look is not missed.
@@ -95,18 +112,11 @@ impl DirSync {
             ended.as_mut().enable();
             {
                 let mut state = self.lock();
-                if let Some(result) = mine.result.get() {
-                    return result
-                        .clone()
-                        .map_err(|(kind, message)| io::Error::new(kind, message));
+                if let Some(result) = outcome(&mine) {
+                    return result;
                 }
                 if !state.syncing {
-                    // Ours is the collecting batch (as in sync_with): lead.
-                    let batch = state
-                        .collecting
-                        .take()
-                        .expect("an unsynced batch with no fsync running is the collecting one");
-                    state.syncing = true;
+                    let batch = take_lead(&mut state);
                     drop(state);
                     let this = self.clone();
                     drop(tokio::task::spawn_blocking(move || this.lead(&batch)));
@@ -125,40 +135,27 @@ impl DirSync {
         self.changed.notify_all();
         self.ended.notify_waiters();
     }
+}
 
-    fn sync_with(&self, fsync: impl Fn(&Path) -> io::Result<()>) -> io::Result<()> {
-        let mut state = self.lock();
-        let mine = state
-            .collecting
-            .get_or_insert_with(|| Arc::new(Batch::default()))
-            .clone();
-        loop {
-            if let Some(result) = mine.result.get() {
-                return result
-                    .clone()
-                    .map_err(|(kind, message)| io::Error::new(kind, message));
-            }
-            if state.syncing {
-                state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
-                continue;
-            }
-            // No fsync runs and ours has no result: ours is still the
-            // collecting batch (a batch is only taken by a leader, which
-            // sets its result before it clears `syncing`). Lead it.
-            let batch = state
-                .collecting
-                .take()
-                .expect("an unsynced batch with no fsync running is the collecting one");
-            state.syncing = true;
-            drop(state);
-            let result = fsync(&self.dir).map_err(|e| (e.kind(), e.to_string()));
-            let _ = batch.result.set(result);
-            state = self.lock();
-            state.syncing = false;
-            self.changed.notify_all();
-            self.ended.notify_waiters();
-        }
-    }
+/// The result of a batch whose fsync has ended.
+fn outcome(batch: &Batch) -> Option<io::Result<()>> {
+    batch.result.get().map(|result| {
+        result
+            .clone()
+            .map_err(|(kind, message)| io::Error::new(kind, message))
+    })
+}
+
+/// Takes the collecting batch to lead its fsync. Called with no fsync
+/// running and the caller's batch without a result: that batch is still
+/// the collecting one (a batch is only taken by a leader, which sets its
+/// result before it clears `syncing`).
+fn take_lead(state: &mut State) -> Arc<Batch> {
+    state.syncing = true;
+    state
+        .collecting
+        .take()
+        .expect("an unsynced batch with no fsync running is the collecting one")
 }
 
 /// The process's DirSync for `dir`, made on first use.
@@ -182,28 +179,26 @@ mod tests {
     /// the number of renames the finished fsyncs had seen when they began.
     #[test]
     fn concurrent_commits_share_fsyncs_that_start_after_them() {
-        let sync = Arc::new(DirSync::new(Path::new(".")));
         let renamed = Arc::new(AtomicUsize::new(0));
         let durable = Arc::new(AtomicUsize::new(0));
         let fsyncs = Arc::new(AtomicUsize::new(0));
+        let (r, d, f) = (renamed.clone(), durable.clone(), fsyncs.clone());
+        let sync = Arc::new(DirSync::with_fsync(
+            Path::new("."),
+            Arc::new(move |_: &Path| {
+                f.fetch_add(1, Ordering::SeqCst);
+                let seen = r.load(Ordering::SeqCst);
+                thread::sleep(Duration::from_millis(5));
+                d.fetch_max(seen, Ordering::SeqCst);
+                Ok(())
+            }),
+        ));
         let threads: Vec<_> = (0..32)
             .map(|_| {
-                let (sync, renamed, durable, fsyncs) = (
-                    sync.clone(),
-                    renamed.clone(),
-                    durable.clone(),
-                    fsyncs.clone(),
-                );
+                let (sync, renamed, durable) = (sync.clone(), renamed.clone(), durable.clone());
                 thread::spawn(move || {
                     let mine = renamed.fetch_add(1, Ordering::SeqCst) + 1;
-                    sync.sync_with(|_| {
-                        fsyncs.fetch_add(1, Ordering::SeqCst);
-                        let seen = renamed.load(Ordering::SeqCst);
-                        thread::sleep(Duration::from_millis(5));
-                        durable.fetch_max(seen, Ordering::SeqCst);
-                        Ok(())
-                    })
-                    .unwrap();
+                    sync.sync().unwrap();
                     assert!(durable.load(Ordering::SeqCst) >= mine);
                 })
             })
@@ -218,18 +213,21 @@ mod tests {
     /// A failed fsync fails its batch, and the next batch syncs again.
     #[test]
     fn a_failed_fsync_fails_its_batch_only() {
-        let sync = DirSync::new(Path::new("."));
-        let calls = AtomicUsize::new(0);
-        let fsync = |_: &Path| {
-            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
-                Err(io::Error::other("disk on fire"))
-            } else {
-                Ok(())
-            }
-        };
-        let err = sync.sync_with(fsync).unwrap_err();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let sync = DirSync::with_fsync(
+            Path::new("."),
+            Arc::new(move |_: &Path| {
+                if c.fetch_add(1, Ordering::SeqCst) == 0 {
+                    Err(io::Error::other("disk on fire"))
+                } else {
+                    Ok(())
+                }
+            }),
+        );
+        let err = sync.sync().unwrap_err();
         assert_eq!(err.to_string(), "disk on fire");
-        sync.sync_with(fsync).unwrap();
+        sync.sync().unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 

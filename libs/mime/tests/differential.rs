@@ -244,7 +244,9 @@ fn the_three_consumers_read_the_same_parts() {
         "{} messages ({from_corpus} from the corpus), {entities} entities read alike",
         messages.len()
     );
-    assert!(messages.len() > 50);
+    // The shapes and fuzz seeds are 50 and always there; the corpus (beside
+    // the checkout, as ../shared/corpus) adds to them where it is.
+    assert!(messages.len() >= 50, "{} messages read", messages.len());
 }
 
 /// What the careful reading finds in the hostile shapes: the banned check

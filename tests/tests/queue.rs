@@ -163,9 +163,12 @@ fn deferred_mail_is_listed_held_released_requeued_and_deleted() {
     );
     gateway.wait_for_log(&format!("{id}: to=<bob@dead.example>"));
     let reason = format!("(connect to 127.0.0.1[127.0.0.1]:{dead}: Connection refused)");
+    // Listed once it is in deferred/ (listed while qmgr still moves it,
+    // it would show as active, with a '*').
     let listing = wait_for("the message in deferred/", || {
+        gateway.spool("deferred").join(&id).exists().then_some(())?;
         let (_, out, _) = gateway.admin(&["queue", "list"]);
-        gateway.spool("deferred").join(&id).exists().then_some(out)
+        Some(out)
     });
     let lines: Vec<&str> = listing.lines().collect();
     assert_eq!(

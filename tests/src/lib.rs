@@ -663,15 +663,35 @@ impl Gateway {
                 .stderr(Stdio::inherit())
                 .spawn()
                 .expect("start mailgate");
-            let greeted = wait_for("smtpd to greet", || {
+            // Polled as wait_for does, but a timeout says what the port
+            // last answered and shows the gateway's log.
+            let deadline = Instant::now() + PATIENCE;
+            let mut last;
+            let greeted = loop {
                 if let Ok(Some(_)) = child.try_wait() {
-                    return Some(false);
+                    break false;
                 }
-                let mut client = Client::connect(self.port, "127.0.0.1").ok()?;
-                let greeting = client.greeting.clone();
-                client.send("QUIT");
-                greeting.starts_with(code).then_some(true)
-            });
+                match Client::connect(self.port, "127.0.0.1") {
+                    Ok(mut client) => {
+                        let greeting = client.greeting.clone();
+                        client.send("QUIT");
+                        if greeting.starts_with(code) {
+                            break true;
+                        }
+                        last = format!("the greeting {greeting:?}");
+                    }
+                    Err(e) => last = format!("connect: {e}"),
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    panic!(
+                        "timed out waiting for smtpd to greet on port {} (last: {last}); the log:\n{}",
+                        self.port,
+                        self.log()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
             self.master = Some(child);
             if greeted {
                 return;

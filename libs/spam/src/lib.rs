@@ -11,6 +11,8 @@ mod dates;
 mod evals;
 mod expr;
 mod fit;
+mod gates;
+mod header_text;
 mod html;
 mod journal;
 mod msg;
@@ -41,6 +43,7 @@ pub use snapshot::{StoreLock, scanner_snapshot};
 pub use tokens::TokenOptions;
 
 use crate::expr::Expr;
+use crate::header_text::{HeaderCache, header_exists};
 use crate::msg::Message;
 use crate::rules::{HeaderForm, HeaderSpec, Kind, Loader, Rule, RuleSet, Test};
 
@@ -252,10 +255,11 @@ pub struct Engine {
     plain: Vec<usize>,
     /// Indexes of meta rules, dependencies first.
     metas: Vec<usize>,
-    /// Skips the regexes of rules whose text lacks their strings, by kind.
-    prefilters: Vec<(Kind, prefilter::Prefilter)>,
-    /// Whether a rule's regex runs only when its prefilter found its strings.
-    gated: Vec<bool>,
+    /// Skips the regexes of rules whose text lacks their strings.
+    gates: gates::Gates,
+    /// The header specifications of `header` rules, and each rule's (by number).
+    header_specs: Vec<HeaderSpec>,
+    header_of: Vec<Option<usize>>,
     /// Each rule's `max_hits`.
     max_hits: Vec<u32>,
     set: RuleSet,
@@ -373,7 +377,8 @@ impl Engine {
         for i in 0..rules.len() {
             visit(i, &meta_refs, &mut state, &mut metas);
         }
-        let (prefilters, gated) = prefilters(&rules);
+        let (header_specs, header_of) = header_text::number(&rules);
+        let gates = gates::Gates::new(&rules, &header_of);
         let max_hits = rules.iter().map(max_hits).collect();
         let has_gtube_rule = rules.iter().any(|r| r.name == "GTUBE");
         let required = config.required_score.or(set.required_score).unwrap_or(5.0);
@@ -381,8 +386,9 @@ impl Engine {
             rules,
             plain,
             metas,
-            prefilters,
-            gated,
+            gates,
+            header_specs,
+            header_of,
             max_hits,
             set,
             required,
@@ -510,9 +516,9 @@ impl Engine {
             sender_auth,
             auth_welcomelists: &self.set.auth_welcomelists,
         };
-        let possible = self.possible_rules(msg);
+        let mut headers = HeaderCache::new(&self.header_specs);
+        let possible = self.gates.possible(msg, &mut headers);
         let mut values = vec![0.0f64; self.rules.len()];
-        let mut headers = HeaderCache::default();
         for &i in &self.plain {
             let rule = &self.rules[i];
             values[i] = if possible[i] {
@@ -643,31 +649,6 @@ impl Engine {
         store.learn(&batch, class == Class::Spam, forget)
     }
 
-    /// Which rules may hit: all but the gated ones whose strings the prefilters did
-    /// not find in the text the rule reads.
-    fn possible_rules(&self, msg: &Message) -> Vec<bool> {
-        let mut possible: Vec<bool> = self.gated.iter().map(|g| !g).collect();
-        for (kind, filter) in &self.prefilters {
-            match kind {
-                Kind::Body => msg
-                    .body_lines
-                    .iter()
-                    .for_each(|l| filter.mark(l, &mut possible)),
-                Kind::RawBody => msg
-                    .rawbody_lines
-                    .iter()
-                    .for_each(|l| filter.mark(l, &mut possible)),
-                Kind::Full => filter.mark(&msg.full, &mut possible),
-                Kind::Uri => msg
-                    .uris
-                    .iter()
-                    .for_each(|u| filter.mark(u.as_bytes(), &mut possible)),
-                Kind::Header | Kind::MimeHeader | Kind::Meta => {}
-            }
-        }
-        possible
-    }
-
     /// A rule's value for this message: 1 or 0, or for a `tflags multiple` rule
     /// how many times its regex matched, up to its `maxhits`, as metas such as
     /// `__BODY_TEXT_LINE < 3` count them.
@@ -692,7 +673,9 @@ impl Engine {
                 };
                 match rule.kind {
                     Kind::Header => {
-                        let Some(spec) = header else { return 0.0 };
+                        let Some(spec) = self.header_of[i] else {
+                            return 0.0;
+                        };
                         let value = match (headers.get(msg, spec), if_unset) {
                             (Some(v), _) => v,
                             (None, Some(d)) => d.as_bytes(),
@@ -761,131 +744,6 @@ fn max_hits(rule: &Rule) -> u32 {
         .find_map(|f| f.strip_prefix("maxhits=")?.parse().ok())
         .filter(|&n| n > 0)
         .unwrap_or(u32::MAX)
-}
-
-/// One prefilter for each kind of rule that reads one or more whole texts (body
-/// lines, raw body lines, the full message, URIs), over the regex rules of that
-/// kind whose required strings are known; and which rules are gated by them.
-fn prefilters(rules: &[Rule]) -> (Vec<(Kind, prefilter::Prefilter)>, Vec<bool>) {
-    let mut gated = vec![false; rules.len()];
-    let mut filters = Vec::new();
-    for kind in [Kind::Body, Kind::RawBody, Kind::Full, Kind::Uri] {
-        let strings: Vec<(usize, Vec<Vec<u8>>)> = rules
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.kind == kind)
-            .filter_map(|(i, r)| match &r.test {
-                Test::Regex {
-                    required: Some(s), ..
-                } => Some((i, s.clone())),
-                _ => None,
-            })
-            .collect();
-        let indexes: Vec<usize> = strings.iter().map(|(i, _)| *i).collect();
-        if let Some(filter) = prefilter::Prefilter::new(strings) {
-            indexes.iter().for_each(|&i| gated[i] = true);
-            filters.push((kind, filter));
-        }
-    }
-    (filters, gated)
-}
-
-/// `exists:NAME`; the pseudo-headers (ToCc, MESSAGEID, ...) exist when one of
-/// the headers behind them does, as SpamAssassin's `get` returns a value.
-fn header_exists(msg: &Message, name: &str) -> bool {
-    let pseudo = matches!(name, "ALL" | "ToCc" | "MESSAGEID" | "EnvelopeFrom")
-        || is_relays_pseudo_header(name);
-    if !pseudo {
-        return msg
-            .headers
-            .iter()
-            .any(|h| h.name.eq_ignore_ascii_case(name));
-    }
-    let spec = HeaderSpec {
-        name: name.to_string(),
-        form: HeaderForm::Raw,
-        only: None,
-    };
-    header_value(msg, &spec).is_some()
-}
-
-fn is_relays_pseudo_header(name: &str) -> bool {
-    name.get(..14)
-        .is_some_and(|p| p.eq_ignore_ascii_case("X-Spam-Relays-"))
-}
-
-/// Header values as rules read them, computed once per message and form.
-#[derive(Default)]
-struct HeaderCache {
-    values: HashMap<(String, HeaderForm, Option<bool>), Option<Vec<u8>>>,
-}
-
-impl HeaderCache {
-    fn get(&mut self, msg: &Message, spec: &HeaderSpec) -> Option<&[u8]> {
-        let key = (spec.name.clone(), spec.form, spec.only);
-        self.values
-            .entry(key)
-            .or_insert_with(|| header_value(msg, spec))
-            .as_deref()
-    }
-}
-
-/// The value a header rule matches, SpamAssassin's `get()`: pseudo-headers, the
-/// `:raw`/`:addr`/`:name` forms, instances joined by newlines.
-fn header_value(msg: &Message, spec: &HeaderSpec) -> Option<Vec<u8>> {
-    let single = [spec.name.as_str()];
-    let names: &[&str] = match spec.name.as_str() {
-        "ALL" => {
-            let mut out = Vec::new();
-            for h in &msg.headers {
-                out.extend_from_slice(h.name.as_bytes());
-                out.extend_from_slice(b": ");
-                if spec.form == HeaderForm::Raw {
-                    out.extend_from_slice(&h.raw);
-                } else {
-                    out.extend_from_slice(&msg::decode_header(&h.raw));
-                }
-                out.push(b'\n');
-            }
-            return Some(out);
-        }
-        "ToCc" => &["To", "Cc"],
-        "MESSAGEID" => &["Message-Id", "Resent-Message-Id", "X-Message-Id"],
-        // SpamAssassin's guess at the envelope sender, shared with the evals.
-        "EnvelopeFrom" => return evals::envelope_from(msg),
-        n if is_relays_pseudo_header(n) => return msg.relays.pseudo_header(n),
-        _ => &single,
-    };
-    let mut values: Vec<&[u8]> = names
-        .iter()
-        .flat_map(|n| msg::header_values(&msg.headers, n))
-        .collect();
-    match spec.only {
-        Some(true) => values.truncate(1),
-        Some(false) => {
-            let last = values.pop();
-            values = last.into_iter().collect();
-        }
-        None => {}
-    }
-    if values.is_empty() {
-        return None;
-    }
-    let mut out = Vec::new();
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
-            out.push(b'\n');
-        }
-        match spec.form {
-            HeaderForm::Raw => out.extend_from_slice(v),
-            HeaderForm::Decoded => out.extend_from_slice(&msg::decode_header(v)),
-            HeaderForm::Addr => out.extend_from_slice(&msg::first_addr(&msg::decode_header(v))),
-            HeaderForm::Name => {
-                out.extend_from_slice(&msg::display_name(&msg::decode_header(v)));
-            }
-        }
-    }
-    Some(out)
 }
 
 /// The stock rule files: `*.cf` in name order, as SpamAssassin reads a directory.

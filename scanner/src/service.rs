@@ -158,6 +158,9 @@ async fn verify(
     Ok(verification)
 }
 
+/// Messages at least this large are followed by a malloc_trim.
+const TRIM_AFTER: u64 = 256 * 1024;
+
 /// The request's one descriptor, when the request is valid and the
 /// descriptor is sealed content of the announced size within `max`.
 fn checked(request: &Request, fds: Vec<OwnedFd>, max: u64) -> Result<OwnedFd, String> {
@@ -181,13 +184,17 @@ fn scan_descriptor(
     deadline: Instant,
 ) -> Result<Verdict, String> {
     let result = scan_content(shared, fd, request, facts, deadline);
-    // The content and everything parsed from it were freed; give the
-    // memory back to the system rather than keep the peak of the largest
-    // message scanned so far (glibc keeps freed memory in its arenas).
-    // SAFETY: malloc_trim only releases free memory; it is safe to call at
-    // any time from any thread.
-    unsafe {
-        libc::malloc_trim(0);
+    // The content and everything parsed from it were freed; after a large
+    // message, give the memory back to the system rather than keep the peak
+    // of the largest message scanned so far (glibc keeps freed memory in its
+    // arenas). After a small one there is little to give back, and trimming
+    // costs the next scans the page faults of growing the heap again.
+    if request.size >= TRIM_AFTER {
+        // SAFETY: malloc_trim only releases free memory; it is safe to call
+        // at any time from any thread.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
     result
 }

@@ -140,7 +140,27 @@ const TABLES: &[(&str, bool)] = &[
     ("mime_header_checks", true),
     ("nested_header_checks", true),
     ("body_checks", false),
+    ("milter_header_checks", true),
 ];
+
+/// The table whose entries apply to the headers milters add or change.
+const MILTER_TABLE: &str = "milter_header_checks";
+
+/// What is ignored in a milter_header_checks entry that cleanup's own
+/// tables carry out: PASS (Postfix logs "unsupported command") and PREPEND
+/// (not implemented in Postfix either; logged).
+fn milter_warning(action: &ContentAction, result: &str) -> Option<String> {
+    match action {
+        ContentAction::Pass(_) => Some(format!(
+            "unsupported command in {MILTER_TABLE} map: {}",
+            result.trim()
+        )),
+        ContentAction::Prepend(_) => Some(format!(
+            "the {MILTER_TABLE} PREPEND action is not implemented (as in Postfix)"
+        )),
+        _ => None,
+    }
+}
 
 /// `mailgate check`'s warnings about the content check tables: every
 /// entry whose result cleanup would log a warning for and ignore (an
@@ -148,25 +168,36 @@ const TABLES: &[(&str, bool)] = &[
 /// without user@domain, PREPEND or REPLACE without header text), at the
 /// entry's file and line (a regexp or pcre file), or at the parameter's
 /// setting. A result built from `$n` is judged by its action word only.
-/// Tables that do not open are reported with the other tables.
+/// Tables that do not open are reported with the other tables. Entries of
+/// milter_header_checks are judged as its own actions: PASS and PREPEND
+/// are not carried out there.
 pub(crate) fn table_warnings(config: &MainConfig) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for entry in entries(config) {
-        let Err(warning) = parse(&entry.result, entry.parameter, entry.header) else {
-            continue;
+        let warning = match parse(&entry.result, entry.parameter, entry.header) {
+            Ok(action) if entry.parameter == MILTER_TABLE => {
+                match milter_warning(&action, &entry.result) {
+                    Some(w) => w,
+                    None => continue,
+                }
+            }
+            Ok(_) => continue,
+            Err(w) => w,
         };
         // `${n}` is filled in at the lookup: only the action word is
         // known now.
         if entry.result.contains("${") && !warning.starts_with("unknown command") {
             continue;
         }
+        let outcome = if entry.parameter == MILTER_TABLE {
+            "the milter header checks log this and ignore the entry"
+        } else {
+            "cleanup logs this and ignores the entry"
+        };
         out.push(Diagnostic::new(
             entry.file,
             entry.line,
-            format!(
-                "{}: {warning}; cleanup logs this and ignores the entry",
-                entry.spec
-            ),
+            format!("{}: {warning}; {outcome}", entry.spec),
         ));
     }
     out
@@ -251,7 +282,10 @@ fn entries(config: &MainConfig) -> Vec<Entry> {
                 {
                     continue;
                 }
-                if seen.insert((file.clone(), line, result.clone())) {
+                // A file shared with cleanup's tables is judged again as
+                // milter_header_checks, whose actions differ.
+                let milter = parameter == MILTER_TABLE;
+                if seen.insert((file.clone(), line, result.clone(), milter)) {
                     out.push(Entry {
                         parameter,
                         header,
@@ -357,7 +391,8 @@ mod tests {
         );
         write(
             "main.cf",
-            "header_checks = regexp:header_checks\nbody_checks = pcre:body_checks, inline:{ {x=bcc nobody} }\n",
+            "header_checks = regexp:header_checks\nbody_checks = pcre:body_checks, inline:{ {x=bcc nobody} }\n\
+             milter_header_checks = regexp:milter_header_checks\n",
         );
         write(
             "header_checks",
@@ -377,6 +412,11 @@ mod tests {
             "body_checks",
             "/^fine/ BCC copy@example.com\n/^bad/ DELAY 1h\n",
         );
+        write(
+            "milter_header_checks",
+            "/^X-Spam: yes/ REJECT\n/^X-Trusted:/ PASS\n/^X-Add:/ PREPEND X-Seen: yes\n\
+             /^X-Copy:/ BCC nobody\n/^X-Fine:/ STRIP\n",
+        );
         let report = crate::check(d, &[]);
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         let warnings: Vec<String> = report.warnings.iter().map(|w| w.to_string()).collect();
@@ -384,6 +424,8 @@ mod tests {
         let bc = d.join("body_checks");
         let main_cf = d.join("main.cf");
         let ignored = "; cleanup logs this and ignores the entry";
+        let mc = d.join("milter_header_checks");
+        let milter_ignored = "; the milter header checks log this and ignore the entry";
         assert_eq!(
             warnings,
             [
@@ -410,6 +452,18 @@ mod tests {
                 format!(
                     "{}:2: inline:{{ {{x=bcc nobody}} }}: bad BCC address \"nobody\" in body_checks map -- need user@domain{ignored}",
                     main_cf.display()
+                ),
+                format!(
+                    "{}:2: regexp:milter_header_checks: unsupported command in milter_header_checks map: PASS{milter_ignored}",
+                    mc.display()
+                ),
+                format!(
+                    "{}:3: regexp:milter_header_checks: the milter_header_checks PREPEND action is not implemented (as in Postfix){milter_ignored}",
+                    mc.display()
+                ),
+                format!(
+                    "{}:4: regexp:milter_header_checks: bad BCC address \"nobody\" in milter_header_checks map -- need user@domain{milter_ignored}",
+                    mc.display()
                 ),
                 format!(
                     "{}:11: regexp:header_checks: FILTER amavis:[127.0.0.1]:10024: master.cf has no unix service \"amavis\"; the messages it matches would wait in the queue",

@@ -59,7 +59,11 @@ pub fn apply(
             if address == recipient.address {
                 out.push(recipient.clone());
             } else {
-                out.push(Recipient::new(address, original.clone()));
+                // What the recipient's notices are, its expansion's are.
+                out.push(Recipient {
+                    notify_never: recipient.notify_never,
+                    ..Recipient::new(address, original.clone())
+                });
             }
         }
     }

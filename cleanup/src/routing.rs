@@ -11,7 +11,8 @@
 //! goes to that one address, not through the content filter and not to the
 //! BCC recipients. A REDIRECT address is not rewritten (header_checks(5):
 //! not subject to canonical or virtual alias mapping); BCC recipients are,
-//! as Postfix's cleanup rewrites them.
+//! as Postfix's cleanup rewrites them, and as in Postfix they are added with
+//! NOTIFY=NEVER: the sender hears nothing about them.
 
 use mailgate_ipc::envelope::{Envelope, Recipient, SmtpReply};
 use mailgate_ipc::protocol::cleanup::Actions;
@@ -36,7 +37,9 @@ pub fn apply(
         .bcc
         .iter()
         .chain(&checks.bcc)
-        .map(|address| Recipient::new(address.clone(), None))
+        // As Postfix adds them (smtpd.c, cleanup_addr_bcc): NOTIFY=NEVER,
+        // so no notice to the sender names a BCC recipient.
+        .map(|address| Recipient::never_notify(address.clone()))
         .collect();
     if !bcc.is_empty() {
         for recipient in rewrite(envelope, bcc)? {
@@ -137,6 +140,10 @@ mod tests {
             addresses(&e),
             ["a@example.com", "audit@example.com", "copy@example.com"]
         );
+        // The sender is told about its own recipient, never about the BCCs
+        // (the one that already was a recipient keeps its own notices).
+        let never: Vec<bool> = e.recipients.iter().map(|r| r.notify_never).collect();
+        assert_eq!(never, [false, true, true]);
     }
 
     #[test]

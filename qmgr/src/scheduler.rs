@@ -431,6 +431,13 @@ impl Scheduler {
                 record.envelope.sender
             );
         }
+        // NOTIFY=NEVER recipients (BCC actions) are never named in a
+        // notice: failed, they count as told.
+        for recipient in &mut record.envelope.recipients {
+            if recipient.notify_never && recipient.state == RecipientState::Bounced {
+                recipient.notified = true;
+            }
+        }
         let failed: Vec<usize> = record
             .envelope
             .recipients
@@ -441,7 +448,11 @@ impl Scheduler {
             .collect();
         let delay_notice = !settings.delay_warning.is_zero()
             && !record.state.delay_warned
-            && pending_count(record) > 0
+            && record
+                .envelope
+                .recipients
+                .iter()
+                .any(|r| r.state == RecipientState::Pending && !r.notify_never)
             && age >= settings.delay_warning;
         if failed.is_empty() && !delay_notice {
             return self.finalize(queue_id);
@@ -674,7 +685,7 @@ impl NoticeTask {
                     .envelope
                     .recipients
                     .iter()
-                    .filter(|r| r.state == RecipientState::Pending)
+                    .filter(|r| r.state == RecipientState::Pending && !r.notify_never)
                     .map(|r| (r, dsn::Action::Delayed)),
             );
         }

@@ -514,3 +514,71 @@ fn other_users_are_refused_and_a_stopped_gateway_is_edited_directly() {
     let (_, out, _) = gateway.admin(&["queue", "list"]);
     assert_eq!(out, "Mail queue is empty\n");
 }
+
+/// A header_checks BCC recipient is added with NOTIFY=NEVER, as Postfix
+/// adds it: when it fails, the sender gets no notice naming it (the BCC
+/// stays hidden); the sender's own failed recipient is still reported.
+#[test]
+fn a_failed_bcc_recipient_is_never_reported_to_the_sender() {
+    let backend = Backend::start();
+    let rejecting = Backend::start_with(&["-f", "RCPT"]);
+    let gateway = Gateway::configure(
+        &backend,
+        &format!(
+            "{}header_checks = regexp:header_checks\n",
+            routes(&backend, Some(&rejecting), free_port())
+        ),
+    );
+    std::fs::write(
+        gateway.path("header_checks"),
+        "/^Subject: audit me/ BCC audit@reject.example\n",
+    )
+    .unwrap();
+    let gateway = gateway.launch();
+
+    // Only the BCC recipient fails: no notice at all.
+    let quiet = send(
+        &gateway,
+        "alice@sender.example",
+        &["ok@example.com"],
+        "audit me",
+        "MARKER-BCC-ONLY",
+    );
+    backend.wait_for_message("MARKER-BCC-ONLY");
+    gateway.wait_for_log(&format!("{quiet}: to=<audit@reject.example>"));
+    gateway.wait_for_log(&format!("{quiet}: removed"));
+
+    // The sender's own recipient fails too: one notice, naming only it.
+    let both = send(
+        &gateway,
+        "alice@sender.example",
+        &["ok@example.com", "bob@reject.example"],
+        "audit me",
+        "MARKER-BCC-AND-BOB",
+    );
+    let dsn = backend.wait_for_message("Final-Recipient: rfc822; bob@reject.example");
+    assert!(
+        !dsn.body().contains("audit@reject.example"),
+        "the notice names the BCC recipient:\n{}",
+        dsn.body()
+    );
+    gateway.wait_for_log(&format!("{both}: removed"));
+    let log = gateway.log();
+    assert!(
+        log.lines().any(
+            |l| l.contains(&format!("{quiet}: to=<audit@reject.example>"))
+                && l.contains("status=bounced")
+        ),
+        "{log}"
+    );
+    assert_eq!(
+        count(&log, &format!("{quiet}: sender non-delivery notification")),
+        0,
+        "{log}"
+    );
+    assert_eq!(
+        count(&log, &format!("{both}: sender non-delivery notification")),
+        1,
+        "{log}"
+    );
+}

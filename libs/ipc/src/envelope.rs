@@ -70,6 +70,10 @@ pub struct Recipient {
     /// null sender). Until then a Bounced recipient keeps the message in
     /// the queue, so a bounce that could not be queued is retried.
     pub notified: bool,
+    /// The sender is never told about this recipient (RFC 3461
+    /// NOTIFY=NEVER), as Postfix adds the recipients of header/body_checks
+    /// BCC actions: no non-delivery or delay notice names it.
+    pub notify_never: bool,
 }
 
 impl Recipient {
@@ -81,6 +85,15 @@ impl Recipient {
             last_reason: None,
             last_status: None,
             notified: false,
+            notify_never: false,
+        }
+    }
+
+    /// A recipient the sender is never told about (NOTIFY=NEVER).
+    pub fn never_notify(address: String) -> Recipient {
+        Recipient {
+            notify_never: true,
+            ..Recipient::new(address, None)
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The queue file: one file per message, holding everything needed to
 //! deliver it.
 //!
-//! Layout: the magic `MGQ3`, a 4-byte little-endian length, that many bytes
+//! Layout: the magic `MGQ4`, a 4-byte little-endian length, that many bytes
 //! of postcard-encoded [`QueueRecord`], then the message content exactly as it
 //! will be sent (CRLF line ends, not dot-stuffed). The content is never
 //! rewritten after commit, so relay can stream it from the descriptor at
@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::{DeliveryState, Envelope};
 
-const MAGIC: &[u8; 4] = b"MGQ3";
+const MAGIC: &[u8; 4] = b"MGQ4";
+/// Version 3: recipients without the NOTIFY=NEVER flag.
+const MAGIC_V3: &[u8; 4] = b"MGQ3";
 /// Version 2: no content filter.
 const MAGIC_V2: &[u8; 4] = b"MGQ2";
 /// Version 1: recipients without status code and notice flag, no delay
@@ -84,7 +86,8 @@ pub fn read_record(file: &File) -> Result<(QueueRecord, u64), QueueFileError> {
     let mut prefix = [0u8; PREFIX];
     read_exact_at(file, &mut prefix, 0)?;
     let version = match &prefix[..4] {
-        m if m == MAGIC => 3,
+        m if m == MAGIC => 4,
+        m if m == MAGIC_V3 => 3,
         m if m == MAGIC_V2 => 2,
         m if m == MAGIC_V1 => 1,
         _ => return Err(QueueFileError::Corrupt("bad magic".into())),
@@ -102,6 +105,9 @@ pub fn read_record(file: &File) -> Result<(QueueRecord, u64), QueueFileError> {
             .map_err(undecodable)?
             .into(),
         2 => postcard::from_bytes::<v2::QueueRecord>(&body)
+            .map_err(undecodable)?
+            .into(),
+        3 => postcard::from_bytes::<v3::QueueRecord>(&body)
             .map_err(undecodable)?
             .into(),
         _ => postcard::from_bytes(&body).map_err(undecodable)?,
@@ -164,17 +170,97 @@ impl Read for OffsetReader<'_> {
     }
 }
 
-/// The version 2 record, kept only to read old files: version 3 added
-/// the content filter at the end.
-mod v2 {
+/// The version 3 record, kept only to read old files: version 4 added the
+/// NOTIFY=NEVER flag at the end of each recipient.
+mod v3 {
     use serde::Deserialize;
 
-    use crate::envelope::{DeliveryState, Envelope};
+    use crate::envelope::{self, BodyType, ClientInfo, DeliveryState, Micros, RecipientState};
 
     #[derive(Deserialize)]
     pub struct QueueRecord {
         queue_id: String,
         envelope: Envelope,
+        state: DeliveryState,
+        message_id: Option<String>,
+        content_length: u64,
+        filter: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Envelope {
+        sender: String,
+        recipients: Vec<Recipient>,
+        client: ClientInfo,
+        body_type: Option<BodyType>,
+        smtputf8: bool,
+        dsn_ret: Option<String>,
+        dsn_envid: Option<String>,
+        arrival: Micros,
+    }
+
+    #[derive(Deserialize)]
+    struct Recipient {
+        address: String,
+        original: Option<String>,
+        state: RecipientState,
+        last_reason: Option<String>,
+        last_status: Option<String>,
+        notified: bool,
+    }
+
+    impl From<Envelope> for envelope::Envelope {
+        fn from(e: Envelope) -> Self {
+            envelope::Envelope {
+                sender: e.sender,
+                recipients: e
+                    .recipients
+                    .into_iter()
+                    .map(|r| envelope::Recipient {
+                        address: r.address,
+                        original: r.original,
+                        state: r.state,
+                        last_reason: r.last_reason,
+                        last_status: r.last_status,
+                        notified: r.notified,
+                        notify_never: false,
+                    })
+                    .collect(),
+                client: e.client,
+                body_type: e.body_type,
+                smtputf8: e.smtputf8,
+                dsn_ret: e.dsn_ret,
+                dsn_envid: e.dsn_envid,
+                arrival: e.arrival,
+            }
+        }
+    }
+
+    impl From<QueueRecord> for super::QueueRecord {
+        fn from(old: QueueRecord) -> Self {
+            super::QueueRecord {
+                queue_id: old.queue_id,
+                envelope: old.envelope.into(),
+                state: old.state,
+                message_id: old.message_id,
+                content_length: old.content_length,
+                filter: old.filter,
+            }
+        }
+    }
+}
+
+/// The version 2 record, kept only to read old files: version 3 added
+/// the content filter at the end.
+mod v2 {
+    use serde::Deserialize;
+
+    use crate::envelope::DeliveryState;
+
+    #[derive(Deserialize)]
+    pub struct QueueRecord {
+        queue_id: String,
+        envelope: super::v3::Envelope,
         state: DeliveryState,
         message_id: Option<String>,
         content_length: u64,
@@ -184,7 +270,7 @@ mod v2 {
         fn from(old: QueueRecord) -> Self {
             super::QueueRecord {
                 queue_id: old.queue_id,
-                envelope: old.envelope,
+                envelope: old.envelope.into(),
                 state: old.state,
                 message_id: old.message_id,
                 content_length: old.content_length,
@@ -256,6 +342,7 @@ mod v1 {
                             // marked Bounced was logged then, and is not
                             // reported a second time now.
                             notified: r.state == RecipientState::Bounced,
+                            notify_never: false,
                         })
                         .collect(),
                     client: e.client,
@@ -406,23 +493,92 @@ mod tests {
 
     /// A version 2 file (before content filters) still reads, without a
     /// filter.
+    /// The envelope as versions 2 and 3 wrote it: recipients without the
+    /// NOTIFY=NEVER flag (postcard writes a struct as its fields in order).
+    fn envelope_v3(e: &Envelope) -> impl Serialize + '_ {
+        let recipients: Vec<_> = e
+            .recipients
+            .iter()
+            .map(|r| {
+                (
+                    &r.address,
+                    &r.original,
+                    r.state,
+                    &r.last_reason,
+                    &r.last_status,
+                    r.notified,
+                )
+            })
+            .collect();
+        (
+            &e.sender,
+            recipients,
+            &e.client,
+            e.body_type,
+            e.smtputf8,
+            &e.dsn_ret,
+            &e.dsn_envid,
+            e.arrival,
+        )
+    }
+
+    fn old_file(magic: &[u8; 4], record: &impl Serialize) -> File {
+        let body = postcard::to_stdvec(record).unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(magic).unwrap();
+        file.write_all(&(body.len() as u32).to_le_bytes()).unwrap();
+        file.write_all(&body).unwrap();
+        file.write_all(b"x\r\n\r").unwrap();
+        file
+    }
+
+    /// A version 3 file (before NOTIFY=NEVER) still reads, every recipient
+    /// notified as before.
+    #[test]
+    fn version_3_files_still_read() {
+        let mut current = record(4);
+        current.envelope.recipients[0].notified = true;
+        current.envelope.recipients[0].last_status = Some("5.1.1".into());
+        let old = (
+            &current.queue_id,
+            envelope_v3(&current.envelope),
+            &current.state,
+            &current.message_id,
+            4u64,
+            &current.filter,
+        );
+        let (back, _) = read_record(&old_file(MAGIC_V3, &old)).unwrap();
+        assert_eq!(back, current);
+        assert!(!back.envelope.recipients[0].notify_never);
+    }
+
+    /// The flag is kept in the current version.
+    #[test]
+    fn never_notify_recipients_round_trip() {
+        let mut current = record(1);
+        current
+            .envelope
+            .recipients
+            .push(Recipient::never_notify("bcc@example.com".into()));
+        let mut file = tempfile::tempfile().unwrap();
+        write_record(&mut file, &current).unwrap();
+        file.write_all(b"x").unwrap();
+        let (back, _) = read_record(&file).unwrap();
+        assert!(back.envelope.recipients[1].notify_never);
+        assert!(!back.envelope.recipients[0].notify_never);
+    }
+
     #[test]
     fn version_2_files_still_read() {
         let current = record(4);
         let old = (
             &current.queue_id,
-            &current.envelope,
+            envelope_v3(&current.envelope),
             &current.state,
             &current.message_id,
             4u64,
         );
-        let body = postcard::to_stdvec(&old).unwrap();
-        let mut file = tempfile::tempfile().unwrap();
-        file.write_all(MAGIC_V2).unwrap();
-        file.write_all(&(body.len() as u32).to_le_bytes()).unwrap();
-        file.write_all(&body).unwrap();
-        file.write_all(b"x\r\n\r").unwrap();
-        let (back, _) = read_record(&file).unwrap();
+        let (back, _) = read_record(&old_file(MAGIC_V2, &old)).unwrap();
         assert_eq!(back.filter, None);
         assert_eq!(back.envelope, current.envelope);
         assert_eq!(back.message_id, current.message_id);

@@ -298,6 +298,12 @@ where
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// Whether the server's last EHLO reply offered STARTTLS (over TLS it
+    /// does not).
+    pub fn offers_starttls(&self) -> bool {
+        self.ext.starttls
+    }
+
     /// One mail transaction. A `reused` connection has carried one before
     /// and starts with RSET, which also shows that the server is still
     /// there (it may have closed the idle connection).

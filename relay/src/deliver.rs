@@ -340,6 +340,13 @@ async fn smtp(
             let sent = match opened {
                 Ok(connection) => {
                     sessions += 1;
+                    // Postfix's smtp_proto.c: an unused STARTTLS opportunity.
+                    if settings.note_starttls_offer
+                        && policy.level == ClientLevel::None
+                        && connection.offers_starttls()
+                    {
+                        mailgate_log::info!("Host offered STARTTLS: [{}]", target.name);
+                    }
                     connection.send_mail(&message_for(&remaining), false).await
                 }
                 Err(OpenError::TlsHandshake(status)) => {

@@ -77,6 +77,7 @@ mod tests {
         Settings {
             protocol: crate::settings::Protocol::Smtp,
             send_xforward: false,
+            note_starttls_offer: false,
             tls: mailgate_tls::client::ClientTls::load(&empty).unwrap(),
             starttls_timeout: t,
             helo_name: "gw.example.org".into(),

@@ -164,6 +164,13 @@ async fn smtp(request: &Probe, settings: &Settings) -> (String, Status) {
             match opened {
                 Ok(connection) => {
                     sessions += 1;
+                    // Postfix's smtp_proto.c: an unused STARTTLS opportunity.
+                    if settings.note_starttls_offer
+                        && policy.level == ClientLevel::None
+                        && connection.offers_starttls()
+                    {
+                        mailgate_log::info!("Host offered STARTTLS: [{}]", target.name);
+                    }
                     let status = connection.probe(&request.sender, &request.recipient).await;
                     let final_server = n + 1 == targets.len()
                         || (settings.session_limit != 0 && sessions >= settings.session_limit);

@@ -56,6 +56,9 @@ pub struct Settings {
     /// smtp_send_xforward_command (lmtp_...): send the original client's
     /// attributes with XFORWARD when the server offers it.
     pub send_xforward: bool,
+    /// smtp_tls_note_starttls_offer: log a server's unused offer of STARTTLS
+    /// (at TLS level none; SMTP only, as lmtp_tls_* are not known).
+    pub note_starttls_offer: bool,
     /// smtp_helo_name (lmtp_lhlo_name), sent with EHLO/HELO (LHLO).
     pub helo_name: String,
     /// myhostname: the host part of a Unix-socket peer's `relay=` label.
@@ -163,6 +166,8 @@ impl Settings {
         Ok(Settings {
             protocol,
             send_xforward: config.bool(&param("send_xforward_command")),
+            note_starttls_offer: protocol == Protocol::Smtp
+                && config.bool("smtp_tls_note_starttls_offer"),
             helo_name,
             myhostname: config.get("myhostname"),
             tls: ClientTls::load(config).map_err(SettingsError::Tls)?,

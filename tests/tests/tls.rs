@@ -359,6 +359,41 @@ fn relay_encrypt_reaches_a_tls_server_and_defers_without_starttls() {
     );
 }
 
+/// smtp_tls_note_starttls_offer: at TLS level none the relay goes in
+/// clear and logs the server's unused offer, as Postfix's smtp does.
+#[test]
+fn relay_notes_an_unused_starttls_offer() {
+    let pki = TestPki::new(&["127.0.0.1"]);
+    let offering = TlsSink::start(&pki, true);
+    let backend = Backend::start();
+    let gateway = Gateway::start(
+        &backend,
+        &format!(
+            "transport_maps = inline:{{ example.com=smtp:[127.0.0.1]:{} }}\n\
+             relay_domains = example.com\n\
+             smtp_tls_security_level = none\n\
+             smtp_tls_note_starttls_offer = yes\n",
+            offering.port
+        ),
+    );
+    let (status, out, err) = gateway.admin(&["check"]);
+    assert_eq!(status, 0, "{out}{err}");
+    assert!(
+        !format!("{out}{err}").contains("smtp_tls_note_starttls_offer"),
+        "check still names it: {out}{err}"
+    );
+    let mut client = Client::connect(gateway.port, "127.0.0.1").unwrap();
+    let reply = client.send_message(
+        "a@sender.example",
+        &["bob@example.com"],
+        &message("clear", "marker-offer"),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let got = offering.wait_for_message("marker-offer");
+    assert!(!got.tls, "level none went over TLS");
+    gateway.wait_for_log("Host offered STARTTLS: [127.0.0.1]");
+}
+
 #[test]
 fn relay_verify_refuses_a_certificate_for_another_name() {
     let pki = TestPki::new(&["other.example.net"]);

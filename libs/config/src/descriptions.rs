@@ -1366,7 +1366,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "smtp_tls_note_starttls_offer",
-        "Log servers that offer STARTTLS (not implemented).",
+        "Log servers that offer STARTTLS when TLS is not used with them (level none).",
     ),
     (
         "smtp_tls_servername",

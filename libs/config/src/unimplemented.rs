@@ -215,11 +215,6 @@ static TABLE: &[Unimplemented] = &[
         "certificate fingerprint matching is not implemented",
     ),
     w(
-        "smtp_tls_note_starttls_offer",
-        NO,
-        "the offer of STARTTLS is not logged",
-    ),
-    w(
         "smtp_tls_connection_reuse",
         NO,
         "relay reuses its connections (TLS ones too) without a tlsproxy",

@@ -394,6 +394,68 @@ fn relay_notes_an_unused_starttls_offer() {
     gateway.wait_for_log("Host offered STARTTLS: [127.0.0.1]");
 }
 
+/// The fingerprint level: a server whose certificate's SHA-256
+/// fingerprint (as `openssl x509 -fingerprint -sha256` prints it, what an
+/// administrator pastes) is listed gets the message over a "Verified"
+/// connection, whoever issued it; another is deferred.
+#[test]
+fn relay_fingerprint_level_accepts_only_the_listed_certificate() {
+    let pinned = TestPki::new(&["127.0.0.1"]);
+    let other = TestPki::new(&["127.0.0.1"]);
+    let good = TlsSink::start(&pinned, true);
+    let bad = TlsSink::start(&other, true);
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, &pinned.chain_pem).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&cert)
+        .output()
+        .expect("openssl (Debian package openssl) must be installed");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let fingerprint = printed
+        .trim()
+        .split_once('=')
+        .map(|(_, f)| f.to_string())
+        .unwrap_or_else(|| panic!("openssl printed {printed:?}"));
+    let backend = Backend::start();
+    let gateway = Gateway::start(
+        &backend,
+        &format!(
+            "transport_maps = inline:{{ example.com=smtp:[127.0.0.1]:{}, example.org=smtp:[127.0.0.1]:{} }}\n\
+             relay_domains = example.com, example.org\n\
+             smtp_tls_security_level = fingerprint\n\
+             smtp_tls_fingerprint_cert_match = {fingerprint}\n",
+            good.port, bad.port
+        ),
+    );
+    let (status, out, err) = gateway.admin(&["check"]);
+    assert_eq!(status, 0, "{out}{err}");
+    let mut client = Client::connect(gateway.port, "127.0.0.1").unwrap();
+    let reply = client.send_message(
+        "a@sender.example",
+        &["bob@example.com"],
+        &message("pinned", "marker-pinned"),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let got = good.wait_for_message("marker-pinned");
+    assert!(got.tls, "the message went in clear");
+    gateway.wait_for_log("Verified TLS connection established to 127.0.0.1[127.0.0.1]:");
+
+    let reply = client.transaction(
+        "a@sender.example",
+        &["carol@example.org"],
+        &message("unpinned", "marker-unpinned"),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let line = gateway.wait_for_log("status=deferred (Server certificate not verified");
+    assert!(line.contains("to=<carol@example.org>"), "{line}");
+    assert!(
+        bad.messages().is_empty(),
+        "delivered to an unlisted certificate"
+    );
+}
+
 #[test]
 fn relay_verify_refuses_a_certificate_for_another_name() {
     let pki = TestPki::new(&["other.example.net"]);

@@ -1382,7 +1382,11 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "smtp_tls_fingerprint_digest",
-        "The digest of certificate fingerprints (fingerprint matching is not implemented).",
+        "The digest of certificate fingerprints at the fingerprint level (sha256; sha384, sha512, sha1).",
+    ),
+    (
+        "smtp_tls_fingerprint_cert_match",
+        "Fingerprints of the certificates or public keys the fingerprint level accepts.",
     ),
     (
         "smtp_starttls_timeout",

@@ -54,8 +54,9 @@ pub use route::{Route, Router};
 pub use sasl::{ImapTls, SaslBackend, SaslConfigError, mechanisms_allowed};
 pub use table::{AddressLookup, Table, lookup_address, open_tables};
 pub use tls::{
-    ClientLevel, KeySource, Protocols, ServerLevel, Side, TlsConfigError, check_cipher_grade,
-    excluded_cipher_fragments, key_sources,
+    ClientLevel, FingerprintDigest, KeySource, Protocols, ServerLevel, Side, TlsConfigError,
+    check_cipher_grade, excluded_cipher_fragments, fingerprint_cert_match, key_sources,
+    parse_fingerprints,
 };
 
 /// The known parameter an unknown name was probably meant to be, for a

@@ -585,6 +585,7 @@ static PARAMS: &[Param] = &[
     p("smtp_tls_wrappermode", "no", Bool),
     p("smtp_tls_connection_reuse", "no", Bool),
     p("smtp_tls_fingerprint_digest", "sha256", Str),
+    p("smtp_tls_fingerprint_cert_match", "", List),
     p("smtp_starttls_timeout", "300s", Time('s')),
     // Queue manager.
     p("minimal_backoff_time", "300s", Time('s')),

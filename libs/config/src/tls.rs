@@ -27,6 +27,9 @@ pub enum ClientLevel {
     May,
     /// TLS required; any certificate.
     Encrypt,
+    /// TLS required; the certificate's (or its public key's) digest must be
+    /// one of the configured fingerprints. No CA is asked.
+    Fingerprint,
     /// TLS required; the certificate must be trusted and match the MX host name.
     Verify,
     /// TLS required; the certificate must be trusted and match the next-hop
@@ -125,15 +128,11 @@ impl ClientLevel {
                 value,
                 "DANE is not implemented; use verify or secure",
             )),
-            "fingerprint" => Err(unsupported(
-                parameter,
-                value,
-                "certificate fingerprint matching is not implemented; use verify or secure",
-            )),
+            "fingerprint" => Ok(ClientLevel::Fingerprint),
             _ => Err(invalid(
                 parameter,
                 value,
-                "none, may, encrypt, verify or secure",
+                "none, may, encrypt, fingerprint, verify or secure",
             )),
         }
     }
@@ -168,10 +167,69 @@ impl ClientLevel {
             ClientLevel::None => "none",
             ClientLevel::May => "may",
             ClientLevel::Encrypt => "encrypt",
+            ClientLevel::Fingerprint => "fingerprint",
             ClientLevel::Verify => "verify",
             ClientLevel::Secure => "secure",
         }
     }
+}
+
+/// smtp_tls_fingerprint_digest: the digest certificate fingerprints are
+/// taken with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FingerprintDigest {
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl FingerprintDigest {
+    pub fn from_config(config: &MainConfig) -> Result<FingerprintDigest, TlsConfigError> {
+        let parameter = "smtp_tls_fingerprint_digest";
+        let value = config.get(parameter);
+        match value.trim().to_ascii_lowercase().as_str() {
+            "sha1" => Ok(FingerprintDigest::Sha1),
+            "sha256" => Ok(FingerprintDigest::Sha256),
+            "sha384" => Ok(FingerprintDigest::Sha384),
+            "sha512" => Ok(FingerprintDigest::Sha512),
+            "md5" => Err(unsupported(
+                parameter,
+                &value,
+                "MD5 fingerprints are not computed (broken digest); use sha256",
+            )),
+            _ => Err(invalid(parameter, &value, "sha256, sha384, sha512 or sha1")),
+        }
+    }
+}
+
+/// Fingerprints as Postfix reads them: hex, the byte pairs optionally
+/// separated by colons, any case. Err names the malformed one.
+pub fn parse_fingerprints<'a>(
+    parameter: &str,
+    values: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<Vec<u8>>, TlsConfigError> {
+    let mut out = Vec::new();
+    for value in values {
+        let hex: String = value.chars().filter(|&c| c != ':').collect();
+        let bytes = (hex.len().is_multiple_of(2) && !hex.is_empty() && hex.len() <= 128)
+            .then(|| {
+                (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                    .collect::<Option<Vec<u8>>>()
+            })
+            .flatten()
+            .ok_or_else(|| invalid(parameter, value, "hex fingerprints such as AB:CD:..."))?;
+        out.push(bytes);
+    }
+    Ok(out)
+}
+
+/// smtp_tls_fingerprint_cert_match, decoded.
+pub fn fingerprint_cert_match(config: &MainConfig) -> Result<Vec<Vec<u8>>, TlsConfigError> {
+    let parameter = "smtp_tls_fingerprint_cert_match";
+    parse_fingerprints(parameter, config.list(parameter).iter().map(String::as_str))
 }
 
 /// The TLS versions mailgate can speak (rustls has nothing older).
@@ -500,6 +558,31 @@ mod tests {
         let e = ClientLevel::from_config(&config("smtp_tls_security_level = dane\n")).unwrap_err();
         assert!(e.to_string().contains("not implemented"), "{e}");
         assert!(ClientLevel::Encrypt.requires_tls() && !ClientLevel::May.requires_tls());
+        // fingerprint: TLS required, no CA asked (below verify).
+        let fp = ClientLevel::from_config(&config("smtp_tls_security_level = fingerprint\n"));
+        assert_eq!(fp.unwrap(), ClientLevel::Fingerprint);
+        assert!(ClientLevel::Fingerprint.requires_tls());
+        assert!(ClientLevel::Fingerprint < ClientLevel::Verify);
+    }
+
+    #[test]
+    fn fingerprints_and_their_digest() {
+        let digest = |v: &str| {
+            FingerprintDigest::from_config(&config(&format!("smtp_tls_fingerprint_digest = {v}\n")))
+        };
+        assert_eq!(digest("SHA256").unwrap(), FingerprintDigest::Sha256);
+        assert_eq!(digest("sha1").unwrap(), FingerprintDigest::Sha1);
+        let md5 = digest("md5").unwrap_err().to_string();
+        assert!(md5.contains("MD5"), "{md5}");
+        assert!(digest("crc32").is_err());
+        let prints = fingerprint_cert_match(&config(
+            "smtp_tls_fingerprint_cert_match = AB:CD:EF, 0a0b0c\n",
+        ))
+        .unwrap();
+        assert_eq!(prints, [vec![0xab, 0xcd, 0xef], vec![0x0a, 0x0b, 0x0c]]);
+        for bad in ["AB:C", "XY:ZZ", ":", "ABC"] {
+            assert!(parse_fingerprints("match", [bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

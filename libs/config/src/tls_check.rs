@@ -3,8 +3,8 @@
 
 use crate::main_cf::MainConfig;
 use crate::tls::{
-    ClientLevel, Protocols, ServerLevel, Side, check_cipher_grade, excluded_cipher_fragments,
-    key_sources,
+    ClientLevel, FingerprintDigest, Protocols, ServerLevel, Side, check_cipher_grade,
+    excluded_cipher_fragments, fingerprint_cert_match, key_sources,
 };
 
 /// Every problem with the TLS and SMTP AUTH settings of one configuration
@@ -17,8 +17,23 @@ pub(crate) fn problems(config: &MainConfig) -> Vec<(String, String)> {
     if let Err(e) = ServerLevel::from_config(config) {
         push("smtpd_tls_security_level", e.to_string());
     }
-    if let Err(e) = ClientLevel::from_config(config) {
-        push("smtp_tls_security_level", e.to_string());
+    match ClientLevel::from_config(config) {
+        Err(e) => push("smtp_tls_security_level", e.to_string()),
+        Ok(level) => {
+            if let Err(e) = FingerprintDigest::from_config(config) {
+                push("smtp_tls_fingerprint_digest", e.to_string());
+            }
+            match fingerprint_cert_match(config) {
+                Err(e) => push("smtp_tls_fingerprint_cert_match", e.to_string()),
+                Ok(prints) if prints.is_empty() && level == ClientLevel::Fingerprint => push(
+                    "smtp_tls_security_level",
+                    "smtp_tls_security_level = fingerprint without smtp_tls_fingerprint_cert_match: \
+                     no certificate could be accepted"
+                        .into(),
+                ),
+                Ok(_) => {}
+            }
+        }
     }
     for name in [
         "smtpd_tls_protocols",
@@ -126,5 +141,50 @@ fn prefix(side: Side) -> &'static str {
     match side {
         Side::Server => "smtpd",
         Side::Client => "smtp",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems_of(text: &str) -> Vec<(String, String)> {
+        let config = MainConfig::parse(
+            text,
+            std::path::Path::new("/etc/mg/main.cf"),
+            std::path::Path::new("/etc/mg"),
+            &[],
+        )
+        .unwrap();
+        problems(&config)
+    }
+
+    #[test]
+    fn the_fingerprint_level_needs_fingerprints_it_can_read() {
+        let none = problems_of("smtp_tls_security_level = fingerprint\n");
+        assert!(
+            none.iter()
+                .any(|(p, m)| p == "smtp_tls_security_level" && m.contains("no certificate")),
+            "{none:?}"
+        );
+        let bad = problems_of(
+            "smtp_tls_security_level = fingerprint\nsmtp_tls_fingerprint_cert_match = nothex\n",
+        );
+        assert!(
+            bad.iter()
+                .any(|(p, _)| p == "smtp_tls_fingerprint_cert_match"),
+            "{bad:?}"
+        );
+        let md5 = problems_of("smtp_tls_fingerprint_digest = md5\n");
+        assert!(
+            md5.iter().any(|(p, _)| p == "smtp_tls_fingerprint_digest"),
+            "{md5:?}"
+        );
+        assert!(
+            problems_of(
+                "smtp_tls_security_level = fingerprint\nsmtp_tls_fingerprint_cert_match = AB:CD\n"
+            )
+            .is_empty()
+        );
     }
 }

@@ -210,11 +210,6 @@ static TABLE: &[Unimplemented] = &[
         "relay presents no client certificate",
     ),
     w(
-        "smtp_tls_fingerprint_digest",
-        &["sha256"],
-        "certificate fingerprint matching is not implemented",
-    ),
-    w(
         "smtp_tls_connection_reuse",
         NO,
         "relay reuses its connections (TLS ones too) without a tlsproxy",

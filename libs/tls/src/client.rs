@@ -10,8 +10,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use mailgate_config::{
-    ClientLevel, MainConfig, Protocols, Table, TlsConfigError, check_cipher_grade,
-    excluded_cipher_fragments,
+    ClientLevel, FingerprintDigest, MainConfig, Protocols, Table, TlsConfigError,
+    check_cipher_grade, excluded_cipher_fragments, fingerprint_cert_match, parse_fingerprints,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ClientSessionMemoryCache, Resumption};
@@ -20,6 +20,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
 
+use crate::fingerprint::Fingerprints;
 use crate::pem;
 use crate::summary::{Signature, Trust};
 
@@ -64,6 +65,9 @@ pub struct ClientTls {
     has_roots: bool,
     verify_match: Vec<String>,
     secure_match: Vec<String>,
+    /// The fingerprint level's digest and smtp_tls_fingerprint_cert_match.
+    fingerprint_digest: FingerprintDigest,
+    fingerprints: Vec<Vec<u8>>,
     servername: String,
     sessions: Arc<ClientSessionMemoryCache>,
     provider: Arc<CryptoProvider>,
@@ -77,6 +81,8 @@ pub struct Policy {
     /// (`hostname`, `nexthop`, `dot-nexthop`, or a name; `.name` matches
     /// its subdomains).
     pub matches: Vec<String>,
+    /// At the fingerprint level, the fingerprints accepted (decoded).
+    fingerprints: Vec<Vec<u8>>,
     protocols: Option<Protocols>,
     exclude: Option<Vec<&'static str>>,
 }
@@ -145,10 +151,19 @@ impl ClientTls {
             has_roots,
             verify_match: config.list("smtp_tls_verify_cert_match"),
             secure_match: config.list("smtp_tls_secure_cert_match"),
+            fingerprint_digest: FingerprintDigest::from_config(config)?,
+            fingerprints: fingerprint_cert_match(config)?,
             servername: config.get("smtp_tls_servername").trim().to_string(),
             sessions: Arc::new(ClientSessionMemoryCache::new(256)),
             provider: Arc::new(rustls::crypto::ring::default_provider()),
         };
+        if level == ClientLevel::Fingerprint && tls.fingerprints.is_empty() {
+            return Err(ClientTlsError::Ca(
+                "smtp_tls_security_level = fingerprint: no smtp_tls_fingerprint_cert_match \
+                 fingerprints to accept"
+                    .into(),
+            ));
+        }
         if level >= ClientLevel::Verify && !tls.has_roots {
             return Err(ClientTlsError::Ca(format!(
                 "smtp_tls_security_level = {}: no trusted CA certificates \
@@ -188,6 +203,7 @@ impl ClientTls {
             None => Ok(Policy {
                 level: self.level,
                 matches: self.default_matches(self.level),
+                fingerprints: self.default_fingerprints(self.level),
                 protocols: None,
                 exclude: None,
             }),
@@ -204,7 +220,15 @@ impl ClientTls {
         }
     }
 
-    /// A policy table entry: `level [match=a:b] [protocols=...] [ciphers=grade] [exclude=...]`.
+    fn default_fingerprints(&self, level: ClientLevel) -> Vec<Vec<u8>> {
+        match level {
+            ClientLevel::Fingerprint => self.fingerprints.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A policy table entry: `level [match=a:b] [protocols=...] [ciphers=grade] [exclude=...]`
+    /// (at the fingerprint level `match=` lists fingerprints, separated by `|`).
     fn parse_policy(&self, value: &str) -> Result<Policy, String> {
         let value = value.trim();
         let value = value
@@ -223,6 +247,7 @@ impl ClientTls {
         let mut policy = Policy {
             level,
             matches: self.default_matches(level),
+            fingerprints: self.default_fingerprints(level),
             protocols: None,
             exclude: None,
         };
@@ -231,6 +256,10 @@ impl ClientTls {
                 .split_once('=')
                 .ok_or_else(|| format!("malformed attribute \"{word}\""))?;
             match name.to_ascii_lowercase().as_str() {
+                "match" if level == ClientLevel::Fingerprint => {
+                    policy.fingerprints =
+                        parse_fingerprints("match", attr.split('|')).map_err(|e| e.to_string())?;
+                }
                 "match" => policy.matches = attr.split(':').map(str::to_string).collect(),
                 "protocols" => {
                     policy.protocols = Some(
@@ -251,6 +280,13 @@ impl ClientTls {
                     ));
                 }
             }
+        }
+        if level == ClientLevel::Fingerprint && policy.fingerprints.is_empty() {
+            return Err(
+                "configured at fingerprint security level, but with no fingerprints \
+                        to match"
+                    .into(),
+            );
         }
         Ok(policy)
     }
@@ -297,6 +333,8 @@ impl ClientTls {
             roots: Arc::clone(&self.roots),
             algorithms: provider.signature_verification_algorithms,
             names,
+            fingerprints: (policy.level == ClientLevel::Fingerprint)
+                .then(|| Fingerprints::new(self.fingerprint_digest, policy.fingerprints.clone())),
             findings: Arc::clone(&findings),
         });
         let provider = Arc::new(provider);
@@ -337,6 +375,7 @@ pub fn simple_handshake(roots: Arc<RootCertStore>, hostname: &str) -> Result<Han
         names: vec![Name::Exact(
             hostname.trim_end_matches('.').to_ascii_lowercase(),
         )],
+        fingerprints: None,
         findings: Arc::clone(&findings),
     });
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
@@ -413,6 +452,8 @@ struct Recorder {
     roots: Arc<RootCertStore>,
     algorithms: WebPkiSupportedAlgorithms,
     names: Vec<Name>,
+    /// At the fingerprint level: what is accepted instead of a CA and names.
+    fingerprints: Option<Fingerprints>,
     findings: Arc<Mutex<Findings>>,
 }
 
@@ -434,6 +475,18 @@ impl ServerCertVerifier for Recorder {
         _ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
+        if let Some(fingerprints) = &self.fingerprints {
+            let accepted = fingerprints.accept(end_entity);
+            self.record(|f| {
+                f.trust = Some(if accepted {
+                    Trust::Verified
+                } else {
+                    Trust::Untrusted
+                });
+                f.problem = (!accepted).then(|| "certificate fingerprint does not match".into());
+            });
+            return Ok(ServerCertVerified::assertion());
+        }
         let (trust, problem) = match ParsedCertificate::try_from(end_entity) {
             Err(e) => (
                 Trust::Untrusted,
@@ -524,7 +577,9 @@ pub fn refusal(level: ClientLevel, findings: &Findings) -> Option<&'static str> 
         ClientLevel::Verify | ClientLevel::Secure if trust == Trust::Untrusted => {
             Some("Server certificate not trusted")
         }
-        ClientLevel::Verify | ClientLevel::Secure if trust != Trust::Verified => {
+        ClientLevel::Fingerprint | ClientLevel::Verify | ClientLevel::Secure
+            if trust != Trust::Verified =>
+        {
             Some("Server certificate not verified")
         }
         _ => None,
@@ -614,7 +669,9 @@ mod tests {
                  smtp_tls_policy_maps = inline:{{ example.com=secure, \
                  [10.0.0.1]:587={{encrypt protocols=>=TLSv1.3}}, \
                  .example.net={{verify match=hostname:nexthop}}, bad.example={{dane}}, \
-                 odd.example={{encrypt tafile=/x}} }}\n",
+                 odd.example={{encrypt tafile=/x}}, \
+                 inside.example={{fingerprint match=AB:cd:01|ef0102}}, \
+                 nofp.example=fingerprint, badfp.example={{fingerprint match=XY}} }}\n",
                 ca.display()
             ),
             &dir.path().join("main.cf"),
@@ -655,5 +712,20 @@ mod tests {
                 .unwrap_err()
                 .contains("tafile")
         );
+        // Fingerprints: `|`-separated, colons optional, any case; none at
+        // all (no smtp_tls_fingerprint_cert_match either) or a malformed
+        // one defers the delivery.
+        let fp = tls.policy("inside.example", "inside.example").unwrap();
+        assert_eq!(fp.level, ClientLevel::Fingerprint);
+        assert_eq!(
+            fp.fingerprints,
+            [vec![0xab, 0xcd, 0x01], vec![0xef, 0x01, 0x02]]
+        );
+        assert!(
+            tls.policy("nofp.example", "nofp.example")
+                .unwrap_err()
+                .contains("no fingerprints")
+        );
+        assert!(tls.policy("badfp.example", "badfp.example").is_err());
     }
 }

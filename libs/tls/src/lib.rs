@@ -4,6 +4,7 @@
 //! in Postfix's format.
 
 pub mod client;
+pub mod fingerprint;
 pub mod pem;
 pub mod protocol;
 pub mod remote;

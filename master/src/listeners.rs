@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use mailgate_config::{MainConfig, ServiceEntry, ServiceKind};
+use mailgate_config::{InetProtocols, MainConfig, ServiceEntry, ServiceKind};
 use mailgate_ipc::spool::{PRIVATE, PUBLIC};
 use mailgate_sandbox::Identity;
 use nix::fcntl::OFlag;
@@ -46,6 +46,9 @@ pub enum ListenError {
         endpoint: Endpoint,
         source: io::Error,
     },
+    /// inet_protocols is malformed, or turns off the version of an address
+    /// inet_interfaces names.
+    Protocols(String),
 }
 
 impl std::fmt::Display for ListenError {
@@ -60,6 +63,7 @@ impl std::fmt::Display for ListenError {
             ListenError::Socket { endpoint, source } => {
                 write!(f, "cannot listen on {endpoint}: {source}")
             }
+            ListenError::Protocols(why) => write!(f, "{why}"),
         }
     }
 }
@@ -81,7 +85,7 @@ pub fn endpoints(
                 })?;
             let hosts = match host {
                 Some(host) => vec![host],
-                None => interface_addresses(config),
+                None => interface_addresses(config)?,
             };
             hosts
                 .iter()
@@ -109,18 +113,44 @@ pub fn endpoints(
     }
 }
 
-fn interface_addresses(config: &MainConfig) -> Vec<String> {
+/// inet_interfaces as addresses: `all` and `loopback-only` are the
+/// wildcard and loopback addresses of the versions inet_protocols allows;
+/// a named address of a version it turns off is an error.
+fn interface_addresses(config: &MainConfig) -> Result<Vec<String>, ListenError> {
+    let protocols = InetProtocols::from_config(config).map_err(ListenError::Protocols)?;
     let items = config.list("inet_interfaces");
     let mut hosts = Vec::new();
+    let mut both = |v4: &str, v6: &str| {
+        if protocols.ipv4 {
+            hosts.push(v4.to_string());
+        }
+        if protocols.ipv6 {
+            hosts.push(v6.to_string());
+        }
+    };
+    let mut named = Vec::new();
     for item in items {
         match item.as_str() {
-            "all" => hosts.extend(["0.0.0.0".to_string(), "::".to_string()]),
-            "loopback-only" => hosts.extend(["127.0.0.1".to_string(), "::1".to_string()]),
-            "localhost" => hosts.push("127.0.0.1".to_string()),
-            _ => hosts.push(item),
+            "all" => both("0.0.0.0", "::"),
+            "loopback-only" => both("127.0.0.1", "::1"),
+            "localhost" if protocols.ipv4 => named.push("127.0.0.1".to_string()),
+            "localhost" => named.push("::1".to_string()),
+            _ => named.push(item),
         }
     }
-    hosts
+    for host in &named {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>()
+            && !protocols.allows(&ip)
+        {
+            return Err(ListenError::Protocols(format!(
+                "inet_interfaces: {host} is of an IP version inet_protocols = {} turns off",
+                config.get("inet_protocols")
+            )));
+        }
+    }
+    hosts.extend(named);
+    Ok(hosts)
 }
 
 /// Creates, binds and listens. A Unix socket is made in its directory by
@@ -269,5 +299,48 @@ impl Drop for FsIdentity {
             libc::setfsuid(self.uid);
             libc::setfsgid(self.gid);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailgate_config::MasterConfig;
+
+    fn tcp_endpoints(main_cf: &str) -> Result<Vec<String>, String> {
+        let config = MainConfig::parse(
+            main_cf,
+            Path::new("/etc/mg/main.cf"),
+            Path::new("/etc/mg"),
+            &[],
+        )
+        .unwrap();
+        let master = MasterConfig::parse(
+            "smtp inet n - y - - smtpd\n",
+            Path::new("/etc/mg/master.cf"),
+        )
+        .unwrap();
+        endpoints(&master.services[0], &config, Path::new("/q"))
+            .map(|e| e.iter().map(ToString::to_string).collect())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn inet_protocols_choose_the_wildcard_addresses() {
+        assert_eq!(
+            tcp_endpoints("inet_interfaces = all\n").unwrap(),
+            ["0.0.0.0:25", "[::]:25"]
+        );
+        assert_eq!(
+            tcp_endpoints("inet_interfaces = all\ninet_protocols = ipv4\n").unwrap(),
+            ["0.0.0.0:25"]
+        );
+        assert_eq!(
+            tcp_endpoints("inet_interfaces = loopback-only\ninet_protocols = ipv6\n").unwrap(),
+            ["[::1]:25"]
+        );
+        let refused =
+            tcp_endpoints("inet_interfaces = 2001:db8::1\ninet_protocols = ipv4\n").unwrap_err();
+        assert!(refused.contains("inet_protocols"), "{refused}");
     }
 }

@@ -96,6 +96,7 @@ mod tests {
             addresses: crate::nexthop::AddressPolicy {
                 limit: 5,
                 own: Vec::new(),
+                ..crate::nexthop::AddressPolicy::default()
             },
             session_limit: 2,
             deadline: Duration::from_secs(60),

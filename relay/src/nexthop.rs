@@ -12,6 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use hickory_resolver::TokioResolver;
 use hickory_resolver::net::NetError;
 use hickory_resolver::proto::rr::{Name, RData};
+use mailgate_config::InetProtocols;
 
 use crate::status::Status;
 
@@ -27,6 +28,8 @@ pub struct AddressPolicy {
     /// This gateway's own addresses (inet_interfaces, proxy_interfaces):
     /// mail to port 25 of one of them loops back to us.
     pub own: Vec<IpAddr>,
+    /// inet_protocols: addresses of a version it turns off are not tried.
+    pub protocols: InetProtocols,
 }
 
 impl AddressPolicy {
@@ -172,6 +175,14 @@ pub async fn resolve(
         if nexthop.port == SMTP_PORT && policy.own.contains(&ip) {
             return Err(looping());
         }
+        if !policy.protocols.allows(&ip) {
+            return Err(Status::deferred(
+                "4.4.4",
+                format!(
+                    "unable to connect to {ip}: its IP version is turned off by inet_protocols"
+                ),
+            ));
+        }
         return Ok(vec![Target {
             name: ip.to_string(),
             addr: SocketAddr::new(ip, nexthop.port),
@@ -180,7 +191,12 @@ pub async fn resolve(
     }
     let resolver = match dns {
         Dns::Native(hosts) => {
-            let found = hosts.lookup(&nexthop.host);
+            let found: Vec<IpAddr> = hosts
+                .lookup(&nexthop.host)
+                .iter()
+                .copied()
+                .filter(|ip| policy.protocols.allows(ip))
+                .collect();
             if found.is_empty() {
                 return Err(Status::deferred(
                     "4.4.3",
@@ -221,7 +237,19 @@ pub async fn resolve(
         if targets.len() >= policy.limit() {
             break;
         }
-        match host_addresses(&host, resolver).await {
+        let allowed = host_addresses(&host, resolver).await.and_then(|mut addrs| {
+            addrs.retain(|ip| policy.protocols.allows(ip));
+            if addrs.is_empty() {
+                Err(not_found(
+                    &host,
+                    "A",
+                    "No address of an IP version inet_protocols allows",
+                ))
+            } else {
+                Ok(addrs)
+            }
+        });
+        match allowed {
             Ok(mut addrs) => {
                 // Postfix's smtp_randomize_addresses: spread load over a
                 // host's addresses.
@@ -439,6 +467,7 @@ mod tests {
         let policy = AddressPolicy {
             limit: 5,
             own: Vec::new(),
+            ..AddressPolicy::default()
         };
         resolve(nexthop, dns, &policy).await
     }
@@ -448,6 +477,7 @@ mod tests {
         let policy = AddressPolicy {
             limit: 5,
             own: vec!["192.0.2.1".parse().unwrap()],
+            ..AddressPolicy::default()
         };
         let looped = resolve(
             &hop("192.0.2.1", 25, false),
@@ -474,6 +504,51 @@ mod tests {
             .await
             .is_ok()
         );
+    }
+
+    /// inet_protocols = ipv4: a host's IPv6 addresses are not tried, a
+    /// host with only IPv6 ones has none, an IPv6 literal is deferred.
+    #[tokio::test]
+    async fn addresses_of_a_version_turned_off_are_not_tried() {
+        let policy = AddressPolicy {
+            limit: 5,
+            protocols: InetProtocols {
+                ipv4: true,
+                ipv6: false,
+            },
+            ..AddressPolicy::default()
+        };
+        let hosts = Dns::Native(mailgate_dns::hosts::Hosts::parse(
+            "192.0.2.7 both.test\n2001:db8::7 both.test\n2001:db8::8 six.test\n",
+        ));
+        let both = resolve(&hop("both.test", 25, false), &hosts, &policy)
+            .await
+            .unwrap();
+        let addrs: Vec<String> = both.iter().map(|t| t.addr.ip().to_string()).collect();
+        assert_eq!(addrs, ["192.0.2.7"]);
+        let six = resolve(&hop("six.test", 25, false), &hosts, &policy)
+            .await
+            .unwrap_err();
+        assert_eq!(six.dsn, "4.4.3", "{six:?}");
+        let literal = resolve(&hop("2001:db8::9", 25, false), &hosts, &policy)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (literal.outcome, literal.dsn.as_str()),
+            (Outcome::Deferred, "4.4.4")
+        );
+        // With both versions on, both addresses.
+        let all = resolve(
+            &hop("both.test", 25, false),
+            &hosts,
+            &AddressPolicy {
+                limit: 5,
+                ..AddressPolicy::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(all.len(), 2);
     }
 
     #[tokio::test]

@@ -91,6 +91,7 @@ pub enum SettingsError {
         why: String,
     },
     Tls(ClientTlsError),
+    Protocols(String),
 }
 
 impl fmt::Display for SettingsError {
@@ -107,6 +108,7 @@ impl fmt::Display for SettingsError {
                 why,
             } => write!(f, "{parameter}: \"{value}\": {why}"),
             SettingsError::Tls(e) => write!(f, "{e}"),
+            SettingsError::Protocols(why) => write!(f, "{why}"),
         }
     }
 }
@@ -177,6 +179,8 @@ impl Settings {
             addresses: AddressPolicy {
                 limit: count(&param("mx_address_limit")),
                 own: own_addresses(config)?,
+                protocols: mailgate_config::InetProtocols::from_config(config)
+                    .map_err(SettingsError::Protocols)?,
             },
             session_limit: count(&param("mx_session_limit")),
             deadline,

@@ -116,6 +116,24 @@ pub fn check(config_dir: &Path, command_line: &[Override]) -> Report {
     }
 }
 
+/// inet_protocols as the master and relay read it, and inet_interfaces'
+/// addresses of a version it turns off (the master would not start).
+fn inet_problem(config: &MainConfig) -> Result<(), String> {
+    let protocols = crate::InetProtocols::from_config(config)?;
+    for item in config.list("inet_interfaces") {
+        let bare = item.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<std::net::IpAddr>()
+            && !protocols.allows(&ip)
+        {
+            return Err(format!(
+                "inet_interfaces: {item} is of an IP version inet_protocols = {} turns off",
+                config.get("inet_protocols")
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Checker {
     /// content_filter and receive_override_options, wherever set (once
     /// per place).
@@ -472,6 +490,16 @@ impl Checker {
                 NetworkList::parse(&config.list(name), dir).map(drop)
             });
         }
+        // What the master binds: inet_interfaces' addresses must be of a
+        // version inet_protocols allows.
+        let value = format!(
+            "{} with {}",
+            config.get("inet_protocols"),
+            config.get("inet_interfaces")
+        );
+        self.once(config, "inet_protocols", &value, |_| {
+            inet_problem(config).map_err(|e| ConfigError::Invalid(vec![Diagnostic::unplaced(e)]))
+        });
         // Whether it fits depends on clamd_socket too (fildes needs a Unix socket).
         let value = format!(
             "{} with {}",
@@ -799,6 +827,36 @@ anvil     unix  -       -       y       -       1       anvil
             .iter()
             .map(|d| d.to_string())
             .collect()
+    }
+
+    #[test]
+    fn inet_protocols_must_allow_the_addresses_listened_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "master.cf", MASTER_CF);
+        write(d, "svc_access", "example.com OK\n");
+        write(
+            d,
+            "main.cf",
+            "inet_protocols = ipv4\ninet_interfaces = all\n",
+        );
+        assert_eq!(run(d), Vec::<String>::new());
+        write(
+            d,
+            "main.cf",
+            "inet_protocols = ipv4\ninet_interfaces = 127.0.0.1, 2001:db8::1\n",
+        );
+        let errors = run(d);
+        assert!(
+            errors.len() == 1 && errors[0].contains("2001:db8::1 is of an IP version"),
+            "{errors:?}"
+        );
+        write(d, "main.cf", "inet_protocols = ipx\n");
+        let errors = run(d);
+        assert!(
+            errors.len() == 1 && errors[0].contains("unknown protocol \"ipx\""),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -256,7 +256,10 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
         "inet_interfaces",
         "The addresses inet services listen on: all, loopback-only or a list of addresses.",
     ),
-    ("inet_protocols", "The IP versions used: all, ipv4 or ipv6."),
+    (
+        "inet_protocols",
+        "The IP versions used: all, ipv4 or ipv6 (the wildcard and loopback addresses listened on, the next-hop addresses relay tries).",
+    ),
     (
         "relay_domains",
         "The domains this gateway accepts mail for and relays to their internal servers.",

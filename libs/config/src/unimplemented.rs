@@ -266,11 +266,6 @@ static TABLE: &[Unimplemented] = &[
         &["/etc/mailgate"],
         "mailgate takes its configuration directory from -c",
     ),
-    w(
-        "inet_protocols",
-        &["all"],
-        "not implemented: the listeners and the DNS lookups use IPv4 and IPv6 as available",
-    ),
 ];
 
 /// The entry for a parameter that mailgate accepts without implementing it.

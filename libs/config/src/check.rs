@@ -829,6 +829,27 @@ anvil     unix  -       -       y       -       1       anvil
             .collect()
     }
 
+    /// Client certificates are not requested: asking for or requiring
+    /// them is refused at its line, not silently skipped.
+    #[test]
+    fn client_certificate_settings_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "master.cf", MASTER_CF);
+        write(d, "svc_access", "example.com OK\n");
+        write(
+            d,
+            "main.cf",
+            "smtpd_tls_ask_ccert = no\nsmtpd_tls_req_ccert = yes\n",
+        );
+        let errors = run(d);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("main.cf:2:") && errors[0].contains("smtpd_tls_req_ccert"),
+            "{errors:?}"
+        );
+    }
+
     #[test]
     fn inet_protocols_must_allow_the_addresses_listened_on() {
         let dir = tempfile::tempdir().unwrap();

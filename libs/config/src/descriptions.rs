@@ -1207,14 +1207,8 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
         "smtpd_tls_wrappermode",
         "TLS from the first byte (SMTPS, port 465), usually as a master.cf -o override.",
     ),
-    (
-        "smtpd_tls_ask_ccert",
-        "Ask clients for a certificate (not implemented).",
-    ),
-    (
-        "smtpd_tls_req_ccert",
-        "Require a client certificate (not implemented).",
-    ),
+    ("smtpd_tls_ask_ccert", "Ask clients for a certificate."),
+    ("smtpd_tls_req_ccert", "Require a client certificate."),
     (
         "smtpd_tls_protocols",
         "The TLS protocols of opportunistic TLS (!SSLv2, >=TLSv1.2, ...); mailgate speaks TLSv1.2 and TLSv1.3.",

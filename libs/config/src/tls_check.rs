@@ -92,14 +92,6 @@ pub(crate) fn problems(config: &MainConfig) -> Vec<(String, String)> {
                 .to_string(),
         );
     }
-    for name in ["smtpd_tls_ask_ccert", "smtpd_tls_req_ccert"] {
-        if config.bool(name) {
-            push(
-                name,
-                "not implemented by mailgate: client certificates are not requested".to_string(),
-            );
-        }
-    }
     match crate::sasl::SaslBackend::from_config(config) {
         Err(e) => push(e.parameter, e.message),
         Ok(Some(crate::sasl::SaslBackend::Imap { .. })) => {

@@ -215,6 +215,17 @@ static TABLE: &[Unimplemented] = &[
         "relay reuses its connections (TLS ones too) without a tlsproxy",
     ),
     e(
+        "smtpd_tls_ask_ccert",
+        NO,
+        "client certificates are not requested, so permit_tls_clientcerts and \
+         check_ccert_access could never match",
+    ),
+    e(
+        "smtpd_tls_req_ccert",
+        NO,
+        "client certificates are not requested; a client without one would be let in",
+    ),
+    e(
         "smtp_tls_wrappermode",
         NO,
         "relay does not speak TLS from the first byte (SMTPS); deliveries to such a \

@@ -263,6 +263,9 @@ pub struct Connection<S> {
     /// LMTP (RFC 2033): LHLO, and one reply per accepted recipient after
     /// the final dot.
     lmtp: bool,
+    /// The dialogue is logged line by line (`-v`, or the server is in
+    /// debug_peer_list).
+    verbose: bool,
 }
 
 /// Greeting and EHLO (HELO if EHLO is refused) on a connected stream, and
@@ -276,6 +279,7 @@ pub async fn open<S>(
     timeouts: Timeouts,
     tls: Option<&StartTls>,
     lmtp: bool,
+    verbose: bool,
 ) -> Result<Connection<S>, OpenError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -286,6 +290,7 @@ where
         timeouts,
         ext: Extensions::default(),
         lmtp,
+        verbose: verbose || mailgate_log::verbose(),
     };
     connection.ext = connection
         .setup(helo_name)
@@ -767,10 +772,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.read_reply(timeout).await
     }
 
-    /// Under master.cf's `-v`: each command line sent (an AUTH argument is
-    /// a credential and is not shown).
+    /// Under master.cf's `-v` or debug_peer_list: each command line sent
+    /// (an AUTH argument is a credential and is not shown).
     fn trace_out(&self, data: &[u8]) {
-        if !mailgate_log::verbose() {
+        if !self.verbose {
             return;
         }
         for line in String::from_utf8_lossy(data).lines() {
@@ -778,7 +783,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Some(v) if v.eq_ignore_ascii_case("AUTH ") => "AUTH ...",
                 _ => line,
             };
-            mailgate_log::debug!("> {}: {shown}", self.host);
+            mailgate_log::info!("> {}: {shown}", self.host);
         }
     }
 
@@ -824,7 +829,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     if line.last() == Some(&b'\r') {
                         line.pop();
                     }
-                    mailgate_log::debug!("< {}: {}", self.host, String::from_utf8_lossy(&line));
+                    if self.verbose {
+                        mailgate_log::info!("< {}: {}", self.host, String::from_utf8_lossy(&line));
+                    }
                     if line.len() > MAX_LINE {
                         return Err(Fail::Malformed(ReplyError::LineTooLong));
                     }
@@ -891,7 +898,16 @@ mod tests {
         message: &Message<'_>,
         lmtp: bool,
     ) -> SessionResult {
-        let connection = match open(stream, host.to_string(), helo_name, timeouts, None, lmtp).await
+        let connection = match open(
+            stream,
+            host.to_string(),
+            helo_name,
+            timeouts,
+            None,
+            lmtp,
+            false,
+        )
+        .await
         {
             Ok(connection) => connection,
             Err(e) => return SessionResult::Setup(e.status()),
@@ -1277,7 +1293,7 @@ mod tests {
             ],
         ));
         let t = timeouts(Duration::from_secs(5));
-        let first = open(client, "h[ip]".into(), "gw", t, None, false)
+        let first = open(client, "h[ip]".into(), "gw", t, None, false, false)
             .await
             .unwrap();
         let message = message(vec!["a@x"], b"x\r\n");
@@ -1305,7 +1321,7 @@ mod tests {
             ],
         ));
         let t = timeouts(Duration::from_secs(5));
-        let connection = open(client, "h[ip]".into(), "gw", t, None, false)
+        let connection = open(client, "h[ip]".into(), "gw", t, None, false, false)
             .await
             .unwrap();
         let status = match connection

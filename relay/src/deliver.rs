@@ -332,6 +332,7 @@ async fn smtp(
                 settings.timeouts,
                 starttls.as_ref(),
                 lmtp,
+                settings.debug_peers.matches(target.addr.ip(), &target.name),
             )
             .await;
             let setup_done = now_micros();

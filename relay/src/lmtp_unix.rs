@@ -62,6 +62,7 @@ pub async fn deliver(
         settings.timeouts,
         None,
         true,
+        false,
     )
     .await
     .map_err(|e| match e {

@@ -78,6 +78,7 @@ mod tests {
             protocol: crate::settings::Protocol::Smtp,
             send_xforward: false,
             note_starttls_offer: false,
+            debug_peers: mailgate_config::DebugPeers::default(),
             tls: mailgate_tls::client::ClientTls::load(&empty).unwrap(),
             starttls_timeout: t,
             helo_name: "gw.example.org".into(),

@@ -159,6 +159,7 @@ async fn smtp(request: &Probe, settings: &Settings) -> (String, Status) {
                 settings.timeouts,
                 starttls.as_ref(),
                 lmtp,
+                settings.debug_peers.matches(target.addr.ip(), &target.name),
             )
             .await;
             match opened {

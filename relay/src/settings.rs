@@ -59,6 +59,8 @@ pub struct Settings {
     /// smtp_tls_note_starttls_offer: log a server's unused offer of STARTTLS
     /// (at TLS level none; SMTP only, as lmtp_tls_* are not known).
     pub note_starttls_offer: bool,
+    /// debug_peer_list: servers whose SMTP dialogue is logged line by line.
+    pub debug_peers: mailgate_config::DebugPeers,
     /// smtp_helo_name (lmtp_lhlo_name), sent with EHLO/HELO (LHLO).
     pub helo_name: String,
     /// myhostname: the host part of a Unix-socket peer's `relay=` label.
@@ -92,6 +94,7 @@ pub enum SettingsError {
     },
     Tls(ClientTlsError),
     Protocols(String),
+    DebugPeers(Vec<String>),
 }
 
 impl fmt::Display for SettingsError {
@@ -109,6 +112,9 @@ impl fmt::Display for SettingsError {
             } => write!(f, "{parameter}: \"{value}\": {why}"),
             SettingsError::Tls(e) => write!(f, "{e}"),
             SettingsError::Protocols(why) => write!(f, "{why}"),
+            SettingsError::DebugPeers(problems) => {
+                write!(f, "debug_peer_list: {}", problems.join("; "))
+            }
         }
     }
 }
@@ -170,6 +176,15 @@ impl Settings {
             send_xforward: config.bool(&param("send_xforward_command")),
             note_starttls_offer: protocol == Protocol::Smtp
                 && config.bool("smtp_tls_note_starttls_offer"),
+            debug_peers: mailgate_config::DebugPeers::load(
+                config,
+                config.config_dir(),
+                config
+                    .list("parent_domain_matches_subdomains")
+                    .iter()
+                    .any(|p| p == "debug_peer_list"),
+            )
+            .map_err(SettingsError::DebugPeers)?,
             helo_name,
             myhostname: config.get("myhostname"),
             tls: ClientTls::load(config).map_err(SettingsError::Tls)?,

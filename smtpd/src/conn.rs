@@ -54,6 +54,8 @@ pub struct Conn<S> {
     outbuf: Vec<u8>,
     /// `name[addr]` for the `-v` protocol lines.
     pub label: String,
+    /// The dialogue is logged line by line (`-v`, or debug_peer_list).
+    pub verbose: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
@@ -65,6 +67,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             start: 0,
             outbuf: Vec::new(),
             label: String::new(),
+            verbose: mailgate_log::verbose(),
         }
     }
 
@@ -82,9 +85,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     pub fn queue(&mut self, reply: &Reply) {
         let wire = reply.to_wire();
-        if mailgate_log::verbose() {
+        if self.verbose {
             for line in String::from_utf8_lossy(&wire).lines() {
-                mailgate_log::debug!("> {}: {line}", self.label);
+                mailgate_log::info!("> {}: {line}", self.label);
             }
         }
         self.outbuf.extend_from_slice(&wire);

@@ -258,6 +258,9 @@ where
     };
     session.st.server = local;
     session.conn.label = session.st.peer.label();
+    session.conn.verbose |= settings
+        .debug_peers
+        .matches(session.st.peer.addr, &session.st.peer.name);
     info!("connect from {}", session.st.peer.label());
     // SMTPS: TLS before the greeting.
     let wrapped = match &settings.tls {
@@ -434,7 +437,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     continue;
                 }
             };
-            if mailgate_log::verbose() {
+            if self.conn.verbose {
                 // AUTH's initial response is a credential: not logged.
                 let shown = match text.get(..5) {
                     Some(v) if v.eq_ignore_ascii_case("AUTH ") => {
@@ -443,7 +446,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     }
                     _ => text.clone(),
                 };
-                mailgate_log::debug!("< {}: {shown}", self.st.peer.label());
+                mailgate_log::info!("< {}: {shown}", self.st.peer.label());
             }
             let (verb, parsed) = command::parse(&text, opts);
             if verb == Verb::Unknown && self.is_not_smtp(&text) {

@@ -156,6 +156,9 @@ pub struct Settings {
     pub line_length_limit: usize,
     pub hopcount_limit: u32,
     pub mynetworks: NetworkList,
+    /// debug_peer_list: clients whose SMTP dialogue is logged line by line
+    /// (as with `-v` for every client).
+    pub debug_peers: mailgate_config::DebugPeers,
     pub relay_domains: DomainList,
     pub relay_recipient_maps: Vec<Table>,
     /// canonical and virtual alias maps: an address they list is a known
@@ -406,6 +409,15 @@ impl Settings {
             line_length_limit: (count(config, "line_length_limit")? as usize).max(MIN_LINE_LENGTH),
             hopcount_limit: count(config, "hopcount_limit")?,
             mynetworks: networks("mynetworks")?,
+            debug_peers: mailgate_config::DebugPeers::load(
+                config,
+                dir,
+                parent_matches("debug_peer_list"),
+            )
+            .map_err(|problems| SettingsError::Config {
+                parameter: "debug_peer_list",
+                problems,
+            })?,
             relay_domains: DomainList::parse(
                 &config.list("relay_domains"),
                 dir,

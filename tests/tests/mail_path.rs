@@ -679,3 +679,44 @@ fn without_dns_next_hops_come_from_the_hosts_file() {
         "{line}"
     );
 }
+
+/// debug_peer_list: the SMTP dialogue with a listed client (smtpd) and a
+/// listed server (relay) is logged line by line, as Postfix's verbose
+/// logging for those peers does; a peer not listed gets none.
+#[test]
+fn debug_peer_list_logs_the_dialogue_of_listed_peers() {
+    let backend = Backend::start();
+    let gateway = Gateway::start(&backend, "debug_peer_list = 127.0.0.1\n");
+    let mut client = Client::connect(gateway.port, "127.0.0.1").expect("connect");
+    let reply = client.send_message(
+        "dbg@sender.example",
+        &["bob@example.com"],
+        &message("debug", "marker-debug-peer"),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    backend.wait_for_message("marker-debug-peer");
+    // smtpd: the client's command and smtpd's reply.
+    gateway.wait_for_log("[127.0.0.1]: MAIL FROM:<dbg@sender.example>");
+    let line = gateway.wait_for_log("]: 250 2.1.0 Ok");
+    assert!(line.contains("mailgate/smtpd") && line.contains("> "), "{line}");
+    // relay: the command to the backend and the backend's reply.
+    let line = gateway.wait_for_log("> 127.0.0.1[127.0.0.1]: MAIL FROM:<dbg@sender.example>");
+    assert!(line.contains("mailgate/relay"), "{line}");
+    gateway.wait_for_log("< 127.0.0.1[127.0.0.1]: 250");
+
+    let quiet = Gateway::start(&backend, "debug_peer_list = 192.0.2.1\n");
+    let mut client = Client::connect(quiet.port, "127.0.0.1").expect("connect");
+    let reply = client.send_message(
+        "quiet@sender.example",
+        &["bob@example.com"],
+        &message("quiet", "marker-quiet-peer"),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    backend.wait_for_message("marker-quiet-peer");
+    quiet.wait_for_log("status=sent");
+    assert!(
+        !quiet.log().contains("MAIL FROM:<quiet@sender.example>"),
+        "{}",
+        quiet.log()
+    );
+}

@@ -490,6 +490,16 @@ impl Checker {
                 NetworkList::parse(&config.list(name), dir).map(drop)
             });
         }
+        let value = config.get("debug_peer_list");
+        let parents = config.list("parent_domain_matches_subdomains");
+        let listed = parents.iter().any(|p| p == "debug_peer_list");
+        self.once(config, "debug_peer_list", &value, |_| {
+            crate::DebugPeers::load(config, dir, listed)
+                .map(drop)
+                .map_err(|problems| {
+                    ConfigError::Invalid(problems.into_iter().map(Diagnostic::unplaced).collect())
+                })
+        });
         // What the master binds: inet_interfaces' addresses must be of a
         // version inet_protocols allows.
         let value = format!(

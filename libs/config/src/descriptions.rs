@@ -896,7 +896,7 @@ pub(crate) static DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "debug_peer_list",
-        "Clients and servers whose sessions are logged in detail.",
+        "Clients (smtpd) and servers (relay) whose SMTP dialogue is logged line by line: addresses, networks, names, tables.",
     ),
     (
         "debug_peer_level",

@@ -112,7 +112,7 @@ enum DomainItem {
 }
 
 /// A list of domains, such as relay_domains.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct DomainList {
     entries: Vec<(bool, DomainItem)>,
     parent_matches_subdomains: bool,
@@ -222,7 +222,7 @@ enum NetItem {
 }
 
 /// A list of networks, such as mynetworks.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct NetworkList {
     entries: Vec<(bool, NetItem)>,
     files: Vec<PathBuf>,

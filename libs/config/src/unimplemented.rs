@@ -238,14 +238,10 @@ static TABLE: &[Unimplemented] = &[
         "the ETRN command is not implemented (answered 502)",
     ),
     w(
-        "debug_peer_list",
-        EMPTY,
-        "per-client debug logging is not implemented",
-    ),
-    w(
         "debug_peer_level",
         &["2"],
-        "per-client debug logging is not implemented",
+        "debug_peer_list clients get the SMTP dialogue logged line by line, one level of \
+         detail whatever the number",
     ),
     // Process management (see SECURITY.md for why workers are not recycled).
     w(

@@ -698,7 +698,10 @@ fn debug_peer_list_logs_the_dialogue_of_listed_peers() {
     // smtpd: the client's command and smtpd's reply.
     gateway.wait_for_log("[127.0.0.1]: MAIL FROM:<dbg@sender.example>");
     let line = gateway.wait_for_log("]: 250 2.1.0 Ok");
-    assert!(line.contains("mailgate/smtpd") && line.contains("> "), "{line}");
+    assert!(
+        line.contains("mailgate/smtpd") && line.contains("> "),
+        "{line}"
+    );
     // relay: the command to the backend and the backend's reply.
     let line = gateway.wait_for_log("> 127.0.0.1[127.0.0.1]: MAIL FROM:<dbg@sender.example>");
     assert!(line.contains("mailgate/relay"), "{line}");

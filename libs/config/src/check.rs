@@ -839,20 +839,21 @@ anvil     unix  -       -       y       -       1       anvil
             .collect()
     }
 
-    /// Client certificates are not requested: asking for or requiring
-    /// them is refused at its line, not silently skipped.
-    #[test]
-    fn client_certificate_settings_are_refused() {
+    /// The errors of MASTER_CF (its table present) with this main.cf.
+    fn errors_with(main_cf: &str) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         write(d, "master.cf", MASTER_CF);
         write(d, "svc_access", "example.com OK\n");
-        write(
-            d,
-            "main.cf",
-            "smtpd_tls_ask_ccert = no\nsmtpd_tls_req_ccert = yes\n",
-        );
-        let errors = run(d);
+        write(d, "main.cf", main_cf);
+        run(d)
+    }
+
+    /// Client certificates are not requested: asking for or requiring
+    /// them is refused at its line, not silently skipped.
+    #[test]
+    fn client_certificate_settings_are_refused() {
+        let errors = errors_with("smtpd_tls_ask_ccert = no\nsmtpd_tls_req_ccert = yes\n");
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(
             errors[0].contains("main.cf:2:") && errors[0].contains("smtpd_tls_req_ccert"),
@@ -862,30 +863,32 @@ anvil     unix  -       -       y       -       1       anvil
 
     #[test]
     fn inet_protocols_must_allow_the_addresses_listened_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        write(d, "master.cf", MASTER_CF);
-        write(d, "svc_access", "example.com OK\n");
-        write(
-            d,
-            "main.cf",
-            "inet_protocols = ipv4\ninet_interfaces = all\n",
+        assert_eq!(
+            errors_with("inet_protocols = ipv4\ninet_interfaces = all\n"),
+            Vec::<String>::new()
         );
-        assert_eq!(run(d), Vec::<String>::new());
-        write(
-            d,
-            "main.cf",
-            "inet_protocols = ipv4\ninet_interfaces = 127.0.0.1, 2001:db8::1\n",
-        );
-        let errors = run(d);
+        let errors =
+            errors_with("inet_protocols = ipv4\ninet_interfaces = 127.0.0.1, 2001:db8::1\n");
         assert!(
             errors.len() == 1 && errors[0].contains("2001:db8::1 is of an IP version"),
             "{errors:?}"
         );
-        write(d, "main.cf", "inet_protocols = ipx\n");
-        let errors = run(d);
+        let errors = errors_with("inet_protocols = ipx\n");
         assert!(
             errors.len() == 1 && errors[0].contains("unknown protocol \"ipx\""),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn debug_peer_list_entries_are_checked() {
+        assert_eq!(
+            errors_with("debug_peer_list = 127.0.0.1, .example.com\n"),
+            Vec::<String>::new()
+        );
+        let errors = errors_with("debug_peer_list = /etc/peers\n");
+        assert!(
+            errors.len() == 1 && errors[0].contains("debug_peer_list"),
             "{errors:?}"
         );
     }

@@ -31,6 +31,27 @@ macro_rules! transfer {
     }};
 }
 
+/// One TLS session in memory: the handshake, then a line from the server
+/// (so that its session tickets reach the client). Returns how the
+/// client's handshake went.
+fn session(
+    client_config: Arc<rustls::ClientConfig>,
+    name: rustls::pki_types::ServerName<'static>,
+    server: &Arc<rustls::ServerConfig>,
+) -> Option<HandshakeKind> {
+    let mut client = rustls::ClientConnection::new(client_config, name).unwrap();
+    let mut srv = rustls::ServerConnection::new(Arc::clone(server)).unwrap();
+    while client.is_handshaking() || srv.is_handshaking() {
+        transfer!(client, srv);
+        transfer!(srv, client);
+    }
+    srv.writer().write_all(b"220 ok\r\n").unwrap();
+    transfer!(srv, client);
+    let mut line = [0u8; 8];
+    client.reader().read_exact(&mut line).unwrap();
+    client.handshake_kind()
+}
+
 #[test]
 fn every_relay_handshake_checks_the_certificate() {
     let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -72,27 +93,14 @@ fn every_relay_handshake_checks_the_certificate() {
         let handshake = tls
             .handshake(&policy, "mx.example.com", "example.com")
             .unwrap();
-        let mut client =
-            rustls::ClientConnection::new(handshake.config.clone(), handshake.server_name.clone())
-                .unwrap();
-        let mut srv = rustls::ServerConnection::new(Arc::clone(&server)).unwrap();
-        while client.is_handshaking() || srv.is_handshaking() {
-            transfer!(client, srv);
-            transfer!(srv, client);
-        }
-        // Application data both ways, so that the tickets reach the client.
-        srv.writer().write_all(b"220 ok\r\n").unwrap();
-        transfer!(srv, client);
-        let mut line = [0u8; 8];
-        client.reader().read_exact(&mut line).unwrap();
-        let findings = handshake.findings.lock().unwrap().clone();
-        kinds.push(client.handshake_kind());
-        assert_eq!(
-            findings.trust,
-            Some(Trust::Verified),
-            "{:?}",
-            client.handshake_kind()
+        let kind = session(
+            handshake.config.clone(),
+            handshake.server_name.clone(),
+            &server,
         );
+        let findings = handshake.findings.lock().unwrap().clone();
+        kinds.push(kind);
+        assert_eq!(findings.trust, Some(Trust::Verified), "{kind:?}");
         assert_eq!(refusal(policy.level, &findings), None);
     }
     // The server does resume sessions: a client that keeps one config (one
@@ -111,17 +119,7 @@ fn every_relay_handshake_checks_the_certificate() {
     let mut control = Vec::new();
     for _ in 0..2 {
         let name = rustls::pki_types::ServerName::try_from("mx.example.com").unwrap();
-        let mut client = rustls::ClientConnection::new(Arc::clone(&shared), name).unwrap();
-        let mut srv = rustls::ServerConnection::new(Arc::clone(&server)).unwrap();
-        while client.is_handshaking() || srv.is_handshaking() {
-            transfer!(client, srv);
-            transfer!(srv, client);
-        }
-        srv.writer().write_all(b"220 ok\r\n").unwrap();
-        transfer!(srv, client);
-        let mut line = [0u8; 8];
-        client.reader().read_exact(&mut line).unwrap();
-        control.push(client.handshake_kind());
+        control.push(session(Arc::clone(&shared), name, &server));
     }
     assert_eq!(
         control,

@@ -671,7 +671,10 @@ impl Gateway {
                 if let Ok(Some(_)) = child.try_wait() {
                     break false;
                 }
-                match Client::connect(self.port, "127.0.0.1") {
+                // A short wait for each greeting: whatever else holds the
+                // port (the master then stops: "cannot listen") may accept
+                // and never greet, and the master's exit must be seen.
+                match Client::connect_waiting(self.port, "127.0.0.1", Duration::from_secs(5)) {
                     Ok(mut client) => {
                         let greeting = client.greeting.clone();
                         client.send("QUIT");
@@ -869,12 +872,18 @@ impl Client {
     /// Connects to 127.0.0.1:`port` from the loopback address `from`
     /// (127.0.0.2, ... make distinct clients).
     pub fn connect(port: u16, from: &str) -> std::io::Result<Client> {
+        Client::connect_waiting(port, from, PATIENCE)
+    }
+
+    /// `connect`, waiting at most `patience` for each reply (the greeting
+    /// too).
+    pub fn connect_waiting(port: u16, from: &str, patience: Duration) -> std::io::Result<Client> {
         let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
         let local: IpAddr = from.parse().expect("loopback address");
         socket.bind(&SocketAddr::new(local, 0).into())?;
         socket.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())?;
         let stream: TcpStream = socket.into();
-        stream.set_read_timeout(Some(PATIENCE))?;
+        stream.set_read_timeout(Some(patience))?;
         let mut client = Client {
             reader: BufReader::new(stream),
             greeting: String::new(),

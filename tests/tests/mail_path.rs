@@ -723,3 +723,23 @@ fn debug_peer_list_logs_the_dialogue_of_listed_peers() {
         quiet.log()
     );
 }
+
+/// The harness itself: free_port's port can be taken by another test
+/// before the master binds it, by something that accepts and never greets.
+/// The master stops ("cannot listen"), and the gateway must move to another
+/// port rather than wait out its patience on the silent listener (a
+/// clean-checkout run once failed so).
+#[test]
+fn a_port_taken_by_a_silent_listener_moves_the_gateway() {
+    let backend = Backend::start();
+    let gateway = Gateway::configure(&backend, "");
+    let taken = gateway.port;
+    let silent = std::net::TcpListener::bind(("127.0.0.1", taken)).expect("bind");
+    let gateway = gateway.launch();
+    assert_ne!(gateway.port, taken);
+    gateway.wait_for_log("cannot listen on 127.0.0.1:");
+    let mut client = Client::connect(gateway.port, "127.0.0.1").expect("connect");
+    assert!(client.greeting.starts_with("220"), "{}", client.greeting);
+    client.send("QUIT");
+    drop(silent);
+}

@@ -7,7 +7,7 @@
 //! and SpamAssassin, and learns the original client through XFORWARD.
 
 use mailgate_tests::amavis::Amavis;
-use mailgate_tests::{Backend, Clamd, Client, EICAR, Gateway, free_port, message};
+use mailgate_tests::{Backend, Clamd, Client, EICAR, Gateway, free_port, message, wait_for};
 
 /// The seeds' master.cf blocks, on this test's ports: seed 001's
 /// `smtp-amavis`, seed 003's `amavisfeed` and re-injection listener as
@@ -121,15 +121,19 @@ fn amavisd_new_scans_after_the_queue_and_mail_comes_back_through_the_reinjection
         "both Received headers of the gateway name the original client: {received:#?}"
     );
     // The re-injected copy was routed normally, not back to amavis: one
-    // delivery to amavis for this message, one to the backend.
-    let log = gateway.log();
+    // delivery to amavis for this message, one to the backend. amavis
+    // answers relay only after its re-injection was accepted, so relay's
+    // line for the first hop may come after the copy's delivery: waited for.
     let to_amavis = format!("127.0.0.1[127.0.0.1]:{}", amavis.port);
     let to_backend = format!("127.0.0.1[127.0.0.1]:{}", backend.port);
-    assert!(
-        log.lines()
-            .any(|l| l.contains(&first_id) && l.contains(&to_amavis) && l.contains("status=sent")),
-        "{log}"
-    );
+    wait_for("relay's line for the delivery to amavis", || {
+        gateway
+            .log()
+            .lines()
+            .any(|l| l.contains(&first_id) && l.contains(&to_amavis) && l.contains("status=sent"))
+            .then_some(())
+    });
+    let log = gateway.log();
     assert!(
         log.lines()
             .any(|l| l.contains(&to_backend) && l.contains("status=sent")),
